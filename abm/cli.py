@@ -1,0 +1,110 @@
+"""The ``tme`` command line: run, validate, info.
+
+User errors (config, backend, output directory) print one ``error:`` message
+on stderr and exit with status 2, without a traceback and without leaving a
+run directory behind.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+from pathlib import Path
+
+from abm import __version__
+from abm.config import Config, ConfigError, load_config
+from abm.io import RunDirectoryError
+from kernels.backend import BACKEND_NAMES, BackendError, get_backend, probe_cupy
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def _config_from_arguments(arguments: argparse.Namespace) -> Config:
+    overrides = list(arguments.set or [])
+    if getattr(arguments, "backend", None):
+        overrides.append(f"backend={arguments.backend}")
+    if getattr(arguments, "seed", None) is not None:
+        overrides.append(f"seed={arguments.seed}")
+    return load_config(arguments.config, overrides)
+
+
+def _command_run(arguments: argparse.Namespace) -> int:
+    from abm.run import run
+
+    config = _config_from_arguments(arguments)
+    summary = run(config, Path(arguments.out), progress=not arguments.quiet)
+    final = summary["final"]
+    print(
+        f"run complete: {arguments.out} ({summary['simulated_days']:g} days, {summary['backend']}, "
+        f"{summary['wall_seconds']:.1f} s); tumor cells {final['tumor_cells_total']}, "
+        f"equivalent diameter {final['equivalent_diameter_um']:.0f} um")
+    return 0
+
+
+def _command_validate(arguments: argparse.Namespace) -> int:
+    config = _config_from_arguments(arguments)
+    dims = "x".join(str(extent) for extent in config.lattice.shape)
+    print(
+        f"{arguments.config}: valid ({config.lattice.ndim}-D lattice {dims} at {config.lattice.dx_um:g} um, "
+        f"{config.time.duration_days:g} days in {config.time.total_steps} steps, "
+        f"{len(config.tumor.clones)} clone(s), fields: {', '.join(config.fields)})")
+    return 0
+
+
+def _command_info(arguments: argparse.Namespace) -> int:
+    import mesa
+    import numpy
+
+    print(f"tme-abm {__version__}")
+    print(f"python {platform.python_version()} ({sys.executable})")
+    print(f"numpy {numpy.__version__}; mesa {mesa.__version__}")
+    cupy, description = probe_cupy()
+    print(f"gpu: {'yes: ' + description if cupy is not None else 'no: ' + description}")
+    backend = get_backend("auto")
+    print(f"backend auto -> {backend.name} ({backend.reason})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tme", description="tme-abm: agent-based tumor microenvironment simulator")
+    parser.add_argument("--version", action="version", version=f"tme-abm {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def config_arguments(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("config", help="YAML config file")
+        sub.add_argument("--set", action="append", metavar="KEY=VALUE",
+                         help="override a config value by dotted key, e.g. time.duration_days=2 (repeatable)")
+        sub.add_argument("--backend", choices=BACKEND_NAMES, help="array backend (overrides the config)")
+        sub.add_argument("--seed", type=int, help="random seed (overrides the config)")
+
+    run_parser = commands.add_parser("run", help="run a config and write a run directory")
+    config_arguments(run_parser)
+    run_parser.add_argument("--out", required=True, help="run directory to create (must not hold files)")
+    run_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    run_parser.set_defaults(handler=_command_run)
+
+    validate_parser = commands.add_parser("validate", help="check a config without running it")
+    config_arguments(validate_parser)
+    validate_parser.set_defaults(handler=_command_validate)
+
+    info_parser = commands.add_parser("info", help="versions, backend choice and GPU status")
+    info_parser.set_defaults(handler=_command_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``tme`` console script; returns the exit status."""
+    arguments = build_parser().parse_args(argv)
+    try:
+        return arguments.handler(arguments)
+    except (ConfigError, BackendError, RunDirectoryError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("interrupted: the run directory holds the records up to the interruption", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,385 @@
+"""The config schema: what a YAML config may say, with units in every name.
+
+Every model forbids unknown keys. Defaults carry their literature source
+(see docs/config-reference.md and ../shared/reference/parameters.md):
+
+* [PCi] PhysiCell cancer-immune sample project (doi:10.1371/journal.pcbi.1005991)
+* [PCc] PhysiCell core defaults
+
+Values marked "assumption" have no literature source and are stated as such.
+Conversions to the units the kernels use happen here, once
+(:func:`field_parameters`, :func:`hypoxia_parameters`).
+"""
+from __future__ import annotations
+
+import math
+import typing
+from pathlib import Path
+from types import UnionType
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from kernels.diffusion import FieldParameters
+from kernels.tumor import HypoxiaParameters
+
+
+class ConfigError(ValueError):
+    """A config cannot be used; the message names the key and what is allowed."""
+
+
+class Strict(BaseModel):
+    """Base of every config section: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
+FaceName = Literal["x_min", "x_max", "y_min", "y_max", "z_min", "z_max"]
+FaceCondition = Literal["no_flux"] | NonNegativeFloat
+AXIS_OF_FACE = {"z": 0, "y": 1, "x": 2}
+
+
+class LatticeConfig(Strict):
+    """The voxel grid."""
+
+    shape: list[Annotated[int, Field(ge=3, le=4096)]] = Field(
+        description="voxels per axis: [ny, nx] for 2-D or [nz, ny, nx] for 3-D")
+    dx_um: PositiveFloat = Field(20.0, description="voxel edge, um, about one cell [PCi]")
+
+    @field_validator("shape")
+    @classmethod
+    def _two_or_three_axes(cls, shape: list[int]) -> list[int]:
+        if len(shape) not in (2, 3):
+            raise ValueError(f"must list 2 (2-D) or 3 (3-D) axis lengths, got {len(shape)}")
+        return shape
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def voxels(self) -> int:
+        return math.prod(self.shape)
+
+
+class TimeConfig(Strict):
+    """Cell step, run length and output cadences."""
+
+    dt_cell_h: PositiveFloat = Field(1.0, description="cell step, h (assumption; [IO] uses 6 h)")
+    duration_days: PositiveFloat = Field(description="simulated time, days")
+    record_every_h: PositiveFloat = Field(6.0, description="time-series cadence, h")
+    snapshot_every_h: PositiveFloat | None = Field(24.0, description="snapshot cadence, h; null for none")
+
+    def steps(self, hours: float, key: str) -> int:
+        """Whole number of cell steps in ``hours``; ConfigError naming ``key`` otherwise."""
+        ratio = hours / self.dt_cell_h
+        steps = round(ratio)
+        if steps < 1 or abs(ratio - steps) > 1e-9 * max(1.0, ratio):
+            raise ConfigError(f"time.{key}: {hours} h is not a whole number (>= 1) of cell steps of dt_cell_h = {self.dt_cell_h} h")
+        return steps
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps(self.duration_days * 24.0, "duration_days")
+
+
+class BoundaryConfig(Strict):
+    """Domain-face conditions: a number holds the face at that value, ``no_flux`` closes it."""
+
+    default: FaceCondition = Field("no_flux", description="condition of every face not listed in faces")
+    faces: dict[FaceName, FaceCondition] = Field(default_factory=dict, description="per-face conditions")
+
+
+class VesselExchangeConfig(Strict):
+    """Exchange between blood and tissue at vessel voxels: ``supply * (blood_level - u)``."""
+
+    supply_per_min: NonNegativeFloat = Field(description="exchange rate at a vessel voxel, 1/min")
+    blood_level: NonNegativeFloat = Field(description="level in blood, field units")
+
+
+class FieldConfig(Strict):
+    """One diffusible substrate."""
+
+    units: str = Field(description="units of the field's values, e.g. mmHg")
+    D_um2_per_min: NonNegativeFloat = Field(description="diffusion coefficient, um^2/min")
+    decay_per_min: NonNegativeFloat = Field(description="first-order decay, 1/min")
+    solver: Literal["steady", "transient"] = Field(
+        "transient", description="steady: equilibrium each cell step (fast substrates); transient: implicit time steps")
+    initial: NonNegativeFloat = Field(0.0, description="initial value everywhere, field units")
+    boundary: BoundaryConfig = Field(default_factory=BoundaryConfig)
+    uptake_per_min: dict[Literal["tumor"], NonNegativeFloat] = Field(
+        default_factory=dict, description="first-order uptake by a live cell filling a voxel, 1/min, per cell type")
+    vessel: VesselExchangeConfig | None = Field(None, description="exchange with blood at vessel voxels")
+    dtype: Literal["float32", "float64"] = Field("float32", description="storage precision of the field")
+
+
+def default_fields() -> dict[str, FieldConfig]:
+    """Oxygen with PhysiCell's values [PCi]: D 1e5 um^2/min, decay 0.1/min, uptake 10/min, 38 mmHg."""
+    return {
+        "oxygen": FieldConfig(
+            units="mmHg", D_um2_per_min=1.0e5, decay_per_min=0.1, solver="steady", initial=38.0,
+            boundary=BoundaryConfig(default=38.0), uptake_per_min={"tumor": 10.0},
+            vessel=VesselExchangeConfig(supply_per_min=10.0, blood_level=38.0)),
+    }
+
+
+class VesselConfig(Strict):
+    """Where vessels are. Vessel voxels hold no tumor cell."""
+
+    pattern: Literal["uniform", "none"] = Field("uniform", description="uniform: random voxels; none: no vessels")
+    density: Annotated[float, Field(ge=0, le=0.5)] = Field(
+        0.005, description="fraction of voxels that are vessel (assumption: about one per 100 um)")
+    keep_clear_um: NonNegativeFloat = Field(
+        0.0, description="no vessel within this distance of the domain centre, um (an avascular core)")
+
+
+class HypoxiaConfig(Strict):
+    """Oxygen thresholds of the tumor cell response [PCc]."""
+
+    quiescence_below_mmHg: NonNegativeFloat = Field(5.0, description="no proliferation below this [PCc]")
+    proliferation_saturation_mmHg: PositiveFloat = Field(
+        38.0, description="full division rate at or above this (assumption: the tissue boundary level)")
+    necrosis_threshold_mmHg: NonNegativeFloat = Field(5.0, description="necrosis starts below this [PCc]")
+    necrosis_max_mmHg: NonNegativeFloat = Field(2.5, description="maximum necrosis rate at or below this [PCc]")
+    necrosis_max_rate_per_h: PositiveFloat = Field(1.0 / 6.0, description="maximum necrosis rate, 1/h: 1/(6 h) [PCc]")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "HypoxiaConfig":
+        if not self.proliferation_saturation_mmHg > self.quiescence_below_mmHg:
+            raise ValueError("proliferation_saturation_mmHg must be above quiescence_below_mmHg")
+        if not self.necrosis_max_mmHg < self.necrosis_threshold_mmHg:
+            raise ValueError("necrosis_max_mmHg must be below necrosis_threshold_mmHg")
+        if self.necrosis_threshold_mmHg > self.quiescence_below_mmHg:
+            raise ValueError("necrosis_threshold_mmHg must not be above quiescence_below_mmHg (cells stop dividing before they die of hypoxia)")
+        return self
+
+
+class CloneConfig(Strict):
+    """A founding tumor subclone and its heritable traits."""
+
+    name: Annotated[str, Field(min_length=1)]
+    fraction: Annotated[float, Field(gt=0, le=1)] = Field(1.0, description="share of the initial cells")
+    cycle_time_h: PositiveFloat = Field(23.1, description="mean time between divisions in full oxygen, h: 0.00072/min [PCi]")
+    apoptosis_per_h: NonNegativeFloat = Field(5.31667e-5 * 60.0, description="apoptosis rate, 1/h: 5.31667e-5/min [PCc]")
+
+
+class InitialTumorConfig(Strict):
+    """The seed cluster: a ball (3-D) or disc (2-D) of tumor cells."""
+
+    radius_um: PositiveFloat = Field(60.0, description="radius of the seed cluster, um")
+    center_um: list[float] | None = Field(None, description="centre in um from the low corner, axis order of lattice.shape; default: the domain centre")
+
+
+class TumorConfig(Strict):
+    """Tumor cells: seed cluster, oxygen response, death and clones."""
+
+    initial: InitialTumorConfig = Field(default_factory=InitialTumorConfig)
+    hypoxia: HypoxiaConfig = Field(default_factory=HypoxiaConfig)
+    apoptotic_duration_h: PositiveFloat = Field(516.0 / 60.0, description="apoptosis to removal, h: 516 min [PCc]")
+    necrotic_clearance_per_h: NonNegativeFloat = Field(
+        0.0, description="removal rate of necrotic cells, 1/h (assumption: debris stays, which forms the necrotic core)")
+    clones: list[CloneConfig] = Field(default_factory=lambda: [CloneConfig(name="parental")], min_length=1)
+
+    @field_validator("clones")
+    @classmethod
+    def _clones_consistent(cls, clones: list[CloneConfig]) -> list[CloneConfig]:
+        names = [clone.name for clone in clones]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"clone names must be unique; repeated: {', '.join(duplicates)}")
+        total = sum(clone.fraction for clone in clones)
+        if abs(total - 1.0) > 1e-6:
+            raise ValueError(f"clone fractions must add up to 1, they add up to {total:g}")
+        return clones
+
+
+class Config(Strict):
+    """A whole simulation."""
+
+    seed: Annotated[int, Field(ge=0, lt=2**63)] = Field(1, description="seeds Mesa's model.rng and every draw")
+    backend: Literal["auto", "numpy", "cupy"] = Field("auto", description="array backend")
+    lattice: LatticeConfig
+    time: TimeConfig
+    fields: dict[str, FieldConfig] = Field(default_factory=default_fields)
+    vessels: VesselConfig = Field(default_factory=VesselConfig)
+    tumor: TumorConfig = Field(default_factory=TumorConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Config":
+        if "oxygen" not in self.fields:
+            raise ValueError("fields: an 'oxygen' field is required (tumor cells respond to it)")
+        for name, field in self.fields.items():
+            for face in field.boundary.faces:
+                if self.lattice.ndim == 2 and face.startswith("z"):
+                    raise ValueError(f"fields.{name}.boundary.faces.{face}: a 2-D lattice has no z faces; allowed: x_min, x_max, y_min, y_max")
+        center = self.tumor.initial.center_um
+        if center is not None and len(center) != self.lattice.ndim:
+            raise ValueError(f"tumor.initial.center_um: needs {self.lattice.ndim} values (one per lattice axis), got {len(center)}")
+        return self
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def _format_location(location: tuple[Any, ...]) -> str:
+    return ".".join(str(part) for part in location) or "(top level)"
+
+
+def _allowed_keys(location: tuple[Any, ...]) -> list[str] | None:
+    """Keys allowed in the config section at ``location``, or None if it is no section."""
+    node: Any = Config
+    for part in location:
+        if typing.get_origin(node) in (list, dict):
+            node = typing.get_args(node)[-1]
+        elif isinstance(node, type) and issubclass(node, BaseModel) and part in node.model_fields:
+            node = node.model_fields[part].annotation
+        else:
+            return None
+        for member in typing.get_args(node) if typing.get_origin(node) in (Union, UnionType) else ():
+            if isinstance(member, type) and issubclass(member, BaseModel):
+                node = member
+    if isinstance(node, type) and issubclass(node, BaseModel):
+        return list(node.model_fields)
+    return None
+
+
+def _describe_errors(error: ValidationError) -> str:
+    lines = []
+    for item in error.errors():
+        location = tuple(item["loc"])
+        key = _format_location(location)
+        if item["type"] == "extra_forbidden":
+            allowed = _allowed_keys(location[:-1])
+            hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
+            lines.append(f"{key}: unknown key{hint}")
+            continue
+        message = item["msg"]
+        if message.startswith("Value error, "):
+            message = message[len("Value error, "):]
+        shown = item.get("input")
+        got = "" if item["type"] == "missing" or isinstance(shown, dict) else f" (got {shown!r})"
+        lines.append(f"{key}: {message}{got}")
+    return "\n  ".join(lines)
+
+
+def apply_override(raw: dict[str, Any], assignment: str) -> None:
+    """Apply one ``dotted.key=value`` override to a raw config mapping, in place.
+
+    The value is read as YAML (``3``, ``0.5``, ``[64, 64]``, ``no_flux``).
+    A number in the path indexes a list (``tumor.clones.0.cycle_time_h=20``).
+    """
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected dotted.key=value")
+    dotted, text = assignment.split("=", 1)
+    parts = dotted.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"--set {assignment!r}: empty part in key {dotted!r}")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--set {dotted}: value {text!r} is not valid YAML ({exc})") from None
+    node: Any = raw
+    for depth, part in enumerate(parts[:-1]):
+        where = ".".join(parts[: depth + 1])
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"--set {dotted}: {where} is not an index of a list of {len(node)}")
+            node = node[int(part)]
+        elif isinstance(node, dict):
+            node = node.setdefault(part, {})
+        else:
+            raise ConfigError(f"--set {dotted}: {where} is a value, not a section")
+    last = parts[-1]
+    if isinstance(node, list):
+        if not last.isdigit() or int(last) >= len(node):
+            raise ConfigError(f"--set {dotted}: {last} is not an index of a list of {len(node)}")
+        node[int(last)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise ConfigError(f"--set {dotted}: {'.'.join(parts[:-1])} is a value, not a section")
+
+
+def parse_config(raw: Any, origin: str = "config") -> Config:
+    """Validate a raw mapping (as read from YAML) into a :class:`Config`."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{origin}: the top level must be a mapping of keys, got {type(raw).__name__}")
+    try:
+        config = Config.model_validate(raw)
+        config.time.total_steps  # noqa: B018 - checks that durations are whole steps
+        config.time.steps(config.time.record_every_h, "record_every_h")
+        if config.time.snapshot_every_h is not None:
+            config.time.steps(config.time.snapshot_every_h, "snapshot_every_h")
+    except ValidationError as exc:
+        raise ConfigError(f"{origin}: invalid config:\n  {_describe_errors(exc)}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{origin}: invalid config:\n  {exc}") from None
+    return config
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read, override and validate a YAML config.
+
+    Args:
+        path: the YAML file.
+        overrides: ``dotted.key=value`` strings applied before validation.
+
+    Raises:
+        ConfigError: missing file, YAML that does not parse, or an invalid value.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{path}: YAML does not parse{where}: {problem}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
+    if raw is None:
+        raw = {}
+    if isinstance(raw, dict):
+        for assignment in overrides:
+            apply_override(raw, assignment)
+    return parse_config(raw, str(path))
+
+
+def to_yaml(config: Config, extra: dict[str, Any] | None = None) -> str:
+    """The resolved config as YAML (every default filled in), with ``extra`` keys first."""
+    data = dict(extra or {})
+    data.update(config.model_dump(mode="json"))
+    return yaml.safe_dump(data, sort_keys=False)
+
+
+# --------------------------------------------------------------------------- unit conversion
+
+
+def field_parameters(config: Config, name: str) -> FieldParameters:
+    """Kernel parameters of field ``name`` on this lattice (faces per array axis)."""
+    field = config.fields[name]
+    axes = "zyx"[3 - config.lattice.ndim:]
+
+    def condition(face: str) -> float | None:
+        value = field.boundary.faces.get(face, field.boundary.default)  # type: ignore[arg-type]
+        return None if value == "no_flux" else float(value)
+
+    faces = tuple((condition(f"{axis}_min"), condition(f"{axis}_max")) for axis in axes)
+    return FieldParameters(field.D_um2_per_min, field.decay_per_min, config.lattice.dx_um, faces)
+
+
+def hypoxia_parameters(config: Config) -> HypoxiaParameters:
+    """Kernel parameters of the tumor's oxygen response."""
+    hypoxia = config.tumor.hypoxia
+    return HypoxiaParameters(
+        quiescence_below_mmHg=hypoxia.quiescence_below_mmHg,
+        proliferation_saturation_mmHg=hypoxia.proliferation_saturation_mmHg,
+        necrosis_threshold_mmHg=hypoxia.necrosis_threshold_mmHg,
+        necrosis_max_mmHg=hypoxia.necrosis_max_mmHg,
+        necrosis_max_rate_per_h=hypoxia.necrosis_max_rate_per_h,
+    )

@@ -1,0 +1,113 @@
+"""The rules of one cell step, in order.
+
+A rule is a function ``rule(model) -> None`` that reads the model's lattice
+state and parameters, calls pure kernels, and stores the new arrays. The
+model runs :data:`DEFAULT_RULES` in order each cell step; later capabilities
+(immune cells, drugs) add rules at their place in this tuple.
+
+Random streams: each rule draws from its own stream ids (``STREAM_*``), so a
+new rule never shifts the numbers another rule sees.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable
+
+from kernels import diffusion, tumor
+from kernels.random import uniform
+
+if TYPE_CHECKING:
+    from abm.model import TumorModel
+
+STREAM_NECROSIS = 1
+STREAM_APOPTOSIS = 2
+STREAM_CLEARANCE = 3
+STREAM_DIVISION = 4
+STREAM_DIRECTION = 5
+STREAM_PRIORITY = 6
+STREAM_SETUP_VESSELS = 101
+STREAM_SETUP_CLONES = 102
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A named step of the model."""
+
+    name: str
+    apply: Callable[["TumorModel"], None]
+
+
+def _draw(model: "TumorModel", stream: int):
+    return uniform(model.xp, model.random_key, model.cell_step, stream, model.state.voxel_index)
+
+
+def solve_fields(model: "TumorModel") -> None:
+    """Bring every field to the current step: steady-state solve or one implicit step."""
+    xp, state, config = model.xp, model.state, model.config
+    live = state.live_tumor()
+    for name, field in config.fields.items():
+        sink = xp.zeros(state.shape, dtype=xp.float64)
+        source = 0.0
+        if "tumor" in field.uptake_per_min:
+            sink += field.uptake_per_min["tumor"] * live
+        if field.vessel is not None:
+            sink += field.vessel.supply_per_min * state.vessel
+            source = field.vessel.supply_per_min * field.vessel.blood_level * state.vessel
+        parameters = model.field_parameters[name]
+        if field.solver == "steady":
+            state.fields[name], iterations = diffusion.steady_state(
+                xp, state.fields[name], parameters, sink, source)
+            model.solver_iterations[name] = iterations
+        else:
+            state.fields[name] = diffusion.implicit_step(
+                xp, state.fields[name], model.dt_h * 60.0, parameters, sink, source)
+
+
+def tumor_oxygen_response(model: "TumorModel") -> None:
+    """Cycling or quiescent by local oxygen; necrosis in hypoxia."""
+    state = model.state
+    state.cell_state, state.state_age_h = tumor.oxygen_response(
+        model.xp, state.clone, state.cell_state, state.state_age_h, state.fields["oxygen"],
+        model.hypoxia, model.dt_h, _draw(model, STREAM_NECROSIS))
+
+
+def tumor_death(model: "TumorModel") -> None:
+    """Apoptosis, removal of apoptotic cells, clearance of necrotic cells."""
+    state, config = model.state, model.config
+    state.clone, state.cell_state, state.state_age_h = tumor.death(
+        model.xp, state.clone, state.cell_state, state.state_age_h,
+        model.clone_traits["apoptosis_per_h"], config.tumor.apoptotic_duration_h,
+        config.tumor.necrotic_clearance_per_h, model.dt_h,
+        _draw(model, STREAM_APOPTOSIS), _draw(model, STREAM_CLEARANCE))
+
+
+def tumor_division(model: "TumorModel") -> None:
+    """Cycling cells divide into a free Moore neighbour; conflicts go by random priority."""
+    xp, state = model.xp, model.state
+    p_divide = tumor.division_probability(
+        xp, state.clone, state.cell_state, state.fields["oxygen"],
+        model.clone_traits["division_rate_per_h"], model.hypoxia, model.dt_h)
+    dividing = _draw(model, STREAM_DIVISION) < p_divide
+    free = (state.clone < 0) & ~state.vessel
+    source_direction, mother_won = tumor.place_daughters(
+        xp, dividing, free, model.offsets, _draw(model, STREAM_DIRECTION), _draw(model, STREAM_PRIORITY))
+    born = source_direction >= 0
+    state.clone = tumor.copy_from_mothers(xp, state.clone, source_direction, model.offsets)
+    state.cell_state = xp.where(born, tumor.CYCLING, state.cell_state).astype(state.cell_state.dtype)
+    state.state_age_h = xp.where(born | mother_won, 0.0, state.state_age_h).astype(state.state_age_h.dtype)
+
+
+def advance_clocks(model: "TumorModel") -> None:
+    """Age every tumor cell by one cell step."""
+    state = model.state
+    aged = state.state_age_h + state.state_age_h.dtype.type(model.dt_h)
+    state.state_age_h = model.xp.where(state.clone >= 0, aged, state.state_age_h)
+
+
+DEFAULT_RULES: tuple[Rule, ...] = (
+    Rule("fields", solve_fields),
+    Rule("tumor_oxygen_response", tumor_oxygen_response),
+    Rule("tumor_death", tumor_death),
+    Rule("tumor_division", tumor_division),
+    Rule("advance_clocks", advance_clocks),
+)

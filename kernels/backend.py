@@ -1,0 +1,114 @@
+"""Choice of the array module (NumPy on the CPU, CuPy on a GPU).
+
+This is the only module of the project that imports CuPy. Every other module
+receives the chosen module as ``xp`` and writes its arithmetic once.
+
+* ``auto``: CuPy when it imports, sees a GPU and runs a small kernel; NumPy
+  otherwise, with the reason recorded in :attr:`Backend.reason`.
+* ``numpy``: always NumPy.
+* ``cupy``: CuPy or a :class:`BackendError` that says why it cannot be used;
+  never a silent fallback.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+BACKEND_NAMES = ("auto", "numpy", "cupy")
+
+
+class BackendError(RuntimeError):
+    """The requested array backend cannot be used on this machine."""
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The array module in use and why it was chosen.
+
+    Attributes:
+        name: ``"numpy"`` or ``"cupy"``.
+        xp: the array module itself.
+        reason: one sentence on why this backend was chosen.
+        device: a human-readable name of the device the arrays live on.
+    """
+
+    name: str
+    xp: ModuleType
+    reason: str
+    device: str
+
+    def to_host(self, array: Any) -> np.ndarray:
+        """Copy ``array`` to a NumPy array on the host (no copy for NumPy input)."""
+        if self.name == "cupy":
+            return self.xp.asnumpy(array)
+        return np.asarray(array)
+
+    def free_memory_bytes(self) -> int:
+        """Bytes of memory available for new arrays on this backend's device."""
+        if self.name == "cupy":
+            free, _total = self.xp.cuda.runtime.memGetInfo()
+            return int(free)
+        return host_available_memory_bytes()
+
+
+def host_available_memory_bytes() -> int:
+    """Available host memory in bytes (``MemAvailable`` of /proc/meminfo, else total RAM)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as handle:
+            for line in handle:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    import os
+
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def probe_cupy() -> tuple[ModuleType | None, str]:
+    """Try to import CuPy and run one small kernel on the current GPU.
+
+    Returns:
+        ``(cupy_module, description)`` when CuPy works, else ``(None, reason)``.
+    """
+    try:
+        import cupy  # the one CuPy import of the project
+    except Exception as exc:  # ImportError, or a broken CUDA install raising anything
+        return None, f"CuPy is not importable ({type(exc).__name__}: {exc}); install the 'gpu' extra"
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        return None, f"CuPy sees no usable CUDA driver ({type(exc).__name__}: {exc})"
+    if count < 1:
+        return None, "CuPy found no GPU"
+    try:
+        check = cupy.arange(4, dtype=cupy.float32).sum().item()
+    except Exception as exc:
+        return None, f"CuPy could not run a kernel on the GPU ({type(exc).__name__}: {exc})"
+    if check != 6.0:
+        return None, "CuPy ran a test kernel but returned a wrong result"
+    props = cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)
+    name = props["name"].decode() if isinstance(props["name"], bytes) else str(props["name"])
+    return cupy, f"GPU {cupy.cuda.Device().id}: {name} (CuPy {cupy.__version__})"
+
+
+def get_backend(name: str = "auto") -> Backend:
+    """Return the backend called ``name`` (``auto``, ``numpy`` or ``cupy``).
+
+    Raises:
+        BackendError: ``name`` is unknown, or ``cupy`` was asked for and cannot run.
+    """
+    if name not in BACKEND_NAMES:
+        raise BackendError(f"backend: unknown backend {name!r}; allowed: {', '.join(BACKEND_NAMES)}")
+    if name == "numpy":
+        return Backend("numpy", np, "asked for numpy", "CPU")
+    cupy, description = probe_cupy()
+    if cupy is not None:
+        reason = "asked for cupy" if name == "cupy" else "auto: a working GPU was found"
+        return Backend("cupy", cupy, reason, description)
+    if name == "cupy":
+        raise BackendError(f"backend: cupy was asked for but cannot be used: {description}")
+    return Backend("numpy", np, f"auto: no GPU backend, using numpy ({description})", "CPU")

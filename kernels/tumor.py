@@ -1,0 +1,192 @@
+"""Tumor cell rules as whole-grid kernels.
+
+Per-voxel tumor state (arrays of the lattice shape):
+
+* ``clone``: ``int32``, index of the cell's subclone agent, ``-1`` for no tumor cell.
+* ``cell_state``: ``int8``, one of :data:`CYCLING`, :data:`QUIESCENT`,
+  :data:`APOPTOTIC`, :data:`NECROTIC` (meaningless where ``clone == -1``).
+* ``state_age_h``: ``float32``, hours since the cell entered its state.
+
+Per-clone traits are 1-D arrays indexed by clone (gathered with ``trait[clone]``).
+Every probability comes from a rate as ``1 - exp(-rate * dt)`` and every draw
+from :mod:`kernels.random`, so results do not depend on backend or order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from kernels.lattice import shifted
+
+CYCLING = 0
+QUIESCENT = 1
+APOPTOTIC = 2
+NECROTIC = 3
+STATE_NAMES = ("cycling", "quiescent", "apoptotic", "necrotic")
+
+
+@dataclass(frozen=True)
+class HypoxiaParameters:
+    """Oxygen thresholds of the tumor cell response (mmHg) and the necrosis rate.
+
+    Attributes:
+        quiescence_below_mmHg: live cells below this are quiescent, above it cycling.
+        proliferation_saturation_mmHg: division runs at the full rate at or above this.
+        necrosis_threshold_mmHg: necrosis starts below this.
+        necrosis_max_mmHg: necrosis reaches its maximum rate at or below this.
+        necrosis_max_rate_per_h: maximum necrosis rate, 1/h.
+    """
+
+    quiescence_below_mmHg: float
+    proliferation_saturation_mmHg: float
+    necrosis_threshold_mmHg: float
+    necrosis_max_mmHg: float
+    necrosis_max_rate_per_h: float
+
+
+def probability(xp: ModuleType, rate_per_h: Any, dt_h: float) -> Any:
+    """Per-step event probability ``1 - exp(-rate * dt)`` (rate in 1/h, dt in h)."""
+    return -xp.expm1(-rate_per_h * dt_h)
+
+
+def _ramp(xp: ModuleType, value: Any, zero_at: float, one_at: float) -> Any:
+    """Linear ramp clipped to [0, 1]: 0 at ``zero_at``, 1 at ``one_at`` (either order, never equal)."""
+    return xp.clip((value - zero_at) / (one_at - zero_at), 0.0, 1.0)
+
+
+def oxygen_response(
+    xp: ModuleType, clone: Any, cell_state: Any, state_age_h: Any, oxygen_mmHg: Any,
+    hypoxia: HypoxiaParameters, dt_h: float, draw_necrosis: Any,
+) -> tuple[Any, Any]:
+    """Switch live cells between cycling and quiescent by oxygen, and start necrosis.
+
+    Args:
+        clone, cell_state, state_age_h: tumor state arrays (see module doc).
+        oxygen_mmHg: oxygen field, lattice shape.
+        hypoxia: thresholds and the necrosis rate.
+        dt_h: cell step in hours.
+        draw_necrosis: uniform [0, 1) draws, lattice shape.
+
+    Returns:
+        ``(cell_state, state_age_h)``, new arrays.
+    """
+    live = (clone >= 0) & ((cell_state == CYCLING) | (cell_state == QUIESCENT))
+    hypoxic = oxygen_mmHg < hypoxia.quiescence_below_mmHg
+    target = xp.where(hypoxic, QUIESCENT, CYCLING).astype(cell_state.dtype)
+    switched = live & (target != cell_state)
+    necrosis_rate = hypoxia.necrosis_max_rate_per_h * _ramp(
+        xp, oxygen_mmHg, hypoxia.necrosis_threshold_mmHg, hypoxia.necrosis_max_mmHg)
+    necrotic = live & (draw_necrosis < probability(xp, necrosis_rate, dt_h))
+    new_state = xp.where(live, target, cell_state)
+    new_state = xp.where(necrotic, NECROTIC, new_state).astype(cell_state.dtype)
+    new_age = xp.where(switched | necrotic, 0.0, state_age_h).astype(state_age_h.dtype)
+    return new_state, new_age
+
+
+def death(
+    xp: ModuleType, clone: Any, cell_state: Any, state_age_h: Any,
+    apoptosis_rate_per_h: Any, apoptotic_duration_h: float, necrotic_clearance_per_h: float,
+    dt_h: float, draw_apoptosis: Any, draw_clearance: Any,
+) -> tuple[Any, Any, Any]:
+    """Start apoptosis in live cells, remove finished apoptotic cells, clear necrotic debris.
+
+    Args:
+        clone, cell_state, state_age_h: tumor state arrays.
+        apoptosis_rate_per_h: per-clone apoptosis rate, shape ``(n_clones,)``, 1/h.
+        apoptotic_duration_h: time from the start of apoptosis to removal, h.
+        necrotic_clearance_per_h: rate at which necrotic cells are removed, 1/h.
+        dt_h: cell step, h.
+        draw_apoptosis, draw_clearance: uniform [0, 1) draws, lattice shape.
+
+    Returns:
+        ``(clone, cell_state, state_age_h)``, new arrays.
+    """
+    occupied = clone >= 0
+    live = occupied & ((cell_state == CYCLING) | (cell_state == QUIESCENT))
+    rate = apoptosis_rate_per_h[xp.maximum(clone, 0)]
+    starts = live & (draw_apoptosis < probability(xp, rate, dt_h))
+    finished = occupied & (cell_state == APOPTOTIC) & (state_age_h >= apoptotic_duration_h)
+    cleared = occupied & (cell_state == NECROTIC) & (draw_clearance < probability(xp, necrotic_clearance_per_h, dt_h))
+    removed = finished | cleared
+    new_clone = xp.where(removed, -1, clone).astype(clone.dtype)
+    new_state = xp.where(starts, APOPTOTIC, cell_state)
+    new_state = xp.where(removed, CYCLING, new_state).astype(cell_state.dtype)
+    new_age = xp.where(starts | removed, 0.0, state_age_h).astype(state_age_h.dtype)
+    return new_clone, new_state, new_age
+
+
+def division_probability(
+    xp: ModuleType, clone: Any, cell_state: Any, oxygen_mmHg: Any,
+    division_rate_per_h: Any, hypoxia: HypoxiaParameters, dt_h: float,
+) -> Any:
+    """Per-step division probability of each voxel (0 where no cycling cell).
+
+    The rate is the clone's division rate times a linear oxygen factor, 0 at
+    ``quiescence_below_mmHg`` and 1 at ``proliferation_saturation_mmHg``.
+
+    Returns:
+        ``float64`` array, lattice shape.
+    """
+    cycling = (clone >= 0) & (cell_state == CYCLING)
+    oxygen_factor = _ramp(xp, oxygen_mmHg, hypoxia.quiescence_below_mmHg, hypoxia.proliferation_saturation_mmHg)
+    rate = division_rate_per_h[xp.maximum(clone, 0)] * oxygen_factor
+    return xp.where(cycling, probability(xp, rate, dt_h), 0.0)
+
+
+def place_daughters(
+    xp: ModuleType, dividing: Any, free: Any, offsets: list[tuple[int, ...]],
+    draw_direction: Any, draw_priority: Any,
+) -> tuple[Any, Any]:
+    """Choose a free Moore neighbour for each dividing cell and resolve conflicts.
+
+    Each dividing cell picks one of its free neighbours uniformly. When several
+    cells pick the same voxel, the one with the highest priority draw wins; the
+    others do not divide this step. The result does not depend on the order in
+    which voxels or directions are visited.
+
+    Args:
+        dividing: bool, lattice shape: cells that attempt to divide.
+        free: bool, lattice shape: voxels a daughter may occupy.
+        offsets: the neighbourhood (see :func:`kernels.lattice.moore_offsets`).
+        draw_direction, draw_priority: uniform [0, 1) draws, lattice shape.
+
+    Returns:
+        ``(source_direction, mother_won)``: ``source_direction`` is ``int8``,
+        at each voxel that receives a daughter the index ``k`` of the offset
+        such that the mother sits at ``voxel - offsets[k]``, else -1;
+        ``mother_won`` is bool, True at mothers whose daughter was placed.
+    """
+    free_neighbour = [shifted(xp, free, offset, False) for offset in offsets]
+    free_count = xp.zeros(dividing.shape, dtype=xp.int32)
+    for neighbour in free_neighbour:
+        free_count += neighbour
+    wants = dividing & (free_count > 0)
+    rank = xp.floor(draw_direction * free_count).astype(xp.int32)
+    choice = xp.full(dividing.shape, -1, dtype=xp.int8)
+    seen = xp.zeros(dividing.shape, dtype=xp.int32)
+    for k, neighbour in enumerate(free_neighbour):
+        choice = xp.where(wants & neighbour & (seen == rank), k, choice).astype(xp.int8)
+        seen += neighbour
+    best_priority = xp.full(dividing.shape, -1.0, dtype=xp.float64)
+    source_direction = xp.full(dividing.shape, -1, dtype=xp.int8)
+    for k, offset in enumerate(offsets):
+        back = tuple(-step for step in offset)
+        claim = free & (shifted(xp, choice, back, -1) == k)
+        priority = shifted(xp, draw_priority, back, -1.0)
+        better = claim & (priority > best_priority)
+        best_priority = xp.where(better, priority, best_priority)
+        source_direction = xp.where(better, k, source_direction).astype(xp.int8)
+    mother_won = xp.zeros(dividing.shape, dtype=bool)
+    for k, offset in enumerate(offsets):
+        mother_won |= (choice == k) & (shifted(xp, source_direction, offset, -1) == k)
+    return source_direction, mother_won
+
+
+def copy_from_mothers(xp: ModuleType, values: Any, source_direction: Any, offsets: list[tuple[int, ...]]) -> Any:
+    """At each voxel receiving a daughter, the mother's entry of ``values``; elsewhere ``values``."""
+    out = values.copy()
+    for k, offset in enumerate(offsets):
+        back = tuple(-step for step in offset)
+        out = xp.where(source_direction == k, shifted(xp, values, back, 0), out)
+    return out.astype(values.dtype)
