@@ -344,7 +344,11 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise ConfigError(f"{path}: not a UTF-8 text file") from None
     if raw is None:
         raw = {}
-    if isinstance(raw, dict):
+    if isinstance(raw, dict) and overrides:
+        try:  # override the resolved config, so --set reaches defaults the file leaves out
+            raw = Config.model_validate(raw).model_dump(mode="json")
+        except ValidationError:
+            pass  # the overrides may be what makes it valid; parse_config reports what is left
         for assignment in overrides:
             apply_override(raw, assignment)
     return parse_config(raw, str(path))

@@ -1,0 +1,124 @@
+"""Tumor kernels: oxygen response, death, division and conflict resolution."""
+from __future__ import annotations
+
+import numpy as np
+
+from kernels import tumor
+from kernels.lattice import moore_offsets
+from kernels.random import uniform, voxel_index
+from tests.conftest import to_host
+
+HYPOXIA = tumor.HypoxiaParameters(
+    quiescence_below_mmHg=5.0, proliferation_saturation_mmHg=38.0,
+    necrosis_threshold_mmHg=5.0, necrosis_max_mmHg=2.5, necrosis_max_rate_per_h=1 / 6)
+
+
+def draws(xp, shape, stream, step=0):
+    return uniform(xp, 11, step, stream, voxel_index(xp, shape))
+
+
+def full_tumor(xp, shape):
+    return (xp.zeros(shape, dtype=xp.int32), xp.full(shape, tumor.CYCLING, dtype=xp.int8),
+            xp.zeros(shape, dtype=xp.float32))
+
+
+def test_oxygen_response_thresholds(xp):
+    shape = (200, 200)
+    clone, state, age = full_tumor(xp, shape)
+    oxygen = xp.full(shape, 4.0)
+    oxygen[:100] = 20.0
+    oxygen[150:] = 1.0  # at or below necrosis_max: full necrosis rate
+    new_state, new_age = tumor.oxygen_response(xp, clone, state, age, oxygen, HYPOXIA, 1.0, draws(xp, shape, 1))
+    new_state = to_host(new_state)
+    assert (new_state[:100] == tumor.CYCLING).all()
+    assert set(np.unique(new_state[100:150])) <= {tumor.QUIESCENT, tumor.NECROTIC}
+    necrotic_fraction = (new_state[150:] == tumor.NECROTIC).mean()
+    expected = 1 - np.exp(-1 / 6)
+    assert abs(necrotic_fraction - expected) < 4 * np.sqrt(expected * (1 - expected) / new_state[150:].size)
+    # between 2.5 and 5 mmHg the rate ramps: fewer deaths than at full rate
+    assert (new_state[100:150] == tumor.NECROTIC).mean() < necrotic_fraction
+    assert (to_host(new_age)[new_state == tumor.NECROTIC] == 0).all()
+
+
+def test_empty_voxels_never_change_state(xp):
+    shape = (30, 30)
+    clone = xp.full(shape, -1, dtype=xp.int32)
+    state = xp.full(shape, tumor.CYCLING, dtype=xp.int8)
+    age = xp.zeros(shape, dtype=xp.float32)
+    new_state, _ = tumor.oxygen_response(xp, clone, state, age, xp.zeros(shape), HYPOXIA, 1.0, draws(xp, shape, 1))
+    assert (to_host(new_state) == tumor.CYCLING).all()
+
+
+def test_apoptosis_rate_and_removal_after_duration(xp):
+    shape = (300, 300)
+    clone, state, age = full_tumor(xp, shape)
+    rate = xp.asarray([0.05])
+    new_clone, new_state, _ = tumor.death(xp, clone, state, age, rate, 8.6, 0.0, 1.0,
+                                          draws(xp, shape, 2), draws(xp, shape, 3))
+    fraction = (to_host(new_state) == tumor.APOPTOTIC).mean()
+    expected = 1 - np.exp(-0.05)
+    assert abs(fraction - expected) < 4 * np.sqrt(expected * (1 - expected) / (300 * 300))
+    assert (to_host(new_clone) == 0).all()  # nobody removed in the step apoptosis starts
+    apoptotic = xp.full(shape, tumor.APOPTOTIC, dtype=xp.int8)
+    old = xp.full(shape, 9.0, dtype=xp.float32)
+    old[:150] = 5.0
+    removed_clone, _, _ = tumor.death(xp, clone, apoptotic, old, rate, 8.6, 0.0, 1.0,
+                                      draws(xp, shape, 2), draws(xp, shape, 3))
+    removed_clone = to_host(removed_clone)
+    assert (removed_clone[150:] == -1).all() and (removed_clone[:150] == 0).all()
+
+
+def test_division_probability_follows_oxygen(xp):
+    oxygen = xp.asarray([[0.0, 5.0, 21.5, 38.0, 60.0]])
+    clone, state, _ = full_tumor(xp, oxygen.shape)
+    p = to_host(tumor.division_probability(xp, clone, state, oxygen, xp.asarray([0.1]), HYPOXIA, 1.0))
+    full = 1 - np.exp(-0.1)
+    np.testing.assert_allclose(p[0], [0.0, 0.0, 1 - np.exp(-0.05), full, full], rtol=1e-12)
+    state[...] = tumor.QUIESCENT
+    assert (to_host(tumor.division_probability(xp, clone, state, oxygen, xp.asarray([0.1]), HYPOXIA, 1.0)) == 0).all()
+
+
+def run_division(xp, shape, occupied_fraction, step):
+    offsets = moore_offsets(len(shape))
+    occupied = draws(xp, shape, 9, step) < occupied_fraction
+    dividing = occupied & (draws(xp, shape, 10, step) < 0.7)
+    free = ~occupied
+    source, won = tumor.place_daughters(xp, dividing, free, offsets, draws(xp, shape, 5, step), draws(xp, shape, 6, step))
+    return offsets, to_host(occupied), to_host(dividing), to_host(source), to_host(won)
+
+
+def test_every_daughter_has_one_winning_dividing_mother_in_a_free_voxel(xp):
+    for shape in ((40, 40), (12, 13, 14)):
+        for step in range(3):
+            offsets, occupied, dividing, source, won = run_division(xp, shape, 0.5, step)
+            born = source >= 0
+            assert born.sum() == won.sum() > 0
+            assert not occupied[born].any()
+            assert (dividing[won]).all()
+            mothers = set()
+            for position in zip(*np.nonzero(born)):
+                offset = offsets[source[position]]
+                mother = tuple(p - o for p, o in zip(position, offset))
+                assert all(0 <= m < n for m, n in zip(mother, shape))
+                assert won[mother]
+                mothers.add(mother)
+            assert len(mothers) == born.sum()  # one daughter per mother
+
+
+def test_division_result_does_not_depend_on_backend(xp):
+    numpy_result = run_division(np, (10, 11, 12), 0.6, 1)
+    backend_result = run_division(xp, (10, 11, 12), 0.6, 1)
+    for a, b in zip(numpy_result[1:], backend_result[1:]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_copy_from_mothers_copies_the_mother_value(xp):
+    shape = (20, 20)
+    offsets, occupied, dividing, source, _ = run_division(xp, shape, 0.4, 0)
+    values = np.arange(400, dtype=np.int32).reshape(shape)
+    copied = to_host(tumor.copy_from_mothers(xp, xp.asarray(values), xp.asarray(source), offsets))
+    for position in zip(*np.nonzero(source >= 0)):
+        mother = tuple(p - o for p, o in zip(position, offsets[source[position]]))
+        assert copied[position] == values[mother]
+    untouched = source < 0
+    np.testing.assert_array_equal(copied[untouched], values[untouched])
