@@ -1,0 +1,116 @@
+"""Generate docs/config-reference.md from the config schema.
+
+Run ``python -m abm.reference > docs/config-reference.md`` after changing
+:mod:`abm.config`; tests/test_reference.py fails while the committed file
+and the schema disagree, so the reference cannot drift from the code.
+"""
+from __future__ import annotations
+
+import typing
+from types import UnionType
+from typing import Any, Union
+
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
+
+from abm.config import Config
+
+HEADER = """# Config reference
+
+Generated from the schema in `abm/config.py` by `python -m abm.reference`; do
+not edit by hand. Every section forbids unknown keys. Units are in the key
+names. Sources: [PCi] PhysiCell cancer-immune sample project
+(doi:10.1371/journal.pcbi.1005991); [PCc] PhysiCell core defaults; [IO]
+SPQSP_IO NSCLC parameters. "assumption" marks a value with no literature
+source. The full list of literature values is in docs/model.md.
+"""
+
+
+def _sections(annotation: Any) -> list[type[BaseModel]]:
+    """Config section classes reachable through an annotation (lists, dicts, optionals)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    found: list[type[BaseModel]] = []
+    for argument in typing.get_args(annotation):
+        found.extend(_sections(argument))
+    return found
+
+
+def _type_name(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    if origin in (Union, UnionType):
+        return " or ".join(_type_name(argument) for argument in typing.get_args(annotation))
+    if origin is typing.Literal:
+        return " / ".join(f"`{value}`" for value in typing.get_args(annotation))
+    if origin is typing.Annotated:
+        base, *constraints = typing.get_args(annotation)
+        return _type_name(base) + _bounds(constraints)
+    if origin in (list, dict):
+        return f"{origin.__name__}[{', '.join(_type_name(a) for a in typing.get_args(annotation))}]"
+    if annotation is type(None):
+        return "null"
+    return getattr(annotation, "__name__", str(annotation))
+
+
+_SYMBOLS = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+
+
+def _bounds(constraints: list[Any]) -> str:
+    """Numeric bounds of a field as text, e.g. ``(> 0)``; pydantic keeps them in metadata."""
+    found = []
+    for constraint in constraints:
+        for item in [constraint, *getattr(constraint, "metadata", [])]:
+            for attribute, symbol in _SYMBOLS.items():
+                value = getattr(item, attribute, None)
+                if type(item).__name__.lower() == attribute and value is not None:
+                    found.append(f"{symbol} {value}")
+    return f" ({', '.join(found)})" if found else ""
+
+
+def _default(field: Any) -> str:
+    if field.default is not PydanticUndefined:
+        value = field.default
+    elif field.default_factory is not None:
+        value = field.default_factory()
+    else:
+        return "required"
+    if isinstance(value, BaseModel):
+        return "(section defaults)"
+    if isinstance(value, dict) and value and all(isinstance(v, BaseModel) for v in value.values()):
+        return f"{', '.join(value)} (see below)"
+    if isinstance(value, list) and value and all(isinstance(v, BaseModel) for v in value):
+        return "one entry with defaults"
+    return f"`{value!r}`"
+
+
+def render(model: type[BaseModel] = Config) -> str:
+    """The reference page as Markdown, one table per config section."""
+    lines = [HEADER]
+    queue: list[tuple[str, type[BaseModel]]] = [("(top level)", model)]
+    seen: set[type[BaseModel]] = set()
+    while queue:
+        title, section = queue.pop(0)
+        if section in seen:
+            continue
+        seen.add(section)
+        lines.append(f"\n## {title}\n")
+        doc = (section.__doc__ or "").strip().splitlines()[0]
+        lines.append(f"{doc}\n")
+        lines.append("| key | type | default | meaning |")
+        lines.append("|---|---|---|---|")
+        for name, field in section.model_fields.items():
+            description = (field.description or "").replace("|", "/")
+            kind = _type_name(field.annotation) + _bounds(field.metadata)
+            lines.append(f"| `{name}` | {kind} | {_default(field)} | {description} |")
+            for child in _sections(field.annotation):
+                prefix = name if title == "(top level)" else f"{title}.{name}"
+                if typing.get_origin(field.annotation) is list:
+                    prefix += "[]"
+                elif typing.get_origin(field.annotation) is dict:
+                    prefix += ".NAME"
+                queue.append((prefix, child))
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(render(), end="")
