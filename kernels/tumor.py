@@ -13,6 +13,7 @@ from :mod:`kernels.random`, so results do not depend on backend or order.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -107,7 +108,7 @@ def death(
     rate = apoptosis_rate_per_h[xp.maximum(clone, 0)]
     starts = live & (draw_apoptosis < probability(xp, rate, dt_h))
     finished = occupied & (cell_state == APOPTOTIC) & (state_age_h >= apoptotic_duration_h)
-    cleared = occupied & (cell_state == NECROTIC) & (draw_clearance < probability(xp, necrotic_clearance_per_h, dt_h))
+    cleared = occupied & (cell_state == NECROTIC) & (draw_clearance < -math.expm1(-necrotic_clearance_per_h * dt_h))
     removed = finished | cleared
     new_clone = xp.where(removed, -1, clone).astype(clone.dtype)
     new_state = xp.where(starts, APOPTOTIC, cell_state)
