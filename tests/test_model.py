@@ -70,19 +70,14 @@ def test_clone_mixture_and_agent_records():
 
 
 def test_hypoxic_then_necrotic_core_forms_as_the_tumor_outgrows_its_oxygen():
-    overrides = [
-        "lattice.shape=[30, 30, 30]", "time.duration_days=3", "time.record_every_h=12", "vessels.pattern=none",
-        "tumor.initial.radius_um=100", "fields.oxygen.boundary.default=12",
-        "tumor.hypoxia.proliferation_saturation_mmHg=12", "tumor.clones.0.cycle_time_h=8",
-    ]
-    model = make_model(overrides, path="configs/default.yaml")
+    model = make_model(path="configs/necrotic_core.yaml")
     assert model.latest["cells_necrotic"] == 0 and model.latest["hypoxic_fraction"] == 0
     run_steps(model, model.config.time.total_steps)
     final = model.latest
     assert final["tumor_cells_total"] > 5 * model.timeseries()["tumor_cells_total"].iloc[0]
     assert final["cells_necrotic"] > 0 and final["cells_quiescent"] > 0
     state = model.state
-    centre = [np.asarray(axis) - 300.0 for axis in state.coordinates_um()]
+    centre = [np.asarray(axis) - 300.0 for axis in state.coordinates_um()]  # the 600 um cube's centre
     radius = np.sqrt(sum(axis**2 for axis in centre))
     radius = np.broadcast_to(radius, state.shape)
     necrotic = (state.clone >= 0) & (state.cell_state == tumor.NECROTIC)
