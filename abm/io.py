@@ -25,6 +25,13 @@ class RunDirectoryError(ValueError):
     """The output directory cannot be used."""
 
 
+def _umask() -> int:
+    """The process umask (read by setting and restoring it)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _atomic(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
     """Call ``write(handle)`` on a temporary file beside ``path``, then rename it to ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,6 +41,7 @@ def _atomic(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(handle.name, 0o666 & ~_umask())
         os.replace(handle.name, path)
     except BaseException:
         Path(handle.name).unlink(missing_ok=True)

@@ -78,7 +78,6 @@ def run(config: Config, out: Path, progress: bool = True) -> dict[str, Any]:
 
     frame = model.timeseries()
     write_parquet(out / "timeseries.parquet", frame)
-    final = frame.iloc[-1].to_dict()
     summary = {
         "status": status,
         **meta,
@@ -87,7 +86,7 @@ def run(config: Config, out: Path, progress: bool = True) -> dict[str, Any]:
         "simulated_days": model.time_h / 24.0,
         "wall_seconds": wall_s,
         "voxel_steps_per_second": config.lattice.voxels * model.cell_step / wall_s if wall_s > 0 else math.nan,
-        "final": {key: (None if isinstance(value, float) and math.isnan(value) else value) for key, value in final.items()},
+        "final": {key: (None if isinstance(value, float) and math.isnan(value) else value) for key, value in model.latest.items()},
     }
     write_json(out / "summary.json", summary)
     if status == "interrupted":
