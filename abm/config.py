@@ -30,9 +30,9 @@ class ConfigError(ValueError):
 
 
 class Strict(BaseModel):
-    """Base of every config section: unknown keys are errors."""
+    """Base of every config section: unknown keys and infinite or NaN numbers are errors."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -224,10 +224,6 @@ class Config(Strict):
 # --------------------------------------------------------------------------- loading
 
 
-def _format_location(location: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in location) or "(top level)"
-
-
 def _allowed_keys(location: tuple[Any, ...]) -> list[str] | None:
     """Keys allowed in the config section at ``location``, or None if it is no section."""
     node: Any = Config
@@ -247,10 +243,11 @@ def _allowed_keys(location: tuple[Any, ...]) -> list[str] | None:
 
 
 def _describe_errors(error: ValidationError) -> str:
+    """One line per validation error: the dotted key, what is wrong, and the value given."""
     lines = []
     for item in error.errors():
         location = tuple(item["loc"])
-        key = _format_location(location)
+        key = ".".join(str(part) for part in location)
         if item["type"] == "extra_forbidden":
             allowed = _allowed_keys(location[:-1])
             hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
@@ -259,8 +256,12 @@ def _describe_errors(error: ValidationError) -> str:
         message = item["msg"]
         if message.startswith("Value error, "):
             message = message[len("Value error, "):]
+        if not location:  # a whole-config check: its message names its own key
+            lines.append(message)
+            continue
         shown = item.get("input")
-        got = "" if item["type"] == "missing" or isinstance(shown, dict) else f" (got {shown!r})"
+        is_section = isinstance(shown, dict) or (isinstance(shown, list) and any(isinstance(entry, dict) for entry in shown))
+        got = "" if item["type"] == "missing" or is_section else f" (got {shown!r})"
         lines.append(f"{key}: {message}{got}")
     return "\n  ".join(lines)
 

@@ -79,3 +79,11 @@ def check_output_directory(path: Path) -> None:
         raise RunDirectoryError(f"--out {path}: exists and is not a directory")
     if path.is_dir() and any(path.iterdir()):
         raise RunDirectoryError(f"--out {path}: directory exists and is not empty; choose a new --out")
+
+
+def create_output_directory(path: Path) -> None:
+    """Create the run directory ``path`` (and its parents); RunDirectoryError if the OS refuses."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RunDirectoryError(f"--out {path}: cannot create the directory ({exc.strerror or exc})") from None

@@ -15,7 +15,7 @@ from tqdm import tqdm
 
 from abm import __version__
 from abm.config import Config, ConfigError, to_yaml
-from abm.io import check_output_directory, snapshot_name, write_json, write_parquet, write_snapshot, write_text
+from abm.io import check_output_directory, create_output_directory, snapshot_name, write_json, write_parquet, write_snapshot, write_text
 from abm.model import TumorModel
 from kernels.backend import Backend, get_backend
 
@@ -56,6 +56,7 @@ def run(config: Config, out: Path, progress: bool = True) -> dict[str, Any]:
     snapshot_steps = (config.time.steps(config.time.snapshot_every_h, "snapshot_every_h")
                       if config.time.snapshot_every_h is not None else None)
 
+    create_output_directory(out)
     meta = {"tme_abm_version": __version__, "backend": backend.name, "backend_reason": backend.reason, "device": backend.device}
     write_text(out / "config.yaml", to_yaml(config, {"run": meta}))
     if snapshot_steps is not None:

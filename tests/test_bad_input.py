@@ -1,0 +1,158 @@
+"""Bad input to ``tme run``: one readable message naming the key, status 2, nothing on disk.
+
+Each case is a user error (a config, an override, a path). The command must
+exit with status 2 and print exactly one ``error:`` message on stderr that
+names the offending key or option, print no traceback, and leave no run
+directory behind.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from abm.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "configs" / "tiny.yaml"
+SMALL = "lattice: {shape: [20, 20]}\ntime: {duration_days: 1}\n"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One bad input: the config text (None: configs/tiny.yaml), extra arguments, and what stderr must say.
+
+    ``says[0]`` is the key at fault; a config-validation message starts its line with it.
+    """
+
+    config: str | None
+    arguments: tuple[str, ...]
+    says: tuple[str, ...]
+
+
+CASES = {
+    "unknown key": Case(
+        "lattice: {shape: [20, 20], dxx_um: 20}\ntime: {duration_days: 1}\n", (),
+        ("lattice.dxx_um: unknown key", "allowed keys: shape, dx_um")),
+    "unknown top-level key": Case(
+        SMALL + "tumour: {}\n", (),
+        ("tumour: unknown key", "allowed keys: seed, backend, lattice, time, fields, vessels, tumor")),
+    "negative rate": Case(
+        None, ("--set", "tumor.clones.0.apoptosis_per_h=-0.1"),
+        ("tumor.clones.0.apoptosis_per_h", "greater than or equal to 0", "-0.1")),
+    "negative rate in a file": Case(
+        SMALL + "tumor: {necrotic_clearance_per_h: -1}\n", (),
+        ("tumor.necrotic_clearance_per_h", "greater than or equal to 0")),
+    "wrong type": Case(
+        "lattice: {shape: [20, 20]}\ntime: {duration_days: two}\n", (),
+        ("time.duration_days", "valid number", "'two'")),
+    "wrong type of section": Case(None, ("--set", "lattice=3"), ("lattice", "dictionary")),
+    "infinite value": Case(None, ("--set", "time.duration_days=.inf"), ("time.duration_days", "finite")),
+    "lattice too large for memory": Case(
+        None, ("--set", "lattice.shape=[4096, 4096, 4096]"), ("lattice.shape", "GiB", "smaller lattice")),
+    "lattice axis too long": Case(None, ("--set", "lattice.shape=[8192, 16]"), ("lattice.shape.0", "4096")),
+    "lattice of one axis": Case(None, ("--set", "lattice.shape=[16]"), ("lattice.shape", "2 (2-D) or 3 (3-D)")),
+    "YAML that does not parse": Case("lattice: {shape: [20, 20]\ntime: {duration_days: 1}\n", (),
+                                     ("YAML does not parse", "line 2")),
+    "top level not a mapping": Case("- lattice\n- time\n", (), ("top level must be a mapping", "list")),
+    "empty file": Case("", (), ("lattice: Field required", "time: Field required")),
+    "bad --set without '='": Case(None, ("--set", "time.duration_days"), ("--set 'time.duration_days'", "key=value")),
+    "--set past the end of a list": Case(None, ("--set", "tumor.clones.3.fraction=1"),
+                                         ("tumor.clones.3", "not an index of a list of 1")),
+    "duration not a whole number of steps": Case(
+        None, ("--set", "time.duration_days=0.01"), ("time.duration_days", "whole number", "dt_cell_h")),
+    "record cadence not a whole number of steps": Case(
+        None, ("--set", "time.record_every_h=2.5"), ("time.record_every_h", "whole number")),
+    "clone fractions not adding to 1": Case(
+        SMALL + "tumor:\n  clones:\n    - {name: a, fraction: 0.5}\n    - {name: b, fraction: 0.4}\n", (),
+        ("tumor.clones", "fractions must add up to 1", "0.9")),
+    "z face on a 2-D lattice": Case(
+        None, ("--set", "fields.oxygen.boundary.faces.z_min=3"), ("fields.oxygen.boundary.faces.z_min", "x_min")),
+    "seed cluster centre of the wrong length": Case(
+        None, ("--set", "tumor.initial.center_um=[1, 2, 3]"), ("tumor.initial.center_um", "needs 2 values")),
+    "negative seed": Case(None, ("--seed", "-1"), ("seed", "greater than or equal to 0")),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input_exits_2_with_one_message_naming_the_key(name, tmp_path, capsys):
+    """Every case: status 2, one ``error:`` message that says what is wrong, no run directory."""
+    case = CASES[name]
+    if case.config is None:
+        config = TINY
+    else:
+        config = tmp_path / "config.yaml"
+        config.write_text(case.config, encoding="utf-8")
+    out = tmp_path / "run"
+    status = main(["run", str(config), "--out", str(out), "--quiet", *case.arguments])
+    captured = capsys.readouterr()
+    assert status == 2
+    assert captured.out == ""
+    assert captured.err.startswith("error: ")
+    assert captured.err.count("error:") == 1
+    assert "Traceback" not in captured.err
+    for text in case.says:
+        assert text in captured.err
+    if "invalid config:" in captured.err:  # then every following line starts with the key it is about
+        details = captured.err.splitlines()[1:]
+        assert details and all(line.startswith("  ") for line in details)
+        assert details[0].strip().startswith(case.says[0])
+    assert not out.exists()
+
+
+def test_missing_config_file(tmp_path, capsys):
+    """A config path that does not exist is named in the message."""
+    missing = tmp_path / "nowhere.yaml"
+    out = tmp_path / "run"
+    assert main(["run", str(missing), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"error: config file not found: {missing}\n"
+    assert not out.exists()
+
+
+def test_output_directory_that_holds_files_is_left_alone(tmp_path, capsys):
+    """An --out that exists and is not empty is refused, and what it holds is untouched."""
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me", encoding="utf-8")
+    assert main(["run", str(TINY), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --out {out}: directory exists and is not empty")
+    assert [path.name for path in out.iterdir()] == ["notes.txt"]
+    assert (out / "notes.txt").read_text(encoding="utf-8") == "keep me"
+
+
+def test_output_directory_that_cannot_be_created(tmp_path, capsys):
+    """An --out below a regular file cannot be created: a message naming --out, not an OSError traceback."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("", encoding="utf-8")
+    out = blocker / "run"
+    assert main(["run", str(TINY), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: --out {out}: cannot create the directory")
+    assert blocker.is_file()
+
+
+def test_empty_output_directory_is_used(tmp_path, capsys):
+    """An --out that exists but is empty is a valid run directory."""
+    out = tmp_path / "run"
+    out.mkdir()
+    assert main(["run", str(TINY), "--out", str(out), "--quiet", "--set", "time.duration_days=0.25"]) == 0
+    assert (out / "summary.json").is_file()
+
+
+def test_installed_script_prints_no_traceback(tmp_path):
+    """The console script itself turns a user error into one line on stderr and status 2."""
+    config = tmp_path / "broken.yaml"
+    config.write_text("lattice: [\n", encoding="utf-8")
+    out = tmp_path / "run"
+    result = subprocess.run([str(Path(sys.executable).with_name("tme")), "run", str(config), "--out", str(out)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(f"error: {config}: YAML does not parse")
+    assert "Traceback" not in result.stderr
+    assert not out.exists()

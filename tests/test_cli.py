@@ -1,0 +1,193 @@
+"""The ``tme`` command line end to end: run, validate, info, and the options they share.
+
+Most tests call :func:`abm.cli.main` in-process (fast); one runs the installed
+``tme`` console script in a subprocess, as a user would.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from abm import __version__
+from abm.cli import main
+from abm.config import load_config
+from abm.model import RECORD_COLUMNS
+from kernels.backend import probe_cupy
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "configs" / "tiny.yaml"
+_CUPY, _CUPY_REASON = probe_cupy()
+
+
+def _run(capsys, out: Path, *extra: str) -> tuple[int, str, str]:
+    """``tme run configs/tiny.yaml --out OUT --quiet EXTRA...`` in-process: (status, stdout, stderr)."""
+    status = main(["run", str(TINY), "--out", str(out), "--quiet", *extra])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def _resolved(out: Path) -> dict:
+    """The resolved config a run wrote, as a mapping."""
+    return yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8"))
+
+
+def test_installed_script_writes_a_complete_run_directory(tmp_path):
+    """The console script, in a subprocess: every file of the run directory, with the right contents."""
+    script = Path(sys.executable).with_name("tme")
+    assert script.is_file(), f"no tme console script beside {sys.executable}; run pip install -e ."
+    out = tmp_path / "run"
+    result = subprocess.run([str(script), "run", str(TINY), "--out", str(out), "--quiet"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "run complete" in result.stdout
+
+    config = load_config(TINY)
+    resolved = _resolved(out)
+    assert resolved["run"]["tme_abm_version"] == __version__
+    assert resolved["run"]["backend"] in ("numpy", "cupy")
+    assert resolved["run"]["backend_reason"]
+    # Every default is filled in, and the file reproduces the config that ran.
+    meta = resolved.pop("run")
+    assert resolved == config.model_dump(mode="json")
+    assert resolved["tumor"]["clones"][0]["cycle_time_h"] == config.tumor.clones[0].cycle_time_h
+
+    frame = pd.read_parquet(out / "timeseries.parquet")
+    assert tuple(frame.columns) == RECORD_COLUMNS
+    total_steps = config.time.total_steps
+    record_steps = config.time.steps(config.time.record_every_h, "record_every_h")
+    assert len(frame) == total_steps // record_steps + 1  # the initial state and every record step
+    np.testing.assert_allclose(frame["time_h"], np.arange(len(frame)) * config.time.record_every_h)
+    np.testing.assert_allclose(frame["time_days"], frame["time_h"] / 24.0)
+    assert (frame["tumor_cells_total"] > 0).all()
+
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    assert summary["status"] == "complete"
+    assert summary["backend"] == meta["backend"]
+    assert summary["cell_steps"] == total_steps
+    assert summary["simulated_days"] == config.time.duration_days
+    assert summary["final"]["tumor_cells_total"] == int(frame["tumor_cells_total"].iloc[-1])
+
+    snapshot_steps = config.time.steps(config.time.snapshot_every_h, "snapshot_every_h")
+    expected = [f"step_{step:08d}.npz" for step in range(0, total_steps + 1, snapshot_steps)]
+    assert sorted(path.name for path in (out / "snapshots").iterdir()) == expected
+    assert not [path for path in out.rglob("*") if path.name.endswith(".part")]
+
+
+def test_snapshots_follow_their_cadence(tmp_path, capsys):
+    """``snapshot_every_h`` sets which steps are saved; each snapshot holds the lattice at that time."""
+    out = tmp_path / "run"
+    status, _, err = _run(capsys, out, "--set", "time.snapshot_every_h=12", "--set", "time.duration_days=1")
+    assert status == 0, err
+    names = sorted(path.name for path in (out / "snapshots").iterdir())
+    assert names == [f"step_{step:08d}.npz" for step in (0, 12, 24)]
+    with np.load(out / "snapshots" / names[1]) as snapshot:
+        assert float(snapshot["time_h"]) == 12.0
+        assert snapshot["clone"].shape == (48, 48)
+        assert snapshot["field_oxygen"].shape == (48, 48)
+        assert (snapshot["clone"] >= 0).sum() > 0
+
+
+def test_no_snapshots_when_the_cadence_is_null(tmp_path, capsys):
+    """``snapshot_every_h: null`` writes no snapshots folder."""
+    out = tmp_path / "run"
+    status, _, err = _run(capsys, out, "--set", "time.snapshot_every_h=null", "--set", "time.duration_days=0.5")
+    assert status == 0, err
+    assert not (out / "snapshots").exists()
+    assert (out / "summary.json").is_file()
+
+
+def test_set_overrides_by_dotted_key_and_list_index(tmp_path, capsys):
+    """``--set`` reaches nested keys, list items, and defaults the file leaves out."""
+    out = tmp_path / "run"
+    status, _, err = _run(capsys, out, "--set", "tumor.clones.0.cycle_time_h=20", "--set", "time.duration_days=0.5",
+                          "--set", "vessels.density=0.01", "--set", "lattice.shape=[40, 36]")
+    assert status == 0, err
+    resolved = _resolved(out)
+    assert resolved["tumor"]["clones"][0]["cycle_time_h"] == 20.0
+    assert resolved["time"]["duration_days"] == 0.5
+    assert resolved["vessels"]["density"] == 0.01  # not in tiny.yaml: a default, overridden
+    assert resolved["lattice"]["shape"] == [40, 36]
+    assert json.loads((out / "summary.json").read_text())["cell_steps"] == 12
+    with np.load(out / "snapshots" / "step_00000000.npz") as snapshot:
+        assert snapshot["clone"].shape == (40, 36)
+
+
+def test_seed_option_sets_the_seed_and_changes_the_run(tmp_path, capsys):
+    """``--seed`` overrides the config's seed; the same seed repeats a run, another seed does not."""
+    runs = {}
+    for name, seed in (("a", 11), ("b", 11), ("c", 12)):
+        out = tmp_path / name
+        status, _, err = _run(capsys, out, "--seed", str(seed), "--backend", "numpy")
+        assert status == 0, err
+        assert _resolved(out)["seed"] == seed
+        assert json.loads((out / "summary.json").read_text())["seed"] == seed
+        runs[name] = pd.read_parquet(out / "timeseries.parquet")
+    pd.testing.assert_frame_equal(runs["a"], runs["b"])
+    assert not runs["a"]["tumor_cells_total"].equals(runs["c"]["tumor_cells_total"])
+
+
+def test_backend_numpy_is_recorded(tmp_path, capsys):
+    """``--backend numpy`` runs on NumPy and says so in config.yaml and summary.json."""
+    out = tmp_path / "run"
+    status, stdout, err = _run(capsys, out, "--backend", "numpy", "--set", "time.duration_days=0.25")
+    assert status == 0, err
+    resolved = _resolved(out)
+    assert resolved["backend"] == "numpy"
+    assert resolved["run"]["backend"] == "numpy"
+    assert resolved["run"]["backend_reason"] == "asked for numpy"
+    assert json.loads((out / "summary.json").read_text())["backend"] == "numpy"
+    assert "numpy" in stdout
+
+
+@pytest.mark.skipif(_CUPY is not None, reason="a working GPU is present: cupy is a valid backend here")
+def test_backend_cupy_without_gpu_exits_2_and_says_why(tmp_path, capsys):
+    """Asking for CuPy where it cannot run is an error with the reason, not a fallback, and writes nothing."""
+    out = tmp_path / "run"
+    status, stdout, err = _run(capsys, out, "--backend", "cupy")
+    assert status == 2
+    assert stdout == ""
+    assert err.startswith("error: backend: cupy was asked for but cannot be used")
+    assert _CUPY_REASON in err
+    assert not out.exists()
+
+
+def test_validate_checks_without_running(tmp_path, capsys, monkeypatch):
+    """``tme validate`` reports the lattice and step count, honours --set, and writes no file."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["validate", str(TINY)]) == 0
+    out = capsys.readouterr().out
+    assert "valid" in out and "48x48" in out and "48 steps" in out
+    assert main(["validate", str(TINY), "--set", "time.duration_days=3", "--set", "lattice.shape=[10,12,14]"]) == 0
+    out = capsys.readouterr().out
+    assert "3-D lattice 10x12x14" in out and "72 steps" in out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_validate_rejects_what_run_rejects(capsys):
+    """A config error is reported by validate as by run: status 2, message naming the key."""
+    assert main(["validate", str(TINY), "--set", "tumor.apoptotic_duration_h=-1"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "tumor.apoptotic_duration_h" in captured.err
+
+
+def test_info_reports_backend_and_gpu_status(capsys):
+    """``tme info`` prints versions, whether a GPU is seen (and why not), and the backend auto picks."""
+    assert main(["info"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"tme-abm {__version__}"
+    gpu = next(line for line in lines if line.startswith("gpu: "))
+    backend = next(line for line in lines if line.startswith("backend auto -> "))
+    if _CUPY is None:
+        assert gpu == f"gpu: no: {_CUPY_REASON}"
+        assert backend.startswith("backend auto -> numpy (auto: no GPU backend")
+    else:
+        assert gpu.startswith("gpu: yes: GPU ")
+        assert backend.startswith("backend auto -> cupy (")
