@@ -19,11 +19,15 @@ from abm.io import check_output_directory, create_output_directory, snapshot_nam
 from abm.model import TumorModel
 from kernels.backend import Backend, get_backend
 
-# Peak bytes per voxel of a cell step, measured with benchmarks/memory.py on a
-# 64^3 lattice with one field (NumPy): state arrays, random draws, the
-# division kernel's neighbour masks and the steady-state solver's vectors.
-BYTES_PER_VOXEL = 420
-BYTES_PER_VOXEL_PER_FIELD = 8
+# Peak bytes per voxel of building the model and running cell steps, measured
+# with benchmarks/memory.py on a 64^3 lattice of configs/default.yaml: state
+# arrays, random draws, the division kernel's neighbour masks and the
+# steady-state solver's float64 vectors. With the oxygen field alone: NumPy
+# 136 (tracemalloc) to 150 (peak RSS), CuPy 162 (memory pool, H100); each
+# further float64 field adds 8 (tracemalloc, CuPy) to 13 (RSS). The constants
+# take the largest: 162.1 - 8.0 = 154.1, rounded up to 155, and 13 per field.
+BYTES_PER_VOXEL = 155
+BYTES_PER_VOXEL_PER_FIELD = 13
 
 
 def estimated_bytes(config: Config) -> int:

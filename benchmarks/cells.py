@@ -1,0 +1,181 @@
+"""Throughput of the tumor model: cell-updates and field voxel-updates per second.
+
+For a 2-D and a 3-D lattice at two sizes each, on the backend that
+``--backend`` picks, this steps the model for ``--warmup`` cell steps (growth
+at the rim, necrosis where oxygen runs out), then times ``--steps`` more and
+prints
+
+* cell-updates per second of the whole model step: lattice voxels x cell
+  steps per wall second, and live tumor cells x cell steps per wall second;
+* the time of each rule of ``model.rules`` per step, and its share;
+* field voxel-updates per second of the implicit (LOD) field step
+  (``kernels.diffusion.implicit_step`` on the model's oxygen field), and of
+  the steady-state oxygen solve the model uses (voxels x conjugate-gradient
+  iterations per second of the ``fields`` rule).
+
+The tumor starts as a ball (disc) of radius a quarter of the shortest lattice
+side, in tissue with the default vessels and oxygen. GPU timings synchronise
+the device after every timed piece. The default run takes about two minutes
+on two CPU cores.
+
+Usage::
+
+    python benchmarks/cells.py [--backend auto|numpy|cupy] [--warmup 24] [--steps 24]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from abm.config import parse_config
+from abm.model import TumorModel
+from abm.rules import DEFAULT_RULES, Rule
+from kernels import diffusion
+from kernels.backend import BACKEND_NAMES, Backend, get_backend
+
+CASES: tuple[tuple[int, ...], ...] = ((256, 256), (512, 512), (48, 48, 48), (96, 96, 96))
+FIELD_DT_MIN = 60.0
+
+
+def synchronize(backend: Backend) -> None:
+    """Wait until the device has finished the work queued so far (no-op on NumPy)."""
+    if backend.name == "cupy":
+        backend.xp.cuda.Device().synchronize()
+
+
+def timed(rule: Rule, backend: Backend, seconds: dict[str, float]) -> Rule:
+    """``rule`` with its wall time, device work included, added to ``seconds[rule.name]``."""
+
+    def apply(model: TumorModel) -> None:
+        started = time.perf_counter()
+        rule.apply(model)
+        synchronize(backend)
+        seconds[rule.name] += time.perf_counter() - started
+
+    return Rule(rule.name, apply)
+
+
+def build_model(shape: tuple[int, ...], backend: Backend, seconds: dict[str, float]) -> TumorModel:
+    """A tumor model on ``shape`` whose rules add their wall times to ``seconds`` (keyed by rule name)."""
+    config = parse_config({
+        "seed": 1,
+        "backend": backend.name,
+        "lattice": {"shape": list(shape)},
+        "time": {"duration_days": 1},
+        "tumor": {"initial": {"radius_um": min(shape) * 20.0 / 4.0}},
+    }, "benchmark")
+    seconds.update({rule.name: 0.0 for rule in DEFAULT_RULES})
+    return TumorModel(config, backend, rules=tuple(timed(rule, backend, seconds) for rule in DEFAULT_RULES))
+
+
+def seconds_per_call(call: Callable[[], Any], backend: Backend, repeats: int) -> float:
+    """Mean wall seconds of ``call()`` over ``repeats`` calls, after one untimed call."""
+    call()
+    synchronize(backend)
+    started = time.perf_counter()
+    for _ in range(repeats):
+        call()
+    synchronize(backend)
+    return (time.perf_counter() - started) / repeats
+
+
+def benchmark_case(shape: tuple[int, ...], backend: Backend, warmup: int, steps: int) -> dict[str, Any]:
+    """Grow for ``warmup`` steps, then time ``steps`` model steps and the field solvers on ``shape``.
+
+    Returns:
+        A row: voxels, live cells, updates per second, per-rule seconds per step.
+    """
+    seconds: dict[str, float] = {}
+    model = build_model(shape, backend, seconds)
+    for _ in range(warmup):
+        model.step()
+    live_start = int(model.state.live_tumor().sum())
+    seconds.update({name: 0.0 for name in seconds})
+    step_seconds = 0.0
+    live_cell_steps = 0
+    cg_iterations = 0
+    for _ in range(steps):
+        live_cell_steps += int(model.state.live_tumor().sum())
+        started = time.perf_counter()
+        model.step()
+        synchronize(backend)
+        step_seconds += time.perf_counter() - started
+        cg_iterations += model.solver_iterations["oxygen"]
+
+    voxels = model.config.lattice.voxels
+    xp = backend.xp
+    oxygen = model.state.fields["oxygen"]
+    zeros = xp.zeros(model.state.shape, dtype=xp.float64)
+    lod_seconds = seconds_per_call(
+        lambda: diffusion.implicit_step(xp, oxygen, FIELD_DT_MIN, model.field_parameters["oxygen"], zeros, zeros),
+        backend, max(steps // 2, 1))
+    return {
+        "shape": "x".join(map(str, shape)),
+        "voxels": voxels,
+        "live_start": live_start,
+        "live_end": int(model.state.live_tumor().sum()),
+        "step_s": step_seconds / steps,
+        "voxel_updates_per_s": voxels * steps / step_seconds,
+        "live_cell_updates_per_s": live_cell_steps / step_seconds,
+        "rules_s": {name: value / steps for name, value in seconds.items()},
+        "lod_voxel_updates_per_s": voxels / lod_seconds,
+        "cg_iterations_per_solve": cg_iterations / steps,
+        "cg_voxel_updates_per_s": voxels * cg_iterations / seconds["fields"],
+    }
+
+
+def describe_machine(backend: Backend) -> str:
+    """CPU count, Python, NumPy, backend and device, one per line."""
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return "\n".join([
+        f"machine: {platform.machine()} {platform.processor() or platform.system()}, "
+        f"{os.cpu_count()} CPUs ({usable} usable by this process)",
+        f"python {platform.python_version()}, numpy {np.__version__}",
+        f"backend: {backend.name} ({backend.reason})",
+        f"device: {backend.device}",
+    ])
+
+
+def report(row: dict[str, Any]) -> str:
+    """The lines printed for one case."""
+    lines = [
+        f"{row['shape']} lattice ({row['voxels']:,} voxels), live tumor cells {row['live_start']:,} -> {row['live_end']:,}",
+        f"  model step            {row['step_s'] * 1e3:9.2f} ms/step",
+        f"  cell-updates          {row['voxel_updates_per_s']:.3e} voxel-steps/s, "
+        f"{row['live_cell_updates_per_s']:.3e} live-cell-steps/s",
+        f"  field (implicit LOD)  {row['lod_voxel_updates_per_s']:.3e} voxel-updates/s",
+        f"  field (steady CG)     {row['cg_voxel_updates_per_s']:.3e} voxel-updates/s "
+        f"({row['cg_iterations_per_solve']:.0f} iterations per solve)",
+        "  rules (ms/step, share of the step):",
+    ]
+    for name, value in row["rules_s"].items():
+        lines.append(f"    {name:<24}{value * 1e3:9.2f}  {value / row['step_s']:6.1%}")
+    other = row["step_s"] - sum(row["rules_s"].values())
+    lines.append(f"    {'(records, bookkeeping)':<24}{other * 1e3:9.2f}  {other / row['step_s']:6.1%}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the arguments, run every case and print the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=BACKEND_NAMES, default="auto", help="array backend (default auto)")
+    parser.add_argument("--warmup", type=int, default=24, help="cell steps of growth before timing (default 24)")
+    parser.add_argument("--steps", type=int, default=24, help="timed cell steps per case (default 24)")
+    arguments = parser.parse_args(argv)
+    if arguments.steps < 1 or arguments.warmup < 0:
+        parser.error("--steps must be at least 1 and --warmup at least 0")
+    backend = get_backend(arguments.backend)
+    print(describe_machine(backend))
+    print(f"warm-up {arguments.warmup} cell steps, then {arguments.steps} timed cell steps per lattice\n")
+    for shape in CASES:
+        print(report(benchmark_case(shape, backend, arguments.warmup, arguments.steps)), flush=True)
+
+
+if __name__ == "__main__":
+    main()
