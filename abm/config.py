@@ -100,30 +100,87 @@ class VesselExchangeConfig(Strict):
     blood_level: NonNegativeFloat = Field(description="level in blood, field units")
 
 
-class FieldConfig(Strict):
-    """One diffusible substrate."""
+CellType = Literal["tumor", "tumor_dying"]
+MINUTES_PER_SECOND = 1.0 / 60.0
+UM2_PER_CM2 = 1.0e8
 
+#: Default parameter sets of the substrates, chosen with ``preset:`` in a field;
+#: keys given beside ``preset`` override the preset's. Sources: [PCi] PhysiCell
+#: cancer-immune project, [HCC] SPQSP-HCC parameter file (cm^2/s and 1/s,
+#: converted here), [MAPLE] SPQSP-PDAC calibration anchors, [dP06] de Pillis
+#: 2006; "assumption" marks a value with no source (see docs/fields.md).
+FIELD_PRESETS: dict[str, dict[str, Any]] = {
+    # PhysiCell's oxygen [PCi]; vessel exchange rate: assumption.
+    "oxygen": {"units": "mmHg", "D_um2_per_min": 1.0e5, "decay_per_min": 0.1, "solver": "steady",
+               "initial": 38.0, "boundary": {"default": 38.0}, "uptake_per_min": {"tumor": 10.0},
+               "vessel": {"supply_per_min": 10.0, "blood_level": 38.0}},
+    # Generic T-cell attractant [PCi]: D 1000 um^2/min, decay 0.016/min, secretion 10/min toward 1.
+    "chemokine": {"units": "au", "D_um2_per_min": 1000.0, "decay_per_min": 0.016,
+                  "secretion_per_min": {"tumor": 10.0}, "secretion_saturation": 1.0},
+    # CCL2 [HCC]: 1.31e-8 cm^2/s, 1.67e-5/s; secretion: assumption (the generic chemokine's).
+    "ccl2": {"units": "au", "D_um2_per_min": 1.31e-8 * UM2_PER_CM2 * 60.0, "decay_per_min": 1.67e-5 * 60.0,
+             "secretion_per_min": {"tumor": 10.0}, "secretion_saturation": 1.0},
+    # TGF-beta-like suppressive cytokine [HCC]: 2.6e-7 cm^2/s, 1.65e-4/s; tumor secretion: assumption.
+    "tgf_beta": {"units": "au", "D_um2_per_min": 2.6e-7 * UM2_PER_CM2 * 60.0, "decay_per_min": 1.65e-4 * 60.0,
+                 "secretion_per_min": {"tumor": 1.0}, "secretion_saturation": 1.0},
+    # IL-10 [HCC]: 1.4e-8 cm^2/s, 4.6e-5/s; tumor secretion: assumption.
+    "il10": {"units": "au", "D_um2_per_min": 1.4e-8 * UM2_PER_CM2 * 60.0, "decay_per_min": 4.6e-5 * 60.0,
+             "secretion_per_min": {"tumor": 1.0}, "secretion_saturation": 1.0},
+    # Checkpoint antibody (anti-PD-1 IgG) in tissue [MAPLE]: D ~1e-7 cm^2/s, washout 5e-5/s; enters at
+    # vessels from plasma (blood_level is set by the dosing schedule; exchange rate: assumption).
+    "anti_pd1": {"units": "nM", "D_um2_per_min": 1.0e-7 * UM2_PER_CM2 * 60.0, "decay_per_min": 5.0e-5 * 60.0,
+                 "vessel": {"supply_per_min": 0.01, "blood_level": 0.0}},
+    # Small-molecule chemotherapy drug: tissue D not found (assumption: a tenth of oxygen's);
+    # decay 0.9/d [dP06]; uptake by tumor cells: assumption; enters at vessels (rate: assumption).
+    "chemo_drug": {"units": "uM", "D_um2_per_min": 1.0e4, "decay_per_min": 0.9 / 1440.0,
+                   "uptake_per_min": {"tumor": 0.1}, "vessel": {"supply_per_min": 1.0, "blood_level": 0.0}},
+    # Antigen / danger signal released by dying tumor cells: no source found (assumption:
+    # a small protein like the generic chemokine, D 1000 um^2/min, half-life 1 h).
+    "danger_signal": {"units": "au", "D_um2_per_min": 1000.0, "decay_per_min": math.log(2.0) / 60.0,
+                      "secretion_per_min": {"tumor_dying": 1.0}, "secretion_saturation": 1.0},
+}
+
+
+class FieldConfig(Strict):
+    """One diffusible substrate.
+
+    ``preset`` fills every key it has (see :data:`FIELD_PRESETS`); keys written
+    beside it override the preset's (a section such as ``boundary`` is replaced
+    whole).
+    """
+
+    preset: str | None = Field(None, description=f"default parameter set: {', '.join(FIELD_PRESETS)}")
     units: str = Field(description="units of the field's values, e.g. mmHg")
     D_um2_per_min: NonNegativeFloat = Field(description="diffusion coefficient, um^2/min")
     decay_per_min: NonNegativeFloat = Field(description="first-order decay, 1/min")
     solver: Literal["steady", "transient"] = Field(
         "transient", description="steady: equilibrium each cell step (fast substrates); transient: implicit time steps")
+    dt_min: PositiveFloat | None = Field(
+        None, description="transient fields: longest field step, min; the cell step is split into equal substeps no longer than this (null: one step per cell step)")
     initial: NonNegativeFloat = Field(0.0, description="initial value everywhere, field units")
     boundary: BoundaryConfig = Field(default_factory=BoundaryConfig)
-    uptake_per_min: dict[Literal["tumor"], NonNegativeFloat] = Field(
-        default_factory=dict, description="first-order uptake by a live cell filling a voxel, 1/min, per cell type")
+    uptake_per_min: dict[CellType, NonNegativeFloat] = Field(
+        default_factory=dict, description="first-order uptake by a cell filling a voxel, 1/min, per cell type (tumor: live tumor cells; tumor_dying: apoptotic or necrotic)")
+    secretion_per_min: dict[CellType, NonNegativeFloat] = Field(
+        default_factory=dict, description="secretion rate per cell type, 1/min: a cell adds rate * (secretion_saturation - u), as PhysiCell does")
+    secretion_saturation: NonNegativeFloat = Field(1.0, description="level at which secretion stops, field units")
     vessel: VesselExchangeConfig | None = Field(None, description="exchange with blood at vessel voxels")
     dtype: Literal["float32", "float64"] = Field("float32", description="storage precision of the field")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict) or raw.get("preset") is None:
+            return raw
+        name = raw["preset"]
+        if name not in FIELD_PRESETS:
+            raise ValueError(f"preset: unknown preset {name!r}; allowed: {', '.join(FIELD_PRESETS)}")
+        return {**FIELD_PRESETS[name], **raw}
 
 
 def default_fields() -> dict[str, FieldConfig]:
     """Oxygen with PhysiCell's values [PCi]: D 1e5 um^2/min, decay 0.1/min, uptake 10/min, 38 mmHg."""
-    return {
-        "oxygen": FieldConfig(
-            units="mmHg", D_um2_per_min=1.0e5, decay_per_min=0.1, solver="steady", initial=38.0,
-            boundary=BoundaryConfig(default=38.0), uptake_per_min={"tumor": 10.0},
-            vessel=VesselExchangeConfig(supply_per_min=10.0, blood_level=38.0)),
-    }
+    return {"oxygen": FieldConfig(preset="oxygen")}
 
 
 class VesselConfig(Strict):
@@ -222,6 +279,21 @@ class Config(Strict):
 
 
 # --------------------------------------------------------------------------- loading
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key written twice in one mapping is an error (YAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in the same mapping (a field or key name must be unique)",
+                    key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def _allowed_keys(location: tuple[Any, ...]) -> list[str] | None:
@@ -335,7 +407,7 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

@@ -10,6 +10,7 @@ new rule never shifts the numbers another rule sees.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
@@ -42,25 +43,38 @@ def _draw(model: "TumorModel", stream: int):
 
 
 def solve_fields(model: "TumorModel") -> None:
-    """Bring every field to the current step: steady-state solve or one implicit step."""
+    """Bring every field to the current step: a steady-state solve, or implicit steps over one cell step.
+
+    Per field, cells and vessels enter as linear terms (arrays of the lattice
+    shape): uptake ``k`` adds ``k`` to the sink; secretion at rate ``s``
+    toward saturation ``u*`` adds ``s`` to the sink and ``s u*`` to the source;
+    vessel exchange at rate ``q`` with blood level ``b`` adds ``q`` and ``q b``.
+    A transient field with ``dt_min`` takes ``ceil(cell step / dt_min)`` equal steps.
+    """
     xp, state, config = model.xp, model.state, model.config
-    live = state.live_tumor()
+    cell_step_min = model.dt_h * 60.0
+    cells = {"tumor": state.live_tumor(), "tumor_dying": (state.clone >= 0) & ~state.live_tumor()}
     for name, field in config.fields.items():
         sink = xp.zeros(state.shape, dtype=xp.float64)
-        source = 0.0
-        if "tumor" in field.uptake_per_min:
-            sink += field.uptake_per_min["tumor"] * live
+        source = xp.zeros(state.shape, dtype=xp.float64)
+        for cell_type, rate in field.uptake_per_min.items():
+            sink += rate * cells[cell_type]
+        for cell_type, rate in field.secretion_per_min.items():
+            sink += rate * cells[cell_type]
+            source += rate * field.secretion_saturation * cells[cell_type]
         if field.vessel is not None:
             sink += field.vessel.supply_per_min * state.vessel
-            source = field.vessel.supply_per_min * field.vessel.blood_level * state.vessel
+            source += field.vessel.supply_per_min * field.vessel.blood_level * state.vessel
         parameters = model.field_parameters[name]
         if field.solver == "steady":
             state.fields[name], iterations = diffusion.steady_state(
                 xp, state.fields[name], parameters, sink, source)
             model.solver_iterations[name] = iterations
         else:
-            state.fields[name] = diffusion.implicit_step(
-                xp, state.fields[name], model.dt_h * 60.0, parameters, sink, source)
+            substeps = 1 if field.dt_min is None else max(1, math.ceil(cell_step_min / field.dt_min - 1e-9))
+            for _ in range(substeps):
+                state.fields[name] = diffusion.implicit_step(
+                    xp, state.fields[name], cell_step_min / substeps, parameters, sink, source)
 
 
 def tumor_oxygen_response(model: "TumorModel") -> None:

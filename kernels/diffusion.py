@@ -7,8 +7,9 @@ obeys, in finite-volume form with cell-centred values,
 
 with ``D`` in um^2/min, ``decay`` and ``sink`` in 1/min, ``source`` in field
 units per min. ``sink`` and ``source`` carry the cells and vessels: uptake by
-cells adds to ``sink``; a vessel that exchanges with blood at level ``b`` with
-rate ``S`` adds ``S`` to ``sink`` and ``S * b`` to ``source``.
+cells adds to ``sink``, secretion to ``source``; a vessel that exchanges with
+blood at level ``b`` with rate ``S`` adds ``S`` to ``sink`` and ``S * b`` to
+``source``.
 
 Each domain face is either no-flux or held at a fixed value. A fixed face sits
 half a voxel beyond the outer voxel centres, so its flux is
@@ -16,24 +17,35 @@ half a voxel beyond the outer voxel centres, so its flux is
 
 Two solvers, both written once against ``xp``:
 
-* :func:`implicit_step` advances by ``dt``: a point-implicit reaction step, then
-  locally one-dimensional (LOD) backward-Euler diffusion, one batched
-  tridiagonal (Thomas) solve per grid line, axis after axis, as BioFVM does.
-  It is unconditionally stable and first order in ``dt``.
-* :func:`steady_state` solves the equilibrium ``du/dt = 0`` by Jacobi
-  preconditioned conjugate gradients (the operator is symmetric positive
-  definite), warm-started from the current field. Used for fast substrates
-  such as oxygen, whose equilibration time (minutes) is far below the cell step.
+* :func:`implicit_step` (one field) and :func:`implicit_step_many` (a stack of
+  fields, each with its own parameters) advance by ``dt``: a point-implicit
+  reaction step, then locally one-dimensional (LOD) backward-Euler diffusion,
+  one batched tridiagonal (Thomas) solve per grid line, axis after axis, as
+  BioFVM does. Unconditionally stable; first order in ``dt``, second in ``dx``.
+* :func:`steady_state` solves the equilibrium ``du/dt = 0`` by conjugate
+  gradients (the operator is symmetric positive definite) preconditioned by
+  one cell-centred geometric multigrid V-cycle, warm-started from the current
+  field. Used for fast substrates such as oxygen, whose equilibration time
+  (minutes) is far below the cell step.
 
-Working memory: :func:`implicit_step` needs one extra copy of the field per
-axis sweep; :func:`steady_state` works in float64 with five field-sized arrays.
+Working memory (per voxel and field, ``b`` bytes per value of the field's
+dtype): :func:`implicit_step_many` holds the result, one transposed work copy
+and plane-sized temporaries: ``2 b``. :func:`steady_state` works in float64:
+solution, residual, search direction, its image, preconditioned residual,
+operator diagonal and the V-cycle's two fine-level arrays, about 8 x 8 bytes,
+plus 1/7 of that on the coarse levels (3-D).
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from types import ModuleType
 from typing import Any
+
+import numpy as np
 
 
 class FieldSolverError(RuntimeError):
@@ -58,55 +70,195 @@ class FieldParameters:
     faces: tuple[tuple[float | None, float | None], ...]
 
 
-@lru_cache(maxsize=256)
+# --------------------------------------------------------------------------- implicit (LOD) step
+
+#: Threads that share the grid lines of a NumPy sweep (at most 4: the sweeps are memory-bound).
+THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)))
+
+
+@lru_cache(maxsize=512)
 def _thomas_coefficients(n: int, r: float, low_fixed: bool, high_fixed: bool) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Forward-sweep factors of the constant tridiagonal system of one grid line.
+    """Factors of the constant tridiagonal system of one grid line.
 
     The system is ``-r u[i-1] + b_i u[i] - r u[i+1] = d_i`` with
     ``b_i = 1 + r * (neighbours inside the line) + 2 r * (fixed faces touched)``.
+    Elimination keeps the right-hand side unscaled,
+    ``y_i = d_i + forward_i * y_{i-1}``, then back-substitutes
+    ``u_i = (y_i + r u_{i+1}) * inverse_i``.
 
     Returns:
-        ``(inverse_denominators, upper_factors)``: ``1 / b'_i`` and ``r / b'_i``
-        per position, as Python floats.
+        ``(forward, inverse)``: ``r / b'_{i-1}`` (0 at ``i = 0``) and ``1 / b'_i``
+        per position, with ``b'_i = b_i - r * forward_i``; Python floats.
     """
+    forward: list[float] = []
     inverse: list[float] = []
-    upper: list[float] = []
-    previous_upper = 0.0
+    previous_inverse = 0.0
     for i in range(n):
         neighbours = (i > 0) + (i < n - 1)
         fixed = (i == 0 and low_fixed) + (i == n - 1 and high_fixed)
-        diagonal = 1.0 + r * neighbours + 2.0 * r * fixed
-        denominator = diagonal - r * previous_upper
-        inverse.append(1.0 / denominator)
-        previous_upper = r / denominator
-        upper.append(previous_upper)
-    return tuple(inverse), tuple(upper)
+        factor = r * previous_inverse
+        denominator = 1.0 + r * neighbours + 2.0 * r * fixed - r * factor
+        forward.append(factor)
+        previous_inverse = 1.0 / denominator
+        inverse.append(previous_inverse)
+    return tuple(forward), tuple(inverse)
 
 
-def _diffuse_axis(xp: ModuleType, u: Any, axis: int, r: float, low: float | None, high: float | None) -> Any:
-    """One backward-Euler diffusion solve along ``axis`` for every grid line at once.
+@lru_cache(maxsize=256)
+def _line_tables(xp: ModuleType, dtype: str, n: int, ndim: int, lines: tuple[tuple[float, bool, bool], ...]) -> tuple[Any, Any, Any]:
+    """Device tables of the Thomas factors of a stack of fields along one axis.
+
+    Args:
+        n: points per grid line.
+        ndim: spatial dimensions (the tables broadcast over a plane of
+            shape ``(fields, *other axes)``).
+        lines: per field, ``(r, low_fixed, high_fixed)``.
+
+    Returns:
+        ``(forward, inverse, r)``: arrays of shape ``(n, fields, 1, ...)`` (two)
+        and ``(fields, 1, ...)``, of ``dtype``, built once per set of inputs.
+    """
+    columns = [_thomas_coefficients(n, r, low, high) for r, low, high in lines]
+    plane = (len(lines),) + (1,) * (ndim - 1)
+    forward = np.array([c[0] for c in columns], dtype=dtype).T.reshape((n,) + plane)
+    inverse = np.array([c[1] for c in columns], dtype=dtype).T.reshape((n,) + plane)
+    r = np.array([line[0] for line in lines], dtype=dtype).reshape(plane)
+    return xp.asarray(forward), xp.asarray(inverse), xp.asarray(r)
+
+
+def _column(xp: ModuleType, values: Sequence[float], ndim: int, dtype: Any) -> Any:
+    """Per-field numbers as an array of shape ``(fields, 1, ..., 1)`` that broadcasts over a stack."""
+    return xp.asarray(np.array(values, dtype=np.float64).reshape((len(values),) + (1,) * ndim), dtype=dtype)
+
+
+def _sweep(xp: ModuleType, work: Any, axis: int, r: Sequence[float], faces: Sequence[tuple[float | None, float | None]]) -> None:
+    """Backward-Euler diffusion along array ``axis`` of a stack of fields, in place.
+
+    Args:
+        work: shape ``(fields, *spatial)``; solved in its own dtype.
+        axis: array axis (1 ... ndim) along which every grid line is solved.
+        r: per field, ``dt * D / dx^2``.
+        faces: per field, ``(low, high)`` of this axis: fixed value or None.
 
     The loop runs over positions along the axis (the Thomas recurrence is
-    sequential there); each iteration updates a whole plane of lines.
+    sequential there); each iteration updates one plane of all lines of all
+    fields with in-place ufuncs.
     """
-    n = u.shape[axis]
-    work = xp.ascontiguousarray(xp.moveaxis(u, axis, 0))
-    if low is not None:
-        work[0] += 2.0 * r * low
-    if high is not None:
-        work[n - 1] += 2.0 * r * high
-    inverse, upper = _thomas_coefficients(n, float(r), low is not None, high is not None)
-    work[0] *= inverse[0]
+    n = work.shape[axis]
+    ndim = work.ndim - 1
+    lines = tuple((float(ri), low is not None, high is not None) for ri, (low, high) in zip(r, faces))
+    forward, inverse, r_column = _line_tables(xp, work.dtype.name, n, ndim, lines)
+    planes = [work[(slice(None),) * axis + (i,)] for i in range(n)]
+    for end, values in ((0, [low for low, _ in faces]), (n - 1, [high for _, high in faces])):
+        if any(value is not None for value in values):
+            planes[end] += _column(xp, [2.0 * ri * (v or 0.0) for ri, v in zip(r, values)], ndim - 1, work.dtype)
+    scratch = xp.empty_like(planes[0])
     for i in range(1, n):
-        work[i] += r * work[i - 1]
-        work[i] *= inverse[i]
+        xp.multiply(planes[i - 1], forward[i], out=scratch)
+        planes[i] += scratch
+    planes[n - 1] *= inverse[n - 1]
     for i in range(n - 2, -1, -1):
-        work[i] += upper[i] * work[i + 1]
-    return xp.moveaxis(work, 0, axis)
+        xp.multiply(planes[i + 1], r_column, out=scratch)
+        planes[i] += scratch
+        planes[i] *= inverse[i]
+
+
+def _split(xp: ModuleType, call: Any, arrays: Sequence[Any], axis: int) -> None:
+    """Run ``call(*chunks)`` on slabs of ``arrays`` cut along array ``axis``, on :data:`THREADS` threads.
+
+    The slabs hold disjoint grid lines, so the result does not depend on the
+    number of threads. NumPy releases the GIL inside its ufunc loops; on any
+    other array module (a GPU queue) the call runs once on whole arrays.
+    """
+    extent = arrays[0].shape[axis]
+    pieces = min(THREADS, extent) if xp is np else 1
+    if pieces <= 1:
+        call(*arrays)
+        return
+    bounds = [extent * k // pieces for k in range(pieces + 1)]
+    lead = (slice(None),) * axis
+    chunks = [[a[lead + (slice(lo, hi),)] for a in arrays] for lo, hi in zip(bounds[:-1], bounds[1:])]
+    for future in [_pool().submit(call, *chunk) for chunk in chunks]:
+        future.result()
+
+
+def _copy(out: Any, values: Any) -> None:
+    """``out[...] = values`` (a strided copy when the layouts differ)."""
+    out[...] = values
+
+
+@lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    """The worker threads of the NumPy sweeps (created on first use)."""
+    return ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="diffusion")
+
+
+def implicit_step_many(
+    xp: ModuleType,
+    fields: Any,
+    dt_min: float,
+    params: Sequence[FieldParameters],
+    sink_per_min: Any = 0.0,
+    source_per_min: Any = 0.0,
+) -> Any:
+    """Advance a stack of fields by ``dt_min`` minutes (reactions, then LOD diffusion).
+
+    All fields of the stack are swept together, one ufunc call per plane, so
+    several substrates cost little more Python overhead than one. Sweeps run
+    over planes of grid lines: the first spatial axis (contiguous planes),
+    the middle one, and the last one after the last two axes are swapped in a
+    work copy (which the reaction step writes). On NumPy the lines are shared
+    among :data:`THREADS` threads.
+
+    Args:
+        xp: array module.
+        fields: float32 or float64, shape ``(n_fields, ny, nx)`` or ``(n_fields, nz, ny, nx)``.
+        dt_min: time step in minutes (> 0); any size is stable.
+        params: one :class:`FieldParameters` per field (same ``dx_um``
+            and lattice for all; ``D``, decay and faces may differ).
+        sink_per_min: first-order loss rate, 1/min: a scalar, or an array that
+            broadcasts to ``fields.shape`` (``(*spatial)`` for all fields or
+            ``(n_fields, *spatial)``).
+        source_per_min: production, field units / min, same shapes as ``sink_per_min``.
+
+    Returns:
+        A new array of the shape and dtype of ``fields``.
+    """
+    if dt_min <= 0:
+        raise ValueError(f"dt_min must be positive, got {dt_min}")
+    if len(params) != fields.shape[0]:
+        raise ValueError(f"{len(params)} parameter sets for {fields.shape[0]} fields")
+    ndim = fields.ndim - 1
+    dtype = fields.dtype
+    decay = [p.decay_per_min for p in params]
+    r = [dt_min * p.diffusion_um2_per_min / p.dx_um**2 for p in params]
+    swapped = xp.empty(fields.shape[:-2] + fields.shape[:-3:-1], dtype=dtype)
+    natural = swapped.swapaxes(-1, -2)
+    if np.ndim(source_per_min) == 0 and float(source_per_min) == 0.0:
+        _split(xp, _copy, (natural, fields), 1)
+    else:
+        natural[...] = fields + xp.asarray(source_per_min * dt_min, dtype=dtype)
+    if np.ndim(sink_per_min) == 0:
+        natural *= _column(xp, [1.0 / (1.0 + dt_min * (k + float(sink_per_min))) for k in decay], ndim, dtype)
+    else:
+        loss = xp.asarray(sink_per_min, dtype=dtype) + _column(xp, decay, ndim, dtype)
+        loss *= dtype.type(dt_min)
+        loss += dtype.type(1.0)
+        xp.divide(natural, loss, out=natural)
+    if not any(r):
+        return xp.ascontiguousarray(natural)
+    last = [p.faces[ndim - 1] for p in params]
+    _split(xp, lambda w: _sweep(xp, w, ndim - 1, r, last), (swapped,), 1 if ndim == 3 else ndim)
+    result = xp.empty_like(fields)
+    _split(xp, _copy, (result, natural), 1)
+    for axis in range(1, ndim):
+        faces = [p.faces[axis - 1] for p in params]
+        _split(xp, lambda w, a=axis, f=faces: _sweep(xp, w, a, r, f), (result,), 2 if axis == 1 else 1)
+    return result
 
 
 def implicit_step(xp: ModuleType, u: Any, dt_min: float, params: FieldParameters, sink_per_min: Any = 0.0, source_per_min: Any = 0.0) -> Any:
-    """Advance a field by ``dt_min`` minutes (reactions, then LOD diffusion).
+    """Advance one field by ``dt_min`` minutes (reactions, then LOD diffusion).
 
     Args:
         xp: array module.
@@ -119,54 +271,182 @@ def implicit_step(xp: ModuleType, u: Any, dt_min: float, params: FieldParameters
     Returns:
         The new field, same shape and dtype as ``u``.
     """
-    dtype = u.dtype
-    u = (u + dt_min * source_per_min) / (1.0 + dt_min * (params.decay_per_min + sink_per_min))
-    u = u.astype(dtype, copy=False)
-    r = dt_min * params.diffusion_um2_per_min / params.dx_um**2
-    if r > 0.0:
-        for axis, (low, high) in enumerate(params.faces):
-            u = _diffuse_axis(xp, u, axis, r, low, high)
-    return xp.ascontiguousarray(u)
+    return implicit_step_many(xp, u[None], dt_min, (params,), sink_per_min, source_per_min)[0]
 
 
-def _neighbour_sum(xp: ModuleType, v: Any) -> Any:
-    """Sum of each voxel's face neighbours that lie inside the domain."""
-    total = xp.zeros_like(v)
-    for axis in range(v.ndim):
-        low = [slice(None)] * v.ndim
-        high = [slice(None)] * v.ndim
-        low[axis] = slice(0, -1)
-        high[axis] = slice(1, None)
-        total[tuple(low)] += v[tuple(high)]
-        total[tuple(high)] += v[tuple(low)]
-    return total
+# --------------------------------------------------------------------------- steady state
+
+#: Weight of the damped Jacobi smoother of the V-cycle (< 1 keeps the preconditioner positive definite).
+JACOBI_WEIGHT = 0.9
+#: Jacobi sweeps before and after each coarse correction (equal, so the V-cycle is symmetric).
+SMOOTHING_SWEEPS = 2
+#: The coarsest level, solved exactly with a dense inverse, has at most this many cells.
+COARSEST_CELLS = 128
 
 
-def _face_slice(ndim: int, axis: int, high: bool) -> tuple[slice | int, ...]:
-    index: list[slice | int] = [slice(None)] * ndim
+def _face_slice(ndim: int, axis: int, high: bool) -> tuple[Any, ...]:
+    """Index of the low or high boundary layer along spatial ``axis`` (leading batch axes allowed)."""
+    index: list[Any] = [slice(None)] * ndim
     index[axis] = -1 if high else 0
-    return tuple(index)
+    return (Ellipsis, *index)
 
 
-def _fixed_face_count(xp: ModuleType, shape: tuple[int, ...], params: FieldParameters) -> Any:
-    """Number of fixed-value faces each voxel touches (0 inside the domain)."""
-    count = xp.zeros(shape, dtype=xp.float64)
-    for axis, ends in enumerate(params.faces):
-        for high, value in zip((False, True), ends):
-            if value is not None:
-                count[_face_slice(len(shape), axis, high)] += 1.0
-    return count
+def _pair_slices(ndim: int, axis: int) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """Indices of the low and high voxel of every face between neighbours along ``axis``."""
+    low: list[Any] = [slice(None)] * ndim
+    high: list[Any] = [slice(None)] * ndim
+    low[axis] = slice(0, -1)
+    high[axis] = slice(1, None)
+    return (Ellipsis, *low), (Ellipsis, *high)
 
 
-def _fixed_face_source(xp: ModuleType, shape: tuple[int, ...], params: FieldParameters) -> Any:
-    """Right-hand side contributed by fixed-value faces: ``2 D value / dx^2`` on the edge voxels."""
-    coefficient = 2.0 * params.diffusion_um2_per_min / params.dx_um**2
+@dataclass(frozen=True)
+class _Level:
+    """One multigrid level of ``A v = diagonal * v - sum over faces of coupling * neighbour``.
+
+    Attributes:
+        shape: the level's grid.
+        diagonal: float64 array of ``shape``.
+        couplings: per axis, the coupling across each face between neighbours:
+            a Python float (uniform) or a float64 array with one entry fewer along that axis.
+        reaction: non-diffusive part of the diagonal (decay, sinks), float64 array.
+        fixed: diagonal part from fixed-value faces, float64 array.
+    """
+
+    shape: tuple[int, ...]
+    diagonal: Any
+    couplings: tuple[Any, ...]
+    reaction: Any
+    fixed: Any
+
+    def apply(self, xp: ModuleType, v: Any, out: Any | None = None, scratch: Any | None = None) -> Any:
+        """``A v`` for ``v`` of shape ``(..., *shape)``, into ``out`` (and ``scratch``, same shape) if given."""
+        out = xp.multiply(self.diagonal, v, out=out)
+        scratch = xp.empty_like(out) if scratch is None else scratch
+        for axis, coupling in enumerate(self.couplings):
+            low, high = _pair_slices(len(self.shape), axis)
+            for target, neighbour in ((low, high), (high, low)):
+                part = scratch[target]
+                xp.multiply(v[neighbour], coupling, out=part)
+                out[target] -= part
+        return out
+
+    def astype(self, xp: ModuleType, dtype: Any) -> "_Level":
+        """This level with its arrays (and uniform couplings) in ``dtype``; reaction and fixed dropped."""
+        couplings = tuple(xp.asarray(c, dtype=dtype) if not isinstance(c, float) else c for c in self.couplings)
+        return _Level(self.shape, self.diagonal.astype(dtype), couplings, None, None)
+
+
+def _pair_sum(xp: ModuleType, v: Any, axes: Sequence[int]) -> Any:
+    """Sum ``v`` over blocks of two voxels along each of ``axes`` (an odd extent gets a last block of one)."""
+    for axis in axes:
+        if v.shape[axis] % 2:
+            v = xp.pad(v, [(0, int(k == axis)) for k in range(v.ndim)])
+        lead = (slice(None),) * axis
+        v = v[lead + (slice(0, None, 2),)] + v[lead + (slice(1, None, 2),)]
+    return v
+
+
+def _prolong(xp: ModuleType, coarse: Any, shape: tuple[int, ...]) -> Any:
+    """Piecewise-constant interpolation of a coarse-level array onto the fine ``shape``."""
+    fine = coarse
+    for axis in range(coarse.ndim):
+        fine = xp.repeat(fine, 2, axis=axis)
+    return fine[tuple(slice(0, extent) for extent in shape)]
+
+
+def _coarsen(xp: ModuleType, level: _Level) -> _Level:
+    """The next coarser level: blocks of 2^ndim voxels.
+
+    Reactions add up over a block (the Galerkin product with piecewise-constant
+    interpolation); diffusive couplings add up over the fine faces between two
+    blocks and are halved, which is the rediscretised operator on the doubled
+    voxel edge (the plain Galerkin product would be twice too stiff per level).
+    """
+    ndim = len(level.shape)
+    every = tuple(range(ndim))
+    couplings = []
+    for axis, coupling in enumerate(level.couplings):
+        face_shape = tuple(extent - (k == axis) for k, extent in enumerate(level.shape))
+        between = xp.broadcast_to(xp.asarray(coupling, dtype=xp.float64), face_shape)
+        index: list[Any] = [slice(None)] * ndim
+        index[axis] = slice(1, None, 2)
+        couplings.append(0.5 * _pair_sum(xp, between[tuple(index)], [k for k in every if k != axis]))
+    reaction = _pair_sum(xp, level.reaction, every)
+    fixed = 0.5 * _pair_sum(xp, level.fixed, every)
+    diagonal = reaction + fixed
+    for axis, coupling in enumerate(couplings):
+        low, high = _pair_slices(ndim, axis)
+        diagonal[low] += coupling
+        diagonal[high] += coupling
+    return _Level(tuple(diagonal.shape), diagonal, tuple(couplings), reaction, fixed)
+
+
+class _Multigrid:
+    """A symmetric V-cycle (damped Jacobi smoothing, exact coarsest solve) for one operator.
+
+    Levels are built in float64 and kept in float32: the cycle is a
+    preconditioner, so its rounding only costs CG (flexible form) an iteration
+    at most, and float32 halves its memory traffic.
+    """
+
+    def __init__(self, xp: ModuleType, fine: _Level) -> None:
+        self.xp = xp
+        levels = [fine]
+        while np.prod(levels[-1].shape) > COARSEST_CELLS and max(levels[-1].shape) > 1:
+            levels.append(_coarsen(xp, levels[-1]))
+        coarsest = levels[-1]
+        cells = int(np.prod(coarsest.shape))
+        identity = xp.eye(cells, dtype=xp.float64).reshape((cells, *coarsest.shape))
+        self.coarsest_inverse = xp.linalg.inv(coarsest.apply(xp, identity).reshape(cells, cells)).astype(xp.float32)
+        self.levels = [level.astype(xp, xp.float32) for level in levels]
+        self.weighted_inverses = [(JACOBI_WEIGHT / level.diagonal).astype(xp.float32) for level in levels[:-1]]
+
+    def cycle(self, residual: Any, depth: int = 0) -> Any:
+        """Approximate ``A^-1 residual`` on level ``depth`` (float32 array of its shape)."""
+        xp = self.xp
+        if depth == len(self.levels) - 1:
+            return (self.coarsest_inverse @ residual.reshape(-1)).reshape(residual.shape)
+        level = self.levels[depth]
+        weighted_inverse = self.weighted_inverses[depth]
+        v = weighted_inverse * residual
+        defect = xp.empty_like(v)
+        scratch = xp.empty_like(v)
+
+        def smooth() -> None:
+            level.apply(xp, v, defect, scratch)
+            xp.subtract(residual, defect, out=defect)
+            xp.multiply(defect, weighted_inverse, out=defect)
+            xp.add(v, defect, out=v)
+
+        for _ in range(SMOOTHING_SWEEPS - 1):
+            smooth()
+        level.apply(xp, v, defect, scratch)
+        xp.subtract(residual, defect, out=defect)
+        v += _prolong(xp, self.cycle(_pair_sum(xp, defect, tuple(range(v.ndim))), depth + 1), level.shape)
+        for _ in range(SMOOTHING_SWEEPS):
+            smooth()
+        return v
+
+
+def _fine_level(xp: ModuleType, shape: tuple[int, ...], params: FieldParameters, sink_per_min: Any) -> tuple[_Level, Any]:
+    """The discrete steady-state operator on the lattice, and the right-hand side of its fixed faces."""
+    ndim = len(shape)
+    coupling = params.diffusion_um2_per_min / params.dx_um**2
+    reaction = xp.broadcast_to(params.decay_per_min + xp.asarray(sink_per_min, dtype=xp.float64), shape)
+    fixed = xp.zeros(shape, dtype=xp.float64)
     rhs = xp.zeros(shape, dtype=xp.float64)
     for axis, ends in enumerate(params.faces):
         for high, value in zip((False, True), ends):
             if value is not None:
-                rhs[_face_slice(len(shape), axis, high)] += coefficient * value
-    return rhs
+                fixed[_face_slice(ndim, axis, high)] += 2.0 * coupling
+                rhs[_face_slice(ndim, axis, high)] += 2.0 * coupling * value
+    diagonal = reaction + fixed
+    for axis in range(ndim):
+        low, high = _pair_slices(ndim, axis)
+        diagonal[low] += coupling
+        diagonal[high] += coupling
+    return _Level(tuple(shape), diagonal, (coupling,) * ndim, reaction, fixed), rhs
 
 
 def steady_state(
@@ -176,9 +456,16 @@ def steady_state(
     sink_per_min: Any = 0.0,
     source_per_min: Any = 0.0,
     rtol: float = 1e-6,
-    max_iterations: int = 5000,
+    max_iterations: int = 500,
 ) -> tuple[Any, int]:
-    """Solve ``D laplacian(u) - (decay + sink) u + source = 0`` by preconditioned CG.
+    """Solve ``D laplacian(u) - (decay + sink) u + source = 0`` by multigrid-preconditioned CG.
+
+    The preconditioner is one V-cycle of cell-centred geometric multigrid:
+    blocks of 2^ndim voxels (odd extents end in a block of one), damped
+    Jacobi smoothing, piecewise-constant transfers, a dense exact solve on
+    the coarsest level (at most :data:`COARSEST_CELLS` cells). It is symmetric
+    and positive definite, so CG stays valid; iterations barely grow with
+    the lattice size.
 
     Args:
         xp: array module.
@@ -193,43 +480,37 @@ def steady_state(
     Returns:
         ``(u, iterations)``: the field (dtype of ``u_guess``) and the CG iterations used.
     """
-    shape = u_guess.shape
-    coupling = params.diffusion_um2_per_min / params.dx_um**2
-    neighbours = xp.zeros(shape, dtype=xp.float64)
-    for axis, extent in enumerate(shape):
-        if extent > 1:
-            neighbours += 2.0
-            neighbours[_face_slice(len(shape), axis, False)] -= 1.0
-            neighbours[_face_slice(len(shape), axis, True)] -= 1.0
-    fixed_count = _fixed_face_count(xp, shape, params)
-    diagonal = (params.decay_per_min + xp.asarray(sink_per_min, dtype=xp.float64)
-                + coupling * (neighbours + 2.0 * fixed_count))
-    diagonal = xp.broadcast_to(diagonal, shape)
-    inverse_diagonal = 1.0 / diagonal
-    rhs = _fixed_face_source(xp, shape, params) + xp.asarray(source_per_min, dtype=xp.float64)
-
-    def apply(v: Any) -> Any:
-        return diagonal * v - coupling * _neighbour_sum(xp, v)
-
+    shape = tuple(u_guess.shape)
+    fine, rhs = _fine_level(xp, shape, params, sink_per_min)
+    rhs += xp.asarray(source_per_min, dtype=xp.float64)
     rhs_norm = float(xp.sqrt(xp.vdot(rhs, rhs)))
     if rhs_norm == 0.0:
         return xp.zeros_like(u_guess), 0
+    tolerance = rtol * rhs_norm
     u = u_guess.astype(xp.float64)
-    residual = rhs - apply(u)
-    z = inverse_diagonal * residual
+    residual = rhs - fine.apply(xp, u)
+    if float(xp.sqrt(xp.vdot(residual, residual))) <= tolerance:
+        return u_guess.copy(), 0
+    multigrid = _Multigrid(xp, fine)
+    a_direction = xp.empty_like(u)
+    scratch = xp.empty_like(u)
+    z = multigrid.cycle(residual.astype(xp.float32)).astype(xp.float64)
     direction = z.copy()
     rz = xp.vdot(residual, z)
-    tolerance = rtol * rhs_norm
     for iteration in range(1, max_iterations + 1):
-        a_direction = apply(direction)
+        fine.apply(xp, direction, a_direction, scratch)
         alpha = rz / xp.vdot(direction, a_direction)
         u += alpha * direction
         residual -= alpha * a_direction
-        if iteration % 4 == 0 and float(xp.sqrt(xp.vdot(residual, residual))) <= tolerance:
+        if float(xp.sqrt(xp.vdot(residual, residual))) <= tolerance:
             return u.astype(u_guess.dtype), iteration
-        z = inverse_diagonal * residual
+        previous_z = z
+        z = multigrid.cycle(residual.astype(xp.float32)).astype(xp.float64)
         rz_next = xp.vdot(residual, z)
-        direction = z + (rz_next / rz) * direction
+        # Polak-Ribiere form of beta (flexible CG): robust to the float32 preconditioner.
+        beta = (rz_next - xp.vdot(residual, previous_z)) / rz
+        direction *= beta
+        direction += z
         rz = rz_next
     raise FieldSolverError(
         f"steady-state field solve did not reach rtol={rtol} in {max_iterations} iterations"
