@@ -1,0 +1,138 @@
+"""Throughput, memory and error of the implicit field solver at BioFVM's settings.
+
+For each lattice (default 64^3, 128^3, 200^3) and substrate count (1 and 4),
+in a fresh subprocess per case, this advances a stack of float32 fields with
+:func:`kernels.diffusion.implicit_step_many` at BioFVM's benchmark settings
+(dx 20 um, D 1e5 um^2/min, decay 0.1/min, dt 0.01 min, every face fixed at 1,
+initial value 0) and prints
+
+* voxel-updates per second: voxels x substrates x steps / wall seconds;
+* the peak resident memory of the subprocess (ru_maxrss) and its rise over
+  the value before the fields were allocated;
+* the error at the same simulated time against a float64 reference run with
+  a time step five times smaller (the difference is about 4/5 of the
+  first-order time error; the spatial error is common to both).
+
+BioFVM's figures on a 2-core machine (issue 3) are printed beside them.
+Then, for each transient substrate preset of ``abm.config.FIELD_PRESETS``,
+the simulated time per wall second on a 64^3 lattice with a tumor ball
+(radius 200 um) taking up or secreting as the preset says, at the time step
+recommended in docs/fields.md, and its error against dt/8 in float64.
+
+Usage::
+
+    python benchmarks/fields.py [--sizes 64,128,200] [--substrates 1,4] [--steps 10]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+from abm.config import FIELD_PRESETS
+from kernels.diffusion import THREADS, FieldParameters, implicit_step_many
+
+BIOFVM = {(128, 1): (1.7e7, 1.7), (128, 4): (4.4e7, 2.2), (200, 1): (1.8e7, 6.4), (256, 1): (1.8e7, 13.4)}
+DT_MIN, DX_UM = 0.01, 20.0
+#: Recommended time step per transient preset, min (docs/fields.md): about 2 % error in the tumor.
+RECOMMENDED_DT_MIN = {"chemokine": 0.1, "ccl2": 0.1, "tgf_beta": 1.0, "il10": 1.0, "anti_pd1": 10.0,
+                      "chemo_drug": 1.0, "danger_signal": 1.0}
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def run_case(size: int, substrates: int, steps: int) -> dict[str, float]:
+    """Time ``steps`` steps of ``substrates`` fields on ``size``^3, in this process; error vs dt/5 in float64."""
+    before = peak_rss_mb()
+    params = [FieldParameters(1.0e5, 0.1, DX_UM, ((1.0, 1.0),) * 3)] * substrates
+    u = np.zeros((substrates, size, size, size), dtype=np.float32)
+    u = implicit_step_many(np, u, DT_MIN, params)
+    started = time.perf_counter()
+    for _ in range(steps):
+        u = implicit_step_many(np, u, DT_MIN, params)
+    seconds = time.perf_counter() - started
+    peak = peak_rss_mb()
+    reference = np.zeros((1, size, size, size))
+    for _ in range(5 * (steps + 1)):
+        reference = implicit_step_many(np, reference, DT_MIN / 5, params[:1])
+    error = float(np.abs(u[0] - reference[0]).max())
+    return {"updates_per_s": size**3 * substrates * steps / seconds, "peak_mb": peak, "rise_mb": peak - before,
+            "error": error, "step_s": seconds / steps}
+
+
+def tumor_terms(name: str, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sink and source (1/min, units/min) of preset ``name`` for a tumor ball of radius 200 um at the centre."""
+    preset = FIELD_PRESETS[name]
+    centre = (np.arange(size) + 0.5) * DX_UM - size * DX_UM / 2
+    ball = (centre[:, None, None] ** 2 + centre[None, :, None] ** 2 + centre[None, None, :] ** 2) <= 200.0**2
+    sink = sum(preset.get("uptake_per_min", {}).values()) * ball
+    rate = sum(preset.get("secretion_per_min", {}).values())
+    sink = sink + rate * ball
+    return sink, rate * preset.get("secretion_saturation", 1.0) * ball
+
+
+def run_preset(name: str, size: int = 64, minutes: float = 60.0) -> dict[str, float]:
+    """Simulated minutes per wall second at the recommended dt, and the max error vs dt/8 (float64)."""
+    preset = FIELD_PRESETS[name]
+    dt = RECOMMENDED_DT_MIN[name]
+    params = [FieldParameters(preset["D_um2_per_min"], preset["decay_per_min"], DX_UM, ((1.0, 1.0),) * 3)]
+    sink, source = tumor_terms(name, size)
+    u = np.zeros((1, size, size, size), dtype=np.float32)
+    steps = max(1, round(minutes / dt))
+    started = time.perf_counter()
+    for _ in range(steps):
+        u = implicit_step_many(np, u, dt, params, sink, source)
+    seconds = time.perf_counter() - started
+    reference = np.zeros((1, size, size, size))
+    for _ in range(8 * steps):
+        reference = implicit_step_many(np, reference, dt / 8, params, sink, source)
+    scale = float(np.abs(reference).max())
+    return {"dt_min": dt, "sim_min_per_s": steps * dt / seconds,
+            "error": float(np.abs(u - reference).max()), "relative_error": float(np.abs(u - reference).max()) / scale}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="64,128,200")
+    parser.add_argument("--substrates", default="1,4")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--presets", default=",".join(RECOMMENDED_DT_MIN), help="presets to time ('' for none)")
+    parser.add_argument("--case", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        kind, *rest = args.case.split(":")
+        row = run_case(int(rest[0]), int(rest[1]), args.steps) if kind == "lod" else run_preset(rest[0])
+        print(json.dumps(row))
+        return
+    print(f"numpy {np.__version__}, {THREADS} sweep threads; dt {DT_MIN} min, dx {DX_UM} um, D 1e5 um^2/min, "
+          f"decay 0.1/min, fixed faces, float32 fields, {args.steps} timed steps")
+    print(f"{'case':>10} {'updates/s':>10} {'step ms':>8} {'peak MB':>8} {'rise MB':>8} {'max error':>10}   BioFVM")
+    for size in map(int, args.sizes.split(",")):
+        for substrates in map(int, args.substrates.split(",")):
+            output = subprocess.run([sys.executable, __file__, "--case", f"lod:{size}:{substrates}", "--steps", str(args.steps)],
+                                    check=True, capture_output=True, text=True).stdout
+            row = json.loads(output)
+            biofvm = BIOFVM.get((size, substrates))
+            versus = (f"{biofvm[0]:.1e}/s in {biofvm[1]} GB: x{row['updates_per_s'] / biofvm[0]:.1f} throughput, "
+                      f"x{biofvm[1] * 1024 / row['peak_mb']:.0f} less memory" if biofvm else "")
+            print(f"{size:>4}^3 x{substrates:<2} {row['updates_per_s']:10.2e} {row['step_s'] * 1e3:8.1f} "
+                  f"{row['peak_mb']:8.0f} {row['rise_mb']:8.0f} {row['error']:10.2e}   {versus}", flush=True)
+    presets = [name for name in args.presets.split(",") if name]
+    if presets:
+        print("\nsubstrate presets on 64^3 with a tumor ball (r 200 um), 60 simulated min, float32:")
+        print(f"{'preset':>14} {'dt min':>7} {'sim min/s':>10} {'max error':>10} {'relative':>9}")
+    for name in presets:
+        output = subprocess.run([sys.executable, __file__, "--case", f"preset:{name}"], check=True, capture_output=True, text=True).stdout
+        row = json.loads(output)
+        print(f"{name:>14} {row['dt_min']:7g} {row['sim_min_per_s']:10.1f} {row['error']:10.2e} {row['relative_error']:9.2%}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
