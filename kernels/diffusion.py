@@ -30,10 +30,9 @@ Two solvers, both written once against ``xp``:
 
 Working memory (per voxel and field, ``b`` bytes per value of the field's
 dtype): :func:`implicit_step_many` holds the result, one transposed work copy
-and plane-sized temporaries: ``2 b``. :func:`steady_state` works in float64:
-solution, residual, search direction, its image, preconditioned residual,
-operator diagonal and the V-cycle's two fine-level arrays, about 8 x 8 bytes,
-plus 1/7 of that on the coarse levels (3-D).
+and plane-sized temporaries: ``2 b``. :func:`steady_state` holds eleven
+float64 and six float32 field-sized arrays (about 110 bytes per voxel), plus
+1/7 of the float32 share on the coarse levels (3-D).
 """
 from __future__ import annotations
 
