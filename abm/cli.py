@@ -1,4 +1,4 @@
-"""The ``tme`` command line: run, validate, info.
+"""The ``tme`` command line: run, validate, info; render, export, plot, report (viz extra).
 
 User errors (config, backend, output directory) print one ``error:`` message
 on stderr and exit with status 2, without a traceback and without leaving a
@@ -66,6 +66,64 @@ def _command_info(arguments: argparse.Namespace) -> int:
     return 0
 
 
+def _viz_command(arguments: argparse.Namespace) -> int:
+    """Run a viz subcommand; viz (and through it matplotlib, pyvista) is imported only here."""
+    from viz import commands
+    from viz.rundir import VizError
+
+    try:
+        return commands.run(arguments)
+    except VizError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        width, height = (int(part) for part in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected WIDTHxHEIGHT in pixels, e.g. 1280x960") from None
+    return width, height
+
+
+def _add_viz_commands(commands) -> None:
+    """The render, export, plot and report subcommands (they need the ``viz`` extra)."""
+    render_parser = commands.add_parser("render", help="3-D render or animation of a run's snapshots (pyvista)")
+    render_parser.add_argument("run_dir", help="run directory made by tme run")
+    when = render_parser.add_mutually_exclusive_group()
+    when.add_argument("--time", type=float, metavar="T_H", help="render the snapshot nearest T_H hours (default: the last)")
+    when.add_argument("--all", action="store_true", help="animate every snapshot (.gif or .mp4)")
+    render_parser.add_argument("--view", default="iso", choices=("iso", "cutaway", "slice"),
+                               help="iso: whole tumor; cutaway: front octant removed; slice: plane through the centre")
+    render_parser.add_argument("--color", default="clone", metavar="clone|state|field:NAME",
+                               help="colour tumor cells by subclone, by cell state, or by a field (e.g. field:oxygen)")
+    render_parser.add_argument("--out", required=True, help="output .png, or .gif / .mp4 for an animation")
+    render_parser.add_argument("--size", type=_size, default=(1280, 960), metavar="WxH", help="image size in pixels")
+    render_parser.add_argument("--fps", type=float, default=4.0, help="frames per second of an animation")
+    render_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    render_parser.set_defaults(handler=_viz_command, viz="render")
+
+    export_parser = commands.add_parser("export", help="write a run's snapshots as VTK files for ParaView")
+    export_parser.add_argument("run_dir", help="run directory made by tme run")
+    export_parser.add_argument("--format", default="vtk", choices=("vtk",), help="vtk: a .vti per snapshot and a .pvd series")
+    export_parser.add_argument("--out", help="output folder (default RUN_DIR/vtk)")
+    export_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    export_parser.set_defaults(handler=_viz_command, viz="export")
+
+    plot_parser = commands.add_parser("plot", help="paper figures of a run (PNG, PDF, SVG)")
+    plot_parser.add_argument("run_dir", help="run directory made by tme run")
+    plot_parser.add_argument("--out", help="output folder (default RUN_DIR/figures)")
+    plot_parser.add_argument("--formats", default="png,pdf,svg", help="comma-separated, from png, pdf, svg")
+    plot_parser.add_argument("--only", help="comma-separated figure names (default: every figure the run has data for)")
+    plot_parser.set_defaults(handler=_viz_command, viz="plot")
+
+    report_parser = commands.add_parser("report", help="a Markdown report of a run with its figures")
+    report_parser.add_argument("run_dir", help="run directory made by tme run")
+    report_parser.add_argument("--out", help="report file (default RUN_DIR/report.md)")
+    report_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    report_parser.set_defaults(handler=_viz_command, viz="report")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tme", description="tme-abm: agent-based tumor microenvironment simulator")
     parser.add_argument("--version", action="version", version=f"tme-abm {__version__}")
@@ -90,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     info_parser = commands.add_parser("info", help="versions, backend choice and GPU status")
     info_parser.set_defaults(handler=_command_info)
+    _add_viz_commands(commands)
     return parser
 
 

@@ -1,0 +1,150 @@
+"""Off-screen pyvista renders: every view and colouring, animations, the report, and one palette across figures.
+
+Rendering needs an OpenGL library of the system (EGL or OSMesa; VTK's wheel
+brings none). Where neither is installed, these tests are skipped with the
+apt package to install; where one is installed but rendering still fails,
+they fail.
+"""
+from __future__ import annotations
+
+import ctypes.util
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from abm.cli import main
+from kernels.tumor import CYCLING, NECROTIC, QUIESCENT
+from tests.test_viz import REPO, assert_not_blank, png_pixels, run2d, run3d  # noqa: F401 - run2d, run3d are fixtures
+from viz import palette
+from viz.render import RenderOptions, render, render_snapshot
+from viz.rundir import VizError, open_run
+
+SIZE = (400, 300)
+_PROBE = """
+from viz import optional
+pv = optional.pyvista("probe")
+plotter = pv.Plotter(off_screen=True, window_size=[64, 64])
+plotter.add_mesh(pv.Sphere(), color="red")
+print(plotter.screenshot(return_img=True).std())
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def opengl():
+    """Skip where the system has no OpenGL library for VTK; fail where it has one and rendering breaks."""
+    result = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True, cwd=REPO, timeout=120)
+    if result.returncode == 0 and float(result.stdout.split()[-1]) > 0:
+        return
+    if not (ctypes.util.find_library("EGL") or ctypes.util.find_library("OSMesa") or ctypes.util.find_library("GL")):
+        pytest.skip("no system OpenGL library for VTK: apt-get install libegl1 (or libosmesa6)")
+    pytest.fail(f"an OpenGL library is installed but VTK cannot render off-screen:\n{result.stdout}\n{result.stderr}")
+
+
+@pytest.mark.parametrize("view, color", [("iso", "clone"), ("cutaway", "state"), ("cutaway", "field:oxygen"),
+                                         ("slice", "clone"), ("iso", "field:oxygen")])
+def test_render_3d_views(run3d, tmp_path, view, color):
+    out = tmp_path / "render.png"
+    rendered = render(open_run(run3d), out, RenderOptions(view=view, color=color, size=SIZE), time_h=12)
+    assert [snapshot.step for snapshot in rendered] == [12]
+    pixels = png_pixels(out)
+    assert pixels.shape == (SIZE[1], SIZE[0], 3)
+    assert_not_blank(pixels)
+
+
+def test_render_2d_run_is_flat(run2d, tmp_path):
+    out = tmp_path / "flat.png"
+    render(open_run(run2d), out, RenderOptions(view="iso", color="state", size=SIZE))
+    pixels = png_pixels(out)
+    assert pixels.shape == (SIZE[1], SIZE[0], 3)
+    assert_not_blank(pixels)
+    assert (pixels == palette.STATE_COLORS[CYCLING]).all(axis=-1).sum() > 100, "flat, unlit cells keep their exact colour"
+
+
+def test_cutaway_shows_the_necrotic_core(run3d, tmp_path):
+    """A synthetic necrotic core: hidden in the iso view, in view in the cutaway."""
+    run = open_run(run3d)
+    snapshot = run.last_snapshot()
+    arrays = snapshot.arrays
+    z, y, x = np.ogrid[:18, :18, :18]
+    radius = np.sqrt((z - 9) ** 2 + (y - 9) ** 2 + (x - 9) ** 2)
+    arrays["clone"] = np.where(radius < 7, 0, -1).astype(np.int32)
+    arrays["cell_state"] = np.where(radius < 4, NECROTIC, QUIESCENT).astype(np.int8)
+    arrays["vessel"] = np.zeros_like(arrays["vessel"])
+    necrotic = palette.STATE_COLORS[NECROTIC]
+
+    def necrotic_share(view: str) -> float:
+        image = render_snapshot(run, snapshot, RenderOptions(view=view, color="state", size=SIZE))
+        tumor = image[:, : int(SIZE[0] * 0.7)]  # left of the legend
+        distance = np.abs(tumor.astype(int) - necrotic).sum(axis=-1)
+        return float((distance < 40).mean())
+
+    hidden, shown = necrotic_share("iso"), necrotic_share("cutaway")
+    assert shown > 0.01 and shown > 5 * hidden, (hidden, shown)
+
+
+def test_palette_is_the_same_in_renders_and_figures(run3d, tmp_path):
+    """Clones 0-3 in quadrants of the mid-plane: each clone's palette colour is in both images, exactly."""
+    from viz.figures import slices_figure
+
+    run = open_run(run3d)
+    run.snapshots[:] = [run.last_snapshot()]
+    arrays = run.snapshots[0].arrays
+    clone = np.full((18, 18, 18), -1, dtype=np.int32)
+    clone[:, 3:9, 3:9], clone[:, 3:9, 9:15], clone[:, 9:15, 3:9], clone[:, 9:15, 9:15] = 0, 1, 2, 3
+    arrays["clone"] = clone
+    arrays["cell_state"] = np.zeros_like(arrays["cell_state"])
+    arrays["vessel"] = np.zeros_like(arrays["vessel"])
+
+    render(run, tmp_path / "render.png", RenderOptions(view="slice", color="clone", size=(600, 450)))
+    figure = slices_figure(run)
+    figure.savefig(tmp_path / "figure.png", dpi=100)
+    for image in (png_pixels(tmp_path / "render.png"), png_pixels(tmp_path / "figure.png")):
+        for index in range(4):
+            exact = (image == palette.clone_color(index)).all(axis=-1).sum()
+            assert exact > 200, f"clone {index} colour {palette.clone_color(index)} missing"
+        assert (image == palette.clone_color(4)).all(axis=-1).sum() == 0
+
+
+def test_animations(run3d, tmp_path):
+    from PIL import Image
+
+    run = open_run(run3d)
+    gif = tmp_path / "growth.gif"
+    render(run, gif, RenderOptions(view="cutaway", size=SIZE), all_snapshots=True, progress=False)
+    with Image.open(gif) as image:
+        assert image.n_frames == len(run.snapshots) and image.size == SIZE
+    mp4 = tmp_path / "growth.mp4"
+    render(run, mp4, RenderOptions(size=(390, 290)), progress=False)
+    assert mp4.read_bytes()[4:8] == b"ftyp"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["growth.gif", "growth.mp4"]
+
+
+def test_render_option_errors(run3d, tmp_path):
+    run = open_run(run3d)
+    with pytest.raises(VizError, match="--view"):
+        RenderOptions(view="top")
+    with pytest.raises(VizError, match="--color"):
+        RenderOptions(color="field:")
+    with pytest.raises(VizError, match="give --out a .gif or .mp4"):
+        render(run, tmp_path / "a.png", RenderOptions(), all_snapshots=True)
+    with pytest.raises(VizError, match="fields: oxygen"):
+        render(run, tmp_path / "a.png", RenderOptions(color="field:drug"))
+    assert not list(tmp_path.iterdir())
+
+
+def test_tme_render_and_report_commands(run3d, tmp_path, capsys):
+    copy = tmp_path / "run"
+    shutil.copytree(run3d, copy)
+    assert main(["render", str(copy), "--view", "cutaway", "--color", "state", "--time", "0",
+                 "--size", "320x240", "--out", str(tmp_path / "a.png")]) == 0
+    assert png_pixels(tmp_path / "a.png").shape == (240, 320, 3)
+    assert main(["render", str(copy), "--time", "0", "--out", str(tmp_path / "a.gif")]) == 2
+    assert "--time picks one snapshot" in capsys.readouterr().err
+    assert main(["report", str(copy), "--quiet"]) == 0
+    report = (copy / "report.md").read_text(encoding="utf-8")
+    for link in ("figures/render_state.png", "figures/burden.png", "figures/slices.svg"):
+        assert f"({link})" in report and (copy / link).is_file()
+    assert "| tumor volume (mm³) |" in report

@@ -1,0 +1,58 @@
+"""The viz subcommands of ``tme`` (render, export, plot, report), called from :mod:`abm.cli`.
+
+Each takes the parsed arguments, prints one line per file written, and
+returns the exit status; user errors raise :class:`viz.rundir.VizError`.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from viz.rundir import open_run
+
+
+def _render(arguments: argparse.Namespace) -> int:
+    from viz.render import RenderOptions, render
+
+    run = open_run(arguments.run_dir)
+    options = RenderOptions(view=arguments.view, color=arguments.color, size=tuple(arguments.size))
+    snapshots = render(run, Path(arguments.out), options, time_h=arguments.time, all_snapshots=arguments.all,
+                       fps=arguments.fps, progress=not arguments.quiet)
+    times = ", ".join(f"{snapshot.time_h:g}" for snapshot in snapshots)
+    print(f"wrote {arguments.out} ({len(snapshots)} snapshot(s), t = {times} h)")
+    return 0
+
+
+def _export(arguments: argparse.Namespace) -> int:
+    from viz.export import export
+
+    files = export(open_run(arguments.run_dir), arguments.out, arguments.format, progress=not arguments.quiet)
+    print(f"wrote {len(files) - 1} .vti file(s) and {files[-1]} (open it in ParaView)")
+    return 0
+
+
+def _plot(arguments: argparse.Namespace) -> int:
+    from viz.figures import plot_run
+
+    formats = tuple(part.strip() for part in arguments.formats.split(",") if part.strip())
+    names = tuple(part.strip() for part in arguments.only.split(",") if part.strip()) if arguments.only else None
+    written = plot_run(open_run(arguments.run_dir), arguments.out, formats, names)
+    for paths in written.values():
+        print("wrote " + ", ".join(str(path) for path in paths))
+    return 0
+
+
+def _report(arguments: argparse.Namespace) -> int:
+    from viz.report import run_report
+
+    path = run_report(open_run(arguments.run_dir), arguments.out, progress=not arguments.quiet)
+    print(f"wrote {path}")
+    return 0
+
+
+_COMMANDS = {"render": _render, "export": _export, "plot": _plot, "report": _report}
+
+
+def run(arguments: argparse.Namespace) -> int:
+    """Run the viz subcommand named by ``arguments.viz``; returns the exit status."""
+    return _COMMANDS[arguments.viz](arguments)

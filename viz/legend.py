@@ -1,0 +1,103 @@
+"""Legends shared by renders and figures: which entries, and a legend image for renders.
+
+The entries come from the voxels a figure shows, so a render and a slice of
+the same snapshot list the same clones in the same colours. Renders paste a
+legend drawn by matplotlib onto the pyvista image, so both kinds of figure
+have the same legend style.
+"""
+from __future__ import annotations
+
+import io
+from typing import Callable
+
+import numpy as np
+
+from kernels.tumor import NECROTIC, STATE_NAMES
+from viz import optional, palette
+
+MAX_LEGEND_CLONES = 10
+Entry = tuple[str, palette.RGB]
+
+
+def entries(clone: np.ndarray, cell_state: np.ndarray, vessel: np.ndarray, by: str,
+            clone_name: Callable[[int], str]) -> list[Entry]:
+    """Legend rows ``(label, colour)`` for voxels coloured as :func:`viz.palette.voxel_colors` does.
+
+    Args:
+        clone, cell_state, vessel: the shown voxels' arrays (any equal shapes;
+            dtypes as in :func:`viz.palette.voxel_colors`).
+        by: ``"clone"``, ``"state"``, or anything else for vessels only (field colouring).
+        clone_name: clone index -> name.
+
+    Returns:
+        Clones present (the :data:`MAX_LEGEND_CLONES` largest, by index, then a
+        count of the rest) and ``necrotic`` when colouring by clone; the states
+        present when colouring by state; then ``vessel`` if any.
+    """
+    occupied = clone >= 0
+    rows: list[Entry] = []
+    if by == "clone":
+        live = clone[occupied & (cell_state != NECROTIC)]
+        counts = np.bincount(live) if live.size else np.zeros(0, dtype=np.int64)
+        present = [int(index) for index in np.argsort(-counts, kind="stable") if counts[index] > 0]
+        rows += [(clone_name(index), palette.clone_color(index)) for index in sorted(present[:MAX_LEGEND_CLONES])]
+        if len(present) > MAX_LEGEND_CLONES:
+            rows.append((f"+{len(present) - MAX_LEGEND_CLONES} smaller clones", palette.OUTLINE_COLOR))
+        if np.any(occupied & (cell_state == NECROTIC)):
+            rows.append(("necrotic", palette.STATE_COLORS[NECROTIC]))
+    elif by == "state":
+        rows += [(name, palette.STATE_COLORS[code]) for code, name in enumerate(STATE_NAMES)
+                 if np.any(occupied & (cell_state == code))]
+    if np.any(vessel):
+        rows.append(("vessel", palette.VESSEL_COLOR))
+    return rows
+
+
+def handles(rows: list[Entry]) -> list:
+    """matplotlib legend handles (square patches) for ``rows``."""
+    from matplotlib.patches import Patch
+
+    return [Patch(facecolor=palette.to_float(color), edgecolor="none", label=label) for label, color in rows]
+
+
+def legend_rgba(rows: list[Entry], font_px: int, title: str | None = None) -> np.ndarray:
+    """A legend drawn by matplotlib, for pasting onto a render.
+
+    Args:
+        rows: entries from :func:`entries`.
+        font_px: text height in pixels.
+        title: optional title line.
+
+    Returns:
+        ``uint8`` RGBA image of shape ``(height, width, 4)``, white box, opaque.
+    """
+    from PIL import Image
+
+    figure_class = optional.matplotlib_figure_class("tme render")
+    dpi = 100
+    figure = figure_class(figsize=(4, 4), dpi=dpi)
+    figure.legend(handles=handles(rows), loc="center", frameon=True, fontsize=font_px * 72 / dpi,
+                  title=title, title_fontsize=font_px * 72 / dpi, handlelength=1.0, handleheight=1.0,
+                  edgecolor="#999999", fancybox=False, framealpha=1.0)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.02, transparent=True)
+    buffer.seek(0)
+    return np.asarray(Image.open(buffer).convert("RGBA"))
+
+
+def paste(image: np.ndarray, overlay: np.ndarray, top: int, right: int) -> np.ndarray:
+    """Alpha-blend ``overlay`` (RGBA ``uint8``) onto ``image`` (RGB ``uint8``, ``(h, w, 3)``) at the top right.
+
+    The overlay is cropped if it does not fit. Returns a new image.
+    """
+    out = image.copy()
+    height = min(overlay.shape[0], image.shape[0] - top)
+    width = min(overlay.shape[1], image.shape[1] - right)
+    if height <= 0 or width <= 0:
+        return out
+    patch = overlay[:height, :width].astype(np.float32)
+    alpha = patch[..., 3:4] / 255.0
+    region = out[top:top + height, image.shape[1] - right - width:image.shape[1] - right].astype(np.float32)
+    blended = alpha * patch[..., :3] + (1.0 - alpha) * region
+    out[top:top + height, image.shape[1] - right - width:image.shape[1] - right] = np.round(blended).astype(np.uint8)
+    return out

@@ -1,0 +1,358 @@
+"""3-D renders and animations of run snapshots with pyvista, off-screen.
+
+A render shows one snapshot:
+
+* views: ``iso`` (the whole tumor from the +x+y+z corner), ``cutaway`` (the
+  same with the octant in front of the tumor's centroid removed, so its core
+  shows), ``slice`` (the plane ``z`` through the centroid, seen flat). A 2-D
+  run always renders flat.
+* colours: ``clone`` (tumor cells by subclone, necrotic cells in the necrotic
+  colour), ``state`` (by cell state), ``field:NAME`` (in 3-D the tumor voxels
+  coloured by the field's local value with translucent isosurfaces of the
+  field; flat, the field over the plane with isolines and the tumor's outline).
+* vessels as spheres (as voxels in flat clone and state views), the domain's
+  outline, a scale bar in um, the time stamp, a legend or a colour bar.
+
+Camera placement depends on the domain only, so frames of an animation line up.
+Colours come from :mod:`viz.palette`, so they match the matplotlib figures.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Iterator
+
+import numpy as np
+from tqdm import tqdm
+
+from viz import legend, optional, palette
+from viz.output import IMAGE_SUFFIXES, MOVIE_SUFFIXES, atomic_output
+from viz.rundir import RunData, Snapshot, VizError
+from viz.scales import contour_levels, scale_bar_length_um
+
+VIEWS = ("iso", "cutaway", "slice")
+FIELD_COLORMAP = "viridis"
+_PURPOSE = "tme render"
+_MATERIAL = {"ambient": 0.3, "diffuse": 0.75, "specular": 0.0}  # voxel faces of every orientation stay readable
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    """What a render shows.
+
+    Attributes:
+        view: one of :data:`VIEWS`.
+        color: ``"clone"``, ``"state"`` or ``"field:NAME"``.
+        size: image ``(width, height)`` in pixels.
+    """
+
+    view: str = "iso"
+    color: str = "clone"
+    size: tuple[int, int] = (1280, 960)
+
+    def __post_init__(self) -> None:
+        if self.view not in VIEWS:
+            raise VizError(f"--view {self.view!r}: choose one of {', '.join(VIEWS)}")
+        if self.color not in ("clone", "state") and not (self.color.startswith("field:") and len(self.color) > 6):
+            raise VizError(f"--color {self.color!r}: choose clone, state or field:NAME (e.g. field:oxygen)")
+        if min(self.size) < 64:
+            raise VizError(f"--size {self.size[0]}x{self.size[1]}: at least 64 pixels each way")
+
+    @property
+    def field(self) -> str | None:
+        """The field name of ``field:NAME``, else None."""
+        return self.color[len("field:"):] if self.color.startswith("field:") else None
+
+
+def _image_grid(pv: ModuleType, shape: tuple[int, ...], dx_um: float):
+    """An ImageData whose cells are the voxels of ``shape`` (``(ny, nx)`` or ``(nz, ny, nx)``), in um, origin 0."""
+    cells = tuple(reversed(shape)) + (0,) * (3 - len(shape))
+    return pv.ImageData(dimensions=tuple(extent + 1 if extent else 1 for extent in cells), spacing=(dx_um,) * 3)
+
+
+def _add_vessels(pv: ModuleType, plotter, centres_um: np.ndarray, radius_um: float, lighting: bool) -> None:
+    """Vessels as spheres at ``centres_um`` (``float (n, 3)``, um)."""
+    if len(centres_um) == 0:
+        return
+    sphere = pv.Sphere(radius=radius_um, theta_resolution=10, phi_resolution=10)
+    plotter.add_mesh(pv.PolyData(centres_um).glyph(geom=sphere, scale=False, orient=False),
+                     color=palette.to_hex(palette.VESSEL_COLOR), lighting=lighting)
+
+
+def _field_label(run: RunData, name: str) -> str:
+    units = run.field_units(name)
+    return f"{name} ({units})" if units else name
+
+
+def _add_scale_bar(pv: ModuleType, plotter, start: np.ndarray, length_um: float, thickness_um: float, below: np.ndarray) -> None:
+    """A bar of ``length_um`` along x from ``start`` (um), labelled at ``below`` (um)."""
+    bar = pv.Box(bounds=(start[0], start[0] + length_um, start[1] - thickness_um, start[1], start[2], start[2] + thickness_um))
+    plotter.add_mesh(bar, color="black", lighting=False)
+    plotter.add_point_labels(
+        below[None, :], [f"{length_um:g} µm"], shape=None, show_points=False, always_visible=True,
+        font_size=max(12, plotter.window_size[1] // 45), text_color="black", bold=False,
+        justification_horizontal="center", justification_vertical="top")
+
+
+def _add_colored_voxels(pv: ModuleType, plotter, run: RunData, snapshot: Snapshot, options: RenderOptions, grid, voxels: np.ndarray,
+                        values: dict[str, np.ndarray], lighting: bool) -> None:
+    """Add the cells ``voxels`` (flat indices) of ``grid``, coloured as ``options.color`` asks.
+
+    ``values`` maps ``"rgb"`` to ``uint8 (n_cells, 3)`` colours, or the field
+    label to ``float (n_cells,)`` values (then a colour bar is drawn).
+    """
+    if voxels.size == 0:
+        return
+    for name, array in values.items():
+        grid.cell_data[name] = array
+    mesh = grid if voxels.size == grid.n_cells else grid.extract_cells(voxels)
+    material = _MATERIAL if lighting else {}
+    if lighting:
+        mesh = _surface(pv, mesh)
+    if "rgb" in values:
+        plotter.add_mesh(mesh, scalars="rgb", rgb=True, lighting=lighting, show_scalar_bar=False, **material)
+    else:
+        (label,) = values
+        plotter.add_mesh(mesh, scalars=label, cmap=FIELD_COLORMAP, clim=_field_range(snapshot, options.field),
+                         lighting=lighting, scalar_bar_args=_scalar_bar_args(label, plotter), **material)
+
+
+def _surface(pv: ModuleType, mesh):
+    """The outer faces of a voxel mesh (VTK's dataset surface filter), as pyvista PolyData."""
+    from vtkmodules.vtkFiltersGeometry import vtkDataSetSurfaceFilter
+
+    surface_filter = vtkDataSetSurfaceFilter()
+    surface_filter.SetInputData(mesh)
+    surface_filter.Update()
+    return pv.wrap(surface_filter.GetOutput())
+
+
+def _field_range(snapshot: Snapshot, name: str) -> tuple[float, float]:
+    values = snapshot.field(name)
+    low, high = float(values.min()), float(values.max())
+    return (low, high) if high > low else (low, low + 1.0)
+
+
+def _scalar_bar_args(label: str, plotter) -> dict:
+    height = plotter.window_size[1]
+    return {"title": label, "vertical": True, "position_x": 0.86, "position_y": 0.25, "height": 0.5, "width": 0.06,
+            "color": "black", "title_font_size": max(12, height // 40), "label_font_size": max(10, height // 50),
+            "n_labels": 5, "fmt": "%.3g"}
+
+
+def _voxel_values(run: RunData, snapshot: Snapshot, options: RenderOptions, section: tuple) -> dict[str, np.ndarray]:
+    """Per-voxel colours or field values of ``snapshot`` restricted to ``section`` (an index tuple), flattened."""
+    if options.field is None:
+        rgb = palette.voxel_colors(snapshot.clone[section], snapshot.cell_state[section], snapshot.vessel[section], options.color)
+        return {"rgb": rgb.reshape(-1, 3)}
+    return {_field_label(run, options.field): snapshot.field(options.field)[section].ravel().astype(np.float32)}
+
+
+def _flat_scene(pv: ModuleType, plotter, run: RunData, snapshot: Snapshot, options: RenderOptions) -> tuple[np.ndarray, str]:
+    """The 2-D lattice, or the 3-D plane through the tumor centroid, seen from +z.
+
+    Returns:
+        ``(shown, where)``: the voxels drawn (bool, lattice shape) and a note on the plane.
+    """
+    dx = snapshot.dx_um
+    shown = np.zeros(snapshot.shape, dtype=bool)
+    if len(snapshot.shape) == 3:
+        z_index = snapshot.tumor_center_index()[0]
+        section: tuple = (z_index,)
+        where = f"plane z = {(z_index + 0.5) * dx:g} µm"
+    else:
+        section, where = (), ""
+    shown[section] = True
+    plane_shape = snapshot.clone[section].shape
+    ny, nx = plane_shape
+    grid = _image_grid(pv, plane_shape, dx)
+    _add_colored_voxels(pv, plotter, run, snapshot, options, grid, np.arange(nx * ny), _voxel_values(run, snapshot, options, section), False)
+    if options.field is not None:
+        centres = pv.ImageData(dimensions=(nx, ny, 1), spacing=(dx,) * 3, origin=(dx / 2, dx / 2, 0.0))
+        values = snapshot.field(options.field)[section]
+        centres.point_data["field"] = values.ravel()
+        centres.point_data["tumor"] = (snapshot.clone[section] >= 0).ravel().astype(np.float32)
+        levels = contour_levels(float(values.min()), float(values.max()))
+        if levels.size:
+            plotter.add_mesh(centres.contour(list(levels), scalars="field"), color="white", line_width=1.5, lighting=False)
+        if np.any(centres.point_data["tumor"] > 0):
+            plotter.add_mesh(centres.contour([0.5], scalars="tumor"), color="black", line_width=2.5, lighting=False)
+        rows, cols = np.nonzero(snapshot.vessel[section])
+        _add_vessels(pv, plotter, np.column_stack([(cols + 0.5) * dx, (rows + 0.5) * dx, np.full(rows.size, dx)]), 0.45 * dx, False)
+    plotter.add_mesh(grid.outline().translate((0.0, 0.0, 0.05 * dx)), color=palette.to_hex(palette.OUTLINE_COLOR), lighting=False)
+    width, height = nx * dx, ny * dx
+    length = scale_bar_length_um(width)
+    gap = 0.04 * max(width, height)
+    _add_scale_bar(pv, plotter, np.array([0.0, -gap, 0.0]), length, 0.012 * max(width, height),
+                   np.array([length / 2, -1.6 * gap, 0.0]))
+    plotter.view_xy()
+    plotter.enable_parallel_projection()
+    plotter.reset_camera()
+    plotter.camera.zoom(1.1)
+    return shown, where
+
+
+def _octant(snapshot: Snapshot) -> np.ndarray:
+    """``bool``, lattice shape: the voxels in front of the tumor centroid (x, y and z all beyond it)."""
+    cz, cy, cx = snapshot.tumor_center_index()
+    nz, ny, nx = snapshot.shape
+    z, y, x = np.ogrid[:nz, :ny, :nx]
+    return (z >= cz) & (y >= cy) & (x >= cx)
+
+
+def _volume_scene(pv: ModuleType, plotter, run: RunData, snapshot: Snapshot, options: RenderOptions) -> tuple[np.ndarray, str]:
+    """Tumor voxels as a lit surface, vessels as spheres, field isosurfaces; iso or cutaway view."""
+    dx = snapshot.dx_um
+    nz, ny, nx = snapshot.shape
+    shown = np.ones(snapshot.shape, dtype=bool)
+    if options.view == "cutaway":
+        shown &= ~_octant(snapshot)
+    tumor = (snapshot.clone >= 0) & shown
+    grid = _image_grid(pv, snapshot.shape, dx)
+    _add_colored_voxels(pv, plotter, run, snapshot, options, grid, np.flatnonzero(tumor.ravel()),
+                        _voxel_values(run, snapshot, options, ()), True)
+    if options.field is not None:
+        centres = pv.ImageData(dimensions=(nx, ny, nz), spacing=(dx,) * 3, origin=(dx / 2,) * 3)
+        values = snapshot.field(options.field)
+        centres.point_data["field"] = values.ravel()
+        levels = contour_levels(float(values.min()), float(values.max()), count=3)
+        if levels.size:
+            surfaces = centres.contour(list(levels), scalars="field")
+            if options.view == "cutaway" and surfaces.n_points:
+                cz, cy, cx = snapshot.tumor_center_index()
+                surfaces = surfaces.clip_box((cx * dx, nx * dx, cy * dx, ny * dx, cz * dx, nz * dx), invert=True)
+            if surfaces.n_points:
+                plotter.add_mesh(surfaces, scalars="field", cmap=FIELD_COLORMAP, clim=_field_range(snapshot, options.field),
+                                 opacity=0.25, show_scalar_bar=False)
+    z, y, x = np.nonzero(snapshot.vessel & shown)
+    _add_vessels(pv, plotter, np.column_stack([x + 0.5, y + 0.5, z + 0.5]) * dx, 0.7 * dx, True)
+    plotter.add_mesh(grid.outline(), color=palette.to_hex(palette.OUTLINE_COLOR), lighting=False)
+    extent = max(nx, ny, nz) * dx
+    length = scale_bar_length_um(nx * dx)
+    gap = 0.05 * extent
+    start = np.array([0.0, ny * dx + gap, 0.0])
+    _add_scale_bar(pv, plotter, start, length, 0.015 * extent, np.array([length / 2, ny * dx + 2.5 * gap, 0.0]))
+    plotter.view_isometric()
+    plotter.enable_parallel_projection()
+    plotter.reset_camera()
+    plotter.camera.zoom(1.05)
+    return shown, ""
+
+
+def render_snapshot(run: RunData, snapshot: Snapshot, options: RenderOptions) -> np.ndarray:
+    """Render one snapshot off-screen.
+
+    Returns:
+        ``uint8`` image of shape ``(height, width, 3)``.
+
+    Raises:
+        VizError: pyvista missing, an unknown field, or a blank render (no working OpenGL).
+    """
+    pv = optional.pyvista(_PURPOSE)
+    if options.field is not None:
+        snapshot.field(options.field)  # fails early with the fields the snapshot has
+    plotter = pv.Plotter(off_screen=True, window_size=list(options.size), theme=pv.themes.DocumentTheme())
+    try:
+        plotter.set_background("white")
+        flat = len(snapshot.shape) == 2 or options.view == "slice"
+        shown, where = (_flat_scene if flat else _volume_scene)(pv, plotter, run, snapshot, options)
+        height = options.size[1]
+        hours = snapshot.time_h
+        plotter.add_text(f"day {hours / 24:.2f}  ({hours:g} h)", position="upper_left", font_size=max(10, height // 60), color="black")
+        view = "flat" if len(snapshot.shape) == 2 else options.view
+        colour = f"coloured by {options.color.replace('field:', 'field ')}"
+        caption = ", ".join(part for part in (run.name, view, where, colour) if part)
+        plotter.add_text(caption, position="lower_left", font_size=max(8, height // 90), color="black")
+        image = plotter.screenshot(return_img=True)
+    finally:
+        plotter.close()
+    image = np.asarray(image)[..., :3]
+    if image.std() == 0:
+        raise VizError("the render came out blank: VTK found no working OpenGL; install libegl1 (or libosmesa6) with apt-get")
+    rows = legend.entries(snapshot.clone[shown], snapshot.cell_state[shown], snapshot.vessel[shown],
+                          options.color, run.clone_name)
+    if rows:
+        margin = height // 60
+        image = legend.paste(image, legend.legend_rgba(rows, font_px=max(11, height // 40)), margin, margin)
+    return image
+
+
+def _png(image: np.ndarray, path: Path) -> None:
+    from PIL import Image
+
+    with atomic_output(path) as temporary:
+        Image.fromarray(image).save(temporary, format="PNG", optimize=True)
+
+
+def _frames(run: RunData, snapshots: list[Snapshot], options: RenderOptions, progress: bool) -> Iterator[np.ndarray]:
+    for snapshot in tqdm(snapshots, desc="rendering", unit="frame", disable=not progress):
+        yield render_snapshot(run, snapshot, options)
+
+
+def _write_gif(frames: Iterator[np.ndarray], path: Path, fps: float) -> None:
+    from PIL import Image
+
+    images = (Image.fromarray(frame).convert("P", palette=Image.Palette.ADAPTIVE, colors=255) for frame in frames)
+    first = next(images)
+    with atomic_output(path) as temporary:
+        first.save(temporary, format="GIF", save_all=True, append_images=images, duration=round(1000 / fps), loop=0)
+
+
+def _write_mp4(frames: Iterator[np.ndarray], path: Path, fps: float) -> None:
+    try:
+        import imageio_ffmpeg
+    except ImportError:
+        raise VizError(f"an .mp4 needs imageio-ffmpeg, which is not installed; install the viz extra: {optional.INSTALL_HINT}") from None
+    first = next(frames)
+    height, width = first.shape[:2]
+    with atomic_output(path) as temporary:
+        writer = imageio_ffmpeg.write_frames(str(temporary), (width, height), fps=fps, macro_block_size=16, ffmpeg_log_level="error",
+                                             output_params=["-movflags", "+faststart"])
+        writer.send(None)
+        try:
+            writer.send(np.ascontiguousarray(first))
+            for frame in frames:
+                writer.send(np.ascontiguousarray(frame))
+        finally:
+            writer.close()
+
+
+def render(run: RunData, out: Path, options: RenderOptions, time_h: float | None = None, all_snapshots: bool = False,
+           fps: float = 4.0, progress: bool = True) -> list[Snapshot]:
+    """Render a run to ``out``: one snapshot to a ``.png``, or every snapshot to a ``.gif`` / ``.mp4``.
+
+    Args:
+        run: the opened run directory.
+        out: output file; its suffix picks image or animation.
+        options: view, colours and image size.
+        time_h: the snapshot nearest this time (hours) for a ``.png``; default the last.
+        all_snapshots: animate every snapshot (the default for ``.gif`` / ``.mp4``).
+        fps: frames per second of an animation.
+        progress: show a progress bar over frames.
+
+    Returns:
+        The snapshots rendered.
+    """
+    out = Path(out)
+    suffix = out.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES + MOVIE_SUFFIXES:
+        raise VizError(f"--out {out}: the file must end in {', '.join(IMAGE_SUFFIXES + MOVIE_SUFFIXES)}")
+    if suffix in IMAGE_SUFFIXES:
+        if all_snapshots:
+            raise VizError(f"--all animates every snapshot: give --out a {' or '.join(MOVIE_SUFFIXES)} file")
+        snapshot = run.last_snapshot() if time_h is None else run.snapshot_at(time_h)
+        _png(render_snapshot(run, snapshot, options), out)
+        return [snapshot]
+    if time_h is not None:
+        raise VizError(f"--time picks one snapshot: give --out a .png file, or use --all for {suffix}")
+    if not fps > 0:
+        raise VizError(f"--fps {fps}: must be > 0")
+    snapshots = run.snapshots
+    if not snapshots:
+        run.last_snapshot()  # raises the no-snapshot message
+    if suffix == ".mp4":
+        options = RenderOptions(options.view, options.color, tuple(-(-side // 16) * 16 for side in options.size))
+    frames = _frames(run, snapshots, options, progress)
+    (_write_gif if suffix == ".gif" else _write_mp4)(frames, out, fps)
+    return snapshots
