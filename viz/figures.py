@@ -160,6 +160,7 @@ def slices_figure(run: RunData):
     For a 3-D run the plane is ``z`` through the centroid of the last
     snapshot's tumor, the same for every column; a 2-D run shows its lattice.
     """
+    from matplotlib.ticker import MaxNLocator
     from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
     snapshots = _slice_snapshots(run)
@@ -174,7 +175,7 @@ def slices_figure(run: RunData):
     levels = contour_levels(min(map(np.min, oxygen_planes)), max(map(np.max, oxygen_planes))) if has_oxygen else np.empty(0)
 
     n = len(snapshots)
-    figure = _new_figure(2 * (WIDTH_IN - 0.8) / max(n, 2) + 1.2)
+    figure = _new_figure(2 * (WIDTH_IN - 2.0) / max(n, 2) + 1.0)
     axes = np.asarray(figure.subplots(2, n, sharex=True, sharey=True, squeeze=False))
     legend_rows: dict[str, dict[str, palette.RGB]] = {"clone": {}, "state": {}}
     any_vessel = False
@@ -196,18 +197,23 @@ def slices_figure(run: RunData):
                 ax.set_title(f"day {snapshot.time_h / 24:g}")
         axes[0, column].set_xlabel("")
         axes[1, column].set_xlabel("x (µm)")
+    for axis in (axes[0, 0].xaxis, axes[0, 0].yaxis):  # shared by every panel; few ticks, so neighbours' labels never touch
+        axis.set_major_locator(MaxNLocator(nbins=3))
     axes[0, 0].set_ylabel("by clone\ny (µm)")
     axes[1, 0].set_ylabel("by cell state\ny (µm)")
     length = scale_bar_length_um(extent[1] - extent[0])
     axes[0, 0].add_artist(AnchoredSizeBar(axes[0, 0].transData, length, f"{length:g} µm", "lower left",
                                           frameon=False, size_vertical=(extent[3] - extent[2]) / 80, pad=0.3, fontproperties={"size": 7}))
-    shown = [*legend_rows["clone"].items(), *legend_rows["state"].items()]
-    handles = legend.handles(shown + ([("vessel", palette.VESSEL_COLOR)] if any_vessel else []))
+    extras = [("vessel", palette.VESSEL_COLOR)] if any_vessel else []
+    isolines = []
     if levels.size:
         from matplotlib.lines import Line2D
 
-        handles.append(Line2D([], [], color="black", linewidth=0.6, label=f"oxygen isolines ({units})"))
-    figure.legend(handles=handles, loc="outside lower center", ncols=min(len(handles), 6), frameon=False)
+        isolines.append(Line2D([], [], color="black", linewidth=0.6, label=f"oxygen ({units})"))
+    states = [(name, legend_rows["state"][name]) for name in STATE_NAMES if name in legend_rows["state"]]
+    for row, (title, shown) in enumerate((("clone", list(legend_rows["clone"].items())), ("cell state", states))):
+        axes[row, -1].legend(handles=legend.handles(shown + extras) + isolines, title=title, frameon=False,
+                             loc="upper left", bbox_to_anchor=(1.03, 1.0), borderaxespad=0.0, alignment="left")
     plane = f"plane z = {(section[0] + 0.5) * dx:g} µm through the tumor centre" if section else "2-D lattice"
     figure.suptitle(f"Tumor sections, {run.name} ({plane})", fontsize=10)
     return figure
