@@ -1,45 +1,73 @@
 """Mesa agents of the model: the clones a biologist names and follows.
 
 Cells are not agents: they live in the lattice arrays and carry the index of
-their agent (see :mod:`abm.state`). An agent holds the traits its cells share;
-the model mirrors those traits into device arrays indexed by
-:attr:`TumorSubclone.index` so kernels gather them in one operation.
+their agent (see :mod:`abm.state`). An agent holds the traits its cells share
+and its place in the lineage; the model keeps the same traits in a host table
+(:mod:`abm.clones`) that it mirrors into device arrays indexed by
+:attr:`TumorSubclone.index`, so kernels gather them in one operation.
 """
 from __future__ import annotations
 
 import mesa
+
+from abm.clones import SCALAR_TRAITS, SENSITIVITY_PREFIX, antigen_list
 
 
 class TumorSubclone(mesa.Agent):
     """A tumor subclone: heritable traits shared by its cells, and its lineage.
 
     Attributes:
-        index: position in the model's trait arrays; the value of ``clone`` in the lattice.
-        name: label from the config (or derived from the parent for new clones).
+        index: row in the model's trait table; the value of ``clone`` in the lattice.
+        name: label from the config, or ``<founding clone>/<index>`` for a clone born in the run.
         parent: the subclone this one arose from, or None for a founding clone.
-        birth_time_h: simulated hour at which the clone appeared.
-        division_rate_per_h: division rate in full oxygen, 1/h.
-        apoptosis_per_h: apoptosis rate, 1/h.
-        cell_count: cells of this clone on the lattice at the last record.
+        birth_time_h: simulated hour at which the clone appeared (0 for founding clones).
+        origin_um: coordinates (um, lattice axis order) of the daughter cell that
+            founded the clone; None for founding clones.
+        division_rate_per_h, apoptosis_per_h, resistance_cost, efflux,
+        quiescence_entry_per_h, quiescence_exit_per_h, pdl1, mutation_rate:
+            the traits (see :mod:`abm.clones`).
+        drug_sensitivity: drug field name -> multiplier of its kill.
+        antigens: neoantigen numbers (0-63), ascending.
+        cell_count: cells of this clone on the lattice (any state) at the last record.
+        live_cell_count: cycling and quiescent cells of this clone at the last record.
     """
-
-    TRAITS = ("division_rate_per_h", "apoptosis_per_h")
 
     def __init__(
         self,
         model: mesa.Model,
         index: int,
         name: str,
-        division_rate_per_h: float,
-        apoptosis_per_h: float,
+        traits: dict[str, float],
         parent: "TumorSubclone | None" = None,
         birth_time_h: float = 0.0,
+        origin_um: tuple[float, ...] | None = None,
     ) -> None:
         super().__init__(model)
         self.index = index
         self.name = name
         self.parent = parent
         self.birth_time_h = birth_time_h
-        self.division_rate_per_h = division_rate_per_h
-        self.apoptosis_per_h = apoptosis_per_h
+        self.origin_um = origin_um
+        for trait in SCALAR_TRAITS:
+            setattr(self, trait, float(traits[trait]))
+        self.drug_sensitivity = {name[len(SENSITIVITY_PREFIX):]: float(value)
+                                 for name, value in traits.items() if name.startswith(SENSITIVITY_PREFIX)}
+        self.antigens = antigen_list(int(traits["antigens"]))
         self.cell_count = 0
+        self.live_cell_count = 0
+
+    @property
+    def root(self) -> "TumorSubclone":
+        """The founding clone of this clone's lineage."""
+        clone = self
+        while clone.parent is not None:
+            clone = clone.parent
+        return clone
+
+    @property
+    def generation(self) -> int:
+        """Mutations between the founding clone and this one (0 for a founding clone)."""
+        depth, clone = 0, self
+        while clone.parent is not None:
+            depth, clone = depth + 1, clone.parent
+        return depth

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import UnionType
 from typing import Annotated, Any, Literal, Union
 
+import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -183,14 +184,49 @@ def default_fields() -> dict[str, FieldConfig]:
     return {"oxygen": FieldConfig(preset="oxygen")}
 
 
-class VesselConfig(Strict):
-    """Where vessels are. Vessel voxels hold no tumor cell."""
+class VesselCollapseConfig(Strict):
+    """Compression of vessels by dense tumor: a vessel with many tumor neighbours stops carrying blood."""
 
-    pattern: Literal["uniform", "none"] = Field("uniform", description="uniform: random voxels; none: no vessels")
+    tumor_neighbour_fraction: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.5, description="a vessel voxel is compressed when at least this share of its Moore neighbours (8 in 2-D, 26 in 3-D) hold tumor cells of any state (assumption)")
+    rate_per_h: PositiveFloat = Field(
+        0.05, description="rate at which a compressed vessel collapses (its perfusion drops to 0), 1/h (assumption)")
+
+
+class VesselConfig(Strict):
+    """Where vessels are and how well they are perfused. Vessel voxels hold no tumor cell.
+
+    Perfusion (0 to 1) scales each vessel's exchange with blood: a field's
+    vessel supply at a voxel is ``supply_per_min * perfusion``.
+    """
+
+    pattern: Literal["uniform", "sparse_core", "file", "none"] = Field(
+        "uniform", description="uniform: random voxels at `density`; sparse_core: the same, but `density * core_density_factor` within `core_radius_um` of the tumor's initial centre; file: the array in `file`; none: no vessels")
     density: Annotated[float, Field(ge=0, le=0.5)] = Field(
         0.005, description="fraction of voxels that are vessel (assumption: about one per 100 um)")
-    keep_clear_um: NonNegativeFloat = Field(
-        0.0, description="no vessel within this distance of the domain centre, um (an avascular core)")
+    core_radius_um: NonNegativeFloat = Field(
+        0.0, description="sparse_core: radius of the poorly vascularised core, um")
+    core_density_factor: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.0, description="sparse_core: vessel density in the core relative to `density` (0: an avascular core)")
+    file: str | None = Field(
+        None, description="file: a .npy array of the lattice shape, bool (vessel or not) or float in [0, 1] (perfusion, 0 = no vessel); relative to the config file's folder")
+    perfusion_min: Annotated[float, Field(ge=0, le=1)] = Field(
+        1.0, description="uniform and sparse_core: each vessel's perfusion is drawn uniformly in [perfusion_min, perfusion_max] (assumption: 1, fully perfused)")
+    perfusion_max: Annotated[float, Field(ge=0, le=1)] = Field(1.0, description="see perfusion_min")
+    collapse: VesselCollapseConfig | None = Field(
+        None, description="null: vessels never collapse; a section: dense tumor compresses and collapses them")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "VesselConfig":
+        if self.perfusion_min > self.perfusion_max:
+            raise ValueError(f"perfusion_min ({self.perfusion_min}) must not exceed perfusion_max ({self.perfusion_max})")
+        if self.pattern == "file" and self.file is None:
+            raise ValueError("pattern 'file' needs `file`, the path of a .npy vessel array")
+        if self.pattern != "file" and self.file is not None:
+            raise ValueError(f"`file` is only read with pattern 'file' (pattern is {self.pattern!r})")
+        if self.pattern == "sparse_core" and self.core_radius_um <= 0:
+            raise ValueError("pattern 'sparse_core' needs core_radius_um > 0")
+        return self
 
 
 class HypoxiaConfig(Strict):
@@ -214,24 +250,115 @@ class HypoxiaConfig(Strict):
         return self
 
 
+MAX_ANTIGENS = 64
+Probability = Annotated[float, Field(ge=0, le=1)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]
+
+
 class CloneConfig(Strict):
-    """A founding tumor subclone and its heritable traits."""
+    """A founding tumor subclone and its heritable traits.
+
+    Daughters inherit every trait; a mutation changes them by the rules of
+    ``tumor.mutation``. A drug is named by its field: the drug's tissue
+    concentration is the field of that name.
+    """
 
     name: Annotated[str, Field(min_length=1)]
     fraction: Annotated[float, Field(gt=0, le=1)] = Field(1.0, description="share of the initial cells")
     cycle_time_h: PositiveFloat = Field(23.1, description="mean time between divisions in full oxygen, h: 0.00072/min [PCi]")
     apoptosis_per_h: NonNegativeFloat = Field(5.31667e-5 * 60.0, description="apoptosis rate, 1/h: 5.31667e-5/min [PCc]")
+    resistance_cost: Fraction = Field(
+        0.0, description="fitness cost of resistance: the clone divides at (1 - cost) / cycle_time_h (assumption: none)")
+    drug_sensitivity: dict[str, NonNegativeFloat] = Field(
+        default_factory=dict, description="per drug field: multiplier of the drug's kill (1: parental, 0: fully resistant); drugs not listed: 1")
+    efflux: Fraction = Field(
+        0.0, description="fraction of the local drug concentration pumped out of the cell: effective = (1 - efflux) x local")
+    quiescence_entry_per_h: NonNegativeFloat = Field(
+        0.0, description="rate at which a cycling cell in oxygen becomes quiescent (dormancy), 1/h (assumption: none)")
+    quiescence_exit_per_h: PositiveFloat | None = Field(
+        None, description="rate at which a quiescent cell in oxygen resumes cycling, 1/h; null: as soon as oxygen allows")
+    pdl1: Probability = Field(0.0, description="PD-L1 expression, fraction of the maximum (the brake on T-cell killing)")
+    antigens: list[Annotated[int, Field(ge=0, lt=MAX_ANTIGENS)]] = Field(
+        default_factory=list, description=f"neoantigens the clone presents, numbered 0 to {MAX_ANTIGENS - 1}")
+    mutation_rate: Probability = Field(
+        0.0, description="probability that a daughter cell mutates and founds a new subclone, per division (assumption: none)")
+
+    @field_validator("antigens")
+    @classmethod
+    def _unique_antigens(cls, antigens: list[int]) -> list[int]:
+        if len(set(antigens)) != len(antigens):
+            raise ValueError("antigens must not repeat")
+        return sorted(antigens)
+
+
+class ResistanceGainConfig(Strict):
+    """A mutation that makes the new clone less sensitive to one drug, at a fitness cost."""
+
+    probability: Probability = Field(description="chance that a mutation carries this change")
+    sensitivity_factor: Probability = Field(description="the new clone's sensitivity = parent's x this")
+    cost: Fraction = Field(0.0, description="relative division-rate loss it adds: rate x (1 - cost)")
+
+
+class EffluxGainConfig(Strict):
+    """A mutation that raises drug efflux (a pump), at a fitness cost."""
+
+    probability: Probability = Field(description="chance that a mutation carries this change")
+    increase: Fraction = Field(description="efflux becomes 1 - (1 - parent's) x (1 - increase)")
+    cost: Fraction = Field(0.0, description="relative division-rate loss it adds: rate x (1 - cost)")
+
+
+class PDL1ChangeConfig(Strict):
+    """A mutation that moves PD-L1 expression up or down."""
+
+    probability: Probability = Field(description="chance that a mutation carries this change")
+    max_change: Probability = Field(description="PD-L1 moves by a uniform amount in [-max_change, +max_change], clipped to [0, 1]")
+
+
+class MutationConfig(Strict):
+    """How a mutant daughter's traits differ from its parent clone's; each change is drawn independently."""
+
+    max_clones: Annotated[int, Field(ge=1, le=1_000_000)] = Field(
+        10_000, description="at most this many clones in a run; past it daughters no longer found clones (counted as suppressed mutations)")
+    division_rate_sd: NonNegativeFloat = Field(
+        0.0, description="every mutation multiplies the division rate by exp(N(0, sd)) (passenger and driver effects; assumption: 0)")
+    resistance: dict[str, ResistanceGainConfig] = Field(
+        default_factory=dict, description="per drug field: gain of resistance")
+    efflux: EffluxGainConfig | None = Field(None, description="gain of drug efflux")
+    pdl1: PDL1ChangeConfig | None = Field(None, description="change of PD-L1 expression")
+    antigen_loss_probability: Probability = Field(
+        0.0, description="chance that a mutation loses one of the parent's neoantigens (immune escape)")
+    antigen_gain_probability: Probability = Field(
+        0.0, description="chance that a mutation creates one new neoantigen (one the parent lacks)")
 
 
 class InitialTumorConfig(Strict):
-    """The seed cluster: a ball (3-D) or disc (2-D) of tumor cells."""
+    """The initial tumor cells: where they are and how the founding clones are arranged among them.
 
-    radius_um: PositiveFloat = Field(60.0, description="radius of the seed cluster, um")
+    Each founding clone gets ``round(fraction x cells)`` of the initial cells
+    (the first clone takes the rounding remainder), so a rare clone's share
+    is exact.
+    """
+
+    geometry: Literal["ball", "scattered"] = Field(
+        "ball", description="ball: every free voxel within radius_um of center_um (a disc in 2-D); scattered: `cells` free voxels drawn uniformly over the domain")
+    radius_um: PositiveFloat = Field(60.0, description="ball: radius of the seed cluster, um")
     center_um: list[float] | None = Field(None, description="centre in um from the low corner, axis order of lattice.shape; default: the domain centre")
+    cells: Annotated[int, Field(ge=1)] | None = Field(None, description="scattered: number of initial cells")
+    arrangement: Literal["mixed", "sectors", "nests"] = Field(
+        "mixed", description="mixed: clones at random positions; sectors: each clone fills an angular sector around the centre; nests: clones fill patches of about nest_radius_um")
+    nest_radius_um: PositiveFloat = Field(60.0, description="nests: typical radius of one patch, um")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "InitialTumorConfig":
+        if self.geometry == "scattered" and self.cells is None:
+            raise ValueError("geometry 'scattered' needs `cells`, the number of initial cells")
+        if self.geometry == "ball" and self.cells is not None:
+            raise ValueError("`cells` is only read with geometry 'scattered' (a ball holds every free voxel within radius_um)")
+        return self
 
 
 class TumorConfig(Strict):
-    """Tumor cells: seed cluster, oxygen response, death and clones."""
+    """Tumor cells: initial cells, oxygen response, death, clones and mutation."""
 
     initial: InitialTumorConfig = Field(default_factory=InitialTumorConfig)
     hypoxia: HypoxiaConfig = Field(default_factory=HypoxiaConfig)
@@ -239,6 +366,9 @@ class TumorConfig(Strict):
     necrotic_clearance_per_h: NonNegativeFloat = Field(
         0.0, description="removal rate of necrotic cells, 1/h (assumption: debris stays, which forms the necrotic core)")
     clones: list[CloneConfig] = Field(default_factory=lambda: [CloneConfig(name="parental")], min_length=1)
+    mutation: MutationConfig = Field(default_factory=MutationConfig)
+    resistant_below: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.5, description="a clone counts as resistant to a drug when sensitivity x (1 - efflux) is below this (assumption: half the parental effect)")
 
     @field_validator("clones")
     @classmethod
@@ -275,7 +405,45 @@ class Config(Strict):
         center = self.tumor.initial.center_um
         if center is not None and len(center) != self.lattice.ndim:
             raise ValueError(f"tumor.initial.center_um: needs {self.lattice.ndim} values (one per lattice axis), got {len(center)}")
+        drugs = [name for name in self.fields if name != "oxygen"]
+        named = [(f"tumor.clones.{index}.drug_sensitivity", clone.drug_sensitivity) for index, clone in enumerate(self.tumor.clones)]
+        named.append(("tumor.mutation.resistance", self.tumor.mutation.resistance))
+        for where, mapping in named:
+            for drug in mapping:
+                if drug not in drugs:
+                    raise ValueError(f"{where}.{drug}: no drug field of that name (a drug is the field of its tissue "
+                                     f"concentration); allowed: {', '.join(drugs) or 'none (declare the drug under fields)'}")
+        longest_step_h = math.log(2.0) * min(clone.cycle_time_h / (1.0 - clone.resistance_cost) for clone in self.tumor.clones)
+        if self.time.dt_cell_h > longest_step_h:
+            raise ValueError(f"time.dt_cell_h: {self.time.dt_cell_h} h is longer than ln 2 x the shortest effective cycle time "
+                             f"({longest_step_h:.3g} h); a cell divides at most once per cell step")
+        if self.vessels.pattern == "file":
+            check_vessel_file(Path(self.vessels.file), tuple(self.lattice.shape))  # type: ignore[arg-type]
         return self
+
+    @property
+    def drug_names(self) -> list[str]:
+        """Fields that clones' sensitivities or the mutation rules name as drugs, in field order."""
+        named = set(self.tumor.mutation.resistance)
+        for clone in self.tumor.clones:
+            named |= set(clone.drug_sensitivity)
+        return [name for name in self.fields if name in named]
+
+
+def check_vessel_file(path: Path, shape: tuple[int, ...]) -> None:
+    """Raise ValueError naming ``vessels.file`` unless ``path`` is a .npy array of ``shape`` with values in [0, 1]."""
+    if not path.is_file():
+        raise ValueError(f"vessels.file: {path}: no such file")
+    try:
+        values = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"vessels.file: {path}: not a readable .npy array ({exc})") from None
+    if tuple(values.shape) != shape:
+        raise ValueError(f"vessels.file: {path}: shape {tuple(values.shape)} does not match lattice.shape {list(shape)}")
+    if values.dtype != bool and not np.issubdtype(values.dtype, np.number):
+        raise ValueError(f"vessels.file: {path}: dtype {values.dtype}; allowed: bool, or numbers in [0, 1]")
+    if values.dtype != bool and not (np.isfinite(values).all() and values.min() >= 0 and values.max() <= 1):
+        raise ValueError(f"vessels.file: {path}: values must lie in [0, 1] (perfusion; 0 = no vessel)")
 
 
 # --------------------------------------------------------------------------- loading
@@ -417,6 +585,9 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise ConfigError(f"{path}: not a UTF-8 text file") from None
     if raw is None:
         raw = {}
+    vessels = raw.get("vessels") if isinstance(raw, dict) else None
+    if isinstance(vessels, dict) and isinstance(vessels.get("file"), str):
+        vessels["file"] = str((path.parent / vessels["file"]).resolve())
     if isinstance(raw, dict) and overrides:
         try:  # override the resolved config, so --set reaches defaults the file leaves out
             raw = Config.model_validate(raw).model_dump(mode="json")

@@ -3,7 +3,9 @@
 Layout of ``tme run CONFIG --out DIR``::
 
     DIR/config.yaml          resolved config, with package version and backend
-    DIR/timeseries.parquet   one row per record step (see abm.model.RECORD_COLUMNS)
+    DIR/timeseries.parquet   one row per record step (see abm.model.record_columns)
+    DIR/clones.parquet       cells per clone per record step (rows where the clone had cells)
+    DIR/lineage.parquet      one row per clone: parent, birth time, founding position, traits
     DIR/summary.json         status, timing and final values
     DIR/snapshots/step_NNNNNNNN.npz   per-voxel arrays at the snapshot cadence
 

@@ -5,6 +5,12 @@ config) draws the 64-bit key of the counter-based random streams, so the seed
 alone fixes a run. Each ``model.step()`` runs the rules of
 :data:`abm.rules.DEFAULT_RULES` once (one cell step of ``time.dt_cell_h``)
 and records the time series every ``time.record_every_h``.
+
+Clones: the founding clones come from the config; a daughter that mutates
+(reported by the division kernel) founds a new :class:`TumorSubclone`, made
+on the host between kernels from the mutants' positions and parents (a loop
+over new clones, never over cells). The trait table grows by those rows and
+is mirrored to the device again.
 """
 from __future__ import annotations
 
@@ -14,11 +20,15 @@ from typing import Any
 import mesa
 import numpy as np
 
+from abm import clones as clone_table
 from abm.agents import TumorSubclone
-from abm.config import Config, field_parameters, hypoxia_parameters
-from abm.rules import DEFAULT_RULES, STREAM_SETUP_CLONES, STREAM_SETUP_VESSELS, Rule
+from abm.config import Config, ConfigError, field_parameters, hypoxia_parameters
+from abm.rules import (
+    DEFAULT_RULES, STREAM_MUTATION_TRAITS, STREAM_SETUP_CELLS, STREAM_SETUP_CLONES, STREAM_SETUP_NEST_CENTRES,
+    STREAM_SETUP_NEST_ORDER, STREAM_SETUP_PERFUSION, STREAM_SETUP_VESSELS, Rule,
+)
 from abm.state import LatticeState
-from kernels import diffusion
+from kernels import heterogeneity, setup
 from kernels.backend import Backend, get_backend
 from kernels.lattice import moore_offsets
 from kernels.random import uniform
@@ -28,11 +38,27 @@ RECORD_COLUMNS = (
     "time_h", "time_days", "cells_cycling", "cells_quiescent", "cells_apoptotic", "cells_necrotic",
     "tumor_cells_live", "tumor_cells_total", "tumor_volume_mm3", "equivalent_diameter_um",
     "hypoxic_fraction", "oxygen_mean_mmHg", "oxygen_min_tumor_mmHg",
+    "clones_alive", "clones_total", "shannon_diversity", "simpson_diversity",
+    "same_clone_neighbour_fraction", "same_clone_neighbour_fraction_random", "fraction_resistant",
+    "mean_division_rate_per_h", "mean_apoptosis_per_h", "mean_resistance_cost", "mean_efflux",
+    "mean_quiescence_entry_per_h", "mean_pdl1", "mean_mutation_rate", "mean_antigen_count",
+    "divisions_total", "mutations_total", "mutations_suppressed",
+    "vessels", "vessels_perfused", "mean_perfusion",
 )
+#: Traits whose live-cell-weighted mean is recorded as ``mean_<trait>``.
+MEAN_TRAITS = ("division_rate_per_h", "apoptosis_per_h", "resistance_cost", "efflux",
+               "quiescence_entry_per_h", "pdl1", "mutation_rate")
+CLONE_COLUMNS = ("time_h", "time_days", "clone", "cells", "cells_live")
+
+
+def record_columns(config: Config) -> tuple[str, ...]:
+    """Columns of the time series of ``config``: :data:`RECORD_COLUMNS` and two per drug."""
+    per_drug = [f"{what}_{drug}" for drug in config.drug_names for what in ("mean_sensitivity", "fraction_resistant")]
+    return RECORD_COLUMNS + tuple(per_drug)
 
 
 class TumorModel(mesa.Model):
-    """A tumor growing on a 2-D or 3-D lattice under an oxygen field.
+    """A heterogeneous tumor growing on a 2-D or 3-D lattice under its substrate fields.
 
     Args:
         config: a validated :class:`abm.config.Config`.
@@ -41,11 +67,17 @@ class TumorModel(mesa.Model):
 
     Attributes:
         state: the :class:`abm.state.LatticeState` (arrays on the backend's device).
-        clones: the :class:`TumorSubclone` agents, ordered by index.
-        clone_traits: trait name -> ``float64`` device array of shape ``(n_clones,)``.
+        clones: the :class:`TumorSubclone` agents, ordered by index (founding clones first).
+        traits: the host trait table (:mod:`abm.clones`), one row per clone.
+        clone_traits: the same columns on the device (``float64``; ``antigens`` ``uint64``).
         cell_step: completed cell steps; ``time_h = cell_step * dt_h``.
+        mutations_total: daughters that mutated so far; ``mutations_suppressed`` of them
+            founded no clone because ``tumor.mutation.max_clones`` was reached.
         datacollector: Mesa's collector; model series every record step,
-            ``cells`` per subclone as agent-type series.
+            ``cells`` and ``cells_live`` per subclone as agent-type series.
+
+    Raises:
+        ConfigError: the initial cells do not fit on the lattice.
     """
 
     def __init__(self, config: Config, backend: Backend | None = None, rules: tuple[Rule, ...] = DEFAULT_RULES) -> None:
@@ -62,17 +94,22 @@ class TumorModel(mesa.Model):
         self.hypoxia = hypoxia_parameters(config)
         self.field_parameters = {name: field_parameters(config, name) for name in config.fields}
         self.solver_iterations: dict[str, int] = {}
+        self.drugs = config.drug_names
+        self.max_division_rate_per_h = math.log(2.0) / self.dt_h
 
-        self.clones = [
-            TumorSubclone(self, index, clone.name, 1.0 / clone.cycle_time_h, clone.apoptosis_per_h)
-            for index, clone in enumerate(config.tumor.clones)
-        ]
-        self.clone_traits = self._mirror_traits()
+        self.traits = clone_table.founding_table(config)
+        self.clones: list[TumorSubclone] = []
+        self._add_agents(self.traits, [clone.name for clone in config.tumor.clones], [None] * len(config.tumor.clones),
+                         0.0, [None] * len(config.tumor.clones))
         self.state = self._initial_state()
+        self.divisions_total = self.xp.zeros((), dtype=self.xp.int64)
+        self.mutations_total = 0
+        self.mutations_suppressed = 0
+        self.columns = record_columns(config)
         self.latest: dict[str, float] = {}
         self.datacollector = mesa.DataCollector(
-            model_reporters={column: (lambda m, c=column: m.latest[c]) for column in RECORD_COLUMNS},
-            agenttype_reporters={TumorSubclone: {"cells": "cell_count"}},
+            model_reporters={column: (lambda m, c=column: m.latest[c]) for column in self.columns},
+            agenttype_reporters={TumorSubclone: {"cells": "cell_count", "cells_live": "live_cell_count"}},
         )
         for rule in self.rules:
             if rule.name == "fields":
@@ -83,15 +120,71 @@ class TumorModel(mesa.Model):
     def time_h(self) -> float:
         return self.cell_step * self.dt_h
 
-    def _mirror_traits(self) -> dict[str, Any]:
-        """Copy each clone trait into a device array indexed by clone index."""
-        return {
-            trait: self.xp.asarray(np.array([getattr(clone, trait) for clone in self.clones], dtype=np.float64))
-            for trait in TumorSubclone.TRAITS
-        }
+    @property
+    def mutating(self) -> bool:
+        """Whether any clone can mutate (then the division rule looks for mutant daughters)."""
+        return bool(self.traits["mutation_rate"].max() > 0)
+
+    # ------------------------------------------------------------------ clones
+
+    def _add_agents(self, rows: clone_table.CloneTable, names: list[str], parents: list[TumorSubclone | None],
+                    birth_time_h: float, origins: list[tuple[float, ...] | None]) -> None:
+        """Create one agent per row of ``rows`` (indices continue from the existing clones) and mirror the table."""
+        first = len(self.clones)
+        for offset, (name, parent, origin) in enumerate(zip(names, parents, origins)):
+            traits = {column: values[offset] for column, values in rows.items()}
+            self.clones.append(TumorSubclone(self, first + offset, name, traits, parent, birth_time_h, origin))
+        xp = self.xp
+        self.clone_traits = {column: xp.asarray(values) for column, values in self.traits.items()}
+
+    def found_subclones(self, mutants: Any) -> None:
+        """Give each mutant daughter a new clone: agents, trait rows, the device mirror, the lattice.
+
+        One scalar is copied from the device (the number of mutants); only in
+        steps with mutants are their positions and parents copied too.
+        Mutants beyond ``tumor.mutation.max_clones`` keep their parent's clone.
+
+        Args:
+            mutants: bool, lattice shape: daughters that mutated this step.
+        """
+        xp = self.xp
+        count = int(mutants.sum())
+        if count == 0:
+            return
+        self.mutations_total += count
+        room = self.config.tumor.mutation.max_clones - len(self.clones)
+        kept = max(0, min(count, room))
+        self.mutations_suppressed += count - kept
+        if kept == 0:
+            return
+        positions = xp.flatnonzero(mutants.reshape(-1))[:kept]  # ascending voxel order: independent of the device
+        clone = xp.ascontiguousarray(self.state.clone)
+        flat = clone.reshape(-1)
+        parents = self.backend.to_host(flat[positions]).astype(np.int64)
+        positions_host = self.backend.to_host(positions).astype(np.uint64)
+        first = len(self.clones)
+        flat[positions] = xp.arange(first, first + kept, dtype=xp.int32)
+        self.state.clone = clone
+
+        def draw(offset: int) -> np.ndarray:
+            return uniform(np, self.random_key, self.cell_step, STREAM_MUTATION_TRAITS + offset, positions_host)
+
+        rows = clone_table.mutant_table(clone_table.rows(self.traits, parents), self.config.tumor.mutation,
+                                        self.drugs, draw, self.max_division_rate_per_h)
+        self.traits = clone_table.append(self.traits, rows)
+        coordinates = np.unravel_index(positions_host.astype(np.int64), self.state.shape)
+        origins = [tuple(float((axis[k] + 0.5) * self.state.dx_um) for axis in coordinates) for k in range(kept)]
+        parent_agents = [self.clones[parent] for parent in parents]
+        names = [f"{parent.root.name}/{first + k}" for k, parent in enumerate(parent_agents)]
+        self._add_agents(rows, names, parent_agents, (self.cell_step + 1) * self.dt_h, origins)
+
+    # ------------------------------------------------------------------ initial state
+
+    def _setup_draw(self, stream: int, index: Any) -> Any:
+        return uniform(self.xp, self.random_key, 0, stream, index)
 
     def _initial_state(self) -> LatticeState:
-        """Vessels, the seed cluster with clones drawn by their fractions, and initial fields."""
+        """Vessels and their perfusion, the initial cells with their clones, and initial fields."""
         xp, config = self.xp, self.config
         shape = tuple(config.lattice.shape)
         state = LatticeState.empty(xp, shape, config.lattice.dx_um)
@@ -99,21 +192,47 @@ class TumorModel(mesa.Model):
         center = config.tumor.initial.center_um or [extent * config.lattice.dx_um / 2.0 for extent in shape]
         distance_sq = sum((axis - c) ** 2 for axis, c in zip(coordinates, center))
 
-        if config.vessels.pattern == "uniform" and config.vessels.density > 0:
-            draw = uniform(xp, self.random_key, 0, STREAM_SETUP_VESSELS, state.voxel_index)
-            outside_core = distance_sq >= config.vessels.keep_clear_um**2
-            state.vessel = (draw < config.vessels.density) & outside_core
+        vessels = config.vessels
+        if vessels.pattern in ("uniform", "sparse_core"):
+            density: Any = vessels.density
+            if vessels.pattern == "sparse_core":
+                density = xp.where(distance_sq < vessels.core_radius_um**2, vessels.density * vessels.core_density_factor,
+                                   vessels.density)
+            state.vessel, state.perfusion = setup.random_vessels(
+                xp, density, vessels.perfusion_min, vessels.perfusion_max,
+                self._setup_draw(STREAM_SETUP_VESSELS, state.voxel_index),
+                self._setup_draw(STREAM_SETUP_PERFUSION, state.voxel_index))
+        elif vessels.pattern == "file":
+            state.vessel, state.perfusion = setup.vessels_from_array(xp, np.load(vessels.file, allow_pickle=False))
 
-        seeded = (distance_sq <= config.tumor.initial.radius_um**2) & ~state.vessel
-        draw = uniform(xp, self.random_key, 0, STREAM_SETUP_CLONES, state.voxel_index)
-        edges = np.cumsum([clone.fraction for clone in config.tumor.clones])[:-1]
-        clone_of_draw = xp.searchsorted(xp.asarray(edges), draw, side="right").astype(xp.int32)
-        state.clone = xp.where(seeded, clone_of_draw, -1).astype(xp.int32)
+        initial = config.tumor.initial
+        free = ~state.vessel
+        if initial.geometry == "ball":
+            seeded = (distance_sq <= initial.radius_um**2) & free
+        else:
+            try:
+                seeded = setup.scattered_cells(xp, free, initial.cells, self._setup_draw(STREAM_SETUP_CELLS, state.voxel_index))
+            except ValueError as exc:
+                raise ConfigError(f"tumor.initial.cells: {exc}") from None
+        index = state.voxel_index[seeded]
+        if initial.arrangement == "mixed":
+            key = self._setup_draw(STREAM_SETUP_CLONES, index)
+        elif initial.arrangement == "sectors":
+            key = setup.sector_key(xp, coordinates, center)[seeded]
+        else:
+            points = xp.stack([xp.broadcast_to(axis, shape)[seeded] for axis in coordinates], axis=1)
+            key = setup.nest_key(xp, points, setup.ball_volume_voxels(initial.nest_radius_um, state.dx_um, state.ndim),
+                                 self._setup_draw(STREAM_SETUP_NEST_CENTRES, index),
+                                 self._setup_draw(STREAM_SETUP_NEST_ORDER, index))
+        counts = setup.exact_counts(int(index.size), [clone.fraction for clone in config.tumor.clones])
+        state.clone = setup.assign_clones(xp, seeded, key, counts)
         state.cell_state = xp.full(shape, CYCLING, dtype=xp.int8)
 
         for name, field in config.fields.items():
             state.fields[name] = xp.full(shape, field.initial, dtype=getattr(xp, field.dtype))
         return state
+
+    # ------------------------------------------------------------------ stepping and records
 
     def step(self) -> None:
         """Run every rule once, advance time by one cell step, record on cadence."""
@@ -124,38 +243,75 @@ class TumorModel(mesa.Model):
             self.record()
 
     def measure(self) -> dict[str, float]:
-        """The record of the current state (host numbers; one device sync)."""
-        xp, state = self.xp, self.state
+        """The record of the current state (host numbers; a few device syncs)."""
+        xp, state, backend = self.xp, self.state, self.backend
         occupied = state.clone >= 0
-        by_state = self.backend.to_host(xp.bincount(state.cell_state[occupied].astype(xp.int64), minlength=4))
-        by_clone = self.backend.to_host(xp.bincount(state.clone[occupied].astype(xp.int64), minlength=len(self.clones)))
         live = state.live_tumor()
+        n_clones = len(self.clones)
+        by_state = backend.to_host(xp.bincount(state.cell_state[occupied].astype(xp.int64), minlength=4))
+        cells = backend.to_host(xp.bincount(state.clone[occupied].astype(xp.int64), minlength=n_clones))
+        live_cells = backend.to_host(xp.bincount(state.clone[live].astype(xp.int64), minlength=n_clones))
+        for clone, count, live_count in zip(self.clones, cells.tolist(), live_cells.tolist()):
+            clone.cell_count = count
+            clone.live_cell_count = live_count
         oxygen = state.fields["oxygen"]
         hypoxic = live & (oxygen < self.hypoxia.quiescence_below_mmHg)
-        live_count = int(by_state[CYCLING] + by_state[QUIESCENT])
+        live_total = int(by_state[CYCLING] + by_state[QUIESCENT])
         total = int(by_state.sum())
         volume_um3 = total * state.voxel_volume_um3
         if state.ndim == 3:
             diameter_um = (6.0 * volume_um3 / math.pi) ** (1.0 / 3.0)
         else:
             diameter_um = math.sqrt(4.0 * total * state.dx_um**2 / math.pi)
-        for clone in self.clones:
-            clone.cell_count = int(by_clone[clone.index])
-        return {
+        vessels = int(state.vessel.sum())
+        record: dict[str, float] = {
             "time_h": self.time_h,
             "time_days": self.time_h / 24.0,
             "cells_cycling": int(by_state[CYCLING]),
             "cells_quiescent": int(by_state[QUIESCENT]),
             "cells_apoptotic": int(by_state[APOPTOTIC]),
             "cells_necrotic": int(by_state[NECROTIC]),
-            "tumor_cells_live": live_count,
+            "tumor_cells_live": live_total,
             "tumor_cells_total": total,
             "tumor_volume_mm3": volume_um3 * 1e-9,
             "equivalent_diameter_um": diameter_um,
-            "hypoxic_fraction": float(hypoxic.sum()) / live_count if live_count else 0.0,
+            "hypoxic_fraction": float(hypoxic.sum()) / live_total if live_total else 0.0,
             "oxygen_mean_mmHg": float(oxygen.mean()),
             "oxygen_min_tumor_mmHg": float(xp.where(occupied, oxygen, xp.inf).min()) if total else float("nan"),
+            "clones_alive": int((live_cells > 0).sum()),
+            "clones_total": n_clones,
+            "shannon_diversity": heterogeneity.shannon_index(np, live_cells),
+            "simpson_diversity": heterogeneity.simpson_index(np, live_cells),
+            "same_clone_neighbour_fraction": heterogeneity.same_clone_neighbour_fraction(xp, state.clone, live, self.offsets),
+            "same_clone_neighbour_fraction_random": 1.0 - heterogeneity.simpson_index(np, live_cells) if live_total else float("nan"),
+            "divisions_total": int(self.divisions_total),
+            "mutations_total": self.mutations_total,
+            "mutations_suppressed": self.mutations_suppressed,
+            "vessels": vessels,
+            "vessels_perfused": int((state.perfusion > 0).sum()),
+            "mean_perfusion": float(state.perfusion[state.vessel].mean()) if vessels else float("nan"),
         }
+        record.update(self._trait_measures(live_cells))
+        return {column: record[column] for column in self.columns}
+
+    def _trait_measures(self, live_cells: np.ndarray) -> dict[str, float]:
+        """Live-cell-weighted trait means and resistant fractions (NaN where no cell is alive)."""
+        live_total = int(live_cells.sum())
+        weights = live_cells / live_total if live_total else np.full(len(live_cells), np.nan)
+        traits = self.traits
+        out = {f"mean_{trait}": float(weights @ traits[trait]) for trait in MEAN_TRAITS}
+        antigen_bits = np.unpackbits(traits["antigens"].astype("<u8").view(np.uint8)).reshape(-1, 64)
+        out["mean_antigen_count"] = float(weights @ antigen_bits.sum(axis=1))
+        threshold = self.config.tumor.resistant_below
+        resistant_any = np.zeros(len(live_cells), dtype=bool)
+        for drug in self.drugs:
+            sensitivity = traits[clone_table.sensitivity_column(drug)]
+            resistant = sensitivity * (1.0 - traits["efflux"]) < threshold
+            resistant_any |= resistant
+            out[f"mean_sensitivity_{drug}"] = float(weights @ sensitivity)
+            out[f"fraction_resistant_{drug}"] = float(weights[resistant].sum()) if live_total else float("nan")
+        out["fraction_resistant"] = float(weights[resistant_any].sum()) if live_total else float("nan")
+        return out
 
     def record(self) -> None:
         """Measure the state and hand it to Mesa's DataCollector."""
@@ -171,6 +327,7 @@ class TumorModel(mesa.Model):
             "clone": self.backend.to_host(state.clone),
             "cell_state": self.backend.to_host(state.cell_state),
             "vessel": self.backend.to_host(state.vessel),
+            "perfusion": self.backend.to_host(state.perfusion),
         }
         for name, values in state.fields.items():
             arrays[f"field_{name}"] = self.backend.to_host(values)
@@ -179,3 +336,49 @@ class TumorModel(mesa.Model):
     def timeseries(self):
         """The model series as a pandas DataFrame, one row per record."""
         return self.datacollector.get_model_vars_dataframe().reset_index(drop=True)
+
+    def clone_series(self):
+        """Cells per clone per record (Mesa's agent-type series), rows only where the clone had cells.
+
+        Columns :data:`CLONE_COLUMNS`: time, clone index, cells of any state,
+        live (cycling or quiescent) cells. The data for Muller plots.
+        """
+        import pandas
+
+        frame = self.datacollector.get_agenttype_vars_dataframe(TumorSubclone).reset_index()
+        if frame.empty:
+            return pandas.DataFrame({column: [] for column in CLONE_COLUMNS})
+        index_of = {clone.unique_id: clone.index for clone in self.clones}
+        frame = frame[frame["cells"] > 0]
+        time_h = frame["Step"].to_numpy() * self.dt_h
+        return pandas.DataFrame({
+            "time_h": time_h,
+            "time_days": time_h / 24.0,
+            "clone": frame["AgentID"].map(index_of).to_numpy(dtype=np.int64),
+            "cells": frame["cells"].to_numpy(dtype=np.int64),
+            "cells_live": frame["cells_live"].to_numpy(dtype=np.int64),
+        }).sort_values(["time_h", "clone"], kind="stable").reset_index(drop=True)
+
+    def lineage(self):
+        """One row per clone ever present: index, name, parent, founding clone, birth, origin and traits.
+
+        ``parent`` is -1 for founding clones; ``origin_*_um`` are the founding
+        daughter's coordinates (NaN for founding clones); ``antigens`` is the
+        neoantigen set as a 64-bit mask (bit k = antigen k).
+        """
+        import pandas
+
+        axes = "zyx"[3 - self.state.ndim:]
+        frame = pandas.DataFrame({
+            "clone": [clone.index for clone in self.clones],
+            "name": [clone.name for clone in self.clones],
+            "parent": [clone.parent.index if clone.parent is not None else -1 for clone in self.clones],
+            "root": [clone.root.index for clone in self.clones],
+            "generation": [clone.generation for clone in self.clones],
+            "birth_time_h": [clone.birth_time_h for clone in self.clones],
+        })
+        for number, axis in enumerate(axes):
+            frame[f"origin_{axis}_um"] = [clone.origin_um[number] if clone.origin_um else math.nan for clone in self.clones]
+        for column, values in self.traits.items():
+            frame[column] = values
+        return frame

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from kernels import diffusion, tumor
+from kernels import diffusion, tumor, vessels
 from kernels.random import uniform
 
 if TYPE_CHECKING:
@@ -26,8 +26,17 @@ STREAM_CLEARANCE = 3
 STREAM_DIVISION = 4
 STREAM_DIRECTION = 5
 STREAM_PRIORITY = 6
+STREAM_MUTATION = 7
+STREAM_QUIESCENCE = 8
+STREAM_VESSEL_COLLAPSE = 9
 STREAM_SETUP_VESSELS = 101
 STREAM_SETUP_CLONES = 102
+STREAM_SETUP_PERFUSION = 103
+STREAM_SETUP_CELLS = 104
+STREAM_SETUP_NEST_CENTRES = 105
+STREAM_SETUP_NEST_ORDER = 106
+#: First of the streams that draw a mutant clone's traits (abm.clones adds its offsets, one per change and drug).
+STREAM_MUTATION_TRAITS = 200
 
 
 @dataclass(frozen=True)
@@ -48,7 +57,8 @@ def solve_fields(model: "TumorModel") -> None:
     Per field, cells and vessels enter as linear terms (arrays of the lattice
     shape): uptake ``k`` adds ``k`` to the sink; secretion at rate ``s``
     toward saturation ``u*`` adds ``s`` to the sink and ``s u*`` to the source;
-    vessel exchange at rate ``q`` with blood level ``b`` adds ``q`` and ``q b``.
+    vessel exchange at rate ``q`` with blood level ``b`` adds ``q p`` and ``q p b``,
+    with ``p`` the vessel's perfusion (0 to 1).
     A transient field with ``dt_min`` takes ``ceil(cell step / dt_min)`` equal steps.
     """
     xp, state, config = model.xp, model.state, model.config
@@ -63,8 +73,8 @@ def solve_fields(model: "TumorModel") -> None:
             sink += rate * cells[cell_type]
             source += rate * field.secretion_saturation * cells[cell_type]
         if field.vessel is not None:
-            sink += field.vessel.supply_per_min * state.vessel
-            source += field.vessel.supply_per_min * field.vessel.blood_level * state.vessel
+            sink += field.vessel.supply_per_min * state.perfusion
+            source += field.vessel.supply_per_min * field.vessel.blood_level * state.perfusion
         parameters = model.field_parameters[name]
         if field.solver == "steady":
             state.fields[name], iterations = diffusion.steady_state(
@@ -77,12 +87,24 @@ def solve_fields(model: "TumorModel") -> None:
                     xp, state.fields[name], cell_step_min / substeps, parameters, sink, source)
 
 
-def tumor_oxygen_response(model: "TumorModel") -> None:
-    """Cycling or quiescent by local oxygen; necrosis in hypoxia."""
+def vessel_collapse(model: "TumorModel") -> None:
+    """Dense tumor compresses vessels; a compressed vessel collapses (no-op unless ``vessels.collapse`` is set)."""
+    rule = model.config.vessels.collapse
+    if rule is None:
+        return
     state = model.state
+    crowding = vessels.tumor_neighbour_fraction(model.xp, state.clone >= 0, model.offsets)
+    state.perfusion = vessels.collapse(model.xp, state.perfusion, crowding, rule.tumor_neighbour_fraction,
+                                       rule.rate_per_h, model.dt_h, _draw(model, STREAM_VESSEL_COLLAPSE))
+
+
+def tumor_oxygen_response(model: "TumorModel") -> None:
+    """Cycling or quiescent by local oxygen and the clone's dormancy rates; necrosis in hypoxia."""
+    state, traits = model.state, model.clone_traits
     state.cell_state, state.state_age_h = tumor.oxygen_response(
-        model.xp, state.clone, state.cell_state, state.state_age_h, state.fields["oxygen"],
-        model.hypoxia, model.dt_h, _draw(model, STREAM_NECROSIS))
+        model.xp, state.clone, state.cell_state, state.state_age_h, state.fields["oxygen"], model.hypoxia,
+        traits["quiescence_entry_per_h"], traits["quiescence_exit_per_h"], model.dt_h,
+        _draw(model, STREAM_NECROSIS), _draw(model, STREAM_QUIESCENCE))
 
 
 def tumor_death(model: "TumorModel") -> None:
@@ -96,7 +118,7 @@ def tumor_death(model: "TumorModel") -> None:
 
 
 def tumor_division(model: "TumorModel") -> None:
-    """Cycling cells divide into a free Moore neighbour; conflicts go by random priority."""
+    """Cycling cells divide into a free Moore neighbour (conflicts by random priority); mutant daughters found clones."""
     xp, state = model.xp, model.state
     p_divide = tumor.division_probability(
         xp, state.clone, state.cell_state, state.fields["oxygen"],
@@ -109,6 +131,10 @@ def tumor_division(model: "TumorModel") -> None:
     state.clone = tumor.copy_from_mothers(xp, state.clone, source_direction, model.offsets)
     state.cell_state = xp.where(born, tumor.CYCLING, state.cell_state).astype(state.cell_state.dtype)
     state.state_age_h = xp.where(born | mother_won, 0.0, state.state_age_h).astype(state.state_age_h.dtype)
+    model.divisions_total += born.sum()
+    if model.mutating:
+        model.found_subclones(tumor.mutant_daughters(
+            xp, born, state.clone, model.clone_traits["mutation_rate"], _draw(model, STREAM_MUTATION)))
 
 
 def advance_clocks(model: "TumorModel") -> None:
@@ -119,6 +145,7 @@ def advance_clocks(model: "TumorModel") -> None:
 
 
 DEFAULT_RULES: tuple[Rule, ...] = (
+    Rule("vessel_collapse", vessel_collapse),
     Rule("fields", solve_fields),
     Rule("tumor_oxygen_response", tumor_oxygen_response),
     Rule("tumor_death", tumor_death),

@@ -81,8 +81,9 @@ def run(config: Config, out: Path, progress: bool = True) -> dict[str, Any]:
         status = "interrupted"
     wall_s = time.perf_counter() - started
 
-    frame = model.timeseries()
-    write_parquet(out / "timeseries.parquet", frame)
+    write_parquet(out / "timeseries.parquet", model.timeseries())
+    write_parquet(out / "clones.parquet", model.clone_series())
+    write_parquet(out / "lineage.parquet", model.lineage())
     summary = {
         "status": status,
         **meta,

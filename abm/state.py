@@ -9,6 +9,7 @@ array              dtype        meaning
 ``cell_state``     int8         :data:`kernels.tumor.CYCLING` ... ``NECROTIC``
 ``state_age_h``    float32      hours since the cell entered its state
 ``vessel``         bool         voxel is a blood vessel (holds no tumor cell)
+``perfusion``      float32      blood flow of a vessel, 0 to 1 (0 off vessels and at collapsed ones)
 ``voxel_index``    uint64       flat index, the counter of the random-number streams
 ``fields[name]``   float32/64   substrate concentrations, in the field's units
 =================  ===========  ==========================================================
@@ -34,6 +35,7 @@ class LatticeState:
     cell_state: Any
     state_age_h: Any
     vessel: Any
+    perfusion: Any
     voxel_index: Any
     fields: dict[str, Any] = field(default_factory=dict)
 
@@ -48,6 +50,7 @@ class LatticeState:
             cell_state=xp.zeros(shape, dtype=xp.int8),
             state_age_h=xp.zeros(shape, dtype=xp.float32),
             vessel=xp.zeros(shape, dtype=bool),
+            perfusion=xp.zeros(shape, dtype=xp.float32),
             voxel_index=voxel_index(xp, tuple(shape)),
         )
 

@@ -17,6 +17,15 @@ def draws(xp, shape, stream, step=0):
     return uniform(xp, 11, step, stream, voxel_index(xp, shape))
 
 
+NO_DORMANCY = (np.zeros(1), np.full(1, np.inf))  # entry and exit rates of one clone
+
+
+def respond(xp, clone, state, age, oxygen, entry_exit=NO_DORMANCY):
+    entry, exit_ = (xp.asarray(rates) for rates in entry_exit)
+    return tumor.oxygen_response(xp, clone, state, age, oxygen, HYPOXIA, entry, exit_, 1.0,
+                                 draws(xp, oxygen.shape, 1), draws(xp, oxygen.shape, 8))
+
+
 def full_tumor(xp, shape):
     return (xp.zeros(shape, dtype=xp.int32), xp.full(shape, tumor.CYCLING, dtype=xp.int8),
             xp.zeros(shape, dtype=xp.float32))
@@ -28,7 +37,7 @@ def test_oxygen_response_thresholds(xp):
     oxygen = xp.full(shape, 4.0)
     oxygen[:100] = 20.0
     oxygen[150:] = 1.0  # at or below necrosis_max: full necrosis rate
-    new_state, new_age = tumor.oxygen_response(xp, clone, state, age, oxygen, HYPOXIA, 1.0, draws(xp, shape, 1))
+    new_state, new_age = respond(xp, clone, state, age, oxygen)
     new_state = to_host(new_state)
     assert (new_state[:100] == tumor.CYCLING).all()
     assert set(np.unique(new_state[100:150])) <= {tumor.QUIESCENT, tumor.NECROTIC}
@@ -45,8 +54,47 @@ def test_empty_voxels_never_change_state(xp):
     clone = xp.full(shape, -1, dtype=xp.int32)
     state = xp.full(shape, tumor.CYCLING, dtype=xp.int8)
     age = xp.zeros(shape, dtype=xp.float32)
-    new_state, _ = tumor.oxygen_response(xp, clone, state, age, xp.zeros(shape), HYPOXIA, 1.0, draws(xp, shape, 1))
+    new_state, _ = respond(xp, clone, state, age, xp.zeros(shape))
     assert (to_host(new_state) == tumor.CYCLING).all()
+
+
+def test_dormancy_entry_and_exit_in_oxygen_follow_the_clone_rates(xp):
+    """Clone 0 enters quiescence at 0.2/h, clone 1 never; quiescent cells in oxygen leave at 0.5/h (clone 0) or at once (1)."""
+    shape = (200, 200)
+    clone = xp.zeros(shape, dtype=xp.int32)
+    clone[:, 100:] = 1
+    state = xp.full(shape, tumor.CYCLING, dtype=xp.int8)
+    state[100:] = tumor.QUIESCENT
+    age = xp.zeros(shape, dtype=xp.float32)
+    oxygen = xp.full(shape, 20.0)
+    rates = (np.array([0.2, 0.0]), np.array([0.5, np.inf]))
+    new_state = to_host(respond(xp, clone, state, age, oxygen, rates)[0])
+    n = 100 * 100
+    for block, expected in (((slice(None, 100), slice(None, 100)), 1 - np.exp(-0.2)),
+                            ((slice(100, None), slice(None, 100)), np.exp(-0.5))):
+        observed = (new_state[block] == tumor.QUIESCENT).mean()
+        assert abs(observed - expected) < 4 * np.sqrt(expected * (1 - expected) / n)
+    assert (new_state[:, 100:] == tumor.CYCLING).all()  # clone 1: no dormancy, and immediate exit
+    hypoxic = to_host(respond(xp, clone, state, age, xp.full(shape, 4.0), rates)[0])
+    assert set(np.unique(hypoxic)) <= {tumor.QUIESCENT, tumor.NECROTIC}  # hypoxia overrides the clone rates
+
+
+def test_growth_probability_keeps_the_mean_growth_of_the_rate(xp):
+    rate = xp.asarray([0.0, 0.01, 0.1, 0.5, 10.0])
+    p = to_host(tumor.growth_probability(xp, rate, 1.0))
+    np.testing.assert_allclose(p[:4], np.expm1([0.0, 0.01, 0.1, 0.5]), rtol=1e-12)
+    assert p[4] == 1.0  # clipped at ln 2: at most one division per step
+
+
+def test_mutant_daughters_only_among_newborn_cells_at_the_clone_rate(xp):
+    shape = (300, 300)
+    born = draws(xp, shape, 20) < 0.5
+    clone = xp.where(xp.arange(300)[None, :] < 150, 0, 1).astype(xp.int32) * xp.ones(shape, dtype=xp.int32)
+    mutants = to_host(tumor.mutant_daughters(xp, born, clone, xp.asarray([0.1, 0.0]), draws(xp, shape, 7)))
+    born_host = to_host(born)
+    assert not mutants[~born_host].any() and not mutants[:, 150:].any()
+    n = born_host[:, :150].sum()
+    assert abs(mutants.sum() - 0.1 * n) < 4 * np.sqrt(0.1 * 0.9 * n)
 
 
 def test_apoptosis_rate_and_removal_after_duration(xp):
@@ -72,8 +120,8 @@ def test_division_probability_follows_oxygen(xp):
     oxygen = xp.asarray([[0.0, 5.0, 21.5, 38.0, 60.0]])
     clone, state, _ = full_tumor(xp, oxygen.shape)
     p = to_host(tumor.division_probability(xp, clone, state, oxygen, xp.asarray([0.1]), HYPOXIA, 1.0))
-    full = 1 - np.exp(-0.1)
-    np.testing.assert_allclose(p[0], [0.0, 0.0, 1 - np.exp(-0.05), full, full], rtol=1e-12)
+    full = np.expm1(0.1)
+    np.testing.assert_allclose(p[0], [0.0, 0.0, np.expm1(0.05), full, full], rtol=1e-12)
     state[...] = tumor.QUIESCENT
     assert (to_host(tumor.division_probability(xp, clone, state, oxygen, xp.asarray([0.1]), HYPOXIA, 1.0)) == 0).all()
 

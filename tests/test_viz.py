@@ -31,7 +31,7 @@ def make_run(out: Path, shape: list[int], days: float = 1.0) -> Path:
     """Run configs/necrotic_core.yaml on a small lattice with two clones and vessels into ``out``."""
     config = load_config(REPO / "configs" / "necrotic_core.yaml", [
         f"lattice.shape={shape}", f"time.duration_days={days}", "time.record_every_h=6", "time.snapshot_every_h=12",
-        "vessels.pattern=uniform", "vessels.density=0.02", "vessels.keep_clear_um=60", TWO_CLONES,
+        "vessels.pattern=sparse_core", "vessels.density=0.02", "vessels.core_radius_um=60", TWO_CLONES,
     ])
     run_model(config, out, progress=False)
     return out
@@ -110,7 +110,7 @@ def test_open_run_reads_what_tme_run_wrote(run3d):
     assert run.snapshot_at(14).step == 12
     last = run.last_snapshot()
     assert last.shape == (18, 18, 18) and last.field_names == ["oxygen"]
-    assert set(last.voxel_arrays()) == {"clone", "cell_state", "vessel", "field_oxygen"}
+    assert set(last.voxel_arrays()) == {"clone", "cell_state", "vessel", "perfusion", "field_oxygen"}
     assert len(run.timeseries) == 5
 
 
@@ -178,7 +178,7 @@ def test_export_writes_vti_per_snapshot_and_pvd(run3d, tmp_path):
     assert image.GetDimensions() == (19, 19, 19)
     cells = image.GetCellData()
     names = {cells.GetArrayName(index) for index in range(cells.GetNumberOfArrays())}
-    assert names == {"clone", "cell_state", "vessel", "oxygen_mmHg"}
+    assert names == {"clone", "cell_state", "vessel", "perfusion", "oxygen_mmHg"}
     for name, expected in (("clone", snapshot.clone), ("oxygen_mmHg", snapshot.field("oxygen")),
                            ("vessel", snapshot.vessel.astype(np.uint8))):
         values = vtk_to_numpy(cells.GetArray(name)).reshape(snapshot.shape)  # x fastest = C order of [z, y, x]

@@ -7,7 +7,8 @@
   along the last array axis, then y, then z). Every per-voxel array of the
   snapshot is a cell array named with its units: ``clone`` (``int32``, -1 for
   none), ``cell_state`` (``int8``, codes in the field data
-  ``cell_state_names``), ``vessel`` (``uint8``, 0 or 1), and each field as
+  ``cell_state_names``), ``vessel`` (``uint8``, 0 or 1), ``perfusion``
+  (``float32``, 0 to 1), and each field as
   ``<name>_<units>`` (e.g. ``oxygen_mmHg``). Field data also holds
   ``time_h``, ``dx_um`` and ``clone_names``.
 * ``run.pvd``: the time series (time in hours), written last, listing every ``.vti``.

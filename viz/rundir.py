@@ -131,6 +131,22 @@ class RunData:
             raise VizError(f"{self.path}: no timeseries.parquet (the run has not finished a record)")
         return pandas.read_parquet(path)
 
+    @cached_property
+    def lineage(self):
+        """``lineage.parquet`` (one row per clone: parent, birth, traits), or None if the run has none."""
+        import pandas
+
+        path = self.path / "lineage.parquet"
+        return pandas.read_parquet(path) if path.is_file() else None
+
+    @cached_property
+    def clone_series(self):
+        """``clones.parquet`` (cells per clone per record step), or None if the run has none."""
+        import pandas
+
+        path = self.path / "clones.parquet"
+        return pandas.read_parquet(path) if path.is_file() else None
+
     @property
     def name(self) -> str:
         """The run directory's name."""
@@ -142,7 +158,10 @@ class RunData:
         return len(self.config["lattice"]["shape"])
 
     def clone_name(self, index: int) -> str:
-        """Name of clone ``index`` from the config (``clone <index>`` for a clone born in the run)."""
+        """Name of clone ``index``: from the lineage, else the config (``clone <index>`` if neither has it)."""
+        lineage = self.lineage
+        if lineage is not None and 0 <= index < len(lineage):
+            return str(lineage["name"].iloc[index])
         clones = self.config.get("tumor", {}).get("clones", [])
         return clones[index]["name"] if index < len(clones) else f"clone {index}"
 
