@@ -54,6 +54,9 @@ def _draw(model: "TumorModel", stream: int):
 def solve_fields(model: "TumorModel") -> None:
     """Bring every field to the current step: a steady-state solve, or implicit steps over one cell step.
 
+    ``model.solver_iterations[name]`` gets the CG iterations of the step
+    (summed over substeps; 0 for the split LOD solver).
+
     Per field, cells and vessels enter as linear terms (arrays of the lattice
     shape): uptake ``k`` adds ``k`` to the sink; secretion at rate ``s``
     toward saturation ``u*`` adds ``s`` to the sink and ``s u*`` to the source;
@@ -77,12 +80,17 @@ def solve_fields(model: "TumorModel") -> None:
             source += field.vessel.supply_per_min * field.vessel.blood_level * state.perfusion
         parameters = model.field_parameters[name]
         if field.solver == "steady":
-            state.fields[name], iterations = diffusion.steady_state(
+            state.fields[name], model.solver_iterations[name] = diffusion.steady_state(
                 xp, state.fields[name], parameters, sink, source)
-            model.solver_iterations[name] = iterations
-        else:
-            substeps = 1 if field.dt_min is None else max(1, math.ceil(cell_step_min / field.dt_min - 1e-9))
-            for _ in range(substeps):
+            continue
+        substeps = 1 if field.dt_min is None else max(1, math.ceil(cell_step_min / field.dt_min - 1e-9))
+        model.solver_iterations[name] = 0
+        for _ in range(substeps):
+            if field.solver == "transient":
+                state.fields[name], iterations = diffusion.backward_euler_step(
+                    xp, state.fields[name], cell_step_min / substeps, parameters, sink, source)
+                model.solver_iterations[name] += iterations
+            else:
                 state.fields[name] = diffusion.implicit_step(
                     xp, state.fields[name], cell_step_min / substeps, parameters, sink, source)
 

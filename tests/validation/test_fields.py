@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from scipy.special import k0
 
-from kernels.diffusion import FieldParameters, implicit_step, steady_state
+from kernels.diffusion import FieldParameters, backward_euler_step, implicit_step, steady_state
 from tests.conftest import to_host
 
 D = 1.0e5  # um^2/min, oxygen [PCi]
@@ -40,6 +40,20 @@ def test_slab_matches_cosh_profile(xp, dtype):
     expected = u0 * np.cosh((length_um - x) / 100.0) / np.cosh(length_um / 100.0)
     assert steady.dtype == guess.dtype
     assert np.abs(to_host(steady)[1] - expected).max() < 5e-3 * u0
+
+
+@pytest.mark.parametrize("dt", [0.02, 5.0, 60.0])
+def test_backward_euler_equilibrium_is_the_steady_state_at_any_dt(xp, dt):
+    """Stepped to equilibrium (decay = 10/min, so decay * dt up to 600), the backward-Euler solver
+    lands on the steady solver's answer to the solve tolerance, where the split scheme misses it by
+    about decay * dt (next test)."""
+    n, u0 = 60, 38.0
+    params = FieldParameters(D, D / 100.0**2, DX, ((None, None), (u0, None)))
+    steady, _ = steady_state(xp, xp.zeros((3, n)), params, rtol=1e-10)
+    u = xp.zeros((3, n))
+    for _ in range(max(10, round(2.0 / dt))):
+        u, _ = backward_euler_step(xp, u, dt, params, rtol=1e-10)
+    assert float(np.abs(to_host(u) - to_host(steady)).max()) < 1e-7 * u0
 
 
 def test_transient_equilibrium_error_is_first_order_in_dt(xp):
@@ -87,7 +101,8 @@ def test_point_source_2d(xp, dtype):
     np.testing.assert_allclose(to_host(u)[n // 2, n // 2 + np.arange(2, 11)], expected, rtol=0.03)
 
 
-def biofvm_test1_error(xp, n: int, dt_min: float, t_end_min: float = 0.1, dtype: str = "float64") -> float:
+def biofvm_test1_error(xp, n: int, dt_min: float, t_end_min: float = 0.1, dtype: str = "float64",
+                       solver: str = "transient_lod") -> float:
     """Max error of BioFVM convergence test 1 on ``n`` voxels over L0 = 500 um at ``t_end_min``.
 
     u = 1 + cos(pi x / L0) exp(-D pi^2 t / L0^2), D = 1e5 um^2/min, no-flux faces,
@@ -100,7 +115,10 @@ def biofvm_test1_error(xp, n: int, dt_min: float, t_end_min: float = 0.1, dtype:
     u = xp.asarray(np.tile(1.0 + np.cos(np.pi * x / length), (2, 1)), dtype=getattr(xp, dtype))
     steps = round(t_end_min / dt_min)
     for _ in range(steps):
-        u = implicit_step(xp, u, dt_min, params)
+        if solver == "transient":
+            u, _ = backward_euler_step(xp, u, dt_min, params, rtol=1e-12)
+        else:
+            u = implicit_step(xp, u, dt_min, params)
     exact = 1.0 + np.cos(np.pi * x / length) * np.exp(-D * np.pi**2 * steps * dt_min / length**2)
     return float(np.abs(to_host(u) - exact).max())
 
@@ -110,9 +128,10 @@ def observed_orders(errors: list[float]) -> list[float]:
     return [math.log2(a / b) for a, b in zip(errors, errors[1:])]
 
 
-def test_biofvm_convergence_first_order_in_dt(xp):
+@pytest.mark.parametrize("solver", ["transient", "transient_lod"])
+def test_biofvm_convergence_first_order_in_dt(xp, solver):
     """dx = 2.5 um (spatial error ~1e-5), dt = 0.01, 0.005, 0.0025 min: observed order 0.9 to 1.1."""
-    errors = [biofvm_test1_error(xp, 200, dt) for dt in (0.01, 0.005, 0.0025)]
+    errors = [biofvm_test1_error(xp, 200, dt, solver=solver) for dt in (0.01, 0.005, 0.0025)]
     assert all(0.9 < order < 1.1 for order in observed_orders(errors)), errors
 
 
@@ -138,6 +157,19 @@ def test_pure_diffusion_with_no_flux_conserves_mass(xp, dtype):
     relative = abs(float(to_host(u).astype(np.float64).sum()) - total) / total
     assert relative < {"float32": 1e-6, "float64": 1e-11}[dtype]
     assert float(to_host(u).std()) < 1e-3  # and it has mixed
+
+
+def test_backward_euler_conserves_mass_to_the_solve_tolerance(xp):
+    """No-flux faces, no decay, long steps: the total moves by at most the CG tolerance (rtol 1e-10
+    of the step's right-hand side), and the field mixes."""
+    rng = np.random.default_rng(3)
+    u = xp.asarray(rng.random((12, 14, 16)))
+    params = FieldParameters(D, 0.0, DX, ((None, None),) * 3)
+    total = float(to_host(u).sum())
+    for _ in range(10):
+        u, _ = backward_euler_step(xp, u, 5.0, params, rtol=1e-10)
+    assert abs(float(to_host(u).sum()) - total) / total < 1e-8
+    assert float(to_host(u).std()) < 1e-3
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
