@@ -154,10 +154,10 @@ class FieldConfig(Strict):
     units: str = Field(description="units of the field's values, e.g. mmHg")
     D_um2_per_min: NonNegativeFloat = Field(description="diffusion coefficient, um^2/min")
     decay_per_min: NonNegativeFloat = Field(description="first-order decay, 1/min")
-    solver: Literal["steady", "transient"] = Field(
-        "transient", description="steady: equilibrium each cell step (fast substrates); transient: implicit time steps")
+    solver: Literal["steady", "transient", "transient_lod"] = Field(
+        "transient", description="steady: equilibrium each cell step (fast substrates); transient: exact backward-Euler steps (multigrid CG; any step, exact equilibrium); transient_lod: BioFVM-style split steps (cheapest per step; needs steps well below 1 / (decay + sink))")
     dt_min: PositiveFloat | None = Field(
-        None, description="transient fields: longest field step, min; the cell step is split into equal substeps no longer than this (null: one step per cell step)")
+        None, description="transient solvers: longest field step, min; the cell step is split into equal substeps no longer than this (null: one step per cell step)")
     initial: NonNegativeFloat = Field(0.0, description="initial value everywhere, field units")
     boundary: BoundaryConfig = Field(default_factory=BoundaryConfig)
     uptake_per_min: dict[CellType, NonNegativeFloat] = Field(

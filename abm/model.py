@@ -218,7 +218,7 @@ class TumorModel(mesa.Model):
         if initial.arrangement == "mixed":
             key = self._setup_draw(STREAM_SETUP_CLONES, index)
         elif initial.arrangement == "sectors":
-            key = setup.sector_key(xp, coordinates, center)[seeded]
+            key = setup.sector_key(xp, coordinates, center, shape)[seeded]
         else:
             points = xp.stack([xp.broadcast_to(axis, shape)[seeded] for axis in coordinates], axis=1)
             key = setup.nest_key(xp, points, setup.ball_volume_voxels(initial.nest_radius_um, state.dx_um, state.ndim),

@@ -73,11 +73,11 @@ def scattered_cells(xp: ModuleType, free: Any, cells: int, draw: Any) -> Any:
     return chosen.reshape(free.shape)
 
 
-def sector_key(xp: ModuleType, coordinates_um: list[Any], center_um: list[float]) -> Any:
-    """Azimuth around ``center_um`` in the plane of the last two axes (y, x), radians in (-pi, pi]."""
+def sector_key(xp: ModuleType, coordinates_um: list[Any], center_um: list[float], shape: tuple[int, ...]) -> Any:
+    """Azimuth around ``center_um`` in the plane of the last two axes (y, x), radians in (-pi, pi], of lattice ``shape``."""
     dy = coordinates_um[-2] - center_um[-2]
     dx = coordinates_um[-1] - center_um[-1]
-    return xp.broadcast_to(xp.arctan2(dy, dx), xp.broadcast_shapes(dy.shape, dx.shape))
+    return xp.broadcast_to(xp.arctan2(dy, dx), shape)
 
 
 def nest_key(xp: ModuleType, points_um: Any, nest_cells: float, draw_centre: Any, draw_order: Any) -> Any:
