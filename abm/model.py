@@ -52,9 +52,15 @@ CLONE_COLUMNS = ("time_h", "time_days", "clone", "cells", "cells_live")
 
 
 def record_columns(config: Config) -> tuple[str, ...]:
-    """Columns of the time series of ``config``: :data:`RECORD_COLUMNS` and two per drug."""
+    """Columns of the time series of ``config``: :data:`RECORD_COLUMNS`, two per drug, two per other field.
+
+    Per drug: ``mean_sensitivity_<drug>``, ``fraction_resistant_<drug>``. Per
+    field besides oxygen: ``<field>_tumor_mean`` and ``<field>_tumor_min``
+    (over voxels with a tumor cell, in the field's units; NaN without tumor).
+    """
     per_drug = [f"{what}_{drug}" for drug in config.drug_names for what in ("mean_sensitivity", "fraction_resistant")]
-    return RECORD_COLUMNS + tuple(per_drug)
+    per_field = [f"{name}_tumor_{what}" for name in config.fields if name != "oxygen" for what in ("mean", "min")]
+    return RECORD_COLUMNS + tuple(per_drug) + tuple(per_field)
 
 
 class TumorModel(mesa.Model):
@@ -292,6 +298,10 @@ class TumorModel(mesa.Model):
             "mean_perfusion": float(state.perfusion[state.vessel].mean()) if vessels else float("nan"),
         }
         record.update(self._trait_measures(live_cells))
+        for name, values in state.fields.items():
+            if name != "oxygen":
+                record[f"{name}_tumor_mean"] = float(values[occupied].mean()) if total else float("nan")
+                record[f"{name}_tumor_min"] = float(values[occupied].min()) if total else float("nan")
         return {column: record[column] for column in self.columns}
 
     def _trait_measures(self, live_cells: np.ndarray) -> dict[str, float]:

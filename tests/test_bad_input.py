@@ -79,6 +79,31 @@ CASES = {
     "seed cluster centre of the wrong length": Case(
         None, ("--set", "tumor.initial.center_um=[1, 2, 3]"), ("tumor.initial.center_um", "needs 2 values")),
     "negative seed": Case(None, ("--seed", "-1"), ("seed", "greater than or equal to 0")),
+    "sensitivity to an undeclared drug": Case(
+        None, ("--set", "tumor.clones.0.drug_sensitivity={cisplatin: 0.1}"),
+        ("tumor.clones.0.drug_sensitivity.cisplatin", "no drug field", "declare the drug under fields")),
+    "resistance rule for an undeclared drug": Case(
+        None, ("--set", "tumor.mutation.resistance={cisplatin: {probability: 0.1, sensitivity_factor: 0.1}}"),
+        ("tumor.mutation.resistance.cisplatin", "no drug field")),
+    "mutation rate above 1": Case(
+        None, ("--set", "tumor.clones.0.mutation_rate=2"), ("tumor.clones.0.mutation_rate", "less than or equal to 1")),
+    "antigen out of range": Case(
+        None, ("--set", "tumor.clones.0.antigens=[3, 64]"), ("tumor.clones.0.antigens.1", "less than 64")),
+    "antigen repeated": Case(None, ("--set", "tumor.clones.0.antigens=[3, 3]"), ("tumor.clones.0.antigens", "repeat")),
+    "cycle shorter than the cell step allows": Case(
+        None, ("--set", "tumor.clones.0.cycle_time_h=1"), ("time.dt_cell_h", "ln 2")),
+    "scattered cells without a count": Case(
+        None, ("--set", "tumor.initial.geometry=scattered"), ("tumor.initial", "needs `cells`")),
+    "more scattered cells than voxels": Case(
+        None, ("--set", "tumor.initial={geometry: scattered, cells: 100000}"), ("tumor.initial.cells", "do not fit")),
+    "vessel file missing": Case(
+        None, ("--set", "vessels.pattern=file", "--set", "vessels.file=/nonexistent/vessels.npy"),
+        ("vessels.file", "no such file")),
+    "perfusion range reversed": Case(
+        None, ("--set", "vessels.perfusion_min=0.8", "--set", "vessels.perfusion_max=0.2"),
+        ("vessels", "perfusion_min (0.8) must not exceed perfusion_max (0.2)")),
+    "unknown vessel pattern": Case(
+        None, ("--set", "vessels.pattern=radial"), ("vessels.pattern", "uniform", "sparse_core", "file")),
 }
 
 
