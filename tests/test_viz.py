@@ -1,11 +1,13 @@
 """Visualization without OpenGL: palette, scales, run reading, figures, VTK export, CLI wiring.
 
 Fixtures are real run directories made by :func:`abm.run.run` on small
-lattices (2-D and 3-D, two clones, vessels), so the files read here are the
-ones ``tme run`` writes. Renders, which need OpenGL, are in test_viz_render.py.
+lattices (2-D and 3-D, two clones, vessels) and by ``tme run`` with mutation
+(many nested subclones, a drug), so the files read here are the ones
+``tme run`` writes. Renders, which need OpenGL, are in test_viz_render.py.
 """
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ElementTree
@@ -47,6 +49,20 @@ def run3d(tmp_path_factory) -> Path:
 def run2d(tmp_path_factory) -> Path:
     """A 2-D run directory (40^2 voxels, 1 day, 3 snapshots)."""
     return make_run(tmp_path_factory.mktemp("viz") / "run2d", [40, 40])
+
+
+MUTATING = ("tumor.clones.0.mutation_rate=0.3", "time.duration_days=3", "tumor.mutation.division_rate_sd=0.3",
+            "tumor.mutation.pdl1={probability: 0.5, max_change: 0.3}", "fields.chemo={preset: chemo_drug}",
+            "tumor.mutation.resistance.chemo={probability: 0.3, sensitivity_factor: 0.3, cost: 0.1}")
+
+
+@pytest.fixture(scope="session")
+def run_mutating(tmp_path_factory) -> Path:
+    """``tme run configs/tiny.yaml`` with mutation for 3 days: one founding clone, dozens of nested subclones."""
+    out = tmp_path_factory.mktemp("viz") / "mutating"
+    arguments = [argument for setting in MUTATING for argument in ("--set", setting)]
+    assert main(["run", str(REPO / "configs" / "tiny.yaml"), "--out", str(out), "--quiet", *arguments]) == 0
+    return out
 
 
 def png_pixels(path: Path) -> np.ndarray:
@@ -123,11 +139,10 @@ def test_open_run_errors(tmp_path):
 
 # figures ------------------------------------------------------------------
 
-def test_plot_writes_every_figure_as_png_pdf_svg(run3d, tmp_path):
-    from viz.figures import PNG_DPI, RUN_FIGURES, WIDTH_IN, plot_run
+def assert_figure_files(written):
+    """Each figure as PNG (full width, not blank), PDF and SVG."""
+    from viz.figures import PNG_DPI, WIDTH_IN
 
-    written = plot_run(open_run(run3d), tmp_path)
-    assert set(written) == {figure.name for figure in RUN_FIGURES}
     for name, paths in written.items():
         assert [path.suffix for path in paths] == [".png", ".pdf", ".svg"]
         pixels = png_pixels(paths[0])
@@ -135,6 +150,14 @@ def test_plot_writes_every_figure_as_png_pdf_svg(run3d, tmp_path):
         assert_not_blank(pixels)
         assert paths[1].read_bytes().startswith(b"%PDF")
         assert ElementTree.parse(paths[2]).getroot().tag.endswith("svg")
+
+
+def test_plot_writes_every_figure_as_png_pdf_svg(run3d, tmp_path):
+    from viz.figures import RUN_FIGURES, plot_run
+
+    written = plot_run(open_run(run3d), tmp_path)
+    assert set(written) == {figure.name for figure in RUN_FIGURES}
+    assert_figure_files(written)
     assert not list(tmp_path.glob(".*part*")), "temporary files left behind"
 
 
@@ -150,8 +173,177 @@ def test_plot_rejects_unknown_format_and_figure(run3d, tmp_path):
 
     with pytest.raises(VizError, match="--formats jpg"):
         plot_run(open_run(run3d), tmp_path, formats=("jpg",))
-    with pytest.raises(VizError, match="--only muller"):
-        plot_run(open_run(run3d), tmp_path, names=("muller",))
+    with pytest.raises(VizError, match="--only kaplan_meier"):
+        plot_run(open_run(run3d), tmp_path, names=("kaplan_meier",))
+
+
+def test_figures_that_need_clone_files_are_skipped_without_them(run2d, tmp_path):
+    from viz.figures import RUN_FIGURES, plot_run
+
+    copy = tmp_path / "run"
+    shutil.copytree(run2d, copy, ignore=shutil.ignore_patterns("clones.parquet", "snapshots"))
+    written = plot_run(open_run(copy), tmp_path / "figures", formats=("png",))
+    assert set(written) == {figure.name for figure in RUN_FIGURES} - {"muller", "slices"}
+
+
+# clonal composition and heterogeneity ------------------------------------
+
+def lineage_frame(parents: dict[int, int], births_h: dict[int, float]):
+    """A lineage table like ``lineage.parquet`` (clone, name, parent, birth_time_h) for a hand-made tree."""
+    import pandas
+
+    clones = sorted(parents)
+    return pandas.DataFrame({"clone": clones, "name": [f"clone {clone}" for clone in clones],
+                             "parent": [parents[clone] for clone in clones],
+                             "birth_time_h": [births_h.get(clone, 0.0) for clone in clones]})
+
+
+def series_frame(cells: dict[int, list[int]], times_h: list[float]):
+    """A clone series like ``clones.parquet``: one row per clone and time where the clone has cells."""
+    import pandas
+
+    rows = [(time_h, time_h / 24.0, clone, count, count) for clone, counts in cells.items()
+            for time_h, count in zip(times_h, counts) if count > 0]
+    frame = pandas.DataFrame(rows, columns=["time_h", "time_days", "clone", "cells", "cells_live"])
+    return frame.sort_values(["time_h", "clone"]).reset_index(drop=True)
+
+
+def assert_nested(bands) -> None:
+    """Every child's envelope inside its parent's inner part; siblings apart; heights = own share + children."""
+    tolerance = 1e-12
+    for k, clone in enumerate(bands.clones):
+        assert np.all(bands.upper[k] - bands.lower[k] >= -tolerance)
+        children = [j for j in range(len(bands.clones)) if bands.parents[j] == clone]
+        (bottom, inner_low), (inner_high, top) = bands.own_band(int(clone))
+        assert np.allclose(bottom, bands.lower[k]) and np.allclose(top, bands.upper[k])
+        assert np.allclose(inner_low - bottom, bands.share[k] / 2) and np.allclose(top - inner_high, bands.share[k] / 2)
+        for j in children:
+            assert np.all(bands.lower[j] >= inner_low - tolerance), (clone, bands.clones[j])
+            assert np.all(bands.upper[j] <= inner_high + tolerance), (clone, bands.clones[j])
+        for first, second in zip(children, children[1:]):  # siblings in drawing order, stacked upwards
+            assert np.all(bands.upper[first] <= bands.lower[second] + tolerance)
+        descendants = sum((bands.upper[j] - bands.lower[j] for j in children), np.zeros(bands.time_h.size))
+        assert np.allclose(bands.upper[k] - bands.lower[k], bands.share[k] + descendants)
+
+
+def test_muller_layout_of_a_hand_made_lineage():
+    from viz.muller import muller_bands
+
+    # founding clones 0 and 4; 0 -> 1 (born 5 h), 0 -> 2 (8 h), 1 -> 3 (14 h); 2 dies out and is back at 24 h
+    times_h = [0.0, 6.0, 12.0, 18.0, 24.0]
+    cells = {0: [10, 10, 8, 6, 4], 1: [0, 2, 4, 4, 2], 2: [0, 0, 1, 0, 1], 3: [0, 0, 0, 3, 6], 4: [5, 4, 4, 3, 3]}
+    lineage = lineage_frame({0: -1, 1: 0, 2: 0, 3: 1, 4: -1}, {1: 5.0, 2: 8.0, 3: 14.0})
+    bands = muller_bands(lineage, series_frame(cells, times_h), record_times_h=times_h)
+
+    assert list(bands.clones) == [0, 1, 3, 2, 4] and list(bands.parents) == [-1, 0, 1, 0, -1]
+    assert list(bands.time_h) == [0.0, 5.0, 6.0, 8.0, 12.0, 14.0, 18.0, 24.0]
+    assert bands.colors == tuple(palette.clone_color(clone) for clone in (0, 1, 3, 2, 4))
+    record = np.isin(bands.time_h, times_h)
+    counts = np.array([cells[int(clone)] for clone in bands.clones], dtype=float)
+    assert np.allclose(bands.share[:, record], counts / counts.sum(axis=0))
+    assert np.allclose(bands.total[record], counts.sum(axis=0))
+    for clone, born in ((1, 5.0), (2, 8.0), (3, 14.0)):  # each subclone starts from zero at its birth
+        k = bands.row(clone)
+        assert np.all(bands.cells[k, bands.time_h <= born] == 0) and bands.cells[k, -1] > 0
+    assert np.isclose(bands.cells[bands.row(3), bands.time_h == 18.0][0], 3.0)
+    assert np.isclose(bands.cells[bands.row(2), bands.time_h == 18.0][0], 0.0)  # a missing row is no cells
+
+    assert_nested(bands)
+    assert np.allclose(bands.lower[0], 0.0) and np.allclose(bands.upper[-1], 1.0)  # founders fill 0-1
+    assert np.allclose(bands.upper[0], bands.lower[-1])
+    assert bands.largest(2) == [0, 3]  # peak shares 0.67 (day 0) and 0.375 (day 1), in drawing order
+    drawn = [clone for clone, _ in bands.polygons()]
+    assert drawn == [0, 1, 3, 2, 4]
+    _, vertices = bands.polygons()[2]  # clone 3: from its birth (no cells yet) to the end, along both edges
+    assert vertices.shape == (2 * 3, 2) and np.allclose(vertices[:3, 0], np.array([14.0, 18.0, 24.0]) / 24.0)
+    assert np.isclose(vertices[0, 1], vertices[-1, 1])  # zero width at birth
+
+
+def test_muller_layout_of_a_single_clone_and_of_no_lineage():
+    from viz.muller import muller_bands
+
+    times_h = [0.0, 12.0, 24.0]
+    series = series_frame({0: [5, 9, 20]}, times_h)
+    for lineage in (lineage_frame({0: -1}, {}), None):
+        bands = muller_bands(lineage, series)
+        assert list(bands.clones) == [0] and list(bands.time_h) == times_h
+        assert np.allclose(bands.lower, 0.0) and np.allclose(bands.upper, 1.0) and np.allclose(bands.share, 1.0)
+        assert [clone for clone, _ in bands.polygons()] == [0]
+
+
+def test_muller_and_heterogeneity_figures_of_a_mutating_run(run_mutating, tmp_path):
+    from viz.figures import plot_run, run_muller_bands
+
+    run = open_run(run_mutating)
+    generations = run.lineage["generation"].to_numpy()
+    assert (generations >= 2).sum() >= 2 and run.lineage["parent"].max() > 0, "the fixture should nest subclones"
+    bands = run_muller_bands(run)
+    assert_nested(bands)
+    assert np.allclose(bands.upper[bands.parents < 0].max(axis=0), 1.0)
+
+    written = plot_run(run, tmp_path, names=("muller", "heterogeneity"))
+    assert set(written) == {"muller", "heterogeneity"}
+    assert_figure_files(written)
+    assert main(["plot", str(run_mutating), "--out", str(tmp_path / "cli"), "--formats", "svg"]) == 0
+    assert {"muller.svg", "heterogeneity.svg"} <= {path.name for path in (tmp_path / "cli").iterdir()}
+
+
+def test_muller_bands_take_each_clones_palette_color(run_mutating):
+    from viz.figures import MULLER_GID, MULLER_LABELS, muller_figure, run_muller_bands
+
+    run = open_run(run_mutating)
+    bands = run_muller_bands(run)
+    figure = muller_figure(run)
+    collections = [item for item in figure.axes[0].collections if item.get_gid() == MULLER_GID]
+    assert len(collections) == 1
+    drawn = [clone for clone, _ in bands.polygons()]
+    assert len(drawn) == len(collections[0].get_paths()) > 3
+    expected = np.array([palette.to_float(palette.clone_color(clone)) for clone in drawn])
+    assert np.allclose(collections[0].get_facecolors()[:, :3], expected, atol=1e-6)
+
+    named = bands.largest(MULLER_LABELS)
+    (figure_legend,) = figure.legends
+    labels = [text.get_text() for text in figure_legend.get_texts()]
+    assert labels[:len(named)] == [run.clone_name(clone) for clone in named]
+    present = int((bands.share.max(axis=1) > 0).sum())
+    assert labels[-2:] == [f"+{present - len(named)} smaller clones", "all clones"]
+    for clone, handle in zip(named, figure_legend.legend_handles):
+        assert np.allclose(handle.get_facecolor()[:3], palette.to_float(palette.clone_color(clone)))
+    line_colors = [line.get_color() for line in figure.axes[1].get_lines()]
+    for clone in named:
+        assert palette.to_float(palette.clone_color(clone)) in line_colors
+
+
+def test_section_legend_of_many_clones_fits(run_mutating, tmp_path):
+    import warnings
+
+    from viz.figures import SLICE_LEGEND_CLONES, save_figure, slices_figure
+
+    figure = slices_figure(open_run(run_mutating))
+    clone_labels = [text.get_text() for text in figure.axes[len(figure.axes) // 2 - 1].get_legend().get_texts()]
+    smaller = [label for label in clone_labels if label.endswith("smaller clones")]
+    assert len(smaller) == 1 and clone_labels.index(smaller[0]) == SLICE_LEGEND_CLONES
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="constrained_layout not applied")
+        (path,) = save_figure(figure, tmp_path / "slices", ("png",))
+    assert_not_blank(png_pixels(path))
+
+
+def test_heterogeneity_figure_with_no_live_cells_and_several_drugs(run_mutating, tmp_path):
+    from viz.figures import heterogeneity_figure, save_figure
+
+    run = open_run(run_mutating)
+    frame = run.timeseries.copy()
+    frame.loc[frame.index[-2:], ["shannon_diversity", "same_clone_neighbour_fraction", "fraction_resistant",
+                                 "mean_division_rate_per_h", "mean_pdl1"]] = np.nan
+    frame["fraction_resistant_other"] = frame["fraction_resistant_chemo"] / 2
+    run.__dict__["timeseries"] = frame
+    figure = heterogeneity_figure(run)
+    labels = [text.get_text() for text in figure.axes[-1].get_legend().get_texts()]  # the twin axis of (d)
+    assert labels[:3] == ["resistant (any drug)", "resistant to chemo", "resistant to other"]
+    assert "mean PD-L1" in labels and "mean division rate" in labels
+    (path,) = save_figure(figure, tmp_path / "heterogeneity", ("png",))
+    assert_not_blank(png_pixels(path))
 
 
 # VTK export ---------------------------------------------------------------

@@ -145,6 +145,7 @@ def test_tme_render_and_report_commands(run3d, tmp_path, capsys):
     assert "--time picks one snapshot" in capsys.readouterr().err
     assert main(["report", str(copy), "--quiet"]) == 0
     report = (copy / "report.md").read_text(encoding="utf-8")
-    for link in ("figures/render_state.png", "figures/burden.png", "figures/slices.svg"):
+    for link in ("figures/render_state.png", "figures/burden.png", "figures/slices.svg", "figures/muller.png",
+                 "figures/heterogeneity.pdf"):
         assert f"({link})" in report and (copy / link).is_file()
     assert "| tumor volume (mm³) |" in report

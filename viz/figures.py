@@ -4,10 +4,11 @@ Each figure is a :class:`RunFigure`: a name (the file stem), a caption, a
 function ``RunData -> matplotlib Figure``, and a test of whether the run has
 the data it needs. ``tme plot RUN_DIR`` draws every figure of
 :data:`RUN_FIGURES` whose test passes. A figure added by a later model issue
-(a Muller plot from ``clones.parquet``, immune infiltration over time) is one
-more function and one more entry; figures of ``tme compare`` outputs (arm
-timelines with dosing bars, Kaplan-Meier curves, waterfall and swimmer plots)
-will take the comparison's data the same way, in a list of their own.
+(immune infiltration over time, say) is one more function and one more
+entry; figures of ``tme compare`` outputs (arm timelines with dosing bars,
+Kaplan-Meier curves, waterfall and swimmer plots) will take the comparison's
+data the same way, in a list of their own. The Muller plot's layout is in
+:mod:`viz.muller`.
 
 Figures are drawn on ``matplotlib.figure.Figure`` objects, not pyplot, so no
 display and no global figure state are involved. Colours come from
@@ -23,6 +24,7 @@ import numpy as np
 
 from kernels.tumor import APOPTOTIC, CYCLING, NECROTIC, QUIESCENT, STATE_NAMES
 from viz import legend, optional, palette
+from viz.muller import MullerBands, muller_bands
 from viz.output import FIGURE_FORMATS, atomic_output
 from viz.rundir import RunData, Snapshot, VizError
 from viz.scales import contour_levels, scale_bar_length_um
@@ -30,6 +32,7 @@ from viz.scales import contour_levels, scale_bar_length_um
 WIDTH_IN = 7.0  # a two-column journal figure
 PNG_DPI = 200
 MAX_SLICE_COLUMNS = 4
+SLICE_LEGEND_CLONES = 6  # clones named in the section figure's legend (the largest over the panels shown)
 STYLE = {
     "font.size": 8.5,
     "axes.titlesize": 9,
@@ -177,15 +180,15 @@ def slices_figure(run: RunData):
     n = len(snapshots)
     figure = _new_figure(2 * (WIDTH_IN - 2.0) / max(n, 2) + 1.0)
     axes = np.asarray(figure.subplots(2, n, sharex=True, sharey=True, squeeze=False))
-    legend_rows: dict[str, dict[str, palette.RGB]] = {"clone": {}, "state": {}}
+    shown_planes: list[tuple[np.ndarray, np.ndarray]] = []
     any_vessel = False
     for column, snapshot in enumerate(snapshots):
         clone, state, vessel = (array[section][rows, cols] for array in (snapshot.clone, snapshot.cell_state, snapshot.vessel))
+        shown_planes.append((clone.ravel(), state.ravel()))
+        any_vessel |= bool(vessel.any())
         for row, by in enumerate(("clone", "state")):
             ax = axes[row, column]
             ax.imshow(palette.voxel_colors(clone, state, vessel, by), origin="lower", extent=extent, interpolation="nearest")
-            legend_rows[by].update(legend.entries(clone, state, np.zeros_like(vessel), by, run.clone_name))
-            any_vessel |= bool(vessel.any())
             if levels.size:
                 lines = ax.contour(oxygen_planes[column], levels=levels, colors="black", linewidths=0.6,
                                    extent=extent, origin="lower")
@@ -210,8 +213,11 @@ def slices_figure(run: RunData):
         from matplotlib.lines import Line2D
 
         isolines.append(Line2D([], [], color="black", linewidth=0.6, label=f"oxygen ({units})"))
-    states = [(name, legend_rows["state"][name]) for name in STATE_NAMES if name in legend_rows["state"]]
-    for row, (title, shown) in enumerate((("clone", list(legend_rows["clone"].items())), ("cell state", states))):
+    all_clones, all_states = (np.concatenate(arrays) for arrays in zip(*shown_planes))  # every panel's voxels
+    no_vessel = np.zeros(all_clones.shape, dtype=bool)
+    by_clone = legend.entries(all_clones, all_states, no_vessel, "clone", run.clone_name, SLICE_LEGEND_CLONES)
+    states = legend.entries(all_clones, all_states, no_vessel, "state", run.clone_name)
+    for row, (title, shown) in enumerate((("clone", by_clone), ("cell state", states))):
         axes[row, -1].legend(handles=legend.handles(shown + extras) + isolines, title=title, frameon=False,
                              loc="upper left", bbox_to_anchor=(1.03, 1.0), borderaxespad=0.0, alignment="left")
     plane = f"plane z = {(section[0] + 0.5) * dx:g} µm through the tumor centre" if section else "2-D lattice"
@@ -219,8 +225,220 @@ def slices_figure(run: RunData):
     return figure
 
 
+MULLER_LABELS = 8  # clones named in the Muller plot's legend (the largest by peak share)
+MULLER_GID = "muller-bands"  # gid of the PolyCollection of the bands
+
+
+def run_muller_bands(run: RunData) -> MullerBands:
+    """The Muller bands of ``run``: live cells of each clone, at every record (see :func:`viz.muller.muller_bands`)."""
+    if run.clone_series is None or run.lineage is None:
+        raise VizError(f"{run.path}: no clones.parquet or lineage.parquet (written by tme run since clone tracking)")
+    return muller_bands(run.lineage, run.clone_series, "cells_live", run.timeseries["time_h"].to_numpy())
+
+
+def _draw_muller(ax, bands: MullerBands):
+    """Fill every clone's envelope in drawing order, one PolyCollection (gid :data:`MULLER_GID`); returns it."""
+    from matplotlib.collections import PolyCollection
+
+    polygons = bands.polygons()
+    collection = PolyCollection([vertices for _, vertices in polygons],
+                                facecolors=[palette.to_float(palette.clone_color(clone)) for clone, _ in polygons],
+                                edgecolors="none", linewidths=0.0)
+    collection.set_gid(MULLER_GID)
+    ax.add_collection(collection, autolim=False)
+    return collection
+
+
+def muller_figure(run: RunData):
+    """Clonal composition over time: (a) Muller plot of live-cell shares; (b) live cells of the largest clones, log axis.
+
+    In (a) each clone's band is its share of the live tumor cells (0-1) and
+    its descendants' bands lie inside it, so a subclone emerges from its
+    parent at its birth time. Every clone is drawn; the legend names the
+    :data:`MULLER_LABELS` with the largest peak share. Colours are
+    ``palette.clone_color``, as in renders and sections.
+    """
+    from matplotlib.ticker import PercentFormatter
+
+    bands = run_muller_bands(run)
+    days = bands.time_days
+    figure = _new_figure(3.0)
+    left, right = figure.subplots(1, 2, width_ratios=(3, 2))
+    _draw_muller(left, bands)
+    left.set_ylim(0.0, 1.0)
+    left.yaxis.set_major_formatter(PercentFormatter(1.0))
+    left.set_ylabel("share of live tumor cells")
+    _time_axis(left, run)
+    _panel_label(left, "a")
+
+    named = bands.largest(MULLER_LABELS)
+    record = np.isin(bands.time_h, run.timeseries["time_h"].to_numpy())  # interpolated birth points are not data
+    for clone in named:
+        _log_line(right, days[record], bands.cells[bands.row(clone), record], palette.clone_color(clone), linewidth=1.0)
+    total = _log_line(right, days[record], bands.total[record], (0, 0, 0), linewidth=1.2, linestyle=(0, (3, 2)), zorder=3)
+    right.set_yscale("log")
+    right.set_ylabel("live tumor cells")
+    _time_axis(right, run)
+    _panel_label(right, "b")
+
+    present = int((bands.share.max(axis=1) > 0).sum()) if bands.share.size else 0
+    rows = [(run.clone_name(clone), palette.clone_color(clone)) for clone in named]
+    if present > len(named):
+        rows.append((f"+{present - len(named)} smaller clones", palette.OUTLINE_COLOR))
+    total.set_label("all clones")
+    figure.legend(handles=legend.handles(rows) + [total], title="clone", loc="outside right center", frameon=False,
+                  alignment="left", handlelength=1.4, handleheight=1.0)
+    founding = int((bands.parents < 0).sum())
+    figure.suptitle(f"Clonal composition, {run.name} ({len(bands.clones)} clones, {founding} founding)", fontsize=10)
+    return figure
+
+
+def _log_line(ax, days: np.ndarray, values: np.ndarray, color: palette.RGB, **style):
+    """Plot ``values`` over ``days`` with zeros as gaps (for a log axis); points with no neighbour get a dot."""
+    values = np.where(values > 0, values, np.nan)
+    line = ax.plot(days, values, color=palette.to_float(color), **style)[0]
+    finite = np.isfinite(values)
+    alone = finite & ~np.r_[False, finite[:-1]] & ~np.r_[finite[1:], False]
+    if alone.any():
+        ax.plot(days[alone], values[alone], linestyle="none", marker="o", markersize=2.5, color=palette.to_float(color),
+                zorder=line.get_zorder())
+    return line
+
+
+def _plot_series(ax, days: np.ndarray, values, color: palette.RGB, label: str, style: str = "-"):
+    """One time-series line (NaN values are gaps); returns the Line2D."""
+    return ax.plot(days, np.asarray(values, dtype=float), linestyle=style, color=palette.to_float(color),
+                   label=label, linewidth=1.2)[0]
+
+
+def _finite_range(*series, default: tuple[float, float] = (0.0, 1.0)) -> tuple[float, float]:
+    """Smallest and largest finite value of ``series`` (``default`` if none is finite)."""
+    values = np.concatenate([np.asarray(item, dtype=float).ravel() for item in series])
+    values = values[np.isfinite(values)]
+    return (float(values.min()), float(values.max())) if values.size else default
+
+
+def _room_for_legend(ax, bottom: float, high: float, rows: int, side: str = "top") -> None:
+    """Set the y limits so the data (``bottom`` .. ``high``) leaves room for ``rows`` legend rows at ``side``.
+
+    With ``side="top"`` the axis starts at ``bottom``; with ``"bottom"`` it
+    ends at ``high`` and starts low enough (but not below 0) for the legend.
+    """
+    free = min(0.55, 0.1 + 0.11 * rows)  # axes fraction the legend takes in a 2x2 figure of STYLE, about
+    span = max(high - bottom, 1e-9)
+    if side == "top":
+        ax.set_ylim(bottom, bottom + span / (1.0 - free))
+    else:
+        ax.set_ylim(max(0.0, high - span / (1.0 - free)), high)
+
+
+def _relative_to_start(values: np.ndarray) -> np.ndarray:
+    """``values`` divided by their first finite, nonzero value (all NaN if there is none)."""
+    usable = np.flatnonzero(np.isfinite(values) & (values != 0))
+    return values / values[usable[0]] if usable.size else np.full(values.shape, np.nan)
+
+
+def _any_positive(values: np.ndarray) -> bool:
+    """Whether any finite value is above 0 (a trait that is 0 throughout is left out of a panel)."""
+    return bool(np.any(np.isfinite(values) & (values > 0)))
+
+
+def heterogeneity_figure(run: RunData):
+    """Clonal heterogeneity over time, four panels.
+
+    (a) clones with live cells and clones founded so far; (b) Shannon
+    diversity ``H`` (nats) and Gini-Simpson diversity ``1 - sum p^2`` of the
+    live-cell clone shares ``p``; (c) the mean fraction of a live cell's live
+    neighbours that are in its own clone, against ``sum p^2``, its value if
+    clones were mixed at random (above it: clones are spatially segregated);
+    (d) fractions of live cells resistant to any drug and to each drug (when
+    the run has drugs), mean PD-L1 and efflux (when not 0 throughout), and,
+    on the right axis, the live-cell-weighted mean division rate relative to
+    day 0. NaN values (times with no live cell) are gaps.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    frame = run.timeseries
+    days = frame["time_days"].to_numpy()
+    colors = palette.MEASURE_COLORS
+    figure = _new_figure(5.0)
+    (clones, diversity), (segregation, traits) = figure.subplots(2, 2)
+
+    _plot_series(clones, days, frame["clones_alive"], colors["primary"], "with live cells")
+    _plot_series(clones, days, frame["clones_total"], colors["reference"], "founded so far", "--")
+    clones.set_ylabel("clones")
+    clones.yaxis.set_major_locator(MaxNLocator(integer=True))
+    _room_for_legend(clones, 0.0, max(1.0, _finite_range(frame["clones_total"], frame["clones_alive"])[1]), 2)
+    clones.legend(loc="upper left", frameon=False)
+
+    _plot_series(diversity, days, frame["shannon_diversity"], colors["primary"], "Shannon H (nats)")
+    _plot_series(diversity, days, frame["simpson_diversity"], colors["reference"], "Gini-Simpson 1 − Σp²", "--")
+    diversity.set_ylabel("clonal diversity")
+    _room_for_legend(diversity, 0.0, max(0.1, _finite_range(frame["shannon_diversity"], frame["simpson_diversity"])[1]), 2)
+    diversity.legend(loc="upper left", frameon=False)
+
+    observed = frame["same_clone_neighbour_fraction"].to_numpy(dtype=float)
+    random = frame["same_clone_neighbour_fraction_random"].to_numpy(dtype=float)
+    _plot_series(segregation, days, observed, colors["primary"], "observed")
+    _plot_series(segregation, days, random, colors["reference"], "random mixing (Σp²)", "--")
+    segregation.fill_between(days, random, observed, where=observed >= random, color="0.85", linewidth=0,
+                             label="segregation", interpolate=True)
+    segregation.set_ylabel("same-clone neighbour fraction")
+    low = _finite_range(observed, random, default=(1.0, 1.0))[0]
+    _room_for_legend(segregation, min(low, 0.95), 1.0 + 0.02 * (1.0 - min(low, 0.95)), 3, side="bottom")
+    segregation.legend(loc="lower left", frameon=False)
+
+    drugs = [column[len("fraction_resistant_"):] for column in frame.columns if column.startswith("fraction_resistant_")]
+    left_lines = []
+    if drugs:
+        left_lines.append(_plot_series(traits, days, frame["fraction_resistant"], colors["resistance"],
+                                       "resistant (any drug)" if len(drugs) > 1 else f"resistant to {drugs[0]}"))
+        if len(drugs) > 1:
+            for drug, style in zip(drugs, ("--", ":", "-.") * len(drugs)):
+                left_lines.append(_plot_series(traits, days, frame[f"fraction_resistant_{drug}"], colors["resistance"],
+                                               f"resistant to {drug}", style))
+    for column, key, label in (("mean_pdl1", "pdl1", "mean PD-L1"), ("mean_efflux", "efflux", "mean efflux")):
+        if column in frame and _any_positive(frame[column].to_numpy(dtype=float)):
+            left_lines.append(_plot_series(traits, days, frame[column], colors[key], label, "-."))
+    columns = 2 if len(left_lines) + 1 > 3 else 1
+    rows = -(-(len(left_lines) + 1) // columns)
+    if left_lines:
+        traits.set_ylabel("fraction of live cells; trait level")
+        highest = _finite_range(*[line.get_ydata() for line in left_lines])[1]
+        _room_for_legend(traits, 0.0, min(1.0, max(0.05, 1.05 * highest)), rows)
+        rate = traits.twinx()
+        rate.spines["right"].set_visible(True)
+    else:
+        rate = traits
+    relative = _relative_to_start(frame["mean_division_rate_per_h"].to_numpy(dtype=float))
+    rate_line = _plot_series(rate, days, relative, colors["division"], "mean division rate")
+    rate.axhline(1.0, color=palette.to_float(colors["division"]), linewidth=0.5, linestyle=":")
+    rate.set_ylabel("mean division rate (× day 0)", color=palette.to_float(colors["division"]))
+    low, high = _finite_range(relative, [1.0])
+    pad = max(0.02, 0.1 * (high - low))
+    _room_for_legend(rate, max(0.0, low - pad), high + pad, rows)
+    compact = {"fontsize": 7, "handlelength": 1.4, "handletextpad": 0.4, "columnspacing": 0.8} if columns > 1 else {}
+    rate.legend(handles=left_lines + [rate_line], loc="upper left", frameon=False, ncols=columns, **compact)
+
+    for ax, letter in zip((clones, diversity, segregation, traits), "abcd"):
+        _time_axis(ax, run)
+        _panel_label(ax, letter)
+    figure.suptitle(f"Clonal heterogeneity, {run.name}", fontsize=10)
+    return figure
+
+
 def _has_columns(*columns: str) -> Callable[[RunData], bool]:
     return lambda run: set(columns) <= set(run.timeseries.columns)
+
+
+def _has_clone_files(run: RunData) -> bool:
+    """Whether the run has ``lineage.parquet`` and a ``clones.parquet`` with at least one row."""
+    return run.lineage is not None and run.clone_series is not None and len(run.clone_series) > 0
+
+
+HETEROGENEITY_COLUMNS = ("clones_alive", "clones_total", "shannon_diversity", "simpson_diversity",
+                         "same_clone_neighbour_fraction", "same_clone_neighbour_fraction_random",
+                         "fraction_resistant", "mean_division_rate_per_h")
 
 
 RUN_FIGURES: tuple[RunFigure, ...] = (
@@ -228,6 +446,12 @@ RUN_FIGURES: tuple[RunFigure, ...] = (
               burden_figure, _has_columns("cells_cycling", "tumor_volume_mm3", "equivalent_diameter_um")),
     RunFigure("oxygen", "Hypoxic fraction of live tumor cells, and mean and tumor-minimum oxygen over time with the hypoxia thresholds.",
               oxygen_figure, _has_columns("hypoxic_fraction", "oxygen_mean_mmHg", "oxygen_min_tumor_mmHg")),
+    RunFigure("muller", "Muller plot of the clones' shares of the live tumor cells, each subclone inside its parent "
+              "from its birth, and live cells of the largest clones (log scale).",
+              muller_figure, _has_clone_files),
+    RunFigure("heterogeneity", "Clones alive and founded, Shannon and Gini-Simpson diversity, spatial segregation "
+              "(same-clone neighbours against random mixing), and resistant fractions and mean traits over time.",
+              heterogeneity_figure, _has_columns(*HETEROGENEITY_COLUMNS)),
     RunFigure("slices", "Sections through the tumor centre coloured by clone and by cell state, with oxygen isolines.",
               slices_figure, lambda run: bool(run.snapshots)),
 )

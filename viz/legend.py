@@ -20,7 +20,7 @@ Entry = tuple[str, palette.RGB]
 
 
 def entries(clone: np.ndarray, cell_state: np.ndarray, vessel: np.ndarray, by: str,
-            clone_name: Callable[[int], str]) -> list[Entry]:
+            clone_name: Callable[[int], str], max_clones: int = MAX_LEGEND_CLONES) -> list[Entry]:
     """Legend rows ``(label, colour)`` for voxels coloured as :func:`viz.palette.voxel_colors` does.
 
     Args:
@@ -28,10 +28,11 @@ def entries(clone: np.ndarray, cell_state: np.ndarray, vessel: np.ndarray, by: s
             dtypes as in :func:`viz.palette.voxel_colors`).
         by: ``"clone"``, ``"state"``, or anything else for vessels only (field colouring).
         clone_name: clone index -> name.
+        max_clones: at most this many clones get a row of their own.
 
     Returns:
-        Clones present (the :data:`MAX_LEGEND_CLONES` largest, by index, then a
-        count of the rest) and ``necrotic`` when colouring by clone; the states
+        Clones present (the ``max_clones`` largest, by index, then a count of
+        the rest) and ``necrotic`` when colouring by clone; the states
         present when colouring by state; then ``vessel`` if any.
     """
     occupied = clone >= 0
@@ -40,9 +41,9 @@ def entries(clone: np.ndarray, cell_state: np.ndarray, vessel: np.ndarray, by: s
         live = clone[occupied & (cell_state != NECROTIC)]
         counts = np.bincount(live) if live.size else np.zeros(0, dtype=np.int64)
         present = [int(index) for index in np.argsort(-counts, kind="stable") if counts[index] > 0]
-        rows += [(clone_name(index), palette.clone_color(index)) for index in sorted(present[:MAX_LEGEND_CLONES])]
-        if len(present) > MAX_LEGEND_CLONES:
-            rows.append((f"+{len(present) - MAX_LEGEND_CLONES} smaller clones", palette.OUTLINE_COLOR))
+        rows += [(clone_name(index), palette.clone_color(index)) for index in sorted(present[:max_clones])]
+        if len(present) > max_clones:
+            rows.append((f"+{len(present) - max_clones} smaller clones", palette.OUTLINE_COLOR))
         if np.any(occupied & (cell_state == NECROTIC)):
             rows.append(("necrotic", palette.STATE_COLORS[NECROTIC]))
     elif by == "state":

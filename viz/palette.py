@@ -44,6 +44,15 @@ STATE_COLORS: dict[int, RGB] = {
 VESSEL_COLOR: RGB = (165, 15, 21)     # dark red
 TISSUE_COLOR: RGB = (255, 255, 255)   # empty voxels in flat images
 OUTLINE_COLOR: RGB = (150, 150, 150)  # domain box, scale bar in 3-D
+#: Lines of whole-tumor measures in time-series figures (no clone is meant by them).
+MEASURE_COLORS: dict[str, RGB] = {
+    "primary": (0, 0, 0),           # the main line of a panel
+    "reference": (120, 120, 120),   # what it is compared with (a random expectation, a second index)
+    "resistance": (178, 24, 43),    # resistant fractions
+    "division": (33, 102, 172),     # division rate
+    "pdl1": (118, 42, 131),         # PD-L1
+    "efflux": (140, 81, 10),        # drug efflux
+}
 
 
 def clone_color(index: int) -> RGB:
