@@ -14,10 +14,17 @@ initial value 0) and prints
   first-order time error; the spatial error is common to both).
 
 BioFVM's figures on a 2-core machine (issue 3) are printed beside them.
-Then, for each transient substrate preset of ``abm.config.FIELD_PRESETS``,
-the simulated time per wall second on a 64^3 lattice with a tumor ball
-(radius 200 um) taking up or secreting as the preset says, at the time step
-recommended in docs/fields.md, and its error against dt/8 in float64.
+Then, for each transient substrate preset of ``abm.config.FIELD_PRESETS``, on
+a 64^3 lattice with a tumor ball (radius 200 um) taking up or secreting as
+the preset says, for both transient solvers (``transient_lod`` at the step
+recommended for it in docs/fields.md, ``transient`` at one step per 60-min
+cell step and at 10 min):
+
+* simulated minutes per wall second over 60 simulated minutes from 0;
+* the max error at 60 min, relative to the field's maximum, against the
+  split solver at a step 8 times smaller than recommended, in float64;
+* the equilibrium error: started from the exact steady state (the steady
+  solver at rtol 1e-10), how far 60 simulated minutes of steps move the field.
 
 Usage::
 
@@ -35,7 +42,7 @@ import time
 import numpy as np
 
 from abm.config import FIELD_PRESETS
-from kernels.diffusion import THREADS, FieldParameters, implicit_step_many
+from kernels.diffusion import THREADS, FieldParameters, backward_euler_step, implicit_step_many, steady_state
 
 BIOFVM = {(128, 1): (1.7e7, 1.7), (128, 4): (4.4e7, 2.2), (200, 1): (1.8e7, 6.4), (256, 1): (1.8e7, 13.4)}
 DT_MIN, DX_UM = 0.01, 20.0
@@ -78,24 +85,37 @@ def tumor_terms(name: str, size: int) -> tuple[np.ndarray, np.ndarray]:
     return sink, rate * preset.get("secretion_saturation", 1.0) * ball
 
 
-def run_preset(name: str, size: int = 64, minutes: float = 60.0) -> dict[str, float]:
-    """Simulated minutes per wall second at the recommended dt, and the max error vs dt/8 (float64)."""
+def _stepper(solver: str, params: FieldParameters, sink: np.ndarray, source: np.ndarray):
+    """``step(u, dt)`` of one field (shape ``(1, n, n, n)``) with ``solver``."""
+    if solver == "transient":
+        return lambda u, dt: backward_euler_step(np, u[0], dt, params, sink, source)[0][None]
+    return lambda u, dt: implicit_step_many(np, u, dt, [params], sink, source)
+
+
+def run_preset(name: str, solver: str, dt: float, size: int = 64, minutes: float = 60.0) -> dict[str, float]:
+    """Simulated minutes per wall second, error at ``minutes`` vs a fine split run, and equilibrium error."""
     preset = FIELD_PRESETS[name]
-    dt = RECOMMENDED_DT_MIN[name]
-    params = [FieldParameters(preset["D_um2_per_min"], preset["decay_per_min"], DX_UM, ((1.0, 1.0),) * 3)]
+    params = FieldParameters(preset["D_um2_per_min"], preset["decay_per_min"], DX_UM, ((1.0, 1.0),) * 3)
     sink, source = tumor_terms(name, size)
-    u = np.zeros((1, size, size, size), dtype=np.float32)
+    step = _stepper(solver, params, sink, source)
     steps = max(1, round(minutes / dt))
+    u = np.zeros((1, size, size, size), dtype=np.float32)
     started = time.perf_counter()
     for _ in range(steps):
-        u = implicit_step_many(np, u, dt, params, sink, source)
+        u = step(u, dt)
     seconds = time.perf_counter() - started
+    fine_dt = RECOMMENDED_DT_MIN[name] / 8
     reference = np.zeros((1, size, size, size))
-    for _ in range(8 * steps):
-        reference = implicit_step_many(np, reference, dt / 8, params, sink, source)
-    scale = float(np.abs(reference).max())
+    for _ in range(round(minutes / fine_dt)):
+        reference = implicit_step_many(np, reference, fine_dt, [params], sink, source)
+    steady = steady_state(np, np.zeros((size, size, size)), params, sink, source, rtol=1e-10)[0][None]
+    scale = float(np.abs(steady).max())
+    held = steady.astype(np.float32)
+    for _ in range(steps):
+        held = step(held, dt)
     return {"dt_min": dt, "sim_min_per_s": steps * dt / seconds,
-            "error": float(np.abs(u - reference).max()), "relative_error": float(np.abs(u - reference).max()) / scale}
+            "relative_error": float(np.abs(u - reference).max()) / scale,
+            "equilibrium_error": float(np.abs(held - steady).max()) / scale}
 
 
 def main() -> None:
@@ -108,7 +128,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.case:
         kind, *rest = args.case.split(":")
-        row = run_case(int(rest[0]), int(rest[1]), args.steps) if kind == "lod" else run_preset(rest[0])
+        row = run_case(int(rest[0]), int(rest[1]), args.steps) if kind == "lod" else run_preset(rest[0], rest[1], float(rest[2]))
         print(json.dumps(row))
         return
     print(f"numpy {np.__version__}, {THREADS} sweep threads; dt {DT_MIN} min, dx {DX_UM} um, D 1e5 um^2/min, "
@@ -126,12 +146,16 @@ def main() -> None:
                   f"{row['peak_mb']:8.0f} {row['rise_mb']:8.0f} {row['error']:10.2e}   {versus}", flush=True)
     presets = [name for name in args.presets.split(",") if name]
     if presets:
-        print("\nsubstrate presets on 64^3 with a tumor ball (r 200 um), 60 simulated min, float32:")
-        print(f"{'preset':>14} {'dt min':>7} {'sim min/s':>10} {'max error':>10} {'relative':>9}")
+        print("\nsubstrate presets on 64^3 with a tumor ball (r 200 um), 60 simulated min from 0, float32;"
+              "\nerrors relative to the field's maximum:")
+        print(f"{'preset':>14} {'solver':>14} {'dt min':>7} {'sim min/s':>10} {'error 60 min':>13} {'equilibrium':>12}")
     for name in presets:
-        output = subprocess.run([sys.executable, __file__, "--case", f"preset:{name}"], check=True, capture_output=True, text=True).stdout
-        row = json.loads(output)
-        print(f"{name:>14} {row['dt_min']:7g} {row['sim_min_per_s']:10.1f} {row['error']:10.2e} {row['relative_error']:9.2%}", flush=True)
+        for solver, dt in (("transient_lod", RECOMMENDED_DT_MIN[name]), ("transient", 10.0), ("transient", 60.0)):
+            output = subprocess.run([sys.executable, __file__, "--case", f"preset:{name}:{solver}:{dt}"],
+                                    check=True, capture_output=True, text=True).stdout
+            row = json.loads(output)
+            print(f"{name:>14} {solver:>14} {row['dt_min']:7g} {row['sim_min_per_s']:10.1f} "
+                  f"{row['relative_error']:13.2%} {row['equilibrium_error']:12.2e}", flush=True)
 
 
 if __name__ == "__main__":
