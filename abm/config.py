@@ -383,6 +383,23 @@ class TumorConfig(Strict):
         return clones
 
 
+class DrugConfig(Strict):
+    """A drug's action on tumor cells (pharmacodynamics); its tissue concentration is the field of the same name.
+
+    Cytotoxic kill: a live tumor cell (only a cycling one if the drug is
+    cycle-specific) starts apoptosis at rate
+    ``emax_per_h x s x c^h / (ec50^h + c^h)`` with ``c = (1 - efflux) x local
+    concentration`` and ``s`` its clone's sensitivity.
+    """
+
+    kind: Literal["cytotoxic"] = Field("cytotoxic", description="cytotoxic: kills tumor cells (Emax/Hill on the local, efflux-adjusted level)")
+    emax_per_h: NonNegativeFloat = Field(
+        0.9 / 24.0, description="maximum kill rate of a fully sensitive cell, 1/h: 0.9/d [dP06]")
+    ec50: PositiveFloat = Field(1.0, description="concentration of half the maximum kill, field units (assumption: no source found)")
+    hill: PositiveFloat = Field(1.0, description="Hill coefficient of the kill (assumption)")
+    cycle_specific: bool = Field(True, description="true: kills only cycling cells (quiescent cells are spared); false: kills any live cell")
+
+
 class Config(Strict):
     """A whole simulation."""
 
@@ -393,6 +410,8 @@ class Config(Strict):
     fields: dict[str, FieldConfig] = Field(default_factory=default_fields)
     vessels: VesselConfig = Field(default_factory=VesselConfig)
     tumor: TumorConfig = Field(default_factory=TumorConfig)
+    drugs: dict[str, DrugConfig] = Field(
+        default_factory=dict, description="drugs by the name of their tissue field (a field of `fields`)")
 
     @model_validator(mode="after")
     def _consistent(self) -> "Config":
@@ -405,14 +424,18 @@ class Config(Strict):
         center = self.tumor.initial.center_um
         if center is not None and len(center) != self.lattice.ndim:
             raise ValueError(f"tumor.initial.center_um: needs {self.lattice.ndim} values (one per lattice axis), got {len(center)}")
-        drugs = [name for name in self.fields if name != "oxygen"]
+        fields = [name for name in self.fields if name != "oxygen"]
+        for drug in self.drugs:
+            if drug not in fields:
+                raise ValueError(f"drugs.{drug}: no field of that name holds its tissue concentration; "
+                                 f"declare it under fields (fields now: {', '.join(self.fields)}; oxygen is no drug)")
         named = [(f"tumor.clones.{index}.drug_sensitivity", clone.drug_sensitivity) for index, clone in enumerate(self.tumor.clones)]
         named.append(("tumor.mutation.resistance", self.tumor.mutation.resistance))
         for where, mapping in named:
             for drug in mapping:
-                if drug not in drugs:
-                    raise ValueError(f"{where}.{drug}: no drug field of that name (a drug is the field of its tissue "
-                                     f"concentration); allowed: {', '.join(drugs) or 'none (declare the drug under fields)'}")
+                if drug not in self.drugs:
+                    raise ValueError(f"{where}.{drug}: no drug of that name; allowed: "
+                                     f"{', '.join(self.drugs) or 'none (declare the drug under drugs, and its field under fields)'}")
         longest_step_h = math.log(2.0) * min(clone.cycle_time_h / (1.0 - clone.resistance_cost) for clone in self.tumor.clones)
         if self.time.dt_cell_h > longest_step_h:
             raise ValueError(f"time.dt_cell_h: {self.time.dt_cell_h} h is longer than ln 2 x the shortest effective cycle time "
@@ -423,11 +446,8 @@ class Config(Strict):
 
     @property
     def drug_names(self) -> list[str]:
-        """Fields that clones' sensitivities or the mutation rules name as drugs, in field order."""
-        named = set(self.tumor.mutation.resistance)
-        for clone in self.tumor.clones:
-            named |= set(clone.drug_sensitivity)
-        return [name for name in self.fields if name in named]
+        """The declared drugs, in the order of their fields."""
+        return [name for name in self.fields if name in self.drugs]
 
 
 def check_vessel_file(path: Path, shape: tuple[int, ...]) -> None:

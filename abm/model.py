@@ -29,6 +29,7 @@ from abm.rules import (
 )
 from abm.state import LatticeState
 from kernels import heterogeneity, setup
+from kernels.therapy import CytotoxicParameters
 from kernels.backend import Backend, get_backend
 from kernels.lattice import moore_offsets
 from kernels.random import uniform
@@ -42,7 +43,7 @@ RECORD_COLUMNS = (
     "same_clone_neighbour_fraction", "same_clone_neighbour_fraction_random", "fraction_resistant",
     "mean_division_rate_per_h", "mean_apoptosis_per_h", "mean_resistance_cost", "mean_efflux",
     "mean_quiescence_entry_per_h", "mean_pdl1", "mean_mutation_rate", "mean_antigen_count",
-    "divisions_total", "mutations_total", "mutations_suppressed",
+    "divisions_total", "drug_kills_total", "mutations_total", "mutations_suppressed",
     "vessels", "vessels_perfused", "mean_perfusion",
 )
 #: Traits whose live-cell-weighted mean is recorded as ``mean_<trait>``.
@@ -101,6 +102,9 @@ class TumorModel(mesa.Model):
         self.field_parameters = {name: field_parameters(config, name) for name in config.fields}
         self.solver_iterations: dict[str, int] = {}
         self.drugs = config.drug_names
+        self.drug_parameters = {
+            name: CytotoxicParameters(drug.emax_per_h, drug.ec50, drug.hill, drug.cycle_specific)
+            for name, drug in ((name, config.drugs[name]) for name in self.drugs)}
         self.max_division_rate_per_h = math.log(2.0) / self.dt_h
 
         self.traits = clone_table.founding_table(config)
@@ -109,6 +113,7 @@ class TumorModel(mesa.Model):
                          0.0, [None] * len(config.tumor.clones))
         self.state = self._initial_state()
         self.divisions_total = self.xp.zeros((), dtype=self.xp.int64)
+        self.drug_kills_total = self.xp.zeros((), dtype=self.xp.int64)
         self.mutations_total = 0
         self.mutations_suppressed = 0
         self.columns = record_columns(config)
@@ -291,6 +296,7 @@ class TumorModel(mesa.Model):
             "same_clone_neighbour_fraction": heterogeneity.same_clone_neighbour_fraction(xp, state.clone, live, self.offsets),
             "same_clone_neighbour_fraction_random": 1.0 - heterogeneity.simpson_index(np, live_cells) if live_total else float("nan"),
             "divisions_total": int(self.divisions_total),
+            "drug_kills_total": int(self.drug_kills_total),
             "mutations_total": self.mutations_total,
             "mutations_suppressed": self.mutations_suppressed,
             "vessels": vessels,

@@ -21,8 +21,11 @@ Generated from the schema in `abm/config.py` by `python -m abm.reference`; do
 not edit by hand. Every section forbids unknown keys. Units are in the key
 names. Sources: [PCi] PhysiCell cancer-immune sample project
 (doi:10.1371/journal.pcbi.1005991); [PCc] PhysiCell core defaults; [IO]
-SPQSP_IO NSCLC parameters. "assumption" marks a value with no literature
-source. The full list of literature values is in docs/model.md.
+SPQSP_IO NSCLC parameters; [HCC] SPQSP-HCC parameters; [MAPLE] SPQSP-PDAC
+calibration anchors; [dP06] de Pillis et al. 2006
+(doi:10.1016/j.jtbi.2005.06.037). "assumption" marks a value with no
+literature source. The field presets and their sources are in
+docs/fields.md; the model and its defaults in docs/model.md.
 """
 
 

@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from kernels import diffusion, tumor, vessels
+from kernels import diffusion, therapy, tumor, vessels
 from kernels.random import uniform
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ STREAM_PRIORITY = 6
 STREAM_MUTATION = 7
 STREAM_QUIESCENCE = 8
 STREAM_VESSEL_COLLAPSE = 9
+STREAM_DRUG_KILL = 10
 STREAM_SETUP_VESSELS = 101
 STREAM_SETUP_CLONES = 102
 STREAM_SETUP_PERFUSION = 103
@@ -115,6 +116,20 @@ def tumor_oxygen_response(model: "TumorModel") -> None:
         _draw(model, STREAM_NECROSIS), _draw(model, STREAM_QUIESCENCE))
 
 
+def drug_kill(model: "TumorModel") -> None:
+    """Cytotoxic drugs start apoptosis in the cells they kill (Emax/Hill on the efflux-adjusted local level)."""
+    if not model.drug_parameters:
+        return
+    xp, state, traits = model.xp, model.state, model.clone_traits
+    rate = xp.zeros(state.shape, dtype=xp.float64)
+    for name, parameters in model.drug_parameters.items():
+        rate += therapy.kill_rate(xp, state.clone, state.cell_state, state.fields[name], traits["efflux"],
+                                  traits[f"sensitivity_{name}"], parameters)
+    state.cell_state, state.state_age_h, killed = therapy.kill(
+        xp, state.cell_state, state.state_age_h, rate, model.dt_h, _draw(model, STREAM_DRUG_KILL))
+    model.drug_kills_total += killed.sum()
+
+
 def tumor_death(model: "TumorModel") -> None:
     """Apoptosis, removal of apoptotic cells, clearance of necrotic cells."""
     state, config = model.state, model.config
@@ -156,6 +171,7 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("vessel_collapse", vessel_collapse),
     Rule("fields", solve_fields),
     Rule("tumor_oxygen_response", tumor_oxygen_response),
+    Rule("drug_kill", drug_kill),
     Rule("tumor_death", tumor_death),
     Rule("tumor_division", tumor_division),
     Rule("advance_clocks", advance_clocks),

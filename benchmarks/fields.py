@@ -46,7 +46,7 @@ from kernels.diffusion import THREADS, FieldParameters, backward_euler_step, imp
 
 BIOFVM = {(128, 1): (1.7e7, 1.7), (128, 4): (4.4e7, 2.2), (200, 1): (1.8e7, 6.4), (256, 1): (1.8e7, 13.4)}
 DT_MIN, DX_UM = 0.01, 20.0
-#: Recommended time step per transient preset, min (docs/fields.md): about 2 % error in the tumor.
+#: Step recommended for the split (LOD) solver per preset, min (docs/fields.md): about 2-4 % error in the tumor.
 RECOMMENDED_DT_MIN = {"chemokine": 0.1, "ccl2": 0.1, "tgf_beta": 1.0, "il10": 1.0, "anti_pd1": 10.0,
                       "chemo_drug": 1.0, "danger_signal": 1.0}
 

@@ -44,7 +44,7 @@ CASES = {
         ("lattice.dxx_um: unknown key", "allowed keys: shape, dx_um")),
     "unknown top-level key": Case(
         SMALL + "tumour: {}\n", (),
-        ("tumour: unknown key", "allowed keys: seed, backend, lattice, time, fields, vessels, tumor")),
+        ("tumour: unknown key", "allowed keys: seed, backend, lattice, time, fields, vessels, tumor, drugs")),
     "negative rate": Case(
         None, ("--set", "tumor.clones.0.apoptosis_per_h=-0.1"),
         ("tumor.clones.0.apoptosis_per_h", "greater than or equal to 0", "-0.1")),
@@ -81,10 +81,18 @@ CASES = {
     "negative seed": Case(None, ("--seed", "-1"), ("seed", "greater than or equal to 0")),
     "sensitivity to an undeclared drug": Case(
         None, ("--set", "tumor.clones.0.drug_sensitivity={cisplatin: 0.1}"),
-        ("tumor.clones.0.drug_sensitivity.cisplatin", "no drug field", "declare the drug under fields")),
+        ("tumor.clones.0.drug_sensitivity.cisplatin", "no drug of that name", "declare the drug under drugs")),
     "resistance rule for an undeclared drug": Case(
         None, ("--set", "tumor.mutation.resistance={cisplatin: {probability: 0.1, sensitivity_factor: 0.1}}"),
-        ("tumor.mutation.resistance.cisplatin", "no drug field")),
+        ("tumor.mutation.resistance.cisplatin", "no drug of that name")),
+    "drug without a field": Case(None, ("--set", "drugs={cisplatin: {}}"), ("drugs.cisplatin", "declare it under fields")),
+    "oxygen as a drug": Case(None, ("--set", "drugs={oxygen: {}}"), ("drugs.oxygen", "oxygen is no drug")),
+    "negative drug kill rate": Case(
+        None, ("--set", "fields={oxygen: {preset: oxygen}, cis: {preset: chemo_drug}}", "--set", "drugs={cis: {emax_per_h: -1}}"),
+        ("drugs.cis.emax_per_h", "greater than or equal to 0")),
+    "unknown drug kind": Case(
+        None, ("--set", "fields={oxygen: {preset: oxygen}, cis: {preset: chemo_drug}}", "--set", "drugs={cis: {kind: radiation}}"),
+        ("drugs.cis.kind", "cytotoxic")),
     "mutation rate above 1": Case(
         None, ("--set", "tumor.clones.0.mutation_rate=2"), ("tumor.clones.0.mutation_rate", "less than or equal to 1")),
     "antigen out of range": Case(

@@ -17,6 +17,7 @@ NUMPY = get_backend("numpy")
 #: Oxygen without uptake (no hypoxia: every cell may divide) and a drug field for sensitivities.
 FIELDS = "fields={oxygen: {preset: oxygen, uptake_per_min: {}}, drug: {preset: chemo_drug}}"
 DRUG_FIELD = "fields={oxygen: {preset: oxygen}, drug: {preset: chemo_drug}}"
+DRUG = "drugs={drug: {}}"  # declared, with no drug in the tissue (blood level 0): it kills nobody here
 
 
 def make_model(overrides=(), path="configs/tiny.yaml"):
@@ -35,7 +36,7 @@ def mutating_model(rate=0.05, extra=(), seed=3):
     The mutation rules add resistance to ``drug``, PD-L1 shifts and antigen loss.
     """
     return make_model([
-        f"seed={seed}", "lattice.shape=[64, 64]", "tumor.initial={geometry: scattered, cells: 400}", FIELDS,
+        f"seed={seed}", "lattice.shape=[64, 64]", "tumor.initial={geometry: scattered, cells: 400}", FIELDS, DRUG,
         "vessels.pattern=none",
         f"tumor.clones=[{{name: a, fraction: 0.7, mutation_rate: {rate}, antigens: [1, 2, 3]}},"
         f" {{name: b, fraction: 0.3, mutation_rate: {rate}, antigens: [4, 5]}}]",
@@ -98,7 +99,7 @@ def test_scattered_cells_are_spread_over_the_domain():
 
 
 def test_founding_traits_reach_the_device_table():
-    model = make_model([DRUG_FIELD,
+    model = make_model([DRUG_FIELD, DRUG,
                         "tumor.clones=[{name: a, cycle_time_h: 20, resistance_cost: 0.25, drug_sensitivity: {drug: 0.2},"
                         " efflux: 0.5, pdl1: 0.7, antigens: [3, 0], quiescence_exit_per_h: 0.5}]"])
     traits = model.clone_traits
@@ -164,7 +165,7 @@ def test_mutation_events_match_the_rate_within_a_binomial_bound():
 def test_children_follow_the_mutation_rules():
     """Every change at probability 1: each child's traits are its parent's, changed exactly as configured."""
     model = run_steps(make_model([
-        "lattice.shape=[48, 48]", FIELDS, "tumor.initial={geometry: scattered, cells: 200}",
+        "lattice.shape=[48, 48]", FIELDS, DRUG, "tumor.initial={geometry: scattered, cells: 200}",
         "tumor.clones=[{name: a, mutation_rate: 0.2, antigens: [1, 2, 3, 4, 5, 6], pdl1: 0.5, efflux: 0.1}]",
         "tumor.mutation={resistance: {drug: {probability: 1, sensitivity_factor: 0.5, cost: 0.1}},"
         " efflux: {probability: 1, increase: 0.2, cost: 0.05}, pdl1: {probability: 1, max_change: 0.1},"

@@ -53,7 +53,7 @@ def run2d(tmp_path_factory) -> Path:
 
 MUTATING = ("tumor.clones.0.mutation_rate=0.3", "time.duration_days=3", "tumor.mutation.division_rate_sd=0.3",
             "tumor.mutation.pdl1={probability: 0.5, max_change: 0.3}", "fields.chemo={preset: chemo_drug}",
-            "tumor.mutation.resistance.chemo={probability: 0.3, sensitivity_factor: 0.3, cost: 0.1}")
+            "drugs.chemo={}", "tumor.mutation.resistance.chemo={probability: 0.3, sensitivity_factor: 0.3, cost: 0.1}")
 
 
 @pytest.fixture(scope="session")
