@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from kernels import diffusion, therapy, tumor, vessels
+from kernels import diffusion, lattice, therapy, tumor, vessels
 from kernels.random import uniform
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ def tumor_division(model: "TumorModel") -> None:
     source_direction, mother_won = tumor.place_daughters(
         xp, dividing, free, model.offsets, _draw(model, STREAM_DIRECTION), _draw(model, STREAM_PRIORITY))
     born = source_direction >= 0
-    state.clone = tumor.copy_from_mothers(xp, state.clone, source_direction, model.offsets)
+    state.clone = lattice.pull(xp, state.clone, source_direction, model.offsets)
     state.cell_state = xp.where(born, tumor.CYCLING, state.cell_state).astype(state.cell_state.dtype)
     state.state_age_h = xp.where(born | mother_won, 0.0, state.state_age_h).astype(state.state_age_h.dtype)
     model.divisions_total += born.sum()

@@ -44,3 +44,70 @@ def shifted(xp: ModuleType, array: Any, offset: tuple[int, ...], fill: Any) -> A
             src.append(slice(0, extent + step))
     out[tuple(dst)] = array[tuple(src)]
     return out
+
+
+def uniform_choice(xp: ModuleType, wants: Any, allowed: list[Any], draw: Any) -> Any:
+    """For each voxel in ``wants``, one of its allowed directions, chosen uniformly.
+
+    Args:
+        wants: bool, lattice shape: voxels that choose.
+        allowed: one bool array per direction (lattice shape): the direction may be chosen.
+        draw: uniform [0, 1) draws, lattice shape.
+
+    Returns:
+        ``int8``, lattice shape: the chosen direction's index, -1 where the voxel
+        does not choose or has no allowed direction.
+    """
+    count = xp.zeros(wants.shape, dtype=xp.int32)
+    for direction in allowed:
+        count += direction
+    rank = xp.floor(draw * count).astype(xp.int32)
+    choice = xp.full(wants.shape, -1, dtype=xp.int8)
+    seen = xp.zeros(wants.shape, dtype=xp.int32)
+    chooses = wants & (count > 0)
+    for k, direction in enumerate(allowed):
+        choice = xp.where(chooses & direction & (seen == rank), k, choice).astype(xp.int8)
+        seen += direction
+    return choice
+
+
+def claim(xp: ModuleType, choice: Any, free: Any, offsets: list[tuple[int, ...]], draw_priority: Any) -> tuple[Any, Any]:
+    """Resolve claims on free voxels: each claimed voxel goes to its claimant with the highest priority draw.
+
+    Args:
+        choice: ``int8``, lattice shape: at each claimant the index of the offset
+            it claims (toward ``voxel + offsets[k]``), -1 elsewhere.
+        free: bool, lattice shape: voxels that may be claimed.
+        offsets: the neighbourhood.
+        draw_priority: uniform [0, 1) draws, lattice shape (the claimants' priorities).
+
+    Returns:
+        ``(source_direction, won)``: ``int8`` at each claimed voxel the index
+        ``k`` with the winner at ``voxel - offsets[k]``, else -1; bool True at
+        claimants that won. Independent of the order of evaluation.
+    """
+    best_priority = xp.full(choice.shape, -1.0, dtype=xp.float64)
+    source_direction = xp.full(choice.shape, -1, dtype=xp.int8)
+    for k, offset in enumerate(offsets):
+        back = tuple(-step for step in offset)
+        claimed = free & (shifted(xp, choice, back, -1) == k)
+        priority = shifted(xp, draw_priority, back, -1.0)
+        better = claimed & (priority > best_priority)
+        best_priority = xp.where(better, priority, best_priority)
+        source_direction = xp.where(better, k, source_direction).astype(xp.int8)
+    won = xp.zeros(choice.shape, dtype=bool)
+    for k, offset in enumerate(offsets):
+        won |= (choice == k) & (shifted(xp, source_direction, offset, -1) == k)
+    return source_direction, won
+
+
+def pull(xp: ModuleType, values: Any, source_direction: Any, offsets: list[tuple[int, ...]]) -> Any:
+    """At each voxel with a source (``source_direction >= 0``), the source's entry of ``values``; elsewhere ``values``.
+
+    The source of voxel ``p`` with direction ``k`` is ``p - offsets[k]`` (as :func:`claim` reports it).
+    """
+    out = values.copy()
+    for k, offset in enumerate(offsets):
+        back = tuple(-step for step in offset)
+        out = xp.where(source_direction == k, shifted(xp, values, back, 0), out)
+    return out.astype(values.dtype)

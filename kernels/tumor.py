@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from kernels.lattice import shifted
+from kernels.lattice import claim, shifted, uniform_choice
 
 CYCLING = 0
 QUIESCENT = 1
@@ -168,10 +168,11 @@ def place_daughters(
 ) -> tuple[Any, Any]:
     """Choose a free Moore neighbour for each dividing cell and resolve conflicts.
 
-    Each dividing cell picks one of its free neighbours uniformly. When several
-    cells pick the same voxel, the one with the highest priority draw wins; the
-    others do not divide this step. The result does not depend on the order in
-    which voxels or directions are visited.
+    Each dividing cell picks one of its free neighbours uniformly
+    (:func:`kernels.lattice.uniform_choice`); when several cells pick the same
+    voxel, the one with the highest priority draw wins and the others do not
+    divide this step (:func:`kernels.lattice.claim`). The result does not
+    depend on the order in which voxels or directions are visited.
 
     Args:
         dividing: bool, lattice shape: cells that attempt to divide.
@@ -186,38 +187,8 @@ def place_daughters(
         ``mother_won`` is bool, True at mothers whose daughter was placed.
     """
     free_neighbour = [shifted(xp, free, offset, False) for offset in offsets]
-    free_count = xp.zeros(dividing.shape, dtype=xp.int32)
-    for neighbour in free_neighbour:
-        free_count += neighbour
-    wants = dividing & (free_count > 0)
-    rank = xp.floor(draw_direction * free_count).astype(xp.int32)
-    choice = xp.full(dividing.shape, -1, dtype=xp.int8)
-    seen = xp.zeros(dividing.shape, dtype=xp.int32)
-    for k, neighbour in enumerate(free_neighbour):
-        choice = xp.where(wants & neighbour & (seen == rank), k, choice).astype(xp.int8)
-        seen += neighbour
-    best_priority = xp.full(dividing.shape, -1.0, dtype=xp.float64)
-    source_direction = xp.full(dividing.shape, -1, dtype=xp.int8)
-    for k, offset in enumerate(offsets):
-        back = tuple(-step for step in offset)
-        claim = free & (shifted(xp, choice, back, -1) == k)
-        priority = shifted(xp, draw_priority, back, -1.0)
-        better = claim & (priority > best_priority)
-        best_priority = xp.where(better, priority, best_priority)
-        source_direction = xp.where(better, k, source_direction).astype(xp.int8)
-    mother_won = xp.zeros(dividing.shape, dtype=bool)
-    for k, offset in enumerate(offsets):
-        mother_won |= (choice == k) & (shifted(xp, source_direction, offset, -1) == k)
-    return source_direction, mother_won
-
-
-def copy_from_mothers(xp: ModuleType, values: Any, source_direction: Any, offsets: list[tuple[int, ...]]) -> Any:
-    """At each voxel receiving a daughter, the mother's entry of ``values``; elsewhere ``values``."""
-    out = values.copy()
-    for k, offset in enumerate(offsets):
-        back = tuple(-step for step in offset)
-        out = xp.where(source_direction == k, shifted(xp, values, back, 0), out)
-    return out.astype(values.dtype)
+    choice = uniform_choice(xp, dividing, free_neighbour, draw_direction)
+    return claim(xp, choice, free, offsets, draw_priority)
 
 
 def mutant_daughters(xp: ModuleType, born: Any, clone: Any, mutation_rate: Any, draw_mutation: Any) -> Any:
