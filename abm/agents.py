@@ -71,3 +71,48 @@ class TumorSubclone(mesa.Agent):
         while clone.parent is not None:
             depth, clone = depth + 1, clone.parent
         return depth
+
+
+class TCellClone(mesa.Agent):
+    """A T-cell clonotype: the neoantigen it recognises, its systemic pool, and its cells in the tissue.
+
+    Attributes:
+        index: position in the model's immune-agent table; the value of ``immune`` in the lattice.
+        name: label from the config.
+        antigen: the neoantigen number (0-63) its receptor recognises.
+        precursors: naive precursor cells in the systemic pool.
+        primed_pool: cells of the systemic pool at the last record (precursors plus expansion).
+        activation: activation of its priming at the last record, 0 to 1.
+        cells_effector, cells_exhausted: its cells on the lattice at the last record.
+    """
+
+    kind = "t_cell"
+
+    def __init__(self, model: mesa.Model, index: int, name: str, antigen: int, precursors: float) -> None:
+        super().__init__(model)
+        self.index = index
+        self.name = name
+        self.antigen = antigen
+        self.precursors = precursors
+        self.primed_pool = precursors
+        self.activation = 0.0
+        self.cells_effector = 0
+        self.cells_exhausted = 0
+
+
+class SuppressorType(mesa.Agent):
+    """A suppressor cell type: regulatory T cells (``treg``) or myeloid-derived suppressor cells (``mdsc``).
+
+    Attributes:
+        index: position in the model's immune-agent table; the value of ``immune`` in the lattice.
+        name: ``treg`` or ``mdsc``.
+        kind: the same as ``name``.
+        cells: its cells on the lattice at the last record.
+    """
+
+    def __init__(self, model: mesa.Model, index: int, kind: str) -> None:
+        super().__init__(model)
+        self.index = index
+        self.name = kind
+        self.kind = kind
+        self.cells = 0

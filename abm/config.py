@@ -36,6 +36,13 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
+def _require_unique_names(what: str, names: list[str]) -> None:
+    """ValueError listing the names that appear more than once."""
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{what} names must be unique; repeated: {', '.join(repeated)}")
+
+
 PositiveFloat = Annotated[float, Field(gt=0)]
 NonNegativeFloat = Annotated[float, Field(ge=0)]
 FaceName = Literal["x_min", "x_max", "y_min", "y_max", "z_min", "z_max"]
@@ -101,7 +108,7 @@ class VesselExchangeConfig(Strict):
     blood_level: NonNegativeFloat = Field(description="level in blood, field units")
 
 
-CellType = Literal["tumor", "tumor_dying"]
+CellType = Literal["tumor", "tumor_dying", "t_cell", "treg", "mdsc"]
 MINUTES_PER_SECOND = 1.0 / 60.0
 UM2_PER_CM2 = 1.0e8
 
@@ -161,7 +168,7 @@ class FieldConfig(Strict):
     initial: NonNegativeFloat = Field(0.0, description="initial value everywhere, field units")
     boundary: BoundaryConfig = Field(default_factory=BoundaryConfig)
     uptake_per_min: dict[CellType, NonNegativeFloat] = Field(
-        default_factory=dict, description="first-order uptake by a cell filling a voxel, 1/min, per cell type (tumor: live tumor cells; tumor_dying: apoptotic or necrotic)")
+        default_factory=dict, description="first-order uptake by a cell filling a voxel, 1/min, per cell type (tumor: live tumor cells; tumor_dying: apoptotic or necrotic; t_cell, treg, mdsc: immune cells)")
     secretion_per_min: dict[CellType, NonNegativeFloat] = Field(
         default_factory=dict, description="secretion rate per cell type, 1/min: a cell adds rate * (secretion_saturation - u), as PhysiCell does")
     secretion_saturation: NonNegativeFloat = Field(1.0, description="level at which secretion stops, field units")
@@ -373,10 +380,7 @@ class TumorConfig(Strict):
     @field_validator("clones")
     @classmethod
     def _clones_consistent(cls, clones: list[CloneConfig]) -> list[CloneConfig]:
-        names = [clone.name for clone in clones]
-        duplicates = sorted({name for name in names if names.count(name) > 1})
-        if duplicates:
-            raise ValueError(f"clone names must be unique; repeated: {', '.join(duplicates)}")
+        _require_unique_names("clone", [clone.name for clone in clones])
         total = sum(clone.fraction for clone in clones)
         if abs(total - 1.0) > 1e-6:
             raise ValueError(f"clone fractions must add up to 1, they add up to {total:g}")
@@ -400,6 +404,114 @@ class DrugConfig(Strict):
     cycle_specific: bool = Field(True, description="true: kills only cycling cells (quiescent cells are spared); false: kills any live cell")
 
 
+IMMUNE_DRUG_SENSITIVITY = 0.6 / 0.9  # [dP06]: chemotherapy kills immune cells at 0.6/d, tumor cells at 0.9/d
+
+
+class TCellCloneConfig(Strict):
+    """A T-cell clonotype: the neoantigen it recognises and its naive precursors."""
+
+    name: Annotated[str, Field(min_length=1)]
+    antigen: Annotated[int, Field(ge=0, lt=MAX_ANTIGENS)] = Field(description=f"the neoantigen it recognises, 0 to {MAX_ANTIGENS - 1}")
+    precursors: PositiveFloat = Field(10.0, description="naive precursor cells of the clonotype in the systemic pool (assumption)")
+
+
+class PrimingConfig(Strict):
+    """The systemic priming compartment: antigen released in the tumor primes, after a delay, the clones that recognise it.
+
+    Antigen release of antigen ``k`` per step: the sum of the priming field
+    (the antigen / danger signal) over voxels whose tumor cell presents ``k``.
+    Activation ``A = R / (R + half_saturation)`` of the release ``delay_h``
+    earlier drives clonal expansion of the clone's pool.
+    """
+
+    field: str = Field("danger_signal", description="field whose level at tumor cells presenting an antigen is that antigen's release (an antigen / danger signal field)")
+    delay_h: NonNegativeFloat = Field(72.0, description="antigen release to effector output: migration to the lymph node, priming, expansion, h (assumption)")
+    half_saturation: PositiveFloat = Field(50.0, description="release giving half the maximum activation, field units x voxels (assumption)")
+    expansion_per_h: NonNegativeFloat = Field(0.05, description="expansion rate of a fully activated clone's pool, 1/h (assumption)")
+    max_pool: PositiveFloat = Field(1.0e4, description="largest primed pool of one clone, cells (assumption)")
+    contraction_per_h: NonNegativeFloat = Field(0.01, description="return of the primed pool to the precursors without activation, 1/h (assumption)")
+
+
+class MotilityConfig(Strict):
+    """Biased random walk on the lattice: speed and chemotaxis."""
+
+    speed_um_per_min: NonNegativeFloat = Field(1.0, description="mean speed, um/min: T cells 1 um/min [PCi]")
+    chemotaxis_field: str | None = Field("chemokine", description="field whose gradient the cells climb; null: unbiased walk")
+    chemotaxis_bias: Probability = Field(0.5, description="share of moves that go to the free neighbour of highest field level, the rest random [PCi]")
+
+
+class RecruitmentConfig(Strict):
+    """Entry of cells from blood at perfused vessel voxels free of immune cells."""
+
+    rate_per_h: NonNegativeFloat = Field(0.01, description="entry rate per fully perfused vessel voxel at a saturating signal, 1/h (assumption)")
+    field: str | None = Field("chemokine", description="field whose level at the vessel scales entry as u / (u + half_saturation); null: no dependence")
+    half_saturation: PositiveFloat = Field(0.5, description="field level of half the maximum entry, field units (assumption)")
+
+
+class TCellConfig(Strict):
+    """Cytotoxic T cells: clonotypes, priming, recruitment, movement, killing, exhaustion.
+
+    A T cell's kill rate on a target presenting its antigen is
+    ``kill_rate_per_h x (1 - pdl1_inhibition x pdl1 x (1 - occupancy))``, times
+    ``1 / (1 + u / suppression_ec50)`` of the suppressive cytokine and
+    ``1 - contact_inhibition`` of each suppressor type in contact.
+    """
+
+    clones: list[TCellCloneConfig] = Field(default_factory=list, description="T-cell clonotypes; none: no T cells")
+    priming: PrimingConfig = Field(default_factory=PrimingConfig)
+    recruitment: RecruitmentConfig = Field(default_factory=RecruitmentConfig)
+    pool_reference: PositiveFloat = Field(
+        1000.0, description="primed cells (above the precursors, all clones) at which recruitment runs at recruitment.rate_per_h (it scales linearly with the primed pool; assumption)")
+    motility: MotilityConfig = Field(default_factory=MotilityConfig)
+    kill_rate_per_h: NonNegativeFloat = Field(1.0 / 6.0, description="kill rate of an effector in contact with a target, 1/h: 6 h per kill in vivo [Breart]")
+    pdl1_inhibition: Probability = Field(0.9, description="fraction of the kill that full PD-L1 on the target blocks when PD-1 is free (assumption)")
+    pd1_blockade_field: str | None = Field(None, description="field of the anti-PD-1 antibody; occupancy = u / (u + pd1_kd); null: PD-1 is never blocked")
+    pd1_kd: PositiveFloat = Field(1.0, description="antibody level of half PD-1 occupancy, field units (assumption)")
+    exhaustion_per_kill: NonNegativeFloat = Field(0.2, description="exhaustion added by a kill (exhausted at 1: a capacity of 5 kills [Kather])")
+    exhaustion_per_engagement_h: NonNegativeFloat = Field(
+        0.05, description="exhaustion added per hour of engagement with a target, times its PD-L1 and (1 - occupancy) (assumption)")
+    proliferation_after_kill: Probability = Field(0.0, description="chance that an effector divides into a free neighbour after a kill (assumption: off)")
+    lifespan_h: PositiveFloat = Field(240.0, description="mean life of an effector, h: 10 d [PCi]")
+    exhausted_lifespan_h: PositiveFloat = Field(96.0, description="mean life of an exhausted T cell, h (assumption)")
+    suppression_field: str | None = Field(None, description="suppressive cytokine field (e.g. tgf_beta); null: none")
+    suppression_ec50: PositiveFloat = Field(0.5, description="cytokine level that halves killing and motility, field units (assumption)")
+    drug_sensitivity: dict[str, NonNegativeFloat] = Field(
+        default_factory=dict, description=f"per drug: multiplier of the drug's kill on T cells; drugs not listed: {IMMUNE_DRUG_SENSITIVITY:.3f} (0.6/d immune vs 0.9/d tumor [dP06])")
+
+    @field_validator("clones")
+    @classmethod
+    def _unique_names(cls, clones: list[TCellCloneConfig]) -> list[TCellCloneConfig]:
+        _require_unique_names("T-cell clone", [clone.name for clone in clones])
+        return clones
+
+
+class SuppressorConfig(Strict):
+    """A suppressor cell type (regulatory T cells or MDSCs): recruitment, movement, contact inhibition, life, drugs."""
+
+    recruitment: RecruitmentConfig = Field(default_factory=lambda: RecruitmentConfig(rate_per_h=0.005))
+    motility: MotilityConfig = Field(default_factory=MotilityConfig)
+    contact_inhibition: Probability = Field(
+        0.5, description="fraction of kill rate and motility a T cell loses while one of these is in its Moore neighbourhood (assumption)")
+    lifespan_h: PositiveFloat = Field(240.0, description="mean life, h (assumption)")
+    drug_sensitivity: dict[str, NonNegativeFloat] = Field(
+        default_factory=dict, description=f"per drug: multiplier of the drug's kill on these cells; drugs not listed: {IMMUNE_DRUG_SENSITIVITY:.3f} [dP06]")
+
+
+class ImmuneConfig(Strict):
+    """The immune microenvironment: T-cell clones and suppressor cells, and how infiltration is measured."""
+
+    t_cells: TCellConfig = Field(default_factory=TCellConfig)
+    tregs: SuppressorConfig | None = Field(None, description="regulatory T cells (contact inhibition; secretion through fields); null: none")
+    mdscs: SuppressorConfig | None = Field(None, description="myeloid-derived suppressor cells (secretion through fields, contact inhibition); null: none")
+    margin_um: PositiveFloat = Field(100.0, description="half-width of the invasive margin around the tumor border, for core and margin T-cell densities, um")
+    pdl1_positive_at: Probability = Field(0.1, description="a tumor cell counts as PD-L1 positive when its clone's PD-L1 is at least this (assumption)")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any immune cell can appear."""
+        return bool(self.t_cells.clones) or self.tregs is not None or self.mdscs is not None
+
+
 class Config(Strict):
     """A whole simulation."""
 
@@ -412,6 +524,7 @@ class Config(Strict):
     tumor: TumorConfig = Field(default_factory=TumorConfig)
     drugs: dict[str, DrugConfig] = Field(
         default_factory=dict, description="drugs by the name of their tissue field (a field of `fields`)")
+    immune: ImmuneConfig = Field(default_factory=ImmuneConfig)
 
     @model_validator(mode="after")
     def _consistent(self) -> "Config":
@@ -431,6 +544,11 @@ class Config(Strict):
                                  f"declare it under fields (fields now: {', '.join(self.fields)}; oxygen is no drug)")
         named = [(f"tumor.clones.{index}.drug_sensitivity", clone.drug_sensitivity) for index, clone in enumerate(self.tumor.clones)]
         named.append(("tumor.mutation.resistance", self.tumor.mutation.resistance))
+        named.append(("immune.t_cells.drug_sensitivity", self.immune.t_cells.drug_sensitivity))
+        for kind in ("tregs", "mdscs"):
+            suppressor = getattr(self.immune, kind)
+            if suppressor is not None:
+                named.append((f"immune.{kind}.drug_sensitivity", suppressor.drug_sensitivity))
         for where, mapping in named:
             for drug in mapping:
                 if drug not in self.drugs:
@@ -440,9 +558,30 @@ class Config(Strict):
         if self.time.dt_cell_h > longest_step_h:
             raise ValueError(f"time.dt_cell_h: {self.time.dt_cell_h} h is longer than ln 2 x the shortest effective cycle time "
                              f"({longest_step_h:.3g} h); a cell divides at most once per cell step")
+        for where, name in self._immune_field_references():
+            if name is not None and name not in self.fields:
+                raise ValueError(f"{where}: no field named {name!r}; fields: {', '.join(self.fields)} (declare it under fields, or null)")
         if self.vessels.pattern == "file":
             check_vessel_file(Path(self.vessels.file), tuple(self.lattice.shape))  # type: ignore[arg-type]
         return self
+
+    def _immune_field_references(self) -> list[tuple[str, str | None]]:
+        """(dotted key, field name) of every field the immune section names, for the cells it has."""
+        immune = self.immune
+        references: list[tuple[str, str | None]] = []
+        if immune.t_cells.clones:
+            t_cells = immune.t_cells
+            references += [("immune.t_cells.priming.field", t_cells.priming.field),
+                           ("immune.t_cells.recruitment.field", t_cells.recruitment.field),
+                           ("immune.t_cells.motility.chemotaxis_field", t_cells.motility.chemotaxis_field),
+                           ("immune.t_cells.pd1_blockade_field", t_cells.pd1_blockade_field),
+                           ("immune.t_cells.suppression_field", t_cells.suppression_field)]
+        for kind in ("tregs", "mdscs"):
+            suppressor = getattr(immune, kind)
+            if suppressor is not None:
+                references += [(f"immune.{kind}.recruitment.field", suppressor.recruitment.field),
+                               (f"immune.{kind}.motility.chemotaxis_field", suppressor.motility.chemotaxis_field)]
+        return references
 
     @property
     def drug_names(self) -> list[str]:

@@ -6,6 +6,7 @@ Layout of ``tme run CONFIG --out DIR``::
     DIR/timeseries.parquet   one row per record step (see abm.model.record_columns)
     DIR/clones.parquet       cells per clone per record step (rows where the clone had cells)
     DIR/lineage.parquet      one row per clone: parent, birth time, founding position, traits
+    DIR/immune.parquet       cells of each T-cell clone (by state) and suppressor type per record (with immune cells)
     DIR/summary.json         status, timing and final values
     DIR/snapshots/step_NNNNNNNN.npz   per-voxel arrays at the snapshot cadence
 

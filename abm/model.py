@@ -21,8 +21,9 @@ import mesa
 import numpy as np
 
 from abm import clones as clone_table
-from abm.agents import TumorSubclone
-from abm.config import Config, ConfigError, field_parameters, hypoxia_parameters
+from abm.agents import SuppressorType, TCellClone, TumorSubclone
+from abm.config import MAX_ANTIGENS, Config, ConfigError, field_parameters, hypoxia_parameters
+from abm.immunity import IMMUNE_COLUMNS, IMMUNE_SERIES_COLUMNS, ImmuneSystem
 from abm.rules import (
     DEFAULT_RULES, STREAM_MUTATION_TRAITS, STREAM_SETUP_CELLS, STREAM_SETUP_CLONES, STREAM_SETUP_NEST_CENTRES,
     STREAM_SETUP_NEST_ORDER, STREAM_SETUP_PERFUSION, STREAM_SETUP_VESSELS, Rule,
@@ -53,15 +54,17 @@ CLONE_COLUMNS = ("time_h", "time_days", "clone", "cells", "cells_live")
 
 
 def record_columns(config: Config) -> tuple[str, ...]:
-    """Columns of the time series of ``config``: :data:`RECORD_COLUMNS`, two per drug, two per other field.
+    """Columns of the time series of ``config``: :data:`RECORD_COLUMNS`, two per drug, two per other field, immune ones.
 
     Per drug: ``mean_sensitivity_<drug>``, ``fraction_resistant_<drug>``. Per
     field besides oxygen: ``<field>_tumor_mean`` and ``<field>_tumor_min``
     (over voxels with a tumor cell, in the field's units; NaN without tumor).
+    With immune cells: :data:`abm.immunity.IMMUNE_COLUMNS`.
     """
     per_drug = [f"{what}_{drug}" for drug in config.drug_names for what in ("mean_sensitivity", "fraction_resistant")]
     per_field = [f"{name}_tumor_{what}" for name in config.fields if name != "oxygen" for what in ("mean", "min")]
-    return RECORD_COLUMNS + tuple(per_drug) + tuple(per_field)
+    immune = IMMUNE_COLUMNS if config.immune.enabled else ()
+    return RECORD_COLUMNS + tuple(per_drug) + tuple(per_field) + immune
 
 
 class TumorModel(mesa.Model):
@@ -76,7 +79,9 @@ class TumorModel(mesa.Model):
         state: the :class:`abm.state.LatticeState` (arrays on the backend's device).
         clones: the :class:`TumorSubclone` agents, ordered by index (founding clones first).
         traits: the host trait table (:mod:`abm.clones`), one row per clone.
-        clone_traits: the same columns on the device (``float64``; ``antigens`` ``uint64``).
+        clone_traits: the same columns on the device (``float64``; ``antigens`` ``uint64``), and
+            ``antigen_bits``, ``float64`` ``(n_clones, 64)``: 1 where the clone presents the antigen.
+        immune: the :class:`abm.immunity.ImmuneSystem` (T-cell clones and suppressor types).
         cell_step: completed cell steps; ``time_h = cell_step * dt_h``.
         mutations_total: daughters that mutated so far; ``mutations_suppressed`` of them
             founded no clone because ``tumor.mutation.max_clones`` was reached.
@@ -112,15 +117,21 @@ class TumorModel(mesa.Model):
         self._add_agents(self.traits, [clone.name for clone in config.tumor.clones], [None] * len(config.tumor.clones),
                          0.0, [None] * len(config.tumor.clones))
         self.state = self._initial_state()
+        self.immune = ImmuneSystem(self, config)
         self.divisions_total = self.xp.zeros((), dtype=self.xp.int64)
         self.drug_kills_total = self.xp.zeros((), dtype=self.xp.int64)
         self.mutations_total = 0
         self.mutations_suppressed = 0
         self.columns = record_columns(config)
         self.latest: dict[str, float] = {}
+        agent_series: dict[type, dict[str, str]] = {TumorSubclone: {"cells": "cell_count", "cells_live": "live_cell_count"}}
+        if self.immune.t_clones:
+            agent_series[TCellClone] = {name: name for name in ("cells_effector", "cells_exhausted", "primed_pool", "activation")}
+        if self.immune.suppressors:
+            agent_series[SuppressorType] = {"cells": "cells"}
         self.datacollector = mesa.DataCollector(
             model_reporters={column: (lambda m, c=column: m.latest[c]) for column in self.columns},
-            agenttype_reporters={TumorSubclone: {"cells": "cell_count", "cells_live": "live_cell_count"}},
+            agenttype_reporters=agent_series,
         )
         for rule in self.rules:
             if rule.name == "fields":
@@ -147,6 +158,8 @@ class TumorModel(mesa.Model):
             self.clones.append(TumorSubclone(self, first + offset, name, traits, parent, birth_time_h, origin))
         xp = self.xp
         self.clone_traits = {column: xp.asarray(values) for column, values in self.traits.items()}
+        bits = (self.traits["antigens"][:, None] >> np.arange(MAX_ANTIGENS, dtype=np.uint64)) & np.uint64(1)
+        self.clone_traits["antigen_bits"] = xp.asarray(bits.astype(np.float64))
 
     def found_subclones(self, mutants: Any) -> None:
         """Give each mutant daughter a new clone: agents, trait rows, the device mirror, the lattice.
@@ -308,6 +321,8 @@ class TumorModel(mesa.Model):
             if name != "oxygen":
                 record[f"{name}_tumor_mean"] = float(values[occupied].mean()) if total else float("nan")
                 record[f"{name}_tumor_min"] = float(values[occupied].min()) if total else float("nan")
+        if self.immune.enabled:
+            record.update(self.immune.measure(self))
         return {column: record[column] for column in self.columns}
 
     def _trait_measures(self, live_cells: np.ndarray) -> dict[str, float]:
@@ -345,6 +360,10 @@ class TumorModel(mesa.Model):
             "vessel": self.backend.to_host(state.vessel),
             "perfusion": self.backend.to_host(state.perfusion),
         }
+        if self.immune.enabled:
+            arrays["immune"] = self.backend.to_host(state.immune)
+            arrays["immune_state"] = self.backend.to_host(state.immune_state)
+            arrays["exhaustion"] = self.backend.to_host(state.exhaustion)
         for name, values in state.fields.items():
             arrays[f"field_{name}"] = self.backend.to_host(values)
         return arrays
@@ -374,6 +393,42 @@ class TumorModel(mesa.Model):
             "cells": frame["cells"].to_numpy(dtype=np.int64),
             "cells_live": frame["cells_live"].to_numpy(dtype=np.int64),
         }).sort_values(["time_h", "clone"], kind="stable").reset_index(drop=True)
+
+    def immune_series(self):
+        """Cells of each immune agent per record (Mesa's agent-type series), one row per agent and record.
+
+        Columns :data:`abm.immunity.IMMUNE_SERIES_COLUMNS`: time, agent index,
+        name, kind (``t_cell``, ``treg``, ``mdsc``), antigen (-1 for
+        suppressors), effector and exhausted cells (a suppressor's cells are
+        its effectors), the clone's systemic pool and activation (NaN for
+        suppressors). Empty without immune cells.
+        """
+        import pandas
+
+        frames = []
+        for agent_class in (TCellClone, SuppressorType):
+            if agent_class not in self.datacollector.agenttype_reporters:
+                continue
+            frame = self.datacollector.get_agenttype_vars_dataframe(agent_class).reset_index()
+            agents = {agent.unique_id: agent for agent in self.immune.agents}
+            rows = frame["AgentID"].map(agents)
+            time_h = frame["Step"].to_numpy() * self.dt_h
+            is_t = agent_class is TCellClone
+            frames.append(pandas.DataFrame({
+                "time_h": time_h,
+                "time_days": time_h / 24.0,
+                "agent": [agent.index for agent in rows],
+                "name": [agent.name for agent in rows],
+                "kind": [agent.kind for agent in rows],
+                "antigen": [agent.antigen if is_t else -1 for agent in rows],
+                "cells_effector": frame["cells_effector" if is_t else "cells"].to_numpy(dtype=np.int64),
+                "cells_exhausted": frame["cells_exhausted"].to_numpy(dtype=np.int64) if is_t else np.zeros(len(frame), dtype=np.int64),
+                "primed_pool": frame["primed_pool"].to_numpy(dtype=np.float64) if is_t else np.full(len(frame), np.nan),
+                "activation": frame["activation"].to_numpy(dtype=np.float64) if is_t else np.full(len(frame), np.nan),
+            }))
+        if not frames:
+            return pandas.DataFrame({column: [] for column in IMMUNE_SERIES_COLUMNS})
+        return pandas.concat(frames).sort_values(["time_h", "agent"], kind="stable").reset_index(drop=True)
 
     def lineage(self):
         """One row per clone ever present: index, name, parent, founding clone, birth, origin and traits.

@@ -2,8 +2,9 @@
 
 A rule is a function ``rule(model) -> None`` that reads the model's lattice
 state and parameters, calls pure kernels, and stores the new arrays. The
-model runs :data:`DEFAULT_RULES` in order each cell step; later capabilities
-(immune cells, drugs) add rules at their place in this tuple.
+model runs :data:`DEFAULT_RULES` in order each cell step; a capability adds
+its rules at their place in this tuple. Immune rules do nothing in a model
+without immune cells, drug rules nothing without drugs.
 
 Random streams: each rule draws from its own stream ids (``STREAM_*``), so a
 new rule never shifts the numbers another rule sees.
@@ -12,9 +13,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from kernels import diffusion, lattice, therapy, tumor, vessels
+from kernels import diffusion, immune, lattice, therapy, tumor, vessels
 from kernels.random import uniform
 
 if TYPE_CHECKING:
@@ -30,6 +31,12 @@ STREAM_MUTATION = 7
 STREAM_QUIESCENCE = 8
 STREAM_VESSEL_COLLAPSE = 9
 STREAM_DRUG_KILL = 10
+STREAM_IMMUNE_DRUG = 11
+STREAM_T_ENTER, STREAM_T_WHICH = 12, 13
+STREAM_TREG_ENTER, STREAM_MDSC_ENTER = 14, 15
+STREAM_KILL_TARGET, STREAM_KILL = 16, 17
+STREAM_IMMUNE_DEATH = 18
+STREAM_PROLIFERATE, STREAM_PROLIFERATE_DIRECTION, STREAM_PROLIFERATE_PRIORITY = 19, 20, 21
 STREAM_SETUP_VESSELS = 101
 STREAM_SETUP_CLONES = 102
 STREAM_SETUP_PERFUSION = 103
@@ -38,6 +45,8 @@ STREAM_SETUP_NEST_CENTRES = 105
 STREAM_SETUP_NEST_ORDER = 106
 #: First of the streams that draw a mutant clone's traits (abm.clones adds its offsets, one per change and drug).
 STREAM_MUTATION_TRAITS = 200
+#: First of the streams of immune movement: four per substep (move, bias, direction, priority).
+STREAM_IMMUNE_MOVE = 1000
 
 
 @dataclass(frozen=True)
@@ -68,6 +77,9 @@ def solve_fields(model: "TumorModel") -> None:
     xp, state, config = model.xp, model.state, model.config
     cell_step_min = model.dt_h * 60.0
     cells = {"tumor": state.live_tumor(), "tumor_dying": (state.clone >= 0) & ~state.live_tumor()}
+    if model.immune.enabled:
+        kinds = model.immune.kind_of(xp, state.immune)
+        cells.update({name: kinds == code for code, name in enumerate(immune.KIND_NAMES)})
     for name, field in config.fields.items():
         sink = xp.zeros(state.shape, dtype=xp.float64)
         source = xp.zeros(state.shape, dtype=xp.float64)
@@ -117,7 +129,8 @@ def tumor_oxygen_response(model: "TumorModel") -> None:
 
 
 def drug_kill(model: "TumorModel") -> None:
-    """Cytotoxic drugs start apoptosis in the cells they kill (Emax/Hill on the efflux-adjusted local level)."""
+    """Cytotoxic drugs start apoptosis in the tumor cells they kill (Emax/Hill on the efflux-adjusted local level)
+    and kill immune cells by their sensitivity (lymphodepletion)."""
     if not model.drug_parameters:
         return
     xp, state, traits = model.xp, model.state, model.clone_traits
@@ -128,6 +141,140 @@ def drug_kill(model: "TumorModel") -> None:
     state.cell_state, state.state_age_h, killed = therapy.kill(
         xp, state.cell_state, state.state_age_h, rate, model.dt_h, _draw(model, STREAM_DRUG_KILL))
     model.drug_kills_total += killed.sum()
+    system = model.immune
+    if system.enabled:
+        agent = xp.maximum(state.immune, 0)
+        rate = xp.zeros(state.shape, dtype=xp.float64)
+        for name, parameters in model.drug_parameters.items():
+            rate += parameters.emax_per_h * system.traits[f"sensitivity_{name}"][agent] * therapy.hill_response(
+                xp, state.fields[name], parameters)
+        state.immune, state.immune_state, state.exhaustion, state.immune_age_h, died = immune.die(
+            xp, state.immune, state.immune_state, state.exhaustion, state.immune_age_h, rate, model.dt_h,
+            _draw(model, STREAM_IMMUNE_DRUG))
+        system.drug_deaths_total += died.sum()
+
+
+def immune_priming(model: "TumorModel") -> None:
+    """The systemic priming compartment takes one step (antigen release, delayed activation, pool size)."""
+    model.immune.prime(model)
+
+
+def immune_entry(model: "TumorModel") -> None:
+    """T cells (in proportion to the primed pools) and suppressor cells enter at perfused vessels free of immune cells."""
+    system = model.immune
+    if not system.enabled:
+        return
+    xp, state = model.xp, model.state
+
+    def signal(recruitment) -> Any:
+        if recruitment.field is None:
+            return 1.0
+        level = state.fields[recruitment.field].astype(xp.float64)
+        return level / (level + recruitment.half_saturation)
+
+    entered = xp.zeros(state.shape, dtype=bool)
+    if system.t_clones:
+        t_cells = system.config.t_cells
+        weights = system.primed_weights(xp)
+        total = weights.sum()
+        rate = t_cells.recruitment.rate_per_h * state.perfusion * signal(t_cells.recruitment) * total / t_cells.pool_reference
+        cumulative = xp.cumsum(weights) / xp.maximum(total, 1e-300)
+        state.immune, new = immune.enter(xp, state.immune, rate, model.dt_h, cumulative, 0,
+                                         _draw(model, STREAM_T_ENTER), _draw(model, STREAM_T_WHICH))
+        entered |= new
+    for kind, stream in (("treg", STREAM_TREG_ENTER), ("mdsc", STREAM_MDSC_ENTER)):
+        agent = system.suppressors.get(kind)
+        if agent is None:
+            continue
+        recruitment = getattr(system.config, kind + "s").recruitment
+        rate = recruitment.rate_per_h * state.perfusion * signal(recruitment)
+        state.immune, new = immune.enter(xp, state.immune, rate, model.dt_h, xp.ones(1), agent.index,
+                                         _draw(model, stream), _draw(model, STREAM_T_WHICH))
+        entered |= new
+    state.immune_state = xp.where(entered, immune.EFFECTOR, state.immune_state).astype(state.immune_state.dtype)
+    state.exhaustion = xp.where(entered, 0.0, state.exhaustion).astype(state.exhaustion.dtype)
+    state.immune_age_h = xp.where(entered, 0.0, state.immune_age_h).astype(state.immune_age_h.dtype)
+
+
+def immune_movement(model: "TumorModel") -> None:
+    """Immune cells take ``substeps`` biased random-walk substeps; T cells slow down under suppression.
+
+    In a substep a cell moves with probability ``speed x dt_sub / dx`` (times
+    the suppression factor for T cells) into a Moore neighbour free of
+    immune cells: uphill on its chemotactic field with probability ``bias``,
+    else a uniformly chosen free one. Claims on one voxel go by random priority.
+    """
+    system = model.immune
+    if not system.enabled:
+        return
+    xp, state, offsets = model.xp, model.state, model.offsets
+    substep_min = model.dt_h * 60.0 / system.substeps
+    for substep in range(system.substeps):
+        occupied = state.immune >= 0
+        agent = xp.maximum(state.immune, 0)
+        kinds = system.kind_of(xp, state.immune)
+        free = ~occupied
+        allowed = [lattice.shifted(xp, free, offset, False) for offset in offsets]
+        uphill = xp.full(state.shape, -1, dtype=xp.int8)
+        for kind, field in system.kind_fields.items():
+            if field is not None:
+                climb = immune.uphill_direction(xp, state.fields[field], allowed, offsets)
+                uphill = xp.where(kinds == kind, climb, uphill).astype(xp.int8)
+        chance = system.traits["speed_um_per_min"][agent] * substep_min / state.dx_um
+        if system.t_clones:
+            chance = xp.where(kinds == immune.T_CELL, chance * system.suppression(model), chance)
+        base = STREAM_IMMUNE_MOVE + 4 * substep
+        movers = occupied & (_draw(model, base) < chance)
+        choice = immune.move_choice(xp, movers, allowed, uphill, system.traits["bias"][agent],
+                                    _draw(model, base + 1), _draw(model, base + 2))
+        source, won = lattice.claim(xp, choice, free, offsets, _draw(model, base + 3))
+        state.immune = xp.where(won, immune.NONE, lattice.pull(xp, state.immune, source, offsets)).astype(xp.int32)
+        state.immune_state = xp.where(won, immune.EFFECTOR, lattice.pull(xp, state.immune_state, source, offsets)).astype(xp.int8)
+        state.exhaustion = xp.where(won, 0.0, lattice.pull(xp, state.exhaustion, source, offsets)).astype(xp.float32)
+        state.immune_age_h = xp.where(won, 0.0, lattice.pull(xp, state.immune_age_h, source, offsets)).astype(xp.float32)
+
+
+def immune_kill(model: "TumorModel") -> None:
+    """Effector T cells engage tumor cells presenting their antigen, kill, tire; some proliferate after a kill."""
+    system = model.immune
+    if not system.t_clones:
+        return
+    xp, state, offsets = model.xp, model.state, model.offsets
+    kinds = system.kind_of(xp, state.immune)
+    effector = (kinds == immune.T_CELL) & (state.immune_state == immune.EFFECTOR)
+    t_antigen = system.traits["antigen"][xp.maximum(state.immune, 0)]
+    targets = [(0,) * state.ndim] + offsets
+    state.cell_state, state.state_age_h, state.exhaustion, killers, killed = immune.t_cell_kill(
+        xp, effector, t_antigen, state.clone, state.cell_state, state.state_age_h, model.clone_traits["antigens"],
+        model.clone_traits["pdl1"], system.occupancy(model), system.suppression(model), state.exhaustion, targets,
+        system.kill, model.dt_h, _draw(model, STREAM_KILL_TARGET), _draw(model, STREAM_KILL))
+    state.immune_state = xp.where((kinds == immune.T_CELL) & (state.exhaustion >= 1.0), immune.EXHAUSTED,
+                                  state.immune_state).astype(xp.int8)
+    system.kills_total += killed.sum()
+    chance = system.config.t_cells.proliferation_after_kill
+    if chance > 0:
+        dividing = killers & (_draw(model, STREAM_PROLIFERATE) < chance)
+        source, _ = tumor.place_daughters(xp, dividing, state.immune < 0, offsets,
+                                          _draw(model, STREAM_PROLIFERATE_DIRECTION), _draw(model, STREAM_PROLIFERATE_PRIORITY))
+        born = source >= 0
+        state.immune = lattice.pull(xp, state.immune, source, offsets)
+        state.immune_state = lattice.pull(xp, state.immune_state, source, offsets)
+        state.exhaustion = lattice.pull(xp, state.exhaustion, source, offsets)
+        state.immune_age_h = xp.where(born, 0.0, state.immune_age_h).astype(xp.float32)
+
+
+def immune_death(model: "TumorModel") -> None:
+    """Immune cells die at the rate of their kind (exhausted T cells at theirs)."""
+    system = model.immune
+    if not system.enabled:
+        return
+    xp, state = model.xp, model.state
+    agent = xp.maximum(state.immune, 0)
+    rate = xp.where(state.immune_state == immune.EXHAUSTED, system.traits["exhausted_death_per_h"][agent],
+                    system.traits["death_per_h"][agent])
+    state.immune, state.immune_state, state.exhaustion, state.immune_age_h, _ = immune.die(
+        xp, state.immune, state.immune_state, state.exhaustion, state.immune_age_h, rate, model.dt_h,
+        _draw(model, STREAM_IMMUNE_DEATH))
 
 
 def tumor_death(model: "TumorModel") -> None:
@@ -161,18 +308,24 @@ def tumor_division(model: "TumorModel") -> None:
 
 
 def advance_clocks(model: "TumorModel") -> None:
-    """Age every tumor cell by one cell step."""
-    state = model.state
-    aged = state.state_age_h + state.state_age_h.dtype.type(model.dt_h)
-    state.state_age_h = model.xp.where(state.clone >= 0, aged, state.state_age_h)
+    """Age every tumor cell and immune cell by one cell step."""
+    state, xp = model.state, model.xp
+    step = state.state_age_h.dtype.type(model.dt_h)
+    state.state_age_h = xp.where(state.clone >= 0, state.state_age_h + step, state.state_age_h)
+    state.immune_age_h = xp.where(state.immune >= 0, state.immune_age_h + step, state.immune_age_h)
 
 
 DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("vessel_collapse", vessel_collapse),
     Rule("fields", solve_fields),
+    Rule("immune_priming", immune_priming),
+    Rule("immune_entry", immune_entry),
+    Rule("immune_movement", immune_movement),
     Rule("tumor_oxygen_response", tumor_oxygen_response),
     Rule("drug_kill", drug_kill),
+    Rule("immune_kill", immune_kill),
     Rule("tumor_death", tumor_death),
+    Rule("immune_death", immune_death),
     Rule("tumor_division", tumor_division),
     Rule("advance_clocks", advance_clocks),
 )

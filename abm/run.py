@@ -21,12 +21,13 @@ from kernels.backend import Backend, get_backend
 
 # Peak bytes per voxel of building the model and running cell steps, measured
 # with benchmarks/memory.py on a 64^3 lattice of configs/default.yaml: state
-# arrays, random draws, the division kernel's neighbour masks and the
-# steady-state solver's float64 vectors. With the oxygen field alone: NumPy
-# 136 (tracemalloc) to 150 (peak RSS), CuPy 162 (memory pool, H100); each
-# further float64 field adds 8 (tracemalloc, CuPy) to 13 (RSS). The constants
-# take the largest: 162.1 - 8.0 = 154.1, rounded up to 155, and 13 per field.
-BYTES_PER_VOXEL = 155
+# arrays (tumor, vessels, immune cells), random draws, the division kernel's
+# neighbour masks and the steady-state solver's float64 vectors. With the
+# oxygen field alone, NumPy: 163 (tracemalloc) to 176 (peak RSS); each further
+# float64 field adds 8 (tracemalloc) to 10 (RSS). CuPy was last measured
+# before the immune arrays (13 B/voxel) were added: 162 on an H100, 12 above
+# NumPy's RSS then; the constant adds those 12 to NumPy's RSS now: 188.
+BYTES_PER_VOXEL = 188
 BYTES_PER_VOXEL_PER_FIELD = 13
 
 
@@ -84,6 +85,8 @@ def run(config: Config, out: Path, progress: bool = True) -> dict[str, Any]:
     write_parquet(out / "timeseries.parquet", model.timeseries())
     write_parquet(out / "clones.parquet", model.clone_series())
     write_parquet(out / "lineage.parquet", model.lineage())
+    if model.immune.enabled:
+        write_parquet(out / "immune.parquet", model.immune_series())
     summary = {
         "status": status,
         **meta,

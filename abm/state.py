@@ -1,5 +1,8 @@
 """The lattice state: every per-voxel array of the model, on one device.
 
+A voxel holds at most one tumor cell and at most one immune cell; an immune
+cell may share the voxel of a tumor cell (infiltration).
+
 Arrays are indexed ``[y, x]`` (2-D) or ``[z, y, x]`` (3-D); voxel edge ``dx_um``.
 
 =================  ===========  ==========================================================
@@ -10,6 +13,10 @@ array              dtype        meaning
 ``state_age_h``    float32      hours since the cell entered its state
 ``vessel``         bool         voxel is a blood vessel (holds no tumor cell)
 ``perfusion``      float32      blood flow of a vessel, 0 to 1 (0 off vessels and at collapsed ones)
+``immune``         int32        immune agent (T-cell clone or suppressor type) of the voxel's immune cell, -1 for none
+``immune_state``   int8         :data:`kernels.immune.EFFECTOR` or ``EXHAUSTED``
+``exhaustion``     float32      a T cell's exhaustion (exhausted from 1 on)
+``immune_age_h``   float32      hours since the immune cell appeared
 ``voxel_index``    uint64       flat index, the counter of the random-number streams
 ``fields[name]``   float32/64   substrate concentrations, in the field's units
 =================  ===========  ==========================================================
@@ -36,6 +43,10 @@ class LatticeState:
     state_age_h: Any
     vessel: Any
     perfusion: Any
+    immune: Any
+    immune_state: Any
+    exhaustion: Any
+    immune_age_h: Any
     voxel_index: Any
     fields: dict[str, Any] = field(default_factory=dict)
 
@@ -51,6 +62,10 @@ class LatticeState:
             state_age_h=xp.zeros(shape, dtype=xp.float32),
             vessel=xp.zeros(shape, dtype=bool),
             perfusion=xp.zeros(shape, dtype=xp.float32),
+            immune=xp.full(shape, -1, dtype=xp.int32),
+            immune_state=xp.zeros(shape, dtype=xp.int8),
+            exhaustion=xp.zeros(shape, dtype=xp.float32),
+            immune_age_h=xp.zeros(shape, dtype=xp.float32),
             voxel_index=voxel_index(xp, tuple(shape)),
         )
 

@@ -53,9 +53,14 @@ def kill_rate(
     index = xp.maximum(clone, 0)
     targets = (clone >= 0) & ((cell_state == CYCLING) if drug.cycle_specific
                               else ((cell_state == CYCLING) | (cell_state == QUIESCENT)))
-    seen = xp.maximum((1.0 - efflux[index]) * concentration, 0.0) ** drug.hill
-    response = seen / (drug.ec50**drug.hill + seen)
+    response = hill_response(xp, (1.0 - efflux[index]) * concentration, drug)
     return xp.where(targets, drug.emax_per_h * sensitivity[index] * response, 0.0)
+
+
+def hill_response(xp: ModuleType, concentration: Any, drug: CytotoxicParameters) -> Any:
+    """``c^h / (ec50^h + c^h)`` of the drug at each voxel, 0 to 1 (negative levels count as 0)."""
+    seen = xp.maximum(concentration, 0.0) ** drug.hill
+    return seen / (drug.ec50**drug.hill + seen)
 
 
 def kill(xp: ModuleType, cell_state: Any, state_age_h: Any, rate_per_h: Any, dt_h: float, draw: Any) -> tuple[Any, Any, Any]:

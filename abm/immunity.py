@@ -1,0 +1,252 @@
+"""The immune system of a model: its agents, their traits on the device, the systemic priming compartment, its records.
+
+Immune agents are numbered in one table (the value of ``immune`` in the
+lattice): the T-cell clones of the config first, then the regulatory T cells
+and the MDSCs if the config has them. Their traits are mirrored into device
+arrays indexed by agent (:attr:`ImmuneSystem.traits`).
+
+Priming (per T-cell clone ``j`` with antigen ``a_j``, all on the device):
+the release of antigen ``k`` in a step is the sum of the priming field (the
+antigen / danger signal) over voxels whose tumor cell presents ``k``; the
+clone's activation is ``A = R / (R + half_saturation)`` of the release
+``delay_h`` earlier (a ring buffer of past releases); its systemic pool
+``P`` grows as ``dP/dt = expansion x A x P (1 - P / max_pool)`` and relaxes
+toward its precursors at ``contraction x (1 - A)``. The primed cells above
+the precursors, ``P - precursors``, are the cells blood can deliver.
+"""
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from abm.agents import SuppressorType, TCellClone
+from abm.config import IMMUNE_DRUG_SENSITIVITY, Config
+from kernels.immune import EFFECTOR, EXHAUSTED, KIND_NAMES, MDSC, T_CELL, TREG, KillParameters, neighbour_of
+from kernels.lattice import shifted
+
+if TYPE_CHECKING:
+    from abm.model import TumorModel
+
+IMMUNE_COLUMNS = (
+    "t_cells_effector", "t_cells_exhausted", "tregs", "mdscs", "t_cells_in_tumor",
+    "cd8_density_core_per_mm3", "cd8_density_margin_per_mm3", "immune_kills_total", "immune_kills_per_h",
+    "immune_drug_deaths_total", "primed_pool_total", "fraction_pdl1_positive",
+)
+IMMUNE_SERIES_COLUMNS = ("time_h", "time_days", "agent", "name", "kind", "antigen", "cells_effector",
+                         "cells_exhausted", "primed_pool", "activation")
+
+
+class ImmuneSystem:
+    """Immune agents, their device traits and the priming compartment of one model.
+
+    Args:
+        model: the model (its ``xp``, ``dt_h``, lattice and drugs are used).
+        config: the whole config (its ``immune`` section).
+
+    Attributes:
+        agents: the immune agents in table order (:class:`TCellClone` first, then :class:`SuppressorType`).
+        t_clones: the T-cell clones (indices ``0 .. n_t - 1``).
+        suppressors: kind name (``treg``, ``mdsc``) -> agent.
+        traits: device arrays per agent: ``kind`` (int8), ``antigen`` (int64),
+            ``speed_um_per_min``, ``bias``, ``death_per_h``,
+            ``exhausted_death_per_h`` and ``sensitivity_<drug>`` (float64).
+        pool: device ``float64`` ``(n_t,)``, the systemic pools; ``activation`` likewise.
+        substeps: movement substeps per cell step (a cell moves at most one voxel per substep).
+    """
+
+    def __init__(self, model: "TumorModel", config: Config) -> None:
+        xp = model.xp
+        self.config = config.immune
+        t_cells = self.config.t_cells
+        self.agents: list[Any] = []
+        self.t_clones = [TCellClone(model, index, clone.name, clone.antigen, clone.precursors)
+                         for index, clone in enumerate(t_cells.clones)]
+        self.agents += self.t_clones
+        self.suppressors: dict[str, SuppressorType] = {}
+        for kind in ("treg", "mdsc"):
+            if getattr(self.config, kind + "s") is not None:
+                agent = SuppressorType(model, len(self.agents), kind)
+                self.suppressors[kind] = agent
+                self.agents.append(agent)
+        sections = [t_cells] * len(self.t_clones) + [getattr(self.config, kind + "s") for kind in self.suppressors]
+        kinds = [T_CELL] * len(self.t_clones) + [KIND_NAMES.index(kind) for kind in self.suppressors]
+        host = {
+            "kind": np.array(kinds, dtype=np.int8),
+            "antigen": np.array([clone.antigen for clone in self.t_clones] + [-1] * len(self.suppressors), dtype=np.int64),
+            "speed_um_per_min": np.array([section.motility.speed_um_per_min for section in sections], dtype=np.float64),
+            "bias": np.array([section.motility.chemotaxis_bias for section in sections], dtype=np.float64),
+            "death_per_h": np.array([1.0 / section.lifespan_h for section in sections], dtype=np.float64),
+            "exhausted_death_per_h": np.array(
+                [1.0 / t_cells.exhausted_lifespan_h] * len(self.t_clones) + [1.0 / s.lifespan_h for s in sections[len(self.t_clones):]],
+                dtype=np.float64),
+        }
+        for drug in model.drugs:
+            host[f"sensitivity_{drug}"] = np.array(
+                [section.drug_sensitivity.get(drug, IMMUNE_DRUG_SENSITIVITY) for section in sections], dtype=np.float64)
+        self.traits = {name: xp.asarray(values) for name, values in host.items()}
+        self.kind_fields = {T_CELL: t_cells.motility.chemotaxis_field}
+        self.kind_fields.update({KIND_NAMES.index(kind): getattr(self.config, kind + "s").motility.chemotaxis_field
+                                 for kind in self.suppressors})
+        self.kill = KillParameters(t_cells.kill_rate_per_h, t_cells.pdl1_inhibition,
+                                   t_cells.exhaustion_per_kill, t_cells.exhaustion_per_engagement_h)
+        max_speed = float(host["speed_um_per_min"].max()) if self.agents else 0.0
+        self.substeps = max(1, math.ceil(max_speed * model.dt_h * 60.0 / model.config.lattice.dx_um - 1e-9))
+
+        n_t = len(self.t_clones)
+        self.precursors = xp.asarray(np.array([clone.precursors for clone in self.t_clones], dtype=np.float64))
+        self.pool = self.precursors.copy()
+        self.activation = xp.zeros(n_t, dtype=xp.float64)
+        self.delay_steps = round(t_cells.priming.delay_h / model.dt_h)
+        self.release_history = xp.zeros((max(self.delay_steps, 1), n_t), dtype=xp.float64)
+        self.kills_total = xp.zeros((), dtype=xp.int64)
+        self.drug_deaths_total = xp.zeros((), dtype=xp.int64)
+        self._kills_at_last_record = 0
+        self._time_at_last_record_h = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the config has any immune cell."""
+        return bool(self.agents)
+
+    def kind_of(self, xp: Any, immune: Any) -> Any:
+        """``int8``, lattice shape: the kind of each voxel's immune cell, -1 where none."""
+        return xp.where(immune >= 0, self.traits["kind"][xp.maximum(immune, 0)], -1).astype(xp.int8)
+
+    # ------------------------------------------------------------------ priming
+
+    def prime(self, model: "TumorModel") -> None:
+        """One step of the priming compartment: antigen release, delayed activation, pool growth and contraction."""
+        if not self.t_clones:
+            return
+        xp, state = model.xp, model.state
+        priming = self.config.t_cells.priming
+        occupied = state.clone >= 0
+        per_clone = xp.bincount(state.clone[occupied].astype(xp.int64),
+                                weights=state.fields[priming.field][occupied].astype(xp.float64),
+                                minlength=len(model.clones))
+        release = (per_clone @ model.clone_traits["antigen_bits"])[self.traits["antigen"][: len(self.t_clones)]]
+        if self.delay_steps > 0:
+            slot = model.cell_step % self.delay_steps
+            delayed = self.release_history[slot].copy()
+            self.release_history[slot] = release
+        else:
+            delayed = release
+        self.activation = delayed / (delayed + priming.half_saturation)
+        growth = priming.expansion_per_h * self.activation * (1.0 - self.pool / priming.max_pool)
+        self.pool = self.pool * xp.exp(growth * model.dt_h)
+        relax = xp.exp(-priming.contraction_per_h * (1.0 - self.activation) * model.dt_h)
+        self.pool = self.precursors + (self.pool - self.precursors) * relax
+
+    def primed_weights(self, xp: Any) -> Any:
+        """Primed cells above the precursors per T-cell clone (``float64`` ``(n_t,)``), never negative."""
+        return xp.maximum(self.pool - self.precursors, 0.0)
+
+    # ------------------------------------------------------------------ local factors
+
+    def suppression(self, model: "TumorModel") -> Any:
+        """Factor in [0, 1] on T-cell killing and motility at each voxel: the cytokine and the suppressors in contact."""
+        xp, state = model.xp, model.state
+        t_cells = self.config.t_cells
+        factor = xp.ones(state.shape, dtype=xp.float64)
+        if t_cells.suppression_field is not None:
+            factor = factor / (1.0 + state.fields[t_cells.suppression_field] / t_cells.suppression_ec50)
+        kinds = self.kind_of(xp, state.immune)
+        for kind, agent in self.suppressors.items():
+            inhibition = getattr(self.config, kind + "s").contact_inhibition
+            if inhibition > 0:
+                near = neighbour_of(xp, kinds == KIND_NAMES.index(kind), model.offsets)
+                factor = factor * xp.where(near, 1.0 - inhibition, 1.0)
+        return factor
+
+    def occupancy(self, model: "TumorModel") -> Any:
+        """PD-1 occupancy by blocking antibody at each voxel (0 without a blockade field)."""
+        t_cells = self.config.t_cells
+        if t_cells.pd1_blockade_field is None:
+            return 0.0
+        level = model.state.fields[t_cells.pd1_blockade_field].astype(model.xp.float64)
+        return level / (level + t_cells.pd1_kd)
+
+    # ------------------------------------------------------------------ records
+
+    def measure(self, model: "TumorModel") -> dict[str, float]:
+        """The immune columns of a record (host numbers), and the per-agent counts on the agents."""
+        xp, state, backend = model.xp, model.state, model.backend
+        occupied = state.immune >= 0
+        kinds = self.kind_of(xp, state.immune)
+        t_cell = kinds == T_CELL
+        effector = t_cell & (state.immune_state == EFFECTOR)
+        exhausted = t_cell & (state.immune_state == EXHAUSTED)
+        n = len(self.agents)
+        per_agent = [backend.to_host(xp.bincount(state.immune[mask].astype(xp.int64), minlength=n)).tolist()
+                     for mask in (effector, exhausted, occupied)]
+        pool = backend.to_host(self.pool).tolist()
+        activation = backend.to_host(self.activation).tolist()
+        for index, clone in enumerate(self.t_clones):
+            clone.cells_effector, clone.cells_exhausted = per_agent[0][index], per_agent[1][index]
+            clone.primed_pool, clone.activation = pool[index], activation[index]
+        for agent in self.suppressors.values():
+            agent.cells = per_agent[2][agent.index]
+        tumor = state.clone >= 0
+        core, margin = self._core_and_margin(model, tumor)
+        mm3_per_voxel = state.voxel_volume_um3 * 1e-9
+        live = state.live_tumor()
+        live_total = int(live.sum())
+        pdl1 = model.clone_traits["pdl1"][xp.maximum(state.clone, 0)]
+        positive = int((live & (pdl1 >= self.config.pdl1_positive_at)).sum())
+        kills = int(self.kills_total)
+        elapsed_h = model.time_h - self._time_at_last_record_h
+        kills_per_h = (kills - self._kills_at_last_record) / elapsed_h if elapsed_h > 0 else 0.0
+        self._kills_at_last_record, self._time_at_last_record_h = kills, model.time_h
+
+        def density(region: Any) -> float:
+            voxels = int(region.sum())
+            return float((t_cell & region).sum()) / (voxels * mm3_per_voxel) if voxels else math.nan
+
+        return {
+            "t_cells_effector": int(effector.sum()),
+            "t_cells_exhausted": int(exhausted.sum()),
+            "tregs": int((kinds == TREG).sum()),
+            "mdscs": int((kinds == MDSC).sum()),
+            "t_cells_in_tumor": int((t_cell & tumor).sum()),
+            "cd8_density_core_per_mm3": density(core),
+            "cd8_density_margin_per_mm3": density(margin),
+            "immune_kills_total": kills,
+            "immune_kills_per_h": kills_per_h,
+            "immune_drug_deaths_total": int(self.drug_deaths_total),
+            "primed_pool_total": float(sum(pool)),
+            "fraction_pdl1_positive": positive / live_total if live_total else math.nan,
+        }
+
+    def _core_and_margin(self, model: "TumorModel", tumor: Any) -> tuple[Any, Any]:
+        """Tumor core (deeper than ``margin_um`` inside the border) and invasive margin (within ``margin_um`` of it, both sides).
+
+        The border is that of the tumor mask closed by two voxels (dilated,
+        then eroded), so vessels and cleared voxels inside the tumor do not
+        count as border.
+        """
+        steps = max(1, round(self.config.margin_um / model.state.dx_um))
+        filled = _erode(model, _dilate(model, tumor, 2), 2)
+        core = _erode(model, filled, steps)
+        return core, _dilate(model, filled, steps) & ~core
+
+
+def _dilate(model: "TumorModel", mask: Any, steps: int) -> Any:
+    """``mask`` grown by ``steps`` Moore neighbourhoods."""
+    for _ in range(steps):
+        grown = mask.copy()
+        for offset in model.offsets:
+            grown |= shifted(model.xp, mask, offset, False)
+        mask = grown
+    return mask
+
+
+def _erode(model: "TumorModel", mask: Any, steps: int) -> Any:
+    """``mask`` shrunk by ``steps`` Moore neighbourhoods (outside the domain counts as outside the mask)."""
+    for _ in range(steps):
+        kept = mask.copy()
+        for offset in model.offsets:
+            kept &= shifted(model.xp, mask, offset, False)
+        mask = kept
+    return mask

@@ -1,0 +1,206 @@
+"""Immune cells on the lattice as whole-grid kernels: entry, movement, killing, exhaustion, death.
+
+A voxel holds at most one immune cell, which may share it with a tumor cell
+(infiltration). Per-voxel immune state (arrays of the lattice shape):
+
+* ``immune``: ``int32``, index of the cell's immune agent (a T-cell clone or a
+  suppressor type), :data:`NONE` (-1) for no immune cell;
+* ``immune_state``: ``int8``, :data:`EFFECTOR` or :data:`EXHAUSTED` (suppressor
+  cells stay :data:`EFFECTOR`);
+* ``exhaustion``: ``float32``, a T cell is exhausted from 1 on;
+* ``immune_age_h``: ``float32``, hours since the cell appeared.
+
+Per-agent traits are 1-D arrays indexed by the immune agent (gathered with
+``trait[immune]``): ``kind`` (``int8``: :data:`T_CELL`, :data:`TREG`,
+:data:`MDSC`), ``antigen`` (``int64``, the antigen a T-cell clone recognises,
+-1 for suppressors). Every probability comes from a rate as
+``1 - exp(-rate dt)``, every draw from :mod:`kernels.random`, and every
+conflict (two cells claiming one voxel) is resolved by random priority.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from kernels.lattice import shifted, uniform_choice
+from kernels.tumor import APOPTOTIC, CYCLING, QUIESCENT, probability
+
+NONE = -1
+T_CELL, TREG, MDSC = 0, 1, 2
+KIND_NAMES = ("t_cell", "treg", "mdsc")
+EFFECTOR, EXHAUSTED = 0, 1
+IMMUNE_STATE_NAMES = ("effector", "exhausted")
+
+
+def enter(
+    xp: ModuleType, immune: Any, entry_rate_per_h: Any, dt_h: float, cumulative_weights: Any, first_agent: int,
+    draw_enter: Any, draw_which: Any,
+) -> tuple[Any, Any]:
+    """Cells enter from blood where the entry rate is positive and no immune cell is.
+
+    Args:
+        immune: ``int32``, lattice shape.
+        entry_rate_per_h: ``float64``, lattice shape: entry rate (0 off perfused vessels), 1/h.
+        dt_h: cell step, h.
+        cumulative_weights: ``float64`` of shape ``(n,)``, rising to 1: an
+            entering cell belongs to agent ``first_agent + j`` with probability
+            ``cumulative_weights[j] - cumulative_weights[j - 1]``.
+        first_agent: index of the first of those agents.
+        draw_enter, draw_which: uniform [0, 1) draws, lattice shape.
+
+    Returns:
+        ``(immune, entered)``: the new agent indices and the bool mask of new cells.
+    """
+    entered = (immune < 0) & (draw_enter < probability(xp, entry_rate_per_h, dt_h))
+    which = xp.minimum(xp.searchsorted(cumulative_weights, draw_which, side="right"), cumulative_weights.shape[0] - 1)
+    return xp.where(entered, first_agent + which, immune).astype(immune.dtype), entered
+
+
+def uphill_direction(xp: ModuleType, field: Any, allowed: list[Any], offsets: list[tuple[int, ...]]) -> Any:
+    """Index of the allowed neighbour with the highest ``field`` level (the first in offset order on ties), -1 if none.
+
+    Args:
+        field: the chemotactic field, lattice shape.
+        allowed: one bool array per offset (lattice shape): the neighbour may be entered.
+
+    Returns:
+        ``int8``, lattice shape.
+    """
+    best = xp.full(field.shape, -xp.inf, dtype=xp.float64)
+    choice = xp.full(field.shape, -1, dtype=xp.int8)
+    for k, offset in enumerate(offsets):
+        level = shifted(xp, field, offset, -xp.inf).astype(xp.float64)
+        better = allowed[k] & (level > best)
+        best = xp.where(better, level, best)
+        choice = xp.where(better, k, choice).astype(xp.int8)
+    return choice
+
+
+def move_choice(
+    xp: ModuleType, movers: Any, allowed: list[Any], uphill: Any, bias: Any, draw_bias: Any, draw_direction: Any,
+) -> Any:
+    """Direction of each moving cell: uphill with probability ``bias``, else a uniformly chosen allowed neighbour.
+
+    Args:
+        movers: bool, lattice shape: cells that try to move this substep.
+        allowed: one bool array per offset: the neighbour may be entered.
+        uphill: ``int8`` from :func:`uphill_direction` (-1: no chemotactic direction).
+        bias: chemotactic bias of each voxel's cell, lattice shape (or scalar), in [0, 1].
+        draw_bias, draw_direction: uniform [0, 1) draws, lattice shape.
+
+    Returns:
+        ``int8``, lattice shape: the chosen offset index, -1 where no move.
+    """
+    random_choice = uniform_choice(xp, movers, allowed, draw_direction)
+    climbs = movers & (uphill >= 0) & (draw_bias < bias)
+    return xp.where(climbs, uphill, random_choice).astype(xp.int8)
+
+
+def neighbour_of(xp: ModuleType, mask: Any, offsets: list[tuple[int, ...]]) -> Any:
+    """Bool, lattice shape: some Moore neighbour of the voxel is in ``mask``."""
+    found = xp.zeros(mask.shape, dtype=bool)
+    for offset in offsets:
+        found |= shifted(xp, mask, offset, False)
+    return found
+
+
+@dataclass(frozen=True)
+class KillParameters:
+    """How an effector T cell kills and tires.
+
+    Attributes:
+        kill_rate_per_h: kill rate in contact with a target, 1/h.
+        pdl1_inhibition: fraction of the kill blocked by full PD-L1 on free PD-1.
+        exhaustion_per_kill: exhaustion added by a kill.
+        exhaustion_per_engagement_h: exhaustion per hour of engagement, times PD-L1 x (1 - occupancy).
+    """
+
+    kill_rate_per_h: float
+    pdl1_inhibition: float
+    exhaustion_per_kill: float
+    exhaustion_per_engagement_h: float
+
+
+def t_cell_kill(
+    xp: ModuleType, effector: Any, t_antigen: Any, clone: Any, cell_state: Any, state_age_h: Any,
+    tumor_antigens: Any, tumor_pdl1: Any, occupancy: Any, kill_factor: Any, exhaustion: Any,
+    targets_offsets: list[tuple[int, ...]], parameters: KillParameters, dt_h: float, draw_target: Any, draw_kill: Any,
+) -> tuple[Any, Any, Any, Any, Any]:
+    """Each effector T cell engages one live tumor cell presenting its antigen, in its voxel or a Moore neighbour, and may kill it.
+
+    The kill probability is ``1 - exp(-k dt)`` with ``k = kill_rate x (1 -
+    pdl1_inhibition x pdl1 x (1 - occupancy)) x kill_factor``: PD-L1 on the
+    target brakes the kill unless PD-1 is blocked; ``kill_factor`` carries
+    local suppression. The engagement adds exhaustion in proportion to the
+    target's PD-L1 on free PD-1, a kill adds ``exhaustion_per_kill``. A target
+    killed by any T cell starts apoptosis.
+
+    Args:
+        effector: bool, lattice shape: voxels with an effector T cell.
+        t_antigen: ``int64``, lattice shape: the antigen the voxel's T cell
+            recognises (any value where no effector).
+        clone, cell_state, state_age_h: tumor state arrays.
+        tumor_antigens: per tumor clone, ``uint64`` antigen sets, shape ``(n_clones,)``.
+        tumor_pdl1: per tumor clone PD-L1, ``float64``, shape ``(n_clones,)``.
+        occupancy: PD-1 occupancy by blocking antibody at each voxel, in [0, 1] (array or scalar).
+        kill_factor: suppression at each voxel, in [0, 1] (array or scalar).
+        exhaustion: ``float32``, lattice shape.
+        targets_offsets: the voxel itself ``(0, ..., 0)`` first, then the Moore offsets.
+        parameters: kill and exhaustion parameters.
+        dt_h: cell step, h.
+        draw_target, draw_kill: uniform [0, 1) draws, lattice shape.
+
+    Returns:
+        ``(cell_state, state_age_h, exhaustion, killers, killed)``: the new
+        tumor state and T-cell exhaustion, bool masks of the T cells that
+        killed and of the tumor cells killed.
+    """
+    live = (clone >= 0) & ((cell_state == CYCLING) | (cell_state == QUIESCENT))
+    bit = xp.maximum(t_antigen, 0).astype(xp.uint64)
+    candidates = []
+    for offset in targets_offsets:
+        neighbour = shifted(xp, clone, offset, -1)
+        presents = (tumor_antigens[xp.maximum(neighbour, 0)] >> bit) & xp.uint64(1)
+        candidates.append(effector & shifted(xp, live, offset, False) & (presents == 1))
+    choice = uniform_choice(xp, effector, candidates, draw_target)
+    engaged = choice >= 0
+    voxel_pdl1 = xp.where(clone >= 0, tumor_pdl1[xp.maximum(clone, 0)], 0.0)
+    target_pdl1 = xp.zeros(clone.shape, dtype=xp.float64)
+    for k, offset in enumerate(targets_offsets):
+        target_pdl1 = xp.where(choice == k, shifted(xp, voxel_pdl1, offset, 0.0), target_pdl1)
+    free_brake = target_pdl1 * (1.0 - occupancy)
+    rate = parameters.kill_rate_per_h * (1.0 - parameters.pdl1_inhibition * free_brake) * kill_factor
+    killers = engaged & (draw_kill < probability(xp, rate, dt_h))
+    killed = xp.zeros(clone.shape, dtype=bool)
+    for k, offset in enumerate(targets_offsets):
+        back = tuple(-step for step in offset)
+        killed |= shifted(xp, killers & (choice == k), back, False)
+    added = xp.where(engaged, parameters.exhaustion_per_engagement_h * dt_h * free_brake, 0.0)
+    added = added + xp.where(killers, parameters.exhaustion_per_kill, 0.0)
+    new_state = xp.where(killed, APOPTOTIC, cell_state).astype(cell_state.dtype)
+    new_age = xp.where(killed, 0.0, state_age_h).astype(state_age_h.dtype)
+    return new_state, new_age, (exhaustion + added).astype(exhaustion.dtype), killers, killed
+
+
+def die(
+    xp: ModuleType, immune: Any, immune_state: Any, exhaustion: Any, immune_age_h: Any, death_rate_per_h: Any,
+    dt_h: float, draw: Any,
+) -> tuple[Any, Any, Any, Any, Any]:
+    """Remove immune cells at their death rate; the voxel's immune state is reset.
+
+    Args:
+        immune, immune_state, exhaustion, immune_age_h: immune state arrays.
+        death_rate_per_h: ``float64``, lattice shape: each cell's death rate, 1/h.
+        dt_h: cell step, h.
+        draw: uniform [0, 1) draws, lattice shape.
+
+    Returns:
+        ``(immune, immune_state, exhaustion, immune_age_h, died)``.
+    """
+    died = (immune >= 0) & (draw < probability(xp, death_rate_per_h, dt_h))
+    return (xp.where(died, NONE, immune).astype(immune.dtype),
+            xp.where(died, EFFECTOR, immune_state).astype(immune_state.dtype),
+            xp.where(died, 0.0, exhaustion).astype(exhaustion.dtype),
+            xp.where(died, 0.0, immune_age_h).astype(immune_age_h.dtype),
+            died)
