@@ -216,10 +216,12 @@ def immune_movement(model: "TumorModel") -> None:
         free = ~occupied
         allowed = [lattice.shifted(xp, free, offset, False) for offset in offsets]
         uphill = xp.full(state.shape, -1, dtype=xp.int8)
-        for kind, field in system.kind_fields.items():
-            if field is not None:
-                climb = immune.uphill_direction(xp, state.fields[field], allowed, offsets)
-                uphill = xp.where(kinds == kind, climb, uphill).astype(xp.int8)
+        for field in {field for field in system.kind_fields.values() if field is not None}:
+            climb = immune.uphill_direction(xp, state.fields[field], allowed, offsets)
+            follows = xp.zeros(state.shape, dtype=bool)
+            for kind in (kind for kind, name in system.kind_fields.items() if name == field):
+                follows |= kinds == kind
+            uphill = xp.where(follows, climb, uphill).astype(xp.int8)
         chance = system.traits["speed_um_per_min"][agent] * substep_min / state.dx_um
         if system.t_clones:
             chance = xp.where(kinds == immune.T_CELL, chance * system.suppression(model), chance)
@@ -228,10 +230,11 @@ def immune_movement(model: "TumorModel") -> None:
         choice = immune.move_choice(xp, movers, allowed, uphill, system.traits["bias"][agent],
                                     _draw(model, base + 1), _draw(model, base + 2))
         source, won = lattice.claim(xp, choice, free, offsets, _draw(model, base + 3))
-        state.immune = xp.where(won, immune.NONE, lattice.pull(xp, state.immune, source, offsets)).astype(xp.int32)
-        state.immune_state = xp.where(won, immune.EFFECTOR, lattice.pull(xp, state.immune_state, source, offsets)).astype(xp.int8)
-        state.exhaustion = xp.where(won, 0.0, lattice.pull(xp, state.exhaustion, source, offsets)).astype(xp.float32)
-        state.immune_age_h = xp.where(won, 0.0, lattice.pull(xp, state.immune_age_h, source, offsets)).astype(xp.float32)
+        origin = lattice.source_index(xp, source, offsets)
+        state.immune = xp.where(won, immune.NONE, lattice.gather(state.immune, origin)).astype(xp.int32)
+        state.immune_state = xp.where(won, immune.EFFECTOR, lattice.gather(state.immune_state, origin)).astype(xp.int8)
+        state.exhaustion = xp.where(won, 0.0, lattice.gather(state.exhaustion, origin)).astype(xp.float32)
+        state.immune_age_h = xp.where(won, 0.0, lattice.gather(state.immune_age_h, origin)).astype(xp.float32)
 
 
 def immune_kill(model: "TumorModel") -> None:
@@ -256,11 +259,11 @@ def immune_kill(model: "TumorModel") -> None:
         dividing = killers & (_draw(model, STREAM_PROLIFERATE) < chance)
         source, _ = tumor.place_daughters(xp, dividing, state.immune < 0, offsets,
                                           _draw(model, STREAM_PROLIFERATE_DIRECTION), _draw(model, STREAM_PROLIFERATE_PRIORITY))
-        born = source >= 0
-        state.immune = lattice.pull(xp, state.immune, source, offsets)
-        state.immune_state = lattice.pull(xp, state.immune_state, source, offsets)
-        state.exhaustion = lattice.pull(xp, state.exhaustion, source, offsets)
-        state.immune_age_h = xp.where(born, 0.0, state.immune_age_h).astype(xp.float32)
+        origin = lattice.source_index(xp, source, offsets)
+        state.immune = lattice.gather(state.immune, origin)
+        state.immune_state = lattice.gather(state.immune_state, origin)
+        state.exhaustion = lattice.gather(state.exhaustion, origin)
+        state.immune_age_h = xp.where(source >= 0, 0.0, state.immune_age_h).astype(xp.float32)
 
 
 def immune_death(model: "TumorModel") -> None:
@@ -298,7 +301,7 @@ def tumor_division(model: "TumorModel") -> None:
     source_direction, mother_won = tumor.place_daughters(
         xp, dividing, free, model.offsets, _draw(model, STREAM_DIRECTION), _draw(model, STREAM_PRIORITY))
     born = source_direction >= 0
-    state.clone = lattice.pull(xp, state.clone, source_direction, model.offsets)
+    state.clone = lattice.gather(state.clone, lattice.source_index(xp, source_direction, model.offsets))
     state.cell_state = xp.where(born, tumor.CYCLING, state.cell_state).astype(state.cell_state.dtype)
     state.state_age_h = xp.where(born | mother_won, 0.0, state.state_age_h).astype(state.state_age_h.dtype)
     model.divisions_total += born.sum()

@@ -67,10 +67,10 @@ def uphill_direction(xp: ModuleType, field: Any, allowed: list[Any], offsets: li
     Returns:
         ``int8``, lattice shape.
     """
-    best = xp.full(field.shape, -xp.inf, dtype=xp.float64)
+    best = xp.full(field.shape, -xp.inf, dtype=field.dtype)
     choice = xp.full(field.shape, -1, dtype=xp.int8)
     for k, offset in enumerate(offsets):
-        level = shifted(xp, field, offset, -xp.inf).astype(xp.float64)
+        level = shifted(xp, field, offset, -xp.inf)
         better = allowed[k] & (level > best)
         best = xp.where(better, level, best)
         choice = xp.where(better, k, choice).astype(xp.int8)

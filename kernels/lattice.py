@@ -101,13 +101,26 @@ def claim(xp: ModuleType, choice: Any, free: Any, offsets: list[tuple[int, ...]]
     return source_direction, won
 
 
-def pull(xp: ModuleType, values: Any, source_direction: Any, offsets: list[tuple[int, ...]]) -> Any:
-    """At each voxel with a source (``source_direction >= 0``), the source's entry of ``values``; elsewhere ``values``.
+def source_index(xp: ModuleType, source_direction: Any, offsets: list[tuple[int, ...]]) -> Any:
+    """Flat index of each voxel's source: ``p - offsets[k]`` where ``source_direction`` is ``k >= 0``, else ``p`` itself.
 
-    The source of voxel ``p`` with direction ``k`` is ``p - offsets[k]`` (as :func:`claim` reports it).
+    Args:
+        source_direction: ``int8``, lattice shape, as :func:`claim` reports it.
+        offsets: the neighbourhood.
+
+    Returns:
+        ``int64``, lattice shape: indices into the flattened (C-order) lattice.
     """
-    out = values.copy()
-    for k, offset in enumerate(offsets):
-        back = tuple(-step for step in offset)
-        out = xp.where(source_direction == k, shifted(xp, values, back, 0), out)
-    return out.astype(values.dtype)
+    shape = source_direction.shape
+    strides = [1] * len(shape)
+    for axis in range(len(shape) - 2, -1, -1):
+        strides[axis] = strides[axis + 1] * shape[axis + 1]
+    flat_offsets = xp.asarray([sum(step * stride for step, stride in zip(offset, strides)) for offset in offsets] + [0],
+                              dtype=xp.int64)
+    here = xp.arange(source_direction.size, dtype=xp.int64).reshape(shape)
+    return here - flat_offsets[xp.where(source_direction >= 0, source_direction, len(offsets)).astype(xp.int64)]
+
+
+def gather(values: Any, index: Any) -> Any:
+    """``values`` read at flat ``index`` (see :func:`source_index`): each voxel takes its source's value."""
+    return values.reshape(-1)[index]

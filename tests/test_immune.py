@@ -131,7 +131,7 @@ def test_movement_keeps_one_immune_cell_per_voxel_and_conserves_counts(xp):
         moved_in = to_host(source) >= 0
         assert not (moved_in & to_host(occupied)).any()  # only free voxels receive a cell
         assert moved_in.sum() == to_host(won).sum() > 0
-        agent = xp.where(won, -1, lattice.pull(xp, agent, source, offsets)).astype(xp.int32)
+        agent = xp.where(won, -1, lattice.gather(agent, lattice.source_index(xp, source, offsets))).astype(xp.int32)
         after = np.bincount(to_host(agent)[to_host(agent) >= 0], minlength=3)
         np.testing.assert_array_equal(after, before)
 

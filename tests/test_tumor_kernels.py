@@ -160,11 +160,11 @@ def test_division_result_does_not_depend_on_backend(xp):
         np.testing.assert_array_equal(a, b)
 
 
-def test_pull_copies_the_source_value(xp):
+def test_gather_from_sources_copies_the_source_value(xp):
     shape = (20, 20)
     offsets, occupied, dividing, source, _ = run_division(xp, shape, 0.4, 0)
     values = np.arange(400, dtype=np.int32).reshape(shape)
-    copied = to_host(lattice.pull(xp, xp.asarray(values), xp.asarray(source), offsets))
+    copied = to_host(lattice.gather(xp.asarray(values), lattice.source_index(xp, xp.asarray(source), offsets)))
     for position in zip(*np.nonzero(source >= 0)):
         mother = tuple(p - o for p, o in zip(position, offsets[source[position]]))
         assert copied[position] == values[mother]
