@@ -26,7 +26,13 @@ def _config_from_arguments(arguments: argparse.Namespace) -> Config:
         overrides.append(f"backend={arguments.backend}")
     if getattr(arguments, "seed", None) is not None:
         overrides.append(f"seed={arguments.seed}")
-    return load_config(arguments.config, overrides)
+    config = load_config(arguments.config, overrides)
+    arm = getattr(arguments, "arm", None)
+    if arm is not None:
+        if arm not in config.arms:
+            raise ConfigError(f"--arm {arm}: no arm of that name; arms: {', '.join(config.arms) or 'none (the config has no arms)'}")
+        config = config.model_copy(update={"treatment": config.arms[arm]})
+    return config
 
 
 def _command_run(arguments: argparse.Namespace) -> int:
@@ -135,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
                          help="override a config value by dotted key, e.g. time.duration_days=2 (repeatable)")
         sub.add_argument("--backend", choices=BACKEND_NAMES, help="array backend (overrides the config)")
         sub.add_argument("--seed", type=int, help="random seed (overrides the config)")
+        sub.add_argument("--arm", help="run the treatment arm of this name from the config's arms")
 
     run_parser = commands.add_parser("run", help="run a config and write a run directory")
     config_arguments(run_parser)

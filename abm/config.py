@@ -108,7 +108,7 @@ class VesselExchangeConfig(Strict):
     blood_level: NonNegativeFloat = Field(description="level in blood, field units")
 
 
-CellType = Literal["tumor", "tumor_dying", "t_cell", "treg", "mdsc"]
+CellType = Literal["tumor", "tumor_dying", "tumor_immunogenic", "t_cell", "treg", "mdsc"]
 MINUTES_PER_SECOND = 1.0 / 60.0
 UM2_PER_CM2 = 1.0e8
 
@@ -168,7 +168,7 @@ class FieldConfig(Strict):
     initial: NonNegativeFloat = Field(0.0, description="initial value everywhere, field units")
     boundary: BoundaryConfig = Field(default_factory=BoundaryConfig)
     uptake_per_min: dict[CellType, NonNegativeFloat] = Field(
-        default_factory=dict, description="first-order uptake by a cell filling a voxel, 1/min, per cell type (tumor: live tumor cells; tumor_dying: apoptotic or necrotic; t_cell, treg, mdsc: immune cells)")
+        default_factory=dict, description="first-order uptake by a cell filling a voxel, 1/min, per cell type (tumor: live tumor cells; tumor_dying: apoptotic or necrotic; tumor_immunogenic: dying by immunogenic death, besides tumor_dying; t_cell, treg, mdsc: immune cells)")
     secretion_per_min: dict[CellType, NonNegativeFloat] = Field(
         default_factory=dict, description="secretion rate per cell type, 1/min: a cell adds rate * (secretion_saturation - u), as PhysiCell does")
     secretion_saturation: NonNegativeFloat = Field(1.0, description="level at which secretion stops, field units")
@@ -387,21 +387,55 @@ class TumorConfig(Strict):
         return clones
 
 
+class PharmacokineticsConfig(Strict):
+    """Plasma level of a drug after its doses: linear, one or two exponential phases.
+
+    A bolus of ``amount`` raises the plasma level by ``amount`` and decays as
+    ``amount x (f exp(-ln2 t / t_dist) + (1 - f) exp(-ln2 t / t_half))`` with
+    ``f = distribution_fraction`` (0: one compartment). An infusion delivers
+    the same amount at a constant rate over its duration. Doses add up.
+    """
+
+    half_life_h: PositiveFloat = Field(description="terminal (elimination) half-life, h")
+    distribution_half_life_h: PositiveFloat | None = Field(
+        None, description="two compartments: half-life of the fast distribution phase, h; null: one compartment")
+    distribution_fraction: Probability = Field(
+        0.0, description="two compartments: share of a bolus that leaves plasma in the distribution phase")
+
+    @model_validator(mode="after")
+    def _two_phases(self) -> "PharmacokineticsConfig":
+        if (self.distribution_half_life_h is None) != (self.distribution_fraction == 0.0):
+            raise ValueError("a two-compartment drug needs both distribution_half_life_h and distribution_fraction > 0; "
+                             "a one-compartment drug neither")
+        if self.distribution_half_life_h is not None and self.distribution_half_life_h >= self.half_life_h:
+            raise ValueError("distribution_half_life_h must be shorter than half_life_h (the terminal phase is the slow one)")
+        return self
+
+
 class DrugConfig(Strict):
-    """A drug's action on tumor cells (pharmacodynamics); its tissue concentration is the field of the same name.
+    """A drug: its kind, plasma pharmacokinetics and action; its tissue concentration is the field of the same name.
 
     Cytotoxic kill: a live tumor cell (only a cycling one if the drug is
     cycle-specific) starts apoptosis at rate
     ``emax_per_h x s x c^h / (ec50^h + c^h)`` with ``c = (1 - efflux) x local
-    concentration`` and ``s`` its clone's sensitivity.
+    concentration`` and ``s`` its clone's sensitivity; immune cells die at the
+    same rate times their kind's sensitivity, in tissue and in the systemic
+    T-cell pools (lymphodepletion). Anti-PD-1: PD-1 occupancy on T cells is
+    ``c / (c + kd)`` of the local antibody level.
     """
 
-    kind: Literal["cytotoxic"] = Field("cytotoxic", description="cytotoxic: kills tumor cells (Emax/Hill on the local, efflux-adjusted level)")
+    kind: Literal["cytotoxic", "anti_pd1"] = Field(
+        "cytotoxic", description="cytotoxic: kills cells (Emax/Hill on the local, efflux-adjusted level); anti_pd1: blocks PD-1 on T cells")
+    pk: PharmacokineticsConfig | None = Field(
+        None, description="plasma pharmacokinetics of dosed drugs; null: the plasma level stays at the field's vessel.blood_level")
     emax_per_h: NonNegativeFloat = Field(
-        0.9 / 24.0, description="maximum kill rate of a fully sensitive cell, 1/h: 0.9/d [dP06]")
-    ec50: PositiveFloat = Field(1.0, description="concentration of half the maximum kill, field units (assumption: no source found)")
-    hill: PositiveFloat = Field(1.0, description="Hill coefficient of the kill (assumption)")
-    cycle_specific: bool = Field(True, description="true: kills only cycling cells (quiescent cells are spared); false: kills any live cell")
+        0.9 / 24.0, description="cytotoxic: maximum kill rate of a fully sensitive cell, 1/h: 0.9/d [dP06]")
+    ec50: PositiveFloat = Field(1.0, description="cytotoxic: concentration of half the maximum kill, field units (assumption: no source found)")
+    hill: PositiveFloat = Field(1.0, description="cytotoxic: Hill coefficient of the kill (assumption)")
+    cycle_specific: bool = Field(True, description="cytotoxic: true kills only cycling tumor cells (quiescent cells are spared); false kills any live cell")
+    immunogenic_fraction: Probability = Field(
+        0.0, description="cytotoxic: share of the tumor cells it kills that die immunogenically (they release more antigen / danger signal; assumption: 0)")
+    kd: PositiveFloat = Field(1.0, description="anti_pd1: antibody level of half PD-1 occupancy, field units (assumption)")
 
 
 IMMUNE_DRUG_SENSITIVITY = 0.6 / 0.9  # [dP06]: chemotherapy kills immune cells at 0.6/d, tumor cells at 0.9/d
@@ -452,7 +486,8 @@ class TCellConfig(Strict):
     """Cytotoxic T cells: clonotypes, priming, recruitment, movement, killing, exhaustion.
 
     A T cell's kill rate on a target presenting its antigen is
-    ``kill_rate_per_h x (1 - pdl1_inhibition x pdl1 x (1 - occupancy))``, times
+    ``kill_rate_per_h x (1 - pdl1_inhibition x pdl1 x (1 - occupancy))`` (PD-1
+    occupancy by the anti_pd1 drugs, 0 without), times
     ``1 / (1 + u / suppression_ec50)`` of the suppressive cytokine and
     ``1 - contact_inhibition`` of each suppressor type in contact.
     """
@@ -465,8 +500,6 @@ class TCellConfig(Strict):
     motility: MotilityConfig = Field(default_factory=MotilityConfig)
     kill_rate_per_h: NonNegativeFloat = Field(1.0 / 6.0, description="kill rate of an effector in contact with a target, 1/h: 6 h per kill in vivo [Breart]")
     pdl1_inhibition: Probability = Field(0.9, description="fraction of the kill that full PD-L1 on the target blocks when PD-1 is free (assumption)")
-    pd1_blockade_field: str | None = Field(None, description="field of the anti-PD-1 antibody; occupancy = u / (u + pd1_kd); null: PD-1 is never blocked")
-    pd1_kd: PositiveFloat = Field(1.0, description="antibody level of half PD-1 occupancy, field units (assumption)")
     exhaustion_per_kill: NonNegativeFloat = Field(0.2, description="exhaustion added by a kill (exhausted at 1: a capacity of 5 kills [Kather])")
     exhaustion_per_engagement_h: NonNegativeFloat = Field(
         0.05, description="exhaustion added per hour of engagement with a target, times its PD-L1 and (1 - occupancy) (assumption)")
@@ -512,6 +545,136 @@ class ImmuneConfig(Strict):
         return bool(self.t_cells.clones) or self.tregs is not None or self.mdscs is not None
 
 
+#: Response categories per criteria, best first (the order decides "or better" in end rules).
+RESPONSE_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "recist": ("CR", "PR", "SD", "PD"),
+    "irecist": ("iCR", "iPR", "iSD", "iUPD", "iCPD"),
+    "myeloma": ("CR", "VGPR", "PR", "MR", "SD", "PD"),
+}
+#: The categories that count as progression (they end a line whose end rule says `progression`).
+PROGRESSION = {"recist": ("PD",), "irecist": ("iCPD",), "myeloma": ("PD",)}
+
+
+class AssessmentConfig(Strict):
+    """Response assessment at a clinical cadence, from the tumor burden.
+
+    recist and irecist use the equivalent diameter of the lesion (tumor cells
+    of any state, and immune cells next to them: infiltrate counts toward
+    size); myeloma uses a marker proportional to live tumor cells (an
+    M-protein-like level). Baseline: the first assessment of each line (at
+    its start); nadir: the smallest burden since it.
+    """
+
+    every_days: PositiveFloat = Field(42.0, description="days between assessments, from the start of treatment (6 weeks, a common trial cadence)")
+    criteria: Literal["recist", "irecist", "myeloma"] = Field(
+        "recist", description="recist: RECIST 1.1-like on diameter [RECIST]; irecist: with confirmation of progression [iRECIST]; myeloma: IMWG-like on a burden marker [IMWG]")
+    partial_response_fall: Probability = Field(0.3, description="recist/irecist: PR at this fall of the diameter from baseline: 30 % [RECIST]")
+    progression_rise: NonNegativeFloat = Field(0.2, description="recist/irecist: PD at this rise of the diameter over the nadir: 20 % [RECIST]")
+    progression_absolute_um: NonNegativeFloat = Field(
+        100.0, description="recist/irecist: and at least this absolute rise, um (RECIST's 5 mm, scaled to a mm-sized domain; assumption)")
+    complete_response_below_um: NonNegativeFloat = Field(
+        0.0, description="recist/irecist: CR when the lesion diameter is at most this, um (0: no tumor cell left)")
+    marker_per_cell: PositiveFloat = Field(1.0, description="myeloma: marker units per live tumor cell (assumption; IMWG needs an M-protein-per-cell constant)")
+    marker_detection_limit: NonNegativeFloat = Field(0.0, description="myeloma: CR when the marker is at most this (negative immunofixation)")
+    marker_progression_absolute: NonNegativeFloat = Field(
+        0.0, description="myeloma: PD also needs this absolute rise of the marker over the nadir (IMWG: 0.5 g/dL; scale to marker units)")
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        return RESPONSE_CATEGORIES[self.criteria]
+
+
+class DoseConfig(Strict):
+    """One dose of a drug within a cycle of a line."""
+
+    drug: str = Field(description="a drug of `drugs` with `pk`")
+    amount: PositiveFloat = Field(description="plasma level the dose adds (a bolus at once; an infusion over infusion_h), field units of the drug")
+    days: list[NonNegativeFloat] = Field(default_factory=lambda: [0.0], min_length=1, description="days after the start of each cycle")
+    infusion_h: NonNegativeFloat = Field(0.0, description="infusion duration, h; 0: a bolus")
+
+
+class EndRule(Strict):
+    """When a line ends: the first of its conditions that holds (an empty rule: never)."""
+
+    cycles: Annotated[int, Field(ge=1)] | None = Field(None, description="after this many cycles")
+    progression: bool = Field(False, description="at an assessment that finds progression")
+    response: str | None = Field(None, description="at an assessment with this response or better (a category of the criteria, e.g. PR)")
+    burden_below: PositiveFloat | None = Field(None, description="adaptive: at an assessment with burden below this fraction of the line's baseline")
+    burden_above: PositiveFloat | None = Field(None, description="adaptive: at an assessment with burden above this fraction of the line's baseline")
+
+    @property
+    def empty(self) -> bool:
+        return (self.cycles is None and not self.progression and self.response is None
+                and self.burden_below is None and self.burden_above is None)
+
+
+class LineConfig(Strict):
+    """A line of therapy: a regimen repeated in cycles, until its end rule holds; then `next`."""
+
+    name: Annotated[str, Field(min_length=1)]
+    doses: list[DoseConfig] = Field(default_factory=list, description="the doses of one cycle; none: a treatment holiday or observation")
+    cycle_days: PositiveFloat | None = Field(None, description="length of a cycle, days; null: one cycle that never repeats")
+    end: EndRule = Field(default_factory=EndRule)
+    next: str | None = Field(None, description="name of the line that follows; null: treatment stops")
+
+
+class TreatmentConfig(Strict):
+    """A treatment arm: lines of therapy from `start_day`, and how response is assessed."""
+
+    start_day: NonNegativeFloat = Field(0.0, description="day the first line starts")
+    lines: list[LineConfig] = Field(min_length=1, description="the lines; the first starts at start_day")
+    assessment: AssessmentConfig = Field(default_factory=AssessmentConfig)
+
+
+
+def _check_treatment(where: str, treatment: TreatmentConfig) -> None:
+    """ValueError naming the key (``<where>.lines.N...``) of a line that cannot work as written."""
+    names = [line.name for line in treatment.lines]
+    try:
+        _require_unique_names("line", names)
+    except ValueError as exc:
+        raise ValueError(f"{where}.lines: {exc}") from None
+    categories = treatment.assessment.categories
+    for index, line in enumerate(treatment.lines):
+        key = f"{where}.lines.{index}"
+        if line.next is not None and line.next not in names:
+            raise ValueError(f"{key}.next: no line named {line.next!r}; lines: {', '.join(names)}")
+        if line.end.empty and line.next is not None:
+            raise ValueError(f"{key}.end: an empty end rule never triggers, so the next line {line.next!r} never starts; add a condition")
+        if line.end.cycles is not None and line.cycle_days is None:
+            raise ValueError(f"{key}.end.cycles: the line has no cycle_days, so its cycles never end; set cycle_days")
+        if line.end.response is not None and line.end.response not in categories[:-1]:
+            raise ValueError(f"{key}.end.response: {line.end.response!r} is no response of {treatment.assessment.criteria}; "
+                             f"allowed: {', '.join(categories[:-1])}")
+        if line.end.burden_below is not None and line.end.burden_below >= 1.0:
+            raise ValueError(f"{key}.end.burden_below: {line.end.burden_below} is not below 1 (a fraction of the line's baseline, "
+                             f"which the first assessment of the line measures)")
+        if line.end.burden_above is not None and line.end.burden_above <= 1.0:
+            raise ValueError(f"{key}.end.burden_above: {line.end.burden_above} is not above 1 (a fraction of the line's baseline)")
+        for number, dose in enumerate(line.doses):
+            if line.cycle_days is not None and max(dose.days) >= line.cycle_days:
+                raise ValueError(f"{key}.doses.{number}.days: day {max(dose.days):g} is not within the cycle of {line.cycle_days:g} days")
+        _check_infusions(key, line)
+
+
+def _check_infusions(where: str, line: LineConfig) -> None:
+    """ValueError naming the dose whose infusion of a drug overlaps another of the same drug (in its cycle or the next)."""
+    cycle_h = line.cycle_days * 24.0 if line.cycle_days is not None else None
+    by_drug: dict[str, list[tuple[float, float, str]]] = {}
+    for number, dose in enumerate(line.doses):
+        for day in dose.days:
+            by_drug.setdefault(dose.drug, []).append((day * 24.0, day * 24.0 + dose.infusion_h, f"{where}.doses.{number}"))
+    for drug, spans in by_drug.items():
+        spans.sort()
+        if cycle_h is not None:
+            first_start, first_stop, first_key = spans[0]
+            spans.append((first_start + cycle_h, first_stop + cycle_h, first_key))  # the next cycle's first dose
+        for (start, stop, key), (next_start, _, next_key) in zip(spans, spans[1:]):
+            if next_start < stop or next_start == start:
+                raise ValueError(f"{next_key}: doses of {drug!r} overlap: one starts at {next_start:g} h of the cycle while "
+                                 f"the one from {start:g} h ({key}) runs until {stop:g} h; space them or shorten infusion_h")
+
+
 class Config(Strict):
     """A whole simulation."""
 
@@ -525,6 +688,9 @@ class Config(Strict):
     drugs: dict[str, DrugConfig] = Field(
         default_factory=dict, description="drugs by the name of their tissue field (a field of `fields`)")
     immune: ImmuneConfig = Field(default_factory=ImmuneConfig)
+    treatment: TreatmentConfig | None = Field(None, description="the treatment arm of `tme run`; null: untreated")
+    arms: dict[str, TreatmentConfig] = Field(
+        default_factory=dict, description="named treatment arms for `tme compare` (and `tme run --arm NAME`)")
 
     @model_validator(mode="after")
     def _consistent(self) -> "Config":
@@ -549,21 +715,40 @@ class Config(Strict):
             suppressor = getattr(self.immune, kind)
             if suppressor is not None:
                 named.append((f"immune.{kind}.drug_sensitivity", suppressor.drug_sensitivity))
+        cytotoxic = self.drug_names
         for where, mapping in named:
             for drug in mapping:
-                if drug not in self.drugs:
-                    raise ValueError(f"{where}.{drug}: no drug of that name; allowed: "
-                                     f"{', '.join(self.drugs) or 'none (declare the drug under drugs, and its field under fields)'}")
+                if drug not in cytotoxic:
+                    raise ValueError(f"{where}.{drug}: no cytotoxic drug of that name; allowed: "
+                                     f"{', '.join(cytotoxic) or 'none (declare the drug under drugs, and its field under fields)'}")
         longest_step_h = math.log(2.0) * min(clone.cycle_time_h / (1.0 - clone.resistance_cost) for clone in self.tumor.clones)
         if self.time.dt_cell_h > longest_step_h:
             raise ValueError(f"time.dt_cell_h: {self.time.dt_cell_h} h is longer than ln 2 x the shortest effective cycle time "
                              f"({longest_step_h:.3g} h); a cell divides at most once per cell step")
+        for where, treatment in self._treatments():
+            _check_treatment(where, treatment)
+            for index, line in enumerate(treatment.lines):
+                for number, dose in enumerate(line.doses):
+                    key = f"{where}.lines.{index}.doses.{number}.drug"
+                    drug = self.drugs.get(dose.drug)
+                    if drug is None:
+                        raise ValueError(f"{key}: no drug named {dose.drug!r}; drugs: {', '.join(self.drugs) or 'none (declare it under drugs)'}")
+                    if drug.pk is None:
+                        raise ValueError(f"{key}: drug {dose.drug!r} has no pk, so a dose cannot set its plasma level; add drugs.{dose.drug}.pk")
+                    if self.fields[dose.drug].vessel is None:
+                        raise ValueError(f"{key}: field {dose.drug!r} has no vessel section, so the drug never enters tissue; "
+                                         f"add fields.{dose.drug}.vessel")
         for where, name in self._immune_field_references():
             if name is not None and name not in self.fields:
                 raise ValueError(f"{where}: no field named {name!r}; fields: {', '.join(self.fields)} (declare it under fields, or null)")
         if self.vessels.pattern == "file":
             check_vessel_file(Path(self.vessels.file), tuple(self.lattice.shape))  # type: ignore[arg-type]
         return self
+
+    def _treatments(self) -> list[tuple[str, TreatmentConfig]]:
+        """(dotted key, treatment) of the config's treatment and arms."""
+        found = [("treatment", self.treatment)] if self.treatment is not None else []
+        return found + [(f"arms.{name}", arm) for name, arm in self.arms.items()]
 
     def _immune_field_references(self) -> list[tuple[str, str | None]]:
         """(dotted key, field name) of every field the immune section names, for the cells it has."""
@@ -574,7 +759,6 @@ class Config(Strict):
             references += [("immune.t_cells.priming.field", t_cells.priming.field),
                            ("immune.t_cells.recruitment.field", t_cells.recruitment.field),
                            ("immune.t_cells.motility.chemotaxis_field", t_cells.motility.chemotaxis_field),
-                           ("immune.t_cells.pd1_blockade_field", t_cells.pd1_blockade_field),
                            ("immune.t_cells.suppression_field", t_cells.suppression_field)]
         for kind in ("tregs", "mdscs"):
             suppressor = getattr(immune, kind)
@@ -585,8 +769,8 @@ class Config(Strict):
 
     @property
     def drug_names(self) -> list[str]:
-        """The declared drugs, in the order of their fields."""
-        return [name for name in self.fields if name in self.drugs]
+        """The declared cytotoxic drugs (those with a kill and a sensitivity per clone), in the order of their fields."""
+        return [name for name in self.fields if name in self.drugs and self.drugs[name].kind == "cytotoxic"]
 
 
 def check_vessel_file(path: Path, shape: tuple[int, ...]) -> None:

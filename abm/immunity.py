@@ -11,8 +11,10 @@ antigen / danger signal) over voxels whose tumor cell presents ``k``; the
 clone's activation is ``A = R / (R + half_saturation)`` of the release
 ``delay_h`` earlier (a ring buffer of past releases); its systemic pool
 ``P`` grows as ``dP/dt = expansion x A x P (1 - P / max_pool)`` and relaxes
-toward its precursors at ``contraction x (1 - A)``. The primed cells above
-the precursors, ``P - precursors``, are the cells blood can deliver.
+toward its precursors at ``contraction x (1 - A)``; cytotoxic drugs in
+plasma kill it at their rate on T cells (lymphodepletion: ``emax x
+sensitivity x hill(plasma level)``). The primed cells above the precursors,
+``P - precursors``, are the cells blood can deliver.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from abm.agents import SuppressorType, TCellClone
 from abm.config import IMMUNE_DRUG_SENSITIVITY, Config
 from kernels.immune import EFFECTOR, EXHAUSTED, KIND_NAMES, MDSC, T_CELL, TREG, KillParameters, neighbour_of
 from kernels.lattice import shifted
+from kernels.therapy import hill_response
 
 if TYPE_CHECKING:
     from abm.model import TumorModel
@@ -135,9 +138,18 @@ class ImmuneSystem:
             delayed = release
         self.activation = delayed / (delayed + priming.half_saturation)
         growth = priming.expansion_per_h * self.activation * (1.0 - self.pool / priming.max_pool)
-        self.pool = self.pool * xp.exp(growth * model.dt_h)
+        self.pool = self.pool * xp.exp((growth - self._depletion_per_h(model)) * model.dt_h)
         relax = xp.exp(-priming.contraction_per_h * (1.0 - self.activation) * model.dt_h)
         self.pool = self.precursors + (self.pool - self.precursors) * relax
+
+    def _depletion_per_h(self, model: "TumorModel") -> float:
+        """Kill rate of the circulating T cells by the cytotoxic drugs' plasma levels (lymphodepletion), 1/h."""
+        rate = 0.0
+        sensitivity = self.config.t_cells.drug_sensitivity
+        for name, parameters in model.drug_parameters.items():
+            plasma = model.blood_level(name) if model.config.fields[name].vessel is not None else 0.0
+            rate += parameters.emax_per_h * sensitivity.get(name, IMMUNE_DRUG_SENSITIVITY) * float(hill_response(np, np.float64(plasma), parameters))
+        return rate
 
     def primed_weights(self, xp: Any) -> Any:
         """Primed cells above the precursors per T-cell clone (``float64`` ``(n_t,)``), never negative."""
@@ -161,12 +173,13 @@ class ImmuneSystem:
         return factor
 
     def occupancy(self, model: "TumorModel") -> Any:
-        """PD-1 occupancy by blocking antibody at each voxel (0 without a blockade field)."""
-        t_cells = self.config.t_cells
-        if t_cells.pd1_blockade_field is None:
-            return 0.0
-        level = model.state.fields[t_cells.pd1_blockade_field].astype(model.xp.float64)
-        return level / (level + t_cells.pd1_kd)
+        """PD-1 occupancy at each voxel: ``1 - prod(1 - c / (c + kd))`` over the anti_pd1 drugs (0 without)."""
+        free = 1.0
+        for name, drug in model.config.drugs.items():
+            if drug.kind == "anti_pd1":
+                level = model.state.fields[name].astype(model.xp.float64)
+                free = free * (1.0 - level / (level + drug.kd))
+        return 1.0 - free
 
     # ------------------------------------------------------------------ records
 

@@ -22,14 +22,16 @@ import numpy as np
 
 from abm import clones as clone_table
 from abm.agents import SuppressorType, TCellClone, TumorSubclone
-from abm.config import MAX_ANTIGENS, Config, ConfigError, field_parameters, hypoxia_parameters
+from abm.config import MAX_ANTIGENS, AssessmentConfig, Config, ConfigError, field_parameters, hypoxia_parameters
 from abm.immunity import IMMUNE_COLUMNS, IMMUNE_SERIES_COLUMNS, ImmuneSystem
+from abm.therapy import EVENT_COLUMNS, Therapy
 from abm.rules import (
     DEFAULT_RULES, STREAM_MUTATION_TRAITS, STREAM_SETUP_CELLS, STREAM_SETUP_CLONES, STREAM_SETUP_NEST_CENTRES,
     STREAM_SETUP_NEST_ORDER, STREAM_SETUP_PERFUSION, STREAM_SETUP_VESSELS, Rule,
 )
 from abm.state import LatticeState
 from kernels import heterogeneity, setup
+from kernels.immune import neighbour_of
 from kernels.therapy import CytotoxicParameters
 from kernels.backend import Backend, get_backend
 from kernels.lattice import moore_offsets
@@ -59,12 +61,16 @@ def record_columns(config: Config) -> tuple[str, ...]:
     Per drug: ``mean_sensitivity_<drug>``, ``fraction_resistant_<drug>``. Per
     field besides oxygen: ``<field>_tumor_mean`` and ``<field>_tumor_min``
     (over voxels with a tumor cell, in the field's units; NaN without tumor).
-    With immune cells: :data:`abm.immunity.IMMUNE_COLUMNS`.
+    With immune cells: :data:`abm.immunity.IMMUNE_COLUMNS`. With a treatment:
+    ``line`` (index of the current line, -1 before and after treatment) and
+    ``plasma_<drug>`` (mean plasma level over the step, field units) per dosed drug.
     """
     per_drug = [f"{what}_{drug}" for drug in config.drug_names for what in ("mean_sensitivity", "fraction_resistant")]
     per_field = [f"{name}_tumor_{what}" for name in config.fields if name != "oxygen" for what in ("mean", "min")]
     immune = IMMUNE_COLUMNS if config.immune.enabled else ()
-    return RECORD_COLUMNS + tuple(per_drug) + tuple(per_field) + immune
+    treatment = ("line",) + tuple(f"plasma_{name}" for name, drug in config.drugs.items() if drug.pk is not None) \
+        if config.treatment is not None else ()
+    return RECORD_COLUMNS + tuple(per_drug) + tuple(per_field) + immune + treatment
 
 
 class TumorModel(mesa.Model):
@@ -82,6 +88,7 @@ class TumorModel(mesa.Model):
         clone_traits: the same columns on the device (``float64``; ``antigens`` ``uint64``), and
             ``antigen_bits``, ``float64`` ``(n_clones, 64)``: 1 where the clone presents the antigen.
         immune: the :class:`abm.immunity.ImmuneSystem` (T-cell clones and suppressor types).
+        therapy: the :class:`abm.therapy.Therapy` (lines, doses, plasma levels, assessments, events).
         cell_step: completed cell steps; ``time_h = cell_step * dt_h``.
         mutations_total: daughters that mutated so far; ``mutations_suppressed`` of them
             founded no clone because ``tumor.mutation.max_clones`` was reached.
@@ -110,6 +117,7 @@ class TumorModel(mesa.Model):
         self.drug_parameters = {
             name: CytotoxicParameters(drug.emax_per_h, drug.ec50, drug.hill, drug.cycle_specific)
             for name, drug in ((name, config.drugs[name]) for name in self.drugs)}
+        self.therapy = Therapy(config.treatment, config.drugs, self.dt_h)
         self.max_division_rate_per_h = math.log(2.0) / self.dt_h
 
         self.traits = clone_table.founding_table(config)
@@ -323,7 +331,40 @@ class TumorModel(mesa.Model):
                 record[f"{name}_tumor_min"] = float(values[occupied].min()) if total else float("nan")
         if self.immune.enabled:
             record.update(self.immune.measure(self))
+        if self.config.treatment is not None:
+            record["line"] = -1 if self.therapy.line is None else self.therapy.line
+            record.update({f"plasma_{name}": level for name, level in self.therapy.plasma.items()})
         return {column: record[column] for column in self.columns}
+
+    def blood_level(self, name: str) -> float:
+        """Plasma level of field ``name`` at vessels this step: a dosed drug's from its doses, else the config's."""
+        if name in self.therapy.plasma:
+            return self.therapy.plasma[name]
+        return self.config.fields[name].vessel.blood_level
+
+    def burden(self, assessment: AssessmentConfig) -> tuple[float, int]:
+        """Tumor burden for response assessment, and the live tumor cells (one device sync).
+
+        recist, irecist: the equivalent diameter (um) of the lesion: voxels with
+        a tumor cell of any state, or with an immune cell next to one (so
+        infiltrate counts toward size). myeloma: ``marker_per_cell`` x live cells.
+        """
+        xp, state = self.xp, self.state
+        live = int(state.live_tumor().sum())
+        if assessment.criteria == "myeloma":
+            return assessment.marker_per_cell * live, live
+        tumor = state.clone >= 0
+        lesion = tumor | ((state.immune >= 0) & neighbour_of(xp, tumor, self.offsets))
+        voxels = int(lesion.sum())
+        if state.ndim == 3:
+            return (6.0 * voxels * state.voxel_volume_um3 / math.pi) ** (1.0 / 3.0), live
+        return math.sqrt(4.0 * voxels * state.dx_um**2 / math.pi), live
+
+    def events(self):
+        """The treatment's events (doses, lines, assessments) as a DataFrame, columns :data:`abm.therapy.EVENT_COLUMNS`."""
+        import pandas
+
+        return pandas.DataFrame(self.therapy.events, columns=list(EVENT_COLUMNS))
 
     def _trait_measures(self, live_cells: np.ndarray) -> dict[str, float]:
         """Live-cell-weighted trait means and resistant fractions (NaN where no cell is alive)."""

@@ -37,6 +37,7 @@ STREAM_TREG_ENTER, STREAM_MDSC_ENTER = 14, 15
 STREAM_KILL_TARGET, STREAM_KILL = 16, 17
 STREAM_IMMUNE_DEATH = 18
 STREAM_PROLIFERATE, STREAM_PROLIFERATE_DIRECTION, STREAM_PROLIFERATE_PRIORITY = 19, 20, 21
+STREAM_IMMUNOGENIC = 22
 STREAM_SETUP_VESSELS = 101
 STREAM_SETUP_CLONES = 102
 STREAM_SETUP_PERFUSION = 103
@@ -71,12 +72,15 @@ def solve_fields(model: "TumorModel") -> None:
     shape): uptake ``k`` adds ``k`` to the sink; secretion at rate ``s``
     toward saturation ``u*`` adds ``s`` to the sink and ``s u*`` to the source;
     vessel exchange at rate ``q`` with blood level ``b`` adds ``q p`` and ``q p b``,
-    with ``p`` the vessel's perfusion (0 to 1).
+    with ``p`` the vessel's perfusion (0 to 1) and ``b`` the field's plasma level
+    this step (:meth:`abm.model.TumorModel.blood_level`: a dosed drug's from its doses).
     A transient field with ``dt_min`` takes ``ceil(cell step / dt_min)`` equal steps.
     """
     xp, state, config = model.xp, model.state, model.config
     cell_step_min = model.dt_h * 60.0
-    cells = {"tumor": state.live_tumor(), "tumor_dying": (state.clone >= 0) & ~state.live_tumor()}
+    live = state.live_tumor()
+    dying = (state.clone >= 0) & ~live
+    cells = {"tumor": live, "tumor_dying": dying, "tumor_immunogenic": dying & state.immunogenic}
     if model.immune.enabled:
         kinds = model.immune.kind_of(xp, state.immune)
         cells.update({name: kinds == code for code, name in enumerate(immune.KIND_NAMES)})
@@ -90,7 +94,7 @@ def solve_fields(model: "TumorModel") -> None:
             source += rate * field.secretion_saturation * cells[cell_type]
         if field.vessel is not None:
             sink += field.vessel.supply_per_min * state.perfusion
-            source += field.vessel.supply_per_min * field.vessel.blood_level * state.perfusion
+            source += field.vessel.supply_per_min * model.blood_level(name) * state.perfusion
         parameters = model.field_parameters[name]
         if field.solver == "steady":
             state.fields[name], model.solver_iterations[name] = diffusion.steady_state(
@@ -129,17 +133,23 @@ def tumor_oxygen_response(model: "TumorModel") -> None:
 
 
 def drug_kill(model: "TumorModel") -> None:
-    """Cytotoxic drugs start apoptosis in the tumor cells they kill (Emax/Hill on the efflux-adjusted local level)
-    and kill immune cells by their sensitivity (lymphodepletion)."""
+    """Cytotoxic drugs start apoptosis in the tumor cells they kill (Emax/Hill on the efflux-adjusted local level),
+    a share of them by immunogenic death (each drug's ``immunogenic_fraction`` of its kills), and kill immune
+    cells by their sensitivity (lymphodepletion)."""
     if not model.drug_parameters:
         return
     xp, state, traits = model.xp, model.state, model.clone_traits
     rate = xp.zeros(state.shape, dtype=xp.float64)
+    immunogenic_rate = xp.zeros(state.shape, dtype=xp.float64)
     for name, parameters in model.drug_parameters.items():
-        rate += therapy.kill_rate(xp, state.clone, state.cell_state, state.fields[name], traits["efflux"],
-                                  traits[f"sensitivity_{name}"], parameters)
+        drug_rate = therapy.kill_rate(xp, state.clone, state.cell_state, state.fields[name], traits["efflux"],
+                                      traits[f"sensitivity_{name}"], parameters)
+        rate += drug_rate
+        immunogenic_rate += model.config.drugs[name].immunogenic_fraction * drug_rate
     state.cell_state, state.state_age_h, killed = therapy.kill(
         xp, state.cell_state, state.state_age_h, rate, model.dt_h, _draw(model, STREAM_DRUG_KILL))
+    immunogenic = killed & (_draw(model, STREAM_IMMUNOGENIC) * rate < immunogenic_rate)
+    state.immunogenic = state.immunogenic | immunogenic
     model.drug_kills_total += killed.sum()
     system = model.immune
     if system.enabled:
@@ -288,6 +298,17 @@ def tumor_death(model: "TumorModel") -> None:
         model.clone_traits["apoptosis_per_h"], config.tumor.apoptotic_duration_h,
         config.tumor.necrotic_clearance_per_h, model.dt_h,
         _draw(model, STREAM_APOPTOSIS), _draw(model, STREAM_CLEARANCE))
+    state.immunogenic = state.immunogenic & (state.clone >= 0)
+
+
+def start_of_step_therapy(model: "TumorModel") -> None:
+    """The treatment's lines and doses of this step, and the dosed drugs' plasma levels (:class:`abm.therapy.Therapy`)."""
+    model.therapy.begin_step(model)
+
+
+def response_assessment(model: "TumorModel") -> None:
+    """At the assessment cadence: response, and the end rules of the current line."""
+    model.therapy.end_step(model)
 
 
 def tumor_division(model: "TumorModel") -> None:
@@ -319,6 +340,7 @@ def advance_clocks(model: "TumorModel") -> None:
 
 
 DEFAULT_RULES: tuple[Rule, ...] = (
+    Rule("therapy", start_of_step_therapy),
     Rule("vessel_collapse", vessel_collapse),
     Rule("fields", solve_fields),
     Rule("immune_priming", immune_priming),
@@ -331,4 +353,5 @@ DEFAULT_RULES: tuple[Rule, ...] = (
     Rule("immune_death", immune_death),
     Rule("tumor_division", tumor_division),
     Rule("advance_clocks", advance_clocks),
+    Rule("assessment", response_assessment),
 )

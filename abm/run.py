@@ -87,6 +87,8 @@ def run(config: Config, out: Path, progress: bool = True) -> dict[str, Any]:
     write_parquet(out / "lineage.parquet", model.lineage())
     if model.immune.enabled:
         write_parquet(out / "immune.parquet", model.immune_series())
+    if config.treatment is not None:
+        write_parquet(out / "events.parquet", model.events())
     summary = {
         "status": status,
         **meta,
@@ -96,6 +98,7 @@ def run(config: Config, out: Path, progress: bool = True) -> dict[str, Any]:
         "wall_seconds": wall_s,
         "voxel_steps_per_second": config.lattice.voxels * model.cell_step / wall_s if wall_s > 0 else math.nan,
         "final": {key: (None if isinstance(value, float) and math.isnan(value) else value) for key, value in model.latest.items()},
+        "treatment": model.therapy.summary(model.time_h),
     }
     write_json(out / "summary.json", summary)
     if status == "interrupted":

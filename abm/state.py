@@ -11,6 +11,7 @@ array              dtype        meaning
 ``clone``          int32        tumor subclone index of the voxel's cell, -1 for none
 ``cell_state``     int8         :data:`kernels.tumor.CYCLING` ... ``NECROTIC``
 ``state_age_h``    float32      hours since the cell entered its state
+``immunogenic``    bool         the cell is dying an immunogenic death (killed by a drug with immunogenic_fraction)
 ``vessel``         bool         voxel is a blood vessel (holds no tumor cell)
 ``perfusion``      float32      blood flow of a vessel, 0 to 1 (0 off vessels and at collapsed ones)
 ``immune``         int32        immune agent (T-cell clone or suppressor type) of the voxel's immune cell, -1 for none
@@ -41,6 +42,7 @@ class LatticeState:
     clone: Any
     cell_state: Any
     state_age_h: Any
+    immunogenic: Any
     vessel: Any
     perfusion: Any
     immune: Any
@@ -60,6 +62,7 @@ class LatticeState:
             clone=xp.full(shape, -1, dtype=xp.int32),
             cell_state=xp.zeros(shape, dtype=xp.int8),
             state_age_h=xp.zeros(shape, dtype=xp.float32),
+            immunogenic=xp.zeros(shape, dtype=bool),
             vessel=xp.zeros(shape, dtype=bool),
             perfusion=xp.zeros(shape, dtype=xp.float32),
             immune=xp.full(shape, -1, dtype=xp.int32),

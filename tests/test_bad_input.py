@@ -24,6 +24,8 @@ from kernels.backend import get_backend
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "tiny.yaml"
 SMALL = "lattice: {shape: [20, 20]}\ntime: {duration_days: 1}\n"
+TREATED = SMALL + ("fields: {oxygen: {preset: oxygen}, dox: {preset: chemo_drug}}\n"
+                   "drugs: {dox: {pk: {half_life_h: 30}}}\n")
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,7 @@ CASES = {
         ("lattice.dxx_um: unknown key", "allowed keys: shape, dx_um")),
     "unknown top-level key": Case(
         SMALL + "tumour: {}\n", (),
-        ("tumour: unknown key", "allowed keys: seed, backend, lattice, time, fields, vessels, tumor, drugs")),
+        ("tumour: unknown key", "allowed keys: seed, backend, lattice, time, fields, vessels, tumor, drugs, immune, treatment, arms")),
     "negative rate": Case(
         None, ("--set", "tumor.clones.0.apoptosis_per_h=-0.1"),
         ("tumor.clones.0.apoptosis_per_h", "greater than or equal to 0", "-0.1")),
@@ -81,10 +83,10 @@ CASES = {
     "negative seed": Case(None, ("--seed", "-1"), ("seed", "greater than or equal to 0")),
     "sensitivity to an undeclared drug": Case(
         None, ("--set", "tumor.clones.0.drug_sensitivity={cisplatin: 0.1}"),
-        ("tumor.clones.0.drug_sensitivity.cisplatin", "no drug of that name", "declare the drug under drugs")),
+        ("tumor.clones.0.drug_sensitivity.cisplatin", "no cytotoxic drug of that name", "declare the drug under drugs")),
     "resistance rule for an undeclared drug": Case(
         None, ("--set", "tumor.mutation.resistance={cisplatin: {probability: 0.1, sensitivity_factor: 0.1}}"),
-        ("tumor.mutation.resistance.cisplatin", "no drug of that name")),
+        ("tumor.mutation.resistance.cisplatin", "no cytotoxic drug of that name")),
     "drug without a field": Case(None, ("--set", "drugs={cisplatin: {}}"), ("drugs.cisplatin", "declare it under fields")),
     "oxygen as a drug": Case(None, ("--set", "drugs={oxygen: {}}"), ("drugs.oxygen", "oxygen is no drug")),
     "negative drug kill rate": Case(
@@ -110,6 +112,36 @@ CASES = {
     "perfusion range reversed": Case(
         None, ("--set", "vessels.perfusion_min=0.8", "--set", "vessels.perfusion_max=0.2"),
         ("vessels", "perfusion_min (0.8) must not exceed perfusion_max (0.2)")),
+    "dose of an undeclared drug": Case(
+        TREATED + "treatment: {lines: [{name: a, doses: [{drug: cisplatin, amount: 1}]}]}\n", (),
+        ("treatment.lines.0.doses.0.drug", "no drug named 'cisplatin'", "drugs: dox")),
+    "dose of a drug without pharmacokinetics": Case(
+        TREATED.replace("pk: {half_life_h: 30}", "") + "treatment: {lines: [{name: a, doses: [{drug: dox, amount: 1}]}]}\n", (),
+        ("treatment.lines.0.doses.0.drug", "has no pk")),
+    "line refers to a missing line": Case(
+        TREATED + "treatment: {lines: [{name: a, doses: [{drug: dox, amount: 1}], cycle_days: 21, end: {cycles: 2}, next: b}]}\n", (),
+        ("treatment.lines.0.next", "no line named 'b'", "lines: a")),
+    "cycle of zero days": Case(
+        TREATED + "treatment: {lines: [{name: a, doses: [{drug: dox, amount: 1}], cycle_days: 0}]}\n", (),
+        ("treatment.lines.0.cycle_days", "greater than 0")),
+    "overlapping infusions of one drug": Case(
+        TREATED + "treatment: {lines: [{name: a, doses: [{drug: dox, amount: 1, days: [0, 1], infusion_h: 30}], cycle_days: 7}]}\n", (),
+        ("treatment.lines.0.doses.0", "overlap", "30 h")),
+    "infusion longer than its cycle": Case(
+        TREATED + "treatment: {lines: [{name: a, doses: [{drug: dox, amount: 1, infusion_h: 200}], cycle_days: 7}]}\n", (),
+        ("treatment.lines.0.doses.0", "overlap")),
+    "end rule that can never trigger": Case(
+        TREATED + "treatment: {lines: [{name: a, doses: [{drug: dox, amount: 1}], next: b}, {name: b}]}\n", (),
+        ("treatment.lines.0.end", "never triggers")),
+    "cycles without a cycle length": Case(
+        TREATED + "treatment: {lines: [{name: a, doses: [{drug: dox, amount: 1}], end: {cycles: 3}}]}\n", (),
+        ("treatment.lines.0.end.cycles", "no cycle_days")),
+    "response the criteria do not have": Case(
+        TREATED + "treatment: {lines: [{name: a, end: {response: VGPR}, next: a}]}\n", (),
+        ("treatment.lines.0.end.response", "'VGPR' is no response of recist", "CR, PR, SD")),
+    "dose day outside its cycle": Case(
+        TREATED + "treatment: {lines: [{name: a, doses: [{drug: dox, amount: 1, days: [0, 21]}], cycle_days: 21}]}\n", (),
+        ("treatment.lines.0.doses.0.days", "not within the cycle")),
     "unknown vessel pattern": Case(
         None, ("--set", "vessels.pattern=radial"), ("vessels.pattern", "uniform", "sparse_core", "file")),
 }

@@ -8,7 +8,7 @@ import pytest
 
 from abm.config import ConfigError, load_config
 from abm.model import TumorModel
-from abm.rules import DEFAULT_RULES, Rule, immune_kill, immune_movement
+from abm.rules import DEFAULT_RULES, Rule, immune_kill, immune_movement, immune_priming
 from kernels import immune, lattice, tumor
 from kernels.backend import get_backend
 from kernels.lattice import moore_offsets
@@ -267,7 +267,7 @@ def test_movement_rule_conserves_cells_and_agents():
 def test_priming_needs_the_antigen_and_waits_for_the_delay():
     model = immune_model(["tumor.clones=[{name: p, antigens: [0]}]", "fields.danger_signal.initial=1.0",
                           "immune.t_cells.clones=[{name: anti0, antigen: 0}, {name: anti5, antigen: 5}]",
-                          "immune.t_cells.priming.delay_h=12"], rules=(Rule("immune_priming", DEFAULT_RULES[2].apply),))
+                          "immune.t_cells.priming.delay_h=12"], rules=(Rule("immune_priming", immune_priming),))
     pools = []
     for _ in range(24):
         model.step()
@@ -329,5 +329,5 @@ def test_immune_config_errors_name_the_key():
         load_config("configs/tiny.yaml", ["immune.t_cells.clones=[{name: a, antigen: 70}]"])
     with pytest.raises(ConfigError, match=r"T-cell clone names must be unique"):
         load_config("configs/tiny.yaml", [IMMUNE_FIELDS, "immune.t_cells.clones=[{name: a, antigen: 0}, {name: a, antigen: 1}]"])
-    with pytest.raises(ConfigError, match=r"immune.tregs.drug_sensitivity.cis: no drug"):
+    with pytest.raises(ConfigError, match=r"immune.tregs.drug_sensitivity.cis: no cytotoxic drug"):
         load_config("configs/tiny.yaml", [IMMUNE_FIELDS, "immune.tregs={drug_sensitivity: {cis: 0.5}}"])
