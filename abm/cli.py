@@ -1,4 +1,4 @@
-"""The ``tme`` command line: run, validate, info; render, export, plot, report (viz extra).
+"""The ``tme`` command line: run, compare, validate, info; render, export, plot, report (viz extra).
 
 User errors (config, backend, output directory) print one ``error:`` message
 on stderr and exit with status 2, without a traceback and without leaving a
@@ -45,6 +45,25 @@ def _command_run(arguments: argparse.Namespace) -> int:
         f"run complete: {arguments.out} ({summary['simulated_days']:g} days, {summary['backend']}, "
         f"{summary['wall_seconds']:.1f} s); tumor cells {final['tumor_cells_total']}, "
         f"equivalent diameter {final['equivalent_diameter_um']:.0f} um")
+    return 0
+
+
+def _command_compare(arguments: argparse.Namespace) -> int:
+    from abm.compare import compare
+
+    config = _config_from_arguments(arguments)
+    arms = [name.strip() for name in arguments.arms.split(",")] if arguments.arms else None
+    result = compare(config, Path(arguments.out), arguments.replicates, arms, arguments.workers, progress=not arguments.quiet)
+    for arm, stats in result["arms"].items():
+        median = stats["median_time_to_progression_days"]
+        low, high = stats["median_ci95_days"]
+        interval = f" (95% CI {low if low is not None else '-'} to {high if high is not None else 'not reached'})"
+        log_rank = next((value for key, value in stats.items() if key.startswith("log_rank_vs_")), None)
+        versus = f"; log-rank p = {log_rank['p']:.3g}" if log_rank else ""
+        print(f"{arm}: {stats['runs']} runs, {stats['progressions']} progressed, median time to progression "
+              f"{'not reached' if median is None else f'{median:g} days'}{interval if median is not None else ''}, "
+              f"objective response {stats['objective_response_rate']:.0%}{versus}")
+    print(f"comparison written: {arguments.out}")
     return 0
 
 
@@ -135,19 +154,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tme-abm {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def config_arguments(sub: argparse.ArgumentParser) -> None:
+    def config_arguments(sub: argparse.ArgumentParser, arm: bool = True) -> None:
         sub.add_argument("config", help="YAML config file")
         sub.add_argument("--set", action="append", metavar="KEY=VALUE",
                          help="override a config value by dotted key, e.g. time.duration_days=2 (repeatable)")
         sub.add_argument("--backend", choices=BACKEND_NAMES, help="array backend (overrides the config)")
         sub.add_argument("--seed", type=int, help="random seed (overrides the config)")
-        sub.add_argument("--arm", help="run the treatment arm of this name from the config's arms")
+        if arm:
+            sub.add_argument("--arm", help="use the treatment arm of this name from the config's arms")
 
     run_parser = commands.add_parser("run", help="run a config and write a run directory")
     config_arguments(run_parser)
     run_parser.add_argument("--out", required=True, help="run directory to create (must not hold files)")
     run_parser.add_argument("--quiet", action="store_true", help="no progress bar")
     run_parser.set_defaults(handler=_command_run)
+
+    compare_parser = commands.add_parser("compare", help="run every treatment arm x replicate and compare the arms")
+    config_arguments(compare_parser, arm=False)
+    compare_parser.add_argument("--out", required=True, help="comparison directory (a partial one is completed)")
+    compare_parser.add_argument("--replicates", type=int, default=8, help="runs per arm, seeds from the config's seed (default 8)")
+    compare_parser.add_argument("--arms", help="comma-separated arms to run (default: all)")
+    compare_parser.add_argument("--workers", type=int, help="worker processes (default: CPUs up to 4; 1 on a GPU)")
+    compare_parser.add_argument("--quiet", action="store_true", help="no line per finished run")
+    compare_parser.set_defaults(handler=_command_compare)
 
     validate_parser = commands.add_parser("validate", help="check a config without running it")
     config_arguments(validate_parser)

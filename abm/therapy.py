@@ -122,6 +122,7 @@ class Therapy:
         self.next_assessment_h = math.inf
         self.first_progression_h: float | None = None
         self.categories: list[str | None] = []
+        self.first_line_changes: list[float] = []
         self.line_spans: list[dict[str, Any]] = []
         if treatment is not None:
             self.lines = {line.name: index for index, line in enumerate(treatment.lines)}
@@ -234,6 +235,8 @@ class Therapy:
         result = self.assessor.assess(burden, live)
         if not baseline:
             self.categories.append(result.category)
+            if len(self.line_spans) == 1:
+                self.first_line_changes.append(result.change_from_baseline)
             if result.progression and self.first_progression_h is None:
                 self.first_progression_h = time_h
         self._event(time_h, "baseline" if baseline else "assessment", category=result.category, burden=burden,
@@ -244,7 +247,9 @@ class Therapy:
     # ------------------------------------------------------------------ endpoints
 
     def summary(self, end_h: float) -> dict[str, Any]:
-        """Endpoints: best overall response, time to progression (censored where none), time on each line, exposure."""
+        """Endpoints: best overall response, best change of the burden from baseline in the first line (the
+        waterfall's bar), time to progression from the start of treatment (censored at the end of the run where
+        none), time on each line, exposure to each dosed drug."""
         if self.treatment is None:
             return {"treated": False}
         start = self.start_h
@@ -259,6 +264,7 @@ class Therapy:
             "treated": True,
             "criteria": self.treatment.assessment.criteria,
             "best_overall_response": best_response(self.categories, self.treatment.assessment.criteria),
+            "best_change_from_baseline": min(self.first_line_changes) if self.first_line_changes else None,
             "time_to_progression_days": ((self.first_progression_h if progressed else end_h) - start) / 24.0 if self.started else None,
             "progression_censored": not progressed,
             "lines": lines,

@@ -1,0 +1,257 @@
+"""Comparing treatment arms: every arm x replicate run, then survival and response statistics per arm.
+
+``tme compare CONFIG --out DIR --replicates N`` runs each arm of the config's
+``arms`` (or only those named) with seeds ``seed, seed + 1, ...`` into
+``DIR/runs/<arm>/seed_<n>/`` (ordinary run directories), on a pool of
+worker processes. A run directory whose ``summary.json`` says ``complete``
+is kept, so a restarted comparison runs only what is missing. Then it writes
+
+* ``runs.parquet``: one row per run: arm, seed, time to progression and
+  whether it is censored, best overall response, best change of the burden
+  from baseline, final tumor cells, lines given;
+* ``km.parquet``: the Kaplan-Meier estimate of progression-free time per
+  arm (time, at risk, events, censored, survival);
+* ``burden.parquet``: per arm and record time, the median and quartiles of
+  live tumor cells and of the equivalent diameter over replicates;
+* ``compare.json``: per arm, the number of runs and progressions, median
+  time to progression with a 95 % confidence interval, response counts and
+  the objective response rate; the log-rank test of each arm against the
+  first.
+
+Statistics: S(t) = prod(1 - d_i / n_i) over event times, censoring runs
+that end without progression [KM]; the median's confidence interval is
+Brookmeyer-Crowley's, from Greenwood's variance on log(-log S); the log-rank
+statistic is chi-square with one degree of freedom.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from abm.config import RESPONSE_CATEGORIES, Config, ConfigError
+from abm.io import RunDirectoryError, create_output_directory, write_json, write_parquet
+
+RESPONDERS = {"recist": ("CR", "PR"), "irecist": ("iCR", "iPR"), "myeloma": ("CR", "VGPR", "PR")}
+
+
+def arm_configs(config: Config, arms: list[str] | None) -> dict[str, Config]:
+    """The config of each arm to compare (its ``treatment`` set to the arm).
+
+    Raises:
+        ConfigError: the config has no arms, or names an arm it lacks.
+    """
+    if not config.arms:
+        raise ConfigError("arms: the config has no arms to compare; add arms: {NAME: {lines: [...]}, ...}")
+    names = arms or list(config.arms)
+    for name in names:
+        if name not in config.arms:
+            raise ConfigError(f"--arms {name}: no arm of that name; arms: {', '.join(config.arms)}")
+    return {name: config.model_copy(update={"treatment": config.arms[name]}) for name in names}
+
+
+def _run_one(job: tuple[Config, str]) -> str:
+    """Worker: one run into its directory (imported lazily, so workers start light)."""
+    from abm.run import run
+
+    config, out = job
+    run(config, Path(out), progress=False)
+    return out
+
+
+def _complete(path: Path) -> bool:
+    summary = path / "summary.json"
+    if not summary.is_file():
+        return False
+    try:
+        return json.loads(summary.read_text(encoding="utf-8")).get("status") == "complete"
+    except (OSError, ValueError):
+        return False
+
+
+def compare(config: Config, out: Path, replicates: int, arms: list[str] | None = None, workers: int | None = None,
+            progress: bool = True) -> dict[str, Any]:
+    """Run every arm x replicate not yet complete under ``out``, then write the comparison (module doc).
+
+    Args:
+        config: the validated config (with ``arms``).
+        out: the comparison directory (created; may hold an earlier, partial comparison of the same config).
+        replicates: runs per arm (seeds ``config.seed`` onward).
+        arms: the arms to run (default: all).
+        workers: worker processes (default: the CPUs, at most 4; 1 on a GPU).
+        progress: print one line per finished run.
+
+    Returns:
+        The contents of ``compare.json``.
+    """
+    if replicates < 1:
+        raise ConfigError(f"--replicates: {replicates}; at least 1")
+    configs = arm_configs(config, arms)
+    if out.exists() and not out.is_dir():
+        raise RunDirectoryError(f"--out {out}: exists and is not a directory")
+    create_output_directory(out)
+    jobs = []
+    for arm, arm_config in configs.items():
+        for replicate in range(replicates):
+            seed = config.seed + replicate
+            path = out / "runs" / arm / f"seed_{seed}"
+            if _complete(path):
+                continue
+            if path.exists():  # an interrupted run: start it again
+                for file in sorted(path.rglob("*"), reverse=True):
+                    file.unlink() if file.is_file() else file.rmdir()
+                path.rmdir()
+            jobs.append((arm_config.model_copy(update={"seed": seed}), str(path)))
+    if workers is None:
+        workers = 1 if config.backend == "cupy" else max(1, min(4, os.cpu_count() or 1))
+    if jobs:
+        if workers == 1:
+            for job in jobs:
+                done = _run_one(job)
+                if progress:
+                    print(f"run complete: {done}", flush=True)
+        else:
+            with ProcessPoolExecutor(max_workers=workers) as pool:
+                for done in pool.map(_run_one, jobs):
+                    if progress:
+                        print(f"run complete: {done}", flush=True)
+    return summarize(out, configs, replicates, config.seed)
+
+
+def _read_run(path: Path) -> tuple[dict[str, Any], Any]:
+    import pandas
+
+    summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
+    return summary, pandas.read_parquet(path / "timeseries.parquet")
+
+
+def summarize(out: Path, configs: dict[str, Config], replicates: int, first_seed: int) -> dict[str, Any]:
+    """Read the runs under ``out`` and write ``runs.parquet``, ``km.parquet``, ``burden.parquet`` and ``compare.json``."""
+    import pandas
+
+    rows, burdens, curves = [], [], []
+    for arm, arm_config in configs.items():
+        for seed in range(first_seed, first_seed + replicates):
+            summary, series = _read_run(out / "runs" / arm / f"seed_{seed}")
+            treatment = summary["treatment"]
+            rows.append({
+                "arm": arm, "seed": seed,
+                "time_to_progression_days": treatment["time_to_progression_days"],
+                "censored": treatment["progression_censored"],
+                "best_overall_response": treatment["best_overall_response"],
+                "best_change_from_baseline": treatment["best_change_from_baseline"],
+                "final_tumor_cells_live": summary["final"]["tumor_cells_live"],
+                "lines": len(treatment["lines"]),
+            })
+            burdens.append(series[["time_days", "tumor_cells_live", "equivalent_diameter_um"]].assign(arm=arm, seed=seed))
+    runs = pandas.DataFrame(rows)
+    per_arm: dict[str, Any] = {}
+    first_arm = next(iter(configs))
+    for arm, arm_config in configs.items():
+        mine = runs[runs["arm"] == arm]
+        times, events = mine["time_to_progression_days"].to_numpy(float), ~mine["censored"].to_numpy(bool)
+        curve = kaplan_meier(times, events)
+        curves.append(pandas.DataFrame(curve).assign(arm=arm))
+        criteria = arm_config.treatment.assessment.criteria
+        counts = {category: int((mine["best_overall_response"] == category).sum()) for category in RESPONSE_CATEGORIES[criteria]}
+        responders = sum(counts[category] for category in RESPONDERS[criteria])
+        low, high = median_confidence_interval(curve)
+        per_arm[arm] = {
+            "runs": len(mine), "progressions": int(events.sum()), "criteria": criteria,
+            "median_time_to_progression_days": median_survival(curve),
+            "median_ci95_days": [low, high],
+            "best_response_counts": counts,
+            "objective_response_rate": responders / len(mine),
+        }
+        if arm != first_arm:
+            reference = runs[runs["arm"] == first_arm]
+            chi2, p = log_rank(reference["time_to_progression_days"].to_numpy(float), ~reference["censored"].to_numpy(bool),
+                               times, events)
+            per_arm[arm]["log_rank_vs_" + first_arm] = {"chi2": chi2, "p": p}
+    all_burden = pandas.concat(burdens)
+    grouped = all_burden.groupby(["arm", "time_days"], sort=False)
+    burden = grouped.agg(
+        cells_median=("tumor_cells_live", "median"), cells_q25=("tumor_cells_live", lambda v: v.quantile(0.25)),
+        cells_q75=("tumor_cells_live", lambda v: v.quantile(0.75)), diameter_median_um=("equivalent_diameter_um", "median"),
+        diameter_q25_um=("equivalent_diameter_um", lambda v: v.quantile(0.25)),
+        diameter_q75_um=("equivalent_diameter_um", lambda v: v.quantile(0.75)), runs=("seed", "count")).reset_index()
+    write_parquet(out / "runs.parquet", runs)
+    write_parquet(out / "km.parquet", pandas.concat(curves, ignore_index=True))
+    write_parquet(out / "burden.parquet", burden)
+    result = {"replicates": replicates, "first_seed": first_seed, "arms": per_arm}
+    write_json(out / "compare.json", result)
+    return result
+
+
+def kaplan_meier(times: np.ndarray, events: np.ndarray) -> dict[str, list[float]]:
+    """Kaplan-Meier estimate: at each distinct time with an event or censoring, from 0.
+
+    Args:
+        times: time of progression or of censoring per run.
+        events: True where the run progressed, False where it is censored.
+
+    Returns:
+        Columns ``time``, ``at_risk``, ``events``, ``censored``, ``survival``
+        and ``greenwood`` (the running sum of d / (n (n - d))), first row at time 0.
+    """
+    table = {"time": [0.0], "at_risk": [float(len(times))], "events": [0.0], "censored": [0.0], "survival": [1.0], "greenwood": [0.0]}
+    survival, greenwood, at_risk = 1.0, 0.0, len(times)
+    for time in np.unique(times):
+        deaths = int(events[times == time].sum())
+        censored = int((~events[times == time]).sum())
+        if deaths:
+            survival *= 1.0 - deaths / at_risk
+            greenwood += deaths / (at_risk * (at_risk - deaths)) if at_risk > deaths else math.inf
+        for key, value in (("time", float(time)), ("at_risk", float(at_risk)), ("events", float(deaths)),
+                           ("censored", float(censored)), ("survival", survival), ("greenwood", greenwood)):
+            table[key].append(value)
+        at_risk -= deaths + censored
+    return table
+
+
+def median_survival(curve: dict[str, list[float]]) -> float | None:
+    """First time at which the survival falls to 0.5 or below; None if it never does."""
+    for time, survival in zip(curve["time"], curve["survival"]):
+        if survival <= 0.5:
+            return time
+    return None
+
+
+def median_confidence_interval(curve: dict[str, list[float]], z: float = 1.959964) -> tuple[float | None, float | None]:
+    """Brookmeyer-Crowley 95 % interval of the median: times whose log(-log S) lies within z standard errors of log(-log 0.5).
+
+    The upper end is None (open) while the median is not reached.
+    """
+    target = math.log(-math.log(0.5))
+    inside = []
+    for time, survival, greenwood in zip(curve["time"], curve["survival"], curve["greenwood"]):
+        if 0.0 < survival < 1.0 and math.isfinite(greenwood):
+            error = math.sqrt(greenwood) / abs(math.log(survival))
+            if abs(math.log(-math.log(survival)) - target) <= z * error:
+                inside.append(time)
+    if not inside:
+        return None, None
+    return min(inside), (max(inside) if median_survival(curve) is not None else None)
+
+
+def log_rank(times_a: np.ndarray, events_a: np.ndarray, times_b: np.ndarray, events_b: np.ndarray) -> tuple[float, float]:
+    """Log-rank test of two groups: ``(chi-square, p)`` with one degree of freedom (NaN when no event at all)."""
+    observed_minus_expected = variance = 0.0
+    for time in np.unique(np.concatenate([times_a[events_a], times_b[events_b]])):
+        at_risk_a, at_risk_b = float((times_a >= time).sum()), float((times_b >= time).sum())
+        deaths_a = float(((times_a == time) & events_a).sum())
+        deaths = deaths_a + float(((times_b == time) & events_b).sum())
+        at_risk = at_risk_a + at_risk_b
+        if at_risk <= 1:
+            continue
+        observed_minus_expected += deaths_a - deaths * at_risk_a / at_risk
+        variance += deaths * (at_risk_a / at_risk) * (at_risk_b / at_risk) * (at_risk - deaths) / (at_risk - 1)
+    if variance == 0:
+        return math.nan, math.nan
+    chi2 = observed_minus_expected**2 / variance
+    return chi2, math.erfc(math.sqrt(chi2 / 2.0))
