@@ -1,8 +1,9 @@
 """Visualization without OpenGL: palette, scales, run reading, figures, VTK export, CLI wiring.
 
 Fixtures are real run directories made by :func:`abm.run.run` on small
-lattices (2-D and 3-D, two clones, vessels) and by ``tme run`` with mutation
-(many nested subclones, a drug), so the files read here are the ones
+lattices (2-D and 3-D, two clones, vessels), by ``tme run`` with mutation
+(many nested subclones, a drug) and by ``tme run`` with immune cells (a
+T-cell clone, Tregs, MDSCs), so the files read here are the ones
 ``tme run`` writes. Renders, which need OpenGL, are in test_viz_render.py.
 """
 from __future__ import annotations
@@ -65,6 +66,24 @@ def run_mutating(tmp_path_factory) -> Path:
     return out
 
 
+IMMUNE = ("tumor.clones=[{name: presenting, antigens: [0]}]",
+          "fields={oxygen: {preset: oxygen}, chemokine: {preset: chemokine}, danger_signal: {preset: danger_signal}}",
+          "vessels.density=0.02", "time.snapshot_every_h=12",
+          "immune.t_cells.clones=[{name: anti0, antigen: 0}]",
+          "immune.t_cells.priming={delay_h: 6, expansion_per_h: 0.5, half_saturation: 0.001}",
+          "immune.t_cells.recruitment.rate_per_h=0.2", "immune.tregs={}", "immune.mdscs={}")
+IMMUNE_TIME_H = 24.0  # a snapshot of the immune fixture with tumor cells, effector T cells, Tregs and MDSCs
+
+
+@pytest.fixture(scope="session")
+def run_immune(tmp_path_factory) -> Path:
+    """``tme run configs/tiny.yaml`` for 2 days with immune cells: a T-cell clone against the tumor's antigen 0, Tregs, MDSCs."""
+    out = tmp_path_factory.mktemp("viz") / "immune"
+    arguments = [argument for setting in IMMUNE for argument in ("--set", setting)]
+    assert main(["run", str(REPO / "configs" / "tiny.yaml"), "--out", str(out), "--quiet", *arguments]) == 0
+    return out
+
+
 def png_pixels(path: Path) -> np.ndarray:
     """RGB pixels of a PNG, ``uint8 (height, width, 3)``."""
     from PIL import Image
@@ -108,6 +127,45 @@ def test_voxel_colors_by_clone_and_state():
     assert palette.to_hex((0, 114, 178)) == "#0072b2"
 
 
+def test_immune_glyphs_are_apart_from_every_fixed_colour():
+    """Immune fills differ from each other, the Okabe-Ito clones, the states, vessels and tissue; shapes and edges too."""
+    fills = [glyph.color for glyph in palette.IMMUNE_GLYPHS]
+    others = [palette.clone_color(index) for index in range(8)] + list(palette.STATE_COLORS.values()) + [
+        palette.VESSEL_COLOR, palette.TISSUE_COLOR]
+    for index, fill in enumerate(fills):
+        for other in fills[index + 1:] + others:
+            assert np.abs(np.subtract(fill, other)).sum() >= 90, (palette.IMMUNE_GLYPHS[index].label, other)
+    assert [glyph.marker for glyph in palette.IMMUNE_GLYPHS] == ["o", "o", "^", "D"]
+    assert all(glyph.edge != glyph.color for glyph in palette.IMMUNE_GLYPHS)
+    assert all(sum(glyph.line) < 3 * 200 for glyph in palette.IMMUNE_GLYPHS), "every line shows on white"
+
+
+def test_immune_glyph_classes_by_kind_and_state():
+    from kernels.immune import MDSC, T_CELL, TREG
+
+    immune = np.array([[-1, 0, 0], [1, 2, 3], [7, 1, -1]], dtype=np.int32)
+    state = np.array([[1, 0, 1], [0, 0, 1], [0, 1, 0]], dtype=np.int8)
+    kinds = np.array([T_CELL, T_CELL, TREG, MDSC], dtype=np.int8)
+    classes = palette.immune_glyph_classes(immune, state, kinds)
+    assert classes.dtype == np.int8
+    effector, exhausted = palette.GLYPH_T_EFFECTOR, palette.GLYPH_T_EXHAUSTED
+    treg, mdsc = palette.GLYPH_TREG, palette.GLYPH_MDSC
+    assert classes.tolist() == [[-1, effector, exhausted], [effector, treg, mdsc], [-1, exhausted, -1]]  # agent 7 is unknown
+
+
+def test_immune_legend_rows_list_the_kinds_present():
+    from viz import legend
+
+    classes = np.array([-1, palette.GLYPH_MDSC, palette.GLYPH_T_EFFECTOR, palette.GLYPH_MDSC], dtype=np.int8)
+    rows = legend.immune_entries(classes)
+    assert [row[0] for row in rows] == ["T cell, effector", "MDSC"]
+    assert legend.immune_entries(None) == [] and legend.immune_entries(np.full(3, -1, dtype=np.int8)) == []
+    handles = legend.handles([("clone a", palette.clone_color(0))] + rows)
+    assert handles[0].get_label() == "clone a" and not hasattr(handles[0], "get_marker")
+    assert [(handle.get_marker(), handle.get_label()) for handle in handles[1:]] == [("o", "T cell, effector"), ("D", "MDSC")]
+    assert np.allclose(handles[2].get_markerfacecolor()[:3], palette.to_float(palette.IMMUNE_GLYPHS[palette.GLYPH_MDSC].color))
+
+
 def test_round_numbers():
     assert [nice_number(value) for value in (7, 0.3, 2, 999)] == [5, 0.2, 2, 500]
     assert [nice_number(value, up=True) for value in (7, 0.3, 2, 999)] == [10, 0.5, 2, 1000]
@@ -128,6 +186,43 @@ def test_open_run_reads_what_tme_run_wrote(run3d):
     assert last.shape == (18, 18, 18) and last.field_names == ["oxygen"]
     assert set(last.voxel_arrays()) == {"clone", "cell_state", "vessel", "perfusion", "field_oxygen"}
     assert len(run.timeseries) == 5
+
+
+def test_open_run_reads_immune_cells(run_immune, run3d):
+    from abm.immunity import IMMUNE_SERIES_COLUMNS
+
+    run = open_run(run_immune)
+    assert run.has_immune
+    assert [(agent.index, agent.name, agent.kind, agent.antigen) for agent in run.immune_agents] == [
+        (0, "anti0", "t_cell", 0), (1, "treg", "treg", -1), (2, "mdsc", "mdsc", -1)]
+    assert [agent.label for agent in run.immune_agents] == ["anti0 (antigen 0)", "Treg", "MDSC"]
+    assert run.immune_agent_kinds().tolist() == [0, 1, 2]
+    assert tuple(run.immune_series.columns) == IMMUNE_SERIES_COLUMNS
+    snapshot = run.snapshot_at(IMMUNE_TIME_H)
+    assert snapshot.has_immune
+    assert (snapshot.immune.dtype, snapshot.immune_state.dtype, snapshot.exhaustion.dtype) == (np.int32, np.int8, np.float32)
+    assert snapshot.immune.shape == snapshot.shape == snapshot.exhaustion.shape
+    classes = run.immune_glyph_classes(snapshot)
+    counts = np.bincount(classes[classes >= 0], minlength=4)
+    record = run.timeseries.set_index("time_h").loc[snapshot.time_h]
+    assert counts.tolist() == [record["t_cells_effector"], record["t_cells_exhausted"], record["tregs"], record["mdscs"]]
+    assert counts[palette.GLYPH_T_EFFECTOR] > 0 and counts[palette.GLYPH_TREG] > 0 and counts[palette.GLYPH_MDSC] > 0
+
+    plain = open_run(run3d)
+    assert not plain.has_immune and plain.immune_agents == [] and plain.immune_series is None
+    last = plain.last_snapshot()
+    assert last.immune is None and last.immune_state is None and last.exhaustion is None and not last.has_immune
+    assert plain.immune_glyph_classes(last) is None
+
+
+def test_immune_agents_of_configs_with_and_without_immune_cells():
+    from viz.rundir import immune_agents_of
+
+    assert immune_agents_of({}) == [] and immune_agents_of({"immune": {"t_cells": {"clones": []}, "tregs": None}}) == []
+    agents = immune_agents_of({"immune": {"t_cells": {"clones": [{"name": "a", "antigen": 3}, {"name": "b", "antigen": 5}]},
+                                          "tregs": None, "mdscs": {}}})
+    assert [(agent.index, agent.name, agent.kind, agent.antigen) for agent in agents] == [
+        (0, "a", "t_cell", 3), (1, "b", "t_cell", 5), (2, "mdsc", "mdsc", -1)]
 
 
 def test_open_run_errors(tmp_path):
@@ -156,7 +251,7 @@ def test_plot_writes_every_figure_as_png_pdf_svg(run3d, tmp_path):
     from viz.figures import RUN_FIGURES, plot_run
 
     written = plot_run(open_run(run3d), tmp_path)
-    assert set(written) == {figure.name for figure in RUN_FIGURES}
+    assert set(written) == {figure.name for figure in RUN_FIGURES} - {"immune"}, "immune only for runs with immune cells"
     assert_figure_files(written)
     assert not list(tmp_path.glob(".*part*")), "temporary files left behind"
 
@@ -183,7 +278,106 @@ def test_figures_that_need_clone_files_are_skipped_without_them(run2d, tmp_path)
     copy = tmp_path / "run"
     shutil.copytree(run2d, copy, ignore=shutil.ignore_patterns("clones.parquet", "snapshots"))
     written = plot_run(open_run(copy), tmp_path / "figures", formats=("png",))
-    assert set(written) == {figure.name for figure in RUN_FIGURES} - {"muller", "slices"}
+    assert set(written) == {figure.name for figure in RUN_FIGURES} - {"muller", "slices", "immune"}
+
+
+# immune cells ---------------------------------------------------------------
+
+def test_immune_figure_of_an_immune_run(run_immune, tmp_path):
+    from viz.figures import plot_run
+
+    run = open_run(run_immune)
+    written = plot_run(run, tmp_path)
+    assert {"immune", "burden", "slices"} <= set(written)
+    assert_figure_files(written)
+    assert main(["plot", str(run_immune), "--out", str(tmp_path / "cli"), "--formats", "svg", "--only", "immune"]) == 0
+    assert [path.name for path in (tmp_path / "cli").iterdir()] == ["immune.svg"]
+
+
+def test_immune_figure_lines_and_legends(run_immune):
+    from viz.figures import immune_figure
+
+    run = open_run(run_immune)
+    figure = immune_figure(run)
+    cells, density, killing, clones = figure.axes[:4]
+    labels = [text.get_text() for text in cells.get_legend().get_texts()]
+    assert labels == ["effector T cells", "exhausted T cells", "T cells in tumor", "Tregs", "MDSCs"]
+    colors = {line.get_label(): line.get_color() for line in cells.get_lines()}
+    for label, code in (("effector T cells", palette.GLYPH_T_EFFECTOR), ("Tregs", palette.GLYPH_TREG),
+                        ("MDSCs", palette.GLYPH_MDSC)):
+        assert np.allclose(colors[label], palette.to_float(palette.IMMUNE_GLYPHS[code].line))
+    assert cells.get_yscale() == "log"
+    effector = next(line for line in cells.get_lines() if line.get_label() == "effector T cells")
+    expected = run.timeseries["t_cells_effector"].to_numpy(dtype=float)
+    assert np.allclose(effector.get_ydata(), np.where(expected > 0, expected, np.nan), equal_nan=True)
+    assert [text.get_text() for text in density.get_legend().get_texts()][1] == "invasive margin"
+    assert [text.get_text() for text in killing.get_legend().get_texts()] == ["tumor cells killed by T cells",
+                                                                             "primed T cells (systemic pool)"]
+    assert [text.get_text() for text in clones.get_legend().get_texts()] == ["anti0 (antigen 0)"]
+    series = run.immune_series
+    t_rows = series[series["kind"] == "t_cell"]
+    assert np.allclose(clones.get_lines()[0].get_ydata(), (t_rows["cells_effector"] + t_rows["cells_exhausted"]).to_numpy())
+
+
+def test_immune_figure_without_suppressors_or_immune_parquet(run_immune, tmp_path):
+    from viz.figures import immune_figure, save_figure
+
+    copy = tmp_path / "run"
+    shutil.copytree(run_immune, copy, ignore=shutil.ignore_patterns("immune.parquet", "snapshots"))
+    run = open_run(copy)
+    run.config["immune"]["tregs"] = run.config["immune"]["mdscs"] = None
+    figure = immune_figure(run)
+    labels = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+    assert labels == ["effector T cells", "exhausted T cells", "T cells in tumor"]
+    assert figure.axes[3].get_legend() is None
+    assert any("no immune.parquet" in text.get_text() for text in figure.axes[3].texts)
+    (path,) = save_figure(figure, tmp_path / "immune", ("png",))
+    assert_not_blank(png_pixels(path))
+
+
+def test_immune_figure_of_many_t_cell_clones_names_the_largest(run_immune, tmp_path):
+    """Eleven T-cell clones: the eight largest by peak get a line and a name, the rest one summed line."""
+    import warnings
+
+    import pandas
+
+    from viz.figures import IMMUNE_CLONE_LINES, immune_figure, save_figure
+
+    run = open_run(run_immune)
+    count = 11
+    run.config["immune"]["t_cells"]["clones"] = [{"name": f"t{index}", "antigen": index} for index in range(count)]
+    times_h = run.timeseries["time_h"].to_numpy()
+    rows = [(time_h, time_h / 24, agent, f"t{agent}", "t_cell", agent, int(time_h * (agent + 1)), agent % 2, 10.0, 0.5)
+            for time_h in times_h for agent in range(count)]
+    run.__dict__["immune_series"] = pandas.DataFrame(rows, columns=list(run.immune_series.columns))
+    figure = immune_figure(run)
+    labels = [text.get_text() for text in figure.axes[3].get_legend().get_texts()]
+    largest = range(count - IMMUNE_CLONE_LINES, count)
+    assert labels == [f"t{agent} (antigen {agent})" for agent in largest] + ["3 smaller clones, summed"]
+    summed = figure.axes[3].get_lines()[-1].get_ydata()
+    assert np.allclose(summed, [sum(int(time_h * (agent + 1)) + agent % 2 for agent in range(3)) for time_h in times_h])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="constrained_layout not applied")
+        (path,) = save_figure(figure, tmp_path / "immune", ("png",))
+    assert_not_blank(png_pixels(path))
+
+
+def test_section_figure_marks_immune_cells(run_immune, run3d):
+    from viz.figures import slices_figure
+
+    run = open_run(run_immune)
+    figure = slices_figure(run)
+    fills = [palette.to_float(glyph.color) for glyph in palette.IMMUNE_GLYPHS]
+    drawn = set()
+    for line in (line for ax in figure.axes for line in ax.get_lines() if line.get_linestyle() == "None"):
+        (code,) = [code for code, fill in enumerate(fills) if np.allclose(line.get_markerfacecolor()[:3], fill)]
+        assert line.get_marker() == palette.IMMUNE_GLYPHS[code].marker
+        drawn.add(code)
+    assert {palette.GLYPH_T_EFFECTOR, palette.GLYPH_TREG} <= drawn
+    (immune_legend,) = figure.legends  # one row below the panels, the kinds drawn
+    labels = [text.get_text() for text in immune_legend.get_texts()]
+    assert labels == [palette.IMMUNE_GLYPHS[code].label for code in sorted(drawn)]
+    assert slices_figure(open_run(run3d)).legends == []
 
 
 # clonal composition and heterogeneity ------------------------------------

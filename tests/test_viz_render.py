@@ -1,4 +1,4 @@
-"""Off-screen pyvista renders: every view and colouring, animations, the report, and one palette across figures.
+"""Off-screen pyvista renders: every view and colouring, immune glyphs, animations, the report, and one palette across figures.
 
 Rendering needs an OpenGL library of the system (EGL or OSMesa; VTK's wheel
 brings none). Where neither is installed, these tests are skipped with the
@@ -17,10 +17,11 @@ import pytest
 
 from abm.cli import main
 from kernels.tumor import CYCLING, NECROTIC, QUIESCENT
-from tests.test_viz import REPO, assert_not_blank, png_pixels, run2d, run3d  # noqa: F401 - run2d, run3d are fixtures
-from viz import palette
+from tests.test_viz import (IMMUNE_TIME_H, REPO, assert_not_blank, png_pixels, run2d, run3d,  # noqa: F401 - fixtures
+                            run_immune)
+from viz import legend, palette
 from viz.render import RenderOptions, render, render_snapshot
-from viz.rundir import VizError, open_run
+from viz.rundir import Snapshot, VizError, open_run
 
 SIZE = (400, 300)
 _PROBE = """
@@ -106,6 +107,142 @@ def test_palette_is_the_same_in_renders_and_figures(run3d, tmp_path):
             exact = (image == palette.clone_color(index)).all(axis=-1).sum()
             assert exact > 200, f"clone {index} colour {palette.clone_color(index)} missing"
         assert (image == palette.clone_color(4)).all(axis=-1).sum() == 0
+
+
+# immune cells ---------------------------------------------------------------
+
+@pytest.fixture
+def legend_rows(monkeypatch):
+    """The rows of every legend a render pastes, in order (a list that fills as renders run)."""
+    seen: list[list[str]] = []
+    real = legend.legend_rgba
+
+    def capture(rows, *args, **kwargs):
+        seen.append([row[0] for row in rows])
+        return real(rows, *args, **kwargs)
+
+    monkeypatch.setattr(legend, "legend_rgba", capture)
+    return seen
+
+
+def _without_immune(snapshot: Snapshot) -> Snapshot:
+    """A fresh copy of ``snapshot`` whose arrays lack the immune ones, as a run without immune cells has."""
+    copy = Snapshot(snapshot.path, snapshot.step)
+    copy.__dict__["arrays"] = {name: values for name, values in snapshot.arrays.items()
+                               if name not in ("immune", "immune_state", "exhaustion")}
+    return copy
+
+
+def _exact(image: np.ndarray, color) -> int:
+    return int((image == color).all(axis=-1).sum())
+
+
+def test_flat_render_of_an_immune_run_draws_glyphs_and_lists_the_kinds(run_immune, tmp_path, legend_rows):
+    run = open_run(run_immune)
+    snapshot = run.snapshot_at(IMMUNE_TIME_H)
+    classes = run.immune_glyph_classes(snapshot)
+    present = sorted(set(np.unique(classes[classes >= 0]).tolist()))
+    assert {palette.GLYPH_T_EFFECTOR, palette.GLYPH_TREG, palette.GLYPH_MDSC} <= set(present)
+
+    out = tmp_path / "immune.png"
+    render(run, out, RenderOptions(view="iso", color="clone", size=(800, 600)), time_h=IMMUNE_TIME_H)
+    image = png_pixels(out)
+    assert image.shape == (600, 800, 3)
+    assert_not_blank(image)
+    plain = render_snapshot(run, _without_immune(snapshot), RenderOptions(view="iso", color="clone", size=(800, 600)))
+    rows_with, rows_without = legend_rows
+    immune_labels = [palette.IMMUNE_GLYPHS[code].label for code in present]
+    assert rows_with == rows_without + immune_labels, "the legend adds the kinds present, after the tumor rows"
+    for code in present:  # flat views are unlit: fills and edges keep their exact colours
+        glyph = palette.IMMUNE_GLYPHS[code]
+        assert _exact(image, glyph.color) > _exact(plain, glyph.color) + 15, glyph.label
+
+
+def test_field_render_of_an_immune_run_shows_markers_over_the_field(run_immune, tmp_path, legend_rows):
+    run = open_run(run_immune)
+    image = render_snapshot(run, run.snapshot_at(IMMUNE_TIME_H), RenderOptions(color="field:chemokine", size=SIZE))
+    assert_not_blank(image)
+    assert _exact(image, palette.IMMUNE_GLYPHS[palette.GLYPH_TREG].color) > 5
+    assert "Treg" in legend_rows[-1] and "MDSC" in legend_rows[-1]
+
+
+def _synthetic_immune_run(run3d):
+    """run3d's last snapshot made a tumor ball (radius 7 voxels at the centre, no vessels) with four immune cells.
+
+    T cell, effector at (z, y, x) = (8, 9, 9): deep in the tumor, but just
+    behind the cutaway's cut (its +z neighbour is cut away); T cell,
+    exhausted at (16, 1, 9) and Treg at (1, 1, 16): in tissue, in view; MDSC at
+    (16, 16, 16): in tissue inside the cut-away octant.
+    """
+    run = open_run(run3d)
+    run.config["immune"] = {"t_cells": {"clones": [{"name": "a", "antigen": 0}]}, "tregs": {}, "mdscs": {}}
+    snapshot = run.last_snapshot()
+    arrays = snapshot.arrays
+    z, y, x = np.ogrid[:18, :18, :18]
+    radius = np.sqrt((z - 9) ** 2 + (y - 9) ** 2 + (x - 9) ** 2)
+    arrays["clone"] = np.where(radius < 7, 0, -1).astype(np.int32)
+    arrays["cell_state"] = np.zeros((18, 18, 18), dtype=np.int8)
+    arrays["vessel"] = np.zeros_like(arrays["vessel"])
+    immune = np.full((18, 18, 18), -1, dtype=np.int32)
+    state = np.zeros((18, 18, 18), dtype=np.int8)
+    immune[8, 9, 9] = 0
+    immune[16, 1, 9], state[16, 1, 9] = 0, 1
+    immune[1, 1, 16] = 1
+    immune[16, 16, 16] = 2
+    arrays["immune"], arrays["immune_state"], arrays["exhaustion"] = immune, state, state.astype(np.float32)
+    return run, snapshot
+
+
+def _lit_share(image: np.ndarray, color) -> int:
+    """Pixels of the hue of ``color``, whatever the lighting: RGB direction within about 11 degrees, not near black."""
+    pixels = image.reshape(-1, 3).astype(float)
+    target = np.array(color, dtype=float) / np.linalg.norm(color)
+    norms = np.linalg.norm(pixels, axis=1)
+    cosine = pixels @ target / np.maximum(norms, 1e-9)
+    return int(((cosine > 0.98) & (norms > 80)).sum())
+
+
+def test_3d_glyphs_respect_occlusion_and_the_cutaway(run3d, legend_rows):
+    run, snapshot = _synthetic_immune_run(run3d)
+    size = (640, 480)
+    plot = {view: render_snapshot(run, snapshot, RenderOptions(view=view, color="clone", size=size))
+            for view in ("iso", "cutaway")}
+    iso_rows, cutaway_rows = legend_rows
+    assert iso_rows == ["founder", "T cell, exhausted", "Treg", "MDSC"], "the effector deep in the tumor is hidden"
+    assert cutaway_rows == ["founder", "T cell, effector", "T cell, exhausted", "Treg"], "the MDSC is cut away"
+    scene = {view: image[:, : int(size[0] * 0.7)] for view, image in plot.items()}  # left of the legend
+    treg, mdsc = (palette.IMMUNE_GLYPHS[code].color for code in (palette.GLYPH_TREG, palette.GLYPH_MDSC))
+    assert _lit_share(scene["iso"], treg) > 20 and _lit_share(scene["cutaway"], treg) > 20
+    assert _lit_share(scene["iso"], mdsc) > 20 and _lit_share(scene["cutaway"], mdsc) == 0
+    plain = render_snapshot(run, _without_immune(snapshot), RenderOptions(view="cutaway", color="clone", size=size))
+    dark = [int((image[:, : int(size[0] * 0.7)].max(axis=-1) < 40).sum()) for image in (plot["cutaway"], plain)]
+    assert dark[0] > dark[1] + 30, "the effector's cap shows on the cut face"
+
+
+def test_runs_without_immune_cells_render_as_before(run3d, legend_rows):
+    """Immune arrays with no cell in them change no pixel and no legend row, in every view."""
+    run = open_run(run3d)
+    snapshot = run.last_snapshot()
+    bare = _without_immune(snapshot)
+    empty = Snapshot(snapshot.path, snapshot.step)
+    empty.arrays.update(immune=np.full(empty.shape, -1, dtype=np.int32), immune_state=np.zeros(empty.shape, dtype=np.int8),
+                        exhaustion=np.zeros(empty.shape, dtype=np.float32))
+    run.config["immune"] = {"t_cells": {"clones": [{"name": "a", "antigen": 0}]}, "tregs": {}, "mdscs": None}
+    for view, color in (("iso", "clone"), ("cutaway", "state"), ("slice", "clone"), ("slice", "field:oxygen")):
+        options = RenderOptions(view=view, color=color, size=SIZE)
+        assert np.array_equal(render_snapshot(run, bare, options), render_snapshot(run, empty, options)), (view, color)
+    assert all(not set(rows) & {glyph.label for glyph in palette.IMMUNE_GLYPHS} for rows in legend_rows)
+
+
+def test_report_of_an_immune_run(run_immune, tmp_path):
+    copy = tmp_path / "run"
+    shutil.copytree(run_immune, copy)
+    assert main(["report", str(copy), "--quiet"]) == 0
+    report = (copy / "report.md").read_text(encoding="utf-8")
+    for link in ("figures/render_state.png", "figures/immune.png", "figures/immune.pdf", "figures/immune.svg"):
+        assert f"({link})" in report and (copy / link).is_file()
+    assert "### immune" in report and "| immune kills (per h) |" in report
+    assert_not_blank(png_pixels(copy / "figures" / "render_state.png"))
 
 
 def test_animations(run3d, tmp_path):

@@ -4,11 +4,11 @@ Each figure is a :class:`RunFigure`: a name (the file stem), a caption, a
 function ``RunData -> matplotlib Figure``, and a test of whether the run has
 the data it needs. ``tme plot RUN_DIR`` draws every figure of
 :data:`RUN_FIGURES` whose test passes. A figure added by a later model issue
-(immune infiltration over time, say) is one more function and one more
-entry; figures of ``tme compare`` outputs (arm timelines with dosing bars,
+is one more function and one more entry (as the immune infiltration
+figure was); figures of ``tme compare`` outputs (arm timelines with dosing bars,
 Kaplan-Meier curves, waterfall and swimmer plots) will take the comparison's
 data the same way, in a list of their own. The Muller plot's layout is in
-:mod:`viz.muller`.
+:mod:`viz.muller`; the immune figure is drawn for runs with immune cells.
 
 Figures are drawn on ``matplotlib.figure.Figure`` objects, not pyplot, so no
 display and no global figure state are involved. Colours come from
@@ -33,6 +33,8 @@ WIDTH_IN = 7.0  # a two-column journal figure
 PNG_DPI = 200
 MAX_SLICE_COLUMNS = 4
 SLICE_LEGEND_CLONES = 6  # clones named in the section figure's legend (the largest over the panels shown)
+SLICE_MARKER_VOXELS = 0.7  # immune markers in sections: this many voxels wide (the tissue shows between neighbours) ...
+SLICE_MARKER_MIN_PT, SLICE_MARKER_MAX_PT = 1.8, 5.0  # ... within these sizes, points
 STYLE = {
     "font.size": 8.5,
     "axes.titlesize": 9,
@@ -157,11 +159,25 @@ def _crop(planes: list[np.ndarray]) -> tuple[slice, slice]:
             slice(max(0, int(cx - half)), min(nx, int(np.ceil(cx + half)) + 1)))
 
 
+def _immune_markers(ax, classes: np.ndarray, extent: tuple[float, ...], dx: float, size_pt: float) -> None:
+    """Immune cells of a plane (glyph classes, -1 for none; cropped like the image) as markers of ``size_pt`` points."""
+    for code, glyph in enumerate(palette.IMMUNE_GLYPHS):
+        rows, cols = np.nonzero(classes == code)
+        if rows.size == 0:
+            continue
+        ax.plot(extent[0] + (cols + 0.5) * dx, extent[2] + (rows + 0.5) * dx, linestyle="none", marker=glyph.marker,
+                markersize=legend.marker_size(glyph, size_pt), markerfacecolor=palette.to_float(glyph.color),
+                markeredgecolor=palette.to_float(glyph.edge), markeredgewidth=max(0.25, 0.12 * size_pt), zorder=3)
+
+
 def slices_figure(run: RunData):
     """Mid-plane of the tumor at up to four times: by clone (top) and by state (bottom), oxygen isolines.
 
     For a 3-D run the plane is ``z`` through the centroid of the last
     snapshot's tumor, the same for every column; a 2-D run shows its lattice.
+    Immune cells (runs with them) are markers over both rows,
+    :data:`SLICE_MARKER_VOXELS` voxels wide within :data:`SLICE_MARKER_MIN_PT`
+    and :data:`SLICE_MARKER_MAX_PT` points, with a legend row below the panels.
     """
     from matplotlib.ticker import MaxNLocator
     from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
@@ -181,14 +197,22 @@ def slices_figure(run: RunData):
     figure = _new_figure(2 * (WIDTH_IN - 2.0) / max(n, 2) + 1.0)
     axes = np.asarray(figure.subplots(2, n, sharex=True, sharey=True, squeeze=False))
     shown_planes: list[tuple[np.ndarray, np.ndarray]] = []
+    immune_planes: list[np.ndarray] = []
+    voxel_pt = (WIDTH_IN - 2.0) / max(n, 2) * 72.0 / max(rows.stop - rows.start, cols.stop - cols.start)
+    marker_pt = min(SLICE_MARKER_MAX_PT, max(SLICE_MARKER_MIN_PT, SLICE_MARKER_VOXELS * voxel_pt))
     any_vessel = False
     for column, snapshot in enumerate(snapshots):
         clone, state, vessel = (array[section][rows, cols] for array in (snapshot.clone, snapshot.cell_state, snapshot.vessel))
         shown_planes.append((clone.ravel(), state.ravel()))
         any_vessel |= bool(vessel.any())
+        classes = run.immune_glyph_classes(snapshot)
+        if classes is not None:
+            immune_planes.append(classes[section][rows, cols])
         for row, by in enumerate(("clone", "state")):
             ax = axes[row, column]
             ax.imshow(palette.voxel_colors(clone, state, vessel, by), origin="lower", extent=extent, interpolation="nearest")
+            if classes is not None:
+                _immune_markers(ax, immune_planes[-1], extent, dx, marker_pt)
             if levels.size:
                 lines = ax.contour(oxygen_planes[column], levels=levels, colors="black", linewidths=0.6,
                                    extent=extent, origin="lower")
@@ -220,6 +244,10 @@ def slices_figure(run: RunData):
     for row, (title, shown) in enumerate((("clone", by_clone), ("cell state", states))):
         axes[row, -1].legend(handles=legend.handles(shown + extras) + isolines, title=title, frameon=False,
                              loc="upper left", bbox_to_anchor=(1.03, 1.0), borderaxespad=0.0, alignment="left")
+    immune_rows = legend.immune_entries(np.concatenate([plane.ravel() for plane in immune_planes])) if immune_planes else []
+    if immune_rows:
+        figure.legend(handles=legend.handles(immune_rows, marker_size_pt=6.0), loc="outside lower center", ncols=len(immune_rows),
+                      frameon=False, handletextpad=0.3, columnspacing=1.5)
     plane = f"plane z = {(section[0] + 0.5) * dx:g} µm through the tumor centre" if section else "2-D lattice"
     figure.suptitle(f"Tumor sections, {run.name} ({plane})", fontsize=10)
     return figure
@@ -332,6 +360,14 @@ def _room_for_legend(ax, bottom: float, high: float, rows: int, side: str = "top
         ax.set_ylim(max(0.0, high - span / (1.0 - free)), high)
 
 
+def _room_for_legend_log(ax, data_range: tuple[float, float], rows: int) -> None:
+    """Log-axis y limits around ``data_range`` (both > 0) that leave room for ``rows`` legend rows at the top."""
+    free = min(0.55, 0.1 + 0.11 * rows)  # as in _room_for_legend
+    low, high = data_range[0] / 1.5, data_range[1] * 1.5
+    span = np.log10(high / low)
+    ax.set_ylim(low, high * 10.0 ** (span * free / (1.0 - free)))
+
+
 def _relative_to_start(values: np.ndarray) -> np.ndarray:
     """``values`` divided by their first finite, nonzero value (all NaN if there is none)."""
     usable = np.flatnonzero(np.isfinite(values) & (values != 0))
@@ -427,6 +463,131 @@ def heterogeneity_figure(run: RunData):
     return figure
 
 
+IMMUNE_FIGURE_COLUMNS = ("t_cells_effector", "t_cells_exhausted", "tregs", "mdscs", "t_cells_in_tumor",
+                         "cd8_density_core_per_mm3", "cd8_density_margin_per_mm3", "immune_kills_per_h", "primed_pool_total")
+IMMUNE_CLONE_LINES = 8  # T-cell clones drawn in panel (d) of the immune figure (the largest by peak cells)
+_CLONE_LINE_STYLES = ("-", "--", "-.", ":")
+
+
+def _tcell_clone_style(rank: int) -> tuple[palette.RGB, str]:
+    """Colour and line style of the ``rank``-th T-cell clone line: black, then grey, each in four dash patterns.
+
+    Hue is left out on purpose: every hue names a tumor clone in these figures.
+    """
+    colors = (palette.MEASURE_COLORS["primary"], palette.MEASURE_COLORS["reference"])
+    return colors[(rank // len(_CLONE_LINE_STYLES)) % len(colors)], _CLONE_LINE_STYLES[rank % len(_CLONE_LINE_STYLES)]
+
+
+def _note(ax, text: str) -> None:
+    """A grey note in the middle of an empty panel."""
+    ax.text(0.5, 0.5, text, transform=ax.transAxes, ha="center", va="center", color="0.35", fontsize=7.5, wrap=True)
+
+
+def immune_figure(run: RunData):
+    """Immune infiltration over time, four panels.
+
+    (a) immune cells on the lattice: effector and exhausted T cells, Tregs
+    and MDSCs (the kinds the run has, in their glyph colours), and T cells
+    in tumor voxels; (b) CD8 (T-cell) density in the tumor core and in the
+    invasive margin; (c) tumor cells killed by T cells per hour and, on a log
+    right axis, the systemic primed T-cell pool; (d) T cells of each T-cell
+    clone on the lattice (effector and exhausted), from ``immune.parquet``.
+    NaN values (no core, no tumor) are gaps.
+    """
+    from matplotlib.ticker import MaxNLocator
+
+    frame = run.timeseries
+    days = frame["time_days"].to_numpy()
+    glyphs = palette.IMMUNE_GLYPHS
+    kinds = {agent.kind for agent in run.immune_agents} or {"t_cell", "treg", "mdsc"}  # an old config: draw every kind
+    figure = _new_figure(5.0)
+    (cells, density), (killing, clones) = figure.subplots(2, 2)
+
+    lines = []
+    drawn = [(palette.GLYPH_T_EFFECTOR, "t_cell", "t_cells_effector", "effector T cells"),
+             (palette.GLYPH_T_EXHAUSTED, "t_cell", "t_cells_exhausted", "exhausted T cells"),
+             (None, "t_cell", "t_cells_in_tumor", "T cells in tumor"),
+             (palette.GLYPH_TREG, "treg", "tregs", "Tregs"), (palette.GLYPH_MDSC, "mdsc", "mdscs", "MDSCs")]
+    for code, kind, column, label in drawn:
+        if kind not in kinds:
+            continue
+        color, style = ((glyphs[code].line, glyphs[code].line_style) if code is not None
+                        else (palette.MEASURE_COLORS["primary"], ":"))
+        line = _log_line(cells, days, frame[column].to_numpy(dtype=float), color, linewidth=1.2, linestyle=style)
+        line.set_label(label)
+        lines.append(line)
+    cells.set_yscale("log")
+    cells.set_ylabel("immune cells on the lattice")
+    counts = np.concatenate([frame[column].to_numpy(dtype=float) for _, kind, column, _ in drawn if kind in kinds])
+    columns = 2 if len(lines) > 3 else 1
+    _room_for_legend_log(cells, _finite_range(counts[counts > 0], default=(1.0, 10.0)), -(-len(lines) // columns))
+    compact = {"fontsize": 7, "handlelength": 1.6, "handletextpad": 0.4, "columnspacing": 0.8} if columns > 1 else {}
+    cells.legend(handles=lines, loc="upper left", frameon=False, ncols=columns, **compact)
+
+    core = frame["cd8_density_core_per_mm3"].to_numpy(dtype=float)
+    margin = frame["cd8_density_margin_per_mm3"].to_numpy(dtype=float)
+    highest = _finite_range(core, margin)[1]
+    scale = 1e3 if highest >= 1e4 else 1.0
+    depth = (run.config.get("immune") or {}).get("margin_um")
+    no_core = f"tumor core: none (the tumor\nis never over {depth:g} µm deep)" if depth else "tumor core: none"
+    has_core = bool(np.isfinite(core).any())
+    _plot_series(density, days, core / scale, palette.MEASURE_COLORS["primary"], "tumor core" if has_core else no_core)
+    _plot_series(density, days, margin / scale, palette.MEASURE_COLORS["reference"], "invasive margin", "--")
+    density.set_ylabel("T-cell density (10³ cells/mm³)" if scale > 1 else "T-cell density (cells/mm³)")
+    _room_for_legend(density, 0.0, max(1.0 / scale, highest / scale), 2 if has_core else 3)
+    density.legend(loc="upper left", frameon=False)
+
+    kills = frame["immune_kills_per_h"].to_numpy(dtype=float)
+    kill_line = _plot_series(killing, days, kills, palette.MEASURE_COLORS["primary"], "tumor cells killed by T cells")
+    killing.set_ylabel("kills per hour")
+    _room_for_legend(killing, 0.0, max(1.0, _finite_range(kills)[1]), 2)
+    pool = killing.twinx()
+    pool.spines["right"].set_visible(True)
+    pool_values = frame["primed_pool_total"].to_numpy(dtype=float)
+    pool_line = _log_line(pool, days, pool_values, palette.MEASURE_COLORS["reference"], linewidth=1.2, linestyle="--")
+    pool_line.set_label("primed T cells (systemic pool)")
+    pool.set_yscale("log")
+    _room_for_legend_log(pool, _finite_range(pool_values[pool_values > 0], default=(1.0, 10.0)), 2)
+    pool.set_ylabel("primed T cells", color=palette.to_float(palette.MEASURE_COLORS["reference"]))
+    killing.legend(handles=[kill_line, pool_line], loc="upper left", frameon=False)
+
+    series = run.immune_series
+    t_rows = series[series["kind"] == "t_cell"] if series is not None else None
+    if t_rows is None or t_rows.empty:
+        _note(clones, "no T-cell clones" if series is not None else "no immune.parquet in the run directory")
+        clones.set_ylabel("T cells on the lattice")
+    else:
+        totals = t_rows.assign(cells=t_rows["cells_effector"] + t_rows["cells_exhausted"])
+        table = totals.pivot_table(index="time_days", columns="agent", values="cells", aggfunc="sum").sort_index()
+        peak = table.max(axis=0).sort_values(ascending=False, kind="stable")
+        named = sorted(int(agent) for agent in peak.index[:IMMUNE_CLONE_LINES])
+        by_index = {agent.index: agent for agent in run.immune_agents}
+        handles = []
+        for rank, agent in enumerate(named):
+            color, style = _tcell_clone_style(rank)
+            label = by_index[agent].label if agent in by_index else str(totals.loc[totals["agent"] == agent, "name"].iloc[0])
+            handles.append(_plot_series(clones, table.index.to_numpy(), table[agent].to_numpy(), color, label, style))
+        if len(peak) > len(named):
+            rest = table[[agent for agent in table.columns if int(agent) not in named]].sum(axis=1)
+            handles.append(_plot_series(clones, table.index.to_numpy(), rest.to_numpy(), palette.OUTLINE_COLOR,
+                                        f"{len(peak) - len(named)} smaller clones, summed", "-"))
+        clones.set_ylabel("T cells on the lattice")
+        clones.yaxis.set_major_locator(MaxNLocator(integer=True, steps=[1, 2, 2.5, 5, 10]))
+        columns = 2 if len(handles) > 4 else 1
+        titled = len(handles) > 1
+        highest = max(1.0, float(np.nanmax(table.to_numpy())) if table.size else 1.0)
+        _room_for_legend(clones, 0.0, highest, -(-len(handles) // columns) + titled)
+        compact = {"fontsize": 7, "handlelength": 1.6, "handletextpad": 0.4, "columnspacing": 0.8} if columns > 1 else {}
+        clones.legend(handles=handles, title="T-cell clone" if titled else None, loc="upper left", frameon=False,
+                      ncols=columns, alignment="left", **compact)
+
+    for ax, letter in zip((cells, density, killing, clones), "abcd"):
+        _time_axis(ax, run)
+        _panel_label(ax, letter)
+    figure.suptitle(f"Immune infiltration, {run.name}", fontsize=10)
+    return figure
+
+
 def _has_columns(*columns: str) -> Callable[[RunData], bool]:
     return lambda run: set(columns) <= set(run.timeseries.columns)
 
@@ -452,6 +613,9 @@ RUN_FIGURES: tuple[RunFigure, ...] = (
     RunFigure("heterogeneity", "Clones alive and founded, Shannon and Gini-Simpson diversity, spatial segregation "
               "(same-clone neighbours against random mixing), and resistant fractions and mean traits over time.",
               heterogeneity_figure, _has_columns(*HETEROGENEITY_COLUMNS)),
+    RunFigure("immune", "Immune cells on the lattice by kind and state, T-cell density in the tumor core and invasive margin, "
+              "tumor cells killed by T cells per hour with the primed T-cell pool, and T cells of each T-cell clone over time.",
+              immune_figure, _has_columns(*IMMUNE_FIGURE_COLUMNS)),
     RunFigure("slices", "Sections through the tumor centre coloured by clone and by cell state, with oxygen isolines.",
               slices_figure, lambda run: bool(run.snapshots)),
 )

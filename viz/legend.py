@@ -1,9 +1,10 @@
 """Legends shared by renders and figures: which entries, and a legend image for renders.
 
 The entries come from the voxels a figure shows, so a render and a slice of
-the same snapshot list the same clones in the same colours. Renders paste a
-legend drawn by matplotlib onto the pyvista image, so both kinds of figure
-have the same legend style.
+the same snapshot list the same clones in the same colours. Voxel colours
+get square patches; immune cells (:func:`immune_entries`) get their glyph's
+marker, fill and edge. Renders paste a legend drawn by matplotlib onto the
+pyvista image, so both kinds of figure have the same legend style.
 """
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from kernels.tumor import NECROTIC, STATE_NAMES
 from viz import optional, palette
 
 MAX_LEGEND_CLONES = 10
-Entry = tuple[str, palette.RGB]
+#: A legend row: ``(label, colour)`` for a square patch, or ``(label, colour, glyph)`` for an immune cell's marker.
+Entry = tuple
 
 
 def entries(clone: np.ndarray, cell_state: np.ndarray, vessel: np.ndarray, by: str,
@@ -54,11 +56,40 @@ def entries(clone: np.ndarray, cell_state: np.ndarray, vessel: np.ndarray, by: s
     return rows
 
 
-def handles(rows: list[Entry]) -> list:
-    """matplotlib legend handles (square patches) for ``rows``."""
+def immune_entries(glyph_classes: np.ndarray | None) -> list[Entry]:
+    """Legend rows ``(label, colour, glyph)`` for the immune glyph classes present, in :data:`viz.palette.IMMUNE_GLYPHS` order.
+
+    Args:
+        glyph_classes: ``int8`` glyph classes of the shown voxels (-1 for no
+            immune cell; :func:`viz.palette.immune_glyph_classes`), or None.
+    """
+    if glyph_classes is None:
+        return []
+    present = set(np.unique(glyph_classes[glyph_classes >= 0]).tolist())
+    return [(glyph.label, glyph.color, glyph) for code, glyph in enumerate(palette.IMMUNE_GLYPHS) if code in present]
+
+
+def marker_size(glyph: palette.ImmuneGlyph, size: float) -> float:
+    """matplotlib marker size of ``glyph`` for a circle of ``size`` points: triangles larger, diamonds smaller, about equal areas."""
+    return size * {"^": 1.15, "D": 0.85}.get(glyph.marker, 1.0)
+
+
+def handles(rows: list[Entry], marker_size_pt: float = 6.0) -> list:
+    """matplotlib legend handles for ``rows``: square patches, and markers (``marker_size_pt`` points) for immune glyphs."""
+    from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    return [Patch(facecolor=palette.to_float(color), edgecolor="none", label=label) for label, color in rows]
+    out = []
+    for label, color, *glyph in rows:
+        if glyph:
+            (style,) = glyph
+            edge = style.edge if style.edge != palette.TISSUE_COLOR else style.color  # a white edge would vanish on white
+            out.append(Line2D([], [], linestyle="none", marker=style.marker, markersize=marker_size(style, marker_size_pt),
+                              markeredgewidth=0.8,
+                              markerfacecolor=palette.to_float(color), markeredgecolor=palette.to_float(edge), label=label))
+        else:
+            out.append(Patch(facecolor=palette.to_float(color), edgecolor="none", label=label))
+    return out
 
 
 def legend_rgba(rows: list[Entry], font_px: int, title: str | None = None) -> np.ndarray:
@@ -77,7 +108,7 @@ def legend_rgba(rows: list[Entry], font_px: int, title: str | None = None) -> np
     figure_class = optional.matplotlib_figure_class("tme render")
     dpi = 100
     figure = figure_class(figsize=(4, 4), dpi=dpi)
-    figure.legend(handles=handles(rows), loc="center", frameon=True, fontsize=font_px * 72 / dpi,
+    figure.legend(handles=handles(rows, 0.8 * font_px * 72 / dpi), loc="center", frameon=True, fontsize=font_px * 72 / dpi,
                   title=title, title_fontsize=font_px * 72 / dpi, handlelength=1.0, handleheight=1.0,
                   edgecolor="#999999", fancybox=False, framealpha=1.0)
     buffer = io.BytesIO()

@@ -1,4 +1,4 @@
-"""The colours of every figure: subclones, tumor cell states, vessels, tissue.
+"""The colours of every figure: subclones, tumor cell states, vessels, tissue, immune cells.
 
 One palette serves pyvista renders and matplotlib figures alike, so clone 3
 is the same colour in a 3-D render, a mid-plane slice and (later) a Muller
@@ -11,14 +11,24 @@ colour-blind-safe set (without its black and grey, which the necrotic
 state and tissue use); past those, hues step by the golden angle at fixed
 saturation and value, so neighbouring indices stay far apart in hue.
 
+Immune cells are glyphs drawn over the voxels (:data:`IMMUNE_GLYPHS`):
+effector T cells black, exhausted T cells light grey, Tregs magenta, MDSCs
+lime, each with a contrasting edge and its own shape. Black and light grey
+differ in lightness, magenta and lime in hue and lightness, so the four
+stay apart in every common colour-vision deficiency; none is an Okabe-Ito
+clone colour, a cell state colour or the vessel red, and the shape tells
+them from any later clone colour.
+
 This module needs only NumPy.
 """
 from __future__ import annotations
 
 import colorsys
+from dataclasses import dataclass
 
 import numpy as np
 
+from kernels.immune import EXHAUSTED, MDSC, T_CELL, TREG
 from kernels.tumor import APOPTOTIC, CYCLING, NECROTIC, QUIESCENT, STATE_NAMES
 
 RGB = tuple[int, int, int]
@@ -53,6 +63,65 @@ MEASURE_COLORS: dict[str, RGB] = {
     "pdl1": (118, 42, 131),         # PD-L1
     "efflux": (140, 81, 10),        # drug efflux
 }
+
+
+@dataclass(frozen=True)
+class ImmuneGlyph:
+    """How one kind of immune cell is drawn.
+
+    Attributes:
+        label: legend text.
+        color: fill colour.
+        edge: edge colour in flat views and figures (in 3-D lighting shades the solid).
+        marker: matplotlib marker of flat views, figures and legends:
+            ``o`` circle, ``^`` triangle, ``D`` diamond.
+        solid: the 3-D glyph, the marker's solid: ``sphere``, ``tetrahedron``, ``octahedron``.
+        line: line colour in time-series figures (darker where the fill would be faint on white).
+        line_style: matplotlib line style there.
+    """
+
+    label: str
+    color: RGB
+    edge: RGB
+    marker: str
+    solid: str
+    line: RGB
+    line_style: str = "-"
+
+
+#: Glyph classes of immune cells, by code (the index): see :func:`immune_glyph_classes`.
+IMMUNE_GLYPHS: tuple[ImmuneGlyph, ...] = (
+    ImmuneGlyph("T cell, effector", (0, 0, 0), (255, 255, 255), "o", "sphere", (0, 0, 0)),
+    ImmuneGlyph("T cell, exhausted", (200, 200, 200), (0, 0, 0), "o", "sphere", (120, 120, 120), "--"),
+    ImmuneGlyph("Treg", (204, 0, 204), (0, 0, 0), "^", "tetrahedron", (204, 0, 204)),
+    ImmuneGlyph("MDSC", (175, 220, 0), (0, 0, 0), "D", "octahedron", (110, 150, 0)),
+)
+GLYPH_T_EFFECTOR, GLYPH_T_EXHAUSTED, GLYPH_TREG, GLYPH_MDSC = range(len(IMMUNE_GLYPHS))
+
+
+def immune_glyph_classes(immune: np.ndarray, immune_state: np.ndarray, agent_kinds: np.ndarray) -> np.ndarray:
+    """The glyph class (an index of :data:`IMMUNE_GLYPHS`) of every voxel's immune cell.
+
+    Args:
+        immune: ``int32``: immune agent index, -1 where no immune cell.
+        immune_state: ``int8``, same shape: ``EFFECTOR`` or ``EXHAUSTED`` (:mod:`kernels.immune`).
+        agent_kinds: ``int8 (n_agents,)``: each agent's kind code (``T_CELL``, ``TREG``, ``MDSC``).
+
+    Returns:
+        ``int8``, the shape of ``immune``: -1 where no immune cell (or an
+        agent index the table lacks), else the glyph class.
+    """
+    kinds = np.asarray(agent_kinds, dtype=np.int8)
+    known = (immune >= 0) & (immune < kinds.size)
+    kind = np.full(immune.shape, -1, dtype=np.int8)
+    kind[known] = kinds[immune[known]]
+    out = np.full(immune.shape, -1, dtype=np.int8)
+    t_cell = kind == T_CELL
+    out[t_cell & (immune_state != EXHAUSTED)] = GLYPH_T_EFFECTOR
+    out[t_cell & (immune_state == EXHAUSTED)] = GLYPH_T_EXHAUSTED
+    out[kind == TREG] = GLYPH_TREG
+    out[kind == MDSC] = GLYPH_MDSC
+    return out
 
 
 def clone_color(index: int) -> RGB:

@@ -12,6 +12,14 @@ A render shows one snapshot:
   field; flat, the field over the plane with isolines and the tumor's outline).
 * vessels as spheres (as voxels in flat clone and state views), the domain's
   outline, a scale bar in um, the time stamp, a legend or a colour bar.
+* immune cells (runs with them) as glyphs in every colouring: effector and
+  exhausted T cells as spheres, Tregs as tetrahedra, MDSCs as octahedra in
+  3-D; circles, triangles and diamonds with a contrasting edge, flat
+  (:data:`viz.palette.IMMUNE_GLYPHS`). In 3-D only cells in the shown part
+  are drawn (the cut-away octant's are not) and a cell inside the drawn tumor
+  voxels stays hidden by them, as the tumor's own interior does; a cell on a
+  vessel voxel (it has just entered) sits beside the vessel's sphere, towards
+  the viewer. The legend lists the kinds drawn.
 
 Camera placement depends on the domain only, so frames of an animation line up.
 Colours come from :mod:`viz.palette`, so they match the matplotlib figures.
@@ -35,6 +43,17 @@ VIEWS = ("iso", "cutaway", "slice")
 FIELD_COLORMAP = "viridis"
 _PURPOSE = "tme render"
 _MATERIAL = {"ambient": 0.3, "diffuse": 0.75, "specular": 0.0}  # voxel faces of every orientation stay readable
+_GLYPH_MATERIAL = {"ambient": 0.35, "diffuse": 0.7, "specular": 0.35, "specular_power": 20.0}  # highlights give black spheres form
+#: 3-D glyph size, voxel edges: the sphere's radius (other solids have about its volume). Up to 0.7 a glyph
+#: stays within its voxel and the six face neighbours, so one inside the drawn tumor is hidden.
+GLYPH_RADIUS = 0.7
+#: Flat glyph size, voxel edges: the circle's radius with its edge (other markers have about its area); below 0.5, so
+#: the voxel's own colour shows around it.
+MARKER_RADIUS = 0.42
+_MARKER_EDGE = 0.22  # of the marker's radius
+_FINE_SPHERES = 5_000  # above this many immune cells drawn in 3-D, their spheres are coarser
+_MARKER_SIDES = {"o": (24, 90.0), "^": (3, 90.0), "D": (4, 0.0)}  # polygon sides, first vertex's angle (degrees)
+_MARKER_SCALE = {"o": 1.0, "^": 1.35, "D": 1.12}  # equal areas: triangle and square inscribed in larger circles
 
 
 @dataclass(frozen=True)
@@ -78,6 +97,87 @@ def _add_vessels(pv: ModuleType, plotter, centres_um: np.ndarray, radius_um: flo
     sphere = pv.Sphere(radius=radius_um, theta_resolution=10, phi_resolution=10)
     plotter.add_mesh(pv.PolyData(centres_um).glyph(geom=sphere, scale=False, orient=False),
                      color=palette.to_hex(palette.VESSEL_COLOR), lighting=lighting)
+
+
+def _glyph_solid(pv: ModuleType, name: str, radius: float, count: int):
+    """The 3-D glyph ``name`` (:attr:`viz.palette.ImmuneGlyph.solid`) at the origin, about as large as a sphere of ``radius``.
+
+    Spheres are coarser when ``count`` (how many are drawn) is large: with
+    tens of thousands of cells each is a few pixels wide, and software
+    OpenGL's time goes with the triangles.
+    """
+    if name == "sphere":
+        resolution = 10 if count <= _FINE_SPHERES else 6
+        return pv.Sphere(radius=radius, theta_resolution=resolution, phi_resolution=resolution)
+    if name == "tetrahedron":
+        return pv.Tetrahedron(radius=1.45 * radius)
+    if name == "octahedron":
+        return pv.Octahedron(radius=1.3 * radius)
+    raise ValueError(f"unknown glyph solid {name!r}")
+
+
+def _marker_polygon(pv: ModuleType, marker: str, radius: float, z: float):
+    """A filled flat marker (``o``, ``^``, ``D``) of about the area of a circle of ``radius``, at height ``z``."""
+    sides, start = _MARKER_SIDES[marker]
+    angles = np.deg2rad(start + 360.0 * np.arange(sides) / sides)
+    outer = radius * _MARKER_SCALE[marker]
+    points = np.column_stack([outer * np.cos(angles), outer * np.sin(angles), np.full(sides, z)])
+    return pv.PolyData(points, faces=np.concatenate([[sides], np.arange(sides)]))
+
+
+def _hidden_in_tumor(drawn: np.ndarray) -> np.ndarray:
+    """``bool``, lattice shape: voxels whose six face neighbours are all drawn tumor voxels (a glyph there cannot show)."""
+    padded = np.pad(drawn, 1, constant_values=False)
+    inner = tuple(slice(1, -1) for _ in drawn.shape)
+    hidden = np.ones(drawn.shape, dtype=bool)
+    for axis in range(drawn.ndim):
+        for step in (-1, 1):
+            hidden &= np.roll(padded, step, axis=axis)[inner]
+    return hidden
+
+
+def _add_immune_solids(pv: ModuleType, plotter, classes: np.ndarray, drawn: np.ndarray, vessel: np.ndarray,
+                       dx: float) -> np.ndarray:
+    """Immune cells of ``classes`` (glyph classes, -1 for none; only the shown part) as lit solids.
+
+    Cells whose face neighbours are all in ``drawn`` (the tumor voxels drawn)
+    are left out: the tumor's surface would hide them. A cell sharing a drawn
+    tumor voxel is a sphere whatever its kind, so it shows through the
+    voxel's exposed faces as a round cap of its colour (a tetrahedron's would
+    be a sliver). A cell on a vessel voxel moves towards the viewer (+x+y+z)
+    so the vessel's sphere does not swallow it.
+
+    Returns:
+        The glyph classes of the cells drawn (``classes`` with -1 where left out).
+    """
+    visible = (classes >= 0) & ~_hidden_in_tumor(drawn)
+    toward_viewer = np.full(3, 0.5 / np.sqrt(3.0))
+    for code, glyph in enumerate(palette.IMMUNE_GLYPHS):
+        z, y, x = np.nonzero(visible & (classes == code))
+        if z.size == 0:
+            continue
+        centres = np.column_stack([x + 0.5, y + 0.5, z + 0.5])
+        centres[vessel[z, y, x]] += toward_viewer
+        embedded = drawn[z, y, x]
+        for solid, where in ((glyph.solid, ~embedded), ("sphere", embedded)):
+            if where.any():
+                geometry = _glyph_solid(pv, solid, GLYPH_RADIUS * dx, int(visible.sum()))
+                plotter.add_mesh(pv.PolyData(centres[where] * dx).glyph(geom=geometry, scale=False, orient=False),
+                                 color=palette.to_hex(glyph.color), lighting=True, **_GLYPH_MATERIAL)
+    return np.where(visible, classes, -1).astype(np.int8)
+
+
+def _add_immune_markers(pv: ModuleType, plotter, classes: np.ndarray, dx: float, z: float) -> None:
+    """Immune cells of the plane ``classes`` (glyph classes, ``(ny, nx)``) as flat markers with an edge, at height ``z``."""
+    for code, glyph in enumerate(palette.IMMUNE_GLYPHS):
+        rows, cols = np.nonzero(classes == code)
+        if rows.size == 0:
+            continue
+        centres = pv.PolyData(np.column_stack([(cols + 0.5) * dx, (rows + 0.5) * dx, np.zeros(rows.size)]))
+        radius = MARKER_RADIUS * dx
+        for color, size, height in ((glyph.edge, radius, z), (glyph.color, radius * (1.0 - _MARKER_EDGE), z + 0.01 * dx)):
+            plotter.add_mesh(centres.glyph(geom=_marker_polygon(pv, glyph.marker, size, height), scale=False, orient=False),
+                             color=palette.to_hex(color), lighting=False)
 
 
 def _field_label(run: RunData, name: str) -> str:
@@ -149,11 +249,16 @@ def _voxel_values(run: RunData, snapshot: Snapshot, options: RenderOptions, sect
     return {_field_label(run, options.field): snapshot.field(options.field)[section].ravel().astype(np.float32)}
 
 
-def _flat_scene(pv: ModuleType, plotter, run: RunData, snapshot: Snapshot, options: RenderOptions) -> tuple[np.ndarray, str]:
+_Scene = tuple[np.ndarray, str, np.ndarray | None]  # voxels shown, a note on the plane, glyph classes of the immune cells drawn
+
+
+def _flat_scene(pv: ModuleType, plotter, run: RunData, snapshot: Snapshot, options: RenderOptions) -> _Scene:
     """The 2-D lattice, or the 3-D plane through the tumor centroid, seen from +z.
 
     Returns:
-        ``(shown, where)``: the voxels drawn (bool, lattice shape) and a note on the plane.
+        ``(shown, where, immune)``: the voxels drawn (bool, lattice shape), a
+        note on the plane, and the glyph classes of the immune cells drawn
+        (``int8``, -1 for none; None without immune arrays).
     """
     dx = snapshot.dx_um
     shown = np.zeros(snapshot.shape, dtype=bool)
@@ -180,6 +285,10 @@ def _flat_scene(pv: ModuleType, plotter, run: RunData, snapshot: Snapshot, optio
             plotter.add_mesh(centres.contour([0.5], scalars="tumor"), color="black", line_width=2.5, lighting=False)
         rows, cols = np.nonzero(snapshot.vessel[section])
         _add_vessels(pv, plotter, np.column_stack([(cols + 0.5) * dx, (rows + 0.5) * dx, np.full(rows.size, dx)]), 0.45 * dx, False)
+    classes = run.immune_glyph_classes(snapshot)
+    if classes is not None:
+        _add_immune_markers(pv, plotter, classes[section], dx, 2.0 * dx)  # above the field view's vessel spheres
+        classes = np.where(shown, classes, -1).astype(np.int8)
     plotter.add_mesh(grid.outline().translate((0.0, 0.0, 0.05 * dx)), color=palette.to_hex(palette.OUTLINE_COLOR), lighting=False)
     width, height = nx * dx, ny * dx
     length = scale_bar_length_um(width)
@@ -190,7 +299,7 @@ def _flat_scene(pv: ModuleType, plotter, run: RunData, snapshot: Snapshot, optio
     plotter.enable_parallel_projection()
     plotter.reset_camera()
     plotter.camera.zoom(1.1)
-    return shown, where
+    return shown, where, classes
 
 
 def _octant(snapshot: Snapshot) -> np.ndarray:
@@ -201,8 +310,11 @@ def _octant(snapshot: Snapshot) -> np.ndarray:
     return (z >= cz) & (y >= cy) & (x >= cx)
 
 
-def _volume_scene(pv: ModuleType, plotter, run: RunData, snapshot: Snapshot, options: RenderOptions) -> tuple[np.ndarray, str]:
-    """Tumor voxels as a lit surface, vessels as spheres, field isosurfaces; iso or cutaway view."""
+def _volume_scene(pv: ModuleType, plotter, run: RunData, snapshot: Snapshot, options: RenderOptions) -> _Scene:
+    """Tumor voxels as a lit surface, vessels as spheres, immune glyphs, field isosurfaces; iso or cutaway view.
+
+    Returns ``(shown, where, immune)`` as :func:`_flat_scene` does.
+    """
     dx = snapshot.dx_um
     nz, ny, nx = snapshot.shape
     shown = np.ones(snapshot.shape, dtype=bool)
@@ -227,6 +339,9 @@ def _volume_scene(pv: ModuleType, plotter, run: RunData, snapshot: Snapshot, opt
                                  opacity=0.25, show_scalar_bar=False)
     z, y, x = np.nonzero(snapshot.vessel & shown)
     _add_vessels(pv, plotter, np.column_stack([x + 0.5, y + 0.5, z + 0.5]) * dx, 0.7 * dx, True)
+    classes = run.immune_glyph_classes(snapshot)
+    if classes is not None:
+        classes = _add_immune_solids(pv, plotter, np.where(shown, classes, -1), tumor, snapshot.vessel, dx)
     plotter.add_mesh(grid.outline(), color=palette.to_hex(palette.OUTLINE_COLOR), lighting=False)
     extent = max(nx, ny, nz) * dx
     length = scale_bar_length_um(nx * dx)
@@ -237,7 +352,7 @@ def _volume_scene(pv: ModuleType, plotter, run: RunData, snapshot: Snapshot, opt
     plotter.enable_parallel_projection()
     plotter.reset_camera()
     plotter.camera.zoom(1.05)
-    return shown, ""
+    return shown, "", classes
 
 
 def render_snapshot(run: RunData, snapshot: Snapshot, options: RenderOptions) -> np.ndarray:
@@ -256,7 +371,7 @@ def render_snapshot(run: RunData, snapshot: Snapshot, options: RenderOptions) ->
     try:
         plotter.set_background("white")
         flat = len(snapshot.shape) == 2 or options.view == "slice"
-        shown, where = (_flat_scene if flat else _volume_scene)(pv, plotter, run, snapshot, options)
+        shown, where, immune = (_flat_scene if flat else _volume_scene)(pv, plotter, run, snapshot, options)
         height = options.size[1]
         hours = snapshot.time_h
         plotter.add_text(f"day {hours / 24:.2f}  ({hours:g} h)", position="upper_left", font_size=max(10, height // 60), color="black")
@@ -272,6 +387,7 @@ def render_snapshot(run: RunData, snapshot: Snapshot, options: RenderOptions) ->
         raise VizError("the render came out blank: VTK found no working OpenGL; install libegl1 (or libosmesa6) with apt-get")
     rows = legend.entries(snapshot.clone[shown], snapshot.cell_state[shown], snapshot.vessel[shown],
                           options.color, run.clone_name)
+    rows += legend.immune_entries(immune)
     if rows:
         margin = height // 60
         image = legend.paste(image, legend.legend_rgba(rows, font_px=max(11, height // 40)), margin, margin)

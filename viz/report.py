@@ -29,8 +29,10 @@ def _format(value: Any) -> str:
 
 
 def _quantity(column: str) -> str:
-    """A column name made readable: ``tumor_volume_mm3`` -> ``tumor volume (mm³)``."""
+    """A column name made readable: ``tumor_volume_mm3`` -> ``tumor volume (mm³)``, ``kills_per_h`` -> ``kills (per h)``."""
     for suffix, units in _UNIT_SUFFIXES.items():
+        if column.endswith("_per" + suffix):
+            return f"{column[: -len(suffix) - 4].replace('_', ' ')} (per {units})"
         if column.endswith(suffix):
             return f"{column[: -len(suffix)].replace('_', ' ')} ({units})"
     return column.replace("_", " ")

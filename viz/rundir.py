@@ -5,8 +5,13 @@ time, so an animation over many large snapshots holds one in memory.
 
 Per-voxel arrays of a snapshot are every array of the lattice's shape; the
 ``field_<name>`` ones are substrate fields, in the units their config entry
-names. Arrays that later model issues add to snapshots (immune cells, drugs)
-show up in :attr:`Snapshot.arrays` without changes here.
+names. Runs with immune cells add ``immune`` (agent index, -1 for none),
+``immune_state`` and ``exhaustion`` (:attr:`Snapshot.immune` and its
+siblings, None without them); the immune agents are named from the
+resolved config (:attr:`RunData.immune_agents`), their cells per record
+are in ``immune.parquet`` (:attr:`RunData.immune_series`). Arrays that later
+model issues add to snapshots show up in :attr:`Snapshot.arrays` without
+changes here.
 """
 from __future__ import annotations
 
@@ -20,8 +25,13 @@ from typing import Any
 import numpy as np
 import yaml
 
+from kernels.immune import KIND_NAMES
+from viz.palette import immune_glyph_classes
+
 
 FIELD_PREFIX = "field_"
+#: Readable names of the immune kinds of :data:`kernels.immune.KIND_NAMES`.
+IMMUNE_KIND_LABELS = {"t_cell": "T cell", "treg": "Treg", "mdsc": "MDSC"}
 _SNAPSHOT_NAME = re.compile(r"^step_(\d{8})\.npz$")
 
 
@@ -80,6 +90,26 @@ class Snapshot:
         """Lattice shape, ``(ny, nx)`` or ``(nz, ny, nx)``."""
         return tuple(self.clone.shape)
 
+    @property
+    def immune(self) -> np.ndarray | None:
+        """``int32``, lattice shape: immune agent index of each voxel's immune cell, -1 for none; None without immune cells."""
+        return self.arrays.get("immune")
+
+    @property
+    def immune_state(self) -> np.ndarray | None:
+        """``int8``, lattice shape: 0 effector, 1 exhausted (:mod:`kernels.immune`); None without immune cells."""
+        return self.arrays.get("immune_state")
+
+    @property
+    def exhaustion(self) -> np.ndarray | None:
+        """``float32``, lattice shape: T-cell exhaustion (exhausted from 1); None without immune cells."""
+        return self.arrays.get("exhaustion")
+
+    @property
+    def has_immune(self) -> bool:
+        """Whether the snapshot holds immune cell arrays (it may still hold no immune cell)."""
+        return self.immune is not None and self.immune_state is not None
+
     def field(self, name: str) -> np.ndarray:
         """Substrate field ``name``, lattice shape, in its config units."""
         key = FIELD_PREFIX + name
@@ -103,6 +133,49 @@ class Snapshot:
         if len(occupied) == 0:
             return tuple(extent // 2 for extent in self.shape)
         return tuple(int(round(value)) for value in occupied.mean(axis=0))
+
+
+@dataclass(frozen=True)
+class ImmuneAgent:
+    """One immune agent of a run: a T-cell clone or a suppressor type.
+
+    Attributes:
+        index: the agent index held by the snapshots' ``immune`` array.
+        name: the T-cell clone's name, or ``treg`` / ``mdsc``.
+        kind: ``t_cell``, ``treg`` or ``mdsc``.
+        antigen: the antigen a T-cell clone recognises; -1 for suppressors.
+    """
+
+    index: int
+    name: str
+    kind: str
+    antigen: int = -1
+
+    @property
+    def kind_code(self) -> int:
+        """The kind as :data:`kernels.immune.KIND_NAMES` codes it."""
+        return KIND_NAMES.index(self.kind)
+
+    @property
+    def label(self) -> str:
+        """Legend text: ``anti0 (antigen 0)`` for a T-cell clone, ``Treg`` / ``MDSC`` for a suppressor type."""
+        return f"{self.name} (antigen {self.antigen})" if self.kind == "t_cell" else IMMUNE_KIND_LABELS[self.kind]
+
+
+def immune_agents_of(config: dict[str, Any]) -> list[ImmuneAgent]:
+    """The immune agents a resolved config declares, by index: T-cell clones in config order, then ``treg``, then ``mdsc``.
+
+    The same numbering as the model's (:class:`abm.immunity.ImmuneSystem`);
+    empty for a config without immune cells (or from before them).
+    """
+    section = config.get("immune") or {}
+    clones = (section.get("t_cells") or {}).get("clones") or []
+    agents = [ImmuneAgent(index, str(clone["name"]), "t_cell", int(clone.get("antigen", -1)))
+              for index, clone in enumerate(clones)]
+    for kind in ("treg", "mdsc"):
+        if section.get(kind + "s") is not None:
+            agents.append(ImmuneAgent(len(agents), kind, kind))
+    return agents
 
 
 @dataclass
@@ -146,6 +219,43 @@ class RunData:
 
         path = self.path / "clones.parquet"
         return pandas.read_parquet(path) if path.is_file() else None
+
+    @cached_property
+    def immune_series(self):
+        """``immune.parquet`` (cells of each immune agent per record), or None if the run has none.
+
+        Columns: ``time_h``, ``time_days``, ``agent``, ``name``, ``kind``
+        (``t_cell``, ``treg``, ``mdsc``), ``antigen``, ``cells_effector``,
+        ``cells_exhausted``, ``primed_pool``, ``activation`` (a suppressor's
+        cells are its ``cells_effector``; its pool and activation are NaN).
+        """
+        import pandas
+
+        path = self.path / "immune.parquet"
+        return pandas.read_parquet(path) if path.is_file() else None
+
+    @cached_property
+    def immune_agents(self) -> list[ImmuneAgent]:
+        """The run's immune agents by index (:func:`immune_agents_of` its config); empty without immune cells."""
+        return immune_agents_of(self.config)
+
+    @property
+    def has_immune(self) -> bool:
+        """Whether the run's config declares any immune cell."""
+        return bool(self.immune_agents)
+
+    def immune_agent_kinds(self) -> np.ndarray:
+        """``int8 (n_agents,)``: each immune agent's kind code (:data:`kernels.immune.KIND_NAMES`)."""
+        return np.array([agent.kind_code for agent in self.immune_agents], dtype=np.int8)
+
+    def immune_glyph_classes(self, snapshot: Snapshot) -> np.ndarray | None:
+        """``int8``, lattice shape: glyph class of each voxel's immune cell (:func:`viz.palette.immune_glyph_classes`).
+
+        -1 where no immune cell; None when the snapshot has no immune arrays.
+        """
+        if not snapshot.has_immune:
+            return None
+        return immune_glyph_classes(snapshot.immune, snapshot.immune_state, self.immune_agent_kinds())
 
     @property
     def name(self) -> str:
