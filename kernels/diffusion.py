@@ -496,12 +496,19 @@ def steady_state(
     tolerance = rtol * rhs_norm
     u = u_guess.astype(xp.float64)
     residual = rhs - fine.apply(xp, u)
-    if float(xp.sqrt(xp.vdot(residual, residual))) <= tolerance:
+    residual_norm = float(xp.sqrt(xp.vdot(residual, residual)))
+    if residual_norm <= tolerance:
         return u_guess.copy(), 0
     multigrid = _Multigrid(xp, fine)
+
+    def precondition(r: Any, norm: float) -> Any:
+        # The V-cycle is linear; it runs on r / |r| so that float32 neither underflows nor overflows
+        # whatever the field's magnitude (a drug decayed to 1e-37 stalled CG otherwise).
+        return multigrid.cycle((r / norm).astype(xp.float32)).astype(xp.float64) * norm
+
     a_direction = xp.empty_like(u)
     scratch = xp.empty_like(u)
-    z = multigrid.cycle(residual.astype(xp.float32)).astype(xp.float64)
+    z = precondition(residual, residual_norm)
     direction = z.copy()
     rz = xp.vdot(residual, z)
     for iteration in range(1, max_iterations + 1):
@@ -509,10 +516,11 @@ def steady_state(
         alpha = rz / xp.vdot(direction, a_direction)
         u += alpha * direction
         residual -= alpha * a_direction
-        if float(xp.sqrt(xp.vdot(residual, residual))) <= tolerance:
+        residual_norm = float(xp.sqrt(xp.vdot(residual, residual)))
+        if residual_norm <= tolerance:
             return u.astype(u_guess.dtype), iteration
         previous_z = z
-        z = multigrid.cycle(residual.astype(xp.float32)).astype(xp.float64)
+        z = precondition(residual, residual_norm)
         rz_next = xp.vdot(residual, z)
         # Polak-Ribiere form of beta (flexible CG): robust to the float32 preconditioner.
         beta = (rz_next - xp.vdot(residual, previous_z)) / rz

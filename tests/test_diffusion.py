@@ -119,3 +119,18 @@ def test_every_preset_runs_in_the_model():
         assert np.isfinite(values).all() and (values >= 0).all(), name
     live = model.state.live_tumor()
     assert model.state.fields["chemokine"][live].mean() > model.state.fields["chemokine"][~live].mean()
+
+
+@pytest.mark.parametrize("scale", [1e-40, 1e38])
+def test_steady_state_converges_whatever_the_magnitude(xp, scale):
+    """A field below float32's smallest normal (a drug decayed for days: its V-cycle underflowed and CG stalled)
+    or near its largest (it overflowed) converges as at scale 1: the float32 V-cycle runs on the normalised residual."""
+    rng = np.random.default_rng(11)
+    shape = (24, 24, 24)
+    sink = xp.asarray(0.1 * (rng.random(shape) < 0.3))
+    params = FieldParameters(1.0e4, 0.01, 20.0, ((None, None),) * 3)
+    source = rng.random(shape)
+    reference, expected_iterations = steady_state(xp, xp.zeros(shape, dtype=xp.float64), params, sink, xp.asarray(source))
+    u, iterations = steady_state(xp, xp.zeros(shape, dtype=xp.float64), params, sink, xp.asarray(source * scale))
+    assert iterations == expected_iterations
+    np.testing.assert_allclose(to_host(u) / scale, to_host(reference), rtol=1e-9)
