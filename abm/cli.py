@@ -13,10 +13,11 @@ from pathlib import Path
 
 from abm import __version__
 from abm.config import Config, ConfigError, load_config
-from abm.io import RunDirectoryError
+from abm.io import RunDirectoryError, RunFailed
 from kernels.backend import BACKEND_NAMES, BackendError, get_backend, probe_cupy
 
 EXIT_USER_ERROR = 2
+EXIT_RUN_FAILED = 1
 EXIT_INTERRUPTED = 130
 
 
@@ -64,6 +65,9 @@ def _command_compare(arguments: argparse.Namespace) -> int:
               f"{'not reached' if median is None else f'{median:g} days'}{interval if median is not None else ''}, "
               f"objective response {stats['objective_response_rate']:.0%}{versus}")
     print(f"comparison written: {arguments.out}")
+    if result["failed_runs"]:
+        print(f"error: {len(result['failed_runs'])} run(s) failed: {', '.join(result['failed_runs'])}", file=sys.stderr)
+        return EXIT_RUN_FAILED
     return 0
 
 
@@ -196,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, BackendError, RunDirectoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except RunFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_RUN_FAILED
     except KeyboardInterrupt:
         print("interrupted: the run directory holds the records up to the interruption", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -16,7 +16,8 @@ is kept, so a restarted comparison runs only what is missing. Then it writes
 * ``compare.json``: per arm, the number of runs and progressions, median
   time to progression with a 95 % confidence interval, response counts and
   the objective response rate; the log-rank test of each arm against the
-  first.
+  first; and the runs that failed (a numerical failure: their directories
+  hold the error and the records up to it; the statistics leave them out).
 
 Statistics: S(t) = prod(1 - d_i / n_i) over event times, censoring runs
 that end without progression [KM]; the median's confidence interval is
@@ -35,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from abm.config import RESPONSE_CATEGORIES, Config, ConfigError
-from abm.io import RunDirectoryError, create_output_directory, write_json, write_parquet
+from abm.io import RunDirectoryError, RunFailed, create_output_directory, write_json, write_parquet
 
 RESPONDERS = {"recist": ("CR", "PR"), "irecist": ("iCR", "iPR"), "myeloma": ("CR", "VGPR", "PR")}
 
@@ -55,13 +56,16 @@ def arm_configs(config: Config, arms: list[str] | None) -> dict[str, Config]:
     return {name: config.model_copy(update={"treatment": config.arms[name]}) for name in names}
 
 
-def _run_one(job: tuple[Config, str]) -> str:
-    """Worker: one run into its directory (imported lazily, so workers start light)."""
+def _run_one(job: tuple[Config, str]) -> tuple[str, str | None]:
+    """Worker: one run into its directory; ``(directory, None)``, or the message of a failed run."""
     from abm.run import run
 
     config, out = job
-    run(config, Path(out), progress=False)
-    return out
+    try:
+        run(config, Path(out), progress=False)
+    except RunFailed as exc:
+        return out, str(exc)
+    return out, None
 
 
 def _complete(path: Path) -> bool:
@@ -111,16 +115,21 @@ def compare(config: Config, out: Path, replicates: int, arms: list[str] | None =
         workers = 1 if config.backend == "cupy" else max(1, min(4, os.cpu_count() or 1))
     if jobs:
         if workers == 1:
-            for job in jobs:
-                done = _run_one(job)
-                if progress:
-                    print(f"run complete: {done}", flush=True)
+            results = map(_run_one, jobs)
+            _report(results, progress)
         else:
             with ProcessPoolExecutor(max_workers=workers) as pool:
-                for done in pool.map(_run_one, jobs):
-                    if progress:
-                        print(f"run complete: {done}", flush=True)
+                _report(pool.map(_run_one, jobs), progress)
     return summarize(out, configs, replicates, config.seed)
+
+
+def _report(results: Any, progress: bool) -> None:
+    """Print a line per finished run (if ``progress``) and every failure."""
+    for done, failure in results:
+        if failure is not None:
+            print(f"run failed: {failure}", flush=True)
+        elif progress:
+            print(f"run complete: {done}", flush=True)
 
 
 def _read_run(path: Path) -> tuple[dict[str, Any], Any]:
@@ -134,10 +143,14 @@ def summarize(out: Path, configs: dict[str, Config], replicates: int, first_seed
     """Read the runs under ``out`` and write ``runs.parquet``, ``km.parquet``, ``burden.parquet`` and ``compare.json``."""
     import pandas
 
-    rows, burdens, curves = [], [], []
+    rows, burdens, curves, failed = [], [], [], []
     for arm, arm_config in configs.items():
         for seed in range(first_seed, first_seed + replicates):
-            summary, series = _read_run(out / "runs" / arm / f"seed_{seed}")
+            path = out / "runs" / arm / f"seed_{seed}"
+            if not _complete(path):
+                failed.append(str(path.relative_to(out)))
+                continue
+            summary, series = _read_run(path)
             treatment = summary["treatment"]
             rows.append({
                 "arm": arm, "seed": seed,
@@ -149,11 +162,16 @@ def summarize(out: Path, configs: dict[str, Config], replicates: int, first_seed
                 "lines": len(treatment["lines"]),
             })
             burdens.append(series[["time_days", "tumor_cells_live", "equivalent_diameter_um"]].assign(arm=arm, seed=seed))
-    runs = pandas.DataFrame(rows)
+    runs = pandas.DataFrame(rows, columns=["arm", "seed", "time_to_progression_days", "censored", "best_overall_response",
+                                           "best_change_from_baseline", "final_tumor_cells_live", "lines"])
+    if runs.empty:
+        raise RunFailed(f"{out}: no run completed; see the runs' summary.json for their errors")
     per_arm: dict[str, Any] = {}
     first_arm = next(iter(configs))
     for arm, arm_config in configs.items():
         mine = runs[runs["arm"] == arm]
+        if mine.empty:
+            continue
         times, events = mine["time_to_progression_days"].to_numpy(float), ~mine["censored"].to_numpy(bool)
         curve = kaplan_meier(times, events)
         curves.append(pandas.DataFrame(curve).assign(arm=arm))
@@ -170,6 +188,8 @@ def summarize(out: Path, configs: dict[str, Config], replicates: int, first_seed
         }
         if arm != first_arm:
             reference = runs[runs["arm"] == first_arm]
+            if reference.empty:
+                continue
             chi2, p = log_rank(reference["time_to_progression_days"].to_numpy(float), ~reference["censored"].to_numpy(bool),
                                times, events)
             per_arm[arm]["log_rank_vs_" + first_arm] = {"chi2": chi2, "p": p}
@@ -183,7 +203,7 @@ def summarize(out: Path, configs: dict[str, Config], replicates: int, first_seed
     write_parquet(out / "runs.parquet", runs)
     write_parquet(out / "km.parquet", pandas.concat(curves, ignore_index=True))
     write_parquet(out / "burden.parquet", burden)
-    result = {"replicates": replicates, "first_seed": first_seed, "arms": per_arm}
+    result = {"replicates": replicates, "first_seed": first_seed, "arms": per_arm, "failed_runs": failed}
     write_json(out / "compare.json", result)
     return result
 

@@ -28,6 +28,10 @@ class RunDirectoryError(ValueError):
     """The output directory cannot be used."""
 
 
+class RunFailed(RuntimeError):
+    """The simulation stopped on a numerical failure; the run directory holds the records up to it."""
+
+
 def _umask() -> int:
     """The process umask (read by setting and restoring it)."""
     mask = os.umask(0)

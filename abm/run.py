@@ -15,9 +15,10 @@ from tqdm import tqdm
 
 from abm import __version__
 from abm.config import Config, ConfigError, to_yaml
-from abm.io import check_output_directory, create_output_directory, snapshot_name, write_json, write_parquet, write_snapshot, write_text
+from abm.io import RunFailed, check_output_directory, create_output_directory, snapshot_name, write_json, write_parquet, write_snapshot, write_text
 from abm.model import TumorModel
 from kernels.backend import Backend, get_backend
+from kernels.diffusion import FieldSolverError
 
 # Peak bytes per voxel of building the model and running cell steps, measured
 # with benchmarks/memory.py on a 64^3 lattice of configs/default.yaml: state
@@ -69,6 +70,7 @@ def run(config: Config, out: Path, progress: bool = True) -> dict[str, Any]:
 
     started = time.perf_counter()
     status = "complete"
+    failure = None
     try:
         with tqdm(total=total_steps, unit="step", desc="simulating", disable=not progress, leave=True) as bar:
             for _ in range(total_steps):
@@ -80,6 +82,9 @@ def run(config: Config, out: Path, progress: bool = True) -> dict[str, Any]:
                     bar.set_postfix(day=f"{model.time_h / 24:.1f}", cells=model.latest["tumor_cells_total"])
     except KeyboardInterrupt:
         status = "interrupted"
+    except FieldSolverError as exc:
+        status = "failed"
+        failure = f"day {model.time_h / 24.0:g}: {exc}"
     wall_s = time.perf_counter() - started
 
     write_parquet(out / "timeseries.parquet", model.timeseries())
@@ -100,7 +105,11 @@ def run(config: Config, out: Path, progress: bool = True) -> dict[str, Any]:
         "final": {key: (None if isinstance(value, float) and math.isnan(value) else value) for key, value in model.latest.items()},
         "treatment": model.therapy.summary(model.time_h),
     }
+    if failure is not None:
+        summary["error"] = failure
     write_json(out / "summary.json", summary)
     if status == "interrupted":
         raise KeyboardInterrupt
+    if failure is not None:
+        raise RunFailed(f"{out}: the run failed at {failure}; its records up to then are in the run directory")
     return summary

@@ -78,3 +78,38 @@ def test_compare_needs_arms(tmp_path, capsys):
     assert main(["compare", "configs/tiny.yaml", "--out", str(tmp_path / "x"), "--replicates", "1"]) == 2
     assert "arms: the config has no arms" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_numerical_failure_ends_the_run_cleanly_and_compare_carries_on(tmp_path, monkeypatch, capsys):
+    """A solver failure mid-run: status 1, summary says failed with the error, records up to it kept;
+    tme compare reports the failed run, leaves it out of the statistics and runs the others."""
+    from kernels import diffusion
+
+    original = diffusion.steady_state
+    calls = {"n": 0}
+
+    def failing(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 30:
+            raise diffusion.FieldSolverError("steady-state field solve did not reach rtol=1e-06 in 500 iterations")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(diffusion, "steady_state", failing)
+    out = tmp_path / "run"
+    assert main(["run", "configs/tiny.yaml", "--out", str(out), "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {out}: the run failed at day") and "did not reach rtol" in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["status"] == "failed" and "did not reach" in summary["error"]
+    assert len(pd.read_parquet(out / "timeseries.parquet")) >= 1
+
+    calls["n"] = 0
+    config = tmp_path / "arms.yaml"
+    config.write_text(open("configs/tiny.yaml").read() + "arms: {a: {lines: [{name: watch}]}, b: {lines: [{name: watch}]}}\n",
+                      encoding="utf-8")
+    compared = tmp_path / "cmp"
+    assert main(["compare", str(config), "--out", str(compared), "--replicates", "2", "--workers", "1", "--quiet"]) == 1
+    captured = capsys.readouterr()
+    assert "run failed:" in captured.out and "1 run(s) failed: runs/a/seed_7" in captured.err
+    result = json.loads((compared / "compare.json").read_text())
+    assert result["failed_runs"] == ["runs/a/seed_7"] and result["arms"]["a"]["runs"] == 1 and result["arms"]["b"]["runs"] == 2
