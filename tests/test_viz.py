@@ -251,7 +251,8 @@ def test_plot_writes_every_figure_as_png_pdf_svg(run3d, tmp_path):
     from viz.figures import RUN_FIGURES, plot_run
 
     written = plot_run(open_run(run3d), tmp_path)
-    assert set(written) == {figure.name for figure in RUN_FIGURES} - {"immune"}, "immune only for runs with immune cells"
+    assert set(written) == {figure.name for figure in RUN_FIGURES} - {"immune", "treatment"}, \
+        "immune only for runs with immune cells, treatment for treated runs"
     assert_figure_files(written)
     assert not list(tmp_path.glob(".*part*")), "temporary files left behind"
 
@@ -278,7 +279,7 @@ def test_figures_that_need_clone_files_are_skipped_without_them(run2d, tmp_path)
     copy = tmp_path / "run"
     shutil.copytree(run2d, copy, ignore=shutil.ignore_patterns("clones.parquet", "snapshots"))
     written = plot_run(open_run(copy), tmp_path / "figures", formats=("png",))
-    assert set(written) == {figure.name for figure in RUN_FIGURES} - {"muller", "slices", "immune"}
+    assert set(written) == {figure.name for figure in RUN_FIGURES} - {"muller", "slices", "immune", "treatment"}
 
 
 # immune cells ---------------------------------------------------------------
@@ -575,6 +576,30 @@ def test_export_writes_vti_per_snapshot_and_pvd(run3d, tmp_path):
     assert [states.GetValue(index) for index in range(states.GetNumberOfValues())] == list(STATE_NAMES)
 
 
+def test_export_names_the_immune_agents(run_immune, run3d, tmp_path):
+    from vtkmodules.vtkIOXML import vtkXMLImageDataReader
+
+    from viz.export import export
+
+    def field_names(path: Path) -> dict[str, list[str]]:
+        reader = vtkXMLImageDataReader()
+        reader.SetFileName(str(path))
+        reader.Update()
+        fields = reader.GetOutput().GetFieldData()
+        out = {}
+        for index in range(fields.GetNumberOfArrays()):
+            array = fields.GetAbstractArray(index)
+            if array.IsA("vtkStringArray"):
+                out[array.GetName()] = [array.GetValue(value) for value in range(array.GetNumberOfValues())]
+        return out
+
+    files = export(open_run(run_immune), tmp_path / "immune", progress=False)
+    for vti in files[:-1]:
+        assert field_names(vti)["immune_names"] == ["anti0", "treg", "mdsc"]  # i names the agent the `immune` array holds as i
+    plain = export(open_run(run3d), tmp_path / "plain", progress=False)
+    assert "immune_names" not in field_names(plain[0])
+
+
 def test_export_2d_run_is_one_cell_thick(run2d, tmp_path):
     from vtkmodules.vtkIOXML import vtkXMLImageDataReader
 
@@ -614,7 +639,7 @@ def test_tme_plot_and_export_commands(run2d, tmp_path, capsys):
     assert main(["export", str(run2d), "--out", str(tmp_path / "vtk"), "--quiet"]) == 0
     assert (tmp_path / "vtk" / "run.pvd").is_file()
     assert main(["plot", str(tmp_path / "nothing")]) == 2
-    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'nothing'}: no such run directory"
+    assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'nothing'}: no such run or comparison directory"
 
 
 def _cli_without(packages: tuple[str, ...], argv: list[str]) -> subprocess.CompletedProcess:

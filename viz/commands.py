@@ -2,6 +2,8 @@
 
 Each takes the parsed arguments, prints one line per file written, and
 returns the exit status; user errors raise :class:`viz.rundir.VizError`.
+``plot`` and ``report`` take a run directory or a ``tme compare`` directory
+(:func:`viz.comparedir.open_target`); ``render`` and ``export`` a run directory.
 """
 from __future__ import annotations
 
@@ -32,20 +34,33 @@ def _export(arguments: argparse.Namespace) -> int:
 
 
 def _plot(arguments: argparse.Namespace) -> int:
-    from viz.figures import plot_run
+    from viz.comparedir import CompareData, open_target
 
     formats = tuple(part.strip() for part in arguments.formats.split(",") if part.strip())
     names = tuple(part.strip() for part in arguments.only.split(",") if part.strip()) if arguments.only else None
-    written = plot_run(open_run(arguments.run_dir), arguments.out, formats, names)
+    target = open_target(arguments.run_dir)
+    if isinstance(target, CompareData):
+        from viz.comparison import plot_comparison
+
+        written = plot_comparison(target, arguments.out, formats, names)
+    else:
+        from viz.figures import plot_run
+
+        written = plot_run(target, arguments.out, formats, names)
     for paths in written.values():
         print("wrote " + ", ".join(str(path) for path in paths))
     return 0
 
 
 def _report(arguments: argparse.Namespace) -> int:
-    from viz.report import run_report
+    from viz.comparedir import CompareData, open_target
+    from viz.report import compare_report, run_report
 
-    path = run_report(open_run(arguments.run_dir), arguments.out, progress=not arguments.quiet)
+    target = open_target(arguments.run_dir)
+    if isinstance(target, CompareData):
+        path = compare_report(target, arguments.out)
+    else:
+        path = run_report(target, arguments.out, progress=not arguments.quiet)
     print(f"wrote {path}")
     return 0
 

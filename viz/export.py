@@ -10,7 +10,9 @@
   ``cell_state_names``), ``vessel`` (``uint8``, 0 or 1), ``perfusion``
   (``float32``, 0 to 1), and each field as
   ``<name>_<units>`` (e.g. ``oxygen_mmHg``). Field data also holds
-  ``time_h``, ``dx_um`` and ``clone_names``.
+  ``time_h``, ``dx_um`` and ``clone_names``; a run with immune cells adds
+  ``immune_names``, the name of each immune agent by the index its cell
+  array ``immune`` holds (T-cell clones, then ``treg``, ``mdsc``).
 * ``run.pvd``: the time series (time in hours), written last, listing every ``.vti``.
 
 Every file is written atomically. Arrays that later model issues add to the
@@ -80,6 +82,8 @@ def snapshot_image(run: RunData, snapshot: Snapshot):
     field_data.AddArray(_vtk_array("dx_um", np.array([snapshot.dx_um])))
     field_data.AddArray(_string_array("cell_state_names", list(STATE_NAMES)))
     field_data.AddArray(_string_array("clone_names", [run.clone_name(index) for index in range(n_clones)]))
+    if snapshot.has_immune:
+        field_data.AddArray(_string_array("immune_names", [agent.name for agent in run.immune_agents]))
     return image
 
 

@@ -5,10 +5,12 @@ function ``RunData -> matplotlib Figure``, and a test of whether the run has
 the data it needs. ``tme plot RUN_DIR`` draws every figure of
 :data:`RUN_FIGURES` whose test passes. A figure added by a later model issue
 is one more function and one more entry (as the immune infiltration
-figure was); figures of ``tme compare`` outputs (arm timelines with dosing bars,
-Kaplan-Meier curves, waterfall and swimmer plots) will take the comparison's
-data the same way, in a list of their own. The Muller plot's layout is in
-:mod:`viz.muller`; the immune figure is drawn for runs with immune cells.
+and treatment figures were); figures of ``tme compare`` outputs (arm
+timelines with dosing bars, Kaplan-Meier curves, waterfall and swimmer
+plots) take the comparison's data the same way, in a list of their own
+(:data:`viz.comparison.COMPARE_FIGURES`). The Muller plot's layout is in
+:mod:`viz.muller`; the immune figure is drawn for runs with immune cells,
+the treatment figure for treated runs (:mod:`viz.treatment` has its pieces).
 
 Figures are drawn on ``matplotlib.figure.Figure`` objects, not pyplot, so no
 display and no global figure state are involved. Colours come from
@@ -23,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from kernels.tumor import APOPTOTIC, CYCLING, NECROTIC, QUIESCENT, STATE_NAMES
-from viz import legend, optional, palette
+from viz import legend, optional, palette, treatment
 from viz.muller import MullerBands, muller_bands
 from viz.output import FIGURE_FORMATS, atomic_output
 from viz.rundir import RunData, Snapshot, VizError
@@ -588,6 +590,131 @@ def immune_figure(run: RunData):
     return figure
 
 
+def _legend_right(ax, handles: list, title: str | None = None, **options) -> None:
+    """A legend just right of ``ax``, top-aligned (the figure's constrained layout makes room for it)."""
+    ax.legend(handles=handles, title=title, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False,
+              alignment="left", handlelength=1.2, handleheight=0.9, **options)
+
+
+def _treated(run: RunData) -> bool:
+    """Whether the run has treatment events (``events.parquet`` with at least one row)."""
+    return run.events is not None and len(run.events) > 0
+
+
+def treatment_figure(run: RunData):
+    """One treated run: burden, assessments, plasma levels and the dosing track on one time axis.
+
+    (a) live tumor cells, the background tinted by the line of therapy
+    given; (b) the burden the criteria measure (lesion diameter, or the
+    marker for myeloma) at each assessment, coloured by its response
+    category, baselines of lines as open circles; (c) plasma level of each
+    dosed drug, from the doses and the drug's pharmacokinetics (closed form,
+    so exact between records); (d) the line of therapy (a tick where one
+    follows another) and each drug's doses (bars as long as the infusion, a
+    bolus a thin bar). Drug and line colours are those of the comparison
+    figures (:func:`viz.treatment.treatment_colors`).
+    """
+    from matplotlib.lines import Line2D
+
+    events = run.events
+    spans = treatment.line_spans(run.treatment)
+    given = treatment.doses(events)
+    colors = treatment.treatment_colors(run.config, [str(drug) for drug in given["drug"]], [span[0] for span in spans])
+    drugs = [drug for drug in colors.drugs if drug in set(given["drug"])]
+    assessed = treatment.assessments(events, baselines=True)
+    arm = run.config.get("treatment") or {}
+    criteria = (arm.get("assessment") or {}).get("criteria", run.treatment.get("criteria", "recist"))
+    duration = float(run.config["time"]["duration_days"])
+    frame = run.timeseries
+    days = frame["time_days"].to_numpy()
+
+    start_day = float(arm.get("start_day", spans[0][1] if spans else 0.0))
+    track_rows = ["line"] + drugs
+    heights = [1.7, 1.3] + ([1.2] if drugs else []) + [0.28 * len(track_rows) + 0.1]
+    figure = _new_figure(sum(heights) + 1.0)
+    axes = list(figure.subplots(len(heights), 1, sharex=True, height_ratios=heights))
+    burden_ax, assess_ax = axes[0], axes[1]
+    plasma_ax = axes[2] if drugs else None
+    track_ax = axes[-1]
+
+    for line, start, end in spans:
+        for ax in axes[:-1]:
+            ax.axvspan(start, end, color=palette.to_float(colors.line(line)), alpha=0.35, linewidth=0, zorder=0)
+    live = _plot_series(burden_ax, days, frame["tumor_cells_live"], palette.MEASURE_COLORS["primary"], "live tumor cells")
+    burden_ax.set_ylabel("live tumor cells")
+    burden_ax.set_ylim(bottom=0)
+    for ax in axes:
+        ax.axvline(start_day, color="0.35", linestyle=":", linewidth=0.9, zorder=1)
+    started = Line2D([], [], color="0.35", linestyle=":", linewidth=0.9, label=f"start of treatment (day {start_day:g})")
+    _legend_right(burden_ax, [live, started])
+
+    measured = assessed.dropna(subset=["burden"])
+    assess_ax.plot(measured["time_days"], measured["burden"], color="0.6", linewidth=0.8, zorder=2)
+    base = measured[measured["event"] == "baseline"]
+    assess_ax.plot(base["time_days"], base["burden"], linestyle="none", marker="o", markersize=5, markerfacecolor="white",
+                   markeredgecolor="black", markeredgewidth=0.8, zorder=3)
+    points = measured[measured["event"] == "assessment"]
+    if not points.empty:  # (unclipped, an empty collection would count as an artist at the figure's corner)
+        assess_ax.scatter(points["time_days"], points["burden"], s=26, zorder=4, edgecolors="0.25", linewidths=0.5,
+                          clip_on=False, c=[palette.to_float(palette.response_color(category)) for category in points["category"]])
+    first = None
+    if not run.treatment.get("progression_censored", True) and run.treatment.get("time_to_progression_days") is not None:
+        time = start_day + float(run.treatment["time_to_progression_days"])
+        at = points[np.isclose(points["time_days"].to_numpy(dtype=float), time)]
+        if not at.empty:
+            first = assess_ax.plot([time], [float(at["burden"].iloc[0])], linestyle="none", marker="o", markersize=11,
+                                   markerfacecolor="none", markeredgecolor="black", markeredgewidth=1.0, zorder=5,
+                                   clip_on=False, label=f"first progression (day {time:g})")[0]
+    assess_ax.set_ylabel("marker" if criteria == "myeloma" else "lesion diameter (µm)")
+    high = _finite_range(measured["burden"], default=(0.0, 1.0))[1]
+    assess_ax.set_ylim(0.0, max(high * 1.12, 1e-9))
+    present = treatment.ordered_categories({str(category) for category in points["category"].dropna()})
+    baseline_handle = Line2D([], [], linestyle="none", marker="o", markersize=5, markerfacecolor="white",
+                             markeredgecolor="black", markeredgewidth=0.8, label="baseline of a line")
+    category_handles = [Line2D([], [], linestyle="none", marker="o", markersize=5.5, markeredgecolor="0.25",
+                               markeredgewidth=0.5, markerfacecolor=palette.to_float(color), label=label)
+                        for label, color in treatment.response_legend_rows(present)]
+    _legend_right(assess_ax, [baseline_handle] + category_handles + ([first] if first is not None else []),
+                  title=f"assessment ({criteria})")
+
+    if plasma_ax is not None:
+        end_h = duration * 24.0
+        handles = []
+        for drug in drugs:
+            mine = given[given["drug"] == drug]
+            times = treatment.plasma_times(mine, end_h)
+            levels = treatment.plasma_levels((run.config.get("drugs") or {}).get(drug) or {}, mine, times)
+            units = run.field_units(drug)
+            handles.append(plasma_ax.plot(times / 24.0, levels, color=palette.to_float(colors.drug(drug)), linewidth=1.1,
+                                          label=f"{drug} ({units})" if units else drug)[0])
+        plasma_ax.set_ylabel("plasma level")
+        plasma_ax.set_ylim(bottom=0)
+        _legend_right(plasma_ax, handles, title="drug")
+
+    treatment.setup_track(track_ax, track_rows)
+    treatment.draw_line_lanes(track_ax, 0, [spans], colors)
+    for row, drug in enumerate(drugs, start=1):
+        treatment.draw_dose_lanes(track_ax, row, [given], drug, colors.drug(drug), duration)
+    _legend_right(track_ax, legend.handles(treatment.line_legend_rows(colors, [span[0] for span in spans])),
+                  title="line of therapy")
+
+    for ax, letter in zip(axes, "abcd"):
+        _time_axis(ax, run)
+        _panel_label(ax, letter)
+    for ax in axes[:-1]:
+        ax.set_xlabel("")
+    outcome = run.treatment
+    if outcome.get("time_to_progression_days") is not None:
+        days = float(outcome["time_to_progression_days"])
+        progression = ("no progression" if outcome.get("progression_censored")
+                       else f"progression {days:g} day{'' if days == 1 else 's'} after the start of treatment")
+        best = outcome.get("best_overall_response")
+        figure.suptitle(f"Treatment, {run.name}: best response {best or 'n/a'}, {progression}", fontsize=10)
+    else:
+        figure.suptitle(f"Treatment, {run.name}", fontsize=10)
+    return figure
+
+
 def _has_columns(*columns: str) -> Callable[[RunData], bool]:
     return lambda run: set(columns) <= set(run.timeseries.columns)
 
@@ -616,6 +743,9 @@ RUN_FIGURES: tuple[RunFigure, ...] = (
     RunFigure("immune", "Immune cells on the lattice by kind and state, T-cell density in the tumor core and invasive margin, "
               "tumor cells killed by T cells per hour with the primed T-cell pool, and T cells of each T-cell clone over time.",
               immune_figure, _has_columns(*IMMUNE_FIGURE_COLUMNS)),
+    RunFigure("treatment", "Live tumor cells with the line of therapy given, the burden at each assessment coloured by "
+              "response, plasma levels of the dosed drugs, and the lines and doses over time.",
+              treatment_figure, _treated),
     RunFigure("slices", "Sections through the tumor centre coloured by clone and by cell state, with oxygen isolines.",
               slices_figure, lambda run: bool(run.snapshots)),
 )

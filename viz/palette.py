@@ -1,4 +1,4 @@
-"""The colours of every figure: subclones, tumor cell states, vessels, tissue, immune cells.
+"""The colours of every figure: subclones, tumor cell states, vessels, tissue, immune cells; arms, drugs, lines, responses.
 
 One palette serves pyvista renders and matplotlib figures alike, so clone 3
 is the same colour in a 3-D render, a mid-plane slice and (later) a Muller
@@ -18,6 +18,18 @@ differ in lightness, magenta and lime in hue and lightness, so the four
 stay apart in every common colour-vision deficiency; none is an Okabe-Ito
 clone colour, a cell state colour or the vessel red, and the shape tells
 them from any later clone colour.
+
+Treatment figures have four more sets, each stable by position and apart
+from the others where they meet in one figure: treatment arms
+(:func:`arm_color`, by the arm's place in the comparison; dark and
+saturated, for lines on white, and away from the Okabe-Ito clone colours),
+drugs (:func:`drug_color`, by the drug's place in the config's ``drugs``;
+away from the arm colours, since dosing bars sit in an arm's panel),
+lines of therapy (:func:`line_color`, by the line's place among the
+config's lines; light, so markers read on top of them; a line without
+doses is pale grey) and response categories (:data:`RESPONSE_COLORS`:
+red-yellow-green from progression to complete response, the same for the
+RECIST, iRECIST and myeloma categories of equal rank).
 
 This module needs only NumPy.
 """
@@ -122,6 +134,81 @@ def immune_glyph_classes(immune: np.ndarray, immune_state: np.ndarray, agent_kin
     out[kind == TREG] = GLYPH_TREG
     out[kind == MDSC] = GLYPH_MDSC
     return out
+
+
+_ARM_COLORS: tuple[RGB, ...] = (  # Paul Tol's "muted" set, reordered: dark colours first
+    (51, 34, 136),    # indigo
+    (68, 170, 153),   # teal
+    (204, 102, 119),  # rose
+    (153, 153, 51),   # olive
+    (136, 34, 85),    # wine
+    (17, 119, 51),    # green
+    (170, 68, 153),   # purple
+    (136, 204, 238),  # cyan
+    (221, 204, 119),  # sand
+)
+_DRUG_COLORS: tuple[RGB, ...] = (
+    (33, 102, 172),   # blue
+    (191, 91, 23),    # burnt orange
+    (240, 2, 127),    # magenta
+    (102, 37, 6),     # dark brown
+    (0, 0, 0),        # black
+    (120, 120, 120),  # grey
+)
+_LINE_COLORS: tuple[RGB, ...] = (  # light: bars under markers
+    (119, 170, 221),  # light blue
+    (187, 153, 221),  # lilac
+    (153, 221, 255),  # light cyan
+    (255, 170, 187),  # pink
+    (204, 187, 153),  # tan
+    (170, 170, 204),  # lavender grey
+)
+#: A line of therapy without doses (observation, a treatment holiday).
+NO_DOSE_LINE_COLOR: RGB = (221, 221, 221)
+#: Response categories (abm.config.RESPONSE_CATEGORIES), ordinal: green for complete response to red for progression.
+RESPONSE_COLORS: dict[str, RGB] = {
+    "CR": (26, 152, 80), "iCR": (26, 152, 80),
+    "VGPR": (102, 189, 99),
+    "PR": (166, 217, 106), "iPR": (166, 217, 106),
+    "MR": (217, 239, 139),
+    "SD": (254, 224, 139), "iSD": (254, 224, 139),
+    "iUPD": (253, 174, 97),
+    "PD": (215, 48, 39), "iCPD": (215, 48, 39),
+}
+UNKNOWN_RESPONSE_COLOR: RGB = (200, 200, 200)
+
+
+def _extended(base: tuple[RGB, ...], index: int, saturation: float, value: float, what: str) -> RGB:
+    """``base[index]``, and past it golden-angle hues at fixed saturation and value."""
+    if index < 0:
+        raise ValueError(f"{what} index must be >= 0, got {index}")
+    if index < len(base):
+        return base[index]
+    hue = ((index - len(base)) * _GOLDEN_ANGLE + 0.12) % 1.0
+    r, g, b = colorsys.hsv_to_rgb(hue, saturation, value)
+    return (round(r * 255), round(g * 255), round(b * 255))
+
+
+def arm_color(index: int) -> RGB:
+    """The colour of the ``index``-th treatment arm of a comparison (``index >= 0``), the same in every figure."""
+    return _extended(_ARM_COLORS, index, 0.7, 0.6, "arm")
+
+
+def drug_color(index: int) -> RGB:
+    """The colour of the ``index``-th drug of a config's ``drugs`` (``index >= 0``): dosing bars, plasma levels."""
+    return _extended(_DRUG_COLORS, index, 0.9, 0.5, "drug")
+
+
+def line_color(index: int, doses: bool = True) -> RGB:
+    """The colour of the ``index``-th line of therapy (``index >= 0``); :data:`NO_DOSE_LINE_COLOR` for a line without doses."""
+    if not doses:
+        return NO_DOSE_LINE_COLOR
+    return _extended(_LINE_COLORS, index, 0.3, 0.95, "line")
+
+
+def response_color(category: str | None) -> RGB:
+    """The colour of a response category (:data:`RESPONSE_COLORS`; light grey for None or an unknown one)."""
+    return RESPONSE_COLORS.get(category, UNKNOWN_RESPONSE_COLOR) if category else UNKNOWN_RESPONSE_COLOR
 
 
 def clone_color(index: int) -> RGB:

@@ -2,8 +2,13 @@
 
 ``tme report RUN_DIR`` draws the figures (:func:`viz.figures.plot_run`) and a
 render of the last snapshot into ``RUN_DIR/figures/``, then writes
-``RUN_DIR/report.md`` linking them. The report of a ``tme compare`` output
-(per-arm tables, Kaplan-Meier curves) will be a sibling of :func:`run_report`.
+``RUN_DIR/report.md`` linking them. ``tme report COMPARE_DIR``
+(:func:`compare_report`) draws the comparison's figures
+(:data:`viz.comparison.COMPARE_FIGURES`) into ``COMPARE_DIR/figures/`` and
+writes ``COMPARE_DIR/report.md``: a table of ``compare.json`` per arm (runs,
+progressions, median time to progression with its 95 % interval, objective
+response rate, best responses, log-rank p against the first arm), then the
+figures.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from abm.io import write_text
+from viz.comparedir import CompareData
 from viz.figures import RUN_FIGURES, plot_run
 from viz.render import RenderOptions, render
 from viz.rundir import RunData
@@ -64,6 +70,8 @@ def run_report(run: RunData, out: Path | None = None, progress: bool = True) -> 
         lines += [f"| {_quantity(column)} | {_format(value)} |" for column, value in final.items()]
         lines.append("")
 
+    lines += _treatment_section(run.treatment)
+
     if run.snapshots:
         view = "cutaway" if run.ndim == 3 else "iso"
         image = figures_dir / "render_state.png"
@@ -71,8 +79,40 @@ def run_report(run: RunData, out: Path | None = None, progress: bool = True) -> 
         hours = run.last_snapshot().time_h
         lines += ["## Render", "", f"![Last snapshot, day {hours / 24:g}, coloured by cell state]({_link(image, out.parent)})", ""]
 
-    lines += ["## Figures", ""]
-    for spec in RUN_FIGURES:
+    lines += _figure_sections(RUN_FIGURES, written, out)
+    write_text(out, "\n".join(lines))
+    return out
+
+
+def _treatment_section(outcome: dict[str, Any]) -> list[str]:
+    """``## Treatment``: the endpoints, the lines given and the exposure to each drug (treated runs only)."""
+    if not outcome.get("treated"):
+        return []
+    change = outcome.get("best_change_from_baseline")
+    time = outcome.get("time_to_progression_days")
+    progression = "n/a" if time is None else f"{time:g}" + (" (censored: no progression)" if outcome.get("progression_censored") else "")
+    lines = ["## Treatment", "", "| endpoint | value |", "|---|---|",
+             f"| criteria | {outcome.get('criteria', 'n/a')} |",
+             f"| best overall response | {outcome.get('best_overall_response') or 'n/a'} |",
+             f"| best change from baseline (first line) | {'n/a' if change is None else f'{change:+.1%}'} |",
+             f"| time to progression from the start (days) | {progression} |", ""]
+    if outcome.get("lines"):
+        lines += ["| line | start (day) | end (day) | days | ended by |", "|---|---:|---:|---:|---|"]
+        lines += [f"| {_cell(line['line'])} | {line['start_day']:g} | {line['end_day']:g} | {line['days']:g} | "
+                  f"{_cell(line['ended_by'])} |" for line in outcome["lines"]]
+        lines.append("")
+    if outcome.get("exposure"):
+        lines += ["| drug | doses | plasma exposure (units × h) |", "|---|---:|---:|"]
+        lines += [f"| {_cell(drug)} | {values['doses']} | {values['plasma_auc_unit_h']:.4g} |"
+                  for drug, values in outcome["exposure"].items()]
+        lines.append("")
+    return lines
+
+
+def _figure_sections(specs, written: dict[str, list[Path]], out: Path) -> list[str]:
+    """``## Figures``: each figure written, with its caption, links to its vector files and the PNG inline."""
+    lines = ["## Figures", ""]
+    for spec in specs:
         if spec.name not in written:
             continue
         files = {path.suffix.lstrip("."): path for path in written[spec.name]}
@@ -80,5 +120,74 @@ def run_report(run: RunData, out: Path | None = None, progress: bool = True) -> 
         lines += [f"### {spec.name}", "", spec.caption + (f" Vector: {vector}." if vector else ""), ""]
         if "png" in files:
             lines += [f"![{spec.name}]({_link(files['png'], out.parent)})", ""]
+    return lines
+
+
+def _cell(text: Any) -> str:
+    """Text for a Markdown table cell (pipes escaped)."""
+    return str(text).replace("|", "\\|")
+
+
+def _days(value: Any) -> str:
+    return "NR" if value is None else f"{value:g}"
+
+
+def _p_value(stats: dict[str, Any], first: str, arm: str) -> str:
+    test = stats.get(f"log_rank_vs_{first}")
+    if test is None:
+        return "reference" if arm == first else "n/a"
+    p = test.get("p")
+    if p is None or p != p:
+        return "n/a (no progression)"
+    return f"{p:.3g} (χ² {test.get('chi2', float('nan')):.3g})"
+
+
+def compare_table(data: CompareData) -> list[str]:
+    """The Markdown table of ``compare.json``: one row per arm."""
+    first = data.reference_arm
+    rows = ["| arm | criteria | runs | progressions | median TTP, days (95% CI) | ORR | best responses | "
+            f"log-rank p vs {_cell(first)} |", "|---|---|---:|---:|---|---:|---|---|"]
+    for arm in data.arms:
+        stats = data.arm_stats(arm)
+        low, high = (list(stats.get("median_ci95_days") or []) + [None, None])[:2]
+        median = stats.get("median_time_to_progression_days")
+        interval = "" if low is None and high is None else f" ({_days(low)} to {_days(high)})"
+        counts = stats.get("best_response_counts") or {}
+        responses = ", ".join(f"{category} {count}" for category, count in counts.items() if count) or "none"
+        rate = stats.get("objective_response_rate")
+        rows.append(f"| {_cell(arm)} | {stats.get('criteria', 'n/a')} | {stats.get('runs', 'n/a')} | "
+                    f"{stats.get('progressions', 'n/a')} | {('not reached' if median is None else f'{median:g}') + interval} | "
+                    f"{'n/a' if rate is None else f'{rate:.0%}'} | {responses} | {_p_value(stats, first, arm)} |")
+    return rows
+
+
+def compare_report(data: CompareData, out: Path | None = None) -> Path:
+    """Write the Markdown report of the comparison ``data`` to ``out`` (default ``COMPARE_DIR/report.md``).
+
+    Returns:
+        The report's path.
+    """
+    from viz.comparison import COMPARE_FIGURES, plot_comparison
+
+    out = Path(out) if out is not None else data.path / "report.md"
+    written = plot_comparison(data, data.path / "figures")
+    replicates, first_seed = data.result.get("replicates"), data.result.get("first_seed")
+    lines = [f"# Comparison report: {data.name}", "", f"Comparison directory: `{data.path}`", ""]
+    lines += ["| comparison | |", "|---|---|", f"| arms | {_cell(', '.join(data.arms))} |"]
+    if replicates is not None:
+        seeds = f" (seeds {first_seed} to {first_seed + replicates - 1})" if first_seed is not None else ""
+        lines.append(f"| replicates per arm | {replicates}{seeds} |")
+    lines.append(f"| runs | {len(data.runs)} |")
+    if data.failed_runs:
+        lines.append(f"| failed runs (left out of the statistics) | {len(data.failed_runs)}: "
+                     f"{_cell(', '.join(data.failed_runs))} |")
+    if data.config:
+        lines.append(f"| simulated days per run | {data.duration_days:g} |")
+    lines += ["", "## Arms", ""]
+    lines += compare_table(data)
+    lines += ["", "TTP: time to progression from the start of treatment (Kaplan-Meier; runs without progression are "
+              "censored at the end of the run); NR: not reached; ORR: objective response rate (best overall response "
+              "a response of the criteria); log-rank test against the first arm, one degree of freedom.", ""]
+    lines += _figure_sections(COMPARE_FIGURES, written, out)
     write_text(out, "\n".join(lines))
     return out

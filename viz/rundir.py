@@ -235,6 +235,20 @@ class RunData:
         return pandas.read_parquet(path) if path.is_file() else None
 
     @cached_property
+    def events(self):
+        """``events.parquet`` (the treatment's doses, lines and assessments; columns
+        :data:`abm.therapy.EVENT_COLUMNS`), or None for an untreated run."""
+        import pandas
+
+        path = self.path / "events.parquet"
+        return pandas.read_parquet(path) if path.is_file() else None
+
+    @property
+    def treatment(self) -> dict[str, Any]:
+        """The ``treatment`` section of ``summary.json`` (endpoints, lines); empty if the run has none."""
+        return self.summary.get("treatment") or {}
+
+    @cached_property
     def immune_agents(self) -> list[ImmuneAgent]:
         """The run's immune agents by index (:func:`immune_agents_of` its config); empty without immune cells."""
         return immune_agents_of(self.config)
@@ -304,6 +318,9 @@ def open_run(path: str | Path) -> RunData:
         raise VizError(f"{path}: no such run directory")
     config_path = path / "config.yaml"
     if not config_path.is_file():
+        if (path / "compare.json").is_file():
+            raise VizError(f"{path}: a tme compare directory, not a run directory; give one of its runs, "
+                           f"{path / 'runs' / 'ARM' / 'seed_N'}")
         raise VizError(f"{path}: not a run directory (no config.yaml; make one with `tme run CONFIG --out DIR`)")
     config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
     summary_path = path / "summary.json"

@@ -1,0 +1,202 @@
+"""Reading a ``tme compare`` directory (see :mod:`abm.compare`) for figures and reports.
+
+A comparison directory holds ``compare.json`` (per-arm statistics, in the
+order of the arms), ``runs.parquet`` (one row per run), ``km.parquet``
+(Kaplan-Meier tables), ``burden.parquet`` (burden quartiles per arm and
+time) and ``runs/<arm>/seed_<n>/``, each an ordinary run directory
+(:class:`viz.rundir.RunData`) with its ``events.parquet``. Figures that need
+the runs themselves (dosing, lines) use those that are there.
+
+:func:`open_target` tells a run directory from a comparison directory, for
+``tme plot`` and ``tme report``.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from viz import palette
+from viz.rundir import RunData, VizError, open_run
+from viz.treatment import TreatmentColors, treatment_colors
+
+COMPARE_FILES = ("compare.json", "runs.parquet", "km.parquet", "burden.parquet")
+
+
+@dataclass
+class CompareData:
+    """A comparison directory opened for reading.
+
+    Attributes:
+        path: the directory.
+        result: ``compare.json`` as a mapping (``replicates``, ``first_seed``, ``arms``).
+    """
+
+    path: Path
+    result: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        """The directory's name."""
+        return self.path.resolve().name
+
+    @property
+    def arms(self) -> list[str]:
+        """The arms, in the comparison's order (the first is the log-rank reference)."""
+        return list(self.result["arms"])
+
+    @property
+    def reference_arm(self) -> str:
+        """The arm the log-rank tests compare with (``log_rank_vs_<arm>``): the first arm with completed runs."""
+        for arm in self.arms:
+            for key in self.arm_stats(arm):
+                if key.startswith("log_rank_vs_"):
+                    return key[len("log_rank_vs_"):]
+        return self.arms[0]
+
+    @property
+    def failed_runs(self) -> list[str]:
+        """Run directories (relative) that failed and that the statistics leave out (``compare.json`` ``failed_runs``)."""
+        return [str(path) for path in self.result.get("failed_runs") or []]
+
+    def arm_stats(self, arm: str) -> dict[str, Any]:
+        """``compare.json``'s entry of ``arm``."""
+        return self.result["arms"][arm]
+
+    def arm_color(self, arm: str) -> palette.RGB:
+        """The arm's colour: :func:`viz.palette.arm_color` of its place among the config's ``arms``, so an arm keeps
+        its colour in a comparison of fewer arms (``--arms``); its place in the comparison when no run directory
+        holds the config."""
+        known = list(self.config.get("arms") or {})
+        if arm in known:
+            return palette.arm_color(known.index(arm))
+        return palette.arm_color(len(known) + self.arms.index(arm))
+
+    def _table(self, name: str):
+        import pandas
+
+        try:
+            return pandas.read_parquet(self.path / name)
+        except (OSError, ValueError) as exc:
+            raise VizError(f"{self.path / name}: cannot read it ({exc})") from None
+
+    @cached_property
+    def runs(self):
+        """``runs.parquet``: arm, seed, time to progression, censored, best response, best change, final cells, lines."""
+        return self._table("runs.parquet")
+
+    @cached_property
+    def km(self):
+        """``km.parquet``: per arm the Kaplan-Meier table (time, at_risk, events, censored, survival, greenwood)."""
+        return self._table("km.parquet")
+
+    @cached_property
+    def burden(self):
+        """``burden.parquet``: per arm and time, median and quartiles of live cells and of the diameter."""
+        return self._table("burden.parquet")
+
+    def arm_runs(self, arm: str):
+        """The rows of ``runs.parquet`` of ``arm``, by seed."""
+        return self.runs[self.runs["arm"] == arm].sort_values("seed", kind="stable")
+
+    def run_path(self, arm: str, seed: int) -> Path:
+        """The run directory of ``arm`` and ``seed``."""
+        return self.path / "runs" / arm / f"seed_{int(seed)}"
+
+    @cached_property
+    def run_data(self) -> dict[tuple[str, int], RunData]:
+        """The run directories that are there, by ``(arm, seed)``, for each row of ``runs.parquet``."""
+        found = {}
+        for arm, seed in zip(self.runs["arm"], self.runs["seed"]):
+            path = self.run_path(arm, seed)
+            if (path / "config.yaml").is_file():
+                found[(str(arm), int(seed))] = open_run(path)
+        return found
+
+    def arm_run_data(self, arm: str) -> list[RunData]:
+        """The run directories of ``arm`` that are there, by seed."""
+        return [self.run_data[(arm, int(seed))] for seed in self.arm_runs(arm)["seed"] if (arm, int(seed)) in self.run_data]
+
+    @cached_property
+    def config(self) -> dict[str, Any]:
+        """The resolved config of the comparison (that of its first run directory; empty if none is there)."""
+        return next(iter(self.run_data.values())).config if self.run_data else {}
+
+    def arm_treatment(self, arm: str) -> dict[str, Any]:
+        """The arm's treatment section of the config (empty if unknown)."""
+        return (self.config.get("arms") or {}).get(arm) or {}
+
+    @cached_property
+    def duration_days(self) -> float:
+        """Simulated days of each run (from the config, else the last burden time)."""
+        time = self.config.get("time") or {}
+        if "duration_days" in time:
+            return float(time["duration_days"])
+        return float(self.burden["time_days"].max())
+
+    @cached_property
+    def colors(self) -> TreatmentColors:
+        """Drug and line colours (:func:`viz.treatment.treatment_colors` of the config and the runs' events)."""
+        drugs, lines = [], []
+        for run in self.run_data.values():
+            events = run.events
+            if events is not None and not events.empty:
+                drugs += [str(drug) for drug in events.loc[events["event"] == "dose", "drug"]]
+            lines += [str(line["line"]) for line in run.treatment.get("lines") or []]
+        return treatment_colors(self.config, drugs, lines)
+
+    @cached_property
+    def dosed_drugs(self) -> list[str]:
+        """The drugs some run was given, in colour order."""
+        given = set()
+        for run in self.run_data.values():
+            events = run.events
+            if events is not None and not events.empty:
+                given |= {str(drug) for drug in events.loc[events["event"] == "dose", "drug"]}
+        return [drug for drug in self.colors.drugs if drug in given]
+
+
+def is_comparison(path: Path) -> bool:
+    """Whether ``path`` looks like a ``tme compare`` directory (has ``compare.json``)."""
+    return (Path(path) / "compare.json").is_file()
+
+
+def open_comparison(path: str | Path) -> CompareData:
+    """Open the comparison directory ``path`` (made by ``tme compare``).
+
+    Raises:
+        VizError: no such directory, or a file of :data:`COMPARE_FILES` missing or unreadable.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise VizError(f"{path}: no such comparison directory")
+    missing = [name for name in COMPARE_FILES if not (path / name).is_file()]
+    if missing:
+        raise VizError(f"{path}: not a complete comparison directory (no {', '.join(missing)}; "
+                       f"`tme compare CONFIG --out DIR` writes them, and completes an interrupted comparison)")
+    try:
+        result = json.loads((path / "compare.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise VizError(f"{path / 'compare.json'}: cannot read it ({exc})") from None
+    if not isinstance(result, dict) or not isinstance(result.get("arms"), dict) or not result["arms"]:
+        raise VizError(f"{path / 'compare.json'}: no arms in it (not written by tme compare?)")
+    return CompareData(path, result)
+
+
+def open_target(path: str | Path) -> RunData | CompareData:
+    """A run directory (``config.yaml``) or a comparison directory (``compare.json``), opened.
+
+    Raises:
+        VizError: ``path`` is neither, naming what each would need.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise VizError(f"{path}: no such run or comparison directory")
+    if (path / "config.yaml").is_file():
+        return open_run(path)
+    if is_comparison(path):
+        return open_comparison(path)
+    raise VizError(f"{path}: neither a run directory (no config.yaml; `tme run CONFIG --out DIR` makes one) nor a "
+                   f"comparison directory (no compare.json; `tme compare CONFIG --out DIR` makes one)")
