@@ -77,8 +77,18 @@ def _command_validate(arguments: argparse.Namespace) -> int:
     print(
         f"{arguments.config}: valid ({config.lattice.ndim}-D lattice {dims} at {config.lattice.dx_um:g} um, "
         f"{config.time.duration_days:g} days in {config.time.total_steps} steps, "
-        f"{len(config.tumor.clones)} clone(s), fields: {', '.join(config.fields)})")
+        f"{len(config.tumor.clones)} clone(s), fields: {', '.join(config.fields)}"
+        f"{', drugs: ' + ', '.join(config.drugs) if config.drugs else ''}"
+        f"{', immune agents: ' + str(_immune_agent_count(config)) if config.immune.enabled else ''}"
+        f"{', treatment: ' + str(len(config.treatment.lines)) + ' line(s)' if config.treatment else ''}"
+        f"{', arms: ' + ', '.join(config.arms) if config.arms else ''})")
     return 0
+
+
+def _immune_agent_count(config: Config) -> int:
+    """T-cell clones plus suppressor types of the config."""
+    immune = config.immune
+    return len(immune.t_cells.clones) + (immune.tregs is not None) + (immune.mdscs is not None)
 
 
 def _command_info(arguments: argparse.Namespace) -> int:
