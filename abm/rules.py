@@ -46,7 +46,8 @@ STREAM_SETUP_NEST_CENTRES = 105
 STREAM_SETUP_NEST_ORDER = 106
 #: First of the streams that draw a mutant clone's traits (abm.clones adds its offsets, one per change and drug).
 STREAM_MUTATION_TRAITS = 200
-#: First of the streams of immune movement: four per substep (move, bias, direction, priority).
+#: First of the streams of immune movement: eight per substep (move, bias, direction, priority, then the
+#: tie-breaking order of uphill moves, one per chemotactic field, at most four).
 STREAM_IMMUNE_MOVE = 1000
 
 
@@ -226,8 +227,9 @@ def immune_movement(model: "TumorModel") -> None:
         free = ~occupied
         allowed = [lattice.shifted(xp, free, offset, False) for offset in offsets]
         uphill = xp.full(state.shape, -1, dtype=xp.int8)
-        for field in {field for field in system.kind_fields.values() if field is not None}:
-            climb = immune.uphill_direction(xp, state.fields[field], allowed, offsets)
+        base = STREAM_IMMUNE_MOVE + 8 * substep
+        for number, field in enumerate(sorted({field for field in system.kind_fields.values() if field is not None})):
+            climb = immune.uphill_direction(xp, state.fields[field], allowed, offsets, _draw(model, base + 4 + number))
             follows = xp.zeros(state.shape, dtype=bool)
             for kind in (kind for kind, name in system.kind_fields.items() if name == field):
                 follows |= kinds == kind
@@ -235,7 +237,6 @@ def immune_movement(model: "TumorModel") -> None:
         chance = system.traits["speed_um_per_min"][agent] * substep_min / state.dx_um
         if system.t_clones:
             chance = xp.where(kinds == immune.T_CELL, chance * system.suppression(model), chance)
-        base = STREAM_IMMUNE_MOVE + 4 * substep
         movers = occupied & (_draw(model, base) < chance)
         choice = immune.move_choice(xp, movers, allowed, uphill, system.traits["bias"][agent],
                                     _draw(model, base + 1), _draw(model, base + 2))

@@ -57,23 +57,37 @@ def enter(
     return xp.where(entered, first_agent + which, immune).astype(immune.dtype), entered
 
 
-def uphill_direction(xp: ModuleType, field: Any, allowed: list[Any], offsets: list[tuple[int, ...]]) -> Any:
-    """Index of the allowed neighbour with the highest ``field`` level (the first in offset order on ties), -1 if none.
+def uphill_direction(xp: ModuleType, field: Any, allowed: list[Any], offsets: list[tuple[int, ...]], draw: Any) -> Any:
+    """Index of the allowed neighbour with the highest ``field`` level, if that level is above the voxel's own; else -1.
+
+    Neighbours tied at the highest level are chosen among uniformly (by
+    ``draw``), so a symmetric peak biases no direction; on a plateau (no
+    neighbour higher) there is no uphill direction and the cell moves at random.
 
     Args:
         field: the chemotactic field, lattice shape.
         allowed: one bool array per offset (lattice shape): the neighbour may be entered.
+        offsets: the neighbourhood.
+        draw: uniform [0, 1) draws, lattice shape (the choice among tied neighbours).
 
     Returns:
         ``int8``, lattice shape.
     """
-    best = xp.full(field.shape, -xp.inf, dtype=field.dtype)
-    choice = xp.full(field.shape, -1, dtype=xp.int8)
+    best = field.copy()  # a neighbour must beat the voxel's own level
     for k, offset in enumerate(offsets):
         level = shifted(xp, field, offset, -xp.inf)
-        better = allowed[k] & (level > best)
-        best = xp.where(better, level, best)
-        choice = xp.where(better, k, choice).astype(xp.int8)
+        best = xp.where(allowed[k] & (level > best), level, best)
+    climbs = best > field
+    tied = xp.zeros(field.shape, dtype=xp.int32)
+    for k, offset in enumerate(offsets):
+        tied += allowed[k] & (shifted(xp, field, offset, -xp.inf) == best)
+    rank = xp.floor(draw * tied).astype(xp.int32)
+    choice = xp.full(field.shape, -1, dtype=xp.int8)
+    seen = xp.zeros(field.shape, dtype=xp.int32)
+    for k, offset in enumerate(offsets):  # the shifts again, rather than holding one per direction
+        top = allowed[k] & (shifted(xp, field, offset, -xp.inf) == best)
+        choice = xp.where(climbs & top & (seen == rank), k, choice).astype(xp.int8)
+        seen += top
     return choice
 
 

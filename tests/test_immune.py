@@ -100,7 +100,7 @@ def test_cells_climb_a_fixed_gradient_and_wander_without_bias(xp):
     occupied = draws(xp, shape, 1) < 0.1
     free = ~occupied
     allowed = [lattice.shifted(xp, free, offset, False) for offset in offsets]
-    uphill = immune.uphill_direction(xp, field, allowed, offsets)
+    uphill = immune.uphill_direction(xp, field, allowed, offsets, draws(xp, shape, 11))
     mean_dx = {}
     for bias in (0.0, 0.5):
         choice = to_host(immune.move_choice(xp, occupied, allowed, uphill, bias, draws(xp, shape, 2), draws(xp, shape, 3)))
@@ -108,6 +108,21 @@ def test_cells_climb_a_fixed_gradient_and_wander_without_bias(xp):
         mean_dx[bias] = np.mean([offsets[k][1] for k in choice[moved]])
     assert abs(mean_dx[0.0]) < 0.1
     assert mean_dx[0.5] > 0.4  # half the moves go uphill (+1 in x), the rest average 0
+
+
+def test_uphill_breaks_ties_at_random_and_never_climbs_a_plateau(xp):
+    shape = (200, 200)
+    offsets = moore_offsets(2)
+    allowed = [xp.ones(shape, dtype=bool) for _ in offsets]
+    flat = xp.ones(shape)
+    assert (to_host(immune.uphill_direction(xp, flat, allowed, offsets, draws(xp, shape, 12))) == -1).all()
+    ridge = xp.broadcast_to((xp.arange(shape[1]) % 2 == 1).astype(xp.float64), shape)  # x neighbours equally higher on even columns
+    choice = to_host(immune.uphill_direction(xp, ridge, allowed, offsets, draws(xp, shape, 13)))
+    even = choice[1:-1, 2:-2:2]
+    dx = np.array([offsets[k][1] for k in even.ravel()])
+    assert (even >= 0).all() and abs((dx > 0).mean() - 0.5) < 0.02  # left and right, six tied neighbours, no favourite
+    dy = np.array([offsets[k][0] for k in even.ravel()])
+    assert abs(dy.mean()) < 0.02
 
 
 def crowded_immune(xp, shape=(50, 50)):
