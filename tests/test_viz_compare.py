@@ -79,15 +79,16 @@ def comparison(tmp_path_factory):
 @pytest.fixture(scope="module")
 def figures(comparison, tmp_path_factory):
     """Every comparison figure drawn once as PNG, PDF and SVG, with the figure objects kept for inspection."""
-    from viz import comparison as module
+    from viz.comparison import COMPARE_FIGURES
+    from viz.figures import STYLE, save_figure
 
     import matplotlib
 
     data = open_comparison(comparison)
     out = tmp_path_factory.mktemp("figures")
-    with matplotlib.rc_context(module.STYLE):
-        drawn = {spec.name: spec.make(data) for spec in module.COMPARE_FIGURES if spec.applies(data)}
-        written = {name: module.save_figure(figure, out / name) for name, figure in drawn.items()}
+    with matplotlib.rc_context(STYLE):
+        drawn = {spec.name: spec.make(data) for spec in COMPARE_FIGURES if spec.applies(data)}
+        written = {name: save_figure(figure, out / name) for name, figure in drawn.items()}
     return data, written, drawn
 
 

@@ -22,11 +22,10 @@ from typing import Any, Callable
 import numpy as np
 
 from abm.compare import RESPONDERS
-from viz import legend, optional, palette, treatment
+from viz import legend, palette, treatment
 from viz.comparedir import CompareData
-from viz.figures import STYLE, WIDTH_IN, _new_figure, save_figure
+from viz.figures import WIDTH_IN, _new_figure, draw_figures
 from viz.output import FIGURE_FORMATS
-from viz.rundir import VizError
 
 WATERFALL_GID = "waterfall-bars"
 SWIMMER_GID = "swimmer-rows"
@@ -524,17 +523,5 @@ def plot_comparison(data: CompareData, out: Path | None = None, formats: tuple[s
     Returns:
         Figure name -> files written.
     """
-    matplotlib = optional.matplotlib(_PURPOSE)
-    unknown = sorted(set(formats) - set(FIGURE_FORMATS))
-    if unknown:
-        raise VizError(f"--formats {','.join(unknown)}: choose from {', '.join(FIGURE_FORMATS)}")
-    known = {figure.name for figure in COMPARE_FIGURES}
-    if names is not None and set(names) - known:
-        raise VizError(f"--only {','.join(sorted(set(names) - known))}: a comparison's figures are {', '.join(sorted(known))}")
-    out = Path(out) if out is not None else data.path / "figures"
-    written: dict[str, list[Path]] = {}
-    with matplotlib.rc_context(STYLE):
-        for spec in COMPARE_FIGURES:
-            if (names is None or spec.name in names) and spec.applies(data):
-                written[spec.name] = save_figure(spec.make(data), out / spec.name, formats)
-    return written
+    return draw_figures(COMPARE_FIGURES, data, Path(out) if out is not None else data.path / "figures", formats, names,
+                        "a comparison's")

@@ -766,9 +766,17 @@ def save_figure(figure, stem: Path, formats: tuple[str, ...] = FIGURE_FORMATS) -
     return written
 
 
-def plot_run(run: RunData, out: Path | None = None, formats: tuple[str, ...] = FIGURE_FORMATS,
-             names: tuple[str, ...] | None = None) -> dict[str, list[Path]]:
-    """Draw every applicable figure of ``run`` (or those in ``names``) into ``out`` (default ``RUN_DIR/figures``).
+def draw_figures(specs, data: Any, out: Path, formats: tuple[str, ...], names: tuple[str, ...] | None,
+                 what: str) -> dict[str, list[Path]]:
+    """Draw every figure of ``specs`` that applies to ``data`` (or those in ``names``) into ``out``.
+
+    Args:
+        specs: the figure specifications (each with ``name``, ``applies`` and ``make``).
+        data: what the figures are drawn from (a run or a comparison).
+        out: the output folder.
+        formats: file formats, from :data:`viz.output.FIGURE_FORMATS`.
+        names: figure names to draw (None: every one that applies).
+        what: "a run's" or "a comparison's", for the message about unknown names.
 
     Returns:
         Figure name -> files written.
@@ -777,13 +785,22 @@ def plot_run(run: RunData, out: Path | None = None, formats: tuple[str, ...] = F
     unknown = sorted(set(formats) - set(FIGURE_FORMATS))
     if unknown:
         raise VizError(f"--formats {','.join(unknown)}: choose from {', '.join(FIGURE_FORMATS)}")
-    known = {figure.name for figure in RUN_FIGURES}
+    known = {spec.name for spec in specs}
     if names is not None and set(names) - known:
-        raise VizError(f"--only {','.join(sorted(set(names) - known))}: choose from {', '.join(sorted(known))}")
-    out = Path(out) if out is not None else run.path / "figures"
+        raise VizError(f"--only {','.join(sorted(set(names) - known))}: {what} figures are {', '.join(sorted(known))}")
     written: dict[str, list[Path]] = {}
     with matplotlib.rc_context(STYLE):
-        for spec in RUN_FIGURES:
-            if (names is None or spec.name in names) and spec.applies(run):
-                written[spec.name] = save_figure(spec.make(run), out / spec.name, formats)
+        for spec in specs:
+            if (names is None or spec.name in names) and spec.applies(data):
+                written[spec.name] = save_figure(spec.make(data), out / spec.name, formats)
     return written
+
+
+def plot_run(run: RunData, out: Path | None = None, formats: tuple[str, ...] = FIGURE_FORMATS,
+             names: tuple[str, ...] | None = None) -> dict[str, list[Path]]:
+    """Draw every applicable figure of ``run`` (or those in ``names``) into ``out`` (default ``RUN_DIR/figures``).
+
+    Returns:
+        Figure name -> files written.
+    """
+    return draw_figures(RUN_FIGURES, run, Path(out) if out is not None else run.path / "figures", formats, names, "a run's")
