@@ -21,7 +21,8 @@ is kept, so a restarted comparison runs only what is missing. Then it writes
 
 Statistics: S(t) = prod(1 - d_i / n_i) over event times, censoring runs
 that end without progression [KM]; the median's confidence interval is
-Brookmeyer-Crowley's, from Greenwood's variance on log(-log S); the log-rank
+Brookmeyer-Crowley's, where the log(-log S) band from Greenwood's variance
+crosses 0.5; the log-rank
 statistic is chi-square with one degree of freedom.
 """
 from __future__ import annotations
@@ -243,20 +244,31 @@ def median_survival(curve: dict[str, list[float]]) -> float | None:
 
 
 def median_confidence_interval(curve: dict[str, list[float]], z: float = 1.959964) -> tuple[float | None, float | None]:
-    """Brookmeyer-Crowley 95 % interval of the median: times whose log(-log S) lies within z standard errors of log(-log 0.5).
+    """95 % interval of the median: where the pointwise log(-log S) band of the survival crosses 0.5.
 
-    The upper end is None (open) while the median is not reached.
+    The band at each step is ``exp(-exp(log(-log S) +/- z se))`` with
+    ``se = sqrt(greenwood) / |log S|`` (1 where S is 1, 0 where S is 0). The
+    lower end is the first time the lower band reaches 0.5, the upper end the
+    first time the upper band does (None, open, when it never does): the
+    Brookmeyer-Crowley interval as R's survfit reports it.
     """
     target = math.log(-math.log(0.5))
-    inside = []
+    low = high = None
     for time, survival, greenwood in zip(curve["time"], curve["survival"], curve["greenwood"]):
-        if 0.0 < survival < 1.0 and math.isfinite(greenwood):
-            error = math.sqrt(greenwood) / abs(math.log(survival))
-            if abs(math.log(-math.log(survival)) - target) <= z * error:
-                inside.append(time)
-    if not inside:
-        return None, None
-    return min(inside), (max(inside) if median_survival(curve) is not None else None)
+        if survival >= 1.0:
+            continue
+        if survival <= 0.0 or not math.isfinite(greenwood):
+            lower_reached = upper_reached = True
+        else:
+            spread = z * math.sqrt(greenwood) / abs(math.log(survival))
+            centre = math.log(-math.log(survival))
+            lower_reached, upper_reached = centre + spread >= target, centre - spread >= target
+        if low is None and lower_reached:
+            low = time
+        if upper_reached:
+            high = time
+            break
+    return low, high
 
 
 def log_rank(times_a: np.ndarray, events_a: np.ndarray, times_b: np.ndarray, events_b: np.ndarray) -> tuple[float, float]:

@@ -21,6 +21,15 @@ def test_kaplan_meier_on_a_hand_worked_example():
     np.testing.assert_allclose(curve["survival"], [1.0, 0.8, 0.6, 0.3, 0.3])
     np.testing.assert_allclose(curve["greenwood"][1:4], [1 / 20, 1 / 20 + 1 / 12, 1 / 20 + 1 / 12 + 1 / 2])
     assert median_survival(curve) == 3.0
+    # log(-log S) band: at day 1 its lower edge is already below 0.5, its upper edge never gets there
+    assert median_confidence_interval(curve) == (1.0, None)
+
+
+def test_median_interval_where_the_curve_falls_to_zero():
+    everyone_at_once = kaplan_meier(np.full(5, 28.0), np.ones(5, dtype=bool))
+    assert median_survival(everyone_at_once) == 28.0 and median_confidence_interval(everyone_at_once) == (28.0, 28.0)
+    one_early = kaplan_meier(np.array([21.0, 28, 28, 28, 28]), np.ones(5, dtype=bool))
+    assert median_survival(one_early) == 28.0 and median_confidence_interval(one_early) == (21.0, 28.0)
 
 
 def test_median_not_reached_and_its_open_interval():
