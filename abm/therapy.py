@@ -121,8 +121,9 @@ class Therapy:
         self.assessor: ResponseAssessor | None = None
         self.next_assessment_h = math.inf
         self.first_progression_h: float | None = None
-        self.categories: list[str | None] = []
-        self.first_line_changes: list[float] = []
+        self.arm_assessor: ResponseAssessor | None = None  # never re-baselined: the arm's endpoints
+        self.arm_categories: list[str] = []
+        self.arm_changes: list[float] = []
         self.line_spans: list[dict[str, Any]] = []
         if treatment is not None:
             self.lines = {line.name: index for index, line in enumerate(treatment.lines)}
@@ -166,6 +167,7 @@ class Therapy:
             if not self.started and now >= self.start_h - 1e-9:
                 self.started = True
                 self.next_assessment_h = now + self.treatment.assessment.every_days * 24.0
+                self.arm_assessor = ResponseAssessor(self.treatment.assessment)
                 self._start_line(model, 0, now, "start of treatment")
             line = self.active_line
             if line is not None and line.end.cycles is not None:
@@ -229,16 +231,25 @@ class Therapy:
             self._start_line(model, self._next(line), now, reason)
 
     def _assess(self, model: "TumorModel", time_h: float, baseline: bool = False):
-        """Measure the burden, classify it, record the event (a baseline at the start of each line)."""
+        """Measure the burden, classify it, record the event (a baseline at the start of each line).
+
+        The line's assessor (re-baselined at each line start) decides the end
+        rules and progression; the arm's assessor (baselined once, at the start
+        of treatment) gives the category and change the endpoints keep, up to
+        and including the first progression.
+        """
         assessment = self.treatment.assessment
         burden, live = model.burden(assessment)
         result = self.assessor.assess(burden, live)
         if not baseline:
-            self.categories.append(result.category)
-            if len(self.line_spans) == 1:
-                self.first_line_changes.append(result.change_from_baseline)
-            if result.progression and self.first_progression_h is None:
-                self.first_progression_h = time_h
+            arm_result = self.arm_assessor.assess(burden, live)
+            if self.first_progression_h is None:
+                self.arm_categories.append(arm_result.category)
+                self.arm_changes.append(arm_result.change_from_baseline)
+        elif self.arm_assessor.baseline is None:
+            self.arm_assessor.assess(burden, live)  # the arm's baseline: the first line's
+        if not baseline and result.progression and self.first_progression_h is None:
+            self.first_progression_h = time_h
         self._event(time_h, "baseline" if baseline else "assessment", category=result.category, burden=burden,
                     change_from_baseline=result.change_from_baseline,
                     detail="pending progression" if result.pending_progression else None)
@@ -247,9 +258,9 @@ class Therapy:
     # ------------------------------------------------------------------ endpoints
 
     def summary(self, end_h: float) -> dict[str, Any]:
-        """Endpoints: best overall response, best change of the burden from baseline in the first line (the
-        waterfall's bar), time to progression from the start of treatment (censored at the end of the run where
-        none), time on each line, exposure to each dosed drug."""
+        """Endpoints: best overall response and best change of the burden (the waterfall's bar), both from the
+        burden at the start of treatment and up to the first progression; time to progression from the start of
+        treatment (censored at the end of the run where none), time on each line, exposure to each dosed drug."""
         if self.treatment is None:
             return {"treated": False}
         start = self.start_h
@@ -263,8 +274,8 @@ class Therapy:
         return {
             "treated": True,
             "criteria": self.treatment.assessment.criteria,
-            "best_overall_response": best_response(self.categories, self.treatment.assessment.criteria),
-            "best_change_from_baseline": min(self.first_line_changes) if self.first_line_changes else None,
+            "best_overall_response": best_response(self.arm_categories, self.treatment.assessment.criteria),
+            "best_change_from_baseline": min(self.arm_changes) if self.arm_changes else None,
             "time_to_progression_days": ((self.first_progression_h if progressed else end_h) - start) / 24.0 if self.started else None,
             "progression_censored": not progressed,
             "lines": lines,

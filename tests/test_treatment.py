@@ -123,6 +123,19 @@ def test_progression_switches_line_at_the_first_assessment_that_meets_the_rule_a
     assert summary["lines"][0]["days"] == 126 and summary["lines"][0]["ended_by"] == "progression (PD)"
 
 
+def test_endpoints_count_from_the_start_of_treatment_across_lines_and_stop_at_progression():
+    # chemo for two 21-day cycles, then io (re-baselined at 800 on day 42). Day 84: 600 is SD for the io line
+    # (-25 %) but PR for the arm (-40 % from 1000); day 126: PD; day 168's shrinkage comes after progression.
+    script = {0: 1000.0, 42: 800.0, 84: 600.0, 126: 1000.0, 168: 100.0}
+    therapy, events = drive("{lines: [{name: chemo, doses: [{drug: cis, amount: 1}], cycle_days: 21, end: {cycles: 2},"
+                            " next: io}, {name: io, doses: [{drug: pd1, amount: 5}], cycle_days: 21}]}",
+                            lambda t: script[max(day for day in script if day <= t / 24 + 1e-9)], 170)
+    assert list(events[events["event"] == "assessment"]["category"]) == ["SD", "SD", "PD", "PR"]  # the lines' own
+    summary = therapy.summary(170 * 24.0)
+    assert summary["best_overall_response"] == "PR" and summary["time_to_progression_days"] == 126
+    assert summary["best_change_from_baseline"] == pytest.approx(-0.4)
+
+
 def test_adaptive_dosing_pauses_below_and_resumes_above_burden_thresholds():
     # dose while the burden is above half its line baseline, pause until it regrows past the holiday's baseline x 1.6
     script = {0: 1000.0, 14: 800.0, 28: 450.0, 42: 500.0, 56: 900.0, 70: 600.0}

@@ -319,8 +319,8 @@ def _spread(positions: list[float], gap: float) -> list[float]:
 
 
 def waterfall_figure(data: CompareData):
-    """Best change of the burden from baseline (first line) per run, sorted, bars in the arm's colour; below, each
-    run's best overall response; the response thresholds of the criteria as dashed lines."""
+    """Best change of the burden from the start of treatment (up to the first progression) per run, sorted, bars
+    in the arm's colour; below, each run's best overall response; the response thresholds as dashed lines."""
     from matplotlib.ticker import PercentFormatter
 
     runs = data.runs.copy()
@@ -345,7 +345,7 @@ def waterfall_figure(data: CompareData):
         bars_ax.axhline(level, color="0.35", linestyle=(0, (4, 3)), linewidth=0.8)
         bars_ax.text(1.005, fraction, label, transform=bars_ax.transAxes, ha="left", va="center", fontsize=7, color="0.25")
     bars_ax.yaxis.set_major_formatter(PercentFormatter(1.0))
-    bars_ax.set_ylabel("best change from baseline\n(first line)")
+    bars_ax.set_ylabel("best change from\nstart of treatment")
     bars_ax.set_xlim(-0.6, max(len(shown), 1) - 0.4)
     bars_ax.tick_params(axis="x", length=0, labelbottom=False)
     bars_ax.spines["bottom"].set_visible(False)
@@ -507,7 +507,7 @@ COMPARE_FIGURES: tuple[CompareFigure, ...] = (
     CompareFigure("kaplan_meier", "Kaplan-Meier curves of time to progression per arm with censoring ticks and numbers at "
                   "risk; the legend gives each arm's median with its 95 % interval and the log-rank p against the first arm.",
                   kaplan_meier_figure, lambda data: len(data.km) > 0),
-    CompareFigure("waterfall", "Best change of the burden from baseline in the first line, one bar per run, sorted, "
+    CompareFigure("waterfall", "Best change of the burden from the start of treatment (up to the first progression), one bar per run, sorted, "
                   "coloured by arm, with each run's best overall response below and the response thresholds.",
                   waterfall_figure, lambda data: len(data.runs) > 0),
     CompareFigure("swimmer", "One bar per run from the start of treatment, in segments per line of therapy, with the "

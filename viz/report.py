@@ -94,7 +94,7 @@ def _treatment_section(outcome: dict[str, Any]) -> list[str]:
     lines = ["## Treatment", "", "| endpoint | value |", "|---|---|",
              f"| criteria | {outcome.get('criteria', 'n/a')} |",
              f"| best overall response | {outcome.get('best_overall_response') or 'n/a'} |",
-             f"| best change from baseline (first line) | {'n/a' if change is None else f'{change:+.1%}'} |",
+             f"| best change from start of treatment | {'n/a' if change is None else f'{change:+.1%}'} |",
              f"| time to progression from the start (days) | {progression} |", ""]
     if outcome.get("lines"):
         lines += ["| line | start (day) | end (day) | days | ended by |", "|---|---:|---:|---:|---|"]
