@@ -7,6 +7,7 @@ run directory behind.
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import sys
 from pathlib import Path
@@ -60,7 +61,8 @@ def _command_compare(arguments: argparse.Namespace) -> int:
         low, high = stats["median_ci95_days"]
         interval = f" (95% CI {low if low is not None else '-'} to {high if high is not None else 'not reached'})"
         log_rank = next((value for key, value in stats.items() if key.startswith("log_rank_vs_")), None)
-        versus = f"; log-rank p = {log_rank['p']:.3g}" if log_rank else ""
+        versus = "" if not log_rank else (f"; log-rank p = {log_rank['p']:.3g}" if math.isfinite(log_rank["p"])
+                                          else "; log-rank: no progression in either arm")
         print(f"{arm}: {stats['runs']} runs, {stats['progressions']} progressed, median time to progression "
               f"{'not reached' if median is None else f'{median:g} days'}{interval if median is not None else ''}, "
               f"objective response {stats['objective_response_rate']:.0%}{versus}")

@@ -272,7 +272,13 @@ def median_confidence_interval(curve: dict[str, list[float]], z: float = 1.95996
 
 
 def log_rank(times_a: np.ndarray, events_a: np.ndarray, times_b: np.ndarray, events_b: np.ndarray) -> tuple[float, float]:
-    """Log-rank test of two groups: ``(chi-square, p)`` with one degree of freedom (NaN when no event at all)."""
+    """Log-rank test of two groups: ``(chi-square, p)`` with one degree of freedom.
+
+    NaN when neither group has an event; ``(0, 1)`` when the events carry no
+    variance (every event at a time when one group is empty or everyone at
+    risk has it): observed then equals expected, so there is no evidence of a
+    difference.
+    """
     observed_minus_expected = variance = 0.0
     for time in np.unique(np.concatenate([times_a[events_a], times_b[events_b]])):
         at_risk_a, at_risk_b = float((times_a >= time).sum()), float((times_b >= time).sum())
@@ -284,6 +290,6 @@ def log_rank(times_a: np.ndarray, events_a: np.ndarray, times_b: np.ndarray, eve
         observed_minus_expected += deaths_a - deaths * at_risk_a / at_risk
         variance += deaths * (at_risk_a / at_risk) * (at_risk_b / at_risk) * (at_risk - deaths) / (at_risk - 1)
     if variance == 0:
-        return math.nan, math.nan
+        return (0.0, 1.0) if events_a.any() or events_b.any() else (math.nan, math.nan)
     chi2 = observed_minus_expected**2 / variance
     return chi2, math.erfc(math.sqrt(chi2 / 2.0))

@@ -50,6 +50,13 @@ def test_log_rank_of_identical_and_of_separated_groups():
     assert log_rank(times, events, times + 10, events)[1] < 0.01
 
 
+def test_log_rank_without_variance_or_without_events():
+    everyone_at_once = np.full(4, 28.0)
+    assert log_rank(everyone_at_once, np.ones(4, dtype=bool), everyone_at_once, np.ones(4, dtype=bool)) == (0.0, 1.0)
+    chi2, p = log_rank(everyone_at_once, np.zeros(4, dtype=bool), everyone_at_once, np.zeros(4, dtype=bool))
+    assert math.isnan(chi2) and math.isnan(p)
+
+
 def test_compare_runs_every_arm_and_replicate_and_resumes(tmp_path, capsys):
     config = tmp_path / "arms.yaml"
     config.write_text(open("configs/tiny.yaml").read() + """
@@ -66,7 +73,7 @@ arms:
     arguments = ["compare", str(config), "--out", str(out), "--replicates", "2", "--workers", "1", "--quiet"]
     assert main(arguments) == 0
     printed = capsys.readouterr().out
-    assert "none: 2 runs" in printed and "chemo: 2 runs" in printed and "log-rank p" in printed
+    assert "none: 2 runs" in printed and "chemo: 2 runs" in printed and "log-rank" in printed
     runs = pd.read_parquet(out / "runs.parquet")
     assert sorted(zip(runs["arm"], runs["seed"])) == [("chemo", 7), ("chemo", 8), ("none", 7), ("none", 8)]
     result = json.loads((out / "compare.json").read_text())
