@@ -2,7 +2,7 @@
 
 Each preset runs for seeds 1-3 beside one control without the mechanism (no
 T cells, or no suppressor cells), and each outcome is checked against that
-control. To keep the module to about two minutes on two CPU cores, the
+control. To keep the module to about two and a half minutes on two CPU cores, the
 equilibrium and escape runs use a 24^3 lattice and stop early, and the
 excluded run stops at day 4; docs/immune_scenarios.md gives the figures of
 the full runs.
