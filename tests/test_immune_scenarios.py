@@ -9,17 +9,11 @@ the full runs.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from abm.clones import antigen_list
-from abm.config import load_config
-from abm.model import TumorModel
-from kernels.backend import get_backend
+from tests.presets import antigen_negative_share, run_preset
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SEEDS = (1, 2, 3)
 SMALL = "lattice.shape=[24, 24, 24]"
 EQUILIBRIUM = (SMALL, "time.duration_days=16")
@@ -29,26 +23,8 @@ EXCLUDED = ("time.duration_days=4",)
 pytestmark = pytest.mark.slow
 
 
-def run(name, *overrides):
-    """The model of ``configs/<name>.yaml`` with the overrides, run to its end."""
-    config = load_config(CONFIGS / f"{name}.yaml", list(overrides))
-    model = TumorModel(config, get_backend("numpy"))
-    for _ in range(config.time.total_steps):
-        model.step()
-    return model
-
-
 def live_cells(model):
     return model.timeseries()["tumor_cells_live"].to_numpy()
-
-
-def antigen_negative_share(model, antigen=0):
-    """Share of live tumor cells, per record, in clones that do not present ``antigen``."""
-    lineage = model.lineage()
-    negative = set(lineage["clone"][[antigen not in antigen_list(mask) for mask in lineage["antigens"]]])
-    series = model.clone_series()
-    by_time = series.assign(negative=series["clone"].isin(negative) * series["cells_live"]).groupby("time_h")
-    return (by_time["negative"].sum() / by_time["cells_live"].sum()).to_numpy()
 
 
 def core_and_margin(model):
@@ -60,21 +36,21 @@ def core_and_margin(model):
 
 @pytest.fixture(scope="module")
 def tumor_without_t_cells():
-    live = live_cells(run("immune_equilibrium", *EQUILIBRIUM, "immune.t_cells.clones=[]"))
+    live = live_cells(run_preset("immune_equilibrium", *EQUILIBRIUM, "immune.t_cells.clones=[]"))
     assert live[-1] > 10 * live[0]  # without T cells the tumor grows away
     return live
 
 
 @pytest.fixture(scope="module")
 def antigen_loss_without_t_cells():
-    share = antigen_negative_share(run("immune_escape", *ESCAPE, "immune.t_cells.clones=[]"))
+    share = antigen_negative_share(run_preset("immune_escape", *ESCAPE, "immune.t_cells.clones=[]"))
     assert share[-1] < 0.1  # without T cells antigen loss is neutral
     return share
 
 
 @pytest.fixture(scope="module")
 def infiltrated_without_suppressors():
-    model = run("immune_excluded", *EXCLUDED, "immune.tregs=null", "immune.mdscs=null")
+    model = run_preset("immune_excluded", *EXCLUDED, "immune.tregs=null", "immune.mdscs=null")
     core, margin = core_and_margin(model)
     assert core > 2 * margin  # without suppressors T cells fill the core
     return core, margin, model.latest["immune_kills_total"]
@@ -82,7 +58,7 @@ def infiltrated_without_suppressors():
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_equilibrium_t_cells_hold_a_tumor_that_grows_away_without_them(seed, tumor_without_t_cells):
-    model = run("immune_equilibrium", *EQUILIBRIUM, f"seed={seed}")
+    model = run_preset("immune_equilibrium", *EQUILIBRIUM, f"seed={seed}")
     live = live_cells(model)
     peak = int(np.argmax(live))
     assert peak < len(live) - 1 and live[-1] < live[peak], "still growing at the end"
@@ -93,7 +69,7 @@ def test_equilibrium_t_cells_hold_a_tumor_that_grows_away_without_them(seed, tum
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_escape_antigen_negative_subclones_take_over_and_the_tumor_regrows(seed, antigen_loss_without_t_cells):
-    model = run("immune_escape", *ESCAPE, f"seed={seed}")
+    model = run_preset("immune_escape", *ESCAPE, f"seed={seed}")
     live, share = live_cells(model), antigen_negative_share(model)
     peak = int(np.argmax(live[: len(live) // 2]))  # the first growth, before the T cells catch up
     nadir = peak + int(np.argmin(live[peak:]))
@@ -106,7 +82,7 @@ def test_escape_antigen_negative_subclones_take_over_and_the_tumor_regrows(seed,
 @pytest.mark.parametrize("seed", SEEDS)
 def test_excluded_suppressors_keep_t_cells_at_the_margin(seed, infiltrated_without_suppressors):
     control_core, control_margin, control_kills = infiltrated_without_suppressors
-    model = run("immune_excluded", *EXCLUDED, f"seed={seed}")
+    model = run_preset("immune_excluded", *EXCLUDED, f"seed={seed}")
     core, margin = core_and_margin(model)
     assert model.latest["tregs"] > 0 and model.latest["mdscs"] > 0
     assert margin > 0.3 * control_margin, "T cells do not reach the margin"

@@ -6,17 +6,12 @@ cells) must match exactly and the fields to rounding.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from abm.compare import arm_configs
-from abm.config import load_config
-from abm.model import TumorModel
-from kernels.backend import get_backend, probe_cupy
+from kernels.backend import probe_cupy
+from tests.presets import run_preset
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 _CUPY, _CUPY_REASON = probe_cupy()
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(_CUPY is None, reason=f"no GPU backend: {_CUPY_REASON}")]
@@ -33,20 +28,11 @@ CASES = {
 }
 
 
-def run(name, arm, overrides, backend):
-    config = load_config(CONFIGS / f"{name}.yaml", overrides)
-    if arm is not None:
-        config = arm_configs(config, [arm])[arm]
-    model = TumorModel(config, get_backend(backend))
-    for _ in range(config.time.total_steps):
-        model.step()
-    return model
-
-
 @pytest.mark.parametrize("case", CASES)
 def test_numpy_and_cupy_runs_match(case):
     name, arm, overrides = CASES[case]
-    host, device = run(name, arm, overrides, "numpy"), run(name, arm, overrides, "cupy")
+    host = run_preset(name, *overrides, arm=arm, backend="numpy")
+    device = run_preset(name, *overrides, arm=arm, backend="cupy")
     host_frame, device_frame = host.timeseries(), device.timeseries()
     assert list(host_frame.columns) == list(device_frame.columns)
     for column in host_frame.columns:

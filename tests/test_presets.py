@@ -3,17 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from abm.config import load_config
-from abm.model import TumorModel
-from kernels.backend import get_backend
-
-
-def run_preset(name, days):
-    config = load_config(f"configs/{name}.yaml", [f"time.duration_days={days}"])
-    model = TumorModel(config, get_backend("numpy"))
-    for _ in range(config.time.total_steps):
-        model.step()
-    return model
+from tests.presets import run_preset
 
 
 def resistant_share(model):
@@ -24,7 +14,7 @@ def resistant_share(model):
 
 
 def test_preexisting_resistance_responds_then_relapses_resistant():
-    model = run_preset("preexisting_resistance", 8)
+    model = run_preset("preexisting_resistance", "time.duration_days=8")
     share = resistant_share(model)
     live = model.timeseries()["tumor_cells_live"].to_numpy()
     assert abs(share[0] * live[0] - round(0.005 * live[0])) < 1  # exactly 0.5 % at the start
@@ -35,17 +25,13 @@ def test_preexisting_resistance_responds_then_relapses_resistant():
 
 
 def test_preexisting_resistance_costs_fitness_without_the_drug():
-    config = load_config("configs/preexisting_resistance.yaml",
-                         ["time.duration_days=3", "fields.chemo_drug.vessel.blood_level=0"])
-    model = TumorModel(config, get_backend("numpy"))
-    for _ in range(config.time.total_steps):
-        model.step()
+    model = run_preset("preexisting_resistance", "time.duration_days=3", "fields.chemo_drug.vessel.blood_level=0")
     share = resistant_share(model)
     assert share[-1] < 0.8 * share[0] and model.latest["drug_kills_total"] == 0
 
 
 def test_poor_perfusion_starves_the_core_of_drug_and_collapses_vessels():
-    model = run_preset("poor_perfusion", 3)
+    model = run_preset("poor_perfusion", "time.duration_days=3")
     frame = model.timeseries()
     assert frame["vessels_perfused"].iloc[-1] < frame["vessels_perfused"].iloc[0] == frame["vessels"].iloc[0]
     assert (frame["drug_tumor_min"] < 0.8 * frame["drug_tumor_mean"]).all()

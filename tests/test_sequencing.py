@@ -11,17 +11,11 @@ minutes.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from abm.compare import arm_configs
-from abm.config import load_config
-from abm.model import TumorModel
-from kernels.backend import get_backend
+from tests.presets import run_preset
 
-CONFIG = Path(__file__).resolve().parents[1] / "configs" / "sequencing.yaml"
 SEEDS = (1, 2, 3)
 
 pytestmark = pytest.mark.slow
@@ -29,11 +23,7 @@ pytestmark = pytest.mark.slow
 
 def run_arm(arm, seed, *overrides):
     """The preset's ``arm`` with ``seed`` and the overrides, run to its end; its time series."""
-    config = arm_configs(load_config(CONFIG, [f"seed={seed}", *overrides]), [arm])[arm]
-    model = TumorModel(config, get_backend("numpy"))
-    for _ in range(config.time.total_steps):
-        model.step()
-    return model.timeseries()
+    return run_preset("sequencing", f"seed={seed}", *overrides, arm=arm).timeseries()
 
 
 @pytest.mark.parametrize("seed", SEEDS)

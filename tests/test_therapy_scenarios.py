@@ -12,17 +12,12 @@ docs/therapy_scenarios.md gives the figures of the full runs.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-from abm.clones import antigen_list
 from abm.config import load_config
-from abm.model import TumorModel
-from kernels.backend import get_backend
+from tests.presets import CONFIGS, antigen_negative_share, run_preset
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SEEDS = (1, 2, 3)
 IMMUNE_SEEDS = (1, 2)
 RESPONSIVE = "tumor.clones.1.antigens=[0]"  # the evasion preset's variant presents the antigen: the responsive control
@@ -32,12 +27,7 @@ pytestmark = pytest.mark.slow
 
 def run(name, arm, days, *overrides):
     """The model of ``configs/<name>.yaml`` treated by ``arm``, run for ``days``."""
-    config = load_config(CONFIGS / f"{name}.yaml", [f"time.duration_days={days}", *overrides])
-    config = config.model_copy(update={"treatment": config.arms[arm]})
-    model = TumorModel(config, get_backend("numpy"))
-    for _ in range(config.time.total_steps):
-        model.step()
-    return model
+    return run_preset(name, f"time.duration_days={days}", *overrides, arm=arm)
 
 
 def series(model):
@@ -63,15 +53,6 @@ def founding_share(model, name):
 def share_at(model, name, day):
     days, _, share = founding_share(model, name)
     return share[int(np.argmin(np.abs(days - day)))]
-
-
-def antigen_negative_share(model, antigen=0):
-    """Share of live tumor cells, per record, in clones that do not present ``antigen``."""
-    lineage = model.lineage()
-    negative = set(lineage["clone"][[antigen not in antigen_list(mask) for mask in lineage["antigens"]]])
-    clones = model.clone_series()
-    by_time = clones.assign(negative=clones["clone"].isin(negative) * clones["cells_live"]).groupby("time_h")
-    return (by_time["negative"].sum() / by_time["cells_live"].sum()).to_numpy()
 
 
 def line_starts(model):

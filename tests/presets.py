@@ -1,0 +1,32 @@
+"""Running the presets of configs/ from tests: a model built from a preset and stepped to its end."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from abm.clones import antigen_list
+from abm.compare import arm_configs
+from abm.config import load_config
+from abm.model import TumorModel
+from kernels.backend import get_backend
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+def run_preset(name: str, *overrides: str, arm: str | None = None, backend: str = "numpy") -> TumorModel:
+    """The model of ``configs/<name>.yaml`` with ``dotted.key=value`` overrides, treated by ``arm``, run to its end."""
+    config = load_config(CONFIGS / f"{name}.yaml", list(overrides))
+    if arm is not None:
+        config = arm_configs(config, [arm])[arm]
+    model = TumorModel(config, get_backend(backend))
+    for _ in range(config.time.total_steps):
+        model.step()
+    return model
+
+
+def antigen_negative_share(model: TumorModel, antigen: int = 0):
+    """Share of live tumor cells, per record (float64 array), in clones that do not present ``antigen``."""
+    lineage = model.lineage()
+    negative = set(lineage["clone"][[antigen not in antigen_list(mask) for mask in lineage["antigens"]]])
+    series = model.clone_series()
+    by_time = series.assign(negative=series["clone"].isin(negative) * series["cells_live"]).groupby("time_h")
+    return (by_time["negative"].sum() / by_time["cells_live"].sum()).to_numpy()
