@@ -103,10 +103,12 @@ def solve_fields(model: "TumorModel") -> None:
             continue
         substeps = 1 if field.dt_min is None else max(1, math.ceil(cell_step_min / field.dt_min - 1e-9))
         model.solver_iterations[name] = 0
+        if field.solver == "transient":
+            # One operator for all substeps (same sink and step): its multigrid V-cycle is built once.
+            solver = diffusion.FieldSolver(xp, state.shape, parameters, sink, dt_min=cell_step_min / substeps)
         for _ in range(substeps):
             if field.solver == "transient":
-                state.fields[name], iterations = diffusion.backward_euler_step(
-                    xp, state.fields[name], cell_step_min / substeps, parameters, sink, source)
+                state.fields[name], iterations = solver.step(state.fields[name], source)
                 model.solver_iterations[name] += iterations
             else:
                 state.fields[name] = diffusion.implicit_step(

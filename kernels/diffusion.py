@@ -27,6 +27,9 @@ Three solvers, all written once against ``xp``:
   source + u/dt``. Stable at any ``dt``, first order in ``dt``, second in
   ``dx``, and its equilibrium is the steady state exactly, so a field can step
   at the cell step however stiff its uptake, secretion or vessel exchange.
+  Both are one solve of a :class:`FieldSolver`, which holds one operator
+  with its V-cycle and work arrays: steps that share the sink and ``dt``
+  (the substeps of a cell step) should share one solver.
 * :func:`implicit_step` (one field) and :func:`implicit_step_many` (a stack of
   fields, each with its own parameters) advance by ``dt``: a point-implicit
   reaction step, then locally one-dimensional (LOD) backward-Euler diffusion,
@@ -38,17 +41,18 @@ Three solvers, all written once against ``xp``:
 
 Working memory (per voxel and field, ``b`` bytes per value of the field's
 dtype): :func:`implicit_step_many` holds the result, one transposed work copy
-and plane-sized temporaries: ``2 b``. :func:`steady_state` holds eleven
-float64 and six float32 field-sized arrays (about 110 bytes per voxel), plus
-1/7 of the float32 share on the coarse levels (3-D).
+and plane-sized temporaries: ``2 b``. A :class:`FieldSolver` in a solve
+holds eleven float64 and about six float32 field-sized arrays (about 110
+bytes per voxel), plus 1/7 of the float32 share on the coarse levels (3-D).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from types import ModuleType
 from typing import Any
 
@@ -301,6 +305,12 @@ def _dot(xp: ModuleType, a: Any, b: Any) -> Any:
     return xp.einsum("i,i->", a.reshape(-1), b.reshape(-1))
 
 
+def _run(calls: Sequence[Callable[[], Any]]) -> None:
+    """Make each call in turn."""
+    for call in calls:
+        call()
+
+
 def _face_slice(ndim: int, axis: int, high: bool) -> tuple[Any, ...]:
     """Index of the low or high boundary layer along spatial ``axis`` (leading batch axes allowed)."""
     index: list[Any] = [slice(None)] * ndim
@@ -315,6 +325,11 @@ def _pair_slices(ndim: int, axis: int) -> tuple[tuple[Any, ...], tuple[Any, ...]
     low[axis] = slice(0, -1)
     high[axis] = slice(1, None)
     return (Ellipsis, *low), (Ellipsis, *high)
+
+
+def _add_in_place(xp: ModuleType, target: Any, value: Any) -> None:
+    """``target += value`` for a view ``target`` (``view += value`` would also copy the view onto itself)."""
+    xp.add(target, value, out=target)
 
 
 @dataclass(frozen=True)
@@ -343,15 +358,45 @@ class _Level:
         for axis, coupling in enumerate(self.couplings):
             low, high = _pair_slices(len(self.shape), axis)
             for target, neighbour in ((low, high), (high, low)):
-                part = scratch[target]
+                part, total = scratch[target], out[target]
                 xp.multiply(v[neighbour], coupling, out=part)
-                out[target] -= part
+                xp.subtract(total, part, out=total)
         return out
 
-    def astype(self, xp: ModuleType, dtype: Any) -> "_Level":
-        """This level with its arrays (and uniform couplings) in ``dtype``; reaction and fixed dropped."""
-        couplings = tuple(xp.asarray(c, dtype=dtype) if not isinstance(c, float) else c for c in self.couplings)
-        return _Level(self.shape, self.diagonal.astype(dtype), couplings, None, None)
+
+def _apply_calls(xp: ModuleType, level: _Level, dtype: Any, v: Any, out: Any) -> list[Callable[[], Any]]:
+    """Calls that set ``out = A v`` (``A`` of ``level``, in ``dtype``) for these two fixed arrays.
+
+    Axes without faces (extent 1, or no diffusion) are skipped. Where every
+    other axis has the same uniform coupling ``c`` (the finest level, and
+    every coarser one whose extents are even or 1), ``A v = c ((diagonal / c)
+    v - sum of neighbours)``: one subtraction per neighbour direction and no
+    scratch array; otherwise a product and a subtraction per direction.
+    """
+    ndim = len(level.shape)
+    axes = [axis for axis, coupling in enumerate(level.couplings)
+            if level.shape[axis] > 1 and not (isinstance(coupling, float) and coupling == 0.0)]
+    uniform = {level.couplings[axis] for axis in axes if isinstance(level.couplings[axis], float)}
+    if axes and len(uniform) == 1 and all(isinstance(level.couplings[axis], float) for axis in axes):
+        (coupling,) = uniform
+        calls = [partial(xp.multiply, (level.diagonal / coupling).astype(dtype), v, out=out)]
+        for axis in axes:
+            low, high = _pair_slices(ndim, axis)
+            for target, neighbour in ((low, high), (high, low)):
+                total = out[target]
+                calls.append(partial(xp.subtract, total, v[neighbour], out=total))
+        calls.append(partial(xp.multiply, out, coupling, out=out))
+        return calls
+    calls = [partial(xp.multiply, level.diagonal.astype(dtype), v, out=out)]
+    scratch = xp.empty(v.shape, dtype=dtype) if axes else None
+    for axis in axes:
+        coupling = level.couplings[axis]
+        coupling = coupling if isinstance(coupling, float) else coupling.astype(dtype)
+        low, high = _pair_slices(ndim, axis)
+        for target, neighbour in ((low, high), (high, low)):
+            part, total = scratch[target], out[target]
+            calls += [partial(xp.multiply, v[neighbour], coupling, out=part), partial(xp.subtract, total, part, out=total)]
+    return calls
 
 
 def _pair_sum(xp: ModuleType, v: Any, axes: Sequence[int]) -> Any:
@@ -364,12 +409,38 @@ def _pair_sum(xp: ModuleType, v: Any, axes: Sequence[int]) -> Any:
     return v
 
 
-def _prolong(xp: ModuleType, coarse: Any, shape: tuple[int, ...]) -> Any:
-    """Piecewise-constant interpolation of a coarse-level array onto the fine ``shape``."""
-    fine = coarse
-    for axis in range(coarse.ndim):
-        fine = xp.repeat(fine, 2, axis=axis)
-    return fine[tuple(slice(0, extent) for extent in shape)]
+def _restrict_calls(xp: ModuleType, fine: Any, coarse: Any) -> list[Callable[[], Any]]:
+    """Calls that sum ``fine`` over blocks of ``2^ndim`` voxels into ``coarse``, one axis after another.
+
+    ``fine`` is a level's padded work array: every extent even (twice
+    ``coarse``'s), zero beyond the level's own extents, so that the last
+    block along an odd extent sums its one voxel.
+    """
+    calls: list[Callable[[], Any]] = []
+    source = fine
+    for axis in range(fine.ndim):
+        lead = (slice(None),) * axis
+        shape = source.shape[:axis] + (source.shape[axis] // 2,) + source.shape[axis + 1:]
+        target = coarse if axis == fine.ndim - 1 else xp.empty(shape, dtype=fine.dtype)
+        calls.append(partial(xp.add, source[lead + (slice(0, None, 2),)], source[lead + (slice(1, None, 2),)], out=target))
+        source = target
+    return calls
+
+
+def _prolong_calls(xp: ModuleType, coarse: Any, fine: Any) -> list[Callable[[], Any]]:
+    """Calls that add ``coarse`` to each voxel of its block in ``fine`` (piecewise-constant interpolation).
+
+    ``fine`` is the finer level's padded work array (extents twice
+    ``coarse``'s). ``coarse`` is first repeated along the last axis into a
+    work array, then added to ``fine`` viewed with each other axis split in
+    (block, 2), where it broadcasts: two calls whatever the dimension, whose
+    innermost loops run along whole rows.
+    """
+    spread = xp.empty(coarse.shape + (2,), dtype=fine.dtype)
+    lead = tuple(part for extent in coarse.shape[:-1] for part in (extent, 2))
+    split_fine = fine.reshape(lead + (2 * coarse.shape[-1],))
+    split_spread = spread.reshape(tuple(1 if k % 2 else extent for k, extent in enumerate(lead)) + (2 * coarse.shape[-1],))
+    return [partial(xp.copyto, spread, coarse[..., None]), partial(xp.add, split_fine, split_spread, out=split_fine)]
 
 
 def _coarsen(xp: ModuleType, level: _Level) -> _Level:
@@ -379,11 +450,17 @@ def _coarsen(xp: ModuleType, level: _Level) -> _Level:
     interpolation); diffusive couplings add up over the fine faces between two
     blocks and are halved, which is the rediscretised operator on the doubled
     voxel edge (the plain Galerkin product would be twice too stiff per level).
+    A uniform coupling stays a number while every other extent is even or 1
+    (each block face then gathers the same count of fine faces).
     """
     ndim = len(level.shape)
     every = tuple(range(ndim))
-    couplings = []
+    couplings: list[Any] = []
     for axis, coupling in enumerate(level.couplings):
+        others = [extent for k, extent in enumerate(level.shape) if k != axis]
+        if isinstance(coupling, float) and all(extent == 1 or extent % 2 == 0 for extent in others):
+            couplings.append(0.5 * coupling * 2 ** sum(extent % 2 == 0 for extent in others))
+            continue
         face_shape = tuple(extent - (k == axis) for k, extent in enumerate(level.shape))
         between = xp.broadcast_to(xp.asarray(coupling, dtype=xp.float64), face_shape)
         index: list[Any] = [slice(None)] * ndim
@@ -393,57 +470,87 @@ def _coarsen(xp: ModuleType, level: _Level) -> _Level:
     fixed = 0.5 * _pair_sum(xp, level.fixed, every)
     diagonal = reaction + fixed
     for axis, coupling in enumerate(couplings):
-        low, high = _pair_slices(ndim, axis)
-        diagonal[low] += coupling
-        diagonal[high] += coupling
+        for part in _pair_slices(ndim, axis):
+            _add_in_place(xp, diagonal[part], coupling)
     return _Level(tuple(diagonal.shape), diagonal, tuple(couplings), reaction, fixed)
 
 
 class _Multigrid:
-    """A symmetric V-cycle (damped Jacobi smoothing, exact coarsest solve) for one operator.
+    """A symmetric V-cycle (damped Jacobi smoothing, exact coarsest solve) for one operator, with its work arrays.
 
     Levels are built in float64 and kept in float32: the cycle is a
     preconditioner, so its rounding only costs CG (flexible form) an iteration
     at most, and float32 halves its memory traffic.
+
+    Everything a cycle touches is allocated here, and the cycle itself is a
+    fixed list of array calls on precomputed views: no allocation, no
+    indexing, few Python calls per cycle (on a GPU each call is a kernel
+    launch, which costs more than the arithmetic on these lattices). A
+    level's solution and defect arrays are allocated with each odd extent one
+    longer (the padding stays zero in the defect), so that restriction and
+    prolongation are plain strided sums over blocks of two.
+
+    Attributes:
+        residual: float32 array of the finest shape, the cycle's input.
+        solution: float32 array of the finest shape, the cycle's output.
     """
 
     def __init__(self, xp: ModuleType, fine: _Level) -> None:
         self.xp = xp
+        f32 = xp.float32
         levels = [fine]
         while np.prod(levels[-1].shape) > COARSEST_CELLS and max(levels[-1].shape) > 1:
             levels.append(_coarsen(xp, levels[-1]))
         coarsest = levels[-1]
         cells = int(np.prod(coarsest.shape))
         identity = xp.eye(cells, dtype=xp.float64).reshape((cells, *coarsest.shape))
-        self.coarsest_inverse = xp.linalg.inv(coarsest.apply(xp, identity).reshape(cells, cells)).astype(xp.float32)
-        self.levels = [level.astype(xp, xp.float32) for level in levels]
-        self.weighted_inverses = [(JACOBI_WEIGHT / level.diagonal).astype(xp.float32) for level in levels[:-1]]
+        inverse = xp.linalg.inv(coarsest.apply(xp, identity).reshape(cells, cells)).astype(f32)
+        coarse_residual = xp.zeros(coarsest.shape, dtype=f32)
+        coarse_solution = xp.zeros(coarsest.shape, dtype=f32)
+        exact = [partial(xp.dot, inverse, coarse_residual.reshape(-1), out=coarse_solution.reshape(-1))]
 
-    def cycle(self, residual: Any, depth: int = 0) -> Any:
-        """Approximate ``A^-1 residual`` on level ``depth`` (float32 array of its shape)."""
+        # Per level above the coarsest: (its rhs, its padded solution, its solution, its smoothing sweep).
+        down: list[Callable[[], Any]] = []
+        above: list[tuple[Any, Any, list[Callable[[], Any]]]] = []
+        residual = coarse_residual if len(levels) == 1 else xp.zeros(fine.shape, dtype=f32)
+        self.residual = residual
+        for depth, level in enumerate(levels[:-1]):
+            inside = tuple(slice(0, extent) for extent in level.shape)
+            padded = tuple(extent + extent % 2 for extent in level.shape)
+            v_padded, defect_padded = xp.zeros(padded, dtype=f32), xp.zeros(padded, dtype=f32)
+            v, defect = v_padded[inside], defect_padded[inside]
+            weighted_inverse = (JACOBI_WEIGHT / level.diagonal).astype(f32)
+            apply = _apply_calls(xp, level, f32, v, defect)
+            smooth = apply + [partial(xp.subtract, residual, defect, out=defect),
+                              partial(xp.multiply, defect, weighted_inverse, out=defect),
+                              partial(xp.add, v, defect, out=v)]
+            coarser = coarse_residual if depth == len(levels) - 2 else xp.zeros(levels[depth + 1].shape, dtype=f32)
+            down += [partial(xp.multiply, weighted_inverse, residual, out=v)] + smooth * (SMOOTHING_SWEEPS - 1)
+            down += apply + [partial(xp.subtract, residual, defect, out=defect)]
+            down += _restrict_calls(xp, defect_padded, coarser)
+            above.append((v_padded, v, smooth))
+            residual = coarser
+        up: list[Callable[[], Any]] = []
+        correction = coarse_solution
+        for v_padded, v, smooth in reversed(above):
+            up += _prolong_calls(xp, correction, v_padded) + smooth * SMOOTHING_SWEEPS
+            correction = v
+        self.solution = correction
+        self.calls = down + exact + up
+
+    def precondition(self, r: Any, norm: float, out: Any) -> Any:
+        """``out`` = one V-cycle applied to the float64 ``r``, whose 2-norm is ``norm``.
+
+        The V-cycle is linear; it runs on ``r / norm`` so that float32 neither
+        underflows nor overflows whatever the field's magnitude (a drug
+        decayed to 1e-37 stalled CG otherwise).
+        """
         xp = self.xp
-        if depth == len(self.levels) - 1:
-            return (self.coarsest_inverse @ residual.reshape(-1)).reshape(residual.shape)
-        level = self.levels[depth]
-        weighted_inverse = self.weighted_inverses[depth]
-        v = weighted_inverse * residual
-        defect = xp.empty_like(v)
-        scratch = xp.empty_like(v)
-
-        def smooth() -> None:
-            level.apply(xp, v, defect, scratch)
-            xp.subtract(residual, defect, out=defect)
-            xp.multiply(defect, weighted_inverse, out=defect)
-            xp.add(v, defect, out=v)
-
-        for _ in range(SMOOTHING_SWEEPS - 1):
-            smooth()
-        level.apply(xp, v, defect, scratch)
-        xp.subtract(residual, defect, out=defect)
-        v += _prolong(xp, self.cycle(_pair_sum(xp, defect, tuple(range(v.ndim))), depth + 1), level.shape)
-        for _ in range(SMOOTHING_SWEEPS):
-            smooth()
-        return v
+        xp.divide(r, norm, out=self.residual)
+        _run(self.calls)
+        xp.copyto(out, self.solution)
+        xp.multiply(out, norm, out=out)
+        return out
 
 
 def _fine_level(xp: ModuleType, shape: tuple[int, ...], params: FieldParameters, sink_per_min: Any) -> tuple[_Level, Any]:
@@ -456,14 +563,118 @@ def _fine_level(xp: ModuleType, shape: tuple[int, ...], params: FieldParameters,
     for axis, ends in enumerate(params.faces):
         for high, value in zip((False, True), ends):
             if value is not None:
-                fixed[_face_slice(ndim, axis, high)] += 2.0 * coupling
-                rhs[_face_slice(ndim, axis, high)] += 2.0 * coupling * value
+                _add_in_place(xp, fixed[_face_slice(ndim, axis, high)], 2.0 * coupling)
+                _add_in_place(xp, rhs[_face_slice(ndim, axis, high)], 2.0 * coupling * value)
     diagonal = reaction + fixed
     for axis in range(ndim):
-        low, high = _pair_slices(ndim, axis)
-        diagonal[low] += coupling
-        diagonal[high] += coupling
+        for part in _pair_slices(ndim, axis):
+            _add_in_place(xp, diagonal[part], coupling)
     return _Level(tuple(shape), diagonal, (coupling,) * ndim, reaction, fixed), rhs
+
+
+class FieldSolver:
+    """The implicit operator of one field on one lattice, built once and reused for several solves.
+
+    The operator is ``(decay + sink) u - D lap u`` with the field's faces,
+    plus ``u / dt`` when ``dt_min`` is given (a backward-Euler step). Building
+    it and its multigrid V-cycle (levels, coarsest inverse, work arrays)
+    costs about as much as a few CG iterations, so the substeps of a cell
+    step, which share the sink and the step, share one solver: create it per
+    field and cell step (its operator is fixed) and call :meth:`step` or
+    :meth:`solve` per substep. The V-cycle is built on the first solve that
+    needs an iteration.
+
+    Args:
+        xp: array module.
+        shape: the lattice shape of the field.
+        params: the field's parameters.
+        sink_per_min: per-voxel first-order loss (scalar or array of ``shape``), 1/min.
+        dt_min: step of :meth:`step`, minutes (> 0); None for a steady operator.
+    """
+
+    def __init__(self, xp: ModuleType, shape: Sequence[int], params: FieldParameters, sink_per_min: Any = 0.0,
+                 dt_min: float | None = None) -> None:
+        if dt_min is not None:
+            if dt_min <= 0:
+                raise ValueError(f"dt_min must be positive, got {dt_min}")
+            params = FieldParameters(params.diffusion_um2_per_min, params.decay_per_min + 1.0 / dt_min,
+                                     params.dx_um, params.faces)
+        self.xp = xp
+        self.shape = tuple(int(extent) for extent in shape)
+        self.dt_min = dt_min
+        self.fine, self.face_rhs = _fine_level(xp, self.shape, params, sink_per_min)
+        self._work: tuple[Any, ...] | None = None
+        self._apply: list[Callable[[], Any]] = []
+        self._multigrid: _Multigrid | None = None
+
+    def solve(self, u_guess: Any, source_per_min: Any = 0.0, rtol: float = 1e-6,
+              max_iterations: int = 500) -> tuple[Any, int]:
+        """Solve ``operator u = source + fixed-face terms`` by V-cycle-preconditioned CG, warm-started from ``u_guess``.
+
+        Args:
+            u_guess: starting field of the solver's shape (its dtype is the result's).
+            source_per_min: per-voxel production (scalar or array), field units / min.
+            rtol: stop when ``|residual| <= rtol * |right-hand side|`` (2-norms).
+            max_iterations: CG iterations before :class:`FieldSolverError`.
+
+        Returns:
+            ``(u, iterations)``: a new field (dtype of ``u_guess``) and the CG iterations used.
+        """
+        xp = self.xp
+        if tuple(u_guess.shape) != self.shape:
+            raise ValueError(f"field of shape {tuple(u_guess.shape)} for a solver of shape {self.shape}")
+        residual = self.face_rhs + xp.asarray(source_per_min, dtype=xp.float64)
+        rhs_norm = math.sqrt(float(_dot(xp, residual, residual)))
+        if rhs_norm == 0.0:
+            return xp.zeros_like(u_guess), 0
+        tolerance = rtol * rhs_norm
+        if self._work is None:
+            self._work = tuple(xp.empty(self.shape, dtype=xp.float64) for _ in range(4))
+            self._apply = _apply_calls(xp, self.fine, xp.float64, self._work[0], self._work[1])
+        direction, image, z, spare = self._work
+        u = u_guess.astype(xp.float64)
+        xp.copyto(direction, u)
+        _run(self._apply)
+        xp.subtract(residual, image, out=residual)
+        residual_norm = math.sqrt(float(_dot(xp, residual, residual)))
+        if residual_norm <= tolerance:
+            return u_guess.copy(), 0
+        if self._multigrid is None:
+            self._multigrid = _Multigrid(xp, self.fine)
+        multigrid = self._multigrid
+        multigrid.precondition(residual, residual_norm, z)
+        xp.copyto(direction, z)
+        rz = _dot(xp, residual, z)
+        for iteration in range(1, max_iterations + 1):
+            _run(self._apply)  # image = A direction
+            alpha = rz / _dot(xp, direction, image)
+            xp.add(u, xp.multiply(direction, alpha, out=spare), out=u)
+            xp.subtract(residual, xp.multiply(image, alpha, out=image), out=residual)
+            residual_norm = math.sqrt(float(_dot(xp, residual, residual)))
+            if residual_norm <= tolerance:
+                return u.astype(u_guess.dtype), iteration
+            multigrid.precondition(residual, residual_norm, spare)
+            rz_next = _dot(xp, residual, spare)
+            # Polak-Ribiere form of beta (flexible CG): robust to the float32 preconditioner.
+            beta = (rz_next - _dot(xp, residual, z)) / rz
+            xp.add(xp.multiply(direction, beta, out=direction), spare, out=direction)
+            z, spare = spare, z
+            rz = rz_next
+        raise FieldSolverError(
+            f"steady-state field solve did not reach rtol={rtol} in {max_iterations} iterations"
+        )
+
+    def step(self, u: Any, source_per_min: Any = 0.0, rtol: float = 1e-6) -> tuple[Any, int]:
+        """Advance ``u`` by the solver's ``dt_min`` with one backward-Euler step (see :func:`backward_euler_step`).
+
+        Returns:
+            ``(u_new, iterations)``: a new field (dtype of ``u``) and the CG iterations used.
+        """
+        if self.dt_min is None:
+            raise ValueError("this solver has no time step: create it with dt_min to take steps")
+        xp = self.xp
+        source = xp.asarray(source_per_min, dtype=xp.float64) + u.astype(xp.float64) / self.dt_min
+        return self.solve(u, source, rtol=rtol)
 
 
 def steady_state(
@@ -482,7 +693,7 @@ def steady_state(
     Jacobi smoothing, piecewise-constant transfers, a dense exact solve on
     the coarsest level (at most :data:`COARSEST_CELLS` cells). It is symmetric
     and positive definite, so CG stays valid; iterations barely grow with
-    the lattice size.
+    the lattice size. One solve of a :class:`FieldSolver` built for it.
 
     Args:
         xp: array module.
@@ -497,49 +708,7 @@ def steady_state(
     Returns:
         ``(u, iterations)``: the field (dtype of ``u_guess``) and the CG iterations used.
     """
-    shape = tuple(u_guess.shape)
-    fine, rhs = _fine_level(xp, shape, params, sink_per_min)
-    rhs += xp.asarray(source_per_min, dtype=xp.float64)
-    rhs_norm = float(xp.sqrt(_dot(xp, rhs, rhs)))
-    if rhs_norm == 0.0:
-        return xp.zeros_like(u_guess), 0
-    tolerance = rtol * rhs_norm
-    u = u_guess.astype(xp.float64)
-    residual = rhs - fine.apply(xp, u)
-    residual_norm = float(xp.sqrt(_dot(xp, residual, residual)))
-    if residual_norm <= tolerance:
-        return u_guess.copy(), 0
-    multigrid = _Multigrid(xp, fine)
-
-    def precondition(r: Any, norm: float) -> Any:
-        # The V-cycle is linear; it runs on r / |r| so that float32 neither underflows nor overflows
-        # whatever the field's magnitude (a drug decayed to 1e-37 stalled CG otherwise).
-        return multigrid.cycle((r / norm).astype(xp.float32)).astype(xp.float64) * norm
-
-    a_direction = xp.empty_like(u)
-    scratch = xp.empty_like(u)
-    z = precondition(residual, residual_norm)
-    direction = z.copy()
-    rz = _dot(xp, residual, z)
-    for iteration in range(1, max_iterations + 1):
-        fine.apply(xp, direction, a_direction, scratch)
-        alpha = rz / _dot(xp, direction, a_direction)
-        u += alpha * direction
-        residual -= alpha * a_direction
-        residual_norm = float(xp.sqrt(_dot(xp, residual, residual)))
-        if residual_norm <= tolerance:
-            return u.astype(u_guess.dtype), iteration
-        previous_z = z
-        z = precondition(residual, residual_norm)
-        rz_next = _dot(xp, residual, z)
-        # Polak-Ribiere form of beta (flexible CG): robust to the float32 preconditioner.
-        beta = (rz_next - _dot(xp, residual, previous_z)) / rz
-        direction *= beta
-        direction += z
-        rz = rz_next
-    raise FieldSolverError(
-        f"steady-state field solve did not reach rtol={rtol} in {max_iterations} iterations"
-    )
+    return FieldSolver(xp, u_guess.shape, params, sink_per_min).solve(u_guess, source_per_min, rtol, max_iterations)
 
 
 def backward_euler_step(
@@ -556,7 +725,9 @@ def backward_euler_step(
     ``u_new`` solves ``D lap u_new - (decay + sink + 1/dt) u_new + source + u/dt = 0``:
     the steady problem with ``1/dt`` added to the decay and ``u/dt`` to the
     source, warm-started from ``u``. Unlike the split step, nothing is split,
-    so its fixed point is the steady state at any ``dt``.
+    so its fixed point is the steady state at any ``dt``. Several steps with
+    the same sink and ``dt_min`` should share one :class:`FieldSolver` (its
+    :meth:`FieldSolver.step`) rather than call this, which builds one each time.
 
     Args:
         xp: array module.
@@ -570,8 +741,4 @@ def backward_euler_step(
     Returns:
         ``(u_new, iterations)``: the field (dtype of ``u``) and the CG iterations used.
     """
-    if dt_min <= 0:
-        raise ValueError(f"dt_min must be positive, got {dt_min}")
-    stepped = FieldParameters(params.diffusion_um2_per_min, params.decay_per_min + 1.0 / dt_min, params.dx_um, params.faces)
-    source = xp.asarray(source_per_min, dtype=xp.float64) + u.astype(xp.float64) / dt_min
-    return steady_state(xp, u, stepped, sink_per_min, source, rtol=rtol)
+    return FieldSolver(xp, u.shape, params, sink_per_min, dt_min).step(u, source_per_min, rtol)

@@ -41,6 +41,66 @@ def test_steady_state_warm_start_and_zero_rhs(xp):
     assert iterations == 0 and float(abs(zero).max()) == 0.0
 
 
+def reference_cycle(levels, inverse, r, depth=0):
+    """The V-cycle written plainly (recursive, float64, fresh arrays), as the multigrid's docstring states it."""
+    if depth == len(levels) - 1:
+        return (inverse @ r.reshape(-1)).reshape(r.shape)
+    level = levels[depth]
+    weighted_inverse = diffusion.JACOBI_WEIGHT / level.diagonal
+    v = weighted_inverse * r
+    for _ in range(diffusion.SMOOTHING_SWEEPS - 1):
+        v = v + weighted_inverse * (r - level.apply(np, v))
+    coarse = reference_cycle(levels, inverse, diffusion._pair_sum(np, r - level.apply(np, v), range(r.ndim)), depth + 1)
+    for axis in range(r.ndim):
+        coarse = np.repeat(coarse, 2, axis=axis)
+    v = v + coarse[tuple(slice(0, extent) for extent in r.shape)]
+    for _ in range(diffusion.SMOOTHING_SWEEPS):
+        v = v + weighted_inverse * (r - level.apply(np, v))
+    return v
+
+
+@pytest.mark.parametrize("shape", [(40, 24, 16), (33, 17, 9), (7, 30), (1, 300), (301,), (3, 5, 7)])
+def test_v_cycle_matches_the_plain_recursive_cycle(xp, shape):
+    """The V-cycle as a fixed list of calls on padded work arrays (odd extents included) gives the plain cycle's result."""
+    rng = np.random.default_rng(3)
+    sink = 10.0 * (rng.random(shape) < 0.3)
+    faces = tuple((38.0, None) if axis % 2 else (None, 1.0) for axis in range(len(shape)))
+    params = FieldParameters(1.0e4, 0.1, 20.0, faces)
+    levels = [diffusion._fine_level(np, shape, params, sink)[0]]
+    while np.prod(levels[-1].shape) > diffusion.COARSEST_CELLS and max(levels[-1].shape) > 1:
+        levels.append(diffusion._coarsen(np, levels[-1]))
+    cells = int(np.prod(levels[-1].shape))
+    identity = np.eye(cells).reshape((cells, *levels[-1].shape))
+    inverse = np.linalg.inv(levels[-1].apply(np, identity).reshape(cells, cells))
+    r = rng.standard_normal(shape)
+    expected = reference_cycle(levels, inverse, r / np.linalg.norm(r)) * np.linalg.norm(r)
+    multigrid = diffusion._Multigrid(xp, diffusion._fine_level(xp, shape, params, xp.asarray(sink))[0])
+    out = xp.empty(shape, dtype=xp.float64)
+    for _ in range(2):  # a second cycle on the same work arrays gives the same result
+        multigrid.precondition(xp.asarray(r), float(np.linalg.norm(r)), out)
+        np.testing.assert_allclose(to_host(out), expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+
+
+def test_solver_shared_by_substeps_gives_the_separate_steps(xp):
+    """Steps of one FieldSolver (V-cycle built once) equal backward_euler_step calls, each of which builds its own."""
+    rng = np.random.default_rng(4)
+    shape = (20, 18, 16)
+    params = FieldParameters(1.0e4, 6.25e-4, 20.0, ((None, None), (0.0, None), (None, None)))
+    sink = xp.asarray(0.1 * (rng.random(shape) < 0.3) + (rng.random(shape) < 0.02))
+    source = xp.asarray(rng.random(shape) * (rng.random(shape) < 0.02))
+    solver = diffusion.FieldSolver(xp, shape, params, sink, dt_min=10.0)
+    shared = separate = xp.asarray(rng.random(shape), dtype=xp.float32)
+    for _ in range(3):
+        shared, shared_iterations = solver.step(shared, source)
+        separate, separate_iterations = diffusion.backward_euler_step(xp, separate, 10.0, params, sink, source)
+        assert shared_iterations == separate_iterations > 0 and shared.dtype == xp.float32
+        np.testing.assert_allclose(to_host(shared), to_host(separate), rtol=1e-6)
+    with pytest.raises(ValueError, match="shape"):
+        solver.step(xp.zeros((4, 4), dtype=xp.float32))
+    with pytest.raises(ValueError, match="no time step"):
+        diffusion.FieldSolver(xp, shape, params, sink).step(shared)
+
+
 def test_batched_step_equals_single_steps(xp):
     """A stack of fields with different D, decay and faces gives each field's own step, bit for bit."""
     rng = np.random.default_rng(7)
