@@ -28,7 +28,11 @@ cell step and at 10 min):
 
 Usage::
 
-    python benchmarks/fields.py [--sizes 64,128,200] [--substrates 1,4] [--steps 10]
+    python benchmarks/fields.py [--sizes 64,128,200] [--substrates 1,4] [--steps 10] [--backend numpy|cupy]
+
+``--backend cupy`` times the throughput table on the GPU (the fused line
+solver of :mod:`kernels.cuda_lines`; memory is then the GPU memory pool's
+peak, not the process's); the presets always run on NumPy.
 """
 from __future__ import annotations
 
@@ -38,11 +42,16 @@ import resource
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from abm.config import FIELD_PRESETS
-from kernels.diffusion import THREADS, FieldParameters, backward_euler_step, implicit_step_many, steady_state
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from abm.config import FIELD_PRESETS  # noqa: E402
+from benchmarks.cells import synchronize  # noqa: E402
+from kernels.backend import get_backend  # noqa: E402
+from kernels.diffusion import THREADS, FieldParameters, backward_euler_step, implicit_step_many, steady_state  # noqa: E402
 
 BIOFVM = {(128, 1): (1.7e7, 1.7), (128, 4): (4.4e7, 2.2), (200, 1): (1.8e7, 6.4), (256, 1): (1.8e7, 13.4)}
 DT_MIN, DX_UM = 0.01, 20.0
@@ -55,21 +64,26 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def run_case(size: int, substrates: int, steps: int) -> dict[str, float]:
+def run_case(size: int, substrates: int, steps: int, backend_name: str = "numpy") -> dict[str, float]:
     """Time ``steps`` steps of ``substrates`` fields on ``size``^3, in this process; error vs dt/5 in float64."""
-    before = peak_rss_mb()
+    backend = get_backend(backend_name)
+    xp = backend.xp
+    pool = xp.get_default_memory_pool() if backend.name == "cupy" else None
+    before = peak_rss_mb() if pool is None else 0.0
     params = [FieldParameters(1.0e5, 0.1, DX_UM, ((1.0, 1.0),) * 3)] * substrates
-    u = np.zeros((substrates, size, size, size), dtype=np.float32)
-    u = implicit_step_many(np, u, DT_MIN, params)
+    u = xp.zeros((substrates, size, size, size), dtype=np.float32)
+    u = implicit_step_many(xp, u, DT_MIN, params)
+    synchronize(backend)
     started = time.perf_counter()
     for _ in range(steps):
-        u = implicit_step_many(np, u, DT_MIN, params)
+        u = implicit_step_many(xp, u, DT_MIN, params)
+    synchronize(backend)
     seconds = time.perf_counter() - started
-    peak = peak_rss_mb()
-    reference = np.zeros((1, size, size, size))
+    peak = peak_rss_mb() if pool is None else pool.total_bytes() / 2**20
+    reference = xp.zeros((1, size, size, size))
     for _ in range(5 * (steps + 1)):
-        reference = implicit_step_many(np, reference, DT_MIN / 5, params[:1])
-    error = float(np.abs(u[0] - reference[0]).max())
+        reference = implicit_step_many(xp, reference, DT_MIN / 5, params[:1])
+    error = float(xp.abs(u[0] - reference[0]).max())
     return {"updates_per_s": size**3 * substrates * steps / seconds, "peak_mb": peak, "rise_mb": peak - before,
             "error": error, "step_s": seconds / steps}
 
@@ -124,19 +138,22 @@ def main() -> None:
     parser.add_argument("--substrates", default="1,4")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--presets", default=",".join(RECOMMENDED_DT_MIN), help="presets to time ('' for none)")
+    parser.add_argument("--backend", choices=("numpy", "cupy"), default="numpy", help="backend of the throughput table")
     parser.add_argument("--case", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
         kind, *rest = args.case.split(":")
-        row = run_case(int(rest[0]), int(rest[1]), args.steps) if kind == "lod" else run_preset(rest[0], rest[1], float(rest[2]))
+        row = run_case(int(rest[0]), int(rest[1]), args.steps, args.backend) if kind == "lod" else run_preset(rest[0], rest[1], float(rest[2]))
         print(json.dumps(row))
         return
-    print(f"numpy {np.__version__}, {THREADS} sweep threads; dt {DT_MIN} min, dx {DX_UM} um, D 1e5 um^2/min, "
+    device = get_backend(args.backend).device
+    print(f"throughput on {args.backend} ({device}); numpy {np.__version__}, {THREADS} sweep threads; dt {DT_MIN} min, dx {DX_UM} um, D 1e5 um^2/min, "
           f"decay 0.1/min, fixed faces, float32 fields, {args.steps} timed steps")
     print(f"{'case':>10} {'updates/s':>10} {'step ms':>8} {'peak MB':>8} {'rise MB':>8} {'max error':>10}   BioFVM")
     for size in map(int, args.sizes.split(",")):
         for substrates in map(int, args.substrates.split(",")):
-            output = subprocess.run([sys.executable, __file__, "--case", f"lod:{size}:{substrates}", "--steps", str(args.steps)],
+            output = subprocess.run([sys.executable, __file__, "--case", f"lod:{size}:{substrates}", "--steps", str(args.steps),
+                                     "--backend", args.backend],
                                     check=True, capture_output=True, text=True).stdout
             row = json.loads(output)
             biofvm = BIOFVM.get((size, substrates))

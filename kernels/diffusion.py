@@ -34,7 +34,8 @@ Three solvers, all written once against ``xp``:
   fields, each with its own parameters) advance by ``dt``: a point-implicit
   reaction step, then locally one-dimensional (LOD) backward-Euler diffusion,
   one batched tridiagonal (Thomas) solve per grid line, axis after axis, as
-  BioFVM does. Unconditionally stable and the cheapest per step; first order
+  BioFVM does (on a GPU one fused kernel per axis, :mod:`kernels.cuda_lines`).
+  Unconditionally stable and the cheapest per step; first order
   in ``dt``, second in ``dx``; but splitting reaction from diffusion moves its
   equilibrium off the steady state by about ``(decay + sink) dt`` relative, so
   it suits short steps (``dt`` well below ``1 / (decay + sink)``).
@@ -57,6 +58,8 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+
+from kernels import cuda_lines
 
 
 class FieldSolverError(RuntimeError):
@@ -153,7 +156,8 @@ def _sweep(xp: ModuleType, work: Any, axis: int, r: Sequence[float], faces: Sequ
 
     The loop runs over positions along the axis (the Thomas recurrence is
     sequential there); each iteration updates one plane of all lines of all
-    fields with in-place ufuncs.
+    fields with in-place ufuncs. On a GPU the same recurrence runs fused, one
+    thread per line (:mod:`kernels.cuda_lines`, bit for bit the same result).
     """
     n = work.shape[axis]
     ndim = work.ndim - 1
@@ -163,6 +167,9 @@ def _sweep(xp: ModuleType, work: Any, axis: int, r: Sequence[float], faces: Sequ
     for end, values in ((0, [low for low, _ in faces]), (n - 1, [high for _, high in faces])):
         if any(value is not None for value in values):
             planes[end] += _column(xp, [2.0 * ri * (v or 0.0) for ri, v in zip(r, values)], ndim - 1, work.dtype)
+    if cuda_lines.usable(xp, work):
+        cuda_lines.solve_lines(xp, work, axis, forward, inverse, r_column)
+        return
     scratch = xp.empty_like(planes[0])
     for i in range(1, n):
         xp.multiply(planes[i - 1], forward[i], out=scratch)
