@@ -6,7 +6,7 @@ import pytest
 
 from abm.config import FIELD_PRESETS, ConfigError, load_config, parse_config
 from abm.model import TumorModel
-from kernels import diffusion
+from kernels import backend, diffusion
 from kernels.backend import get_backend
 from kernels.diffusion import FieldParameters, implicit_step, implicit_step_many, steady_state
 from tests.conftest import to_host
@@ -79,6 +79,77 @@ def test_v_cycle_matches_the_plain_recursive_cycle(xp, shape):
     for _ in range(2):  # a second cycle on the same work arrays gives the same result
         multigrid.precondition(xp.asarray(r), float(np.linalg.norm(r)), out)
         np.testing.assert_allclose(to_host(out), expected, rtol=0, atol=1e-4 * np.abs(expected).max())
+
+
+def test_captured_v_cycle_and_solve_give_the_uncaptured_bits(xp, monkeypatch):
+    """On CuPy the V-cycle and the fine operator run as CUDA graphs: the same kernels in the same order as the
+    calls one by one, so a cycle, a steady solve and a shared solver's steps give the same bits (and iterations)
+    with graphs and without; the graphs were captured, not skipped. On NumPy both paths are the same calls."""
+    rng = np.random.default_rng(12)
+    cases = []
+    for shape in [(40, 24, 16), (33, 17, 9), (64, 64)]:
+        sink = xp.asarray(10.0 * (rng.random(shape) < 0.3))
+        faces = tuple((38.0, None) if axis % 2 else (None, 1.0) for axis in range(len(shape)))
+        params = FieldParameters(1.0e4, 0.1, 20.0, faces)
+        r = xp.asarray(rng.standard_normal(shape))
+        u = xp.asarray(rng.random(shape), dtype=xp.float32)
+        source = xp.asarray(rng.random(shape) * (rng.random(shape) < 0.05))
+        cases.append((shape, sink, params, r, u, source))
+    results = {}
+    for graphs in (False, True):
+        monkeypatch.setattr(backend, "CUDA_GRAPHS", graphs)
+        outputs = []
+        for shape, sink, params, r, u, source in cases:
+            multigrid = diffusion._Multigrid(xp, diffusion._fine_level(xp, shape, params, sink)[0])
+            for _ in range(3):  # capture, then replays
+                out = xp.empty(shape, dtype=xp.float64)
+                multigrid.precondition(r, float(xp.linalg.norm(r)), out)
+                outputs.append(to_host(out))
+            outputs.append(to_host(steady_state(xp, xp.zeros(shape, dtype=xp.float64), params, sink, source)[0]))
+            solver = diffusion.FieldSolver(xp, shape, params, sink, dt_min=10.0)
+            stepped = u
+            for _ in range(3):
+                stepped, iterations = solver.step(stepped, source)
+                outputs += [to_host(stepped), iterations]
+            if xp is not np:
+                for replay in (multigrid.down, multigrid.up, solver._apply):
+                    assert isinstance(replay, backend._Replay)
+                    assert (replay.graph is not None) == graphs, replay.failure
+        results[graphs] = outputs
+    for uncaptured, captured in zip(results[False], results[True]):
+        np.testing.assert_array_equal(captured, uncaptured)
+
+
+def test_replayable_is_the_function_on_numpy():
+    def function():
+        return None
+    assert backend.replayable(np, function) is function
+
+
+@pytest.mark.gpu
+def test_capture_that_allocates_runs_uncaptured():
+    """A function that allocates device memory cannot be a graph (the graph would keep a pool block it does not
+    own): the capture fails, the function runs uncaptured (twice), then stays so with a warning."""
+    cupy = pytest.importorskip("cupy")
+    if backend.probe_cupy()[0] is None:
+        pytest.skip("no GPU backend")
+    target = cupy.zeros(8, dtype=cupy.float32)
+    calls = []
+
+    def allocating():
+        calls.append(1)
+        target[...] = cupy.arange(8, dtype=cupy.float32) + len(calls)
+
+    replay = backend.replayable(cupy, allocating)
+    replay()
+    assert replay.graph is None and replay.failure is not None
+    np.testing.assert_array_equal(to_host(target), np.arange(8) + len(calls))
+    with pytest.warns(RuntimeWarning, match="CUDA graph capture failed"):
+        replay()
+    replay()
+    assert replay.graph is None and replay.failed == backend._Replay.ATTEMPTS
+    np.testing.assert_array_equal(to_host(target), np.arange(8) + len(calls))
+    assert float(cupy.arange(4, dtype=cupy.float32).sum()) == 6.0  # the device still works
 
 
 def test_solver_shared_by_substeps_gives_the_separate_steps(xp):
