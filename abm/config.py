@@ -599,8 +599,11 @@ class EndRule(Strict):
     cycles: Annotated[int, Field(ge=1)] | None = Field(None, description="after this many cycles")
     progression: bool = Field(False, description="at an assessment that finds progression")
     response: str | None = Field(None, description="at an assessment with this response or better (a category of the criteria, e.g. PR)")
-    burden_below: PositiveFloat | None = Field(None, description="adaptive: at an assessment with burden below this fraction of the line's baseline")
-    burden_above: PositiveFloat | None = Field(None, description="adaptive: at an assessment with burden above this fraction of the line's baseline")
+    burden_below: PositiveFloat | None = Field(None, description="adaptive: at an assessment with burden below this fraction of the baseline (`burden_baseline`)")
+    burden_above: PositiveFloat | None = Field(None, description="adaptive: at an assessment with burden above this fraction of the baseline (`burden_baseline`)")
+    burden_baseline: Literal["line", "treatment"] = Field(
+        "line", description="baseline of burden_below / burden_above: the line's first measurement, or the burden when "
+                            "treatment started (Zhang et al. 2017's adaptive rule: stop below 0.5 of it, resume at 1.0)")
 
     @property
     def empty(self) -> bool:
@@ -646,11 +649,12 @@ def _check_treatment(where: str, treatment: TreatmentConfig) -> None:
         if line.end.response is not None and line.end.response not in categories[:-1]:
             raise ValueError(f"{key}.end.response: {line.end.response!r} is no response of {treatment.assessment.criteria}; "
                              f"allowed: {', '.join(categories[:-1])}")
-        if line.end.burden_below is not None and line.end.burden_below >= 1.0:
-            raise ValueError(f"{key}.end.burden_below: {line.end.burden_below} is not below 1 (a fraction of the line's baseline, "
-                             f"which the first assessment of the line measures)")
-        if line.end.burden_above is not None and line.end.burden_above <= 1.0:
-            raise ValueError(f"{key}.end.burden_above: {line.end.burden_above} is not above 1 (a fraction of the line's baseline)")
+        if line.end.burden_baseline == "line":
+            if line.end.burden_below is not None and line.end.burden_below >= 1.0:
+                raise ValueError(f"{key}.end.burden_below: {line.end.burden_below} is not below 1 (a fraction of the line's "
+                                 f"baseline, which the first assessment of the line measures)")
+            if line.end.burden_above is not None and line.end.burden_above <= 1.0:
+                raise ValueError(f"{key}.end.burden_above: {line.end.burden_above} is not above 1 (a fraction of the line's baseline)")
         for number, dose in enumerate(line.doses):
             if line.cycle_days is not None and max(dose.days) >= line.cycle_days:
                 raise ValueError(f"{key}.doses.{number}.days: day {max(dose.days):g} is not within the cycle of {line.cycle_days:g} days")

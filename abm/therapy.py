@@ -22,7 +22,7 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from abm.config import DrugConfig, LineConfig, PharmacokineticsConfig, TreatmentConfig
+from abm.config import DrugConfig, EndRule, LineConfig, PharmacokineticsConfig, TreatmentConfig
 from abm.response import ResponseAssessor, best_response
 
 if TYPE_CHECKING:
@@ -223,12 +223,16 @@ class Therapy:
             reason = f"progression ({result.category})"
         elif rule.response is not None and result.category in order and order.index(result.category) <= order.index(rule.response):
             reason = f"response {result.category}"
-        elif rule.burden_below is not None and result.burden < rule.burden_below * self.assessor.baseline:
-            reason = f"burden below {rule.burden_below:g} of baseline"
-        elif rule.burden_above is not None and result.burden > rule.burden_above * self.assessor.baseline:
-            reason = f"burden above {rule.burden_above:g} of baseline"
+        elif rule.burden_below is not None and result.burden < rule.burden_below * self._burden_baseline(rule):
+            reason = f"burden below {rule.burden_below:g} of the {rule.burden_baseline}'s baseline"
+        elif rule.burden_above is not None and result.burden > rule.burden_above * self._burden_baseline(rule):
+            reason = f"burden above {rule.burden_above:g} of the {rule.burden_baseline}'s baseline"
         if reason is not None:
             self._start_line(model, self._next(line), now, reason)
+
+    def _burden_baseline(self, rule: EndRule) -> float:
+        """The burden that ``burden_below`` / ``burden_above`` are fractions of: the line's or the treatment's."""
+        return (self.assessor if rule.burden_baseline == "line" else self.arm_assessor).baseline
 
     def _assess(self, model: "TumorModel", time_h: float, baseline: bool = False):
         """Measure the burden, classify it, record the event (a baseline at the start of each line).

@@ -149,6 +149,20 @@ def test_adaptive_dosing_pauses_below_and_resumes_above_burden_thresholds():
     assert list(doses) == [0, 7, 14, 21, 56, 63, 70]
 
 
+def test_adaptive_thresholds_relative_to_the_burden_when_treatment_started():
+    # Zhang et al.'s rule: pause below half the pre-treatment burden, resume once it is back above it. The holiday
+    # starts at 450; 900 on day 56 is twice that but below the pre-treatment 1000, so dosing resumes only on day 70.
+    script = {0: 1000.0, 14: 800.0, 28: 450.0, 42: 500.0, 56: 900.0, 70: 1050.0}
+    therapy, events = drive("{assessment: {every_days: 14}, lines: ["
+                            "{name: treat, doses: [{drug: cis, amount: 1}], cycle_days: 7,"
+                            " end: {burden_below: 0.5, burden_baseline: treatment}, next: holiday},"
+                            "{name: holiday, end: {burden_above: 1.0, burden_baseline: treatment}, next: treat}]}",
+                            lambda t: script[max(day for day in script if day <= t / 24 + 1e-9)], 71)
+    starts = events[events["event"] == "line_start"]
+    assert list(zip(starts["line"], starts["time_days"])) == [("treat", 0), ("holiday", 28), ("treat", 70)]
+    assert "burden above 1 of the treatment's baseline" in list(events[events["event"] == "line_end"]["detail"])
+
+
 def test_response_end_rule_ends_induction_at_the_response():
     script = {0: 1000.0, 42: 800.0, 84: 650.0}
     therapy, events = drive("{lines: [{name: induction, doses: [{drug: cis, amount: 1}], cycle_days: 21, end: {response: PR},"
