@@ -113,6 +113,8 @@ class TumorModel(mesa.Model):
         self.hypoxia = hypoxia_parameters(config)
         self.field_parameters = {name: field_parameters(config, name) for name in config.fields}
         self.solver_iterations: dict[str, int] = {}
+        # Per field: its FieldSolver, kept across cell steps by solve_fields (the sink is updated each step).
+        self.field_solvers: dict[str, Any] = {}
         self.drugs = config.drug_names
         self.drug_parameters = {
             name: CytotoxicParameters(drug.emax_per_h, drug.ec50, drug.hill, drug.cycle_specific)

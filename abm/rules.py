@@ -63,6 +63,20 @@ def _draw(model: "TumorModel", stream: int):
     return uniform(model.xp, model.random_key, model.cell_step, stream, model.state.voxel_index)
 
 
+def _field_solver(model: "TumorModel", name: str, parameters: diffusion.FieldParameters, sink: Any,
+                  dt_min: float | None) -> diffusion.FieldSolver:
+    """The field's :class:`kernels.diffusion.FieldSolver` with this sink: built on the first cell step, then kept on
+    the model and its sink updated in place (same arrays, call lists and CUDA graphs; the same bits as a new solver).
+    The lattice, the field's parameters and its step do not change during a run."""
+    solver = model.field_solvers.get(name)
+    if solver is None:
+        solver = model.field_solvers[name] = diffusion.FieldSolver(model.xp, model.state.shape, parameters, sink,
+                                                                   dt_min=dt_min)
+    else:
+        solver.update_sink(sink)
+    return solver
+
+
 def solve_fields(model: "TumorModel") -> None:
     """Bring every field to the current step: a steady-state solve, or implicit steps over one cell step.
 
@@ -76,6 +90,8 @@ def solve_fields(model: "TumorModel") -> None:
     with ``p`` the vessel's perfusion (0 to 1) and ``b`` the field's plasma level
     this step (:meth:`abm.model.TumorModel.blood_level`: a dosed drug's from its doses).
     A transient field with ``dt_min`` takes ``ceil(cell step / dt_min)`` equal steps.
+    Steady and transient fields keep one solver each on the model (``model.field_solvers``)
+    across cell steps, its sink updated each step.
     """
     xp, state, config = model.xp, model.state, model.config
     cell_step_min = model.dt_h * 60.0
@@ -98,14 +114,14 @@ def solve_fields(model: "TumorModel") -> None:
             source += field.vessel.supply_per_min * model.blood_level(name) * state.perfusion
         parameters = model.field_parameters[name]
         if field.solver == "steady":
-            state.fields[name], model.solver_iterations[name] = diffusion.steady_state(
-                xp, state.fields[name], parameters, sink, source)
+            solver = _field_solver(model, name, parameters, sink, None)
+            state.fields[name], model.solver_iterations[name] = solver.solve(state.fields[name], source)
             continue
         substeps = 1 if field.dt_min is None else max(1, math.ceil(cell_step_min / field.dt_min - 1e-9))
         model.solver_iterations[name] = 0
         if field.solver == "transient":
             # One operator for all substeps (same sink and step): its multigrid V-cycle is built once.
-            solver = diffusion.FieldSolver(xp, state.shape, parameters, sink, dt_min=cell_step_min / substeps)
+            solver = _field_solver(model, name, parameters, sink, cell_step_min / substeps)
         for _ in range(substeps):
             if field.solver == "transient":
                 state.fields[name], iterations = solver.step(state.fields[name], source)

@@ -21,15 +21,15 @@ from kernels.backend import Backend, get_backend
 from kernels.diffusion import FieldSolverError
 
 # Peak bytes per voxel of building the model and running cell steps, measured
-# with benchmarks/memory.py on a 64^3 lattice of configs/default.yaml: state
-# arrays (tumor, vessels, immune cells), random draws, the division kernel's
-# neighbour masks and the steady-state solver's float64 vectors. With the
-# oxygen field alone, NumPy: 163 (tracemalloc) to 176 (peak RSS); each further
-# float64 field adds 8 (tracemalloc) to 10 (RSS). CuPy was last measured
-# before the immune arrays (13 B/voxel) were added: 162 on an H100, 12 above
-# NumPy's RSS then; the constant adds those 12 to NumPy's RSS now: 188.
-BYTES_PER_VOXEL = 188
-BYTES_PER_VOXEL_PER_FIELD = 13
+# with benchmarks/memory.py on a 64^3 lattice of configs/default.yaml
+# (2026-11-23): state arrays (tumor, vessels, immune cells), random draws, the
+# division kernel's neighbour masks, and per field its array and its
+# FieldSolver (kept for the whole run: about eleven float64 and six float32
+# arrays). NumPy, split into a base and a per-field share: 112 + 111 per
+# field (tracemalloc), 141 + 102 (peak RSS). CuPy measured 12 above NumPy's
+# RSS on an H100 before; the constants add that margin and round up.
+BYTES_PER_VOXEL = 155
+BYTES_PER_VOXEL_PER_FIELD = 115
 
 
 def estimated_bytes(config: Config) -> int:

@@ -36,7 +36,9 @@ from abm.run import BYTES_PER_VOXEL, BYTES_PER_VOXEL_PER_FIELD
 from kernels.backend import get_backend
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
-EXTRA_FIELD = "fields.tracer={units: au, D_um2_per_min: 1000.0, decay_per_min: 0.01, solver: transient, dtype: float64}"
+# Secreted by the tumor, so that its solver (kept for the run) is built: a field without sources is never solved.
+EXTRA_FIELD = ("fields.tracer={units: au, D_um2_per_min: 1000.0, decay_per_min: 0.01, solver: transient, dtype: float64, "
+               "secretion_per_min: {tumor: 0.01}}")
 METHODS = {"numpy": ("tracemalloc", "ru_maxrss"), "cupy": ("memory_pool",)}
 
 

@@ -29,7 +29,9 @@ Three solvers, all written once against ``xp``:
   at the cell step however stiff its uptake, secretion or vessel exchange.
   Both are one solve of a :class:`FieldSolver`, which holds one operator
   with its V-cycle and work arrays: steps that share the sink and ``dt``
-  (the substeps of a cell step) should share one solver.
+  (the substeps of a cell step) should share one solver, and a new sink
+  (the next cell step) is taken in place by :meth:`FieldSolver.update_sink`,
+  with the same bits as a new solver.
 * :func:`implicit_step` (one field) and :func:`implicit_step_many` (a stack of
   fields, each with its own parameters) advance by ``dt``: a point-implicit
   reaction step, then locally one-dimensional (LOD) backward-Euler diffusion,
@@ -380,22 +382,47 @@ class _Level:
         return out
 
 
-def _apply_calls(xp: ModuleType, level: _Level, dtype: Any, v: Any, out: Any) -> list[Callable[[], Any]]:
-    """Calls that set ``out = A v`` (``A`` of ``level``, in ``dtype``) for these two fixed arrays.
-
-    Axes without faces (extent 1, or no diffusion) are skipped. Where every
-    other axis has the same uniform coupling ``c`` (the finest level, and
-    every coarser one whose extents are even or 1), ``A v = c ((diagonal / c)
-    v - sum of neighbours)``: one subtraction per neighbour direction and no
-    scratch array; otherwise a product and a subtraction per direction.
-    """
-    ndim = len(level.shape)
-    axes = [axis for axis, coupling in enumerate(level.couplings)
+def _coupled_axes(level: _Level) -> list[int]:
+    """The axes of ``level`` with faces between neighbours (extent above 1 and a coupling that is not 0)."""
+    return [axis for axis, coupling in enumerate(level.couplings)
             if level.shape[axis] > 1 and not (isinstance(coupling, float) and coupling == 0.0)]
+
+
+def _uniform_coupling(level: _Level) -> float | None:
+    """The one uniform coupling shared by every coupled axis of ``level``, or None."""
+    axes = _coupled_axes(level)
     uniform = {level.couplings[axis] for axis in axes if isinstance(level.couplings[axis], float)}
     if axes and len(uniform) == 1 and all(isinstance(level.couplings[axis], float) for axis in axes):
-        (coupling,) = uniform
-        calls = [partial(xp.multiply, (level.diagonal / coupling).astype(dtype), v, out=out)]
+        return next(iter(uniform))
+    return None
+
+
+def _apply_diagonal(xp: ModuleType, level: _Level, dtype: Any) -> Any:
+    """The diagonal :func:`_apply_calls` multiplies by: ``diagonal / c`` (uniform coupling ``c``) or ``diagonal``.
+
+    A new array in ``dtype``; it is the only array of the calls that depends
+    on the sink (:meth:`FieldSolver.update_sink` copies a recomputed one into it).
+    """
+    coupling = _uniform_coupling(level)
+    return (level.diagonal / coupling).astype(dtype) if coupling is not None else level.diagonal.astype(dtype)
+
+
+def _apply_calls(xp: ModuleType, level: _Level, dtype: Any, v: Any, out: Any, diagonal: Any) -> list[Callable[[], Any]]:
+    """Calls that set ``out = A v`` (``A`` of ``level``, in ``dtype``) for these two fixed arrays.
+
+    ``diagonal`` is ``_apply_diagonal(xp, level, dtype)``, held by the caller
+    (which may overwrite it in place when the sink changes). Axes without
+    faces (extent 1, or no diffusion) are skipped. Where every other axis has
+    the same uniform coupling ``c`` (the finest level, and every coarser one
+    whose extents are even or 1), ``A v = c ((diagonal / c) v - sum of
+    neighbours)``: one subtraction per neighbour direction and no scratch
+    array; otherwise a product and a subtraction per direction.
+    """
+    ndim = len(level.shape)
+    axes = _coupled_axes(level)
+    coupling = _uniform_coupling(level)
+    if coupling is not None:
+        calls = [partial(xp.multiply, diagonal, v, out=out)]
         for axis in axes:
             low, high = _pair_slices(ndim, axis)
             for target, neighbour in ((low, high), (high, low)):
@@ -403,7 +430,7 @@ def _apply_calls(xp: ModuleType, level: _Level, dtype: Any, v: Any, out: Any) ->
                 calls.append(partial(xp.subtract, total, v[neighbour], out=total))
         calls.append(partial(xp.multiply, out, coupling, out=out))
         return calls
-    calls = [partial(xp.multiply, level.diagonal.astype(dtype), v, out=out)]
+    calls = [partial(xp.multiply, diagonal, v, out=out)]
     scratch = xp.empty(v.shape, dtype=dtype) if axes else None
     for axis in axes:
         coupling = level.couplings[axis]
@@ -459,7 +486,17 @@ def _prolong_calls(xp: ModuleType, coarse: Any, fine: Any) -> list[Callable[[], 
     return [partial(xp.copyto, spread, coarse[..., None]), partial(xp.add, split_fine, split_spread, out=split_fine)]
 
 
-def _coarsen(xp: ModuleType, level: _Level) -> _Level:
+def _with_diagonal(xp: ModuleType, shape: tuple[int, ...], couplings: tuple[Any, ...], reaction: Any,
+                   fixed: Any) -> _Level:
+    """The level of these couplings, reaction and fixed-face terms: ``diagonal = reaction + fixed + couplings``."""
+    diagonal = reaction + fixed
+    for axis, coupling in enumerate(couplings):
+        for part in _pair_slices(len(shape), axis):
+            _add_in_place(xp, diagonal[part], coupling)
+    return _Level(tuple(shape), diagonal, tuple(couplings), reaction, fixed)
+
+
+def _coarsen(xp: ModuleType, level: _Level, like: _Level | None = None) -> _Level:
     """The next coarser level: blocks of 2^ndim voxels.
 
     Reactions add up over a block (the Galerkin product with piecewise-constant
@@ -468,9 +505,16 @@ def _coarsen(xp: ModuleType, level: _Level) -> _Level:
     voxel edge (the plain Galerkin product would be twice too stiff per level).
     A uniform coupling stays a number while every other extent is even or 1
     (each block face then gathers the same count of fine faces).
+
+    ``like``, a coarser level built before from a level of the same shape,
+    couplings and fixed faces (only the reaction differs), lends its
+    couplings and fixed-face terms, which depend on neither the sink nor the
+    reaction: the result is the same, with fewer array calls.
     """
     ndim = len(level.shape)
     every = tuple(range(ndim))
+    if like is not None:
+        return _with_diagonal(xp, like.shape, like.couplings, _pair_sum(xp, level.reaction, every), like.fixed)
     couplings: list[Any] = []
     for axis, coupling in enumerate(level.couplings):
         others = [extent for k, extent in enumerate(level.shape) if k != axis]
@@ -484,11 +528,19 @@ def _coarsen(xp: ModuleType, level: _Level) -> _Level:
         couplings.append(0.5 * _pair_sum(xp, between[tuple(index)], [k for k in every if k != axis]))
     reaction = _pair_sum(xp, level.reaction, every)
     fixed = 0.5 * _pair_sum(xp, level.fixed, every)
-    diagonal = reaction + fixed
-    for axis, coupling in enumerate(couplings):
-        for part in _pair_slices(ndim, axis):
-            _add_in_place(xp, diagonal[part], coupling)
-    return _Level(tuple(diagonal.shape), diagonal, tuple(couplings), reaction, fixed)
+    return _with_diagonal(xp, reaction.shape, tuple(couplings), reaction, fixed)
+
+
+def _jacobi_weights(level: _Level, dtype: Any) -> Any:
+    """The damped Jacobi weights of ``level``, ``JACOBI_WEIGHT / diagonal``, in ``dtype`` (a new array)."""
+    return (JACOBI_WEIGHT / level.diagonal).astype(dtype)
+
+
+def _coarsest_inverse(xp: ModuleType, coarsest: _Level) -> Any:
+    """The dense inverse of the coarsest level's operator, float32 (a new array)."""
+    cells = int(np.prod(coarsest.shape))
+    identity = xp.eye(cells, dtype=xp.float64).reshape((cells, *coarsest.shape))
+    return xp.linalg.inv(coarsest.apply(xp, identity).reshape(cells, cells)).astype(xp.float32)
 
 
 class _Multigrid:
@@ -527,10 +579,12 @@ class _Multigrid:
         levels = [fine]
         while np.prod(levels[-1].shape) > COARSEST_CELLS and max(levels[-1].shape) > 1:
             levels.append(_coarsen(xp, levels[-1]))
+        self.levels = levels
         coarsest = levels[-1]
-        cells = int(np.prod(coarsest.shape))
-        identity = xp.eye(cells, dtype=xp.float64).reshape((cells, *coarsest.shape))
-        inverse = xp.linalg.inv(coarsest.apply(xp, identity).reshape(cells, cells)).astype(f32)
+        inverse = _coarsest_inverse(xp, coarsest)
+        # The sink-dependent arrays the calls read, per level above the coarsest: (Jacobi weights, apply diagonal).
+        self.coefficients: list[tuple[Any, Any]] = []
+        self.inverse = inverse
         coarse_residual = xp.zeros(coarsest.shape, dtype=f32)
         coarse_solution = xp.zeros(coarsest.shape, dtype=f32)
         exact = [partial(xp.dot, inverse, coarse_residual.reshape(-1), out=coarse_solution.reshape(-1))]
@@ -545,8 +599,10 @@ class _Multigrid:
             padded = tuple(extent + extent % 2 for extent in level.shape)
             v_padded, defect_padded = xp.zeros(padded, dtype=f32), xp.zeros(padded, dtype=f32)
             v, defect = v_padded[inside], defect_padded[inside]
-            weighted_inverse = (JACOBI_WEIGHT / level.diagonal).astype(f32)
-            apply = _apply_calls(xp, level, f32, v, defect)
+            weighted_inverse = _jacobi_weights(level, f32)
+            apply_diagonal = _apply_diagonal(xp, level, f32)
+            self.coefficients.append((weighted_inverse, apply_diagonal))
+            apply = _apply_calls(xp, level, f32, v, defect, apply_diagonal)
             smooth = apply + [partial(xp.subtract, residual, defect, out=defect),
                               partial(xp.multiply, defect, weighted_inverse, out=defect),
                               partial(xp.add, v, defect, out=v)]
@@ -569,6 +625,28 @@ class _Multigrid:
         self.exact = partial(_run, exact)
         self.up = replayable(xp, partial(_run, up)) if up else _nothing
 
+    def update(self, fine: _Level) -> None:
+        """Take the operator ``fine``, which differs from the current one only in its reaction (the sink).
+
+        The levels are rebuilt as :meth:`__init__` builds them (each coarse
+        level's reaction and diagonal; couplings and fixed-face terms are kept)
+        and the Jacobi weights, the apply diagonals and the coarsest inverse
+        are copied into the arrays the calls (and their CUDA graphs) read: the
+        same bits as a new ``_Multigrid(xp, fine)``, without rebuilding the
+        calls or capturing the graphs again.
+        """
+        xp = self.xp
+        if fine.shape != self.levels[0].shape:
+            raise ValueError(f"operator of shape {fine.shape} for a V-cycle of shape {self.levels[0].shape}")
+        levels = [fine]
+        for like in self.levels[1:]:
+            levels.append(_coarsen(xp, levels[-1], like))
+        self.levels = levels
+        for level, (weighted_inverse, apply_diagonal) in zip(levels[:-1], self.coefficients):
+            weighted_inverse[...] = _jacobi_weights(level, weighted_inverse.dtype)
+            apply_diagonal[...] = _apply_diagonal(xp, level, apply_diagonal.dtype)
+        self.inverse[...] = _coarsest_inverse(xp, levels[-1])
+
     def precondition(self, r: Any, norm: float, out: Any) -> Any:
         """``out`` = one V-cycle applied to the float64 ``r``, whose 2-norm is ``norm``.
 
@@ -590,7 +668,7 @@ def _fine_level(xp: ModuleType, shape: tuple[int, ...], params: FieldParameters,
     """The discrete steady-state operator on the lattice, and the right-hand side of its fixed faces."""
     ndim = len(shape)
     coupling = params.diffusion_um2_per_min / params.dx_um**2
-    reaction = xp.broadcast_to(params.decay_per_min + xp.asarray(sink_per_min, dtype=xp.float64), shape)
+    reaction = _fine_reaction(xp, tuple(shape), params.decay_per_min, sink_per_min)
     fixed = xp.zeros(shape, dtype=xp.float64)
     rhs = xp.zeros(shape, dtype=xp.float64)
     for axis, ends in enumerate(params.faces):
@@ -598,11 +676,12 @@ def _fine_level(xp: ModuleType, shape: tuple[int, ...], params: FieldParameters,
             if value is not None:
                 _add_in_place(xp, fixed[_face_slice(ndim, axis, high)], 2.0 * coupling)
                 _add_in_place(xp, rhs[_face_slice(ndim, axis, high)], 2.0 * coupling * value)
-    diagonal = reaction + fixed
-    for axis in range(ndim):
-        for part in _pair_slices(ndim, axis):
-            _add_in_place(xp, diagonal[part], coupling)
-    return _Level(tuple(shape), diagonal, (coupling,) * ndim, reaction, fixed), rhs
+    return _with_diagonal(xp, tuple(shape), (coupling,) * ndim, reaction, fixed), rhs
+
+
+def _fine_reaction(xp: ModuleType, shape: tuple[int, ...], decay_per_min: float, sink_per_min: Any) -> Any:
+    """The fine level's reaction ``decay + sink`` (float64, broadcast to ``shape``)."""
+    return xp.broadcast_to(decay_per_min + xp.asarray(sink_per_min, dtype=xp.float64), shape)
 
 
 class FieldSolver:
@@ -612,10 +691,11 @@ class FieldSolver:
     plus ``u / dt`` when ``dt_min`` is given (a backward-Euler step). Building
     it and its multigrid V-cycle (levels, coarsest inverse, work arrays)
     costs about as much as a few CG iterations, so the substeps of a cell
-    step, which share the sink and the step, share one solver: create it per
-    field and cell step (its operator is fixed) and call :meth:`step` or
-    :meth:`solve` per substep. The V-cycle is built on the first solve that
-    needs an iteration.
+    step, which share the sink and the step, share one solver: create it
+    once per field and call :meth:`step` or :meth:`solve` per substep, and
+    :meth:`update_sink` when the sink changes (each cell step), which keeps
+    every array, call list and CUDA graph and gives the same bits as a new
+    solver. The V-cycle is built on the first solve that needs an iteration.
 
     Args:
         xp: array module.
@@ -635,10 +715,34 @@ class FieldSolver:
         self.xp = xp
         self.shape = tuple(int(extent) for extent in shape)
         self.dt_min = dt_min
+        self._decay_per_min = params.decay_per_min
         self.fine, self.face_rhs = _fine_level(xp, self.shape, params, sink_per_min)
         self._work: tuple[Any, ...] | None = None
+        self._apply_diagonal: Any = None
         self._apply: Callable[[], None] = _nothing
         self._multigrid: _Multigrid | None = None
+
+    def update_sink(self, sink_per_min: Any) -> None:
+        """Replace the sink (the only part of the operator that changes with the cells), in place.
+
+        Recomputes the fine level's reaction and diagonal, then, if they were
+        built, the diagonal of the CG operator and the V-cycle's levels,
+        Jacobi weights and coarsest inverse (:meth:`_Multigrid.update`),
+        copying them into the arrays that the calls and their CUDA graphs
+        read. Solves then give the same bits and iterations as a new
+        ``FieldSolver`` with this sink, without rebuilding the calls or
+        capturing the graphs again.
+
+        Args:
+            sink_per_min: per-voxel first-order loss (scalar or array of the solver's shape), 1/min.
+        """
+        xp, fine = self.xp, self.fine
+        reaction = _fine_reaction(xp, self.shape, self._decay_per_min, sink_per_min)
+        self.fine = _with_diagonal(xp, self.shape, fine.couplings, reaction, fine.fixed)
+        if self._apply_diagonal is not None:
+            self._apply_diagonal[...] = _apply_diagonal(xp, self.fine, self._apply_diagonal.dtype)
+        if self._multigrid is not None:
+            self._multigrid.update(self.fine)
 
     def solve(self, u_guess: Any, source_per_min: Any = 0.0, rtol: float = 1e-6,
               max_iterations: int = 500) -> tuple[Any, int]:
@@ -663,8 +767,9 @@ class FieldSolver:
         tolerance = rtol * rhs_norm
         if self._work is None:
             self._work = tuple(xp.empty(self.shape, dtype=xp.float64) for _ in range(4))
+            self._apply_diagonal = _apply_diagonal(xp, self.fine, xp.float64)
             self._apply = replayable(xp, partial(_run, _apply_calls(xp, self.fine, xp.float64, self._work[0],
-                                                                   self._work[1])))
+                                                                   self._work[1], self._apply_diagonal)))
         direction, image, z, spare = self._work
         u = u_guess.astype(xp.float64)
         xp.copyto(direction, u)

@@ -244,8 +244,11 @@ def test_every_preset_runs_in_the_model():
     fields["danger_signal"]["dt_min"] = 7.0
     config = parse_config(config_with(fields))
     model = TumorModel(config, get_backend("numpy"))
-    for _ in range(2):
-        model.step()
+    model.step()
+    solvers = dict(model.field_solvers)
+    model.step()
+    # Steady and transient fields keep their solver across cell steps (its sink updated in place).
+    assert solvers and all(model.field_solvers[name] is solver for name, solver in solvers.items())
     for name, values in model.state.fields.items():
         assert np.isfinite(values).all() and (values >= 0).all(), name
     live = model.state.live_tumor()
@@ -265,3 +268,40 @@ def test_steady_state_converges_whatever_the_magnitude(xp, scale):
     u, iterations = steady_state(xp, xp.zeros(shape, dtype=xp.float64), params, sink, xp.asarray(source * scale))
     assert iterations == expected_iterations
     np.testing.assert_allclose(to_host(u) / scale, to_host(reference), rtol=1e-9)
+
+
+@pytest.mark.parametrize("shape, dt_min", [((40, 24, 16), None), ((33, 17, 9), 10.0), ((64, 64), None),
+                                           ((7, 30), 2.0), ((5, 7, 9), None)])
+def test_updated_sink_gives_a_new_solvers_bits(xp, shape, dt_min):
+    """A FieldSolver whose sink is replaced in place (update_sink: its arrays, call lists and, on CuPy, CUDA graphs
+    kept) gives exactly the solution and CG iterations of a solver built new with that sink, over several sinks,
+    including a first sink of 0 (no V-cycle built yet) and odd extents (non-uniform coarse couplings)."""
+    rng = np.random.default_rng(21)
+    faces = tuple((38.0, None) if axis % 2 else (None, 1.0) for axis in range(len(shape)))
+    params = FieldParameters(1.0e4, 0.1, 20.0, faces)
+    sinks = [0.0] + [xp.asarray(rate * (rng.random(shape) < 0.3)) for rate in (10.0, 1.0, 30.0)]
+    source = xp.asarray(rng.random(shape) * (rng.random(shape) < 0.05))
+    kept = diffusion.FieldSolver(xp, shape, params, sinks[0], dt_min=dt_min)
+    kept_u = fresh_u = xp.asarray(rng.random(shape), dtype=xp.float32)
+    for index, sink in enumerate(sinks):
+        if index:
+            kept.update_sink(sink)
+        fresh = diffusion.FieldSolver(xp, shape, params, sink, dt_min=dt_min)
+        for _ in range(2):
+            if dt_min is None:
+                kept_u, kept_iterations = kept.solve(kept_u, source)
+                fresh_u, fresh_iterations = fresh.solve(fresh_u, source)
+            else:
+                kept_u, kept_iterations = kept.step(kept_u, source)
+                fresh_u, fresh_iterations = fresh.step(fresh_u, source)
+            assert kept_iterations == fresh_iterations
+            np.testing.assert_array_equal(to_host(kept_u), to_host(fresh_u))
+        assert kept._multigrid is not None
+        for mine, theirs in zip(kept._multigrid.levels, fresh._multigrid.levels):
+            np.testing.assert_array_equal(to_host(mine.diagonal), to_host(theirs.diagonal))
+        np.testing.assert_array_equal(to_host(kept._multigrid.inverse), to_host(fresh._multigrid.inverse))
+        if xp is not np:
+            for replay in (kept._multigrid.down, kept._multigrid.up, kept._apply):
+                if isinstance(replay, backend._Replay):
+                    assert replay.graph is not None, replay.failure
+
