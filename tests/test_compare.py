@@ -101,7 +101,7 @@ def test_a_numerical_failure_ends_the_run_cleanly_and_compare_carries_on(tmp_pat
     tme compare reports the failed run, leaves it out of the statistics and runs the others."""
     from kernels import diffusion
 
-    original = diffusion.steady_state
+    original = diffusion.FieldSolver.solve
     calls = {"n": 0}
 
     def failing(*args, **kwargs):
@@ -110,7 +110,7 @@ def test_a_numerical_failure_ends_the_run_cleanly_and_compare_carries_on(tmp_pat
             raise diffusion.FieldSolverError("steady-state field solve did not reach rtol=1e-06 in 500 iterations")
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(diffusion, "steady_state", failing)
+    monkeypatch.setattr(diffusion.FieldSolver, "solve", failing)
     out = tmp_path / "run"
     assert main(["run", "configs/tiny.yaml", "--out", str(out), "--quiet"]) == 1
     err = capsys.readouterr().err
