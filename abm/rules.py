@@ -15,8 +15,10 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
-from kernels import diffusion, immune, lattice, therapy, tumor, vessels
-from kernels.random import uniform
+import numpy as np
+
+from kernels import cuda_movement, diffusion, immune, lattice, therapy, tumor, vessels
+from kernels.random import stream_offset, uniform
 
 if TYPE_CHECKING:
     from abm.model import TumorModel
@@ -238,23 +240,44 @@ def immune_movement(model: "TumorModel") -> None:
         return
     xp, state, offsets = model.xp, model.state, model.offsets
     substep_min = model.dt_h * 60.0 / system.substeps
+    field_names = sorted({field for field in system.kind_fields.values() if field is not None})
+    fused = cuda_movement.usable(xp, state.immune)
+    if fused:  # the per-offset work as CUDA kernels (kernels/cuda_movement.py): the bits of the xp substep below
+        number_of_kind = np.full(len(immune.KIND_NAMES), -1, dtype=np.int8)
+        for kind, name in system.kind_fields.items():
+            if name is not None:
+                number_of_kind[kind] = field_names.index(name)
+        agent_field = xp.asarray(number_of_kind)[system.traits["kind"].astype(xp.int64)]
+        stack = (xp.stack([state.fields[name].astype(xp.float64) for name in field_names]) if field_names
+                 else xp.zeros((1, *state.shape), dtype=xp.float64))
+
+        def offset_of(stream: int) -> int:
+            return stream_offset(model.random_key, model.cell_step, stream)
     for substep in range(system.substeps):
         occupied = state.immune >= 0
         agent = xp.maximum(state.immune, 0)
         kinds = system.kind_of(xp, state.immune)
+        base = STREAM_IMMUNE_MOVE + 8 * substep
+        chance = system.traits["speed_um_per_min"][agent] * substep_min / state.dx_um
+        if system.t_clones:
+            chance = xp.where(kinds == immune.T_CELL, chance * system.suppression(model), chance)
+        if fused:
+            uphill_offsets = xp.asarray(np.array([offset_of(base + 4 + number) for number in range(len(field_names))]
+                                                 or [0], dtype=np.uint64))
+            state.immune, state.immune_state, state.exhaustion, state.immune_age_h = cuda_movement.substep(
+                xp, state.immune, state.immune_state, state.exhaustion, state.immune_age_h, chance,
+                system.traits["bias"], agent_field, stack, uphill_offsets, offsets, offset_of(base),
+                offset_of(base + 1), offset_of(base + 2), offset_of(base + 3))
+            continue
         free = ~occupied
         allowed = [lattice.shifted(xp, free, offset, False) for offset in offsets]
         uphill = xp.full(state.shape, -1, dtype=xp.int8)
-        base = STREAM_IMMUNE_MOVE + 8 * substep
-        for number, field in enumerate(sorted({field for field in system.kind_fields.values() if field is not None})):
+        for number, field in enumerate(field_names):
             climb = immune.uphill_direction(xp, state.fields[field], allowed, offsets, _draw(model, base + 4 + number))
             follows = xp.zeros(state.shape, dtype=bool)
             for kind in (kind for kind, name in system.kind_fields.items() if name == field):
                 follows |= kinds == kind
             uphill = xp.where(follows, climb, uphill).astype(xp.int8)
-        chance = system.traits["speed_um_per_min"][agent] * substep_min / state.dx_um
-        if system.t_clones:
-            chance = xp.where(kinds == immune.T_CELL, chance * system.suppression(model), chance)
         movers = occupied & (_draw(model, base) < chance)
         choice = immune.move_choice(xp, movers, allowed, uphill, system.traits["bias"][agent],
                                     _draw(model, base + 1), _draw(model, base + 2))

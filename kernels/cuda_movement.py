@@ -1,0 +1,278 @@
+"""Fused CUDA path of one immune movement substep (CuPy only).
+
+The ``xp`` substep in :func:`abm.rules.immune_movement` works offset by
+offset: the allowed neighbours, the uphill climb (three passes over the
+offsets), the uniform choice, the claims and the wins each take a few array
+passes per Moore offset, so a 3-D substep launches some hundreds of small
+kernels. Here three kernels do the per-offset work, one thread per voxel:
+
+1. ``move_choose``: whether the voxel's cell moves, its allowed neighbours,
+   its uphill direction (with the random tie-break) and its move choice;
+2. ``move_claim``: at each free voxel, its claimants in offset order and the
+   one with the highest priority draw (the rule of :func:`kernels.lattice.claim`);
+3. ``move_apply``: each voxel's new immune state (cleared where its cell
+   won a move, else gathered from its source).
+
+The draws are the counter-based hash of :mod:`kernels.random` evaluated in
+place (the same wrapping ``uint64`` arithmetic and the same conversion to
+double), comparisons are on the same values (a float32 field is compared as
+its exact float64 value) and the code is compiled without fused
+multiply-adds, so the result is the bits of the ``xp`` substep
+(tests/test_cuda_movement.py checks both that and that the source compiles).
+
+No CuPy import here: the kernels are built from the array module the
+caller passes (``xp.RawKernel``), which is CuPy whenever this path runs.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+#: Whether :func:`usable` may pick the fused path; False keeps the ``xp`` substep (for comparisons).
+ENABLED = True
+
+#: Threads per block.
+BLOCK = 256
+
+#: nvcc/NVRTC options: no contraction of a*b+c into one rounding (bit parity with NumPy).
+OPTIONS = ("--fmad=false",)
+
+#: CUDA C++ of the three kernels. Lattice (nz, ny, nx), C order (2-D: nz = 1); offsets (K, 3) as (dz, dy, dx).
+SOURCE = r"""
+#define NONE_AGENT (-1)
+#define EFFECTOR_STATE 0
+
+__device__ __forceinline__ double uniform_at(const unsigned long long offset, const unsigned long long index)
+{
+    unsigned long long z = index * 0x9E3779B97F4A7C15ULL + offset;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    z = z ^ (z >> 31);
+    return (double)(z >> 11) * (1.0 / 9007199254740992.0);
+}
+
+// The flat index of voxel (z, y, x) + offset k, or -1 outside the lattice.
+__device__ __forceinline__ long long neighbour(const long long z, const long long y, const long long x,
+                                               const int* offsets, const int k, const long long nz,
+                                               const long long ny, const long long nx, const int sign)
+{
+    const long long zz = z + sign * offsets[3 * k];
+    const long long yy = y + sign * offsets[3 * k + 1];
+    const long long xx = x + sign * offsets[3 * k + 2];
+    if (zz < 0 || zz >= nz || yy < 0 || yy >= ny || xx < 0 || xx >= nx) {
+        return -1;
+    }
+    return (zz * ny + yy) * nx + xx;
+}
+
+extern "C" __global__ void move_choose(signed char* choice, const int* immune, const double* chance,
+                                       const double* bias, const signed char* agent_field, const double* fields,
+                                       const unsigned long long* uphill_offsets, const int* offsets, const int K,
+                                       const long long nz, const long long ny, const long long nx,
+                                       const unsigned long long move_offset, const unsigned long long bias_offset,
+                                       const unsigned long long direction_offset)
+{
+    const long long n = nz * ny * nx;
+    const long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (p >= n) {
+        return;
+    }
+    const int agent = immune[p];
+    if (agent < 0 || !(uniform_at(move_offset, (unsigned long long)p) < chance[p])) {
+        choice[p] = -1;
+        return;
+    }
+    const long long x = p % nx;
+    const long long y = (p / nx) % ny;
+    const long long z = p / (nx * ny);
+    long long where[26];
+    unsigned int allowed = 0u;
+    int count = 0;
+    for (int k = 0; k < K; ++k) {
+        const long long q = neighbour(z, y, x, offsets, k, nz, ny, nx, 1);
+        where[k] = q;
+        if (q >= 0 && immune[q] < 0) {
+            allowed |= 1u << k;
+            ++count;
+        }
+    }
+    // uniform choice among the allowed neighbours (lattice.uniform_choice)
+    int random_choice = -1;
+    if (count > 0) {
+        const int rank = (int)floor(uniform_at(direction_offset, (unsigned long long)p) * (double)count);
+        int seen = 0;
+        for (int k = 0; k < K; ++k) {
+            if (allowed & (1u << k)) {
+                if (seen == rank) {
+                    random_choice = k;
+                }
+                ++seen;
+            }
+        }
+    }
+    // uphill on the cell's chemotactic field (immune.uphill_direction)
+    int uphill = -1;
+    const int f = agent_field[agent];
+    if (f >= 0) {
+        const double* field = fields + (long long)f * n;
+        const double own = field[p];
+        double best = own;
+        for (int k = 0; k < K; ++k) {
+            if (allowed & (1u << k)) {
+                const double level = field[where[k]];
+                if (level > best) {
+                    best = level;
+                }
+            }
+        }
+        if (best > own) {
+            int tied = 0;
+            for (int k = 0; k < K; ++k) {
+                if ((allowed & (1u << k)) && field[where[k]] == best) {
+                    ++tied;
+                }
+            }
+            const int rank = (int)floor(uniform_at(uphill_offsets[f], (unsigned long long)p) * (double)tied);
+            int seen = 0;
+            for (int k = 0; k < K; ++k) {
+                if ((allowed & (1u << k)) && field[where[k]] == best) {
+                    if (seen == rank) {
+                        uphill = k;
+                    }
+                    ++seen;
+                }
+            }
+        }
+    }
+    const bool climbs = uphill >= 0 && uniform_at(bias_offset, (unsigned long long)p) < bias[agent];
+    choice[p] = (signed char)(climbs ? uphill : random_choice);
+}
+
+extern "C" __global__ void move_claim(signed char* source, const signed char* choice, const int* immune,
+                                      const int* offsets, const int K, const long long nz, const long long ny,
+                                      const long long nx, const unsigned long long priority_offset)
+{
+    const long long n = nz * ny * nx;
+    const long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (p >= n) {
+        return;
+    }
+    int best_k = -1;
+    if (immune[p] < 0) {
+        const long long x = p % nx;
+        const long long y = (p / nx) % ny;
+        const long long z = p / (nx * ny);
+        double best = -1.0;
+        for (int k = 0; k < K; ++k) {
+            const long long q = neighbour(z, y, x, offsets, k, nz, ny, nx, -1);
+            if (q >= 0 && choice[q] == k) {
+                const double priority = uniform_at(priority_offset, (unsigned long long)q);
+                if (priority > best) {
+                    best = priority;
+                    best_k = k;
+                }
+            }
+        }
+    }
+    source[p] = (signed char)best_k;
+}
+
+extern "C" __global__ void move_apply(int* immune_out, signed char* state_out, float* exhaustion_out, float* age_out,
+                                      const int* immune, const signed char* state, const float* exhaustion,
+                                      const float* age, const signed char* choice, const signed char* source,
+                                      const int* offsets, const long long nz, const long long ny, const long long nx)
+{
+    const long long n = nz * ny * nx;
+    const long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (p >= n) {
+        return;
+    }
+    const long long x = p % nx;
+    const long long y = (p / nx) % ny;
+    const long long z = p / (nx * ny);
+    const int k = choice[p];
+    if (k >= 0) {
+        const long long t = neighbour(z, y, x, offsets, k, nz, ny, nx, 1);
+        if (t >= 0 && source[t] == k) {
+            immune_out[p] = NONE_AGENT;
+            state_out[p] = EFFECTOR_STATE;
+            exhaustion_out[p] = 0.0f;
+            age_out[p] = 0.0f;
+            return;
+        }
+    }
+    long long origin = p;
+    const int s = source[p];
+    if (s >= 0) {
+        origin = neighbour(z, y, x, offsets, s, nz, ny, nx, -1);
+    }
+    immune_out[p] = immune[origin];
+    state_out[p] = state[origin];
+    exhaustion_out[p] = exhaustion[origin];
+    age_out[p] = age[origin];
+}
+"""
+
+
+def source_text() -> str:
+    """The CUDA source of the three kernels (for an offline compile check)."""
+    return SOURCE
+
+
+def usable(xp: ModuleType, immune: Any) -> bool:
+    """Whether the fused substep applies: enabled, a GPU array module, a 2-D or 3-D lattice."""
+    return ENABLED and xp is not np and hasattr(xp, "RawKernel") and immune.ndim in (2, 3)
+
+
+@lru_cache(maxsize=None)
+def _kernels(xp: ModuleType) -> tuple[Any, Any, Any]:
+    module = xp.RawModule(code=SOURCE, options=OPTIONS)
+    return tuple(module.get_function(name) for name in ("move_choose", "move_claim", "move_apply"))
+
+
+def substep(
+    xp: ModuleType, immune: Any, immune_state: Any, exhaustion: Any, immune_age_h: Any, chance: Any, bias: Any,
+    agent_field: Any, fields: Any, uphill_offsets: Any, offsets: list[tuple[int, ...]],
+    move_offset: int, bias_offset: int, direction_offset: int, priority_offset: int,
+) -> tuple[Any, Any, Any, Any]:
+    """One movement substep; returns the new ``(immune, immune_state, exhaustion, immune_age_h)``.
+
+    Args:
+        immune, immune_state, exhaustion, immune_age_h: the immune state arrays (int32, int8, float32, float32).
+        chance: ``float64``, lattice shape: each voxel's move probability.
+        bias: ``float64`` per agent: chemotactic bias.
+        agent_field: ``int8`` per agent: the number of the agent's chemotactic field in ``fields``, -1 for none.
+        fields: ``float64``, ``(n_fields, *lattice)`` (at least one, unused where no agent climbs).
+        uphill_offsets: ``uint64`` per field: the stream offset of its tie-break draw.
+        offsets: the Moore neighbourhood (:func:`kernels.lattice.moore_offsets`).
+        move_offset, bias_offset, direction_offset, priority_offset: stream offsets
+            (:func:`kernels.random.stream_offset`) of the move, bias, direction and priority draws.
+    """
+    shape = immune.shape
+    nz, ny, nx = (1, *shape) if len(shape) == 2 else shape
+    table = [(0, *offset) if len(offset) == 2 else offset for offset in offsets]
+    offset_array = xp.asarray(np.array(table, dtype=np.int32).reshape(-1))
+    n = int(immune.size)
+    grid = ((n + BLOCK - 1) // BLOCK,)
+    choose, claim, apply = _kernels(xp)
+    contiguous = xp.ascontiguousarray
+    immune, immune_state = contiguous(immune), contiguous(immune_state)
+    exhaustion, immune_age_h = contiguous(exhaustion), contiguous(immune_age_h)
+    dims = (np.int64(nz), np.int64(ny), np.int64(nx))
+    choice = xp.empty(shape, dtype=xp.int8)
+    choose(grid, (BLOCK,), (choice, immune, contiguous(chance, dtype=xp.float64), contiguous(bias, dtype=xp.float64),
+                            contiguous(agent_field, dtype=xp.int8), contiguous(fields, dtype=xp.float64),
+                            contiguous(uphill_offsets, dtype=xp.uint64), offset_array, np.int32(len(offsets)), *dims,
+                            np.uint64(move_offset), np.uint64(bias_offset), np.uint64(direction_offset)))
+    source = xp.empty(shape, dtype=xp.int8)
+    claim(grid, (BLOCK,), (source, choice, immune, offset_array, np.int32(len(offsets)), *dims,
+                           np.uint64(priority_offset)))
+    out = (xp.empty(shape, dtype=xp.int32), xp.empty(shape, dtype=xp.int8), xp.empty(shape, dtype=xp.float32),
+           xp.empty(shape, dtype=xp.float32))
+    apply(grid, (BLOCK,), (*out, immune.astype(xp.int32, copy=False), immune_state.astype(xp.int8, copy=False),
+                           exhaustion.astype(xp.float32, copy=False), immune_age_h.astype(xp.float32, copy=False),
+                           choice, source, offset_array, *dims))
+    return out

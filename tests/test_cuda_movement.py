@@ -1,0 +1,101 @@
+"""The fused CUDA immune movement: its source compiles (where nvcc is), and on a GPU it gives the xp substeps' bits."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from abm.config import parse_config
+from abm.model import TumorModel
+from abm.rules import immune_movement
+from kernels import cuda_movement
+from kernels.backend import get_backend, probe_cupy
+from kernels.immune import EFFECTOR
+from kernels.random import uniform
+
+_CUPY, _CUPY_REASON = probe_cupy()
+NVCC = shutil.which("nvcc")
+
+
+@pytest.mark.skipif(NVCC is None, reason="nvcc is not installed")
+def test_movement_kernel_source_compiles(tmp_path):
+    source = tmp_path / "movement.cu"
+    source.write_text(cuda_movement.source_text(), encoding="utf-8")
+    result = subprocess.run([NVCC, "-cubin", "-arch=sm_90", *cuda_movement.OPTIONS, "-o", str(tmp_path / "out.cubin"),
+                             str(source)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out.cubin").stat().st_size > 0
+
+
+def test_fused_path_is_never_taken_on_numpy():
+    assert not cuda_movement.usable(np, np.zeros((4, 4), dtype=np.int32))
+
+
+def build(shape, backend_name, share=0.4):
+    """A tumor ball with immune cells on ``share`` of it (T cells on chemokine, MDSCs on danger signal)."""
+    raw = {
+        "seed": 3,
+        "backend": backend_name,
+        "lattice": {"shape": list(shape)},
+        "time": {"duration_days": 1},
+        "fields": {"oxygen": {"preset": "oxygen"}, "chemokine": {"preset": "chemokine"},
+                   "danger_signal": {"preset": "danger_signal"}},
+        "vessels": {"density": 0.02},
+        "tumor": {"initial": {"radius_um": min(shape) * 20.0 / 3.0}, "clones": [{"name": "parental", "antigens": [0]}]},
+        "immune": {"t_cells": {"clones": [{"name": "anti0", "antigen": 0}, {"name": "other", "antigen": 0}],
+                               "motility": {"speed_um_per_min": 2.5}},
+                   "tregs": {"motility": {"chemotaxis_field": None}},
+                   "mdscs": {"motility": {"chemotaxis_field": "danger_signal"}}},
+    }
+    model = TumorModel(parse_config(raw, "fused-movement test"), get_backend(backend_name))
+    xp, state = model.xp, model.state
+    draw = uniform(xp, 99, 0, 1, state.voxel_index)
+    place = (state.clone >= 0) & (draw < share)
+    tregs, mdscs = (model.immune.suppressors[kind].index for kind in ("treg", "mdsc"))
+    agent = xp.where(draw < 0.2 * share, xp.where(draw < 0.1 * share, tregs, mdscs),
+                     xp.where(draw < 0.6 * share, 0, 1))
+    state.immune = xp.where(place, agent, state.immune).astype(xp.int32)
+    state.immune_state = xp.where(place, EFFECTOR, state.immune_state).astype(xp.int8)
+    state.exhaustion = xp.where(place, draw, 0.0).astype(xp.float32)
+    state.immune_age_h = xp.where(place, 2.0 * draw, 0.0).astype(xp.float32)
+    return model
+
+
+def immune_arrays(model):
+    state = model.state
+    return [_CUPY.asnumpy(a) for a in (state.immune, state.immune_state, state.exhaustion, state.immune_age_h)]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(_CUPY is None, reason=f"no GPU backend: {_CUPY_REASON}")
+@pytest.mark.parametrize("shape", [(72, 64), (26, 22, 24)])
+def test_fused_movement_gives_the_bits_of_the_xp_movement(shape, monkeypatch):
+    fused, reference = build(shape, "cupy"), build(shape, "cupy")
+    assert cuda_movement.usable(_CUPY, fused.state.immune)
+    for step in range(4):  # whole model steps: fields, kills, entry, death, and the movement substeps
+        monkeypatch.setattr(cuda_movement, "ENABLED", True)
+        fused.step()
+        monkeypatch.setattr(cuda_movement, "ENABLED", False)
+        reference.step()
+        for got, expected in zip(immune_arrays(fused), immune_arrays(reference)):
+            np.testing.assert_array_equal(got, expected, err_msg=f"model step {step}")
+    moved = 0
+    for step in range(4):  # movement alone on coarse fields: many ties for the uphill tie-break
+        for model in (fused, reference):
+            levels = model.xp.floor(uniform(model.xp, 5, step, 2, model.state.voxel_index) * 3.0)
+            for name in ("chemokine", "danger_signal"):
+                model.state.fields[name] = levels.astype(model.state.fields[name].dtype)
+        before = immune_arrays(fused)[0]
+        monkeypatch.setattr(cuda_movement, "ENABLED", True)
+        immune_movement(fused)
+        monkeypatch.setattr(cuda_movement, "ENABLED", False)
+        immune_movement(reference)
+        for got, expected in zip(immune_arrays(fused), immune_arrays(reference)):
+            np.testing.assert_array_equal(got, expected, err_msg=f"movement {step}")
+        moved += int((immune_arrays(fused)[0] != before).sum())
+        fused.cell_step += 1
+        reference.cell_step += 1
+    assert moved > 0
+    assert (immune_arrays(fused)[0] >= 0).sum() > 100
