@@ -11,6 +11,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import warnings
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
@@ -96,6 +97,16 @@ def assert_not_blank(pixels: np.ndarray) -> None:
     """Many distinct colours and real contrast, not a flat or nearly flat image."""
     assert pixels.std() > 10, "image is (nearly) blank"
     assert len(np.unique(pixels.reshape(-1, 3), axis=0)) > 8
+
+
+def assert_saves_with_layout(figure, stem: Path) -> None:
+    """``figure`` saves as a PNG that is not blank, with matplotlib's constrained layout applied (its warning an error)."""
+    from viz.figures import save_figure
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="constrained_layout not applied")
+        (path,) = save_figure(figure, stem, ("png",))
+    assert_not_blank(png_pixels(path))
 
 
 # palette and scales -------------------------------------------------------
@@ -338,11 +349,9 @@ def test_immune_figure_without_suppressors_or_immune_parquet(run_immune, tmp_pat
 
 def test_immune_figure_of_many_t_cell_clones_names_the_largest(run_immune, tmp_path):
     """Eleven T-cell clones: the eight largest by peak get a line and a name, the rest one summed line."""
-    import warnings
-
     import pandas
 
-    from viz.figures import IMMUNE_CLONE_LINES, immune_figure, save_figure
+    from viz.figures import IMMUNE_CLONE_LINES, immune_figure
 
     run = open_run(run_immune)
     count = 11
@@ -357,10 +366,7 @@ def test_immune_figure_of_many_t_cell_clones_names_the_largest(run_immune, tmp_p
     assert labels == [f"t{agent} (antigen {agent})" for agent in largest] + ["3 smaller clones, summed"]
     summed = figure.axes[3].get_lines()[-1].get_ydata()
     assert np.allclose(summed, [sum(int(time_h * (agent + 1)) + agent % 2 for agent in range(3)) for time_h in times_h])
-    with warnings.catch_warnings():
-        warnings.filterwarnings("error", message="constrained_layout not applied")
-        (path,) = save_figure(figure, tmp_path / "immune", ("png",))
-    assert_not_blank(png_pixels(path))
+    assert_saves_with_layout(figure, tmp_path / "immune")
 
 
 def test_section_figure_marks_immune_cells(run_immune, run3d):
@@ -510,18 +516,13 @@ def test_muller_bands_take_each_clones_palette_color(run_mutating):
 
 
 def test_section_legend_of_many_clones_fits(run_mutating, tmp_path):
-    import warnings
-
-    from viz.figures import SLICE_LEGEND_CLONES, save_figure, slices_figure
+    from viz.figures import SLICE_LEGEND_CLONES, slices_figure
 
     figure = slices_figure(open_run(run_mutating))
     clone_labels = [text.get_text() for text in figure.axes[len(figure.axes) // 2 - 1].get_legend().get_texts()]
     smaller = [label for label in clone_labels if label.endswith("smaller clones")]
     assert len(smaller) == 1 and clone_labels.index(smaller[0]) == SLICE_LEGEND_CLONES
-    with warnings.catch_warnings():
-        warnings.filterwarnings("error", message="constrained_layout not applied")
-        (path,) = save_figure(figure, tmp_path / "slices", ("png",))
-    assert_not_blank(png_pixels(path))
+    assert_saves_with_layout(figure, tmp_path / "slices")
 
 
 def test_heterogeneity_figure_with_no_live_cells_and_several_drugs(run_mutating, tmp_path):
