@@ -569,7 +569,6 @@ class _Multigrid:
     Attributes:
         residual: float32 array of the finest shape, the cycle's input.
         solution: float32 array of the finest shape, the cycle's output.
-        calls: the cycle as a list of calls (``down``, ``exact``, ``up`` in turn).
         down, exact, up: the cycle in three parts, each called without arguments.
     """
 
@@ -618,7 +617,6 @@ class _Multigrid:
             up += _prolong_calls(xp, correction, v_padded) + smooth * SMOOTHING_SWEEPS
             correction = v
         self.solution = correction
-        self.calls = down + exact + up
         # On a GPU the calls before and after the coarsest solve are each one CUDA graph; the solve
         # (cuBLAS, which CuPy does not capture) runs between them.
         self.down = replayable(xp, partial(_run, down)) if down else _nothing
