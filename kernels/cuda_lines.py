@@ -7,7 +7,7 @@ thread solves one whole grid line, with the same tables (``forward``,
 ``inverse``, ``r``) and the same operations in the same order, compiled
 without fused multiply-adds (``--fmad=false``) so that every rounding is the
 one NumPy makes: the fused sweep gives the bits of the ``xp`` sweep
-(tests/test_cuda_lines.py checks both that and that the source compiles).
+(tests/test_cuda_lines.py checks that, tests/test_cuda_sources.py that the source compiles).
 
 No CuPy import here: the kernels are built from the array module the
 caller passes (``xp.RawKernel``), which is CuPy whenever this path runs.

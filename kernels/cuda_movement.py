@@ -18,7 +18,7 @@ place (the same wrapping ``uint64`` arithmetic and the same conversion to
 double), comparisons are on the same values (a float32 field is compared as
 its exact float64 value) and the code is compiled without fused
 multiply-adds, so the result is the bits of the ``xp`` substep
-(tests/test_cuda_movement.py checks both that and that the source compiles).
+(tests/test_cuda_movement.py checks that, tests/test_cuda_sources.py that the source compiles).
 
 No CuPy import here: the kernels are built from the array module the
 caller passes (``xp.RawKernel``), which is CuPy whenever this path runs.
@@ -217,11 +217,6 @@ extern "C" __global__ void move_apply(int* immune_out, signed char* state_out, f
 """
 
 
-def source_text() -> str:
-    """The CUDA source of the three kernels (for an offline compile check)."""
-    return SOURCE
-
-
 def usable(xp: ModuleType, immune: Any) -> bool:
     """Whether the fused substep applies: enabled, a GPU array module, a 2-D or 3-D lattice."""
     return ENABLED and xp is not np and hasattr(xp, "RawKernel") and immune.ndim in (2, 3)
@@ -231,6 +226,13 @@ def usable(xp: ModuleType, immune: Any) -> bool:
 def _kernels(xp: ModuleType) -> tuple[Any, Any, Any]:
     module = xp.RawModule(code=SOURCE, options=OPTIONS)
     return tuple(module.get_function(name) for name in ("move_choose", "move_claim", "move_apply"))
+
+
+@lru_cache(maxsize=None)
+def _offset_table(xp: ModuleType, offsets: tuple[tuple[int, ...], ...]) -> Any:
+    """The Moore offsets as a flat int32 device array of (dz, dy, dx) triples (dz 0 in 2-D), uploaded once."""
+    table = [(0, *offset) if len(offset) == 2 else offset for offset in offsets]
+    return xp.asarray(np.array(table, dtype=np.int32).reshape(-1))
 
 
 def substep(
@@ -253,8 +255,7 @@ def substep(
     """
     shape = immune.shape
     nz, ny, nx = (1, *shape) if len(shape) == 2 else shape
-    table = [(0, *offset) if len(offset) == 2 else offset for offset in offsets]
-    offset_array = xp.asarray(np.array(table, dtype=np.int32).reshape(-1))
+    offset_array = _offset_table(xp, tuple(offsets))
     n = int(immune.size)
     grid = ((n + BLOCK - 1) // BLOCK,)
     choose, claim, apply = _kernels(xp)
