@@ -253,6 +253,11 @@ def immune_movement(model: "TumorModel") -> None:
 
         def offset_of(stream: int) -> int:
             return stream_offset(model.random_key, model.cell_step, stream)
+        # Per substep, the stream offset of each field's tie-break draw: one upload per cell step, not per substep
+        # (an upload from host memory waits for the device).
+        uphill_offsets = xp.asarray(np.array(
+            [[offset_of(STREAM_IMMUNE_MOVE + 8 * substep + 4 + number) for number in range(len(field_names))] or [0]
+             for substep in range(system.substeps)], dtype=np.uint64))
     for substep in range(system.substeps):
         occupied = state.immune >= 0
         agent = xp.maximum(state.immune, 0)
@@ -262,11 +267,9 @@ def immune_movement(model: "TumorModel") -> None:
         if system.t_clones:
             chance = xp.where(kinds == immune.T_CELL, chance * system.suppression(model), chance)
         if fused:
-            uphill_offsets = xp.asarray(np.array([offset_of(base + 4 + number) for number in range(len(field_names))]
-                                                 or [0], dtype=np.uint64))
             state.immune, state.immune_state, state.exhaustion, state.immune_age_h = cuda_movement.substep(
                 xp, state.immune, state.immune_state, state.exhaustion, state.immune_age_h, chance,
-                system.traits["bias"], agent_field, stack, uphill_offsets, offsets, offset_of(base),
+                system.traits["bias"], agent_field, stack, uphill_offsets[substep], offsets, offset_of(base),
                 offset_of(base + 1), offset_of(base + 2), offset_of(base + 3))
             continue
         free = ~occupied
