@@ -53,6 +53,14 @@ def run2d(tmp_path_factory) -> Path:
     return make_run(tmp_path_factory.mktemp("viz") / "run2d", [40, 40])
 
 
+def run_tiny(tmp_path_factory, name: str, settings: tuple[str, ...]) -> Path:
+    """The run directory of ``tme run configs/tiny.yaml`` with ``--set`` of each of ``settings``."""
+    out = tmp_path_factory.mktemp("viz") / name
+    arguments = [argument for setting in settings for argument in ("--set", setting)]
+    assert main(["run", str(REPO / "configs" / "tiny.yaml"), "--out", str(out), "--quiet", *arguments]) == 0
+    return out
+
+
 MUTATING = ("tumor.clones.0.mutation_rate=0.3", "time.duration_days=3", "tumor.mutation.division_rate_sd=0.3",
             "tumor.mutation.pdl1={probability: 0.5, max_change: 0.3}", "fields.chemo={preset: chemo_drug}",
             "drugs.chemo={}", "tumor.mutation.resistance.chemo={probability: 0.3, sensitivity_factor: 0.3, cost: 0.1}")
@@ -61,10 +69,7 @@ MUTATING = ("tumor.clones.0.mutation_rate=0.3", "time.duration_days=3", "tumor.m
 @pytest.fixture(scope="session")
 def run_mutating(tmp_path_factory) -> Path:
     """``tme run configs/tiny.yaml`` with mutation for 3 days: one founding clone, dozens of nested subclones."""
-    out = tmp_path_factory.mktemp("viz") / "mutating"
-    arguments = [argument for setting in MUTATING for argument in ("--set", setting)]
-    assert main(["run", str(REPO / "configs" / "tiny.yaml"), "--out", str(out), "--quiet", *arguments]) == 0
-    return out
+    return run_tiny(tmp_path_factory, "mutating", MUTATING)
 
 
 IMMUNE = ("tumor.clones=[{name: presenting, antigens: [0]}]",
@@ -79,10 +84,7 @@ IMMUNE_TIME_H = 24.0  # a snapshot of the immune fixture with tumor cells, effec
 @pytest.fixture(scope="session")
 def run_immune(tmp_path_factory) -> Path:
     """``tme run configs/tiny.yaml`` for 2 days with immune cells: a T-cell clone against the tumor's antigen 0, Tregs, MDSCs."""
-    out = tmp_path_factory.mktemp("viz") / "immune"
-    arguments = [argument for setting in IMMUNE for argument in ("--set", setting)]
-    assert main(["run", str(REPO / "configs" / "tiny.yaml"), "--out", str(out), "--quiet", *arguments]) == 0
-    return out
+    return run_tiny(tmp_path_factory, "immune", IMMUNE)
 
 
 def png_pixels(path: Path) -> np.ndarray:
