@@ -5,24 +5,35 @@ order of the arms), ``runs.parquet`` (one row per run), ``km.parquet``
 (Kaplan-Meier tables), ``burden.parquet`` (burden quartiles per arm and
 time) and ``runs/<arm>/seed_<n>/``, each an ordinary run directory
 (:class:`viz.rundir.RunData`) with its ``events.parquet``. Figures that need
-the runs themselves (dosing, lines) use those that are there.
+the runs themselves (dosing, lines) use those that are there (finished, or
+read from their journals).
+
+Every file is read through :mod:`abm.rundir`'s readers: one that cannot be
+read, a table without a column viz uses, or a ``compare.json`` without its
+arms is one :class:`viz.rundir.VizError` naming the file.
 
 :func:`open_target` tells a run directory from a comparison directory, for
 ``tme plot`` and ``tme report``.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from abm import rundir as files
 from viz import palette
-from viz.rundir import RunData, VizError, open_run
+from viz.rundir import COMPARE_RESULT, RunData, VizError, open_run, read_columns, reading, setting
 from viz.treatment import TreatmentColors, treatment_colors
 
-COMPARE_FILES = ("compare.json", "runs.parquet", "km.parquet", "burden.parquet")
+#: The tables of a comparison directory (each ``<name>.parquet``) and the columns viz reads from them.
+COMPARE_TABLES = {
+    "runs": ("arm", "seed", "censored", "time_to_progression_days", "best_change_from_baseline", "best_overall_response"),
+    "km": ("arm", "time", "at_risk", "censored", "survival"),
+    "burden": ("arm", "time_days", "cells_median", "cells_q25", "cells_q75"),
+}
+COMPARE_FILES = (COMPARE_RESULT,) + tuple(files.table_path(Path(), name).name for name in COMPARE_TABLES)
 
 
 @dataclass
@@ -75,27 +86,25 @@ class CompareData:
         return palette.arm_color(len(known) + self.arms.index(arm))
 
     def _table(self, name: str):
-        import pandas
-
-        try:
-            return pandas.read_parquet(self.path / name)
-        except (OSError, ValueError) as exc:
-            raise VizError(f"{self.path / name}: cannot read it ({exc})") from None
+        frame = read_columns(self.path, name, COMPARE_TABLES[name])
+        if frame is None:
+            raise VizError(f"{files.table_path(self.path, name)}: no such file (`tme compare CONFIG --out DIR` writes it)")
+        return frame
 
     @cached_property
     def runs(self):
         """``runs.parquet``: arm, seed, time to progression, censored, best response, best change, final cells, lines."""
-        return self._table("runs.parquet")
+        return self._table("runs")
 
     @cached_property
     def km(self):
         """``km.parquet``: per arm the Kaplan-Meier table (time, at_risk, events, censored, survival, greenwood)."""
-        return self._table("km.parquet")
+        return self._table("km")
 
     @cached_property
     def burden(self):
         """``burden.parquet``: per arm and time, median and quartiles of live cells and of the diameter."""
-        return self._table("burden.parquet")
+        return self._table("burden")
 
     def arm_runs(self, arm: str):
         """The rows of ``runs.parquet`` of ``arm``, by seed."""
@@ -111,7 +120,7 @@ class CompareData:
         found = {}
         for arm, seed in zip(self.runs["arm"], self.runs["seed"]):
             path = self.run_path(arm, seed)
-            if (path / "config.yaml").is_file():
+            if (path / files.CONFIG).is_file():
                 found[(str(arm), int(seed))] = open_run(path)
         return found
 
@@ -160,7 +169,7 @@ class CompareData:
 
 def is_comparison(path: Path) -> bool:
     """Whether ``path`` looks like a ``tme compare`` directory (has ``compare.json``)."""
-    return (Path(path) / "compare.json").is_file()
+    return (Path(path) / COMPARE_RESULT).is_file()
 
 
 def open_comparison(path: str | Path) -> CompareData:
@@ -176,12 +185,18 @@ def open_comparison(path: str | Path) -> CompareData:
     if missing:
         raise VizError(f"{path}: not a complete comparison directory (no {', '.join(missing)}; "
                        f"`tme compare CONFIG --out DIR` writes them, and completes an interrupted comparison)")
-    try:
-        result = json.loads((path / "compare.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise VizError(f"{path / 'compare.json'}: cannot read it ({exc})") from None
-    if not isinstance(result, dict) or not isinstance(result.get("arms"), dict) or not result["arms"]:
-        raise VizError(f"{path / 'compare.json'}: no arms in it (not written by tme compare?)")
+    source = path / COMPARE_RESULT
+    result = reading(files.read_json, source)
+    arms = setting(result, source, "arms", kinds=(dict,))
+    if not arms:
+        raise VizError(f"{source}: no arms in it (not written by tme compare?)")
+    for arm in arms:
+        setting(arms, source, arm, kinds=(dict,), where="arms")
+    for key in ("replicates", "first_seed"):
+        if result.get(key) is not None:
+            setting(result, source, key, kinds=(int,))
+    if result.get("failed_runs") is not None:
+        setting(result, source, "failed_runs", kinds=(list,))
     return CompareData(path, result)
 
 
@@ -194,7 +209,7 @@ def open_target(path: str | Path) -> RunData | CompareData:
     path = Path(path)
     if not path.is_dir():
         raise VizError(f"{path}: no such run or comparison directory")
-    if (path / "config.yaml").is_file():
+    if (path / files.CONFIG).is_file():
         return open_run(path)
     if is_comparison(path):
         return open_comparison(path)

@@ -79,7 +79,7 @@ def _panel_label(ax, letter: str) -> None:
 def _time_axis(ax, run: RunData) -> None:
     """Time in days on x, from 0 to the run's duration (the axis that dosing bars will share)."""
     ax.set_xlabel("time (days)")
-    ax.set_xlim(0.0, float(run.config["time"]["duration_days"]))
+    ax.set_xlim(0.0, run.duration_days)
 
 
 def burden_figure(run: RunData):
@@ -117,7 +117,7 @@ def oxygen_figure(run: RunData):
     """Oxygen over time: (a) hypoxic fraction of live tumor cells; (b) mean and tumor-minimum oxygen with thresholds."""
     frame = run.timeseries
     days = frame["time_days"].to_numpy()
-    hypoxia = run.config["tumor"]["hypoxia"]
+    hypoxia = {key: run.setting("tumor", "hypoxia", key) for key in ("quiescence_below_mmHg", "necrosis_max_mmHg")}
     units = run.field_units("oxygen") or "mmHg"
     figure = _new_figure(2.8)
     left, right = figure.subplots(1, 2)
@@ -624,7 +624,7 @@ def treatment_figure(run: RunData):
     assessed = treatment.assessments(events, baselines=True)
     arm = run.config.get("treatment") or {}
     criteria = (arm.get("assessment") or {}).get("criteria", run.treatment.get("criteria", "recist"))
-    duration = float(run.config["time"]["duration_days"])
+    duration = run.duration_days
     frame = run.timeseries
     days = frame["time_days"].to_numpy()
 
@@ -788,11 +788,11 @@ def draw_figures(specs, data: Any, out: Path, formats: tuple[str, ...], names: t
     known = {spec.name for spec in specs}
     if names is not None and set(names) - known:
         raise VizError(f"--only {','.join(sorted(set(names) - known))}: {what} figures are {', '.join(sorted(known))}")
+    chosen = [spec for spec in specs if (names is None or spec.name in names) and spec.applies(data)]  # reads the tables
     written: dict[str, list[Path]] = {}
     with matplotlib.rc_context(STYLE):
-        for spec in specs:
-            if (names is None or spec.name in names) and spec.applies(data):
-                written[spec.name] = save_figure(spec.make(data), out / spec.name, formats)
+        for spec in chosen:
+            written[spec.name] = save_figure(spec.make(data), out / spec.name, formats)
     return written
 
 
