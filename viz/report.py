@@ -2,7 +2,10 @@
 
 ``tme report RUN_DIR`` draws the figures (:func:`viz.figures.plot_run`) and a
 render of the last snapshot into ``RUN_DIR/figures/``, then writes
-``RUN_DIR/report.md`` linking them. ``tme report COMPARE_DIR``
+``RUN_DIR/report.md`` linking them. A run that did not complete (interrupted,
+failed, or killed before it wrote its summary: its records are read from its
+journals) is reported up to its last record, with its status and error at
+the top. ``tme report COMPARE_DIR``
 (:func:`compare_report`) draws the comparison's figures
 (:data:`viz.comparison.COMPARE_FIGURES`) into ``COMPARE_DIR/figures/`` and
 writes ``COMPARE_DIR/report.md``: a table of ``compare.json`` per arm (runs,
@@ -17,13 +20,14 @@ from pathlib import Path
 from typing import Any
 
 from abm.io import write_text
+from abm.rundir import RECORDS
 from viz.comparedir import CompareData
 from viz.figures import RUN_FIGURES, plot_run
 from viz.render import RenderOptions, render
 from viz.rundir import RunData
 
 _UNIT_SUFFIXES = {"_mm3": "mm³", "_um": "µm", "_mmHg": "mmHg", "_h": "h", "_days": "days"}
-_RUN_FACTS = (("status", "status"), ("tme_abm_version", "tme-abm version"), ("backend", "backend"),
+_RUN_FACTS = (("tme_abm_version", "tme-abm version"), ("backend", "backend"),
               ("device", "device"), ("seed", "seed"), ("simulated_days", "simulated days"),
               ("cell_steps", "cell steps"), ("wall_seconds", "wall time (s)"))
 
@@ -56,13 +60,18 @@ def run_report(run: RunData, out: Path | None = None, progress: bool = True) -> 
     """
     out = Path(out) if out is not None else run.path / "report.md"
     figures_dir = run.path / "figures"
+    status, outcome = run.status, run.treatment  # every file the report needs is read before anything is drawn
+    last_day = float(run.timeseries["time_days"].iloc[-1])
+    if run.snapshots:
+        run.last_snapshot().arrays  # noqa: B018 - read, so that a damaged one is reported before the figures
     written = plot_run(run, figures_dir)
     lines = [f"# Run report: {run.name}", "", f"Run directory: `{run.path}`", ""]
+    lines += _status_lines(run, status, last_day)
 
-    lines += ["| run | |", "|---|---|"]
+    lines += ["| run | |", "|---|---|", f"| status | {status} |"]
     lines += [f"| {label} | {_format(run.summary[key])} |" for key, label in _RUN_FACTS if key in run.summary]
-    shape = "x".join(str(extent) for extent in run.config["lattice"]["shape"])
-    lines += [f"| lattice | {run.ndim}-D, {shape} voxels of {run.config['lattice']['dx_um']:g} µm |", ""]
+    shape = "x".join(str(extent) for extent in run.shape)
+    lines += [f"| lattice | {run.ndim}-D, {shape} voxels of {run.dx_um:g} µm |", ""]
 
     final = run.summary.get("final", {})
     if final:
@@ -70,7 +79,7 @@ def run_report(run: RunData, out: Path | None = None, progress: bool = True) -> 
         lines += [f"| {_quantity(column)} | {_format(value)} |" for column, value in final.items()]
         lines.append("")
 
-    lines += _treatment_section(run.treatment)
+    lines += _treatment_section(outcome)
 
     if run.snapshots:
         view = "cutaway" if run.ndim == 3 else "iso"
@@ -82,6 +91,23 @@ def run_report(run: RunData, out: Path | None = None, progress: bool = True) -> 
     lines += _figure_sections(RUN_FIGURES, written, out)
     write_text(out, "\n".join(lines))
     return out
+
+
+def _status_lines(run: RunData, status: str, last_day: float) -> list[str]:
+    """A quoted paragraph on a run that did not complete: its status, its error, and the day its records end."""
+    records = f"Its records end at day {last_day:g} of {run.duration_days:g}"
+    if status == "complete":
+        return []
+    if status == "unfinished":
+        text = (f"**Status: unfinished.** The run wrote no summary.json: it was killed (or is still going). "
+                f"{records}, read from its journals ({run.path.name}/{RECORDS}/).")
+    elif status == "failed":
+        text = f"**Status: failed:** {_cell(run.summary.get('error') or 'no error recorded')}. {records}."
+    elif status == "interrupted":
+        text = f"**Status: interrupted.** The run was stopped before its end. {records}."
+    else:
+        text = f"**Status: {_cell(status)}.** {records}."
+    return ["> " + text, ""]
 
 
 def _treatment_section(outcome: dict[str, Any]) -> list[str]:
