@@ -2,7 +2,9 @@
 
 User errors (config, backend, output directory) print one ``error:`` message
 on stderr and exit with status 2, without a traceback and without leaving a
-run directory behind.
+run directory behind. A run that fails on the way (a numerical failure, a
+full disk) exits with status 1; an interrupted one (Ctrl-C, or SIGTERM, which
+is handled the same way) with 130; both keep their records.
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pathlib import Path
 
 from abm import __version__
 from abm.config import Config, ConfigError, load_config
+from abm.interrupts import terminate_as_interrupt
 from abm.io import RunDirectoryError, RunFailed
 from kernels.backend import BACKEND_NAMES, BackendError, get_backend, probe_cupy
 
@@ -54,7 +57,12 @@ def _command_compare(arguments: argparse.Namespace) -> int:
     from abm.compare import compare
 
     config = _config_from_arguments(arguments)
-    arms = [name.strip() for name in arguments.arms.split(",")] if arguments.arms else None
+    arms = None
+    if arguments.arms is not None:
+        arms = [name.strip() for name in arguments.arms.split(",")]
+        if not all(arms):
+            raise ConfigError(f"--arms {arguments.arms!r}: an empty arm name; give comma-separated arm names: "
+                              f"{', '.join(config.arms) or 'none (the config has no arms)'}")
     result = compare(config, Path(arguments.out), arguments.replicates, arms, arguments.workers, progress=not arguments.quiet)
     for arm, stats in result["arms"].items():
         median = stats["median_time_to_progression_days"]
@@ -74,7 +82,10 @@ def _command_compare(arguments: argparse.Namespace) -> int:
 
 
 def _command_validate(arguments: argparse.Namespace) -> int:
+    from abm.run import prepare
+
     config = _config_from_arguments(arguments)
+    prepare(config)  # every check tme run makes before it writes: backend, memory, initial cells and fields
     dims = "x".join(str(extent) for extent in config.lattice.shape)
     print(
         f"{arguments.config}: valid ({config.lattice.ndim}-D lattice {dims} at {config.lattice.dx_um:g} um, "
@@ -208,7 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``tme`` console script; returns the exit status."""
     arguments = build_parser().parse_args(argv)
     try:
-        return arguments.handler(arguments)
+        with terminate_as_interrupt():
+            return arguments.handler(arguments)
     except (ConfigError, BackendError, RunDirectoryError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
@@ -216,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_RUN_FAILED
     except KeyboardInterrupt:
-        print("interrupted: the run directory holds the records up to the interruption", file=sys.stderr)
+        print("interrupted: the output directory holds the records up to the interruption", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

@@ -4,7 +4,14 @@
 ``arms`` (or only those named) with seeds ``seed, seed + 1, ...`` into
 ``DIR/runs/<arm>/seed_<n>/`` (ordinary run directories), on a pool of
 worker processes. A run directory whose ``summary.json`` says ``complete``
-is kept, so a restarted comparison runs only what is missing. Then it writes
+is kept, so a restarted comparison runs only what is missing; an unfinished
+one is emptied (only of the files a run writes) and run again. A comparison
+directory holds the runs of one config: every run records the hash of its
+resolved config and seed (:func:`abm.run.config_hash`), and a restart with
+a config that gives another hash is refused before anything runs. The main
+process holds the directory's lock; its workers end with it (SIGTERM when it
+dies, however it dies), and Ctrl-C or SIGTERM to it stops the queue at once,
+each running run keeping its records (status ``interrupted``). Then it writes
 
 * ``runs.parquet``: one row per run: arm, seed, time to progression and
   whether it is censored, best overall response, best change of the burden
@@ -27,17 +34,22 @@ statistic is chi-square with one degree of freedom.
 """
 from __future__ import annotations
 
-import json
+import ctypes
 import math
+import multiprocessing
 import os
-from concurrent.futures import ProcessPoolExecutor
+import signal
+import sys
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from abm import rundir
 from abm.config import RESPONSE_CATEGORIES, Config, ConfigError
-from abm.io import RunDirectoryError, RunFailed, create_output_directory, write_json, write_parquet
+from abm.io import RunDirectoryError, RunFailed, create_output_directory, inside, lock_directory, write_json, write_parquet
 
 RESPONDERS = {"recist": ("CR", "PR"), "irecist": ("iCR", "iPR"), "myeloma": ("CR", "VGPR", "PR")}
 
@@ -57,8 +69,36 @@ def arm_configs(config: Config, arms: list[str] | None) -> dict[str, Config]:
     return {name: config.model_copy(update={"treatment": config.arms[name]}) for name in names}
 
 
+def run_path(out: Path, arm: str, seed: int) -> Path:
+    """The run directory of ``arm`` and ``seed`` in the comparison ``out``, proven to lie inside it."""
+    return inside(out, out / "runs" / arm / f"seed_{seed}")
+
+
+def _worker_start(parent: int) -> None:
+    """Pool worker set-up: end with the main process, and at once on SIGINT or SIGTERM while no run goes.
+
+    A run handles both signals itself (it writes its records, then
+    :func:`_run_one` ends the worker). Between runs the worker exits on the
+    spot: unwinding through the pool's queues could wait forever on a pipe
+    that the dead main process no longer reads. On Linux the kernel sends
+    SIGTERM to the worker when its parent dies (``prctl(PR_SET_PDEATHSIG)``),
+    even by SIGKILL, so no orphan goes on through the queue.
+    """
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda signum, frame: os._exit(128 + signum))
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+
+
 def _run_one(job: tuple[Config, str]) -> tuple[str, str | None]:
-    """Worker: one run into its directory; ``(directory, None)``, or the message of a failed run."""
+    """One run into its directory: ``(directory, None)``, or the message of a failed run.
+
+    In a pool worker, an interruption (the main process stopping the queue)
+    ends the worker process at once, once the run has written its records,
+    so it takes no further job; in the main process it propagates.
+    """
     from abm.run import run
 
     config, out = job
@@ -66,17 +106,38 @@ def _run_one(job: tuple[Config, str]) -> tuple[str, str | None]:
         run(config, Path(out), progress=False)
     except RunFailed as exc:
         return out, str(exc)
+    except KeyboardInterrupt:
+        if multiprocessing.parent_process() is None:
+            raise
+        os._exit(130)
     return out, None
 
 
-def _complete(path: Path) -> bool:
-    summary = path / "summary.json"
-    if not summary.is_file():
-        return False
-    try:
-        return json.loads(summary.read_text(encoding="utf-8")).get("status") == "complete"
-    except (OSError, ValueError):
-        return False
+def _runs_to_do(out: Path, configs: dict[str, Config], seeds: list[int]) -> list[tuple[Config, Path]]:
+    """The config and directory of each run under ``out`` not yet complete.
+
+    Raises:
+        RunDirectoryError: a run directory there was made by another config.
+    """
+    from abm.run import config_hash
+
+    todo = []
+    for arm, arm_config in configs.items():
+        for seed in seeds:
+            path = run_path(out, arm, seed)
+            run_config = arm_config.model_copy(update={"seed": seed})
+            config_file = path / rundir.CONFIG
+            if config_file.is_file():
+                made_by = (rundir.read_yaml(config_file).get("run") or {}).get("config_sha256")
+                wanted = config_hash(run_config)
+                if made_by != wanted:
+                    raise RunDirectoryError(
+                        f"--out {out}: {path.relative_to(out)} was made by another config (config hash "
+                        f"{str(made_by)[:12] if made_by else 'missing'}, this config gives {wanted[:12]}); a comparison "
+                        f"directory holds the runs of one config: choose a new --out for the changed config")
+            if rundir.summary_status(path) != "complete":
+                todo.append((run_config, path))
+    return todo
 
 
 def compare(config: Config, out: Path, replicates: int, arms: list[str] | None = None, workers: int | None = None,
@@ -93,51 +154,87 @@ def compare(config: Config, out: Path, replicates: int, arms: list[str] | None =
 
     Returns:
         The contents of ``compare.json``.
+
+    Raises:
+        ConfigError, RunDirectoryError: before any run starts (bad arguments, a run of another config, a
+            directory another process writes, a file in a run directory that no run wrote).
+        KeyboardInterrupt: Ctrl-C or SIGTERM; the queue is stopped and the workers ended.
     """
     if replicates < 1:
         raise ConfigError(f"--replicates: {replicates}; at least 1")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers: {workers}; at least 1 (or leave it out for the default)")
     configs = arm_configs(config, arms)
     if out.exists() and not out.is_dir():
         raise RunDirectoryError(f"--out {out}: exists and is not a directory")
+    seeds = [config.seed + replicate for replicate in range(replicates)]
+    for arm in configs:  # before --out exists: a path outside it must not leave an empty --out behind
+        run_path(out, arm, seeds[0])
     create_output_directory(out)
-    jobs = []
-    for arm, arm_config in configs.items():
-        for replicate in range(replicates):
-            seed = config.seed + replicate
-            path = out / "runs" / arm / f"seed_{seed}"
-            if _complete(path):
-                continue
-            if path.exists():  # an interrupted run: start it again
-                for file in sorted(path.rglob("*"), reverse=True):
-                    file.unlink() if file.is_file() else file.rmdir()
-                path.rmdir()
-            jobs.append((arm_config.model_copy(update={"seed": seed}), str(path)))
-    if workers is None:
-        workers = 1 if config.backend == "cupy" else max(1, min(4, os.cpu_count() or 1))
-    if jobs:
-        if workers == 1:
-            results = map(_run_one, jobs)
-            _report(results, progress)
-        else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
-                _report(pool.map(_run_one, jobs), progress)
-    return summarize(out, configs, replicates, config.seed)
+    lock = lock_directory(out)
+    try:
+        todo = _runs_to_do(out, configs, seeds)
+        for _, path in todo:
+            rundir.clear_run_directory(path)
+        jobs = [(run_config, str(path)) for run_config, path in todo]
+        if workers is None:
+            workers = 1 if config.backend == "cupy" else max(1, min(4, os.cpu_count() or 1))
+        if jobs:
+            _run_jobs(jobs, workers, progress)
+        return summarize(out, configs, replicates, config.seed)
+    finally:
+        lock.close()
 
 
-def _report(results: Any, progress: bool) -> None:
-    """Print a line per finished run (if ``progress``) and every failure."""
-    for done, failure in results:
-        if failure is not None:
-            print(f"run failed: {failure}", flush=True)
-        elif progress:
-            print(f"run complete: {done}", flush=True)
+def _run_jobs(jobs: list[tuple[Config, str]], workers: int, progress: bool) -> None:
+    """Run ``jobs`` (in this process with one worker), printing a line per finished run (if ``progress``) and each failure."""
+    if workers == 1:
+        for job in jobs:
+            _report(*_run_one(job), progress)
+        return
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_start, initargs=(os.getpid(),))
+    try:
+        pending = {pool.submit(_run_one, job) for job in jobs}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                _report(*future.result(), progress)
+    except BrokenProcessPool:
+        _stop_workers(pool)
+        raise RunFailed("a worker process died (killed from outside?); the runs it and the others had not finished "
+                        "are incomplete: run the same tme compare again to complete them") from None
+    except BaseException:
+        _stop_workers(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Cancel what is queued and end the running workers (SIGTERM: each writes its run's records), waiting for them."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    workers = multiprocessing.active_children()
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.join(timeout=60)
+        if worker.is_alive():
+            worker.kill()
+
+
+def _report(done: str, failure: str | None, progress: bool) -> None:
+    """Print a line for a finished run (if ``progress``) or a failed one."""
+    if failure is not None:
+        print(f"run failed: {failure}", flush=True)
+    elif progress:
+        print(f"run complete: {done}", flush=True)
 
 
 def _read_run(path: Path) -> tuple[dict[str, Any], Any]:
-    import pandas
-
-    summary = json.loads((path / "summary.json").read_text(encoding="utf-8"))
-    return summary, pandas.read_parquet(path / "timeseries.parquet")
+    summary = rundir.read_json(path / rundir.SUMMARY)
+    series = rundir.read_table(path, "timeseries")
+    if series is None:
+        raise RunDirectoryError(f"{path}: no timeseries table")
+    return summary, series
 
 
 def summarize(out: Path, configs: dict[str, Config], replicates: int, first_seed: int) -> dict[str, Any]:
@@ -147,8 +244,8 @@ def summarize(out: Path, configs: dict[str, Config], replicates: int, first_seed
     rows, burdens, curves, failed = [], [], [], []
     for arm, arm_config in configs.items():
         for seed in range(first_seed, first_seed + replicates):
-            path = out / "runs" / arm / f"seed_{seed}"
-            if not _complete(path):
+            path = run_path(out, arm, seed)
+            if rundir.summary_status(path) != "complete":
                 failed.append(str(path.relative_to(out)))
                 continue
             summary, series = _read_run(path)

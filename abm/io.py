@@ -1,20 +1,14 @@
-"""The run directory: atomic writes of configs, tables, summaries and snapshots.
-
-Layout of ``tme run CONFIG --out DIR``::
-
-    DIR/config.yaml          resolved config, with package version and backend
-    DIR/timeseries.parquet   one row per record step (see abm.model.record_columns)
-    DIR/clones.parquet       cells per clone per record step (rows where the clone had cells)
-    DIR/lineage.parquet      one row per clone: parent, birth time, founding position, traits
-    DIR/immune.parquet       cells of each T-cell clone (by state) and suppressor type per record (with immune cells)
-    DIR/summary.json         status, timing and final values
-    DIR/snapshots/step_NNNNNNNN.npz   per-voxel arrays at the snapshot cadence
+"""Writing output directories safely: atomic files, an exclusive lock, paths proven inside ``--out``.
 
 Every file is written to a temporary name in its final folder and renamed
-into place, so an interrupted run never leaves a half-written file.
+into place, so an interrupted write never leaves a half-written file under
+its final name (its ``.part`` file is removed, and readers ignore one a kill
+left behind). The layout of a run directory is :mod:`abm.rundir`'s.
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import tempfile
@@ -50,8 +44,10 @@ def _atomic(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
             os.fsync(handle.fileno())
         os.chmod(handle.name, 0o666 & ~_umask())
         os.replace(handle.name, path)
-    except BaseException:
+    except BaseException as exc:
         Path(handle.name).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(path)  # a failed write() names no file; the caller reports this one
         raise
 
 
@@ -75,16 +71,24 @@ def write_snapshot(path: Path, arrays: dict[str, np.ndarray]) -> None:
     _atomic(path, lambda handle: np.savez_compressed(handle, **arrays))
 
 
-def snapshot_name(step: int) -> str:
-    """File name of the snapshot taken after cell step ``step``."""
-    return f"step_{step:08d}.npz"
+#: The lock file every writer of an output directory holds (:func:`lock_directory`).
+LOCK_NAME = ".lock"
+
+
+def is_leftover(entry: Path) -> bool:
+    """Whether a directory entry is the lock file or the ``.part`` file of a killed write (not a file a user made)."""
+    return entry.name == LOCK_NAME or (entry.name.startswith(".") and entry.name.endswith(".part"))
 
 
 def check_output_directory(path: Path) -> None:
-    """Refuse an output directory that already holds files (nothing is created here)."""
+    """Refuse an output directory that already holds files (nothing is created here).
+
+    A directory holding only a lock file or ``.part`` files of an earlier
+    killed write counts as empty.
+    """
     if path.exists() and not path.is_dir():
         raise RunDirectoryError(f"--out {path}: exists and is not a directory")
-    if path.is_dir() and any(path.iterdir()):
+    if path.is_dir() and any(not is_leftover(entry) for entry in path.iterdir()):
         raise RunDirectoryError(f"--out {path}: directory exists and is not empty; choose a new --out")
 
 
@@ -94,3 +98,52 @@ def create_output_directory(path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise RunDirectoryError(f"--out {path}: cannot create the directory ({exc.strerror or exc})") from None
+
+
+def lock_directory(path: Path) -> Any:
+    """Hold an exclusive lock on the output directory ``path`` (its ``.lock`` file) until the returned handle closes.
+
+    The lock is advisory (``flock``): every tme writer takes it, so a second
+    ``tme run`` or ``tme compare`` into the same directory is refused instead
+    of mixing its files with the first's. The OS releases it when the process
+    ends, however it ends; the ``.lock`` file stays.
+
+    Raises:
+        RunDirectoryError: another process holds the lock, or the file cannot be opened.
+    """
+    lock = path / LOCK_NAME
+    try:
+        handle = open(lock, "a")  # noqa: SIM115 - held until the caller closes it
+    except OSError as exc:
+        raise RunDirectoryError(f"--out {path}: cannot open its lock file ({exc.strerror or exc})") from None
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        handle.close()
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise RunDirectoryError(f"--out {path}: another tme process is writing this directory; "
+                                    f"wait for it to end, or choose another --out") from None
+        raise RunDirectoryError(f"--out {path}: cannot lock it ({exc.strerror or exc})") from None
+    return handle
+
+
+def inside(root: Path, path: Path) -> Path:
+    """``path``, after proving that it resolves (links followed) to a place inside the directory ``root``.
+
+    Raises:
+        RunDirectoryError: it would land outside ``root``.
+    """
+    resolved_root = root.resolve()
+    if not path.resolve().is_relative_to(resolved_root):
+        raise RunDirectoryError(f"{path}: resolves to {path.resolve()}, outside the output directory {resolved_root}; "
+                                f"nothing is written outside --out")
+    return path
+
+
+def describe_os_error(exc: OSError) -> str:
+    """A one-line account of a failed write: the file and the reason (disk full, file too large, permission)."""
+    reasons = {errno.ENOSPC: "the disk is full", errno.EFBIG: "the file size limit was reached",
+               errno.EDQUOT: "the disk quota is exceeded", errno.EACCES: "permission denied",
+               errno.EROFS: "the file system is read-only", errno.EPERM: "operation not permitted"}
+    reason = reasons.get(exc.errno, exc.strerror or str(exc))
+    return f"cannot write {exc.filename}: {reason}" if exc.filename else f"cannot write: {reason}"

@@ -55,6 +55,10 @@ MEAN_TRAITS = ("division_rate_per_h", "apoptosis_per_h", "resistance_cost", "eff
 CLONE_COLUMNS = ("time_h", "time_days", "clone", "cells", "cells_live")
 
 
+class NonFiniteRecord(ArithmeticError):
+    """A field, compartment or record value became NaN or infinite; the message names it and the day."""
+
+
 def record_columns(config: Config) -> tuple[str, ...]:
     """Columns of the time series of ``config``: :data:`RECORD_COLUMNS`, two per drug, two per other field, immune ones.
 

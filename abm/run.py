@@ -1,11 +1,21 @@
 """Running one simulation from a config into a run directory.
 
 Everything that can fail because of the user's input (config, backend,
-memory, output directory) is checked before the directory is created, so a
-rejected run leaves nothing on disk.
+memory, the initial state and its field solve, output directory) is checked
+by :func:`prepare` before the directory is created, so a rejected run leaves
+nothing on disk; ``tme validate`` runs the same checks.
+
+While the run goes, its records are journaled at record cadence
+(:class:`abm.rundir.Journal`) and it holds the directory's lock. SIGTERM (a
+scheduler's time limit) is handled as SIGINT. However it ends (complete,
+interrupted, failed on a numerical error or on a failed write such as a full
+disk) the directory keeps the records up to the last record, and, unless the
+disk refused it, a ``summary.json`` with the status.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import time
 from pathlib import Path
@@ -15,8 +25,15 @@ from tqdm import tqdm
 
 from abm import __version__
 from abm.config import Config, ConfigError, to_yaml
-from abm.io import RunFailed, check_output_directory, create_output_directory, snapshot_name, write_json, write_parquet, write_snapshot, write_text
-from abm.model import TumorModel
+from abm import rundir
+from abm.io import (
+    RunFailed, check_output_directory, create_output_directory, describe_os_error, lock_directory,
+    write_json, write_parquet, write_snapshot, write_text,
+)
+from abm.immunity import IMMUNE_SERIES_COLUMNS
+from abm.interrupts import deferred_interrupts, terminate_as_interrupt
+from abm.model import CLONE_COLUMNS, NonFiniteRecord, TumorModel
+from abm.therapy import EVENT_COLUMNS
 from kernels.backend import Backend, get_backend
 from kernels.diffusion import FieldSolverError
 
@@ -48,52 +65,138 @@ def check_memory(config: Config, backend: Backend) -> None:
             f"{need / 2**30:.1f} GiB on {backend.device}, but only {have / 2**30:.1f} GiB is free; use a smaller lattice")
 
 
+def config_hash(config: Config) -> str:
+    """SHA-256 of what fixes a run's results: the resolved config (less ``backend``: NumPy and CuPy give the
+    same bits) and the contents of a vessel file. ``tme compare`` reuses a run only when this matches."""
+    data = config.model_dump(mode="json")
+    data.pop("backend", None)
+    digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8"))
+    if config.vessels.file is not None:
+        digest.update(Path(config.vessels.file).read_bytes())
+    return digest.hexdigest()
+
+
+def prepare(config: Config) -> TumorModel:
+    """Every check a run makes before it writes anything, ending with the built model (initial state and field solve).
+
+    Raises:
+        ConfigError: the lattice does not fit in the device's free memory, or the initial field solve fails
+            (extreme rates), naming the field.
+        BackendError: the backend cannot run here.
+    """
+    backend = get_backend(config.backend)
+    check_memory(config, backend)
+    try:
+        return TumorModel(config, backend)
+    except (FieldSolverError, NonFiniteRecord) as exc:
+        raise ConfigError(f"fields: the initial state cannot be computed: {exc}") from None
+
+
+def _journal_record(journal: rundir.Journal, model: TumorModel, written: dict[str, int]) -> None:
+    """Append the rows of the model's latest record to the journals (clones and events only where new).
+
+    ``written`` counts the lineage rows and events already journaled and is updated.
+    """
+    time_h = model.time_h
+    days = time_h / 24.0
+    journal.append("timeseries", model.columns, [[model.latest[column] for column in model.columns]])
+    journal.append("clones", CLONE_COLUMNS, [[time_h, days, clone.index, clone.cell_count, clone.live_cell_count]
+                                             for clone in model.clones if clone.cell_count > 0])
+    if len(model.clones) > written["lineage"]:
+        lineage = model.lineage().iloc[written["lineage"]:]
+        journal.append("lineage", lineage.columns, lineage.itertuples(index=False), {"antigens": "uint64"})
+        written["lineage"] += len(lineage)
+    if model.immune.enabled:
+        journal.append("immune", IMMUNE_SERIES_COLUMNS, [
+            [time_h, days, agent.index, agent.name, agent.kind, getattr(agent, "antigen", -1),
+             getattr(agent, "cells_effector", getattr(agent, "cells", 0)), getattr(agent, "cells_exhausted", 0),
+             getattr(agent, "primed_pool", math.nan), getattr(agent, "activation", math.nan)]
+            for agent in model.immune.agents])
+    if model.config.treatment is not None:
+        events = model.therapy.events[written["events"]:]
+        journal.append("events", EVENT_COLUMNS, [[event[column] for column in EVENT_COLUMNS] for event in events])
+        written["events"] += len(events)
+
+
+def _write_tables(out: Path, model: TumorModel) -> None:
+    """The run's tables as Parquet, from the model's in-memory series."""
+    write_parquet(rundir.table_path(out, "timeseries"), model.timeseries())
+    write_parquet(rundir.table_path(out, "clones"), model.clone_series())
+    write_parquet(rundir.table_path(out, "lineage"), model.lineage())
+    if model.immune.enabled:
+        write_parquet(rundir.table_path(out, "immune"), model.immune_series())
+    if model.config.treatment is not None:
+        write_parquet(rundir.table_path(out, "events"), model.events())
+
+
 def run(config: Config, out: Path, progress: bool = True) -> dict[str, Any]:
-    """Run ``config`` to its end and write the run directory ``out``.
+    """Run ``config`` to its end and write the run directory ``out`` (layout: :mod:`abm.rundir`).
 
     Returns:
         The summary written to ``out/summary.json``.
+
+    Raises:
+        ConfigError, BackendError, RunDirectoryError: before anything is written.
+        RunFailed: a numerical failure or a failed write ended the run; the directory holds the records so far.
+        KeyboardInterrupt: SIGINT or SIGTERM; the directory holds the records so far (status ``interrupted``).
     """
+    out = Path(out)
     check_output_directory(out)
-    backend = get_backend(config.backend)
-    check_memory(config, backend)
-    model = TumorModel(config, backend)
+    model = prepare(config)
     total_steps = config.time.total_steps
     snapshot_steps = (config.time.steps(config.time.snapshot_every_h, "snapshot_every_h")
                       if config.time.snapshot_every_h is not None else None)
 
     create_output_directory(out)
-    meta = {"tme_abm_version": __version__, "backend": backend.name, "backend_reason": backend.reason, "device": backend.device}
-    write_text(out / "config.yaml", to_yaml(config, {"run": meta}))
-    if snapshot_steps is not None:
-        write_snapshot(out / "snapshots" / snapshot_name(0), model.snapshot())
+    lock = lock_directory(out)
+    try:
+        check_output_directory(out)  # a writer that got here first and has finished since
+        return _simulate(config, model, out, total_steps, snapshot_steps, progress)
+    finally:
+        lock.close()
 
+
+def _simulate(config: Config, model: TumorModel, out: Path, total_steps: int, snapshot_steps: int | None,
+              progress: bool) -> dict[str, Any]:
+    """The stepping loop of :func:`run` into the locked directory ``out``, and its final writes."""
+    backend = model.backend
+    meta = {"tme_abm_version": __version__, "backend": backend.name, "backend_reason": backend.reason,
+            "device": backend.device, "config_sha256": config_hash(config)}
+    journal = rundir.Journal(out)
+    written = {"lineage": 0, "events": 0}
     started = time.perf_counter()
     status = "complete"
     failure = None
+    disk_failed = False
     try:
-        with tqdm(total=total_steps, unit="step", desc="simulating", disable=not progress, leave=True) as bar:
-            for _ in range(total_steps):
-                model.step()
-                if snapshot_steps is not None and model.cell_step % snapshot_steps == 0:
-                    write_snapshot(out / "snapshots" / snapshot_name(model.cell_step), model.snapshot())
-                bar.update(1)
-                if model.cell_step % model.record_steps == 0:
-                    bar.set_postfix(day=f"{model.time_h / 24:.1f}", cells=model.latest["tumor_cells_total"])
+        with terminate_as_interrupt():
+            write_text(out / rundir.CONFIG, to_yaml(config, {"run": meta}))
+            _journal_record(journal, model, written)
+            snapshots = out / rundir.SNAPSHOTS
+            if snapshot_steps is not None:
+                write_snapshot(snapshots / rundir.snapshot_name(0), model.snapshot())
+            with tqdm(total=total_steps, unit="step", desc="simulating", disable=not progress, leave=True) as bar:
+                for _ in range(total_steps):
+                    model.step()
+                    recorded = model.cell_step % model.record_steps == 0
+                    if recorded:
+                        _journal_record(journal, model, written)
+                    if snapshot_steps is not None and model.cell_step % snapshot_steps == 0:
+                        write_snapshot(snapshots / rundir.snapshot_name(model.cell_step), model.snapshot())
+                    bar.update(1)
+                    if recorded:
+                        bar.set_postfix(day=f"{model.time_h / 24:.1f}", cells=model.latest["tumor_cells_total"])
     except KeyboardInterrupt:
         status = "interrupted"
-    except FieldSolverError as exc:
+    except (FieldSolverError, NonFiniteRecord) as exc:
         status = "failed"
         failure = f"day {model.time_h / 24.0:g}: {exc}"
+    except OSError as exc:
+        status = "failed"
+        failure = f"day {model.time_h / 24.0:g}: {describe_os_error(exc)}"
+        disk_failed = True
     wall_s = time.perf_counter() - started
 
-    write_parquet(out / "timeseries.parquet", model.timeseries())
-    write_parquet(out / "clones.parquet", model.clone_series())
-    write_parquet(out / "lineage.parquet", model.lineage())
-    if model.immune.enabled:
-        write_parquet(out / "immune.parquet", model.immune_series())
-    if config.treatment is not None:
-        write_parquet(out / "events.parquet", model.events())
     summary = {
         "status": status,
         **meta,
@@ -102,12 +205,24 @@ def run(config: Config, out: Path, progress: bool = True) -> dict[str, Any]:
         "simulated_days": model.time_h / 24.0,
         "wall_seconds": wall_s,
         "voxel_steps_per_second": config.lattice.voxels * model.cell_step / wall_s if wall_s > 0 else math.nan,
-        "final": {key: (None if isinstance(value, float) and math.isnan(value) else value) for key, value in model.latest.items()},
+        "final": {key: rundir.finite_or_none(value) for key, value in model.latest.items()},
         "treatment": model.therapy.summary(model.time_h),
     }
-    if failure is not None:
-        summary["error"] = failure
-    write_json(out / "summary.json", summary)
+    try:
+        with deferred_interrupts():
+            if failure is not None:
+                summary["error"] = failure
+            if disk_failed:  # the journals hold the records; another large write would likely fail too
+                journal.close()
+            else:
+                _write_tables(out, model)
+                journal.remove()
+            write_json(out / rundir.SUMMARY, summary)
+    except OSError as exc:
+        journal.close()
+        lost = describe_os_error(exc)
+        raise RunFailed(f"{out}: {failure + '; then ' if failure else ''}{lost}; the records up to the last record "
+                        f"are in {out / rundir.RECORDS}") from None
     if status == "interrupted":
         raise KeyboardInterrupt
     if failure is not None:

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from abm.io import snapshot_name, write_snapshot, write_text
+from abm.io import write_snapshot, write_text
+from abm.rundir import snapshot_name
 from kernels.tumor import CYCLING, NECROTIC, QUIESCENT
 from viz.render import RenderOptions, render
 from viz.rundir import open_run
@@ -39,7 +40,8 @@ def synthetic_run(folder: Path, n: int, dx_um: float = 20.0) -> Path:
     oxygen = (38.0 * np.clip(radius, 0.0, 1.2) / 1.2).astype(np.float32)
     config = {"lattice": {"shape": [n, n, n], "dx_um": dx_um}, "time": {"dt_cell_h": 1.0},
               "fields": {"oxygen": {"units": "mmHg"}},
-              "tumor": {"clones": [{"name": f"clone {index}"} for index in range(4)]}}
+              "tumor": {"clones": [{"name": f"clone {index}"} for index in range(4)]},
+              "drugs": {}, "immune": {}, "treatment": None, "arms": {}}
     write_text(folder / "config.yaml", yaml.safe_dump(config))
     write_snapshot(folder / "snapshots" / snapshot_name(240), {
         "time_h": np.asarray(240.0), "dx_um": np.asarray(dx_um), "clone": clone, "cell_state": cell_state,

@@ -1,0 +1,48 @@
+"""Signals as interruptions: SIGTERM (a scheduler's time limit, ``kill``) is handled as SIGINT (Ctrl-C).
+
+Both context managers change signal handlers only in the main thread; in any
+other thread (where Python allows no handler) they change nothing.
+"""
+from __future__ import annotations
+
+import contextlib
+import signal
+from typing import Any, Callable, Iterator
+
+_INTERRUPTIONS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def _on_interruptions(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """Within the block, ``handler`` takes SIGINT and SIGTERM; the previous handlers come back after it."""
+    try:
+        previous = {number: signal.signal(number, handler) for number in _INTERRUPTIONS}
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Within the block, SIGTERM and SIGINT raise KeyboardInterrupt (whatever handlers were set outside it)."""
+    with _on_interruptions(signal.default_int_handler):
+        yield
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends, then raise KeyboardInterrupt if one came.
+
+    The final writes of a run go in such a block, so an interruption there
+    cannot leave a summary that disagrees with the tables.
+    """
+    received: list[int] = []
+    with _on_interruptions(lambda signum, frame: received.append(signum)):
+        yield
+    if received:
+        raise KeyboardInterrupt
