@@ -70,7 +70,21 @@ from kernels.backend import replayable
 
 
 class FieldSolverError(RuntimeError):
-    """The steady-state solve did not converge."""
+    """A field's solve failed: CG did not converge or broke down, its right-hand side is not finite, or its
+    parameters are beyond what the solver represents (a split step's ``dt D / dx^2`` in the field's dtype).
+
+    The kernels' messages name the solve (steady-state solve, backward-Euler step, split step); the model's
+    rules (:func:`abm.rules.solve_fields`) raise it again with the field and its solver named.
+
+    Attributes:
+        field: the field's name, or None where the caller did not give it.
+        solver: the field's solver (``steady``, ``transient``, ``transient_lod``), or None likewise.
+    """
+
+    def __init__(self, message: str, field: str | None = None, solver: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+        self.solver = solver
 
 
 @dataclass(frozen=True)
@@ -107,6 +121,15 @@ def _thomas_coefficients(n: int, r: float, low_fixed: bool, high_fixed: bool) ->
     ``y_i = d_i + forward_i * y_{i-1}``, then back-substitutes
     ``u_i = (y_i + r u_{i+1}) * inverse_i``.
 
+    The pivots are summed from positive terms only: ``r - r * forward_i``
+    is computed as ``r * e_{i-1} / b'_{i-1}`` with the excess
+    ``e_i = b'_i - r = 1 + 2 r * (fixed faces) + r * e_{i-1} / b'_{i-1}``
+    of an inner pivot carried along. Subtracting ``r * forward_i`` from
+    ``r * neighbours`` instead loses the excess once ``r`` passes about
+    ``1e15`` (the last pivot of a no-flux line, about ``n``, then came out
+    0: a ZeroDivisionError at ``D = 1e300``). Every pivot is at least 1; for
+    ``r`` up to 1e4 the float32 tables have the same bits either way.
+
     Returns:
         ``(forward, inverse)``: ``r / b'_{i-1}`` (0 at ``i = 0``) and ``1 / b'_i``
         per position, with ``b'_i = b_i - r * forward_i``; Python floats.
@@ -114,14 +137,17 @@ def _thomas_coefficients(n: int, r: float, low_fixed: bool, high_fixed: bool) ->
     forward: list[float] = []
     inverse: list[float] = []
     previous_inverse = 0.0
+    excess = 0.0  # b'_{i-1} - r of an inner pivot (at least 1)
     for i in range(n):
         neighbours = (i > 0) + (i < n - 1)
         fixed = (i == 0 and low_fixed) + (i == n - 1 and high_fixed)
         factor = r * previous_inverse
-        denominator = 1.0 + r * neighbours + 2.0 * r * fixed - r * factor
+        carried = r * (excess * previous_inverse)  # r - r * factor, without the cancellation
+        denominator = 1.0 + r * (neighbours - (i > 0)) + 2.0 * r * fixed + carried
         forward.append(factor)
         previous_inverse = 1.0 / denominator
         inverse.append(previous_inverse)
+        excess = 1.0 + 2.0 * r * fixed + carried
     return tuple(forward), tuple(inverse)
 
 
@@ -138,12 +164,24 @@ def _line_tables(xp: ModuleType, dtype: str, n: int, ndim: int, lines: tuple[tup
     Returns:
         ``(forward, inverse, r)``: arrays of shape ``(n, fields, 1, ...)`` (two)
         and ``(fields, 1, ...)``, of ``dtype``, built once per set of inputs.
+
+    Raises:
+        FieldSolverError: a table is not finite in ``dtype``, or an inverse
+            pivot is 0 there (``r`` beyond the dtype's range).
     """
     columns = [_thomas_coefficients(n, r, low, high) for r, low, high in lines]
     plane = (len(lines),) + (1,) * (ndim - 1)
-    forward = np.array([c[0] for c in columns], dtype=dtype).T.reshape((n,) + plane)
-    inverse = np.array([c[1] for c in columns], dtype=dtype).T.reshape((n,) + plane)
-    r = np.array([line[0] for line in lines], dtype=dtype).reshape(plane)
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):  # checked just below
+        forward = np.array([c[0] for c in columns], dtype=dtype).T.reshape((n,) + plane)
+        inverse = np.array([c[1] for c in columns], dtype=dtype).T.reshape((n,) + plane)
+        r = np.array([line[0] for line in lines], dtype=dtype).reshape(plane)
+    for number, (line_r, _, _) in enumerate(lines):
+        if not (np.isfinite(r[number]).all() and np.isfinite(forward[:, number]).all()
+                and np.isfinite(inverse[:, number]).all() and (inverse[:, number] > 0).all()):
+            which = f" (field {number} of the stack)" if len(lines) > 1 else ""
+            raise FieldSolverError(
+                f"split (LOD) step{which}: dt D / dx^2 = {line_r:.3g} is beyond what the field's {dtype} values can hold; "
+                f"lower D_um2_per_min or dt_min, or use solver transient")
     return xp.asarray(forward), xp.asarray(inverse), xp.asarray(r)
 
 
@@ -752,14 +790,30 @@ class FieldSolver:
             rtol: stop when ``|residual| <= rtol * |right-hand side|`` (2-norms).
             max_iterations: CG iterations before :class:`FieldSolverError`.
 
+        A warm start whose residual is larger than the right-hand side's
+        (a guess worse than none: huge or non-finite values) is dropped for
+        zero: CG from it would lose the accuracy its residual recurrence
+        reports (``initial = 3e38`` left the oxygen field off by 1e24).
+
         Returns:
             ``(u, iterations)``: a new field (dtype of ``u_guess``) and the CG iterations used.
+
+        Raises:
+            FieldSolverError: the right-hand side is not finite (a source, a
+                fixed face or, for a step, the field itself, beyond float64's
+                range once squared), CG broke down (a non-finite residual: rates
+                beyond the float32 preconditioner's range), or no convergence.
         """
         xp = self.xp
         if tuple(u_guess.shape) != self.shape:
             raise ValueError(f"field of shape {tuple(u_guess.shape)} for a solver of shape {self.shape}")
         residual = self.face_rhs + xp.asarray(source_per_min, dtype=xp.float64)
         rhs_norm = math.sqrt(float(_dot(xp, residual, residual)))
+        if not math.isfinite(rhs_norm):
+            raise FieldSolverError(
+                f"{self._kind()}: the right-hand side is not finite (2-norm {rhs_norm}): a source"
+                f"{', a fixed face value or the field itself' if self.dt_min is not None else ' or a fixed face value'}"
+                f" is NaN, infinite or too large")
         if rhs_norm == 0.0:
             return xp.zeros_like(u_guess), 0
         tolerance = rtol * rhs_norm
@@ -776,6 +830,10 @@ class FieldSolver:
         residual_norm = math.sqrt(float(_dot(xp, residual, residual)))
         if residual_norm <= tolerance:
             return u_guess.copy(), 0
+        if not residual_norm <= rhs_norm:  # also NaN: start from zero, whose residual is the right-hand side
+            u.fill(0.0)
+            xp.add(self.face_rhs, xp.asarray(source_per_min, dtype=xp.float64), out=residual)
+            residual_norm = rhs_norm
         if self._multigrid is None:
             self._multigrid = _Multigrid(xp, self.fine)
         multigrid = self._multigrid
@@ -790,6 +848,9 @@ class FieldSolver:
             residual_norm = math.sqrt(float(_dot(xp, residual, residual)))
             if residual_norm <= tolerance:
                 return u.astype(u_guess.dtype), iteration
+            if not math.isfinite(residual_norm):
+                raise FieldSolverError(f"{self._kind()}: CG broke down at iteration {iteration} (the residual is "
+                                       f"not finite); {self._scales()}")
             multigrid.precondition(residual, residual_norm, spare)
             rz_next = _dot(xp, residual, spare)
             # Polak-Ribiere form of beta (flexible CG): robust to the float32 preconditioner.
@@ -798,8 +859,21 @@ class FieldSolver:
             z, spare = spare, z
             rz = rz_next
         raise FieldSolverError(
-            f"steady-state field solve did not reach rtol={rtol} in {max_iterations} iterations"
+            f"{self._kind()} did not reach rtol={rtol} in {max_iterations} iterations; {self._scales()}"
         )
+
+    def _kind(self) -> str:
+        """The solve, for messages: ``steady-state solve`` or ``backward-Euler step of <dt> min``."""
+        return "steady-state solve" if self.dt_min is None else f"backward-Euler step of {self.dt_min:g} min"
+
+    def _scales(self) -> str:
+        """The operator's largest rates, for a failure's message (one device reduction)."""
+        reaction = float(self.fine.reaction.max())
+        coupling = max((float(self.xp.max(c)) if not isinstance(c, float) else c for c in self.fine.couplings),
+                       default=0.0)
+        return (f"its largest reaction rate (decay + uptake + secretion + vessel exchange"
+                f"{' + 1/dt' if self.dt_min is not None else ''}) is {reaction:.3g}/min and its diffusion coupling "
+                f"D / dx^2 {coupling:.3g}/min (rates beyond about 1e30/min can overflow its float32 preconditioner)")
 
     def step(self, u: Any, source_per_min: Any = 0.0, rtol: float = 1e-6) -> tuple[Any, int]:
         """Advance ``u`` by the solver's ``dt_min`` with one backward-Euler step (see :func:`backward_euler_step`).

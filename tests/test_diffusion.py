@@ -1,6 +1,8 @@
 """Field solver and field config: multigrid steady state, batched sweeps, presets, bad input."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -305,3 +307,70 @@ def test_updated_sink_gives_a_new_solvers_bits(xp, shape, dt_min):
                 if isinstance(replay, backend._Replay):
                     assert replay.graph is not None, replay.failure
 
+
+
+# --------------------------------------------------------------------------- extreme input
+
+
+@pytest.mark.parametrize("r", [1.0e15, 1.0e20, 1.5e299])
+@pytest.mark.parametrize("low_fixed, high_fixed", [(False, False), (True, False), (True, True)])
+def test_thomas_pivots_stay_positive_whatever_r(r, low_fixed, high_fixed):
+    """The pivots are sums of positive terms: for r up to 1e299 every inverse is finite and positive (the last
+    pivot of a no-flux line came out 0, a ZeroDivisionError, from about r = 1e16 on), and a no-flux line's last
+    pivot is its length n, as in exact arithmetic (mixing the line completely)."""
+    n = 48
+    forward, inverse = diffusion._thomas_coefficients(n, r, low_fixed, high_fixed)
+    assert all(math.isfinite(value) and value > 0 for value in inverse)
+    assert all(math.isfinite(value) for value in forward)
+    if not (low_fixed or high_fixed):
+        assert inverse[-1] == pytest.approx(1.0 / n, rel=1e-12)
+
+
+def test_split_step_with_huge_diffusion_mixes_or_fails_cleanly(xp):
+    """D = 1e300: a float64 split step mixes each no-flux line completely, so the field becomes its mean
+    (conserved); float32 cannot hold dt D / dx^2 = 1.5e298: a FieldSolverError, not a ZeroDivisionError."""
+    rng = np.random.default_rng(31)
+    params = FieldParameters(1.0e300, 0.0, 20.0, ((None, None),) * 3)
+    u = rng.random((6, 7, 8))
+    mixed = to_host(implicit_step(xp, xp.asarray(u), 6.0, params))
+    np.testing.assert_allclose(mixed, np.full(u.shape, u.mean()), rtol=1e-12)
+    with pytest.raises(diffusion.FieldSolverError, match=r"split \(LOD\) step: dt D / dx\^2 = 1\.5e\+298 is beyond.*float32"):
+        implicit_step(xp, xp.asarray(u, dtype=xp.float32), 6.0, params)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the NaN guess's arithmetic, on purpose
+@pytest.mark.parametrize("guess", [1.0e300, np.inf, np.nan])
+def test_steady_solve_drops_a_warm_start_worse_than_none(xp, guess):
+    """A guess whose residual exceeds the right-hand side's (huge, infinite or NaN values) is replaced by zero: the
+    same bits and iterations as a solve from zero (from 1e300 CG's recurrence reported convergence while the field
+    was off by far more than the tolerance)."""
+    rng = np.random.default_rng(32)
+    shape = (20, 18)
+    params = FieldParameters(1.0e5, 0.1, 20.0, ((38.0, None), (None, 38.0)))
+    sink = xp.asarray(10.0 * (rng.random(shape) < 0.3))
+    zero, zero_iterations = steady_state(xp, xp.zeros(shape, dtype=xp.float64), params, sink)
+    u, iterations = steady_state(xp, xp.full(shape, guess, dtype=xp.float64), params, sink)
+    assert iterations == zero_iterations
+    np.testing.assert_array_equal(to_host(u), to_host(zero))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the overflows are the subject
+def test_non_finite_right_hand_side_and_breakdown_fail_at_once(xp):
+    """An infinite source, or a step from a field with NaN, is a FieldSolverError before any iteration; a sink of
+    1e300/min, beyond the float32 preconditioner, one at the first iteration that goes non-finite (not 500 of NaN)."""
+    shape = (16, 16)
+    params = FieldParameters(1.0e5, 0.1, 20.0, ((38.0, 38.0),) * 2)
+    source = xp.zeros(shape)
+    source[3, 3] = xp.inf
+    with pytest.raises(diffusion.FieldSolverError, match=r"^steady-state solve: the right-hand side is not finite"):
+        steady_state(xp, xp.zeros(shape), params, 0.0, source)
+    u = xp.ones(shape, dtype=xp.float32)
+    u[2, 2] = xp.nan
+    with pytest.raises(diffusion.FieldSolverError, match=r"^backward-Euler step of 60 min: the right-hand side is "
+                                                         r"not finite .*or the field itself"):
+        diffusion.backward_euler_step(xp, u, 60.0, params)
+    sink = xp.zeros(shape)
+    sink[5:9, 5:9] = 1.0e300
+    with pytest.raises(diffusion.FieldSolverError, match=r"^steady-state solve: CG broke down at iteration \d+ .*"
+                                                         r"largest reaction rate .* is 1e\+300/min"):
+        steady_state(xp, xp.full(shape, 38.0), params, sink)
