@@ -94,9 +94,13 @@ def solve_fields(model: "TumorModel") -> None:
     A transient field with ``dt_min`` takes ``ceil(cell step / dt_min)`` equal steps.
     Steady and transient fields keep one solver each on the model (``model.field_solvers``)
     across cell steps, its sink updated each step.
+
+    Raises:
+        kernels.diffusion.FieldSolverError: a field's solve failed; the message
+            starts with ``field <name> (solver <solver>):`` and the exception's
+            ``field`` and ``solver`` are set.
     """
     xp, state, config = model.xp, model.state, model.config
-    cell_step_min = model.dt_h * 60.0
     live = state.live_tumor()
     dying = (state.clone >= 0) & ~live
     cells = {"tumor": live, "tumor_dying": dying, "tumor_immunogenic": dying & state.immunogenic}
@@ -104,33 +108,47 @@ def solve_fields(model: "TumorModel") -> None:
         kinds = model.immune.kind_of(xp, state.immune)
         cells.update({name: kinds == code for code, name in enumerate(immune.KIND_NAMES)})
     for name, field in config.fields.items():
-        sink = xp.zeros(state.shape, dtype=xp.float64)
-        source = xp.zeros(state.shape, dtype=xp.float64)
-        for cell_type, rate in field.uptake_per_min.items():
-            sink += rate * cells[cell_type]
-        for cell_type, rate in field.secretion_per_min.items():
-            sink += rate * cells[cell_type]
-            source += rate * field.secretion_saturation * cells[cell_type]
-        if field.vessel is not None:
-            sink += field.vessel.supply_per_min * state.perfusion
-            source += field.vessel.supply_per_min * model.blood_level(name) * state.perfusion
-        parameters = model.field_parameters[name]
-        if field.solver == "steady":
-            solver = _field_solver(model, name, parameters, sink, None)
-            state.fields[name], model.solver_iterations[name] = solver.solve(state.fields[name], source)
-            continue
-        substeps = 1 if field.dt_min is None else max(1, math.ceil(cell_step_min / field.dt_min - 1e-9))
-        model.solver_iterations[name] = 0
+        try:
+            _solve_field(model, name, field, cells)
+        except diffusion.FieldSolverError as exc:
+            raise diffusion.FieldSolverError(f"field {name} (solver {field.solver}): {exc}", field=name,
+                                             solver=field.solver) from exc
+
+
+def _solve_field(model: "TumorModel", name: str, field: Any, cells: dict[str, Any]) -> None:
+    """Bring field ``name`` (its :class:`abm.config.FieldConfig` ``field``) to the current step (see :func:`solve_fields`)."""
+    xp, state = model.xp, model.state
+    cell_step_min = model.dt_h * 60.0
+    sink = xp.zeros(state.shape, dtype=xp.float64)
+    source = xp.zeros(state.shape, dtype=xp.float64)
+    for cell_type, rate in field.uptake_per_min.items():
+        sink += rate * cells[cell_type]
+    for cell_type, rate in field.secretion_per_min.items():
+        sink += rate * cells[cell_type]
+        source += rate * field.secretion_saturation * cells[cell_type]
+    if field.vessel is not None:
+        sink += field.vessel.supply_per_min * state.perfusion
+        source += field.vessel.supply_per_min * model.blood_level(name) * state.perfusion
+    parameters = model.field_parameters[name]
+    if field.solver == "steady":
+        solver = _field_solver(model, name, parameters, sink, None)
+        state.fields[name], model.solver_iterations[name] = solver.solve(state.fields[name], source)
+        return
+    ratio = 1.0 if field.dt_min is None else cell_step_min / field.dt_min
+    if not math.isfinite(ratio):
+        raise diffusion.FieldSolverError(f"dt_min = {field.dt_min:g} gives no finite number of steps per cell step")
+    substeps = max(1, math.ceil(ratio - 1e-9))
+    model.solver_iterations[name] = 0
+    if field.solver == "transient":
+        # One operator for all substeps (same sink and step): its multigrid V-cycle is built once.
+        solver = _field_solver(model, name, parameters, sink, cell_step_min / substeps)
+    for _ in range(substeps):
         if field.solver == "transient":
-            # One operator for all substeps (same sink and step): its multigrid V-cycle is built once.
-            solver = _field_solver(model, name, parameters, sink, cell_step_min / substeps)
-        for _ in range(substeps):
-            if field.solver == "transient":
-                state.fields[name], iterations = solver.step(state.fields[name], source)
-                model.solver_iterations[name] += iterations
-            else:
-                state.fields[name] = diffusion.implicit_step(
-                    xp, state.fields[name], cell_step_min / substeps, parameters, sink, source)
+            state.fields[name], iterations = solver.step(state.fields[name], source)
+            model.solver_iterations[name] += iterations
+        else:
+            state.fields[name] = diffusion.implicit_step(
+                xp, state.fields[name], cell_step_min / substeps, parameters, sink, source)
 
 
 def vessel_collapse(model: "TumorModel") -> None:
