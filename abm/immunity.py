@@ -10,7 +10,9 @@ the release of antigen ``k`` in a step is the sum of the priming field (the
 antigen / danger signal) over voxels whose tumor cell presents ``k``; the
 clone's activation is ``A = R / (R + half_saturation)`` of the release
 ``delay_h`` earlier (a ring buffer of past releases); its systemic pool
-``P`` grows as ``dP/dt = expansion x A x P (1 - P / max_pool)`` and relaxes
+``P`` grows as ``dP/dt = expansion x A x P (1 - P / max_pool)`` (one
+exponential step per cell step, bounded by ``max_pool`` as the logistic
+solution is) and relaxes
 toward its precursors at ``contraction x (1 - A)``; cytotoxic drugs in
 plasma kill it at their rate on T cells (lymphodepletion: ``emax x
 sensitivity x hill(plasma level)``). The primed cells above the precursors,
@@ -37,8 +39,12 @@ IMMUNE_COLUMNS = (
     "cd8_density_core_per_mm3", "cd8_density_margin_per_mm3", "immune_kills_total", "immune_kills_per_h",
     "immune_drug_deaths_total", "primed_pool_total", "fraction_pdl1_positive",
 )
+#: Immune columns that are NaN where they have no data: no tumor core or margin (the CD8 densities), no live tumor cell.
+IMMUNE_NO_DATA_COLUMNS = ("cd8_density_core_per_mm3", "cd8_density_margin_per_mm3", "fraction_pdl1_positive")
 IMMUNE_SERIES_COLUMNS = ("time_h", "time_days", "agent", "name", "kind", "antigen", "cells_effector",
                          "cells_exhausted", "primed_pool", "activation")
+#: Bound on a priming step's growth exponent, (expansion - depletion) x dt: exp() of it stays finite.
+MAX_GROWTH_EXPONENT = 700.0
 
 
 class ImmuneSystem:
@@ -138,7 +144,13 @@ class ImmuneSystem:
             delayed = release
         self.activation = delayed / (delayed + priming.half_saturation)
         growth = priming.expansion_per_h * self.activation * (1.0 - self.pool / priming.max_pool)
-        self.pool = self.pool * xp.exp((growth - self._depletion_per_h(model)) * model.dt_h)
+        exponent = xp.minimum((growth - self._depletion_per_h(model)) * model.dt_h, MAX_GROWTH_EXPONENT)
+        # Logistic growth never passes max_pool from below (a pool above it, from precursors above it, only
+        # shrinks). The exponential step overshoots it once expansion x dt passes 1; without the bound a huge
+        # expansion rate took the pool to inf, and the next step to NaN (inf x exp(-inf)). Within the bound
+        # the step is unchanged; the overflow of pool x exp(...) before it is intended.
+        with np.errstate(over="ignore"):
+            self.pool = xp.minimum(self.pool * xp.exp(exponent), xp.maximum(self.pool, priming.max_pool))
         relax = xp.exp(-priming.contraction_per_h * (1.0 - self.activation) * model.dt_h)
         self.pool = self.precursors + (self.pool - self.precursors) * relax
 
