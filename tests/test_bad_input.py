@@ -144,6 +144,63 @@ CASES = {
         ("treatment.lines.0.doses.0.days", "not within the cycle")),
     "unknown vessel pattern": Case(
         None, ("--set", "vessels.pattern=radial"), ("vessels.pattern", "uniform", "sparse_core", "file")),
+    "boolean for a number": Case(None, ("--set", "time.duration_days=true"), ("time.duration_days", "valid number", "True")),
+    "number for a boolean": Case(
+        TREATED.replace("pk: {half_life_h: 30}", "pk: {half_life_h: 30}, cycle_specific: 1"), (),
+        ("drugs.dox.cycle_specific", "valid boolean")),
+    "number beyond its range": Case(None, ("--set", "fields.oxygen.initial=1e308"), ("fields.oxygen.initial", "less than or equal to")),
+    "voxel edge beyond its range": Case(None, ("--set", "lattice.dx_um=1e308"), ("lattice.dx_um", "1000")),
+    "unsafe arm name": Case(
+        SMALL + "arms: {../../victim: {lines: [{name: a}]}}\n", (), ("arms: key '../../victim'", "not a valid name", "starts with a letter")),
+    "unsafe field name": Case(
+        None, ("--set", "fields={oxygen: {preset: oxygen}, chemo/x: {preset: chemo_drug}}"), ("fields: key 'chemo/x'", "not a valid name")),
+    "empty clone name": Case(None, ("--set", "tumor.clones.0.name=''"), ("tumor.clones.0.name", "not a valid name")),
+    "arm names differing only in case": Case(
+        SMALL + "arms: {Chemo: {lines: [{name: a}]}, chemo: {lines: [{name: a}]}}\n", (), ("arms", "differ only in case")),
+    "key written twice": Case(
+        "lattice: {shape: [20, 20], dx_um: 20, dx_um: 10}\ntime: {duration_days: 1}\n", (), ("lattice.dx_um", "appears twice", "line 1")),
+    "alias bomb": Case(
+        SMALL + "x-a: &a [0, 0, 0, 0, 0, 0, 0, 0, 0, 0]\nx-b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+        "x-c: &c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b]\nx-d: &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c]\n"
+        "tumor: {clones: [{name: p, antigens: [*d, *d, *d, *d, *d, *d, *d, *d, *d, *d, *d]}]}\n", (),
+        ("tumor.clones.0.antigens", "more than 100,000 values")),
+    "lists nested too deep": Case(
+        SMALL + "tumor: {clones: [{name: p, antigens: " + "[" * 150 + "]" * 150 + "}]}\n", (),
+        ("tumor.clones.0.antigens", "more than 100 levels")),
+    "alias bomb in --set": Case(
+        None, ("--set", "tumor.clones.0.antigens=[&a [0, 0, 0, 0, 0, 0, 0, 0, 0, 0], &b [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a], "
+                        "&c [*b, *b, *b, *b, *b, *b, *b, *b, *b, *b], &d [*c, *c, *c, *c, *c, *c, *c, *c, *c, *c], "
+                        "[*d, *d, *d, *d, *d, *d, *d, *d, *d, *d, *d]]"),
+        ("--set tumor.clones.0.antigens", "more than 100,000 values")),
+    "too many cell steps": Case(None, ("--set", "time.duration_days=1000", "--set", "time.dt_cell_h=0.001"),
+                                ("time.duration_days", "at most 1,000,000 cell steps")),
+    "cell step too short": Case(None, ("--set", "time.dt_cell_h=1e-9"), ("time.dt_cell_h", "greater than or equal to 0.001")),
+    "field steps too short": Case(
+        None, ("--set", "fields={oxygen: {preset: oxygen}, drug: {preset: chemo_drug, dt_min: 1e-6}}"),
+        ("fields.drug.dt_min", "at most 1,000")),
+    "T cells moving too many voxels per step": Case(
+        SMALL + "immune: {t_cells: {clones: [{name: t, antigen: 0}], motility: {speed_um_per_min: 999, chemotaxis_field: null}, "
+        "recruitment: {field: null}}}\nfields: {oxygen: {preset: oxygen}, danger_signal: {preset: danger_signal}}\n", (),
+        ("immune.t_cells.motility.speed_um_per_min", "at most 1,000")),
+    "margin wider than the lattice": Case(
+        SMALL + "immune: {margin_um: 10000, tregs: {recruitment: {field: null}, motility: {chemotaxis_field: null}}}\n", (),
+        ("immune.margin_um", "longest lattice axis")),
+    "treatment starting after the run": Case(
+        TREATED + "treatment: {start_day: 1000, lines: [{name: a, doses: [{drug: dox, amount: 1}]}]}\n", (),
+        ("treatment.start_day", "not before the end of the run")),
+    "contradictory end rule": Case(
+        TREATED + "treatment: {lines: [{name: a, end: {burden_below: 0.5, burden_above: 0.4, burden_baseline: treatment}, next: a}]}\n", (),
+        ("treatment.lines.0.end.burden_below", "not below burden_above")),
+    "cycle shorter than a cell step": Case(
+        TREATED + "treatment: {lines: [{name: a, doses: [{drug: dox, amount: 1}], cycle_days: 0.01}]}\n", (),
+        ("treatment.lines.0.cycle_days", "shorter than one cell step")),
+    "seed cluster centre outside the domain": Case(
+        None, ("--set", "tumor.initial.center_um=[5000, 10]"), ("tumor.initial.center_um.0", "outside the domain")),
+    "seed cluster holding no voxel centre": Case(
+        None, ("--set", "tumor.initial.radius_um=1e-9"), ("tumor.initial.radius_um", "no voxel centre")),
+    "a billion scattered cells": Case(
+        None, ("--set", "tumor.initial={geometry: scattered, cells: 1000000000}"), ("tumor.initial.cells", "do not fit")),
+    "seed above the limit": Case(None, ("--seed", str(2**63)), ("seed", "less than 9223372036854775808")),
 }
 
 
@@ -170,6 +227,16 @@ def test_bad_input_exits_2_with_one_message_naming_the_key(name, tmp_path, capsy
         details = captured.err.splitlines()[1:]
         assert details and all(line.startswith("  ") for line in details)
         assert details[0].strip().startswith(case.says[0])
+    assert not out.exists()
+
+
+def test_config_file_too_large(tmp_path, capsys):
+    """A config file over 1 MiB is refused before it is read."""
+    config = tmp_path / "huge.yaml"
+    config.write_text(SMALL + "#" * (1 << 20) + "\n", encoding="utf-8")
+    out = tmp_path / "run"
+    assert main(["run", str(config), "--out", str(out), "--quiet"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {config}: 1,048,6")
     assert not out.exists()
 
 
