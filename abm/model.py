@@ -23,7 +23,7 @@ import numpy as np
 from abm import clones as clone_table
 from abm.agents import SuppressorType, TCellClone, TumorSubclone
 from abm.config import MAX_ANTIGENS, AssessmentConfig, Config, ConfigError, field_parameters, hypoxia_parameters
-from abm.immunity import IMMUNE_COLUMNS, IMMUNE_SERIES_COLUMNS, ImmuneSystem
+from abm.immunity import IMMUNE_COLUMNS, IMMUNE_NO_DATA_COLUMNS, IMMUNE_SERIES_COLUMNS, ImmuneSystem
 from abm.therapy import EVENT_COLUMNS, Therapy
 from abm.rules import (
     DEFAULT_RULES, STREAM_MUTATION_TRAITS, STREAM_SETUP_CELLS, STREAM_SETUP_CLONES, STREAM_SETUP_NEST_CENTRES,
@@ -56,7 +56,35 @@ CLONE_COLUMNS = ("time_h", "time_days", "clone", "cells", "cells_live")
 
 
 class NonFiniteRecord(ArithmeticError):
-    """A field, compartment or record value became NaN or infinite; the message names it and the day."""
+    """A field, compartment or record value became NaN or infinite; the message names it and the day.
+
+    Raised by :meth:`TumorModel.record` (every ``record_every_h``, and once
+    when the model is built) before the record is kept, so the records kept
+    are all finite but for :func:`no_data_columns`. Checked, in this order:
+    the dosed drugs' plasma levels, the T-cells' priming compartment (pools,
+    activations), every field (one reduction each), then each column of the
+    record.
+    """
+
+
+def _kind_of_number(value: float) -> str:
+    return "nan" if math.isnan(value) else "inf"
+
+
+def no_data_columns(config: Config) -> frozenset[str]:
+    """Columns of :func:`record_columns` that are NaN where they have no data: no tumor cell (oxygen and
+    ``<field>`` minimum and mean over the tumor), no live tumor cell (trait means, resistant fractions,
+    PD-L1-positive fraction, the random-mixing neighbour fraction), no live cell with a live neighbour
+    (``same_clone_neighbour_fraction``), no vessel (``mean_perfusion``), no tumor core or margin (CD8 densities).
+    Every other column, and any infinity, is non-finite arithmetic (:class:`NonFiniteRecord`)."""
+    columns = {"oxygen_min_tumor_mmHg", "same_clone_neighbour_fraction", "same_clone_neighbour_fraction_random",
+               "fraction_resistant", "mean_antigen_count", "mean_perfusion"}
+    columns |= {f"mean_{trait}" for trait in MEAN_TRAITS}
+    columns |= {f"{what}_{drug}" for drug in config.drug_names for what in ("mean_sensitivity", "fraction_resistant")}
+    columns |= {f"{name}_tumor_{what}" for name in config.fields if name != "oxygen" for what in ("mean", "min")}
+    if config.immune.enabled:
+        columns |= set(IMMUNE_NO_DATA_COLUMNS)
+    return frozenset(columns)
 
 
 def record_columns(config: Config) -> tuple[str, ...]:
@@ -137,6 +165,7 @@ class TumorModel(mesa.Model):
         self.mutations_total = 0
         self.mutations_suppressed = 0
         self.columns = record_columns(config)
+        self.no_data_columns = no_data_columns(config)
         self.latest: dict[str, float] = {}
         agent_series: dict[type, dict[str, str]] = {TumorSubclone: {"cells": "cell_count", "cells_live": "live_cell_count"}}
         if self.immune.t_clones:
@@ -314,7 +343,7 @@ class TumorModel(mesa.Model):
             "tumor_volume_mm3": volume_um3 * 1e-9,
             "equivalent_diameter_um": diameter_um,
             "hypoxic_fraction": float(hypoxic.sum()) / live_total if live_total else 0.0,
-            "oxygen_mean_mmHg": float(oxygen.mean()),
+            "oxygen_mean_mmHg": float(oxygen.mean(dtype=xp.float64)),
             "oxygen_min_tumor_mmHg": float(xp.where(occupied, oxygen, xp.inf).min()) if total else float("nan"),
             "clones_alive": int((live_cells > 0).sum()),
             "clones_total": n_clones,
@@ -328,12 +357,12 @@ class TumorModel(mesa.Model):
             "mutations_suppressed": self.mutations_suppressed,
             "vessels": vessels,
             "vessels_perfused": int((state.perfusion > 0).sum()),
-            "mean_perfusion": float(state.perfusion[state.vessel].mean()) if vessels else float("nan"),
+            "mean_perfusion": float(state.perfusion[state.vessel].mean(dtype=xp.float64)) if vessels else float("nan"),
         }
         record.update(self._trait_measures(live_cells))
         for name, values in state.fields.items():
             if name != "oxygen":
-                record[f"{name}_tumor_mean"] = float(values[occupied].mean()) if total else float("nan")
+                record[f"{name}_tumor_mean"] = float(values[occupied].mean(dtype=xp.float64)) if total else float("nan")
                 record[f"{name}_tumor_min"] = float(values[occupied].min()) if total else float("nan")
         if self.immune.enabled:
             record.update(self.immune.measure(self))
@@ -392,9 +421,50 @@ class TumorModel(mesa.Model):
         return out
 
     def record(self) -> None:
-        """Measure the state and hand it to Mesa's DataCollector."""
-        self.latest = self.measure()
+        """Check that the state is finite, measure it, check the record and hand it to Mesa's DataCollector.
+
+        Raises:
+            NonFiniteRecord: a plasma level, the priming compartment, a field or
+                a record column is NaN or infinite (a column may be NaN where
+                it has no data, :func:`no_data_columns`); nothing is recorded.
+        """
+        self._check_finite_state()
+        record = self.measure()
+        self._check_finite_record(record)
+        self.latest = record
         self.datacollector.collect(self)
+
+    def _non_finite(self, what: str, kinds: str, hint: str) -> NonFiniteRecord:
+        return NonFiniteRecord(f"{what}: non-finite values ({kinds}) at day {self.time_h / 24.0:g}; {hint}")
+
+    def _check_finite_state(self) -> None:
+        """The plasma levels (host numbers), then one device reduction per field and per array of the priming
+        compartment, brought to the host together (one device sync)."""
+        for name, level in self.therapy.plasma.items():
+            if not math.isfinite(level):
+                raise self._non_finite(f"plasma level of {name}", _kind_of_number(level),
+                                       "check its doses and pharmacokinetics")
+        xp = self.xp
+        checked = [(f"field {name}", values, "voxels", "check its rates, doses and initial value")
+                   for name, values in self.state.fields.items()]
+        if self.immune.t_clones:
+            hint = "check immune.t_cells.priming and the drugs' doses"
+            checked += [("T-cell primed pools", self.immune.pool, "clones", hint),
+                        ("T-cell activations", self.immune.activation, "clones", hint)]
+        finite = self.backend.to_host(xp.stack([xp.isfinite(values).all() for _, values, _, _ in checked]))
+        for (what, values, units, hint), ok in zip(checked, finite.tolist()):
+            if not ok:
+                counts = (("nan", int(xp.isnan(values).sum())), ("inf", int(xp.isinf(values).sum())))
+                raise self._non_finite(what, ", ".join(f"{kind} in {count} of {values.size} {units}"
+                                                       for kind, count in counts if count), hint)
+
+    def _check_finite_record(self, record: dict[str, Any]) -> None:
+        """Every float of ``record`` is finite, or NaN in a column that may lack data."""
+        for column, value in record.items():
+            if isinstance(value, float) and not math.isfinite(value) and not (
+                    math.isnan(value) and column in self.no_data_columns):
+                raise self._non_finite(f"record column {column}", _kind_of_number(value),
+                                       "an extreme parameter took the model's arithmetic beyond float64")
 
     def snapshot(self) -> dict[str, np.ndarray]:
         """Host copies of the per-voxel arrays, for the run directory's snapshots."""
