@@ -28,7 +28,7 @@ from abm.cli import main
 from abm.config import load_config
 from abm.model import NonFiniteRecord, TumorModel
 from kernels import diffusion
-from kernels.backend import get_backend
+from kernels.backend import get_backend, probe_cupy
 from kernels.diffusion import FieldSolverError
 from tests.presets import CONFIGS
 
@@ -270,6 +270,33 @@ def test_no_data_nan_is_allowed_and_computed_nan_is_not(monkeypatch):
         else:
             model.record()
     assert len(model.timeseries()) == 2
+
+
+@pytest.mark.gpu
+def test_the_record_check_on_the_gpu_gives_the_numpy_messages():
+    """CuPy: the same float64 means and the same failures, with the same messages, as on NumPy."""
+    cupy, reason = probe_cupy()
+    if cupy is None:
+        pytest.skip(f"no GPU backend: {reason}")
+    models = [TumorModel(small("sequencing", "arms.chemo_only.start_day=0", arm="chemo_only"), get_backend(name))
+              for name in ("numpy", "cupy")]
+    messages = []
+    for model in models:
+        model.state.fields["chemo"][...] = np.float32(3.0e38)
+        model.record()
+        assert model.latest["chemo_tumor_mean"] == pytest.approx(float(np.float32(3.0e38)), rel=1e-6)
+        model.state.fields["chemo"][2, 3] = np.inf
+        model.state.fields["chemo"][4, 5] = np.nan
+        with pytest.raises(NonFiniteRecord) as caught:
+            model.record()
+        messages.append(str(caught.value))
+        model.state.fields["chemo"][...] = 0.0
+        model.immune.pool[0] = np.nan
+        with pytest.raises(NonFiniteRecord) as caught:
+            model.record()
+        messages.append(str(caught.value))
+    assert messages[:2] == messages[2:]
+    assert messages[0].startswith("field chemo: non-finite values (nan in 1 of 400 voxels, inf in 1 of 400 voxels) at day 0;")
 
 
 # ---------------------------------------------------------------------------------------------- through the CLI
