@@ -343,6 +343,9 @@ class HypoxiaConfig(Strict):
 
 
 MAX_ANTIGENS = 64
+#: Most drugs a config may declare: each draws a resistance stream for mutants from a range of its own
+#: (abm.streams), which holds this many.
+MAX_DRUGS = 64
 Probability = Annotated[float, Field(ge=0, le=1)]
 Fraction = Annotated[float, Field(ge=0, lt=1)]
 
@@ -792,8 +795,8 @@ class Config(Strict):
     fields: dict[Name, FieldConfig] = Field(default_factory=default_fields, description=f"diffusible substrates by name; {NAME_RULE}")
     vessels: VesselConfig = Field(default_factory=VesselConfig)
     tumor: TumorConfig = Field(default_factory=TumorConfig)
-    drugs: dict[Name, DrugConfig] = Field(
-        default_factory=dict, description="drugs by the name of their tissue field (a field of `fields`)")
+    drugs: Annotated[dict[Name, DrugConfig], Field(max_length=MAX_DRUGS)] = Field(
+        default_factory=dict, description=f"drugs by the name of their tissue field (a field of `fields`); at most {MAX_DRUGS}")
     immune: ImmuneConfig = Field(default_factory=ImmuneConfig)
     treatment: TreatmentConfig | None = Field(None, description="the treatment arm of `tme run`; null: untreated")
     arms: dict[Name, TreatmentConfig] = Field(

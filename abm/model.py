@@ -25,9 +25,10 @@ from abm.agents import SuppressorType, TCellClone, TumorSubclone
 from abm.config import MAX_ANTIGENS, AssessmentConfig, Config, ConfigError, field_parameters, hypoxia_parameters
 from abm.immunity import IMMUNE_COLUMNS, IMMUNE_NO_DATA_COLUMNS, IMMUNE_SERIES_COLUMNS, ImmuneSystem
 from abm.therapy import EVENT_COLUMNS, Therapy
-from abm.rules import (
-    DEFAULT_RULES, STREAM_MUTATION_TRAITS, STREAM_SETUP_CELLS, STREAM_SETUP_CLONES, STREAM_SETUP_NEST_CENTRES,
-    STREAM_SETUP_NEST_ORDER, STREAM_SETUP_PERFUSION, STREAM_SETUP_VESSELS, Rule,
+from abm.rules import DEFAULT_RULES, Rule
+from abm.streams import (
+    STREAM_MUTATION_TRAITS, STREAM_SETUP_CELLS, STREAM_SETUP_CLONES, STREAM_SETUP_NEST_CENTRES, STREAM_SETUP_NEST_ORDER,
+    STREAM_SETUP_PERFUSION, STREAM_SETUP_VESSELS,
 )
 from abm.state import LatticeState
 from kernels import heterogeneity, setup

@@ -6,8 +6,8 @@ model runs :data:`DEFAULT_RULES` in order each cell step; a capability adds
 its rules at their place in this tuple. Immune rules do nothing in a model
 without immune cells, drug rules nothing without drugs.
 
-Random streams: each rule draws from its own stream ids (``STREAM_*``), so a
-new rule never shifts the numbers another rule sees.
+Random streams: each rule draws from its own stream ids (``STREAM_*`` of
+:mod:`abm.streams`), so a new rule never shifts the numbers another rule sees.
 """
 from __future__ import annotations
 
@@ -18,39 +18,18 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 
 from kernels import cuda_movement, diffusion, immune, lattice, therapy, tumor, vessels
+from abm.streams import (
+    STREAM_APOPTOSIS, STREAM_CLEARANCE, STREAM_DIRECTION, STREAM_DIVISION, STREAM_DRUG_KILL, STREAM_IMMUNE_DEATH,
+    STREAM_IMMUNE_DRUG, STREAM_IMMUNE_MOVE, STREAM_IMMUNOGENIC, STREAM_KILL, STREAM_KILL_TARGET, STREAM_MDSC_ENTER,
+    STREAM_MUTATION, STREAM_NECROSIS, STREAM_PRIORITY, STREAM_PROLIFERATE, STREAM_PROLIFERATE_DIRECTION,
+    STREAM_PROLIFERATE_PRIORITY, STREAM_QUIESCENCE, STREAM_TREG_ENTER, STREAM_T_ENTER, STREAM_T_WHICH,
+    STREAM_VESSEL_COLLAPSE,
+)
 from kernels.random import stream_offset, uniform
 
 if TYPE_CHECKING:
     from abm.model import TumorModel
 
-STREAM_NECROSIS = 1
-STREAM_APOPTOSIS = 2
-STREAM_CLEARANCE = 3
-STREAM_DIVISION = 4
-STREAM_DIRECTION = 5
-STREAM_PRIORITY = 6
-STREAM_MUTATION = 7
-STREAM_QUIESCENCE = 8
-STREAM_VESSEL_COLLAPSE = 9
-STREAM_DRUG_KILL = 10
-STREAM_IMMUNE_DRUG = 11
-STREAM_T_ENTER, STREAM_T_WHICH = 12, 13
-STREAM_TREG_ENTER, STREAM_MDSC_ENTER = 14, 15
-STREAM_KILL_TARGET, STREAM_KILL = 16, 17
-STREAM_IMMUNE_DEATH = 18
-STREAM_PROLIFERATE, STREAM_PROLIFERATE_DIRECTION, STREAM_PROLIFERATE_PRIORITY = 19, 20, 21
-STREAM_IMMUNOGENIC = 22
-STREAM_SETUP_VESSELS = 101
-STREAM_SETUP_CLONES = 102
-STREAM_SETUP_PERFUSION = 103
-STREAM_SETUP_CELLS = 104
-STREAM_SETUP_NEST_CENTRES = 105
-STREAM_SETUP_NEST_ORDER = 106
-#: First of the streams that draw a mutant clone's traits (abm.clones adds its offsets, one per change and drug).
-STREAM_MUTATION_TRAITS = 200
-#: First of the streams of immune movement: eight per substep (move, bias, direction, priority, then the
-#: tie-breaking order of uphill moves, one per chemotactic field, at most four).
-STREAM_IMMUNE_MOVE = 1000
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,72 @@
+"""The random streams of the model: one id per decision, in reserved ranges that never overlap.
+
+A draw is a function of (key, cell step, stream id, voxel index)
+(:func:`kernels.random.uniform`), so every decision that draws has a stream
+id of its own, and a new rule takes new ids instead of shifting the numbers
+another rule sees. The ids are grouped in :data:`RANGES`; tests/test_streams.py
+checks that every ``STREAM_*`` id lies in its range, that the ranges do not
+overlap, and that the ids a range hands out per drug or per substep fit in it
+for the largest config the schema admits.
+
+Changing an id changes every run's results (the golden outputs say so).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Per cell step: one id per decision of a rule.
+STREAM_NECROSIS = 1
+STREAM_APOPTOSIS = 2
+STREAM_CLEARANCE = 3
+STREAM_DIVISION = 4
+STREAM_DIRECTION = 5
+STREAM_PRIORITY = 6
+STREAM_MUTATION = 7
+STREAM_QUIESCENCE = 8
+STREAM_VESSEL_COLLAPSE = 9
+STREAM_DRUG_KILL = 10
+STREAM_IMMUNE_DRUG = 11
+STREAM_T_ENTER, STREAM_T_WHICH = 12, 13
+STREAM_TREG_ENTER, STREAM_MDSC_ENTER = 14, 15
+STREAM_KILL_TARGET, STREAM_KILL = 16, 17
+STREAM_IMMUNE_DEATH = 18
+STREAM_PROLIFERATE, STREAM_PROLIFERATE_DIRECTION, STREAM_PROLIFERATE_PRIORITY = 19, 20, 21
+STREAM_IMMUNOGENIC = 22
+# The initial state (drawn at step 0).
+STREAM_SETUP_VESSELS = 101
+STREAM_SETUP_CLONES = 102
+STREAM_SETUP_PERFUSION = 103
+STREAM_SETUP_CELLS = 104
+STREAM_SETUP_NEST_CENTRES = 105
+STREAM_SETUP_NEST_ORDER = 106
+#: First of the streams that draw a mutant clone's traits (abm.clones adds its offsets, one per change and drug).
+STREAM_MUTATION_TRAITS = 200
+#: First of the streams of immune movement: :data:`IMMUNE_MOVE_STREAMS_PER_SUBSTEP` per substep (move, bias,
+#: direction, priority, then the tie-breaking order of uphill moves, one per chemotactic field, at most four).
+STREAM_IMMUNE_MOVE = 1000
+IMMUNE_MOVE_STREAMS_PER_SUBSTEP = 8
+
+
+@dataclass(frozen=True)
+class StreamRange:
+    """Stream ids ``first`` to ``first + size - 1``, reserved for ``purpose``."""
+
+    purpose: str
+    first: int
+    size: int
+
+    @property
+    def last(self) -> int:
+        return self.first + self.size - 1
+
+    def __contains__(self, stream: int) -> bool:
+        return self.first <= stream <= self.last
+
+
+#: The reserved ranges, in increasing order; a new kind of decision takes ids from a free range.
+RANGES = (
+    StreamRange("rules of a cell step", 1, 100),
+    StreamRange("initial state", 101, 99),
+    StreamRange("mutant traits (abm.clones offsets)", STREAM_MUTATION_TRAITS, STREAM_IMMUNE_MOVE - STREAM_MUTATION_TRAITS),
+    StreamRange("immune movement substeps", STREAM_IMMUNE_MOVE, 2**32),
+)
