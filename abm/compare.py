@@ -1,8 +1,10 @@
 """Comparing treatment arms: every arm x replicate run, then survival and response statistics per arm.
 
 ``tme compare CONFIG --out DIR --replicates N`` runs each arm of the config's
-``arms`` (or only those named) with seeds ``seed, seed + 1, ...`` into
-``DIR/runs/<arm>/seed_<n>/`` (ordinary run directories), on a pool of
+``arms`` (or only those named, each selected by :func:`select_arm`) with
+seeds ``seed, seed + 1, ...`` into ``DIR/runs/<arm>/seed_<n>/`` (ordinary
+run directories; the names and columns of a comparison directory are
+:mod:`abm.rundir`'s), on a pool of
 worker processes. A run directory whose ``summary.json`` says ``complete``
 is kept, so a restarted comparison runs only what is missing; an unfinished
 one is emptied (only of the files a run writes) and run again. A comparison
@@ -50,28 +52,38 @@ import numpy as np
 from abm import rundir
 from abm.config import RESPONSE_CATEGORIES, Config, ConfigError
 from abm.io import RunDirectoryError, RunFailed, create_output_directory, inside, lock_directory, write_json, write_parquet
+from abm.rundir import COMPARE_COLUMNS, COMPARE_RESULT, RESPONDERS
 
-RESPONDERS = {"recist": ("CR", "PR"), "irecist": ("iCR", "iPR"), "myeloma": ("CR", "VGPR", "PR")}
+
+def select_arm(config: Config, name: str, option: str = "arm") -> Config:
+    """``config`` with its ``treatment`` set to its arm ``name`` (of its ``arms``): what ``tme run --arm NAME`` runs.
+
+    Args:
+        option: how the arm was named, for the message (``--arm`` on the command line).
+
+    Raises:
+        ConfigError: the config has no arm ``name``, naming it and listing the arms.
+    """
+    if name not in config.arms:
+        raise ConfigError(f"{option} {name}: no arm of that name; arms: "
+                          f"{', '.join(config.arms) or 'none (the config has no arms)'}")
+    return config.model_copy(update={"treatment": config.arms[name]})
 
 
 def arm_configs(config: Config, arms: list[str] | None) -> dict[str, Config]:
-    """The config of each arm to compare (its ``treatment`` set to the arm).
+    """The config of each arm to compare (:func:`select_arm`): ``arms``, or every arm of the config.
 
     Raises:
         ConfigError: the config has no arms, or names an arm it lacks.
     """
     if not config.arms:
         raise ConfigError("arms: the config has no arms to compare; add arms: {NAME: {lines: [...]}, ...}")
-    names = arms or list(config.arms)
-    for name in names:
-        if name not in config.arms:
-            raise ConfigError(f"--arms {name}: no arm of that name; arms: {', '.join(config.arms)}")
-    return {name: config.model_copy(update={"treatment": config.arms[name]}) for name in names}
+    return {name: select_arm(config, name, "--arms") for name in arms or list(config.arms)}
 
 
 def run_path(out: Path, arm: str, seed: int) -> Path:
     """The run directory of ``arm`` and ``seed`` in the comparison ``out``, proven to lie inside it."""
-    return inside(out, out / "runs" / arm / f"seed_{seed}")
+    return inside(out, rundir.compare_run_path(out, arm, seed))
 
 
 def _worker_start(parent: int) -> None:
@@ -162,6 +174,9 @@ def compare(config: Config, out: Path, replicates: int, arms: list[str] | None =
     """
     if replicates < 1:
         raise ConfigError(f"--replicates: {replicates}; at least 1")
+    if config.seed + replicates - 1 >= 2**63:
+        raise ConfigError(f"--replicates: {replicates} runs from seed {config.seed} pass the largest seed, 2**63 - 1; "
+                          f"use fewer replicates or a smaller seed")
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers: {workers}; at least 1 (or leave it out for the default)")
     configs = arm_configs(config, arms)
@@ -229,14 +244,6 @@ def _report(done: str, failure: str | None, progress: bool) -> None:
         print(f"run complete: {done}", flush=True)
 
 
-def _read_run(path: Path) -> tuple[dict[str, Any], Any]:
-    summary = rundir.read_json(path / rundir.SUMMARY)
-    series = rundir.read_table(path, "timeseries")
-    if series is None:
-        raise RunDirectoryError(f"{path}: no timeseries table")
-    return summary, series
-
-
 def summarize(out: Path, configs: dict[str, Config], replicates: int, first_seed: int) -> dict[str, Any]:
     """Read the runs under ``out`` and write ``runs.parquet``, ``km.parquet``, ``burden.parquet`` and ``compare.json``."""
     import pandas
@@ -248,7 +255,8 @@ def summarize(out: Path, configs: dict[str, Config], replicates: int, first_seed
             if rundir.summary_status(path) != "complete":
                 failed.append(str(path.relative_to(out)))
                 continue
-            summary, series = _read_run(path)
+            run = rundir.open_run(path)
+            summary, series = run.summary, run.timeseries
             treatment = summary["treatment"]
             rows.append({
                 "arm": arm, "seed": seed,
@@ -260,8 +268,7 @@ def summarize(out: Path, configs: dict[str, Config], replicates: int, first_seed
                 "lines": len(treatment["lines"]),
             })
             burdens.append(series[["time_days", "tumor_cells_live", "equivalent_diameter_um"]].assign(arm=arm, seed=seed))
-    runs = pandas.DataFrame(rows, columns=["arm", "seed", "time_to_progression_days", "censored", "best_overall_response",
-                                           "best_change_from_baseline", "final_tumor_cells_live", "lines"])
+    runs = pandas.DataFrame(rows, columns=list(COMPARE_COLUMNS["runs"]))
     if runs.empty:
         raise RunFailed(f"{out}: no run completed; see the runs' summary.json for their errors")
     per_arm: dict[str, Any] = {}
@@ -298,11 +305,11 @@ def summarize(out: Path, configs: dict[str, Config], replicates: int, first_seed
         cells_q75=("tumor_cells_live", lambda v: v.quantile(0.75)), diameter_median_um=("equivalent_diameter_um", "median"),
         diameter_q25_um=("equivalent_diameter_um", lambda v: v.quantile(0.25)),
         diameter_q75_um=("equivalent_diameter_um", lambda v: v.quantile(0.75)), runs=("seed", "count")).reset_index()
-    write_parquet(out / "runs.parquet", runs)
-    write_parquet(out / "km.parquet", pandas.concat(curves, ignore_index=True))
-    write_parquet(out / "burden.parquet", burden)
+    tables = {"runs": runs, "km": pandas.concat(curves, ignore_index=True), "burden": burden}
+    for name, table in tables.items():
+        write_parquet(rundir.table_path(out, name), table[list(COMPARE_COLUMNS[name])])
     result = {"replicates": replicates, "first_seed": first_seed, "arms": per_arm, "failed_runs": failed}
-    write_json(out / "compare.json", result)
+    write_json(out / COMPARE_RESULT, result)
     return result
 
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from abm.agents import SuppressorType, TCellClone
-from abm.config import IMMUNE_DRUG_SENSITIVITY, Config
+from abm.config import IMMUNE_DRUG_SENSITIVITY, Config, margin_steps, movement_substeps
 from kernels.immune import EFFECTOR, EXHAUSTED, KIND_NAMES, MDSC, T_CELL, TREG, KillParameters, neighbour_of
 from kernels.lattice import shifted
 from kernels.therapy import hill_response
@@ -101,7 +101,7 @@ class ImmuneSystem:
         self.kill = KillParameters(t_cells.kill_rate_per_h, t_cells.pdl1_inhibition,
                                    t_cells.exhaustion_per_kill, t_cells.exhaustion_per_engagement_h)
         max_speed = float(host["speed_um_per_min"].max()) if self.agents else 0.0
-        self.substeps = max(1, math.ceil(max_speed * model.dt_h * 60.0 / model.config.lattice.dx_um - 1e-9))
+        self.substeps = movement_substeps(max_speed, model.dt_h, model.config.lattice.dx_um)
 
         n_t = len(self.t_clones)
         self.precursors = xp.asarray(np.array([clone.precursors for clone in self.t_clones], dtype=np.float64))
@@ -251,7 +251,7 @@ class ImmuneSystem:
         then eroded), so vessels and cleared voxels inside the tumor do not
         count as border.
         """
-        steps = max(1, round(self.config.margin_um / model.state.dx_um))
+        steps = margin_steps(self.config.margin_um, model.state.dx_um)
         filled = _erode(model, _dilate(model, tumor, 2), 2)
         core = _erode(model, filled, steps)
         return core, _dilate(model, filled, steps) & ~core

@@ -283,6 +283,9 @@ class TumorModel(mesa.Model):
             except ValueError as exc:
                 raise ConfigError(f"tumor.initial.cells: {exc}") from None
         index = state.voxel_index[seeded]
+        if int(index.size) == 0:  # the geometry holds voxel centres (checked at load), but vessels fill them all
+            raise ConfigError("tumor.initial: no initial tumor cell: every voxel of the seed cluster is a vessel; "
+                              "use a larger radius_um or fewer vessels")
         if initial.arrangement == "mixed":
             key = self._setup_draw(STREAM_SETUP_CLONES, index)
         elif initial.arrangement == "sectors":

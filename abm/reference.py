@@ -26,6 +26,15 @@ calibration anchors; [dP06] de Pillis et al. 2006
 (doi:10.1016/j.jtbi.2005.06.037). "assumption" marks a value with no
 literature source. The field presets and their sources are in
 docs/fields.md; the model and its defaults in docs/model.md.
+
+Names of fields, drugs, arms, clones, T-cell clones and lines start with a
+letter and have at most 64 letters, digits, `_` and `-`. Types are strict:
+`true` is no number, and a quoted number is a string. Every number has the
+range shown below; besides, a run has at most 1,000,000 cell steps and a
+cell step at most 1,000 movement or field substeps. YAML merge keys
+(`<<: *base`) work; top-level keys starting with `x-` are ignored (a place
+for anchors). A config file holds at most 1 MiB and 100,000 values with
+aliases expanded, nested at most 100 deep.
 """
 
 

@@ -13,6 +13,7 @@ import tracemalloc
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from abm.cli import main
@@ -311,3 +312,24 @@ def test_memory_estimate_covers_the_measured_peak():
     finally:
         tracemalloc.stop()
     assert peak <= estimated_bytes(config) <= 1.5 * peak
+
+
+def test_a_seed_cluster_filled_by_vessels_is_refused_before_anything_is_written(tmp_path, capsys):
+    """The ball holds voxel centres (the load-time check passes) but a vessel file covers them all: no initial cell."""
+    vessels = tmp_path / "vessels.npy"
+    np.save(vessels, np.ones((20, 20), dtype=bool))
+    out = tmp_path / "run"
+    status = main(["run", str(TINY), "--out", str(out), "--quiet", "--set", "lattice.shape=[20, 20]",
+                   "--set", "vessels.pattern=file", "--set", f"vessels.file={vessels}"])
+    assert status == 2
+    assert capsys.readouterr().err.startswith("error: tumor.initial: no initial tumor cell")
+    assert not out.exists()
+
+
+def test_compare_refuses_replicates_past_the_largest_seed(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    status = main(["compare", str(REPO / "configs" / "sequencing.yaml"), "--out", str(out), "--seed", str(2**63 - 2),
+                   "--replicates", "3"])
+    assert status == 2
+    assert "--replicates: 3 runs from seed" in capsys.readouterr().err
+    assert not out.exists()

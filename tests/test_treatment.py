@@ -76,6 +76,7 @@ class ScriptedModel:
 def drive(treatment_yaml, burden_at, days, drugs=None):
     """Run a Therapy over ``days`` of 1-h steps against a scripted burden; returns it and its events."""
     config = load_config("configs/tiny.yaml", [
+        f"time.duration_days={days}",
         "fields={oxygen: {preset: oxygen}, cis: {preset: chemo_drug}, pd1: {preset: anti_pd1}}",
         "drugs={cis: {pk: {half_life_h: 0.5}}, pd1: {kind: anti_pd1, pk: {half_life_h: 528}}}",
         f"treatment={treatment_yaml}"])
