@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from kernels import cuda_movement, diffusion, immune, lattice, therapy, tumor, vessels
+from kernels import diffusion, immune, lattice, therapy, tumor, vessels
+from abm.config import field_substeps
 from abm.streams import (
     STREAM_APOPTOSIS, STREAM_CLEARANCE, STREAM_DIRECTION, STREAM_DIVISION, STREAM_DRUG_KILL, STREAM_IMMUNE_DEATH,
     STREAM_IMMUNE_DRUG, STREAM_IMMUNE_MOVE, STREAM_IMMUNOGENIC, STREAM_KILL, STREAM_KILL_TARGET, STREAM_MDSC_ENTER,
@@ -51,8 +52,9 @@ def _field_solver(model: "TumorModel", name: str, parameters: diffusion.FieldPar
     The lattice, the field's parameters and its step do not change during a run."""
     solver = model.field_solvers.get(name)
     if solver is None:
-        solver = model.field_solvers[name] = diffusion.FieldSolver(model.xp, model.state.shape, parameters, sink,
-                                                                   dt_min=dt_min)
+        solver = model.field_solvers[name] = diffusion.FieldSolver(
+            model.xp, model.state.shape, parameters, sink, dt_min=dt_min,
+            replayable=model.backend.operation("replayable"))
     else:
         solver.update_sink(sink)
     return solver
@@ -113,10 +115,7 @@ def _solve_field(model: "TumorModel", name: str, field: Any, cells: dict[str, An
         solver = _field_solver(model, name, parameters, sink, None)
         state.fields[name], model.solver_iterations[name] = solver.solve(state.fields[name], source)
         return
-    ratio = 1.0 if field.dt_min is None else cell_step_min / field.dt_min
-    if not math.isfinite(ratio):
-        raise diffusion.FieldSolverError(f"dt_min = {field.dt_min:g} gives no finite number of steps per cell step")
-    substeps = max(1, math.ceil(ratio - 1e-9))
+    substeps = field_substeps(field.dt_min, model.dt_h)
     model.solver_iterations[name] = 0
     if field.solver == "transient":
         # One operator for all substeps (same sink and step): its multigrid V-cycle is built once.
@@ -127,7 +126,8 @@ def _solve_field(model: "TumorModel", name: str, field: Any, cells: dict[str, An
             model.solver_iterations[name] += iterations
         else:
             state.fields[name] = diffusion.implicit_step(
-                xp, state.fields[name], cell_step_min / substeps, parameters, sink, source)
+                xp, state.fields[name], cell_step_min / substeps, parameters, sink, source,
+                line_sweep=model.backend.operation("field_line_sweep"))
 
 
 def vessel_collapse(model: "TumorModel") -> None:
@@ -235,58 +235,36 @@ def immune_movement(model: "TumorModel") -> None:
     system = model.immune
     if not system.enabled:
         return
-    xp, state, offsets = model.xp, model.state, model.offsets
+    xp, state = model.xp, model.state
     substep_min = model.dt_h * 60.0 / system.substeps
     field_names = sorted({field for field in system.kind_fields.values() if field is not None})
-    fused = cuda_movement.usable(xp, state.immune)
-    if fused:  # the per-offset work as CUDA kernels (kernels/cuda_movement.py): the bits of the xp substep below
-        number_of_kind = np.full(len(immune.KIND_NAMES), -1, dtype=np.int8)
-        for kind, name in system.kind_fields.items():
-            if name is not None:
-                number_of_kind[kind] = field_names.index(name)
-        agent_field = xp.asarray(number_of_kind)[system.traits["kind"].astype(xp.int64)]
-        stack = (xp.stack([state.fields[name].astype(xp.float64) for name in field_names]) if field_names
-                 else xp.zeros((1, *state.shape), dtype=xp.float64))
+    number_of_kind = np.full(len(immune.KIND_NAMES), -1, dtype=np.int8)
+    for kind, name in system.kind_fields.items():
+        if name is not None:
+            number_of_kind[kind] = field_names.index(name)
+    agent_field = xp.asarray(number_of_kind)[system.traits["kind"].astype(xp.int64)]
 
-        def offset_of(stream: int) -> int:
-            return stream_offset(model.random_key, model.cell_step, stream)
-        # Per substep, the stream offset of each field's tie-break draw: one upload per cell step, not per substep
-        # (an upload from host memory waits for the device).
-        uphill_offsets = xp.asarray(np.array(
-            [[offset_of(STREAM_IMMUNE_MOVE + 8 * substep + 4 + number) for number in range(len(field_names))] or [0]
-             for substep in range(system.substeps)], dtype=np.uint64))
+    def offset_of(stream: int) -> int:
+        return stream_offset(model.random_key, model.cell_step, stream)
+    # Per substep, the stream offset of each field's tie-break draw: one upload per cell step, not per substep
+    # (an upload from host memory waits for the device).
+    uphill_offsets = xp.asarray(np.array(
+        [[offset_of(STREAM_IMMUNE_MOVE + 8 * substep + 4 + number) for number in range(len(field_names))]
+         for substep in range(system.substeps)], dtype=np.uint64).reshape(system.substeps, len(field_names)))
+    move = model.backend.operation("immune_movement_substep")  # kernels.immune.movement_substep, or its CUDA twin
     for substep in range(system.substeps):
-        occupied = state.immune >= 0
         agent = xp.maximum(state.immune, 0)
-        kinds = system.kind_of(xp, state.immune)
         base = STREAM_IMMUNE_MOVE + 8 * substep
         chance = system.traits["speed_um_per_min"][agent] * substep_min / state.dx_um
         if system.t_clones:
+            kinds = system.kind_of(xp, state.immune)
             chance = xp.where(kinds == immune.T_CELL, chance * system.suppression(model), chance)
-        if fused:
-            state.immune, state.immune_state, state.exhaustion, state.immune_age_h = cuda_movement.substep(
-                xp, state.immune, state.immune_state, state.exhaustion, state.immune_age_h, chance,
-                system.traits["bias"], agent_field, stack, uphill_offsets[substep], offsets, offset_of(base),
-                offset_of(base + 1), offset_of(base + 2), offset_of(base + 3))
-            continue
-        free = ~occupied
-        allowed = [lattice.shifted(xp, free, offset, False) for offset in offsets]
-        uphill = xp.full(state.shape, -1, dtype=xp.int8)
-        for number, field in enumerate(field_names):
-            climb = immune.uphill_direction(xp, state.fields[field], allowed, offsets, _draw(model, base + 4 + number))
-            follows = xp.zeros(state.shape, dtype=bool)
-            for kind in (kind for kind, name in system.kind_fields.items() if name == field):
-                follows |= kinds == kind
-            uphill = xp.where(follows, climb, uphill).astype(xp.int8)
-        movers = occupied & (_draw(model, base) < chance)
-        choice = immune.move_choice(xp, movers, allowed, uphill, system.traits["bias"][agent],
-                                    _draw(model, base + 1), _draw(model, base + 2))
-        source, won = lattice.claim(xp, choice, free, offsets, _draw(model, base + 3))
-        origin = lattice.source_index(xp, source, offsets)
-        state.immune = xp.where(won, immune.NONE, lattice.gather(state.immune, origin)).astype(xp.int32)
-        state.immune_state = xp.where(won, immune.EFFECTOR, lattice.gather(state.immune_state, origin)).astype(xp.int8)
-        state.exhaustion = xp.where(won, 0.0, lattice.gather(state.exhaustion, origin)).astype(xp.float32)
-        state.immune_age_h = xp.where(won, 0.0, lattice.gather(state.immune_age_h, origin)).astype(xp.float32)
+        state.immune, state.immune_state, state.exhaustion, state.immune_age_h = move(
+            xp, immune=state.immune, immune_state=state.immune_state, exhaustion=state.exhaustion,
+            immune_age_h=state.immune_age_h, chance=chance, bias=system.traits["bias"], agent_field=agent_field,
+            fields=[state.fields[name] for name in field_names], uphill_offsets=uphill_offsets[substep],
+            offsets=model.offsets, move_offset=offset_of(base), bias_offset=offset_of(base + 1),
+            direction_offset=offset_of(base + 2), priority_offset=offset_of(base + 3))
 
 
 def immune_kill(model: "TumorModel") -> None:

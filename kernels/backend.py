@@ -9,12 +9,17 @@ receives the chosen module as ``xp`` and writes its arithmetic once.
 * ``cupy``: CuPy or a :class:`BackendError` that says why it cannot be used;
   never a silent fallback.
 
-:func:`replayable` turns a fixed sequence of array calls into one CUDA graph
-launch on CuPy (and leaves it as it is on NumPy).
+The backend also picks the implementation of each accelerated operation
+(:mod:`kernels.accelerated`): :meth:`Backend.operation` gives the CUDA
+implementation on CuPy with fast paths on, else the ``xp`` reference. Fast
+paths are on unless ``get_backend(..., fast_paths=False)`` or the
+environment variable :data:`FAST_PATHS_VARIABLE` (``TME_FAST_PATHS=0``)
+turns them off; the choice is made once, when the backend is made, and
+changes no result (each CUDA implementation gives its reference's bits).
 """
 from __future__ import annotations
 
-import warnings
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -22,11 +27,14 @@ from typing import Any
 
 import numpy as np
 
+from kernels import accelerated
+
 BACKEND_NAMES = ("auto", "numpy", "cupy")
 
-#: Whether :func:`replayable` captures CUDA graphs on CuPy; False makes every call a launch of its own,
-#: as before graphs (for comparisons: the results are the same bits either way).
-CUDA_GRAPHS = True
+#: Environment variable read by :func:`get_backend` when ``fast_paths`` is not given: ``0`` (or
+#: ``false``, ``off``, ``no``) turns the CUDA fast paths off; ``1`` (``true``, ``on``, ``yes``) or unset leaves them on.
+FAST_PATHS_VARIABLE = "TME_FAST_PATHS"
+_OFF, _ON = ("0", "false", "off", "no"), ("1", "true", "on", "yes", "")
 
 
 class BackendError(RuntimeError):
@@ -42,12 +50,25 @@ class Backend:
         xp: the array module itself.
         reason: one sentence on why this backend was chosen.
         device: a human-readable name of the device the arrays live on.
+        fast_paths: whether :meth:`operation` may give CUDA implementations (they apply on CuPy only).
     """
 
     name: str
     xp: ModuleType
     reason: str
     device: str
+    fast_paths: bool = True
+
+    def operation(self, name: str) -> Callable[..., Any]:
+        """The implementation of accelerated operation ``name`` (:data:`kernels.accelerated.OPERATIONS`) to call.
+
+        Its CUDA implementation on CuPy with :attr:`fast_paths` on, else its
+        ``xp`` reference; both take ``xp`` first and give the same bits.
+
+        Raises:
+            KeyError: no operation is registered under ``name``.
+        """
+        return accelerated.implementation(name, cuda=self.fast_paths and self.name == "cupy")
 
     def to_host(self, array: Any) -> np.ndarray:
         """Copy ``array`` to a NumPy array on the host (no copy for NumPy input)."""
@@ -104,100 +125,42 @@ def probe_cupy() -> tuple[ModuleType | None, str]:
     return cupy, f"GPU {cupy.cuda.Device().id}: {name} (CuPy {cupy.__version__})"
 
 
-def get_backend(name: str = "auto") -> Backend:
-    """Return the backend called ``name`` (``auto``, ``numpy`` or ``cupy``).
+def fast_paths_from_environment() -> bool:
+    """Whether :data:`FAST_PATHS_VARIABLE` leaves the fast paths on (unset: on).
 
     Raises:
-        BackendError: ``name`` is unknown, or ``cupy`` was asked for and cannot run.
+        BackendError: the variable holds something other than the allowed values.
+    """
+    value = os.environ.get(FAST_PATHS_VARIABLE, "").strip().lower()
+    if value in _OFF:
+        return False
+    if value in _ON:
+        return True
+    raise BackendError(f"backend: {FAST_PATHS_VARIABLE}={os.environ[FAST_PATHS_VARIABLE]!r}; allowed: "
+                       f"{', '.join(_OFF)} (fast paths off) or {', '.join(v for v in _ON if v)} (on)")
+
+
+def get_backend(name: str = "auto", *, fast_paths: bool | None = None) -> Backend:
+    """Return the backend called ``name`` (``auto``, ``numpy`` or ``cupy``).
+
+    Args:
+        name: the backend.
+        fast_paths: whether the backend's accelerated operations may use their CUDA
+            implementations; None (the default) reads :data:`FAST_PATHS_VARIABLE` (unset: on).
+
+    Raises:
+        BackendError: ``name`` is unknown, ``cupy`` was asked for and cannot run, or
+            :data:`FAST_PATHS_VARIABLE` holds an unknown value.
     """
     if name not in BACKEND_NAMES:
         raise BackendError(f"backend: unknown backend {name!r}; allowed: {', '.join(BACKEND_NAMES)}")
+    fast = fast_paths_from_environment() if fast_paths is None else bool(fast_paths)
     if name == "numpy":
-        return Backend("numpy", np, "asked for numpy", "CPU")
+        return Backend("numpy", np, "asked for numpy", "CPU", fast)
     cupy, description = probe_cupy()
     if cupy is not None:
         reason = "asked for cupy" if name == "cupy" else "auto: a working GPU was found"
-        return Backend("cupy", cupy, reason, description)
+        return Backend("cupy", cupy, reason, description, fast)
     if name == "cupy":
         raise BackendError(f"backend: cupy was asked for but cannot be used: {description}")
-    return Backend("numpy", np, f"auto: no GPU backend, using numpy ({description})", "CPU")
-
-
-class _Replay:
-    """``function`` (no arguments) captured once as a CUDA graph on the first call, replayed by later calls.
-
-    See :func:`replayable`. Attributes: ``graph`` (the captured graph, None
-    until captured or where capture failed) and ``failure`` (why the last
-    capture failed, else None).
-    """
-
-    #: Failed captures after which ``function`` runs uncaptured for good (the first may fail
-    #: only because CuPy compiled and loaded kernels during it).
-    ATTEMPTS = 2
-
-    def __init__(self, cupy: ModuleType, function: Callable[[], Any]) -> None:
-        self.cupy = cupy
-        self.function = function  # holds every array the graph reads or writes
-        self.graph: Any = None
-        self.failure: str | None = None
-        self.failed = 0
-
-    def __call__(self) -> None:
-        if self.graph is None and CUDA_GRAPHS and self.failed < self.ATTEMPTS:
-            self.graph = self._capture()
-        if self.graph is not None and CUDA_GRAPHS:
-            self.graph.launch()  # on the current stream, in order with the calls around it
-        else:
-            self.function()
-
-    def _capture(self) -> Any:
-        """The graph of ``function``'s calls, or None (``function`` then runs uncaptured)."""
-        cuda = self.cupy.cuda
-        pool = self.cupy.get_default_memory_pool()
-        reserved = pool.total_bytes()
-        stream = cuda.Stream(non_blocking=True)  # its own, empty memory-pool arena
-        graph, error = None, None
-        with stream:
-            # Thread-local mode: cudaMalloc in this thread (a memory-pool allocation) ends the capture in an error.
-            stream.begin_capture(getattr(cuda.runtime, "streamCaptureModeThreadLocal", 1))
-            try:
-                self.function()
-            except Exception as exc:  # noqa: BLE001 - any failure means: run uncaptured
-                error = exc
-            finally:
-                try:
-                    graph = stream.end_capture()
-                except Exception as exc:  # noqa: BLE001
-                    error = error or exc
-        if error is None and pool.total_bytes() != reserved:
-            error = RuntimeError("the captured calls allocated device memory")
-        if error is None:
-            return graph
-        self.failed += 1
-        self.failure = f"{type(error).__name__}: {error}"
-        if self.failed == self.ATTEMPTS:
-            warnings.warn(f"CUDA graph capture failed ({self.failure}); the calls run one by one", RuntimeWarning,
-                          stacklevel=3)
-        return None
-
-
-def replayable(xp: ModuleType, function: Callable[[], Any]) -> Callable[[], None]:
-    """``function`` (no arguments, no result) made cheap to call again and again on a GPU.
-
-    On NumPy this returns ``function`` itself. On CuPy the first call
-    captures the device work of ``function`` as a CUDA graph (on a stream of
-    its own; nothing runs then) and launches it; every later call launches
-    the graph again on the current stream: one launch instead of one per
-    array call, the same kernels in the same order, so the same bits.
-
-    The captured calls must read and write the same arrays each time (the
-    graph holds their addresses and every scalar argument), allocate no
-    memory, and wait for nothing on the host: feed a changing input by
-    copying it into a fixed array first. An allocation or an uncapturable
-    call (cuBLAS, a host copy) fails the capture; ``function`` then runs
-    uncaptured, captures again once, and after a second failure stays
-    uncaptured with a :class:`RuntimeWarning`.
-    """
-    if xp is np or not hasattr(xp, "cuda"):
-        return function
-    return _Replay(xp, function)
+    return Backend("numpy", np, f"auto: no GPU backend, using numpy ({description})", "CPU", fast)

@@ -36,15 +36,21 @@ Three solvers, all written once against ``xp``:
   fields, each with its own parameters) advance by ``dt``: a point-implicit
   reaction step, then locally one-dimensional (LOD) backward-Euler diffusion,
   one batched tridiagonal (Thomas) solve per grid line, axis after axis, as
-  BioFVM does (on a GPU one fused kernel per axis, :mod:`kernels.cuda_lines`).
+  BioFVM does (:func:`solve_lines`; on a GPU one fused kernel per axis, :mod:`kernels.cuda.lines`).
   Unconditionally stable and the cheapest per step; first order
   in ``dt``, second in ``dx``; but splitting reaction from diffusion moves its
   equilibrium off the steady state by about ``(decay + sink) dt`` relative, so
   it suits short steps (``dt`` well below ``1 / (decay + sink)``).
 
-On a GPU the fixed lists of array calls of a :class:`FieldSolver` (its
-V-cycle and its operator) run as CUDA graphs, captured on first use and
-replayed (:func:`kernels.backend.replayable`); the arithmetic is the same.
+The fixed lists of array calls of a :class:`FieldSolver` (its V-cycle and
+its operator) go through its ``replayable`` operation: :func:`uncaptured`
+(the calls as they are), or on a GPU CUDA graphs captured on first use and
+replayed (:func:`kernels.cuda.graphs.replayable`); the arithmetic is the same.
+
+Both fast paths are operations of :mod:`kernels.accelerated`: the kernels
+here take them as keyword arguments (``line_sweep``, ``replayable``) whose
+defaults are the ``xp`` references, and the model passes the ones its
+backend picks (:meth:`kernels.backend.Backend.operation`).
 
 Working memory (per voxel and field, ``b`` bytes per value of the field's
 dtype): :func:`implicit_step_many` holds the result, one transposed work copy
@@ -65,8 +71,6 @@ from typing import Any
 
 import numpy as np
 
-from kernels import cuda_lines
-from kernels.backend import replayable
 
 
 class FieldSolverError(RuntimeError):
@@ -190,7 +194,8 @@ def _column(xp: ModuleType, values: Sequence[float], ndim: int, dtype: Any) -> A
     return xp.asarray(np.array(values, dtype=np.float64).reshape((len(values),) + (1,) * ndim), dtype=dtype)
 
 
-def _sweep(xp: ModuleType, work: Any, axis: int, r: Sequence[float], faces: Sequence[tuple[float | None, float | None]]) -> None:
+def _sweep(xp: ModuleType, work: Any, axis: int, r: Sequence[float], faces: Sequence[tuple[float | None, float | None]],
+           line_sweep: Callable[..., None]) -> None:
     """Backward-Euler diffusion along array ``axis`` of a stack of fields, in place.
 
     Args:
@@ -198,30 +203,48 @@ def _sweep(xp: ModuleType, work: Any, axis: int, r: Sequence[float], faces: Sequ
         axis: array axis (1 ... ndim) along which every grid line is solved.
         r: per field, ``dt * D / dx^2``.
         faces: per field, ``(low, high)`` of this axis: fixed value or None.
+        line_sweep: the ``field_line_sweep`` operation (:func:`solve_lines` or its CUDA implementation).
 
-    The loop runs over positions along the axis (the Thomas recurrence is
-    sequential there); each iteration updates one plane of all lines of all
-    fields with in-place ufuncs. On a GPU the same recurrence runs fused, one
-    thread per line (:mod:`kernels.cuda_lines`, bit for bit the same result).
+    The fixed faces enter the right-hand side of the end planes; then
+    ``line_sweep`` solves every line with the Thomas tables of the axis.
     """
     n = work.shape[axis]
     ndim = work.ndim - 1
     lines = tuple((float(ri), low is not None, high is not None) for ri, (low, high) in zip(r, faces))
     forward, inverse, r_column = _line_tables(xp, work.dtype.name, n, ndim, lines)
-    planes = [work[(slice(None),) * axis + (i,)] for i in range(n)]
     for end, values in ((0, [low for low, _ in faces]), (n - 1, [high for _, high in faces])):
         if any(value is not None for value in values):
-            planes[end] += _column(xp, [2.0 * ri * (v or 0.0) for ri, v in zip(r, values)], ndim - 1, work.dtype)
-    if cuda_lines.usable(xp, work):
-        cuda_lines.solve_lines(xp, work, axis, forward, inverse, r_column)
-        return
+            plane = work[(slice(None),) * axis + (end,)]
+            plane += _column(xp, [2.0 * ri * (v or 0.0) for ri, v in zip(r, values)], ndim - 1, work.dtype)
+    line_sweep(xp, work, axis, forward, inverse, r_column)
+
+
+def solve_lines(xp: ModuleType, work: Any, axis: int, forward: Any, inverse: Any, r: Any) -> None:
+    """Solve every grid line of ``work`` along array ``axis`` in place: the ``xp`` reference of the
+    ``field_line_sweep`` operation (:mod:`kernels.accelerated`; on a GPU :func:`kernels.cuda.lines.solve_lines`).
+
+    The Thomas recurrence of :func:`_thomas_coefficients`, plane by plane
+    (it is sequential along the axis): each position updates one plane of
+    all lines of all fields with in-place ufuncs.
+
+    Args:
+        xp: array module.
+        work: stack of fields, shape ``(fields, *spatial)``, float32 or float64; the right-hand sides
+            on entry (fixed faces included), the solutions on return.
+        axis: array axis (1 ... ndim) of the lines.
+        forward, inverse: Thomas tables of shape ``(n, fields, 1, ...)``, dtype of ``work``
+            (``n`` = ``work.shape[axis]``).
+        r: per field ``dt D / dx^2``, shape ``(fields, 1, ...)``, dtype of ``work``.
+    """
+    n = work.shape[axis]
+    planes = [work[(slice(None),) * axis + (i,)] for i in range(n)]
     scratch = xp.empty_like(planes[0])
     for i in range(1, n):
         xp.multiply(planes[i - 1], forward[i], out=scratch)
         planes[i] += scratch
     planes[n - 1] *= inverse[n - 1]
     for i in range(n - 2, -1, -1):
-        xp.multiply(planes[i + 1], r_column, out=scratch)
+        xp.multiply(planes[i + 1], r, out=scratch)
         planes[i] += scratch
         planes[i] *= inverse[i]
 
@@ -263,6 +286,8 @@ def implicit_step_many(
     params: Sequence[FieldParameters],
     sink_per_min: Any = 0.0,
     source_per_min: Any = 0.0,
+    *,
+    line_sweep: Callable[..., None] = solve_lines,
 ) -> Any:
     """Advance a stack of fields by ``dt_min`` minutes (reactions, then LOD diffusion).
 
@@ -283,6 +308,8 @@ def implicit_step_many(
             broadcasts to ``fields.shape`` (``(*spatial)`` for all fields or
             ``(n_fields, *spatial)``).
         source_per_min: production, field units / min, same shapes as ``sink_per_min``.
+        line_sweep: the ``field_line_sweep`` operation: :func:`solve_lines` (the default), or the one
+            a backend picks (:meth:`kernels.backend.Backend.operation`); the same bits either way.
 
     Returns:
         A new array of the shape and dtype of ``fields``.
@@ -311,16 +338,17 @@ def implicit_step_many(
     if not any(r):
         return xp.ascontiguousarray(natural)
     last = [p.faces[ndim - 1] for p in params]
-    _split(xp, lambda w: _sweep(xp, w, ndim - 1, r, last), (swapped,), 1 if ndim == 3 else ndim)
+    _split(xp, lambda w: _sweep(xp, w, ndim - 1, r, last, line_sweep), (swapped,), 1 if ndim == 3 else ndim)
     result = xp.empty_like(fields)
     _split(xp, _copy, (result, natural), 1)
     for axis in range(1, ndim):
         faces = [p.faces[axis - 1] for p in params]
-        _split(xp, lambda w, a=axis, f=faces: _sweep(xp, w, a, r, f), (result,), 2 if axis == 1 else 1)
+        _split(xp, lambda w, a=axis, f=faces: _sweep(xp, w, a, r, f, line_sweep), (result,), 2 if axis == 1 else 1)
     return result
 
 
-def implicit_step(xp: ModuleType, u: Any, dt_min: float, params: FieldParameters, sink_per_min: Any = 0.0, source_per_min: Any = 0.0) -> Any:
+def implicit_step(xp: ModuleType, u: Any, dt_min: float, params: FieldParameters, sink_per_min: Any = 0.0,
+                  source_per_min: Any = 0.0, *, line_sweep: Callable[..., None] = solve_lines) -> Any:
     """Advance one field by ``dt_min`` minutes (reactions, then LOD diffusion).
 
     Args:
@@ -330,11 +358,12 @@ def implicit_step(xp: ModuleType, u: Any, dt_min: float, params: FieldParameters
         params: the field's parameters.
         sink_per_min: per-voxel first-order loss rate (scalar or array of ``u.shape``), 1/min.
         source_per_min: per-voxel production (scalar or array), field units / min.
+        line_sweep: the ``field_line_sweep`` operation (see :func:`implicit_step_many`).
 
     Returns:
         The new field, same shape and dtype as ``u``.
     """
-    return implicit_step_many(xp, u[None], dt_min, (params,), sink_per_min, source_per_min)[0]
+    return implicit_step_many(xp, u[None], dt_min, (params,), sink_per_min, source_per_min, line_sweep=line_sweep)[0]
 
 
 # --------------------------------------------------------------------------- steady state
@@ -365,6 +394,18 @@ def _run(calls: Sequence[Callable[[], Any]]) -> None:
 
 def _nothing() -> None:
     """An empty list of calls."""
+
+
+def uncaptured(xp: ModuleType, function: Callable[[], Any]) -> Callable[[], Any]:
+    """``function`` itself: the ``xp`` reference of the ``replayable`` operation (:mod:`kernels.accelerated`).
+
+    Its CUDA implementation, :func:`kernels.cuda.graphs.replayable`, returns a
+    callable that captures ``function``'s device work as a CUDA graph on the
+    first call and replays it on later ones (the same kernels in the same
+    order, so the same bits). ``function`` takes no arguments; its calls must
+    read and write the same arrays each time and allocate nothing.
+    """
+    return function
 
 
 def _face_slice(ndim: int, axis: int, high: bool) -> tuple[Any, ...]:
@@ -599,7 +640,7 @@ class _Multigrid:
     Because the calls read and write the same arrays every cycle, on a GPU
     the calls before the coarsest solve and those after it are each captured
     as one CUDA graph on the first cycle and replayed on later ones
-    (:func:`kernels.backend.replayable`): three launches per cycle instead of
+    (the ``replayable`` operation, :func:`kernels.cuda.graphs.replayable`): three launches per cycle instead of
     about 200, the same kernels in the same order (the same bits). The
     coarsest solve (a cuBLAS product, which CuPy does not capture) runs
     between the two graphs.
@@ -610,7 +651,7 @@ class _Multigrid:
         down, exact, up: the cycle in three parts, each called without arguments.
     """
 
-    def __init__(self, xp: ModuleType, fine: _Level) -> None:
+    def __init__(self, xp: ModuleType, fine: _Level, replayable: Callable[..., Callable[[], Any]] = uncaptured) -> None:
         self.xp = xp
         f32 = xp.float32
         levels = [fine]
@@ -739,16 +780,21 @@ class FieldSolver:
         params: the field's parameters.
         sink_per_min: per-voxel first-order loss (scalar or array of ``shape``), 1/min.
         dt_min: step of :meth:`step`, minutes (> 0); None for a steady operator.
+        replayable: the ``replayable`` operation for the V-cycle's and the operator's fixed call lists:
+            :func:`uncaptured` (the default), or the one a backend picks
+            (:meth:`kernels.backend.Backend.operation`: CUDA graphs on a GPU); the same bits either way.
     """
 
     def __init__(self, xp: ModuleType, shape: Sequence[int], params: FieldParameters, sink_per_min: Any = 0.0,
-                 dt_min: float | None = None) -> None:
+                 dt_min: float | None = None, *,
+                 replayable: Callable[..., Callable[[], Any]] = uncaptured) -> None:
         if dt_min is not None:
             if dt_min <= 0:
                 raise ValueError(f"dt_min must be positive, got {dt_min}")
             params = FieldParameters(params.diffusion_um2_per_min, params.decay_per_min + 1.0 / dt_min,
                                      params.dx_um, params.faces)
         self.xp = xp
+        self.replayable = replayable
         self.shape = tuple(int(extent) for extent in shape)
         self.dt_min = dt_min
         self._decay_per_min = params.decay_per_min
@@ -820,7 +866,7 @@ class FieldSolver:
         if self._work is None:
             self._work = tuple(xp.empty(self.shape, dtype=xp.float64) for _ in range(4))
             self._apply_diagonal = _apply_diagonal(xp, self.fine, xp.float64)
-            self._apply = replayable(xp, partial(_run, _apply_calls(xp, self.fine, xp.float64, self._work[0],
+            self._apply = self.replayable(xp, partial(_run, _apply_calls(xp, self.fine, xp.float64, self._work[0],
                                                                    self._work[1], self._apply_diagonal)))
         direction, image, z, spare = self._work
         u = u_guess.astype(xp.float64)
@@ -835,7 +881,7 @@ class FieldSolver:
             xp.add(self.face_rhs, xp.asarray(source_per_min, dtype=xp.float64), out=residual)
             residual_norm = rhs_norm
         if self._multigrid is None:
-            self._multigrid = _Multigrid(xp, self.fine)
+            self._multigrid = _Multigrid(xp, self.fine, self.replayable)
         multigrid = self._multigrid
         multigrid.precondition(residual, residual_norm, z)
         xp.copyto(direction, z)
@@ -896,6 +942,8 @@ def steady_state(
     source_per_min: Any = 0.0,
     rtol: float = 1e-6,
     max_iterations: int = 500,
+    *,
+    replayable: Callable[..., Callable[[], Any]] = uncaptured,
 ) -> tuple[Any, int]:
     """Solve ``D laplacian(u) - (decay + sink) u + source = 0`` by multigrid-preconditioned CG.
 
@@ -915,11 +963,13 @@ def steady_state(
         source_per_min: per-voxel production (scalar or array), field units / min.
         rtol: stop when ``|residual| <= rtol * |right-hand side|`` (2-norms).
         max_iterations: CG iterations before :class:`FieldSolverError`.
+        replayable: the ``replayable`` operation (see :class:`FieldSolver`).
 
     Returns:
         ``(u, iterations)``: the field (dtype of ``u_guess``) and the CG iterations used.
     """
-    return FieldSolver(xp, u_guess.shape, params, sink_per_min).solve(u_guess, source_per_min, rtol, max_iterations)
+    return FieldSolver(xp, u_guess.shape, params, sink_per_min, replayable=replayable).solve(
+        u_guess, source_per_min, rtol, max_iterations)
 
 
 def backward_euler_step(
@@ -930,6 +980,8 @@ def backward_euler_step(
     sink_per_min: Any = 0.0,
     source_per_min: Any = 0.0,
     rtol: float = 1e-6,
+    *,
+    replayable: Callable[..., Callable[[], Any]] = uncaptured,
 ) -> tuple[Any, int]:
     """Advance one field by ``dt_min`` minutes with one backward-Euler step, solved by :func:`steady_state`.
 
@@ -948,8 +1000,9 @@ def backward_euler_step(
         sink_per_min: per-voxel first-order loss (scalar or array of ``u.shape``), 1/min.
         source_per_min: per-voxel production (scalar or array), field units / min.
         rtol: relative residual of the solve (of the step's right-hand side).
+        replayable: the ``replayable`` operation (see :class:`FieldSolver`).
 
     Returns:
         ``(u_new, iterations)``: the field (dtype of ``u``) and the CG iterations used.
     """
-    return FieldSolver(xp, u.shape, params, sink_per_min, dt_min).step(u, source_per_min, rtol)
+    return FieldSolver(xp, u.shape, params, sink_per_min, dt_min, replayable=replayable).step(u, source_per_min, rtol)

@@ -19,11 +19,13 @@ conflict (two cells claiming one voxel) is resolved by random priority.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from kernels.lattice import shifted, uniform_choice
+from kernels.lattice import claim, gather, shifted, source_index, uniform_choice
+from kernels.random import uniform_at, voxel_index
 from kernels.tumor import APOPTOTIC, CYCLING, QUIESCENT, probability
 
 NONE = -1
@@ -109,6 +111,68 @@ def move_choice(
     random_choice = uniform_choice(xp, movers, allowed, draw_direction)
     climbs = movers & (uphill >= 0) & (draw_bias < bias)
     return xp.where(climbs, uphill, random_choice).astype(xp.int8)
+
+
+def movement_substep(
+    xp: ModuleType, immune: Any, immune_state: Any, exhaustion: Any, immune_age_h: Any, chance: Any, bias: Any,
+    agent_field: Any, fields: Sequence[Any], uphill_offsets: Any, offsets: list[tuple[int, ...]],
+    move_offset: int, bias_offset: int, direction_offset: int, priority_offset: int,
+) -> tuple[Any, Any, Any, Any]:
+    """One substep of the immune cells' biased random walk; the ``xp`` reference of the
+    ``immune_movement_substep`` operation (:mod:`kernels.accelerated`; on a GPU :func:`kernels.cuda.movement.substep`).
+
+    A cell moves with probability ``chance`` into a Moore neighbour free of
+    immune cells (at the start of the substep): up its chemotactic field
+    (:func:`uphill_direction`) with its agent's probability ``bias``, else to
+    a uniformly chosen free neighbour (:func:`move_choice`). Claims on one
+    voxel go to the claimant with the highest priority draw
+    (:func:`kernels.lattice.claim`); a cell that won leaves its voxel empty,
+    taking its state, exhaustion and age along; the others stay. No voxel
+    ends with two cells and the number of cells does not change.
+
+    The draws are :func:`kernels.random.uniform_at` of the flat voxel index
+    in the sequences that start at the given stream offsets.
+
+    Args:
+        xp: array module.
+        immune, immune_state, exhaustion, immune_age_h: the immune state, lattice shape
+            ``(ny, nx)`` or ``(nz, ny, nx)``: ``int32`` (agent, :data:`NONE` for none), ``int8``,
+            ``float32``, ``float32``.
+        chance: ``float64``, lattice shape: the move probability of each voxel's cell.
+        bias: ``float64``, shape ``(n_agents,)``: each agent's chemotactic bias, in [0, 1].
+        agent_field: ``int8``, shape ``(n_agents,)``: the number of the agent's chemotactic field
+            in ``fields``, -1 for none.
+        fields: ``n_fields`` chemotactic fields (float32 or float64, lattice shape), ``n_fields >= 0``;
+            levels are compared as they are (a float32 level as its exact value).
+        uphill_offsets: ``uint64``, shape ``(n_fields,)``: the stream offset of each field's
+            tie-break draw (on the device of the arrays).
+        offsets: the Moore neighbourhood (:func:`kernels.lattice.moore_offsets`).
+        move_offset, bias_offset, direction_offset, priority_offset: stream offsets
+            (:func:`kernels.random.stream_offset`) of the move, bias, direction and priority draws.
+
+    Returns:
+        The new ``(immune, immune_state, exhaustion, immune_age_h)``, dtypes as above.
+    """
+    index = voxel_index(xp, immune.shape)
+    occupied = immune >= 0
+    agent = xp.maximum(immune, 0)
+    free = ~occupied
+    allowed = [shifted(xp, free, offset, False) for offset in offsets]
+    uphill = xp.full(immune.shape, -1, dtype=xp.int8)
+    if len(fields):
+        followed = xp.where(occupied, agent_field[agent], -1)
+        for number, field in enumerate(fields):
+            climb = uphill_direction(xp, field, allowed, offsets, uniform_at(xp, uphill_offsets[number], index))
+            uphill = xp.where(followed == number, climb, uphill).astype(xp.int8)
+    movers = occupied & (uniform_at(xp, move_offset, index) < chance)
+    choice = move_choice(xp, movers, allowed, uphill, bias[agent], uniform_at(xp, bias_offset, index),
+                         uniform_at(xp, direction_offset, index))
+    source, won = claim(xp, choice, free, offsets, uniform_at(xp, priority_offset, index))
+    origin = source_index(xp, source, offsets)
+    return (xp.where(won, NONE, gather(immune, origin)).astype(xp.int32),
+            xp.where(won, EFFECTOR, gather(immune_state, origin)).astype(xp.int8),
+            xp.where(won, 0.0, gather(exhaustion, origin)).astype(xp.float32),
+            xp.where(won, 0.0, gather(immune_age_h, origin)).astype(xp.float32))
 
 
 def neighbour_of(xp: ModuleType, mask: Any, offsets: list[tuple[int, ...]]) -> Any:

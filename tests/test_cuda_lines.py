@@ -4,14 +4,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kernels import cuda_lines, diffusion
-from kernels.backend import probe_cupy
+from kernels import diffusion
+from kernels.backend import get_backend, probe_cupy
+from kernels.cuda import lines
 
 _CUPY, _CUPY_REASON = probe_cupy()
 
 
-def test_fused_path_is_never_taken_on_numpy():
-    assert not cuda_lines.usable(np, np.zeros((1, 4, 4), dtype=np.float32))
+def test_numpy_backend_sweeps_with_the_reference():
+    assert get_backend("numpy").operation("field_line_sweep") is diffusion.solve_lines
 
 
 CASES = [
@@ -32,7 +33,10 @@ def test_fused_sweeps_give_the_bits_of_the_numpy_sweeps(shape, faces, dtype):
     source = rng.random(shape[1:])
     params = [diffusion.FieldParameters(d, 0.01, 20.0, faces) for d in (1e5, 2e3)]
     on_host = diffusion.implicit_step_many(np, fields, 6.0, params, sink, source)
-    assert cuda_lines.usable(_CUPY, _CUPY.asarray(fields))
-    on_device = diffusion.implicit_step_many(_CUPY, _CUPY.asarray(fields), 6.0, params, _CUPY.asarray(sink),
-                                             _CUPY.asarray(source))
-    np.testing.assert_array_equal(_CUPY.asnumpy(on_device), on_host)
+    fused = get_backend("cupy", fast_paths=True).operation("field_line_sweep")
+    assert fused is lines.solve_lines and lines.usable(_CUPY.asarray(fields))
+    outputs = [diffusion.implicit_step_many(_CUPY, _CUPY.asarray(fields), 6.0, params, _CUPY.asarray(sink),
+                                            _CUPY.asarray(source), line_sweep=sweep)
+               for sweep in (fused, get_backend("cupy", fast_paths=False).operation("field_line_sweep"))]
+    for on_device in outputs:  # the fused sweep, and the xp reference on CuPy
+        np.testing.assert_array_equal(_CUPY.asnumpy(on_device), on_host)

@@ -1,4 +1,7 @@
-"""The fused CUDA immune movement gives the xp substeps' bits on a GPU (its source compiles: tests/test_cuda_sources.py)."""
+"""The fused CUDA immune movement gives the xp substeps' bits on a GPU (its source compiles: tests/test_cuda_sources.py).
+
+The xp reference itself (kernels.immune.movement_substep) is tested on the CPU in tests/test_immune.py.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -7,19 +10,19 @@ import pytest
 from abm.config import parse_config
 from abm.model import TumorModel
 from abm.rules import immune_movement
-from kernels import cuda_movement
 from kernels.backend import get_backend, probe_cupy
-from kernels.immune import EFFECTOR
+from kernels.cuda import movement
+from kernels.immune import EFFECTOR, movement_substep
 from kernels.random import uniform
 
 _CUPY, _CUPY_REASON = probe_cupy()
 
 
-def test_fused_path_is_never_taken_on_numpy():
-    assert not cuda_movement.usable(np, np.zeros((4, 4), dtype=np.int32))
+def test_numpy_backend_moves_with_the_reference():
+    assert get_backend("numpy").operation("immune_movement_substep") is movement_substep
 
 
-def build(shape, backend_name, share=0.4):
+def build(shape, backend_name, share=0.4, fast_paths=True):
     """A tumor ball with immune cells on ``share`` of it (T cells on chemokine, MDSCs on danger signal)."""
     raw = {
         "seed": 3,
@@ -35,7 +38,7 @@ def build(shape, backend_name, share=0.4):
                    "tregs": {"motility": {"chemotaxis_field": None}},
                    "mdscs": {"motility": {"chemotaxis_field": "danger_signal"}}},
     }
-    model = TumorModel(parse_config(raw, "fused-movement test"), get_backend(backend_name))
+    model = TumorModel(parse_config(raw, "fused-movement test"), get_backend(backend_name, fast_paths=fast_paths))
     xp, state = model.xp, model.state
     draw = uniform(xp, 99, 0, 1, state.voxel_index)
     place = (state.clone >= 0) & (draw < share)
@@ -57,13 +60,12 @@ def immune_arrays(model):
 @pytest.mark.gpu
 @pytest.mark.skipif(_CUPY is None, reason=f"no GPU backend: {_CUPY_REASON}")
 @pytest.mark.parametrize("shape", [(72, 64), (26, 22, 24)])
-def test_fused_movement_gives_the_bits_of_the_xp_movement(shape, monkeypatch):
-    fused, reference = build(shape, "cupy"), build(shape, "cupy")
-    assert cuda_movement.usable(_CUPY, fused.state.immune)
+def test_fused_movement_gives_the_bits_of_the_xp_movement(shape):
+    fused, reference = build(shape, "cupy"), build(shape, "cupy", fast_paths=False)
+    assert fused.backend.operation("immune_movement_substep") is movement.substep
+    assert reference.backend.operation("immune_movement_substep") is movement_substep
     for step in range(4):  # whole model steps: fields, kills, entry, death, and the movement substeps
-        monkeypatch.setattr(cuda_movement, "ENABLED", True)
         fused.step()
-        monkeypatch.setattr(cuda_movement, "ENABLED", False)
         reference.step()
         for got, expected in zip(immune_arrays(fused), immune_arrays(reference)):
             np.testing.assert_array_equal(got, expected, err_msg=f"model step {step}")
@@ -74,9 +76,7 @@ def test_fused_movement_gives_the_bits_of_the_xp_movement(shape, monkeypatch):
             for name in ("chemokine", "danger_signal"):
                 model.state.fields[name] = levels.astype(model.state.fields[name].dtype)
         before = immune_arrays(fused)[0]
-        monkeypatch.setattr(cuda_movement, "ENABLED", True)
         immune_movement(fused)
-        monkeypatch.setattr(cuda_movement, "ENABLED", False)
         immune_movement(reference)
         for got, expected in zip(immune_arrays(fused), immune_arrays(reference)):
             np.testing.assert_array_equal(got, expected, err_msg=f"movement {step}")

@@ -8,8 +8,9 @@ import pytest
 
 from abm.config import FIELD_PRESETS, ConfigError, load_config, parse_config
 from abm.model import TumorModel
-from kernels import backend, diffusion
+from kernels import accelerated, backend, diffusion
 from kernels.backend import get_backend
+from kernels.cuda import graphs as cuda_graphs
 from kernels.diffusion import FieldParameters, implicit_step, implicit_step_many, steady_state
 from tests.conftest import to_host
 
@@ -83,7 +84,7 @@ def test_v_cycle_matches_the_plain_recursive_cycle(xp, shape):
         np.testing.assert_allclose(to_host(out), expected, rtol=0, atol=1e-4 * np.abs(expected).max())
 
 
-def test_captured_v_cycle_and_solve_give_the_uncaptured_bits(xp, monkeypatch):
+def test_captured_v_cycle_and_solve_give_the_uncaptured_bits(xp):
     """On CuPy the V-cycle and the fine operator run as CUDA graphs: the same kernels in the same order as the
     calls one by one, so a cycle, a steady solve and a shared solver's steps give the same bits (and iterations)
     with graphs and without; the graphs were captured, not skipped. On NumPy both paths are the same calls."""
@@ -99,24 +100,25 @@ def test_captured_v_cycle_and_solve_give_the_uncaptured_bits(xp, monkeypatch):
         cases.append((shape, sink, params, r, u, source))
     results = {}
     for graphs in (False, True):
-        monkeypatch.setattr(backend, "CUDA_GRAPHS", graphs)
+        replay = accelerated.implementation("replayable", cuda=graphs)  # uncaptured, or CUDA graphs on CuPy
         outputs = []
         for shape, sink, params, r, u, source in cases:
-            multigrid = diffusion._Multigrid(xp, diffusion._fine_level(xp, shape, params, sink)[0])
+            multigrid = diffusion._Multigrid(xp, diffusion._fine_level(xp, shape, params, sink)[0], replay)
             for _ in range(3):  # capture, then replays
                 out = xp.empty(shape, dtype=xp.float64)
                 multigrid.precondition(r, float(xp.linalg.norm(r)), out)
                 outputs.append(to_host(out))
-            outputs.append(to_host(steady_state(xp, xp.zeros(shape, dtype=xp.float64), params, sink, source)[0]))
-            solver = diffusion.FieldSolver(xp, shape, params, sink, dt_min=10.0)
+            outputs.append(to_host(steady_state(xp, xp.zeros(shape, dtype=xp.float64), params, sink, source,
+                                                replayable=replay)[0]))
+            solver = diffusion.FieldSolver(xp, shape, params, sink, dt_min=10.0, replayable=replay)
             stepped = u
             for _ in range(3):
                 stepped, iterations = solver.step(stepped, source)
                 outputs += [to_host(stepped), iterations]
             if xp is not np:
-                for replay in (multigrid.down, multigrid.up, solver._apply):
-                    assert isinstance(replay, backend._Replay)
-                    assert (replay.graph is not None) == graphs, replay.failure
+                for replayed in (multigrid.down, multigrid.up, solver._apply):
+                    assert isinstance(replayed, cuda_graphs._Replay) == graphs
+                    assert not graphs or replayed.graph is not None, replayed.failure
         results[graphs] = outputs
     for uncaptured, captured in zip(results[False], results[True]):
         np.testing.assert_array_equal(captured, uncaptured)
@@ -125,7 +127,8 @@ def test_captured_v_cycle_and_solve_give_the_uncaptured_bits(xp, monkeypatch):
 def test_replayable_is_the_function_on_numpy():
     def function():
         return None
-    assert backend.replayable(np, function) is function
+    assert get_backend("numpy").operation("replayable")(np, function) is function
+    assert cuda_graphs.replayable(np, function) is function
 
 
 @pytest.mark.gpu
@@ -142,14 +145,14 @@ def test_capture_that_allocates_runs_uncaptured():
         calls.append(1)
         target[...] = cupy.arange(8, dtype=cupy.float32) + len(calls)
 
-    replay = backend.replayable(cupy, allocating)
+    replay = cuda_graphs.replayable(cupy, allocating)
     replay()
     assert replay.graph is None and replay.failure is not None
     np.testing.assert_array_equal(to_host(target), np.arange(8) + len(calls))
     with pytest.warns(RuntimeWarning, match="CUDA graph capture failed"):
         replay()
     replay()
-    assert replay.graph is None and replay.failed == backend._Replay.ATTEMPTS
+    assert replay.graph is None and replay.failed == cuda_graphs._Replay.ATTEMPTS
     np.testing.assert_array_equal(to_host(target), np.arange(8) + len(calls))
     assert float(cupy.arange(4, dtype=cupy.float32).sum()) == 6.0  # the device still works
 
@@ -283,12 +286,13 @@ def test_updated_sink_gives_a_new_solvers_bits(xp, shape, dt_min):
     params = FieldParameters(1.0e4, 0.1, 20.0, faces)
     sinks = [0.0] + [xp.asarray(rate * (rng.random(shape) < 0.3)) for rate in (10.0, 1.0, 30.0)]
     source = xp.asarray(rng.random(shape) * (rng.random(shape) < 0.05))
-    kept = diffusion.FieldSolver(xp, shape, params, sinks[0], dt_min=dt_min)
+    replay = accelerated.implementation("replayable", cuda=xp is not np)  # CUDA graphs on CuPy
+    kept = diffusion.FieldSolver(xp, shape, params, sinks[0], dt_min=dt_min, replayable=replay)
     kept_u = fresh_u = xp.asarray(rng.random(shape), dtype=xp.float32)
     for index, sink in enumerate(sinks):
         if index:
             kept.update_sink(sink)
-        fresh = diffusion.FieldSolver(xp, shape, params, sink, dt_min=dt_min)
+        fresh = diffusion.FieldSolver(xp, shape, params, sink, dt_min=dt_min, replayable=replay)
         for _ in range(2):
             if dt_min is None:
                 kept_u, kept_iterations = kept.solve(kept_u, source)
@@ -303,9 +307,9 @@ def test_updated_sink_gives_a_new_solvers_bits(xp, shape, dt_min):
             np.testing.assert_array_equal(to_host(mine.diagonal), to_host(theirs.diagonal))
         np.testing.assert_array_equal(to_host(kept._multigrid.inverse), to_host(fresh._multigrid.inverse))
         if xp is not np:
-            for replay in (kept._multigrid.down, kept._multigrid.up, kept._apply):
-                if isinstance(replay, backend._Replay):
-                    assert replay.graph is not None, replay.failure
+            for replayed in (kept._multigrid.down, kept._multigrid.up, kept._apply):
+                if isinstance(replayed, cuda_graphs._Replay):
+                    assert replayed.graph is not None, replayed.failure
 
 
 

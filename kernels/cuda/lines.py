@@ -1,16 +1,17 @@
-"""Fused CUDA path of the LOD solver's tridiagonal sweeps (CuPy only).
+"""CUDA implementation of the ``field_line_sweep`` operation: the LOD solver's tridiagonal sweeps, one thread per line.
 
-The ``xp`` sweep in :mod:`kernels.diffusion` walks the Thomas recurrence
-plane by plane: five kernel launches per plane, so a 96^3 step launches
-about 1500 kernels and a GPU waits on launches, not on memory. Here one
-thread solves one whole grid line, with the same tables (``forward``,
+The ``xp`` reference, :func:`kernels.diffusion.solve_lines`, walks the Thomas
+recurrence plane by plane: five kernel launches per plane, so a 96^3 step
+launches about 1500 kernels and a GPU waits on launches, not on memory. Here
+one thread solves one whole grid line, with the same tables (``forward``,
 ``inverse``, ``r``) and the same operations in the same order, compiled
 without fused multiply-adds (``--fmad=false``) so that every rounding is the
-one NumPy makes: the fused sweep gives the bits of the ``xp`` sweep
+one NumPy makes: the fused sweep gives the bits of the reference
 (tests/test_cuda_lines.py checks that, tests/test_cuda_sources.py that the source compiles).
+Stacks it does not cover (not C-contiguous, or another dtype) go to the reference.
 
 No CuPy import here: the kernels are built from the array module the
-caller passes (``xp.RawKernel``), which is CuPy whenever this path runs.
+caller passes (``xp.RawKernel``), which is CuPy whenever the backend picks this path.
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+
+from kernels.diffusion import solve_lines as reference
 
 #: Threads per block of the line kernel.
 BLOCK = 128
@@ -64,9 +67,9 @@ def source_for(dtype_name: str) -> str:
     return f"#define REAL {_REAL[dtype_name]}\n" + SOURCE
 
 
-def usable(xp: ModuleType, work: Any) -> bool:
-    """Whether the fused sweep applies: a GPU array module, a C-contiguous float32/float64 stack."""
-    return xp is not np and hasattr(xp, "RawKernel") and work.dtype.name in _REAL and work.flags.c_contiguous
+def usable(work: Any) -> bool:
+    """Whether the fused sweep covers ``work``: a C-contiguous float32 or float64 stack."""
+    return work.dtype.name in _REAL and work.flags.c_contiguous
 
 
 @lru_cache(maxsize=None)
@@ -77,13 +80,12 @@ def _kernel(xp: ModuleType, dtype_name: str) -> Any:
 def solve_lines(xp: ModuleType, work: Any, axis: int, forward: Any, inverse: Any, r: Any) -> None:
     """Solve every grid line of ``work`` along array ``axis`` in place, one thread per line.
 
-    Args:
-        xp: the GPU array module (see :func:`usable`).
-        work: C-contiguous stack of fields, shape ``(fields, *spatial)``, float32 or float64.
-        axis: array axis (1 ... ndim) of the lines.
-        forward, inverse: Thomas tables of shape ``(n, fields, 1, ...)``, dtype of ``work``.
-        r: per field ``dt D / dx^2``, shape ``(fields, 1, ...)``, dtype of ``work``.
+    The signature and the result of :func:`kernels.diffusion.solve_lines` (see there);
+    ``xp`` is CuPy. A ``work`` that :func:`usable` refuses is solved by that reference.
     """
+    if not usable(work):
+        reference(xp, work, axis, forward, inverse, r)
+        return
     fields, n = work.shape[0], work.shape[axis]
     outer = int(np.prod(work.shape[1:axis], dtype=np.int64))
     inner = int(np.prod(work.shape[axis + 1:], dtype=np.int64))

@@ -1,6 +1,6 @@
-"""Fused CUDA path of one immune movement substep (CuPy only).
+"""CUDA implementation of the ``immune_movement_substep`` operation: one substep in three kernels.
 
-The ``xp`` substep in :func:`abm.rules.immune_movement` works offset by
+The ``xp`` reference, :func:`kernels.immune.movement_substep`, works offset by
 offset: the allowed neighbours, the uphill climb (three passes over the
 offsets), the uniform choice, the claims and the wins each take a few array
 passes per Moore offset, so a 3-D substep launches some hundreds of small
@@ -14,25 +14,27 @@ kernels. Here three kernels do the per-offset work, one thread per voxel:
    won a move, else gathered from its source).
 
 The draws are the counter-based hash of :mod:`kernels.random` evaluated in
-place (the same wrapping ``uint64`` arithmetic and the same conversion to
-double), comparisons are on the same values (a float32 field is compared as
-its exact float64 value) and the code is compiled without fused
-multiply-adds, so the result is the bits of the ``xp`` substep
+place (the prelude :func:`kernels.cuda.prelude.random_prelude` generates from
+that module's constants: the same wrapping ``uint64`` arithmetic and the same
+conversion to double), comparisons are on the same values (a float32 field
+is compared as its exact float64 value) and the code is compiled without
+fused multiply-adds, so the result is the bits of the reference
 (tests/test_cuda_movement.py checks that, tests/test_cuda_sources.py that the source compiles).
 
 No CuPy import here: the kernels are built from the array module the
-caller passes (``xp.RawKernel``), which is CuPy whenever this path runs.
+caller passes (``xp.RawKernel``), which is CuPy whenever the backend picks this path.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-#: Whether :func:`usable` may pick the fused path; False keeps the ``xp`` substep (for comparisons).
-ENABLED = True
+from kernels.cuda.prelude import random_prelude
+from kernels.immune import EFFECTOR, NONE
 
 #: Threads per block.
 BLOCK = 256
@@ -40,20 +42,9 @@ BLOCK = 256
 #: nvcc/NVRTC options: no contraction of a*b+c into one rounding (bit parity with NumPy).
 OPTIONS = ("--fmad=false",)
 
-#: CUDA C++ of the three kernels. Lattice (nz, ny, nx), C order (2-D: nz = 1); offsets (K, 3) as (dz, dy, dx).
-SOURCE = r"""
-#define NONE_AGENT (-1)
-#define EFFECTOR_STATE 0
-
-__device__ __forceinline__ double uniform_at(const unsigned long long offset, const unsigned long long index)
-{
-    unsigned long long z = index * 0x9E3779B97F4A7C15ULL + offset;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    z = z ^ (z >> 31);
-    return (double)(z >> 11) * (1.0 / 9007199254740992.0);
-}
-
+#: CUDA C++ of the three kernels, after :data:`SOURCE`'s prelude. Lattice (nz, ny, nx), C order (2-D: nz = 1);
+#: offsets (K, 3) as (dz, dy, dx).
+KERNELS = r"""
 // The flat index of voxel (z, y, x) + offset k, or -1 outside the lattice.
 __device__ __forceinline__ long long neighbour(const long long z, const long long y, const long long x,
                                                const int* offsets, const int k, const long long nz,
@@ -216,10 +207,8 @@ extern "C" __global__ void move_apply(int* immune_out, signed char* state_out, f
 }
 """
 
-
-def usable(xp: ModuleType, immune: Any) -> bool:
-    """Whether the fused substep applies: enabled, a GPU array module, a 2-D or 3-D lattice."""
-    return ENABLED and xp is not np and hasattr(xp, "RawKernel") and immune.ndim in (2, 3)
+#: The whole source: the generated random prelude, the immune constants of :mod:`kernels.immune`, the kernels.
+SOURCE = (random_prelude() + f"\n#define NONE_AGENT ({NONE})\n#define EFFECTOR_STATE {EFFECTOR}\n" + KERNELS)
 
 
 @lru_cache(maxsize=None)
@@ -237,23 +226,20 @@ def _offset_table(xp: ModuleType, offsets: tuple[tuple[int, ...], ...]) -> Any:
 
 def substep(
     xp: ModuleType, immune: Any, immune_state: Any, exhaustion: Any, immune_age_h: Any, chance: Any, bias: Any,
-    agent_field: Any, fields: Any, uphill_offsets: Any, offsets: list[tuple[int, ...]],
+    agent_field: Any, fields: Sequence[Any], uphill_offsets: Any, offsets: list[tuple[int, ...]],
     move_offset: int, bias_offset: int, direction_offset: int, priority_offset: int,
 ) -> tuple[Any, Any, Any, Any]:
-    """One movement substep; returns the new ``(immune, immune_state, exhaustion, immune_age_h)``.
+    """One movement substep; the signature and the bits of :func:`kernels.immune.movement_substep` (see there).
 
-    Args:
-        immune, immune_state, exhaustion, immune_age_h: the immune state arrays (int32, int8, float32, float32).
-        chance: ``float64``, lattice shape: each voxel's move probability.
-        bias: ``float64`` per agent: chemotactic bias.
-        agent_field: ``int8`` per agent: the number of the agent's chemotactic field in ``fields``, -1 for none.
-        fields: ``float64``, ``(n_fields, *lattice)`` (at least one, unused where no agent climbs).
-        uphill_offsets: ``uint64`` per field: the stream offset of its tie-break draw.
-        offsets: the Moore neighbourhood (:func:`kernels.lattice.moore_offsets`).
-        move_offset, bias_offset, direction_offset, priority_offset: stream offsets
-            (:func:`kernels.random.stream_offset`) of the move, bias, direction and priority draws.
+    ``xp`` is CuPy; the lattice is 2-D or 3-D. The fields are stacked as
+    float64 (exact) for the kernel; with none, a one-value stand-in that no
+    agent reads (every ``agent_field`` is then -1).
     """
     shape = immune.shape
+    if len(fields):
+        stack = xp.stack([xp.asarray(field, dtype=xp.float64) for field in fields])
+    else:
+        stack, uphill_offsets = xp.zeros(1, dtype=xp.float64), xp.zeros(1, dtype=xp.uint64)
     nz, ny, nx = (1, *shape) if len(shape) == 2 else shape
     offset_array = _offset_table(xp, tuple(offsets))
     n = int(immune.size)
@@ -265,7 +251,7 @@ def substep(
     dims = (np.int64(nz), np.int64(ny), np.int64(nx))
     choice = xp.empty(shape, dtype=xp.int8)
     choose(grid, (BLOCK,), (choice, immune, contiguous(chance, dtype=xp.float64), contiguous(bias, dtype=xp.float64),
-                            contiguous(agent_field, dtype=xp.int8), contiguous(fields, dtype=xp.float64),
+                            contiguous(agent_field, dtype=xp.int8), stack,
                             contiguous(uphill_offsets, dtype=xp.uint64), offset_array, np.int32(len(offsets)), *dims,
                             np.uint64(move_offset), np.uint64(bias_offset), np.uint64(direction_offset)))
     source = xp.empty(shape, dtype=xp.int8)
