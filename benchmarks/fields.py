@@ -30,8 +30,9 @@ Usage::
 
     python benchmarks/fields.py [--sizes 64,128,200] [--substrates 1,4] [--steps 10] [--backend numpy|cupy]
 
-``--backend cupy`` times the throughput table on the GPU (the fused line
-solver of :mod:`kernels.cuda_lines`; memory is then the GPU memory pool's
+``--backend cupy`` times the throughput table on the GPU (the line sweeps the
+backend picks: the fused solver of :mod:`kernels.cuda.lines`, or the ``xp``
+reference with ``TME_FAST_PATHS=0``; memory is then the GPU memory pool's
 peak, not the process's); the presets always run on NumPy.
 """
 from __future__ import annotations
@@ -68,21 +69,22 @@ def run_case(size: int, substrates: int, steps: int, backend_name: str = "numpy"
     """Time ``steps`` steps of ``substrates`` fields on ``size``^3, in this process; error vs dt/5 in float64."""
     backend = get_backend(backend_name)
     xp = backend.xp
+    sweep = backend.operation("field_line_sweep")
     pool = xp.get_default_memory_pool() if backend.name == "cupy" else None
     before = peak_rss_mb() if pool is None else 0.0
     params = [FieldParameters(1.0e5, 0.1, DX_UM, ((1.0, 1.0),) * 3)] * substrates
     u = xp.zeros((substrates, size, size, size), dtype=np.float32)
-    u = implicit_step_many(xp, u, DT_MIN, params)
+    u = implicit_step_many(xp, u, DT_MIN, params, line_sweep=sweep)
     synchronize(backend)
     started = time.perf_counter()
     for _ in range(steps):
-        u = implicit_step_many(xp, u, DT_MIN, params)
+        u = implicit_step_many(xp, u, DT_MIN, params, line_sweep=sweep)
     synchronize(backend)
     seconds = time.perf_counter() - started
     peak = peak_rss_mb() if pool is None else pool.total_bytes() / 2**20
     reference = xp.zeros((1, size, size, size))
     for _ in range(5 * (steps + 1)):
-        reference = implicit_step_many(xp, reference, DT_MIN / 5, params[:1])
+        reference = implicit_step_many(xp, reference, DT_MIN / 5, params[:1], line_sweep=sweep)
     error = float(xp.abs(u[0] - reference[0]).max())
     return {"updates_per_s": size**3 * substrates * steps / seconds, "peak_mb": peak, "rise_mb": peak - before,
             "error": error, "step_s": seconds / steps}

@@ -18,8 +18,9 @@ included), and it prints
 
 The cases of a lattice step in turn, one step each, so that load on the
 machine during the run affects them alike. GPU timings synchronise the
-device after every timed piece. The default run takes about four minutes on
-two CPU cores.
+device after every timed piece. On a GPU, ``TME_FAST_PATHS=0`` times the
+``xp`` references instead of the CUDA fast paths (:mod:`kernels.accelerated`).
+The default run takes about four minutes on two CPU cores.
 
 Usage::
 
