@@ -21,16 +21,34 @@ removed. :func:`read_table` reads a table from its Parquet file, or from its
 journal where the run did not finish; a torn last line (a kill during the
 write) is left out.
 
-Every reader here turns a file it cannot read into one
-:class:`abm.io.RunDirectoryError` naming the file.
+Layout of ``tme compare CONFIG --out DIR`` (:mod:`abm.compare` writes it)::
+
+    DIR/compare.json         per-arm statistics, in the order of the arms
+    DIR/runs.parquet         one row per run; km.parquet and burden.parquet (see :data:`COMPARE_COLUMNS`)
+    DIR/runs/<arm>/seed_<n>/ each an ordinary run directory (:func:`compare_run_path`)
+
+The names, the columns of each table (:data:`EVENT_COLUMNS`,
+:data:`COMPARE_COLUMNS`), the arrays every snapshot holds and the response
+categories are defined here once, for the writers (:mod:`abm.run`,
+:mod:`abm.therapy`, :mod:`abm.compare`) and the readers (:mod:`viz`).
+
+:func:`open_run` opens a run directory as a :class:`RunDirectory`: its
+config (read at once), its summary and tables (read on first use), its
+snapshots (each read on first use, so going through many large snapshots
+holds one in memory). Every reader here turns a file it cannot read into one
+:class:`abm.io.RunDirectoryError` naming the file (a subclass of
+:class:`RunDirectory` may raise its own error class instead, see
+:attr:`RunDirectory.error`).
 """
 from __future__ import annotations
 
 import json
 import math
 import re
+from dataclasses import dataclass, field as dataclass_field
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, ClassVar, Iterable, Mapping, TypeVar
 
 import numpy as np
 
@@ -45,6 +63,42 @@ LOCK = LOCK_NAME
 TABLES = ("timeseries", "clones", "lineage", "immune", "events")
 #: A snapshot's file name in ``snapshots/``; group 1 is the cell step after which it was taken.
 SNAPSHOT_PATTERN = re.compile(r"^step_(\d{8})\.npz$")
+#: The arrays every snapshot holds; per-voxel arrays are those of the lattice's shape.
+SNAPSHOT_ARRAYS = ("time_h", "dx_um", "clone", "cell_state", "vessel")
+#: A snapshot's substrate field ``NAME`` is its array ``field_NAME``, in the units of the config's ``fields.NAME``.
+FIELD_PREFIX = "field_"
+#: Columns of ``events.parquet``: the treatment's line starts and ends, doses, baselines and assessments.
+EVENT_COLUMNS = ("time_h", "time_days", "event", "line", "cycle", "drug", "amount", "infusion_h", "category",
+                 "burden", "change_from_baseline", "detail")
+
+#: The result file of a comparison directory (a directory with it is a comparison, one with :data:`CONFIG` a run).
+COMPARE_RESULT = "compare.json"
+#: The folder of a comparison directory that holds its runs (:func:`compare_run_path`).
+COMPARE_RUNS = "runs"
+#: The tables of a comparison directory (each ``<name>.parquet``) and their columns, in order.
+COMPARE_COLUMNS = {
+    "runs": ("arm", "seed", "time_to_progression_days", "censored", "best_overall_response",
+             "best_change_from_baseline", "final_tumor_cells_live", "lines"),
+    "km": ("time", "at_risk", "events", "censored", "survival", "greenwood", "arm"),
+    "burden": ("arm", "time_days", "cells_median", "cells_q25", "cells_q75", "diameter_median_um",
+               "diameter_q25_um", "diameter_q75_um", "runs"),
+}
+COMPARE_TABLES = tuple(COMPARE_COLUMNS)
+#: The files every complete comparison directory holds.
+COMPARE_FILES = (COMPARE_RESULT,) + tuple(f"{table}.parquet" for table in COMPARE_TABLES)
+#: The response categories that count as objective responses (``compare.json``'s ``objective_response_rate``), per criteria.
+RESPONDERS = {"recist": ("CR", "PR"), "irecist": ("iCR", "iPR"), "myeloma": ("CR", "VGPR", "PR")}
+
+
+def __getattr__(name: str) -> Any:
+    """``RESPONSE_CATEGORIES``: the response categories per criteria, best first (the values of the ``category``
+    column of ``events.parquet`` and of ``best_overall_response``): :data:`abm.config.RESPONSE_CATEGORIES`, the
+    one definition, imported on first use so that reading a run directory does not load the config schema."""
+    if name == "RESPONSE_CATEGORIES":
+        from abm.config import RESPONSE_CATEGORIES
+
+        return RESPONSE_CATEGORIES
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def snapshot_name(step: int) -> str:
@@ -60,6 +114,16 @@ def table_path(run_dir: Path, table: str) -> Path:
 def journal_path(run_dir: Path, table: str) -> Path:
     """The journal of ``table`` in ``run_dir``."""
     return Path(run_dir) / RECORDS / f"{table}.jsonl"
+
+
+def compare_run_path(out: Path, arm: str, seed: int | str) -> Path:
+    """The run directory of ``arm`` and ``seed`` in the comparison directory ``out`` (not checked to lie inside it)."""
+    return Path(out) / COMPARE_RUNS / arm / f"seed_{seed}"
+
+
+def is_comparison(path: Path) -> bool:
+    """Whether ``path`` looks like a ``tme compare`` directory (it holds :data:`COMPARE_RESULT`)."""
+    return (Path(path) / COMPARE_RESULT).is_file()
 
 
 def _json_value(value: Any) -> Any:
@@ -219,6 +283,369 @@ def summary_status(run_dir: Path) -> str | None:
 def finite_or_none(value: Any) -> Any:
     """``value``, or None where it is a float NaN (JSON has no NaN)."""
     return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def converting(error: type[Exception], reader: Callable[..., Any], *arguments: Any, **options: Any) -> Any:
+    """``reader(*arguments, **options)``, with the RunDirectoryError it raises (naming the file) raised as ``error``."""
+    try:
+        return reader(*arguments, **options)
+    except RunDirectoryError as exc:
+        if isinstance(exc, error):
+            raise
+        raise error(str(exc)) from None
+
+
+_KIND_NAMES = {int: "number", float: "number", list: "list", dict: "mapping", str: "text"}
+
+
+def value_at(mapping: Any, source: Path, *keys: str, kinds: tuple[type, ...] = (int, float), where: str = "") -> Any:
+    """``mapping[keys[0]][keys[1]]...``, read from the file ``source``; a value of one of ``kinds`` (not a bool).
+
+    Args:
+        where: the dotted key of ``mapping`` itself in the file, for messages (empty: the file's top level).
+
+    Raises:
+        RunDirectoryError: a key is missing, or its value is of another type, naming the file and the key.
+    """
+    value: Any = mapping
+    names = [where] if where else []
+    for key in keys:
+        names.append(key)
+        if not isinstance(value, dict) or key not in value:
+            raise RunDirectoryError(f"{source}: no {'.'.join(names)} (not written by this version of tme?)")
+        value = value[key]
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        wanted = " or ".join(dict.fromkeys(_KIND_NAMES.get(kind, kind.__name__) for kind in kinds))
+        raise RunDirectoryError(f"{source}: {'.'.join(names)} is {value!r}, not a {wanted}")
+    return value
+
+
+def read_columns(folder: Path, table: str, columns: Iterable[str] = ()):
+    """Table ``table`` of ``folder`` (:func:`read_table`: Parquet, else journal), None if it has neither.
+
+    Raises:
+        RunDirectoryError: the file is unreadable, or lacks one of ``columns``, naming it.
+    """
+    frame = read_table(folder, table)
+    missing = [column for column in columns if frame is not None and column not in frame.columns]
+    if missing:
+        source = table_path(folder, table)
+        source = source if source.is_file() else journal_path(folder, table)
+        raise RunDirectoryError(f"{source}: no column {', '.join(missing)} (not a {table} table written by tme?)")
+    return frame
+
+
+def list_snapshots(run_dir: Path) -> list[tuple[Path, int]]:
+    """``(file, cell step)`` of each snapshot of ``run_dir``, in step order (none are read)."""
+    folder = Path(run_dir) / SNAPSHOTS
+    found = []
+    if folder.is_dir():
+        for file in folder.iterdir():
+            match = SNAPSHOT_PATTERN.match(file.name)
+            if match:
+                found.append((file, int(match.group(1))))
+    return sorted(found, key=lambda item: item[1])
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One snapshot file of a run; its arrays are read on first use.
+
+    Attributes:
+        path: the ``.npz`` file.
+        step: cell step after which it was taken.
+    """
+
+    path: Path
+    step: int
+
+    #: The error raised for a file that cannot be read or lacks an array (a subclass may raise its own).
+    error: ClassVar[type[Exception]] = RunDirectoryError
+
+    @cached_property
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array in the file (read on first use).
+
+        Raises:
+            error: the file is unreadable or lacks an array of :data:`SNAPSHOT_ARRAYS`, naming it.
+        """
+        arrays = converting(self.error, read_snapshot, self.path)
+        missing = [name for name in SNAPSHOT_ARRAYS if name not in arrays]
+        if missing:
+            raise self.error(f"{self.path}: no array {', '.join(missing)} (not a snapshot written by tme?)")
+        return arrays
+
+    @property
+    def time_h(self) -> float:
+        """Simulated time of the snapshot, hours."""
+        return float(self.arrays["time_h"])
+
+    @property
+    def dx_um(self) -> float:
+        """Voxel edge, um."""
+        return float(self.arrays["dx_um"])
+
+    @property
+    def clone(self) -> np.ndarray:
+        """``int32``, lattice shape: clone index, -1 where no tumor cell."""
+        return self.arrays["clone"]
+
+    @property
+    def cell_state(self) -> np.ndarray:
+        """``int8``, lattice shape: tumor cell state code (:mod:`kernels.tumor`)."""
+        return self.arrays["cell_state"]
+
+    @property
+    def vessel(self) -> np.ndarray:
+        """``bool``, lattice shape: vessel voxels."""
+        return self.arrays["vessel"].astype(bool)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Lattice shape, ``(ny, nx)`` or ``(nz, ny, nx)``."""
+        return tuple(self.clone.shape)
+
+    @property
+    def immune(self) -> np.ndarray | None:
+        """``int32``, lattice shape: immune agent index of each voxel's immune cell, -1 for none; None without immune cells."""
+        return self.arrays.get("immune")
+
+    @property
+    def immune_state(self) -> np.ndarray | None:
+        """``int8``, lattice shape: 0 effector, 1 exhausted (:mod:`kernels.immune`); None without immune cells."""
+        return self.arrays.get("immune_state")
+
+    @property
+    def exhaustion(self) -> np.ndarray | None:
+        """``float32``, lattice shape: T-cell exhaustion (exhausted from 1); None without immune cells."""
+        return self.arrays.get("exhaustion")
+
+    @property
+    def has_immune(self) -> bool:
+        """Whether the snapshot holds immune cell arrays (it may still hold no immune cell)."""
+        return self.immune is not None and self.immune_state is not None
+
+    def field(self, name: str) -> np.ndarray:
+        """Substrate field ``name``, lattice shape, in its config units."""
+        key = FIELD_PREFIX + name
+        if key not in self.arrays:
+            have = ", ".join(self.field_names) or "none"
+            raise self.error(f"field {name!r} is not in {self.path.name} (fields: {have})")
+        return self.arrays[key]
+
+    @property
+    def field_names(self) -> list[str]:
+        """Names of the fields stored in the snapshot."""
+        return [name[len(FIELD_PREFIX):] for name in self.arrays if name.startswith(FIELD_PREFIX)]
+
+    def voxel_arrays(self) -> dict[str, np.ndarray]:
+        """Every per-voxel array (those of the lattice shape), by file name."""
+        return {name: values for name, values in self.arrays.items() if values.shape == self.shape}
+
+    def tumor_center_index(self) -> tuple[int, ...]:
+        """Voxel index of the tumor's centroid (the lattice centre if there is no tumor)."""
+        occupied = np.argwhere(self.clone >= 0)
+        if len(occupied) == 0:
+            return tuple(extent // 2 for extent in self.shape)
+        return tuple(int(round(value)) for value in occupied.mean(axis=0))
+
+
+R = TypeVar("R", bound="RunDirectory")
+
+
+@dataclass
+class RunDirectory:
+    """A run directory opened for reading (:func:`open_run`): finished, or stopped before its end (then its tables
+    are read from their journals).
+
+    Attributes:
+        path: the run directory.
+        config: the resolved config (``config.yaml``) as a mapping.
+        snapshots: the snapshot files, in step order (each read on first use).
+    """
+
+    path: Path
+    config: dict[str, Any]
+    snapshots: list[Snapshot]
+    _tables: dict[str, Any] = dataclass_field(default_factory=dict, init=False, repr=False, compare=False)
+
+    #: The error every reader raises, naming the file (and key, column or array): :class:`abm.io.RunDirectoryError`
+    #: here; a subclass sets its own (viz: :class:`viz.rundir.VizError`).
+    error: ClassVar[type[Exception]] = RunDirectoryError
+    #: The class of :attr:`snapshots`.
+    snapshot_type: ClassVar[type[Snapshot]] = Snapshot
+    #: Columns :meth:`table` requires of each table (a subclass names those it reads).
+    table_columns: ClassVar[Mapping[str, Iterable[str]]] = {}
+
+    @classmethod
+    def open(cls: type[R], path: str | Path) -> R:
+        """Open the run directory ``path``: read ``config.yaml`` and list the snapshots.
+
+        Raises:
+            error: no such directory, no ``config.yaml`` in it (a comparison directory is named as such), or one
+                that cannot be read.
+        """
+        path = Path(path)
+        if not path.is_dir():
+            raise cls.error(f"{path}: no such run directory")
+        config_path = path / CONFIG
+        if not config_path.is_file():
+            if is_comparison(path):
+                raise cls.error(f"{path}: a tme compare directory, not a run directory; give one of its runs, "
+                                f"{compare_run_path(path, 'ARM', 'N')}")
+            raise cls.error(f"{path}: not a run directory (no {CONFIG}; make one with `tme run CONFIG --out DIR`)")
+        snapshots = [cls.snapshot_type(file, step) for file, step in list_snapshots(path)]
+        return cls(path, converting(cls.error, read_yaml, config_path), snapshots)
+
+    @property
+    def name(self) -> str:
+        """The run directory's name."""
+        return self.path.resolve().name
+
+    def setting(self, *keys: str, kinds: tuple[type, ...] = (int, float)) -> Any:
+        """The config's value at ``keys`` (:func:`value_at`); :attr:`error` naming ``config.yaml`` and the key without it."""
+        return converting(self.error, value_at, self.config, self.path / CONFIG, *keys, kinds=kinds)
+
+    @cached_property
+    def summary(self) -> dict[str, Any]:
+        """``summary.json`` as a mapping; empty where the run wrote none (it was killed, or is still going)."""
+        path = self.path / SUMMARY
+        if not path.is_file():
+            return {}
+        summary = converting(self.error, read_json, path)
+        for key in ("final", "treatment"):
+            if not isinstance(summary.get(key) or {}, dict):
+                raise self.error(f"{path}: {key} is {summary[key]!r}, not a mapping")
+        return summary
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run wrote its ``summary.json`` (it ended: complete, interrupted or failed)."""
+        return (self.path / SUMMARY).is_file()
+
+    @property
+    def status(self) -> str:
+        """``complete``, ``interrupted`` or ``failed`` (``summary.json``), or ``unfinished`` where the run wrote no
+        summary (it was killed, or is still going: its tables are read from its journals)."""
+        return self.summary_value("status", kinds=(str,)) if self.finished else "unfinished"
+
+    def summary_value(self, *keys: str, kinds: tuple[type, ...] = (int, float)) -> Any:
+        """``summary.json``'s value at ``keys`` (:func:`value_at`); :attr:`error` naming the file and the key without it."""
+        return converting(self.error, value_at, self.summary, self.path / SUMMARY, *keys, kinds=kinds)
+
+    def table(self, name: str):
+        """Table ``name`` (one of :data:`TABLES`) as a pandas DataFrame, read on first use: its Parquet file, else its
+        journal (an unfinished run); None where the run has neither (no immune cells, no treatment).
+
+        Raises:
+            error: the file is unreadable, or lacks a column of :attr:`table_columns`, naming it.
+        """
+        if name not in self._tables:
+            self._tables[name] = converting(self.error, read_columns, self.path, name, self.table_columns.get(name, ()))
+        return self._tables[name]
+
+    @cached_property
+    def timeseries(self):
+        """The time series (one row per record step; columns :func:`abm.model.record_columns`).
+
+        Raises:
+            error: the run has no record yet (neither ``timeseries.parquet`` nor its journal, or an empty journal).
+        """
+        frame = self.table("timeseries")
+        if frame is None or frame.empty:
+            where = "no timeseries.parquet nor journal" if frame is None else f"{journal_path(self.path, 'timeseries')} has no row"
+            raise self.error(f"{self.path}: no record yet ({where}; the run stopped before its first record)")
+        return frame
+
+    @cached_property
+    def lineage(self):
+        """The lineage (one row per clone: parent, birth, traits), or None if the run has none."""
+        return self.table("lineage")
+
+    @cached_property
+    def clone_series(self):
+        """Cells per clone per record step (``clones.parquet``), or None if the run has none."""
+        return self.table("clones")
+
+    @cached_property
+    def immune_series(self):
+        """Cells of each immune agent per record (``immune.parquet``), or None if the run has none.
+
+        Columns: ``time_h``, ``time_days``, ``agent``, ``name``, ``kind``
+        (``t_cell``, ``treg``, ``mdsc``), ``antigen``, ``cells_effector``,
+        ``cells_exhausted``, ``primed_pool``, ``activation`` (a suppressor's
+        cells are its ``cells_effector``; its pool and activation are NaN).
+        """
+        return self.table("immune")
+
+    @cached_property
+    def events(self):
+        """The treatment's doses, lines and assessments (``events.parquet``; columns :data:`EVENT_COLUMNS`), or None
+        for an untreated run."""
+        return self.table("events")
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Lattice shape (``lattice.shape``), ``(ny, nx)`` or ``(nz, ny, nx)``."""
+        return tuple(self.setting("lattice", "shape", kinds=(list,)))
+
+    @property
+    def ndim(self) -> int:
+        """2 or 3."""
+        return len(self.shape)
+
+    @property
+    def dx_um(self) -> float:
+        """Voxel edge (``lattice.dx_um``), um."""
+        return float(self.setting("lattice", "dx_um"))
+
+    @property
+    def dt_cell_h(self) -> float:
+        """Cell step (``time.dt_cell_h``), hours."""
+        return float(self.setting("time", "dt_cell_h"))
+
+    @property
+    def duration_days(self) -> float:
+        """Simulated days the config asks for (``time.duration_days``; an unfinished run's records end before)."""
+        return float(self.setting("time", "duration_days"))
+
+    def snapshot_at(self, time_h: float) -> Snapshot:
+        """The snapshot whose time is nearest ``time_h`` (hours)."""
+        if not self.snapshots:
+            raise self.error(f"{self.path}: no snapshots (set time.snapshot_every_h in the config)")
+        dt_h = self.dt_cell_h
+        return min(self.snapshots, key=lambda snapshot: abs(snapshot.step * dt_h - time_h))
+
+    def last_snapshot(self) -> Snapshot:
+        """The latest snapshot."""
+        if not self.snapshots:
+            raise self.error(f"{self.path}: no snapshots (set time.snapshot_every_h in the config)")
+        return self.snapshots[-1]
+
+
+def open_run(path: str | Path) -> RunDirectory:
+    """Open the run directory ``path`` (made by ``tme run`` or :func:`abm.run.run`; finished, or stopped before its
+    end) as a :class:`RunDirectory`.
+
+    Raises:
+        RunDirectoryError: no such directory, or no readable ``config.yaml`` in it, naming it.
+    """
+    return RunDirectory.open(path)
+
+
+def plasma_levels(pk: Mapping[str, Any] | None, doses, times_h: np.ndarray) -> np.ndarray:
+    """Plasma level of one drug at ``times_h`` (h) from its ``pk`` entry in ``config.yaml`` and its dose rows (of
+    ``events.parquet``: ``time_h``, ``amount``, ``infusion_h``), by the simulator's closed form
+    (:class:`abm.therapy.Pharmacokinetics`), so it is exact between records. Zero for a drug without ``pk``."""
+    if not pk:
+        return np.zeros(len(times_h))
+    from abm.config import PharmacokineticsConfig
+    from abm.therapy import Dose, Pharmacokinetics
+
+    kinetics = Pharmacokinetics(PharmacokineticsConfig(**pk))
+    given = [Dose(float(start), float(amount), float(infusion or 0.0))
+             for start, amount, infusion in zip(doses["time_h"], doses["amount"], doses["infusion_h"])]
+    return np.array([kinetics.level(given, float(time)) for time in times_h])
 
 
 def _written_by_a_run(relative: Path) -> bool:

@@ -24,12 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from abm.config import DrugConfig, EndRule, LineConfig, PharmacokineticsConfig, TreatmentConfig
 from abm.response import ResponseAssessor, best_response
+from abm.rundir import EVENT_COLUMNS
 
 if TYPE_CHECKING:
     from abm.model import TumorModel
-
-EVENT_COLUMNS = ("time_h", "time_days", "event", "line", "cycle", "drug", "amount", "infusion_h", "category",
-                 "burden", "change_from_baseline", "detail")
 
 
 @dataclass(frozen=True)
