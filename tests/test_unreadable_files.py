@@ -42,7 +42,7 @@ JOURNAL = "records/timeseries.jsonl"
 GARBAGE = bytes(range(256)) * 8
 KINDS = ("empty", "truncated", "garbage", "wrong_type")
 KILLED_AT_H = 24.0
-TREATED_RUN = "runs/sequential/seed_7"
+TREATED_RUN = rundir.compare_run_path(Path(), "sequential", 7).as_posix()
 
 #: The commands that read each file of a run directory (the others do not read it, and succeed).
 RUN_FILES = {
@@ -55,8 +55,8 @@ RUN_FILES = {
     JOURNAL: {"plot", "report"},  # in a killed run's directory
 }
 #: The files of a comparison directory; plot and report read each.
-COMPARE_FILES = ("compare.json", "runs.parquet", "km.parquet", "burden.parquet",
-                 f"{TREATED_RUN}/{rundir.CONFIG}", f"{TREATED_RUN}/{rundir.SUMMARY}", f"{TREATED_RUN}/events.parquet")
+COMPARE_FILES = rundir.COMPARE_FILES + (f"{TREATED_RUN}/{rundir.CONFIG}", f"{TREATED_RUN}/{rundir.SUMMARY}",
+                                        f"{TREATED_RUN}/events.parquet")
 #: The cheapest command that reads each run file (``--only`` a figure that needs it, before anything is drawn).
 CHEAPEST = {rundir.CONFIG: "export", rundir.SUMMARY: "report", "timeseries.parquet": "plot:burden",
             "clones.parquet": "plot:muller", "lineage.parquet": "plot:muller", LAST_SNAPSHOT: "export", JOURNAL: "plot:burden"}

@@ -171,6 +171,20 @@ def test_open_comparison_and_bad_directories(comparison, tmp_path):
         open_run(comparison)
 
 
+def test_comparison_tables_have_the_columns_of_abm_rundir(comparison):
+    """compare writes each table with the columns abm.rundir defines; viz reads some of them."""
+    from abm import rundir
+    from viz.comparedir import COMPARE_TABLE_COLUMNS
+
+    assert tuple(COMPARE_TABLE_COLUMNS) == rundir.COMPARE_TABLES
+    for table, columns in rundir.COMPARE_COLUMNS.items():
+        assert tuple(pd.read_parquet(rundir.table_path(comparison, table)).columns) == columns, table
+        assert set(COMPARE_TABLE_COLUMNS[table]) <= set(columns), table
+    assert sorted(path.name for path in comparison.iterdir() if path.is_file() and path.name != rundir.LOCK) == \
+        sorted(rundir.COMPARE_FILES)
+    assert rundir.compare_run_path(comparison, "adaptive", 7).is_dir()
+
+
 # comparison figures -------------------------------------------------------
 
 def test_every_comparison_figure_as_png_pdf_svg(figures):

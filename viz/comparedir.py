@@ -1,9 +1,10 @@
 """Reading a ``tme compare`` directory (see :mod:`abm.compare`) for figures and reports.
 
-A comparison directory holds ``compare.json`` (per-arm statistics, in the
-order of the arms), ``runs.parquet`` (one row per run), ``km.parquet``
-(Kaplan-Meier tables), ``burden.parquet`` (burden quartiles per arm and
-time) and ``runs/<arm>/seed_<n>/``, each an ordinary run directory
+A comparison directory (its names and columns are :mod:`abm.rundir`'s) holds
+``compare.json`` (per-arm statistics, in the order of the arms),
+``runs.parquet`` (one row per run), ``km.parquet`` (Kaplan-Meier tables),
+``burden.parquet`` (burden quartiles per arm and time) and
+``runs/<arm>/seed_<n>/``, each an ordinary run directory
 (:class:`viz.rundir.RunData`) with its ``events.parquet``. Figures that need
 the runs themselves (dosing, lines) use those that are there (finished, or
 read from their journals).
@@ -24,16 +25,15 @@ from typing import Any
 
 from abm import rundir as files
 from viz import palette
-from viz.rundir import COMPARE_RESULT, RunData, VizError, open_run, read_columns, reading, setting
+from viz.rundir import RunData, VizError, open_run, read_columns, reading, setting
 from viz.treatment import TreatmentColors, treatment_colors
 
-#: The tables of a comparison directory (each ``<name>.parquet``) and the columns viz reads from them.
-COMPARE_TABLES = {
+#: The columns viz reads from each table of a comparison directory (:data:`abm.rundir.COMPARE_COLUMNS`).
+COMPARE_TABLE_COLUMNS = {
     "runs": ("arm", "seed", "censored", "time_to_progression_days", "best_change_from_baseline", "best_overall_response"),
     "km": ("arm", "time", "at_risk", "censored", "survival"),
     "burden": ("arm", "time_days", "cells_median", "cells_q25", "cells_q75"),
 }
-COMPARE_FILES = (COMPARE_RESULT,) + tuple(files.table_path(Path(), name).name for name in COMPARE_TABLES)
 
 
 @dataclass
@@ -86,7 +86,7 @@ class CompareData:
         return palette.arm_color(len(known) + self.arms.index(arm))
 
     def _table(self, name: str):
-        frame = read_columns(self.path, name, COMPARE_TABLES[name])
+        frame = read_columns(self.path, name, COMPARE_TABLE_COLUMNS[name])
         if frame is None:
             raise VizError(f"{files.table_path(self.path, name)}: no such file (`tme compare CONFIG --out DIR` writes it)")
         return frame
@@ -112,7 +112,7 @@ class CompareData:
 
     def run_path(self, arm: str, seed: int) -> Path:
         """The run directory of ``arm`` and ``seed``."""
-        return self.path / "runs" / arm / f"seed_{int(seed)}"
+        return files.compare_run_path(self.path, arm, int(seed))
 
     @cached_property
     def run_data(self) -> dict[tuple[str, int], RunData]:
@@ -167,25 +167,20 @@ class CompareData:
         return [drug for drug in self.colors.drugs if drug in given]
 
 
-def is_comparison(path: Path) -> bool:
-    """Whether ``path`` looks like a ``tme compare`` directory (has ``compare.json``)."""
-    return (Path(path) / COMPARE_RESULT).is_file()
-
-
 def open_comparison(path: str | Path) -> CompareData:
     """Open the comparison directory ``path`` (made by ``tme compare``).
 
     Raises:
-        VizError: no such directory, or a file of :data:`COMPARE_FILES` missing or unreadable.
+        VizError: no such directory, or a file of :data:`abm.rundir.COMPARE_FILES` missing or unreadable.
     """
     path = Path(path)
     if not path.is_dir():
         raise VizError(f"{path}: no such comparison directory")
-    missing = [name for name in COMPARE_FILES if not (path / name).is_file()]
+    missing = [name for name in files.COMPARE_FILES if not (path / name).is_file()]
     if missing:
         raise VizError(f"{path}: not a complete comparison directory (no {', '.join(missing)}; "
                        f"`tme compare CONFIG --out DIR` writes them, and completes an interrupted comparison)")
-    source = path / COMPARE_RESULT
+    source = path / files.COMPARE_RESULT
     result = reading(files.read_json, source)
     arms = setting(result, source, "arms", kinds=(dict,))
     if not arms:
@@ -211,7 +206,7 @@ def open_target(path: str | Path) -> RunData | CompareData:
         raise VizError(f"{path}: no such run or comparison directory")
     if (path / files.CONFIG).is_file():
         return open_run(path)
-    if is_comparison(path):
+    if files.is_comparison(path):
         return open_comparison(path)
     raise VizError(f"{path}: neither a run directory (no config.yaml; `tme run CONFIG --out DIR` makes one) nor a "
                    f"comparison directory (no compare.json; `tme compare CONFIG --out DIR` makes one)")

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from abm.compare import RESPONDERS
+from abm import rundir as files
 from viz import legend, palette, treatment
 from viz.comparedir import CompareData
 from viz.figures import WIDTH_IN, _new_figure, draw_figures
@@ -50,9 +50,7 @@ def _criteria(data: CompareData, arm: str) -> str:
 
 
 def _categories(criteria: str) -> tuple[str, ...]:
-    from abm.config import RESPONSE_CATEGORIES
-
-    return RESPONSE_CATEGORIES.get(criteria, ())
+    return files.RESPONSE_CATEGORIES.get(criteria, ())
 
 
 def _arm_title(data: CompareData, arm: str) -> str:
@@ -447,7 +445,7 @@ def swimmer_figure(data: CompareData):
         if run is not None:
             criteria = _criteria(data, arm)
             assessed = treatment.assessments(run.events)
-            for time, category in treatment.first_responses(assessed, RESPONDERS.get(criteria, ())):
+            for time, category in treatment.first_responses(assessed, files.RESPONDERS.get(criteria, ())):
                 ax.plot(time - start, row, linestyle="none", marker="^", markersize=5.5, clip_on=False,
                         markerfacecolor=palette.to_float(palette.response_color(category)),
                         markeredgecolor="black", markeredgewidth=0.5, zorder=3)

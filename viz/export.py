@@ -27,9 +27,10 @@ import numpy as np
 from tqdm import tqdm
 
 from abm.io import write_text
+from abm.rundir import FIELD_PREFIX
 from kernels.tumor import STATE_NAMES
 from viz import optional
-from viz.rundir import FIELD_PREFIX, RunData, Snapshot, VizError
+from viz.rundir import RunData, Snapshot, VizError
 
 FORMATS = ("vtk",)
 PVD_NAME = "run.pvd"

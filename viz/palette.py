@@ -165,7 +165,7 @@ _LINE_COLORS: tuple[RGB, ...] = (  # light: bars under markers
 )
 #: A line of therapy without doses (observation, a treatment holiday).
 NO_DOSE_LINE_COLOR: RGB = (221, 221, 221)
-#: Response categories (abm.config.RESPONSE_CATEGORIES), ordinal: green for complete response to red for progression.
+#: Response categories (abm.rundir.RESPONSE_CATEGORIES), ordinal: green for complete response to red for progression.
 RESPONSE_COLORS: dict[str, RGB] = {
     "CR": (26, 152, 80), "iCR": (26, 152, 80),
     "VGPR": (102, 189, 99),

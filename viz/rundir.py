@@ -1,18 +1,19 @@
-"""Reading a run directory (see :mod:`abm.rundir` for its layout) for figures and exports.
+"""Reading a run directory for figures and exports: :class:`abm.rundir.RunDirectory`, with viz's checks and errors.
 
 Only NumPy, pandas and PyYAML are needed here. Snapshots load lazily, one at a
 time, so an animation over many large snapshots holds one in memory.
 
-Every file is read through :mod:`abm.rundir`'s readers: a table from its
-Parquet file, or from its journal (``records/<table>.jsonl``) where the run
-did not finish (killed, or still going), so an unfinished run reads like a
-finished one up to its last record. :func:`open_run` reads ``config.yaml``
-only; the tables, ``summary.json`` and each snapshot are read on first use,
-so a command reads only the files it needs. A file that cannot be read
-(empty, truncated, not of its format), a table without a column viz uses, a
-snapshot without an array, or a ``config.yaml`` or ``summary.json`` without a
-key viz uses, is one :class:`VizError` naming the file (and the column,
-array or key).
+The run directory's layout, its names and columns, and its reader are
+:mod:`abm.rundir`'s: a table is read from its Parquet file, or from its
+journal (``records/<table>.jsonl``) where the run did not finish (killed, or
+still going), so an unfinished run reads like a finished one up to its last
+record. :func:`open_run` reads ``config.yaml`` only; the tables,
+``summary.json`` and each snapshot are read on first use, so a command reads
+only the files it needs. :class:`RunData` adds what viz checks: a file that
+cannot be read (empty, truncated, not of its format), a table without a
+column viz uses (:data:`TABLE_COLUMNS`), a snapshot without an array, or a
+``config.yaml`` or ``summary.json`` without a key viz uses, is one
+:class:`VizError` naming the file (and the column, array or key).
 
 Per-voxel arrays of a snapshot are every array of the lattice's shape; the
 ``field_<name>`` ones are substrate fields, in the units their config entry
@@ -26,7 +27,6 @@ changes here.
 """
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -35,30 +35,22 @@ from typing import Any, Callable
 import numpy as np
 
 from abm import rundir as files
-from abm.io import RunDirectoryError
-from abm.therapy import EVENT_COLUMNS
 from kernels.immune import KIND_NAMES
 from viz.palette import immune_glyph_classes
 
 
-FIELD_PREFIX = "field_"
 #: Readable names of the immune kinds of :data:`kernels.immune.KIND_NAMES`.
 IMMUNE_KIND_LABELS = {"t_cell": "T cell", "treg": "Treg", "mdsc": "MDSC"}
-_SNAPSHOT_NAME = re.compile(r"^step_(\d{8})\.npz$")
 #: The columns viz reads from each table of a run directory (the others are optional: figures check for them).
 TABLE_COLUMNS = {
     "timeseries": ("time_h", "time_days"),
     "clones": ("time_h", "clone", "cells_live"),
     "lineage": ("clone", "name", "parent"),
     "immune": ("time_days", "agent", "name", "kind", "cells_effector", "cells_exhausted"),
-    "events": EVENT_COLUMNS,
+    "events": files.EVENT_COLUMNS,
 }
-#: The result file of a ``tme compare`` directory (told apart from a run directory by it).
-COMPARE_RESULT = "compare.json"
 #: The sections of ``config.yaml`` viz reads (a resolved config writes each, ``arms`` last, so a truncated file lacks one).
 CONFIG_SECTIONS = ("lattice", "time", "fields", "tumor", "drugs", "immune", "treatment", "arms")
-#: The arrays every snapshot holds.
-SNAPSHOT_ARRAYS = ("time_h", "dx_um", "clone", "cell_state", "vessel")
 #: Keys of each line of therapy in ``summary.json``'s ``treatment.lines``.
 LINE_KEYS = ("line", "start_day", "end_day", "days", "ended_by")
 #: Keys of each drug's entry in ``summary.json``'s ``treatment.exposure``.
@@ -69,152 +61,35 @@ class VizError(ValueError):
     """A user error of a viz command: a missing or unreadable run file, a bad option, a missing package."""
 
 
-def reading(reader: Callable[..., Any], *arguments: Any) -> Any:
-    """``reader(*arguments)``, a reader of :mod:`abm.rundir`; the RunDirectoryError it raises, naming the file, as a VizError."""
-    try:
-        return reader(*arguments)
-    except RunDirectoryError as exc:
-        raise VizError(str(exc)) from None
+def reading(reader: Callable[..., Any], *arguments: Any, **options: Any) -> Any:
+    """``reader(*arguments, **options)``, a reader of :mod:`abm.rundir`; the RunDirectoryError it raises, naming the
+    file, as a VizError."""
+    return files.converting(VizError, reader, *arguments, **options)
 
 
 def read_columns(folder: Path, table: str, columns: tuple[str, ...]):
-    """Table ``table`` of ``folder`` (:func:`abm.rundir.read_table`: Parquet, else journal), None if it has neither.
+    """Table ``table`` of ``folder`` (:func:`abm.rundir.read_columns`: Parquet, else journal), None if it has neither.
 
     Raises:
         VizError: the file is unreadable, or lacks one of ``columns``, naming it.
     """
-    frame = reading(files.read_table, folder, table)
-    missing = [column for column in columns if frame is not None and column not in frame.columns]
-    if missing:
-        source = files.table_path(folder, table)
-        source = source if source.is_file() else files.journal_path(folder, table)
-        raise VizError(f"{source}: no column {', '.join(missing)} (not a {table} table written by tme?)")
-    return frame
-
-
-_KIND_NAMES = {int: "number", float: "number", list: "list", dict: "mapping", str: "text"}
+    return reading(files.read_columns, folder, table, columns)
 
 
 def setting(mapping: Any, source: Path, *keys: str, kinds: tuple[type, ...] = (int, float), where: str = "") -> Any:
-    """``mapping[keys[0]][keys[1]]...``, read from the file ``source``; a value of one of ``kinds`` (not a bool).
-
-    Args:
-        where: the dotted key of ``mapping`` itself in the file, for messages (empty: the file's top level).
+    """``mapping[keys[0]][keys[1]]...``, read from the file ``source`` (:func:`abm.rundir.value_at`).
 
     Raises:
         VizError: a key is missing, or its value is of another type, naming the file and the key.
     """
-    value: Any = mapping
-    names = [where] if where else []
-    for key in keys:
-        names.append(key)
-        if not isinstance(value, dict) or key not in value:
-            raise VizError(f"{source}: no {'.'.join(names)} (not written by this version of tme?)")
-        value = value[key]
-    if isinstance(value, bool) or not isinstance(value, kinds):
-        wanted = " or ".join(dict.fromkeys(_KIND_NAMES.get(kind, kind.__name__) for kind in kinds))
-        raise VizError(f"{source}: {'.'.join(names)} is {value!r}, not a {wanted}")
-    return value
+    return reading(files.value_at, mapping, source, *keys, kinds=kinds, where=where)
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """One snapshot file of a run.
+class Snapshot(files.Snapshot):
+    """One snapshot file of a run (:class:`abm.rundir.Snapshot`); an unreadable file or a missing array or field is a
+    :class:`VizError`."""
 
-    Attributes:
-        path: the ``.npz`` file.
-        step: cell step after which it was taken.
-    """
-
-    path: Path
-    step: int
-
-    @cached_property
-    def arrays(self) -> dict[str, np.ndarray]:
-        """Every array in the file (read on first use).
-
-        Raises:
-            VizError: the file is unreadable or lacks an array of :data:`SNAPSHOT_ARRAYS`, naming it.
-        """
-        arrays = reading(files.read_snapshot, self.path)
-        missing = [name for name in SNAPSHOT_ARRAYS if name not in arrays]
-        if missing:
-            raise VizError(f"{self.path}: no array {', '.join(missing)} (not a snapshot written by tme?)")
-        return arrays
-
-    @property
-    def time_h(self) -> float:
-        """Simulated time of the snapshot, hours."""
-        return float(self.arrays["time_h"])
-
-    @property
-    def dx_um(self) -> float:
-        """Voxel edge, um."""
-        return float(self.arrays["dx_um"])
-
-    @property
-    def clone(self) -> np.ndarray:
-        """``int32``, lattice shape: clone index, -1 where no tumor cell."""
-        return self.arrays["clone"]
-
-    @property
-    def cell_state(self) -> np.ndarray:
-        """``int8``, lattice shape: tumor cell state code (:mod:`kernels.tumor`)."""
-        return self.arrays["cell_state"]
-
-    @property
-    def vessel(self) -> np.ndarray:
-        """``bool``, lattice shape: vessel voxels."""
-        return self.arrays["vessel"].astype(bool)
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """Lattice shape, ``(ny, nx)`` or ``(nz, ny, nx)``."""
-        return tuple(self.clone.shape)
-
-    @property
-    def immune(self) -> np.ndarray | None:
-        """``int32``, lattice shape: immune agent index of each voxel's immune cell, -1 for none; None without immune cells."""
-        return self.arrays.get("immune")
-
-    @property
-    def immune_state(self) -> np.ndarray | None:
-        """``int8``, lattice shape: 0 effector, 1 exhausted (:mod:`kernels.immune`); None without immune cells."""
-        return self.arrays.get("immune_state")
-
-    @property
-    def exhaustion(self) -> np.ndarray | None:
-        """``float32``, lattice shape: T-cell exhaustion (exhausted from 1); None without immune cells."""
-        return self.arrays.get("exhaustion")
-
-    @property
-    def has_immune(self) -> bool:
-        """Whether the snapshot holds immune cell arrays (it may still hold no immune cell)."""
-        return self.immune is not None and self.immune_state is not None
-
-    def field(self, name: str) -> np.ndarray:
-        """Substrate field ``name``, lattice shape, in its config units."""
-        key = FIELD_PREFIX + name
-        if key not in self.arrays:
-            have = ", ".join(self.field_names) or "none"
-            raise VizError(f"field {name!r} is not in {self.path.name} (fields: {have})")
-        return self.arrays[key]
-
-    @property
-    def field_names(self) -> list[str]:
-        """Names of the fields stored in the snapshot."""
-        return [name[len(FIELD_PREFIX):] for name in self.arrays if name.startswith(FIELD_PREFIX)]
-
-    def voxel_arrays(self) -> dict[str, np.ndarray]:
-        """Every per-voxel array (those of the lattice shape), by file name."""
-        return {name: values for name, values in self.arrays.items() if values.shape == self.shape}
-
-    def tumor_center_index(self) -> tuple[int, ...]:
-        """Voxel index of the tumor's centroid (the lattice centre if there is no tumor)."""
-        occupied = np.argwhere(self.clone >= 0)
-        if len(occupied) == 0:
-            return tuple(extent // 2 for extent in self.shape)
-        return tuple(int(round(value)) for value in occupied.mean(axis=0))
+    error = VizError
 
 
 @dataclass(frozen=True)
@@ -260,93 +135,19 @@ def immune_agents_of(config: dict[str, Any]) -> list[ImmuneAgent]:
     return agents
 
 
-@dataclass
-class RunData:
-    """A run directory opened for reading: finished, or stopped before its end (then read from its journals).
+class RunData(files.RunDirectory):
+    """A run directory opened for reading (:class:`abm.rundir.RunDirectory`) with viz's checks: every error is a
+    :class:`VizError`; tables must hold the columns of :data:`TABLE_COLUMNS`.
 
     Attributes:
         path: the run directory.
         config: the resolved config (``config.yaml``) as a mapping.
-        snapshots: the snapshot files, in step order.
+        snapshots: the snapshot files (:class:`Snapshot`), in step order.
     """
 
-    path: Path
-    config: dict[str, Any]
-    snapshots: list[Snapshot]
-
-    def setting(self, *keys: str, kinds: tuple[type, ...] = (int, float)) -> Any:
-        """The config's value at ``keys`` (:func:`setting`): VizError naming ``config.yaml`` and the key without it."""
-        return setting(self.config, self.path / files.CONFIG, *keys, kinds=kinds)
-
-    @cached_property
-    def summary(self) -> dict[str, Any]:
-        """``summary.json`` as a mapping; empty where the run wrote none (it was killed, or is still going)."""
-        path = self.path / files.SUMMARY
-        if not path.is_file():
-            return {}
-        summary = reading(files.read_json, path)
-        for key in ("final", "treatment"):
-            if not isinstance(summary.get(key) or {}, dict):
-                raise VizError(f"{path}: {key} is {summary[key]!r}, not a mapping")
-        return summary
-
-    @property
-    def finished(self) -> bool:
-        """Whether the run wrote its ``summary.json`` (it ended: complete, interrupted or failed)."""
-        return (self.path / files.SUMMARY).is_file()
-
-    @property
-    def status(self) -> str:
-        """``complete``, ``interrupted`` or ``failed`` (``summary.json``), or ``unfinished`` where the run wrote no
-        summary (it was killed, or is still going: its tables are read from its journals)."""
-        return self.summary_value("status", kinds=(str,)) if self.finished else "unfinished"
-
-    def summary_value(self, *keys: str, kinds: tuple[type, ...] = (int, float)) -> Any:
-        """``summary.json``'s value at ``keys`` (:func:`setting`): VizError naming the file and the key without it."""
-        return setting(self.summary, self.path / files.SUMMARY, *keys, kinds=kinds)
-
-    def _table(self, table: str):
-        return read_columns(self.path, table, TABLE_COLUMNS[table])
-
-    @cached_property
-    def timeseries(self):
-        """The time series (one row per record step) as a pandas DataFrame.
-
-        Raises:
-            VizError: the run has no record yet (neither ``timeseries.parquet`` nor its journal, or an empty journal).
-        """
-        frame = self._table("timeseries")
-        if frame is None or frame.empty:
-            where = "no timeseries.parquet nor journal" if frame is None else f"{files.journal_path(self.path, 'timeseries')} has no row"
-            raise VizError(f"{self.path}: no record yet ({where}; the run stopped before its first record)")
-        return frame
-
-    @cached_property
-    def lineage(self):
-        """The lineage (one row per clone: parent, birth, traits), or None if the run has none."""
-        return self._table("lineage")
-
-    @cached_property
-    def clone_series(self):
-        """Cells per clone per record step (``clones.parquet``), or None if the run has none."""
-        return self._table("clones")
-
-    @cached_property
-    def immune_series(self):
-        """Cells of each immune agent per record (``immune.parquet``), or None if the run has none.
-
-        Columns: ``time_h``, ``time_days``, ``agent``, ``name``, ``kind``
-        (``t_cell``, ``treg``, ``mdsc``), ``antigen``, ``cells_effector``,
-        ``cells_exhausted``, ``primed_pool``, ``activation`` (a suppressor's
-        cells are its ``cells_effector``; its pool and activation are NaN).
-        """
-        return self._table("immune")
-
-    @cached_property
-    def events(self):
-        """The treatment's doses, lines and assessments (``events.parquet``; columns
-        :data:`abm.therapy.EVENT_COLUMNS`), or None for an untreated run."""
-        return self._table("events")
+    error = VizError
+    snapshot_type = Snapshot
+    table_columns = TABLE_COLUMNS
 
     @cached_property
     def treatment(self) -> dict[str, Any]:
@@ -395,36 +196,6 @@ class RunData:
             return None
         return immune_glyph_classes(snapshot.immune, snapshot.immune_state, self.immune_agent_kinds())
 
-    @property
-    def name(self) -> str:
-        """The run directory's name."""
-        return self.path.resolve().name
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        """Lattice shape (``lattice.shape``), ``(ny, nx)`` or ``(nz, ny, nx)``."""
-        return tuple(self.setting("lattice", "shape", kinds=(list,)))
-
-    @property
-    def ndim(self) -> int:
-        """2 or 3."""
-        return len(self.shape)
-
-    @property
-    def dx_um(self) -> float:
-        """Voxel edge (``lattice.dx_um``), um."""
-        return float(self.setting("lattice", "dx_um"))
-
-    @property
-    def dt_cell_h(self) -> float:
-        """Cell step (``time.dt_cell_h``), hours."""
-        return float(self.setting("time", "dt_cell_h"))
-
-    @property
-    def duration_days(self) -> float:
-        """Simulated days the config asks for (``time.duration_days``; an unfinished run's records end before)."""
-        return float(self.setting("time", "duration_days"))
-
     def clone_name(self, index: int) -> str:
         """Name of clone ``index``: from the lineage, else the config (``clone <index>`` if neither has it)."""
         lineage = self.lineage
@@ -437,19 +208,6 @@ class RunData:
     def field_units(self, name: str) -> str:
         """Units of field ``name`` from the config (empty if it names none)."""
         return str(_section(_section(self.config, "fields"), name).get("units") or "")
-
-    def snapshot_at(self, time_h: float) -> Snapshot:
-        """The snapshot whose time is nearest ``time_h`` (hours)."""
-        if not self.snapshots:
-            raise VizError(f"{self.path}: no snapshots (set time.snapshot_every_h in the config)")
-        dt_h = self.dt_cell_h
-        return min(self.snapshots, key=lambda snapshot: abs(snapshot.step * dt_h - time_h))
-
-    def last_snapshot(self) -> Snapshot:
-        """The latest snapshot."""
-        if not self.snapshots:
-            raise VizError(f"{self.path}: no snapshots (set time.snapshot_every_h in the config)")
-        return self.snapshots[-1]
 
 
 def _section(mapping: dict[str, Any], key: str) -> dict[str, Any]:
@@ -473,29 +231,12 @@ def _check_config(run: RunData) -> None:
 def open_run(path: str | Path) -> RunData:
     """Open the run directory ``path`` (made by ``tme run``; finished, or stopped before its end).
 
-    Reads ``config.yaml`` and lists the snapshots; the tables, ``summary.json``
-    and the snapshots are read on first use.
+    Reads ``config.yaml`` only (:meth:`abm.rundir.RunDirectory.open`); the tables, ``summary.json`` and the snapshots
+    are read on first use.
 
     Raises:
         VizError: no such directory, no ``config.yaml`` in it, or one that cannot be read or lacks a key viz uses.
     """
-    path = Path(path)
-    if not path.is_dir():
-        raise VizError(f"{path}: no such run directory")
-    config_path = path / files.CONFIG
-    if not config_path.is_file():
-        if (path / COMPARE_RESULT).is_file():
-            raise VizError(f"{path}: a tme compare directory, not a run directory; give one of its runs, "
-                           f"{path / 'runs' / 'ARM' / 'seed_N'}")
-        raise VizError(f"{path}: not a run directory (no {files.CONFIG}; make one with `tme run CONFIG --out DIR`)")
-    snapshots = []
-    folder = path / files.SNAPSHOTS
-    if folder.is_dir():
-        for file in folder.iterdir():
-            match = _SNAPSHOT_NAME.match(file.name)
-            if match:
-                snapshots.append(Snapshot(file, int(match.group(1))))
-    snapshots.sort(key=lambda snapshot: snapshot.step)
-    run = RunData(path, reading(files.read_yaml, config_path), snapshots)
+    run = RunData.open(path)
     _check_config(run)
     return run

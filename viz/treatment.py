@@ -9,7 +9,7 @@ and of a ``tme compare`` output (:mod:`viz.comparison`) share these pieces:
   and in the comparison that holds the run;
 * data: doses, assessments and line spans of one run from its
   ``events.parquet`` and ``summary.json``; closed-form plasma levels
-  (:class:`abm.therapy.Pharmacokinetics`, the simulator's own); the most
+  (:func:`abm.rundir.plasma_levels`, the simulator's own); the most
   common response category across replicates; numbers at risk of a
   Kaplan-Meier table;
 * tracks: a track axis has one row per item (a drug, the line of therapy,
@@ -26,6 +26,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from abm import rundir as files
 from viz import palette
 
 ROW_HEIGHT = 0.8  # of a track row (rows are 1 apart)
@@ -136,18 +137,10 @@ def first_responses(assessed, responders: Sequence[str]) -> list[tuple[float, st
 def plasma_levels(drug: dict[str, Any], given, times_h: np.ndarray) -> np.ndarray:
     """Plasma level of one drug at ``times_h``, from its config entry (``pk``) and its dose rows (:func:`doses`).
 
-    The simulator's closed form (:class:`abm.therapy.Pharmacokinetics`), so
-    the curve is exact between records. Zero for a drug without ``pk``.
+    The simulator's closed form (:func:`abm.rundir.plasma_levels`), so the
+    curve is exact between records. Zero for a drug without ``pk``.
     """
-    from abm.config import PharmacokineticsConfig
-    from abm.therapy import Dose, Pharmacokinetics
-
-    if not drug.get("pk"):
-        return np.zeros(len(times_h))
-    kinetics = Pharmacokinetics(PharmacokineticsConfig(**drug["pk"]))
-    given = [Dose(float(start), float(amount), float(infusion or 0.0))
-             for start, amount, infusion in zip(given["time_h"], given["amount"], given["infusion_h"])]
-    return np.array([kinetics.level(given, float(time)) for time in times_h])
+    return files.plasma_levels(drug.get("pk"), given, times_h)
 
 
 def plasma_times(given, end_h: float, points: int = 1500) -> np.ndarray:
