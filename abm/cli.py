@@ -34,9 +34,9 @@ def _config_from_arguments(arguments: argparse.Namespace) -> Config:
     config = load_config(arguments.config, overrides)
     arm = getattr(arguments, "arm", None)
     if arm is not None:
-        if arm not in config.arms:
-            raise ConfigError(f"--arm {arm}: no arm of that name; arms: {', '.join(config.arms) or 'none (the config has no arms)'}")
-        config = config.model_copy(update={"treatment": config.arms[arm]})
+        from abm.compare import select_arm
+
+        config = select_arm(config, arm, "--arm")
     return config
 
 
