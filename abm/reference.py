@@ -17,7 +17,7 @@ from abm.config import Config
 
 HEADER = """# Config reference
 
-Generated from the schema in `abm/config.py` by `python -m abm.reference`; do
+Generated from the schema in `abm/config/` by `python -m abm.reference`; do
 not edit by hand. Every section forbids unknown keys. Units are in the key
 names. Sources: [PCi] PhysiCell cancer-immune sample project
 (doi:10.1371/journal.pcbi.1005991); [PCc] PhysiCell core defaults; [IO]

@@ -1,0 +1,173 @@
+"""Config sections of the space and clock of a run: lattice, time, fields (substrates) and vessels."""
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from abm.config.base import (MAX_AXIS, MAX_CELL_STEPS, MAX_DIFFUSION_UM2_PER_MIN, MAX_DX_UM, MAX_SPAN_H, MAX_SPAN_MIN,
+                             MAX_SUBSTEPS, MIN_DT_CELL_H, MIN_DX_UM, ConfigError, Length, Level, PositiveDays,
+                             PositiveHours, PositiveRate, Rate, Strict)
+from abm.config.presets import FIELD_PRESETS
+
+
+FaceName = Literal["x_min", "x_max", "y_min", "y_max", "z_min", "z_max"]
+FaceCondition = Literal["no_flux"] | Level
+AXIS_OF_FACE = {"z": 0, "y": 1, "x": 2}
+
+
+class LatticeConfig(Strict):
+    """The voxel grid."""
+
+    shape: list[Annotated[int, Field(ge=3, le=MAX_AXIS)]] = Field(
+        description="voxels per axis: [ny, nx] for 2-D or [nz, ny, nx] for 3-D")
+    dx_um: Annotated[float, Field(ge=MIN_DX_UM, le=MAX_DX_UM)] = Field(20.0, description="voxel edge, um, about one cell [PCi]")
+
+    @field_validator("shape")
+    @classmethod
+    def _two_or_three_axes(cls, shape: list[int]) -> list[int]:
+        if len(shape) not in (2, 3):
+            raise ValueError(f"must list 2 (2-D) or 3 (3-D) axis lengths, got {len(shape)}")
+        return shape
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def voxels(self) -> int:
+        return math.prod(self.shape)
+
+
+class TimeConfig(Strict):
+    """Cell step, run length and output cadences."""
+
+    dt_cell_h: Annotated[float, Field(ge=MIN_DT_CELL_H, le=MAX_SPAN_H)] = Field(1.0, description="cell step, h (assumption; [IO] uses 6 h)")
+    duration_days: PositiveDays = Field(description=f"simulated time, days; at most {MAX_CELL_STEPS:,} cell steps")
+    record_every_h: PositiveHours = Field(6.0, description="time-series cadence, h")
+    snapshot_every_h: PositiveHours | None = Field(24.0, description="snapshot cadence, h; null for none")
+
+    def steps(self, hours: float, key: str) -> int:
+        """Whole number of cell steps (at most :data:`MAX_CELL_STEPS`) in ``hours``; ConfigError naming ``key`` otherwise."""
+        ratio = hours / self.dt_cell_h
+        if not ratio <= MAX_CELL_STEPS + 0.5:
+            raise ConfigError(f"time.{key}: {hours:g} h is {ratio:.3g} cell steps of dt_cell_h = {self.dt_cell_h:g} h; "
+                              f"at most {MAX_CELL_STEPS:,} cell steps (lengthen dt_cell_h or shorten it)")
+        steps = round(ratio)
+        if steps < 1 or abs(ratio - steps) > 1e-9 * max(1.0, ratio):
+            raise ConfigError(f"time.{key}: {hours} h is not a whole number (>= 1) of cell steps of dt_cell_h = {self.dt_cell_h} h")
+        return steps
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps(self.duration_days * 24.0, "duration_days")
+
+
+class BoundaryConfig(Strict):
+    """Domain-face conditions: a number holds the face at that value, ``no_flux`` closes it."""
+
+    default: FaceCondition = Field("no_flux", description="condition of every face not listed in faces")
+    faces: dict[FaceName, FaceCondition] = Field(default_factory=dict, description="per-face conditions")
+
+
+class VesselExchangeConfig(Strict):
+    """Exchange between blood and tissue at vessel voxels: ``supply * (blood_level - u)``."""
+
+    supply_per_min: Rate = Field(description="exchange rate at a vessel voxel, 1/min")
+    blood_level: Level = Field(description="level in blood, field units")
+
+
+CellType = Literal["tumor", "tumor_dying", "tumor_immunogenic", "t_cell", "treg", "mdsc"]
+
+
+class FieldConfig(Strict):
+    """One diffusible substrate.
+
+    ``preset`` fills every key it has (see :data:`FIELD_PRESETS`); keys written
+    beside it override the preset's (a section such as ``boundary`` is replaced
+    whole).
+    """
+
+    preset: str | None = Field(None, description=f"default parameter set: {', '.join(FIELD_PRESETS)}")
+    units: str = Field(description="units of the field's values, e.g. mmHg")
+    D_um2_per_min: Annotated[float, Field(ge=0, le=MAX_DIFFUSION_UM2_PER_MIN)] = Field(description="diffusion coefficient, um^2/min")
+    decay_per_min: Rate = Field(description="first-order decay, 1/min")
+    solver: Literal["steady", "transient", "transient_lod"] = Field(
+        "transient", description="steady: equilibrium each cell step (fast substrates); transient: exact backward-Euler steps (multigrid CG; any step, exact equilibrium); transient_lod: BioFVM-style split steps (cheapest per step; needs steps well below 1 / (decay + sink))")
+    dt_min: Annotated[float, Field(gt=0, le=MAX_SPAN_MIN)] | None = Field(
+        None, description=f"transient solvers: longest field step, min; the cell step is split into equal substeps no longer than this, at most {MAX_SUBSTEPS} (null: one step per cell step)")
+    initial: Level = Field(0.0, description="initial value everywhere, field units")
+    boundary: BoundaryConfig = Field(default_factory=BoundaryConfig)
+    uptake_per_min: dict[CellType, Rate] = Field(
+        default_factory=dict, description="first-order uptake by a cell filling a voxel, 1/min, per cell type (tumor: live tumor cells; tumor_dying: apoptotic or necrotic; tumor_immunogenic: dying by immunogenic death, besides tumor_dying; t_cell, treg, mdsc: immune cells)")
+    secretion_per_min: dict[CellType, Rate] = Field(
+        default_factory=dict, description="secretion rate per cell type, 1/min: a cell adds rate * (secretion_saturation - u), as PhysiCell does")
+    secretion_saturation: Level = Field(1.0, description="level at which secretion stops, field units")
+    vessel: VesselExchangeConfig | None = Field(None, description="exchange with blood at vessel voxels")
+    dtype: Literal["float32", "float64"] = Field("float32", description="storage precision of the field")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, raw: Any) -> Any:
+        name = raw.get("preset") if isinstance(raw, dict) else None
+        if not isinstance(name, str) or name not in FIELD_PRESETS:
+            return raw  # no preset, or one that `_known_preset` refuses
+        return {**FIELD_PRESETS[name], **raw}
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, name: str | None) -> str | None:
+        if name is not None and name not in FIELD_PRESETS:
+            raise ValueError(f"unknown preset {name!r}; allowed: {', '.join(FIELD_PRESETS)}")
+        return name
+
+
+def default_fields() -> dict[str, FieldConfig]:
+    """Oxygen with PhysiCell's values [PCi]: D 1e5 um^2/min, decay 0.1/min, uptake 10/min, 38 mmHg."""
+    return {"oxygen": FieldConfig(preset="oxygen")}
+
+
+class VesselCollapseConfig(Strict):
+    """Compression of vessels by dense tumor: a vessel with many tumor neighbours stops carrying blood."""
+
+    tumor_neighbour_fraction: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.5, description="a vessel voxel is compressed when at least this share of its Moore neighbours (8 in 2-D, 26 in 3-D) hold tumor cells of any state (assumption)")
+    rate_per_h: PositiveRate = Field(
+        0.05, description="rate at which a compressed vessel collapses (its perfusion drops to 0), 1/h (assumption)")
+
+
+class VesselConfig(Strict):
+    """Where vessels are and how well they are perfused. Vessel voxels hold no tumor cell.
+
+    Perfusion (0 to 1) scales each vessel's exchange with blood: a field's
+    vessel supply at a voxel is ``supply_per_min * perfusion``.
+    """
+
+    pattern: Literal["uniform", "sparse_core", "file", "none"] = Field(
+        "uniform", description="uniform: random voxels at `density`; sparse_core: the same, but `density * core_density_factor` within `core_radius_um` of the tumor's initial centre; file: the array in `file`; none: no vessels")
+    density: Annotated[float, Field(ge=0, le=0.5)] = Field(
+        0.005, description="fraction of voxels that are vessel (assumption: about one per 100 um)")
+    core_radius_um: Length = Field(
+        0.0, description="sparse_core: radius of the poorly vascularised core, um")
+    core_density_factor: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.0, description="sparse_core: vessel density in the core relative to `density` (0: an avascular core)")
+    file: str | None = Field(
+        None, description="file: a .npy array of the lattice shape, bool (vessel or not) or float in [0, 1] (perfusion, 0 = no vessel); relative to the config file's folder")
+    perfusion_min: Annotated[float, Field(ge=0, le=1)] = Field(
+        1.0, description="uniform and sparse_core: each vessel's perfusion is drawn uniformly in [perfusion_min, perfusion_max] (assumption: 1, fully perfused)")
+    perfusion_max: Annotated[float, Field(ge=0, le=1)] = Field(1.0, description="see perfusion_min")
+    collapse: VesselCollapseConfig | None = Field(
+        None, description="null: vessels never collapse; a section: dense tumor compresses and collapses them")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "VesselConfig":
+        if self.perfusion_min > self.perfusion_max:
+            raise ValueError(f"perfusion_min ({self.perfusion_min}) must not exceed perfusion_max ({self.perfusion_max})")
+        if self.pattern == "file" and self.file is None:
+            raise ValueError("pattern 'file' needs `file`, the path of a .npy vessel array")
+        if self.pattern != "file" and self.file is not None:
+            raise ValueError(f"`file` is only read with pattern 'file' (pattern is {self.pattern!r})")
+        if self.pattern == "sparse_core" and self.core_radius_um <= 0:
+            raise ValueError("pattern 'sparse_core' needs core_radius_um > 0")
+        return self

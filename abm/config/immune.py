@@ -1,0 +1,115 @@
+"""Config sections of the immune microenvironment: T-cell clonotypes, priming, recruitment, motility, suppressor cells."""
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+
+from abm.config.base import (MAX_ANTIGENS, MAX_CELL_STEPS, MAX_SPEED_UM_PER_MIN, MAX_SUBSTEPS, NAME_RULE, Cells, Factor,
+                             Hours, Name, PositiveHours, PositiveLength, PositiveLevel, Probability, Rate, Strict,
+                             _require_unique_names)
+from abm.config.presets import IMMUNE_DRUG_SENSITIVITY
+
+
+class TCellCloneConfig(Strict):
+    """A T-cell clonotype: the neoantigen it recognises and its naive precursors."""
+
+    name: Name = Field(description=f"the clonotype's name; {NAME_RULE}")
+    antigen: Annotated[int, Field(ge=0, lt=MAX_ANTIGENS)] = Field(description=f"the neoantigen it recognises, 0 to {MAX_ANTIGENS - 1}")
+    precursors: Cells = Field(10.0, description="naive precursor cells of the clonotype in the systemic pool (assumption)")
+
+
+class PrimingConfig(Strict):
+    """The systemic priming compartment: antigen released in the tumor primes, after a delay, the clones that recognise it.
+
+    Antigen release of antigen ``k`` per step: the sum of the priming field
+    (the antigen / danger signal) over voxels whose tumor cell presents ``k``.
+    Activation ``A = R / (R + half_saturation)`` of the release ``delay_h``
+    earlier drives clonal expansion of the clone's pool.
+    """
+
+    field: str = Field("danger_signal", description="field whose level at tumor cells presenting an antigen is that antigen's release (an antigen / danger signal field)")
+    delay_h: Hours = Field(72.0, description=f"antigen release to effector output: migration to the lymph node, priming, expansion, h (assumption); at most {MAX_CELL_STEPS:,} cell steps")
+    half_saturation: PositiveLevel = Field(50.0, description="release giving half the maximum activation, field units x voxels (assumption)")
+    expansion_per_h: Rate = Field(0.05, description="expansion rate of a fully activated clone's pool, 1/h (assumption)")
+    max_pool: Cells = Field(1.0e4, description="largest primed pool of one clone, cells (assumption)")
+    contraction_per_h: Rate = Field(0.01, description="return of the primed pool to the precursors without activation, 1/h (assumption)")
+
+
+class MotilityConfig(Strict):
+    """Biased random walk on the lattice: speed and chemotaxis."""
+
+    speed_um_per_min: Annotated[float, Field(ge=0, le=MAX_SPEED_UM_PER_MIN)] = Field(1.0, description=f"mean speed, um/min: T cells 1 um/min [PCi]; a cell moves at most one voxel per substep, and a cell step has at most {MAX_SUBSTEPS} substeps (speed x dt_cell_h x 60 / dx_um)")
+    chemotaxis_field: str | None = Field("chemokine", description="field whose gradient the cells climb; null: unbiased walk")
+    chemotaxis_bias: Probability = Field(0.5, description="share of moves that go to the free neighbour of highest field level, the rest random [PCi]")
+
+
+class RecruitmentConfig(Strict):
+    """Entry of cells from blood at perfused vessel voxels free of immune cells."""
+
+    rate_per_h: Rate = Field(0.01, description="entry rate per fully perfused vessel voxel at a saturating signal, 1/h (assumption)")
+    field: str | None = Field("chemokine", description="field whose level at the vessel scales entry as u / (u + half_saturation); null: no dependence")
+    half_saturation: PositiveLevel = Field(0.5, description="field level of half the maximum entry, field units (assumption)")
+
+
+class TCellConfig(Strict):
+    """Cytotoxic T cells: clonotypes, priming, recruitment, movement, killing, exhaustion.
+
+    A T cell's kill rate on a target presenting its antigen is
+    ``kill_rate_per_h x (1 - pdl1_inhibition x pdl1 x (1 - occupancy))`` (PD-1
+    occupancy by the anti_pd1 drugs, 0 without), times
+    ``1 / (1 + u / suppression_ec50)`` of the suppressive cytokine and
+    ``1 - contact_inhibition`` of each suppressor type in contact.
+    """
+
+    clones: list[TCellCloneConfig] = Field(default_factory=list, description="T-cell clonotypes; none: no T cells")
+    priming: PrimingConfig = Field(default_factory=PrimingConfig)
+    recruitment: RecruitmentConfig = Field(default_factory=RecruitmentConfig)
+    pool_reference: Cells = Field(
+        1000.0, description="primed cells (above the precursors, all clones) at which recruitment runs at recruitment.rate_per_h (it scales linearly with the primed pool; assumption)")
+    motility: MotilityConfig = Field(default_factory=MotilityConfig)
+    kill_rate_per_h: Rate = Field(1.0 / 6.0, description="kill rate of an effector in contact with a target, 1/h: 6 h per kill in vivo [Breart]")
+    pdl1_inhibition: Probability = Field(0.9, description="fraction of the kill that full PD-L1 on the target blocks when PD-1 is free (assumption)")
+    exhaustion_per_kill: Probability = Field(0.2, description="exhaustion added by a kill (exhausted at 1: a capacity of 5 kills [Kather])")
+    exhaustion_per_engagement_h: Rate = Field(
+        0.05, description="exhaustion added per hour of engagement with a target, times its PD-L1 and (1 - occupancy) (assumption)")
+    proliferation_after_kill: Probability = Field(0.0, description="chance that an effector divides into a free neighbour after a kill (assumption: off)")
+    lifespan_h: PositiveHours = Field(240.0, description="mean life of an effector, h: 10 d [PCi]")
+    exhausted_lifespan_h: PositiveHours = Field(96.0, description="mean life of an exhausted T cell, h (assumption)")
+    suppression_field: str | None = Field(None, description="suppressive cytokine field (e.g. tgf_beta); null: none")
+    suppression_ec50: PositiveLevel = Field(0.5, description="cytokine level that halves killing and motility, field units (assumption)")
+    drug_sensitivity: dict[str, Factor] = Field(
+        default_factory=dict, description=f"per drug: multiplier of the drug's kill on T cells; drugs not listed: {IMMUNE_DRUG_SENSITIVITY:.3f} (0.6/d immune vs 0.9/d tumor [dP06])")
+
+    @field_validator("clones")
+    @classmethod
+    def _unique_names(cls, clones: list[TCellCloneConfig]) -> list[TCellCloneConfig]:
+        _require_unique_names("T-cell clone", [clone.name for clone in clones])
+        return clones
+
+
+class SuppressorConfig(Strict):
+    """A suppressor cell type (regulatory T cells or MDSCs): recruitment, movement, contact inhibition, life, drugs."""
+
+    recruitment: RecruitmentConfig = Field(default_factory=lambda: RecruitmentConfig(rate_per_h=0.005))
+    motility: MotilityConfig = Field(default_factory=MotilityConfig)
+    contact_inhibition: Probability = Field(
+        0.5, description="fraction of kill rate and motility a T cell loses while one of these is in its Moore neighbourhood (assumption)")
+    lifespan_h: PositiveHours = Field(240.0, description="mean life, h (assumption)")
+    drug_sensitivity: dict[str, Factor] = Field(
+        default_factory=dict, description=f"per drug: multiplier of the drug's kill on these cells; drugs not listed: {IMMUNE_DRUG_SENSITIVITY:.3f} [dP06]")
+
+
+class ImmuneConfig(Strict):
+    """The immune microenvironment: T-cell clones and suppressor cells, and how infiltration is measured."""
+
+    t_cells: TCellConfig = Field(default_factory=TCellConfig)
+    tregs: SuppressorConfig | None = Field(None, description="regulatory T cells (contact inhibition; secretion through fields); null: none")
+    mdscs: SuppressorConfig | None = Field(None, description="myeloid-derived suppressor cells (secretion through fields, contact inhibition); null: none")
+    margin_um: PositiveLength = Field(100.0, description="half-width of the invasive margin around the tumor border, for core and margin T-cell densities, um; with immune cells at most the longest lattice axis")
+    pdl1_positive_at: Probability = Field(0.1, description="a tumor cell counts as PD-L1 positive when its clone's PD-L1 is at least this (assumption)")
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any immune cell can appear."""
+        return bool(self.t_cells.clones) or self.tregs is not None or self.mdscs is not None
