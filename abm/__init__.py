@@ -30,7 +30,7 @@ __version__ = "0.1.0"
 #: Each name of the API and the module that defines it.
 _API = {
     "load_config": "abm.config", "Config": "abm.config", "ConfigError": "abm.config",
-    "select_arm": "abm.compare", "TumorModel": "abm.model", "run": "abm.run",
+    "select_arm": "abm.config", "TumorModel": "abm.model", "run": "abm.run",
     "open_run": "abm.rundir", "RunDirectory": "abm.rundir", "RunDirectoryError": "abm.io",
     "compare": "abm.compare",
 }

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from abm import __version__
-from abm.config import Config, ConfigError, load_config
+from abm.config import Config, ConfigError, load_config, select_arm
 from abm.interrupts import terminate_as_interrupt
 from abm.io import RunDirectoryError, RunFailed
 from kernels.backend import BACKEND_NAMES, BackendError, get_backend, probe_cupy
@@ -34,7 +34,6 @@ def _config_from_arguments(arguments: argparse.Namespace) -> Config:
     config = load_config(arguments.config, overrides)
     arm = getattr(arguments, "arm", None)
     if arm is not None:
-        from abm.compare import select_arm
 
         config = select_arm(config, arm, "--arm")
     return config

@@ -50,24 +50,9 @@ from typing import Any
 import numpy as np
 
 from abm import rundir
-from abm.config import RESPONSE_CATEGORIES, Config, ConfigError
+from abm.config import RESPONSE_CATEGORIES, Config, ConfigError, select_arm
 from abm.io import RunDirectoryError, RunFailed, create_output_directory, inside, lock_directory, write_json, write_parquet
 from abm.rundir import COMPARE_COLUMNS, COMPARE_RESULT, RESPONDERS
-
-
-def select_arm(config: Config, name: str, option: str = "arm") -> Config:
-    """``config`` with its ``treatment`` set to its arm ``name`` (of its ``arms``): what ``tme run --arm NAME`` runs.
-
-    Args:
-        option: how the arm was named, for the message (``--arm`` on the command line).
-
-    Raises:
-        ConfigError: the config has no arm ``name``, naming it and listing the arms.
-    """
-    if name not in config.arms:
-        raise ConfigError(f"{option} {name}: no arm of that name; arms: "
-                          f"{', '.join(config.arms) or 'none (the config has no arms)'}")
-    return config.model_copy(update={"treatment": config.arms[name]})
 
 
 def arm_configs(config: Config, arms: list[str] | None) -> dict[str, Config]:

@@ -189,13 +189,6 @@ def test_a_transient_field_that_turns_non_finite_fails_at_its_next_step(monkeypa
         model.step()
 
 
-def test_tiny_field_steps_overflowing_the_substep_count_fail_cleanly():
-    """dt_min = 5e-324: cell step / dt_min is infinite (before: OverflowError from ceil)."""
-    config = unchecked(small("tiny", CHEMOKINE_LOD), fields__chemokine__dt_min=5e-324)
-    with pytest.raises(FieldSolverError, match=r"^field chemokine \(solver transient_lod\): dt_min = .* no finite"):
-        TumorModel(config, NUMPY)
-
-
 # ---------------------------------------------------------------------------------------------- records
 
 

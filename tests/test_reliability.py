@@ -35,7 +35,7 @@ TINY = REPO / "configs" / "tiny.yaml"
 LONG = ("--set", "time.duration_days=120", "--set", "time.snapshot_every_h=48")
 #: Two cheap arms of the sequencing preset, shortened.
 SEQUENCING = REPO / "configs" / "sequencing.yaml"
-SHORT_ARMS = ["--set", "time.duration_days=4", "--arms", "untreated,chemo_only"]
+SHORT_ARMS = ["--set", "time.duration_days=6", "--arms", "untreated,chemo_only"]  # chemo_only starts on day 5
 
 
 def tme(*arguments: str, **options) -> subprocess.Popen:
@@ -383,7 +383,7 @@ def test_journals_hold_the_same_tables_as_the_parquet_files(tmp_path, monkeypatc
 
 def test_compare_workers_in_process_pool_complete_like_one_worker(tmp_path):
     """The pool path (2 workers) gives the tables of the in-process path (1 worker)."""
-    config = load_config(SEQUENCING, ["time.duration_days=4", "backend=numpy"])
+    config = load_config(SEQUENCING, ["time.duration_days=6", "backend=numpy"])
     one = compare(config, tmp_path / "one", 1, ["untreated", "chemo_only"], workers=1, progress=False)
     two = compare(config, tmp_path / "two", 1, ["untreated", "chemo_only"], workers=2, progress=False)
     assert one == two

@@ -152,14 +152,18 @@ class Config(Strict):
         return [name for name in self.fields if name in self.drugs and self.drugs[name].kind == "cytotoxic"]
 
 
-def select_arm(config: Config, name: str) -> Config:
-    """``config`` treated by its arm ``name``, as `tme run --arm` and `tme compare` run it.
+def select_arm(config: Config, name: str, option: str = "arm") -> Config:
+    """``config`` treated by its arm ``name``: what ``tme run --arm NAME`` runs, and each run of ``tme compare``.
+
+    Args:
+        option: how the arm was named, for the message (``--arm`` or ``--arms`` on the command line).
 
     Raises:
-        ConfigError: no arm of that name, or it starts at or after the end of the run.
+        ConfigError: the config has no arm ``name`` (naming it and listing the arms), or the arm starts at or
+            after the end of the run (it would never start).
     """
     if name not in config.arms:
-        raise ConfigError(f"--arm {name}: no arm of that name; arms: {', '.join(config.arms) or 'none (the config has no arms)'}")
+        raise ConfigError(f"{option} {name}: no arm of that name; arms: {', '.join(config.arms) or 'none (the config has no arms)'}")
     try:
         check_treatment_starts(f"arms.{name}", config.arms[name], config.time)
     except ValueError as exc:
