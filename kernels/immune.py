@@ -160,7 +160,7 @@ def movement_substep(
     allowed = [shifted(xp, free, offset, False) for offset in offsets]
     uphill = xp.full(immune.shape, -1, dtype=xp.int8)
     if len(fields):
-        followed = xp.where(occupied, agent_field[agent], -1)
+        followed = xp.take(agent_field, agent)  # at empty voxels agent 0's, never read: only movers climb
         for number, field in enumerate(fields):
             climb = uphill_direction(xp, field, allowed, offsets, uniform_at(xp, uphill_offsets[number], index))
             uphill = xp.where(followed == number, climb, uphill).astype(xp.int8)
