@@ -40,7 +40,7 @@ def _config_from_arguments(arguments: argparse.Namespace) -> Config:
 
 
 def _command_run(arguments: argparse.Namespace) -> int:
-    from abm.run import run
+    from abm.runner import run
 
     config = _config_from_arguments(arguments)
     summary = run(config, Path(arguments.out), progress=not arguments.quiet)
@@ -53,7 +53,7 @@ def _command_run(arguments: argparse.Namespace) -> int:
 
 
 def _command_compare(arguments: argparse.Namespace) -> int:
-    from abm.compare import compare
+    from abm.comparison import compare
 
     config = _config_from_arguments(arguments)
     arms = None
@@ -81,7 +81,7 @@ def _command_compare(arguments: argparse.Namespace) -> int:
 
 
 def _command_validate(arguments: argparse.Namespace) -> int:
-    from abm.run import prepare
+    from abm.runner import prepare
 
     config = _config_from_arguments(arguments)
     prepare(config)  # every check tme run makes before it writes: backend, memory, initial cells and fields

@@ -21,7 +21,7 @@ removed. :func:`read_table` reads a table from its Parquet file, or from its
 journal where the run did not finish; a torn last line (a kill during the
 write) is left out.
 
-Layout of ``tme compare CONFIG --out DIR`` (:mod:`abm.compare` writes it)::
+Layout of ``tme compare CONFIG --out DIR`` (:mod:`abm.comparison` writes it)::
 
     DIR/compare.json         per-arm statistics, in the order of the arms
     DIR/runs.parquet         one row per run; km.parquet and burden.parquet (see :data:`COMPARE_COLUMNS`)
@@ -29,8 +29,8 @@ Layout of ``tme compare CONFIG --out DIR`` (:mod:`abm.compare` writes it)::
 
 The names, the columns of each table (:data:`EVENT_COLUMNS`,
 :data:`COMPARE_COLUMNS`), the arrays every snapshot holds and the response
-categories are defined here once, for the writers (:mod:`abm.run`,
-:mod:`abm.therapy`, :mod:`abm.compare`) and the readers (:mod:`viz`).
+categories are defined here once, for the writers (:mod:`abm.runner`,
+:mod:`abm.therapy`, :mod:`abm.comparison`) and the readers (:mod:`viz`).
 
 :func:`open_run` opens a run directory as a :class:`RunDirectory`: its
 config (read at once), its summary and tables (read on first use), its
@@ -624,7 +624,7 @@ class RunDirectory:
 
 
 def open_run(path: str | Path) -> RunDirectory:
-    """Open the run directory ``path`` (made by ``tme run`` or :func:`abm.run.run`; finished, or stopped before its
+    """Open the run directory ``path`` (made by ``tme run`` or :func:`abm.runner.run`; finished, or stopped before its
     end) as a :class:`RunDirectory`.
 
     Raises:

@@ -1,4 +1,4 @@
-"""Peak memory per voxel of the tumor model, the source of abm.run.BYTES_PER_VOXEL.
+"""Peak memory per voxel of the tumor model, the source of abm.runner.BYTES_PER_VOXEL.
 
 Builds the model of configs/default.yaml on a cubic lattice (default 64^3),
 runs a few cell steps, and reports the peak memory of construction and steps
@@ -12,7 +12,7 @@ subprocess, so one cannot inherit another's peak:
 * ``cupy``: the bytes held by CuPy's default memory pool after the run (the
   pool keeps every block it has allocated, so this is the device peak).
 
-It ends by comparing the figures with the constants abm.run uses to refuse a
+It ends by comparing the figures with the constants abm.runner uses to refuse a
 lattice too large for memory.
 
 Usage::
@@ -32,7 +32,7 @@ from pathlib import Path
 
 from abm.config import load_config
 from abm.model import TumorModel
-from abm.run import BYTES_PER_VOXEL, BYTES_PER_VOXEL_PER_FIELD
+from abm.runner import BYTES_PER_VOXEL, BYTES_PER_VOXEL_PER_FIELD
 from kernels.backend import get_backend
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
@@ -84,7 +84,7 @@ def measure_in_subprocess(method: str, size: int, steps: int, extra_field: bool)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Measure with each method of the backend, print bytes per voxel and compare with abm.run."""
+    """Measure with each method of the backend, print bytes per voxel and compare with abm.runner."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--backend", choices=tuple(METHODS), default="numpy", help="where to measure (default numpy)")
     parser.add_argument("--size", type=int, default=64, help="lattice side, voxels (default 64)")
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> None:
     base = math.ceil(max(value[0] for value in per_voxel.values()))
     field = math.ceil(max(value[1] for value in per_voxel.values()))
     print(f"measured (largest of the methods, rounded up): {base} B/voxel + {field} B/voxel per field")
-    print(f"abm.run uses:                                  {BYTES_PER_VOXEL} B/voxel + {BYTES_PER_VOXEL_PER_FIELD} B/voxel per field")
+    print(f"abm.runner uses:                                  {BYTES_PER_VOXEL} B/voxel + {BYTES_PER_VOXEL_PER_FIELD} B/voxel per field")
 
 
 if __name__ == "__main__":

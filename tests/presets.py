@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from abm.clones import antigen_list
-from abm.compare import arm_configs
+from abm.comparison import arm_configs
 from abm.config import load_config
 from abm.model import TumorModel
 from kernels.backend import get_backend

@@ -19,7 +19,7 @@ import pytest
 from abm.cli import main
 from abm.config import load_config
 from abm.model import TumorModel
-from abm.run import estimated_bytes
+from abm.runner import estimated_bytes
 from kernels.backend import get_backend
 
 REPO = Path(__file__).resolve().parents[1]

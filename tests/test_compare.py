@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from abm.cli import main
-from abm.compare import kaplan_meier, log_rank, median_confidence_interval, median_survival
+from abm.comparison import kaplan_meier, log_rank, median_confidence_interval, median_survival
 
 
 def test_kaplan_meier_on_a_hand_worked_example():

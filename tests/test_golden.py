@@ -2,7 +2,7 @@
 
 A guard for refactors that must not change results. Each config of
 configs/ (found with a glob) is run through the public run path,
-:func:`abm.run.run`, on the NumPy backend, for each seed of :data:`SEEDS`
+:func:`abm.runner.run`, on the NumPy backend, for each seed of :data:`SEEDS`
 and, in a config with ``arms:``, for each arm (selected as ``tme run --arm``
 does). Each run is short: the fewest whole record intervals holding
 :data:`MIN_CELL_STEPS` cell steps, or, with arms, reaching
@@ -51,7 +51,7 @@ import pytest
 from pandas.util import hash_pandas_object
 
 from abm.config import Config, load_config
-from abm.run import run
+from abm.runner import run
 from tests.presets import CONFIGS
 
 CONFIG_PATHS = sorted(CONFIGS.glob("*.yaml"))

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from pydantic import BaseModel
 
-import abm.run
+import abm.runner
 from abm.cli import main
 from abm.config import load_config
 from abm.model import NonFiniteRecord, TumorModel
@@ -36,7 +36,7 @@ NUMPY = get_backend("numpy")
 SMALL = ["lattice.shape=[20, 20]", "tumor.initial.radius_um=60", "time.duration_days=1", "time.record_every_h=6"]
 CHEMOKINE_LOD = "fields.chemokine={preset: chemokine, solver: transient_lod}"
 #: run.py ends a run on NonFiniteRecord with status failed (the lead's wiring of issue 12).
-RUN_CATCHES_NON_FINITE = "NonFiniteRecord" in inspect.getsource(abm.run)
+RUN_CATCHES_NON_FINITE = "NonFiniteRecord" in inspect.getsource(abm.runner)
 
 
 @pytest.fixture(autouse=True)

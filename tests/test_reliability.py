@@ -23,11 +23,11 @@ import pytest
 
 from abm import rundir
 from abm.cli import main
-from abm.compare import compare, run_path
+from abm.comparison import compare, run_path
 from abm.config import load_config
 from abm.interrupts import deferred_interrupts
 from abm.io import RunDirectoryError, RunFailed
-from abm.run import run
+from abm.runner import run
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "tiny.yaml"
@@ -124,7 +124,7 @@ def test_a_file_size_limit_ends_the_run_cleanly_with_its_records(tmp_path):
 
 
 def test_a_failed_snapshot_write_fails_the_run_with_its_records(tmp_path, monkeypatch):
-    from abm import io, run as run_module
+    from abm import io, runner as run_module
 
     config = load_config(TINY, ["time.snapshot_every_h=6", "backend=numpy"])
     real = io.write_snapshot

@@ -1,6 +1,6 @@
 """Visualization without OpenGL: palette, scales, run reading, figures, VTK export, CLI wiring.
 
-Fixtures are real run directories made by :func:`abm.run.run` on small
+Fixtures are real run directories made by :func:`abm.runner.run` on small
 lattices (2-D and 3-D, two clones, vessels), by ``tme run`` with mutation
 (many nested subclones, a drug) and by ``tme run`` with immune cells (a
 T-cell clone, Tregs, MDSCs), so the files read here are the ones
@@ -20,7 +20,7 @@ import pytest
 
 from abm.cli import main
 from abm.config import load_config
-from abm.run import run as run_model
+from abm.runner import run as run_model
 from kernels.tumor import NECROTIC, STATE_NAMES
 from viz import palette
 from viz.rundir import VizError, open_run

@@ -1,4 +1,4 @@
-"""Reading a ``tme compare`` directory (see :mod:`abm.compare`) for figures and reports.
+"""Reading a ``tme compare`` directory (see :mod:`abm.comparison`) for figures and reports.
 
 A comparison directory (its names and columns are :mod:`abm.rundir`'s) holds
 ``compare.json`` (per-arm statistics, in the order of the arms),

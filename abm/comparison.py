@@ -9,7 +9,7 @@ worker processes. A run directory whose ``summary.json`` says ``complete``
 is kept, so a restarted comparison runs only what is missing; an unfinished
 one is emptied (only of the files a run writes) and run again. A comparison
 directory holds the runs of one config: every run records the hash of its
-resolved config and seed (:func:`abm.run.config_hash`), and a restart with
+resolved config and seed (:func:`abm.runner.config_hash`), and a restart with
 a config that gives another hash is refused before anything runs. The main
 process holds the directory's lock; its workers end with it (SIGTERM when it
 dies, however it dies), and Ctrl-C or SIGTERM to it stops the queue at once,
@@ -96,7 +96,7 @@ def _run_one(job: tuple[Config, str]) -> tuple[str, str | None]:
     ends the worker process at once, once the run has written its records,
     so it takes no further job; in the main process it propagates.
     """
-    from abm.run import run
+    from abm.runner import run
 
     config, out = job
     try:
@@ -116,7 +116,7 @@ def _runs_to_do(out: Path, configs: dict[str, Config], seeds: list[int]) -> list
     Raises:
         RunDirectoryError: a run directory there was made by another config.
     """
-    from abm.run import config_hash
+    from abm.runner import config_hash
 
     todo = []
     for arm, arm_config in configs.items():
