@@ -13,9 +13,9 @@ clone's activation is ``A = R / (R + half_saturation)`` of the release
 ``P`` grows as ``dP/dt = expansion x A x P (1 - P / max_pool)`` (one
 exponential step per cell step, bounded by ``max_pool`` as the logistic
 solution is) and relaxes
-toward its precursors at ``contraction x (1 - A)``; cytotoxic drugs in
-plasma kill it at their rate on T cells (lymphodepletion: ``emax x
-sensitivity x hill(plasma level)``). The primed cells above the precursors,
+toward its precursors at ``contraction x (1 - A)``; drugs in plasma kill
+it at the sum of their kinds' systemic kill rates on T cells
+(lymphodepletion; :mod:`abm.config.drugs`). The primed cells above the precursors,
 ``P - precursors``, are the cells blood can deliver.
 """
 from __future__ import annotations
@@ -29,7 +29,6 @@ from abm.agents import SuppressorType, TCellClone
 from abm.config import IMMUNE_DRUG_SENSITIVITY, Config, margin_steps, movement_substeps
 from kernels.immune import EFFECTOR, EXHAUSTED, KIND_NAMES, MDSC, T_CELL, TREG, KillParameters, neighbour_of
 from kernels.lattice import shifted
-from kernels.therapy import hill_response
 
 if TYPE_CHECKING:
     from abm.model import TumorModel
@@ -155,12 +154,12 @@ class ImmuneSystem:
         self.pool = self.precursors + (self.pool - self.precursors) * relax
 
     def _depletion_per_h(self, model: "TumorModel") -> float:
-        """Kill rate of the circulating T cells by the cytotoxic drugs' plasma levels (lymphodepletion), 1/h."""
+        """Kill rate of the circulating T cells by the drugs' plasma levels (lymphodepletion), 1/h: the drugs' systemic kill rates summed."""
         rate = 0.0
         sensitivity = self.config.t_cells.drug_sensitivity
-        for name, parameters in model.drug_parameters.items():
+        for name, drug in model.drug_actions["systemic_kill_rate"]:
             plasma = model.blood_level(name) if model.config.fields[name].vessel is not None else 0.0
-            rate += parameters.emax_per_h * sensitivity.get(name, IMMUNE_DRUG_SENSITIVITY) * float(hill_response(np, np.float64(plasma), parameters))
+            rate += drug.systemic_kill_rate(plasma, sensitivity.get(name, IMMUNE_DRUG_SENSITIVITY))
         return rate
 
     def primed_weights(self, xp: Any) -> Any:
@@ -185,12 +184,10 @@ class ImmuneSystem:
         return factor
 
     def occupancy(self, model: "TumorModel") -> Any:
-        """PD-1 occupancy at each voxel: ``1 - prod(1 - c / (c + kd))`` over the anti_pd1 drugs (0 without)."""
+        """PD-1 occupancy at each voxel: ``1 - prod(1 - occupancy)`` over the drugs whose kind blocks PD-1 (0 without)."""
         free = 1.0
-        for name, drug in model.config.drugs.items():
-            if drug.kind == "anti_pd1":
-                level = model.state.fields[name].astype(model.xp.float64)
-                free = free * (1.0 - level / (level + drug.kd))
+        for name, drug in model.drug_actions["pd1_occupancy"]:
+            free = free * (1.0 - drug.pd1_occupancy(model.xp, model.state.fields[name]))
         return 1.0 - free
 
     # ------------------------------------------------------------------ records

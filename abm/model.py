@@ -22,7 +22,8 @@ import numpy as np
 
 from abm import clones as clone_table
 from abm.agents import SuppressorType, TCellClone, TumorSubclone
-from abm.config import MAX_ANTIGENS, AssessmentConfig, Config, ConfigError, field_parameters, hypoxia_parameters
+from abm.config import (DRUG_ACTIONS, MAX_ANTIGENS, AssessmentConfig, Config, ConfigError, field_parameters,
+                        hypoxia_parameters)
 from abm.immunity import IMMUNE_COLUMNS, IMMUNE_NO_DATA_COLUMNS, IMMUNE_SERIES_COLUMNS, ImmuneSystem
 from abm.therapy import EVENT_COLUMNS, Therapy
 from abm.rules import DEFAULT_RULES, Rule
@@ -33,7 +34,6 @@ from abm.streams import (
 from abm.state import LatticeState
 from kernels import heterogeneity, setup
 from kernels.immune import neighbour_of
-from kernels.therapy import CytotoxicParameters
 from kernels.backend import Backend, get_backend
 from kernels.lattice import moore_offsets
 from kernels.random import uniform
@@ -149,9 +149,8 @@ class TumorModel(mesa.Model):
         # Per field: its FieldSolver, kept across cell steps by solve_fields (the sink is updated each step).
         self.field_solvers: dict[str, Any] = {}
         self.drugs = config.drug_names
-        self.drug_parameters = {
-            name: CytotoxicParameters(drug.emax_per_h, drug.ec50, drug.hill, drug.cycle_specific)
-            for name, drug in ((name, config.drugs[name]) for name in self.drugs)}
+        # action -> (name, drug) of the drugs whose kind has it, in field order: what the rules sum over.
+        self.drug_actions = {action: config.drugs_acting(action) for action in DRUG_ACTIONS}
         self.therapy = Therapy(config.treatment, config.drugs, self.dt_h)
         self.max_division_rate_per_h = math.log(2.0) / self.dt_h
 

@@ -38,11 +38,23 @@ aliases expanded, nested at most 100 deep.
 """
 
 
-def _sections(annotation: Any) -> list[type[BaseModel]]:
-    """Config section classes reachable through an annotation (lists, dicts, optionals)."""
+def _kinds(annotation: Any) -> dict[str, type[BaseModel]] | None:
+    """kind -> section class of a union chosen by ``kind`` (``Annotated[..., DrugKinds()]``), or None."""
+    for marker in getattr(annotation, "__metadata__", ()):
+        if hasattr(marker, "members"):
+            return marker.members()
+    return None
+
+
+def _sections(annotation: Any) -> list[tuple[str, type[BaseModel]]]:
+    """(title suffix, class) of the config sections reachable through an annotation (lists, dicts, optionals,
+    each member of a union chosen by ``kind``, titled by its kind)."""
+    kinds = _kinds(annotation)
+    if kinds is not None:
+        return [(f" (kind: {name})", section) for name, section in kinds.items()]
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    found: list[type[BaseModel]] = []
+        return [("", annotation)]
+    found: list[tuple[str, type[BaseModel]]] = []
     for argument in typing.get_args(annotation):
         found.extend(_sections(argument))
     return found
@@ -50,6 +62,9 @@ def _sections(annotation: Any) -> list[type[BaseModel]]:
 
 def _type_name(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
+    kinds = _kinds(annotation)
+    if kinds is not None:
+        return "section by `kind` (" + " / ".join(f"`{name}`" for name in kinds) + ")"
     if origin in (Union, UnionType):
         return " or ".join(_type_name(argument) for argument in typing.get_args(annotation))
     if origin is typing.Literal:
@@ -98,10 +113,11 @@ def _default(field: Any) -> str:
 def render(model: type[BaseModel] = Config) -> str:
     """The reference page as Markdown, one table per config section."""
     lines = [HEADER]
-    queue: list[tuple[str, type[BaseModel]]] = [("(top level)", model)]
+    # (title, dotted key of the section, section): a kind's title adds the kind to the key
+    queue: list[tuple[str, str, type[BaseModel]]] = [("(top level)", "(top level)", model)]
     seen: set[type[BaseModel]] = set()
     while queue:
-        title, section = queue.pop(0)
+        title, key, section = queue.pop(0)
         if section in seen:
             continue
         seen.add(section)
@@ -114,13 +130,13 @@ def render(model: type[BaseModel] = Config) -> str:
             description = (field.description or "").replace("|", "/")
             kind = _type_name(field.annotation) + _bounds(field.metadata)
             lines.append(f"| `{name}` | {kind} | {_default(field)} | {description} |")
-            for child in _sections(field.annotation):
-                prefix = name if title == "(top level)" else f"{title}.{name}"
+            for suffix, child in _sections(field.annotation):
+                prefix = name if key == "(top level)" else f"{key}.{name}"
                 if typing.get_origin(field.annotation) is list:
                     prefix += "[]"
                 elif typing.get_origin(field.annotation) is dict:
                     prefix += ".NAME"
-                queue.append((prefix, child))
+                queue.append((prefix + suffix, prefix, child))
     return "\n".join(lines) + "\n"
 
 

@@ -151,19 +151,21 @@ def tumor_oxygen_response(model: "TumorModel") -> None:
 
 
 def drug_kill(model: "TumorModel") -> None:
-    """Cytotoxic drugs start apoptosis in the tumor cells they kill (Emax/Hill on the efflux-adjusted local level),
-    a share of them by immunogenic death (each drug's ``immunogenic_fraction`` of its kills), and kill immune
-    cells by their sensitivity (lymphodepletion)."""
-    if not model.drug_parameters:
+    """The drugs' kill rates, summed over the drugs whose kind has them: tumor cells start apoptosis (a share of
+    them by immunogenic death), immune cells in tissue die (lymphodepletion)."""
+    actions = model.drug_actions
+    if not (actions["tumor_kill_rate"] or actions["immune_kill_rate"]):
         return
     xp, state, traits = model.xp, model.state, model.clone_traits
     rate = xp.zeros(state.shape, dtype=xp.float64)
     immunogenic_rate = xp.zeros(state.shape, dtype=xp.float64)
-    for name, parameters in model.drug_parameters.items():
-        drug_rate = therapy.kill_rate(xp, state.clone, state.cell_state, state.fields[name], traits["efflux"],
-                                      traits[f"sensitivity_{name}"], parameters)
+    for name, drug in actions["tumor_kill_rate"]:
+        drug_rate = drug.tumor_kill_rate(xp, state.clone, state.cell_state, state.fields[name], traits["efflux"],
+                                         traits.get(f"sensitivity_{name}"))
         rate += drug_rate
-        immunogenic_rate += model.config.drugs[name].immunogenic_fraction * drug_rate
+        immunogenic = drug.immunogenic_kill_rate(drug_rate)
+        if immunogenic is not None:
+            immunogenic_rate += immunogenic
     state.cell_state, state.state_age_h, killed = therapy.kill(
         xp, state.cell_state, state.state_age_h, rate, model.dt_h, _draw(model, STREAM_DRUG_KILL))
     immunogenic = killed & (_draw(model, STREAM_IMMUNOGENIC) * rate < immunogenic_rate)
@@ -173,9 +175,8 @@ def drug_kill(model: "TumorModel") -> None:
     if system.enabled:
         agent = xp.maximum(state.immune, 0)
         rate = xp.zeros(state.shape, dtype=xp.float64)
-        for name, parameters in model.drug_parameters.items():
-            rate += parameters.emax_per_h * system.traits[f"sensitivity_{name}"][agent] * therapy.hill_response(
-                xp, state.fields[name], parameters)
+        for name, drug in actions["immune_kill_rate"]:
+            rate += drug.immune_kill_rate(xp, agent, state.fields[name], system.traits.get(f"sensitivity_{name}"))
         state.immune, state.immune_state, state.exhaustion, state.immune_age_h, died = immune.die(
             xp, state.immune, state.immune_state, state.exhaustion, state.immune_age_h, rate, model.dt_h,
             _draw(model, STREAM_IMMUNE_DRUG))

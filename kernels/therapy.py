@@ -1,11 +1,11 @@
 """Drug action on tumor cells (pharmacodynamics) as whole-grid kernels.
 
-A cytotoxic drug kills with an Emax/Hill response to the concentration a
-cell sees: the local tissue concentration (the drug's field) less what the
-cell's efflux pumps remove, scaled by the clone's sensitivity. A
-cycle-specific drug kills only cycling cells, so quiescent (hypoxic or
-dormant) cells are spared. A killed cell starts apoptosis. Kill hazards of
-several drugs add up.
+The Emax/Hill kill of the cytotoxic drug kind (abm/config/drugs.py)
+responds to the concentration a cell sees: the local tissue concentration
+(the drug's field) less what the cell's efflux pumps remove, scaled by the
+clone's sensitivity. A cycle-specific drug kills only cycling cells, so
+quiescent (hypoxic or dormant) cells are spared. A killed cell starts
+apoptosis. Kill hazards of several drugs add up.
 """
 from __future__ import annotations
 

@@ -84,10 +84,10 @@ CASES = {
     "negative seed": Case(None, ("--seed", "-1"), ("seed", "greater than or equal to 0")),
     "sensitivity to an undeclared drug": Case(
         None, ("--set", "tumor.clones.0.drug_sensitivity={cisplatin: 0.1}"),
-        ("tumor.clones.0.drug_sensitivity.cisplatin", "no cytotoxic drug of that name", "declare the drug under drugs")),
+        ("tumor.clones.0.drug_sensitivity.cisplatin", "no drug of that name with a sensitivity", "declare the drug under drugs")),
     "resistance rule for an undeclared drug": Case(
         None, ("--set", "tumor.mutation.resistance={cisplatin: {probability: 0.1, sensitivity_factor: 0.1}}"),
-        ("tumor.mutation.resistance.cisplatin", "no cytotoxic drug of that name")),
+        ("tumor.mutation.resistance.cisplatin", "no drug of that name with a sensitivity")),
     "drug without a field": Case(None, ("--set", "drugs={cisplatin: {}}"), ("drugs.cisplatin", "declare it under fields")),
     "oxygen as a drug": Case(None, ("--set", "drugs={oxygen: {}}"), ("drugs.oxygen", "oxygen is no drug")),
     "negative drug kill rate": Case(

@@ -113,6 +113,9 @@ def _schema_at(path: tuple[str, ...]) -> dict[str, Any]:
     """The JSON schema of the value at ``path`` (the schema's stated bounds are read from it)."""
     node = _resolve(JSON_SCHEMA)
     for part in path:
+        if "oneOf" in node:  # a section chosen by its `kind` (a drug): the member that has this key
+            members = [_resolve(member) for member in node["oneOf"]]
+            node = next((member for member in members if part in member.get("properties", {})), members[0])
         if part in node.get("properties", {}):
             node = node["properties"][part]
         elif isinstance(node.get("additionalProperties"), dict):

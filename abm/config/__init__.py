@@ -40,7 +40,8 @@ from abm.config.checks import check_initial_tumor, check_treatment_starts, check
 from abm.config.derive import field_parameters, field_substeps, hypoxia_parameters, margin_steps, movement_substeps
 from abm.config.domain import (AXIS_OF_FACE, BoundaryConfig, CellType, FaceCondition, FaceName, FieldConfig, LatticeConfig,
                                TimeConfig, VesselCollapseConfig, VesselConfig, VesselExchangeConfig, default_fields)
-from abm.config.drugs import DrugConfig, PharmacokineticsConfig
+from abm.config.drugs import (DEFAULT_DRUG_KIND, DRUG_ACTIONS, DRUG_KINDS, AntiPD1Drug, CytotoxicDrug, Drug, DrugConfig,
+                              DrugKinds, PharmacokineticsConfig, register_drug_kind, unregister_drug_kind)
 from abm.config.immune import (ImmuneConfig, MotilityConfig, PrimingConfig, RecruitmentConfig, SuppressorConfig,
                                TCellCloneConfig, TCellConfig)
 from abm.config.loading import (EXTENSION_PREFIX, MAX_CONFIG_BYTES, MAX_ERRORS_SHOWN, MAX_YAML_DEPTH, MAX_YAML_NODES,

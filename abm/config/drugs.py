@@ -1,11 +1,21 @@
-"""Config sections of a drug: its kind, plasma pharmacokinetics and action on cells."""
+"""Config sections of a drug: its plasma pharmacokinetics, and its kind, a registered class holding its keys and actions.
+
+The kinds: :class:`CytotoxicDrug` (``cytotoxic``, the default) and
+:class:`AntiPD1Drug` (``anti_pd1``); :func:`register_drug_kind` adds one.
+"""
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import typing
+from functools import cached_property
+from types import ModuleType
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+import numpy as np
+from pydantic import BaseModel, Field, GetCoreSchemaHandler, model_validator
+from pydantic_core import core_schema
 
 from abm.config.base import MAX_HILL, PositiveHours, PositiveLevel, Probability, Rate, Strict
+from kernels import therapy
 
 
 class PharmacokineticsConfig(Strict):
@@ -33,27 +43,203 @@ class PharmacokineticsConfig(Strict):
         return self
 
 
-class DrugConfig(Strict):
-    """A drug: its kind, plasma pharmacokinetics and action; its tissue concentration is the field of the same name.
+# --------------------------------------------------------------------------- drug kinds
+# A drug's kind is its class: the class holds the kind's keys and contributes its actions, which the rules
+# sum over the drugs (in the order of their fields). A new kind is one subclass of DrugConfig and one
+# register_drug_kind call; see "How to add a drug kind" in docs/therapy.md.
 
-    Cytotoxic kill: a live tumor cell (only a cycling one if the drug is
-    cycle-specific) starts apoptosis at rate
-    ``emax_per_h x s x c^h / (ec50^h + c^h)`` with ``c = (1 - efflux) x local
-    concentration`` and ``s`` its clone's sensitivity; immune cells die at the
-    same rate times their kind's sensitivity, in tissue and in the systemic
-    T-cell pools (lymphodepletion). Anti-PD-1: PD-1 occupancy on T cells is
-    ``c / (c + kd)`` of the local antibody level.
+#: The kind of a drug section without ``kind``.
+DEFAULT_DRUG_KIND = "cytotoxic"
+#: The error type of a drug section whose kind is not registered (abm.config.loading names the key ``kind``).
+UNKNOWN_KIND = "unknown_kind"
+
+
+class DrugConfig(Strict):
+    """A drug, of one kind: the keys every kind has; a kind is a subclass that adds its keys and actions.
+
+    Actions (methods; the base's do nothing and return None, and a kind overrides those it has):
+    :meth:`tumor_kill_rate`, :meth:`immunogenic_kill_rate`, :meth:`immune_kill_rate`,
+    :meth:`systemic_kill_rate` and :meth:`pd1_occupancy`. The rules ask only the drugs whose kind
+    overrides an action (:meth:`acts`), in the order of their fields, and add up what they return.
     """
 
-    kind: Literal["cytotoxic", "anti_pd1"] = Field(
-        "cytotoxic", description="cytotoxic: kills cells (Emax/Hill on the local, efflux-adjusted level); anti_pd1: blocks PD-1 on T cells")
+    kind: str = Field(description="the drug's kind, one of the registered kinds (the keys below depend on it)")
     pk: PharmacokineticsConfig | None = Field(
         None, description="plasma pharmacokinetics of dosed drugs; null: the plasma level stays at the field's vessel.blood_level")
-    emax_per_h: Rate = Field(
-        0.9 / 24.0, description="cytotoxic: maximum kill rate of a fully sensitive cell, 1/h: 0.9/d [dP06]")
-    ec50: PositiveLevel = Field(1.0, description="cytotoxic: concentration of half the maximum kill, field units (assumption: no source found)")
-    hill: Annotated[float, Field(gt=0, le=MAX_HILL)] = Field(1.0, description="cytotoxic: Hill coefficient of the kill (assumption)")
-    cycle_specific: bool = Field(True, description="cytotoxic: true kills only cycling tumor cells (quiescent cells are spared); false kills any live cell")
+
+    #: The kind has a kill that each tumor clone (``tumor.clones[].drug_sensitivity``, resistance mutations) and
+    #: each immune cell kind (``immune.*.drug_sensitivity``) scales by its own sensitivity; such drugs are
+    #: :attr:`Config.drug_names`, with a sensitivity column per clone and per immune agent.
+    has_sensitivity: ClassVar[bool] = False
+
+    @classmethod
+    def kind_name(cls) -> str:
+        """The value of ``kind`` that selects this class (its ``kind`` annotation is a one-value Literal)."""
+        values = typing.get_args(cls.model_fields["kind"].annotation)
+        if typing.get_origin(cls.model_fields["kind"].annotation) is not Literal or len(values) != 1:
+            raise TypeError(f"{cls.__name__}.kind must be annotated Literal['<kind>'] (one value)")
+        return values[0]
+
+    @classmethod
+    def acts(cls, action: str) -> bool:
+        """Whether the kind has ``action`` (one of :data:`DRUG_ACTIONS`): it overrides the base's method."""
+        return getattr(cls, action) is not getattr(DrugConfig, action)
+
+    def tumor_kill_rate(self, xp: ModuleType, clone: Any, cell_state: Any, concentration: Any, efflux: Any,
+                        sensitivity: Any) -> Any:
+        """Kill rate of live tumor cells (they start apoptosis), 1/h, lattice shape ``float64``; summed over drugs.
+
+        Args:
+            clone, cell_state: the tumor layer (clone index, -1 where none; :mod:`kernels.tumor` state codes).
+            concentration: the drug's tissue field.
+            efflux: per-clone fraction pumped out, ``float64`` ``(n_clones,)``.
+            sensitivity: per-clone multiplier, ``float64`` ``(n_clones,)``; None unless :attr:`has_sensitivity`.
+        """
+        return None
+
+    def immunogenic_kill_rate(self, rate: Any) -> Any:
+        """The part of this drug's kill ``rate`` (:meth:`tumor_kill_rate`) that is immunogenic death, 1/h."""
+        return None
+
+    def immune_kill_rate(self, xp: ModuleType, agent: Any, concentration: Any, sensitivity: Any) -> Any:
+        """Death rate of immune cells in tissue, 1/h, lattice shape; summed over drugs.
+
+        Args:
+            agent: each voxel's immune agent index (0 where none: the rule masks those voxels).
+            concentration: the drug's tissue field.
+            sensitivity: per-agent multiplier, ``float64`` ``(n_agents,)``; None unless :attr:`has_sensitivity`.
+        """
+        return None
+
+    def systemic_kill_rate(self, plasma_level: float, sensitivity: float) -> float:
+        """Death rate of the circulating T-cell pools at this plasma level (lymphodepletion), 1/h; summed over drugs.
+
+        Args:
+            sensitivity: the T cells' multiplier for this drug (``immune.t_cells.drug_sensitivity``).
+        """
+        return None  # type: ignore[return-value]
+
+    def pd1_occupancy(self, xp: ModuleType, concentration: Any) -> Any:
+        """Share of PD-1 on T cells this drug blocks at each voxel; drugs combine as ``1 - prod(1 - occupancy)``."""
+        return None
+
+
+#: The actions a drug kind may contribute (methods of :class:`DrugConfig`).
+DRUG_ACTIONS = ("tumor_kill_rate", "immunogenic_kill_rate", "immune_kill_rate", "systemic_kill_rate", "pd1_occupancy")
+#: kind name -> class, in registration order (the order of the allowed kinds in messages).
+DRUG_KINDS: dict[str, type[DrugConfig]] = {}
+#: Config models whose schema holds a drug (rebuilt when a kind is registered or removed).
+_USERS: list[type[BaseModel]] = []
+
+
+def register_drug_kind(cls: type[DrugConfig]) -> type[DrugConfig]:
+    """Make ``cls`` the drug kind named by its ``kind`` Literal, valid in configs from now on; returns ``cls`` (a decorator).
+
+    Raises:
+        TypeError: ``cls`` is no DrugConfig subclass, or its ``kind`` is no one-value Literal.
+        ValueError: another class has that kind already.
+    """
+    if not (isinstance(cls, type) and issubclass(cls, DrugConfig)) or cls is DrugConfig:
+        raise TypeError(f"a drug kind is a subclass of DrugConfig, got {cls!r}")
+    name = cls.kind_name()
+    if DRUG_KINDS.get(name, cls) is not cls:
+        raise ValueError(f"drug kind {name!r} is registered already ({DRUG_KINDS[name].__name__})")
+    DRUG_KINDS[name] = cls
+    _rebuild()
+    return cls
+
+
+def unregister_drug_kind(name: str) -> None:
+    """Remove the drug kind ``name`` (tests that register a kind of their own undo it with this)."""
+    del DRUG_KINDS[name]
+    _rebuild()
+
+
+def rebuild_with_drug_kinds(model: type[BaseModel]) -> type[BaseModel]:
+    """Mark ``model`` as holding drugs: its schema is rebuilt whenever the registered kinds change; returns it."""
+    _USERS.append(model)
+    return model
+
+
+def _rebuild() -> None:
+    for model in _USERS:
+        model.model_rebuild(force=True)
+
+
+class DrugKinds:
+    """``Annotated[DrugConfig, DrugKinds()]``: a drug section, validated by the class of its ``kind`` (default
+    :data:`DEFAULT_DRUG_KIND`), among the kinds registered when the schema is built."""
+
+    @staticmethod
+    def members() -> dict[str, type[DrugConfig]]:
+        """kind name -> class, as registered now."""
+        return dict(DRUG_KINDS)
+
+    @staticmethod
+    def _kind(value: Any) -> Any:
+        if isinstance(value, dict):
+            return value.get("kind", DEFAULT_DRUG_KIND)
+        return value.kind if isinstance(value, DrugConfig) else None
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        choices = {name: handler.generate_schema(cls) for name, cls in DRUG_KINDS.items()}
+        return core_schema.tagged_union_schema(
+            choices, self._kind, custom_error_type=UNKNOWN_KIND,
+            custom_error_message=f"unknown drug kind; allowed: {', '.join(DRUG_KINDS)}")
+
+
+#: The annotation of a drug in a config.
+Drug = Annotated[DrugConfig, DrugKinds()]
+
+
+@register_drug_kind
+class CytotoxicDrug(DrugConfig):
+    """Cytotoxic drug: kills tumor cells (Emax/Hill on the local, efflux-adjusted level) and immune cells.
+
+    A live tumor cell (only a cycling one if the drug is cycle-specific)
+    starts apoptosis at rate ``emax_per_h x s x c^h / (ec50^h + c^h)`` with
+    ``c = (1 - efflux) x local concentration`` and ``s`` its clone's
+    sensitivity; immune cells die at the same rate (of the local level) times
+    their kind's sensitivity, in tissue and, at the plasma level, in the
+    systemic T-cell pools (lymphodepletion).
+    """
+
+    kind: Literal["cytotoxic"] = Field("cytotoxic", description="cytotoxic: kills cells (Emax/Hill on the local, efflux-adjusted level)")
+    emax_per_h: Rate = Field(0.9 / 24.0, description="maximum kill rate of a fully sensitive cell, 1/h: 0.9/d [dP06]")
+    ec50: PositiveLevel = Field(1.0, description="concentration of half the maximum kill, field units (assumption: no source found)")
+    hill: Annotated[float, Field(gt=0, le=MAX_HILL)] = Field(1.0, description="Hill coefficient of the kill (assumption)")
+    cycle_specific: bool = Field(True, description="true kills only cycling tumor cells (quiescent cells are spared); false kills any live cell")
     immunogenic_fraction: Probability = Field(
-        0.0, description="cytotoxic: share of the tumor cells it kills that die immunogenically (they release more antigen / danger signal; assumption: 0)")
-    kd: PositiveLevel = Field(1.0, description="anti_pd1: antibody level of half PD-1 occupancy, field units (assumption)")
+        0.0, description="share of the tumor cells it kills that die immunogenically (they release more antigen / danger signal; assumption: 0)")
+
+    has_sensitivity: ClassVar[bool] = True
+
+    @cached_property
+    def parameters(self) -> therapy.CytotoxicParameters:
+        """The kill's kernel parameters."""
+        return therapy.CytotoxicParameters(self.emax_per_h, self.ec50, self.hill, self.cycle_specific)
+
+    def tumor_kill_rate(self, xp: ModuleType, clone: Any, cell_state: Any, concentration: Any, efflux: Any,
+                        sensitivity: Any) -> Any:
+        return therapy.kill_rate(xp, clone, cell_state, concentration, efflux, sensitivity, self.parameters)
+
+    def immunogenic_kill_rate(self, rate: Any) -> Any:
+        return self.immunogenic_fraction * rate
+
+    def immune_kill_rate(self, xp: ModuleType, agent: Any, concentration: Any, sensitivity: Any) -> Any:
+        return self.emax_per_h * sensitivity[agent] * therapy.hill_response(xp, concentration, self.parameters)
+
+    def systemic_kill_rate(self, plasma_level: float, sensitivity: float) -> float:
+        return self.emax_per_h * sensitivity * float(therapy.hill_response(np, np.float64(plasma_level), self.parameters))
+
+
+@register_drug_kind
+class AntiPD1Drug(DrugConfig):
+    """Anti-PD-1 antibody: blocks PD-1 on T cells, occupancy ``c / (c + kd)`` of the local antibody level."""
+
+    kind: Literal["anti_pd1"] = Field(description="anti_pd1: blocks PD-1 on T cells")
+    kd: PositiveLevel = Field(1.0, description="antibody level of half PD-1 occupancy, field units (assumption)")
+
+    def pd1_occupancy(self, xp: ModuleType, concentration: Any) -> Any:
+        level = concentration.astype(xp.float64)
+        return level / (level + self.kd)

@@ -57,7 +57,7 @@ class TCellConfig(Strict):
 
     A T cell's kill rate on a target presenting its antigen is
     ``kill_rate_per_h x (1 - pdl1_inhibition x pdl1 x (1 - occupancy))`` (PD-1
-    occupancy by the anti_pd1 drugs, 0 without), times
+    occupancy by the drugs whose kind blocks PD-1, 0 without), times
     ``1 / (1 + u / suppression_ec50)`` of the suppressive cytokine and
     ``1 - contact_inhibition`` of each suppressor type in contact.
     """

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from abm.config.base import ConfigError
+from abm.config.drugs import UNKNOWN_KIND
 from abm.config.root import Config
 
 
@@ -192,19 +193,41 @@ def read_yaml(text: str, key_prefix: tuple[str, ...] = ()) -> Any:
         loader.dispose()
 
 
-def _allowed_keys(location: tuple[Any, ...]) -> list[str] | None:
-    """Keys allowed in the config section at ``location``, or None if it is no section."""
+def _kinds_at(node: Any) -> dict[str, Any] | None:
+    """kind -> class of a union chosen by ``kind`` (``Annotated[..., DrugKinds()]``), or None if ``node`` is none."""
+    if typing.get_origin(node) is typing.Annotated:
+        for marker in node.__metadata__:
+            if hasattr(marker, "members"):
+                return marker.members()
+    return None
+
+
+def _walk(location: tuple[Any, ...]) -> tuple[tuple[Any, ...], Any]:
+    """``location`` without the kind tags pydantic adds inside a union chosen by ``kind``, and the schema node
+    there (a section class or an annotation; None past what the schema describes)."""
     node: Any = Config
+    kept: list[Any] = []
     for part in location:
+        kinds = _kinds_at(node)
+        if kinds is not None and part in kinds:  # the tag of the member tried: no key of the config
+            node = kinds[part]
+            continue
+        kept.append(part)
         if typing.get_origin(node) in (list, dict):
             node = typing.get_args(node)[-1]
         elif isinstance(node, type) and issubclass(node, BaseModel) and part in node.model_fields:
             node = node.model_fields[part].annotation
         else:
-            return None
+            node = None
         for member in typing.get_args(node) if typing.get_origin(node) in (Union, UnionType) else ():
             if isinstance(member, type) and issubclass(member, BaseModel):
                 node = member
+    return tuple(kept), node
+
+
+def _allowed_keys(location: tuple[Any, ...]) -> list[str] | None:
+    """Keys allowed in the config section at ``location``, or None if it is no section."""
+    node = _walk(location)[1]
     if isinstance(node, type) and issubclass(node, BaseModel):
         return list(node.model_fields)
     return None
@@ -246,13 +269,21 @@ def _describe_errors(error: ValidationError) -> str:
     errors = _merge_union_members(error.errors())
     for item in errors[:MAX_ERRORS_SHOWN]:
         location = tuple(item["loc"])
+        location = _walk(location)[0] if location else location
         key = ".".join(str(part) for part in location)
+        if item["type"] == UNKNOWN_KIND:  # a section of a union chosen by its `kind`
+            shown = item.get("input")
+            if isinstance(shown, dict):
+                lines.append(f"{key}.kind: {item['msg']} (got {_SHOW.repr(shown.get('kind'))})")
+            else:
+                lines.append(f"{key}: should be a section (got {_SHOW.repr(shown)})")
+            continue
         if location[-1:] == ("[key]",):  # a mapping key that is no valid name
             message = item["msg"].removeprefix("Value error, ")
             lines.append(f"{'.'.join(str(part) for part in location[:-2])}: key {location[-2]!r}: {message}")
             continue
         if item["type"] == "extra_forbidden":
-            allowed = _allowed_keys(location[:-1])
+            allowed = _allowed_keys(tuple(item["loc"])[:-1])
             hint = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
             lines.append(f"{key}: unknown key{hint}")
             continue

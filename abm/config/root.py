@@ -11,12 +11,13 @@ from abm.config.base import MAX_CELL_STEPS, MAX_DRUGS, MAX_SUBSTEPS, NAME_RULE, 
 from abm.config.checks import _check_treatment, check_initial_tumor, check_treatment_starts, check_vessel_file
 from abm.config.derive import field_substeps, margin_steps, movement_substeps
 from abm.config.domain import FieldConfig, LatticeConfig, TimeConfig, VesselConfig, default_fields
-from abm.config.drugs import DrugConfig
+from abm.config.drugs import DRUG_KINDS, Drug, DrugConfig, rebuild_with_drug_kinds
 from abm.config.immune import ImmuneConfig, SuppressorConfig, TCellConfig
 from abm.config.treatment import TreatmentConfig
 from abm.config.tumor import TumorConfig
 
 
+@rebuild_with_drug_kinds
 class Config(Strict):
     """A whole simulation."""
 
@@ -27,8 +28,8 @@ class Config(Strict):
     fields: dict[Name, FieldConfig] = Field(default_factory=default_fields, description=f"diffusible substrates by name; {NAME_RULE}")
     vessels: VesselConfig = Field(default_factory=VesselConfig)
     tumor: TumorConfig = Field(default_factory=TumorConfig)
-    drugs: Annotated[dict[Name, DrugConfig], Field(max_length=MAX_DRUGS)] = Field(
-        default_factory=dict, description=f"drugs by the name of their tissue field (a field of `fields`); at most {MAX_DRUGS}")
+    drugs: Annotated[dict[Name, Drug], Field(max_length=MAX_DRUGS)] = Field(
+        default_factory=dict, description=f"drugs by the name of their tissue field (a field of `fields`), each of a kind (see drugs.NAME); at most {MAX_DRUGS}")
     immune: ImmuneConfig = Field(default_factory=ImmuneConfig)
     treatment: TreatmentConfig | None = Field(None, description="the treatment arm of `tme run`; null: untreated")
     arms: dict[Name, TreatmentConfig] = Field(
@@ -57,12 +58,13 @@ class Config(Strict):
             suppressor = getattr(self.immune, kind)
             if suppressor is not None:
                 named.append((f"immune.{kind}.drug_sensitivity", suppressor.drug_sensitivity))
-        cytotoxic = self.drug_names
+        sensitive = self.drug_names
         for where, mapping in named:
             for drug in mapping:
-                if drug not in cytotoxic:
-                    raise ValueError(f"{where}.{drug}: no cytotoxic drug of that name; allowed: "
-                                     f"{', '.join(cytotoxic) or 'none (declare the drug under drugs, and its field under fields)'}")
+                if drug not in sensitive:
+                    kinds = " or ".join(name for name, kind in DRUG_KINDS.items() if kind.has_sensitivity)
+                    raise ValueError(f"{where}.{drug}: no drug of that name with a sensitivity (kind {kinds}); allowed: "
+                                     f"{', '.join(sensitive) or 'none (declare the drug under drugs, and its field under fields)'}")
         longest_step_h = math.log(2.0) * min(clone.cycle_time_h / (1.0 - clone.resistance_cost) for clone in self.tumor.clones)
         if self.time.dt_cell_h > longest_step_h:
             raise ValueError(f"time.dt_cell_h: {self.time.dt_cell_h} h is longer than ln 2 x the shortest effective cycle time "
@@ -148,8 +150,12 @@ class Config(Strict):
 
     @property
     def drug_names(self) -> list[str]:
-        """The declared cytotoxic drugs (those with a kill and a sensitivity per clone), in the order of their fields."""
-        return [name for name in self.fields if name in self.drugs and self.drugs[name].kind == "cytotoxic"]
+        """The drugs whose kind has a sensitivity per clone and immune cell kind (``has_sensitivity``), in the order of their fields."""
+        return [name for name in self.fields if name in self.drugs and self.drugs[name].has_sensitivity]
+
+    def drugs_acting(self, action: str) -> list[tuple[str, DrugConfig]]:
+        """(name, drug) of the drugs whose kind has ``action`` (see :data:`abm.config.drugs.DRUG_ACTIONS`), in the order of their fields."""
+        return [(name, self.drugs[name]) for name in self.fields if name in self.drugs and self.drugs[name].acts(action)]
 
 
 def select_arm(config: Config, name: str, option: str = "arm") -> Config:
