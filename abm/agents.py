@@ -101,18 +101,24 @@ class TCellClone(mesa.Agent):
 
 
 class SuppressorType(mesa.Agent):
-    """A suppressor cell type: regulatory T cells (``treg``) or myeloid-derived suppressor cells (``mdsc``).
+    """A suppressor cell type of the config's table ``immune.suppressors``.
 
     Attributes:
         index: position in the model's immune-agent table; the value of ``immune`` in the lattice.
-        name: ``treg`` or ``mdsc``.
+        name: the type's name in the table.
         kind: the same as ``name``.
+        role: ``suppressor``.
+        code: its kind code (``kind`` trait), assigned by the config at load.
+        slot: its slot (code - 1): its entry stream and count column.
         cells: its cells on the lattice at the last record.
     """
 
-    def __init__(self, model: mesa.Model, index: int, kind: str) -> None:
+    def __init__(self, model: mesa.Model, index: int, kind: str, code: int = 0, role: str = "suppressor") -> None:
         super().__init__(model)
         self.index = index
         self.name = kind
         self.kind = kind
+        self.role = role
+        self.code = code
+        self.slot = code - 1
         self.cells = 0

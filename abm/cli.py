@@ -100,7 +100,7 @@ def _command_validate(arguments: argparse.Namespace) -> int:
 def _immune_agent_count(config: Config) -> int:
     """T-cell clones plus suppressor types of the config."""
     immune = config.immune
-    return len(immune.t_cells.clones) + (immune.tregs is not None) + (immune.mdscs is not None)
+    return len(immune.t_cells.clones) + len(immune.suppressors)
 
 
 def _command_info(arguments: argparse.Namespace) -> int:

@@ -1,8 +1,8 @@
 """The immune system of a model: its agents, their traits on the device, the systemic priming compartment, its records.
 
 Immune agents are numbered in one table (the value of ``immune`` in the
-lattice): the T-cell clones of the config first, then the regulatory T cells
-and the MDSCs if the config has them. Their traits are mirrored into device
+lattice): the T-cell clones of the config first, then the suppressor types
+of the config's table ``immune.suppressors`` in table order. Their traits are mirrored into device
 arrays indexed by agent (:attr:`ImmuneSystem.traits`).
 
 Priming (per T-cell clone ``j`` with antigen ``a_j``, all on the device):
@@ -26,16 +26,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from abm.agents import SuppressorType, TCellClone
-from abm.config import IMMUNE_DRUG_SENSITIVITY, Config, margin_steps, movement_substeps
-from kernels.immune import EFFECTOR, EXHAUSTED, KIND_NAMES, MDSC, T_CELL, TREG, KillParameters, neighbour_of
+from abm.rundir import suppressor_column
+from abm.config import IMMUNE_DRUG_SENSITIVITY, T_CELL_ROLE, Config, margin_steps, movement_substeps
+from kernels.immune import EFFECTOR, EXHAUSTED, T_CELL, KillParameters, neighbour_of
 from kernels.lattice import shifted
 
 if TYPE_CHECKING:
     from abm.model import TumorModel
 
-IMMUNE_COLUMNS = (
-    "t_cells_effector", "t_cells_exhausted", "tregs", "mdscs", "t_cells_in_tumor",
-    "cd8_density_core_per_mm3", "cd8_density_margin_per_mm3", "immune_kills_total", "immune_kills_per_h",
+#: Immune columns of the timeseries around the suppressor counts (:func:`immune_columns`).
+IMMUNE_COLUMNS_BEFORE = ("t_cells_effector", "t_cells_exhausted")
+IMMUNE_COLUMNS_AFTER = (
+    "t_cells_in_tumor", "cd8_density_core_per_mm3", "cd8_density_margin_per_mm3", "immune_kills_total", "immune_kills_per_h",
     "immune_drug_deaths_total", "primed_pool_total", "fraction_pdl1_positive",
 )
 #: Immune columns that are NaN where they have no data: no tumor core or margin (the CD8 densities), no live tumor cell.
@@ -44,6 +46,12 @@ IMMUNE_SERIES_COLUMNS = ("time_h", "time_days", "agent", "name", "kind", "antige
                          "cells_exhausted", "primed_pool", "activation")
 #: Bound on a priming step's growth exponent, (expansion - depletion) x dt: exp() of it stays finite.
 MAX_GROWTH_EXPONENT = 700.0
+
+
+def immune_columns(config: Config) -> tuple[str, ...]:
+    """The immune columns of the timeseries: T-cell counts, one count per suppressor slot (the preset types always), the rest."""
+    counts = tuple(suppressor_column(name) for name in config.immune.suppressor_slots)
+    return IMMUNE_COLUMNS_BEFORE + counts + IMMUNE_COLUMNS_AFTER
 
 
 class ImmuneSystem:
@@ -56,7 +64,7 @@ class ImmuneSystem:
     Attributes:
         agents: the immune agents in table order (:class:`TCellClone` first, then :class:`SuppressorType`).
         t_clones: the T-cell clones (indices ``0 .. n_t - 1``).
-        suppressors: kind name (``treg``, ``mdsc``) -> agent.
+        suppressors: suppressor type name -> agent, in the config's table order.
         traits: device arrays per agent: ``kind`` (int8), ``antigen`` (int64),
             ``speed_um_per_min``, ``bias``, ``death_per_h``,
             ``exhausted_death_per_h`` and ``sensitivity_<drug>`` (float64).
@@ -73,13 +81,15 @@ class ImmuneSystem:
                          for index, clone in enumerate(t_cells.clones)]
         self.agents += self.t_clones
         self.suppressors: dict[str, SuppressorType] = {}
-        for kind in ("treg", "mdsc"):
-            if getattr(self.config, kind + "s") is not None:
-                agent = SuppressorType(model, len(self.agents), kind)
-                self.suppressors[kind] = agent
-                self.agents.append(agent)
-        sections = [t_cells] * len(self.t_clones) + [getattr(self.config, kind + "s") for kind in self.suppressors]
-        kinds = [T_CELL] * len(self.t_clones) + [KIND_NAMES.index(kind) for kind in self.suppressors]
+        codes = self.config.kind_codes
+        for kind, section in self.config.suppressors.items():
+            agent = SuppressorType(model, len(self.agents), kind, codes[kind], section.role)
+            self.suppressors[kind] = agent
+            self.agents.append(agent)
+        #: Kind codes: one per suppressor slot beside the T cells' (slots of types the config lacks have no cells).
+        self.n_kinds = 1 + len(self.config.suppressor_slots)
+        sections = [t_cells] * len(self.t_clones) + list(self.config.suppressors.values())
+        kinds = [T_CELL] * len(self.t_clones) + [agent.code for agent in self.suppressors.values()]
         host = {
             "kind": np.array(kinds, dtype=np.int8),
             "antigen": np.array([clone.antigen for clone in self.t_clones] + [-1] * len(self.suppressors), dtype=np.int64),
@@ -93,10 +103,11 @@ class ImmuneSystem:
         for drug in model.drugs:
             host[f"sensitivity_{drug}"] = np.array(
                 [section.drug_sensitivity.get(drug, IMMUNE_DRUG_SENSITIVITY) for section in sections], dtype=np.float64)
+        self.host_traits = host
         self.traits = {name: xp.asarray(values) for name, values in host.items()}
         self.kind_fields = {T_CELL: t_cells.motility.chemotaxis_field}
-        self.kind_fields.update({KIND_NAMES.index(kind): getattr(self.config, kind + "s").motility.chemotaxis_field
-                                 for kind in self.suppressors})
+        self.kind_fields.update({agent.code: self.config.suppressors[kind].motility.chemotaxis_field
+                                 for kind, agent in self.suppressors.items()})
         self.kill = KillParameters(t_cells.kill_rate_per_h, t_cells.pdl1_inhibition,
                                    t_cells.exhaustion_per_kill, t_cells.exhaustion_per_engagement_h)
         max_speed = float(host["speed_um_per_min"].max()) if self.agents else 0.0
@@ -117,6 +128,20 @@ class ImmuneSystem:
     def enabled(self) -> bool:
         """Whether the config has any immune cell."""
         return bool(self.agents)
+
+    def agent_table(self):
+        """The agents as ``agents.parquet`` holds them (:data:`abm.rundir.AGENT_COLUMNS`, then the traits), one row per agent."""
+        import pandas
+
+        columns = {
+            "index": np.arange(len(self.agents), dtype=np.int64),
+            "kind": self.host_traits["kind"],
+            "name": [agent.name for agent in self.agents],
+            "role": [getattr(agent, "role", T_CELL_ROLE) for agent in self.agents],
+            "parent": np.full(len(self.agents), -1, dtype=np.int64),
+        }
+        columns.update({name: values for name, values in self.host_traits.items() if name != "kind"})
+        return pandas.DataFrame(columns)
 
     def kind_of(self, xp: Any, immune: Any) -> Any:
         """``int8``, lattice shape: the kind of each voxel's immune cell, -1 where none."""
@@ -177,9 +202,9 @@ class ImmuneSystem:
             factor = factor / (1.0 + state.fields[t_cells.suppression_field] / t_cells.suppression_ec50)
         kinds = self.kind_of(xp, state.immune)
         for kind, agent in self.suppressors.items():
-            inhibition = getattr(self.config, kind + "s").contact_inhibition
+            inhibition = self.config.suppressors[kind].contact_inhibition
             if inhibition > 0:
-                near = neighbour_of(xp, kinds == KIND_NAMES.index(kind), model.offsets)
+                near = neighbour_of(xp, kinds == agent.code, model.offsets)
                 factor = factor * xp.where(near, 1.0 - inhibition, 1.0)
         return factor
 
@@ -226,11 +251,11 @@ class ImmuneSystem:
             voxels = int(region.sum())
             return float((t_cell & region).sum()) / (voxels * mm3_per_voxel) if voxels else math.nan
 
+        counts = {suppressor_column(name): int((kinds == slot + 1).sum()) for slot, name in enumerate(self.config.suppressor_slots)}
         return {
             "t_cells_effector": int(effector.sum()),
             "t_cells_exhausted": int(exhausted.sum()),
-            "tregs": int((kinds == TREG).sum()),
-            "mdscs": int((kinds == MDSC).sum()),
+            **counts,
             "t_cells_in_tumor": int((t_cell & tumor).sum()),
             "cd8_density_core_per_mm3": density(core),
             "cd8_density_margin_per_mm3": density(margin),

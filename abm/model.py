@@ -24,7 +24,7 @@ from abm import clones as clone_table
 from abm.agents import SuppressorType, TCellClone, TumorSubclone
 from abm.config import (DRUG_ACTIONS, MAX_ANTIGENS, AssessmentConfig, Config, ConfigError, field_parameters,
                         hypoxia_parameters)
-from abm.immunity import IMMUNE_COLUMNS, IMMUNE_NO_DATA_COLUMNS, IMMUNE_SERIES_COLUMNS, ImmuneSystem
+from abm.immunity import IMMUNE_NO_DATA_COLUMNS, IMMUNE_SERIES_COLUMNS, ImmuneSystem, immune_columns
 from abm.therapy import EVENT_COLUMNS, Therapy
 from abm.rules import DEFAULT_RULES, Rule
 from abm.streams import (
@@ -94,13 +94,13 @@ def record_columns(config: Config) -> tuple[str, ...]:
     Per drug: ``mean_sensitivity_<drug>``, ``fraction_resistant_<drug>``. Per
     field besides oxygen: ``<field>_tumor_mean`` and ``<field>_tumor_min``
     (over voxels with a tumor cell, in the field's units; NaN without tumor).
-    With immune cells: :data:`abm.immunity.IMMUNE_COLUMNS`. With a treatment:
+    With immune cells: :func:`abm.immunity.immune_columns`. With a treatment:
     ``line`` (index of the current line, -1 before and after treatment) and
     ``plasma_<drug>`` (mean plasma level over the step, field units) per dosed drug.
     """
     per_drug = [f"{what}_{drug}" for drug in config.drug_names for what in ("mean_sensitivity", "fraction_resistant")]
     per_field = [f"{name}_tumor_{what}" for name in config.fields if name != "oxygen" for what in ("mean", "min")]
-    immune = IMMUNE_COLUMNS if config.immune.enabled else ()
+    immune = immune_columns(config) if config.immune.enabled else ()
     treatment = ("line",) + tuple(f"plasma_{name}" for name, drug in config.drugs.items() if drug.pk is not None) \
         if config.treatment is not None else ()
     return RECORD_COLUMNS + tuple(per_drug) + tuple(per_field) + immune + treatment
@@ -518,7 +518,7 @@ class TumorModel(mesa.Model):
         """Cells of each immune agent per record (Mesa's agent-type series), one row per agent and record.
 
         Columns :data:`abm.immunity.IMMUNE_SERIES_COLUMNS`: time, agent index,
-        name, kind (``t_cell``, ``treg``, ``mdsc``), antigen (-1 for
+        name, kind (``t_cell`` for a T-cell clone, else the suppressor type's name), antigen (-1 for
         suppressors), effector and exhausted cells (a suppressor's cells are
         its effectors), the clone's systemic pool and activation (NaN for
         suppressors). Empty without immune cells.

@@ -21,10 +21,10 @@ from kernels import diffusion, immune, lattice, therapy, tumor, vessels
 from abm.config import field_substeps
 from abm.streams import (
     STREAM_APOPTOSIS, STREAM_CLEARANCE, STREAM_DIRECTION, STREAM_DIVISION, STREAM_DRUG_KILL, STREAM_IMMUNE_DEATH,
-    STREAM_IMMUNE_DRUG, STREAM_IMMUNE_MOVE, STREAM_IMMUNOGENIC, STREAM_KILL, STREAM_KILL_TARGET, STREAM_MDSC_ENTER,
+    STREAM_IMMUNE_DRUG, STREAM_IMMUNE_MOVE, STREAM_IMMUNOGENIC, STREAM_KILL, STREAM_KILL_TARGET,
     STREAM_MUTATION, STREAM_NECROSIS, STREAM_PRIORITY, STREAM_PROLIFERATE, STREAM_PROLIFERATE_DIRECTION,
-    STREAM_PROLIFERATE_PRIORITY, STREAM_QUIESCENCE, STREAM_TREG_ENTER, STREAM_T_ENTER, STREAM_T_WHICH,
-    STREAM_VESSEL_COLLAPSE,
+    STREAM_PROLIFERATE_PRIORITY, STREAM_QUIESCENCE, STREAM_T_ENTER, STREAM_T_WHICH,
+    STREAM_VESSEL_COLLAPSE, suppressor_enter_stream,
 )
 from kernels.random import stream_offset, uniform
 
@@ -87,7 +87,8 @@ def solve_fields(model: "TumorModel") -> None:
     cells = {"tumor": live, "tumor_dying": dying, "tumor_immunogenic": dying & state.immunogenic}
     if model.immune.enabled:
         kinds = model.immune.kind_of(xp, state.immune)
-        cells.update({name: kinds == code for code, name in enumerate(immune.KIND_NAMES)})
+        slots = config.immune.suppressor_slots  # every slot, declared or not: a field may name a preset type the config lacks
+        cells.update({name: kinds == code for name, code in ((immune.T_CELL_ROLE, immune.T_CELL), *((name, slot + 1) for slot, name in enumerate(slots)))})
     for name, field in config.fields.items():
         try:
             _solve_field(model, name, field, cells)
@@ -211,14 +212,11 @@ def immune_entry(model: "TumorModel") -> None:
         state.immune, new = immune.enter(xp, state.immune, rate, model.dt_h, cumulative, 0,
                                          _draw(model, STREAM_T_ENTER), _draw(model, STREAM_T_WHICH))
         entered |= new
-    for kind, stream in (("treg", STREAM_TREG_ENTER), ("mdsc", STREAM_MDSC_ENTER)):
-        agent = system.suppressors.get(kind)
-        if agent is None:
-            continue
-        recruitment = getattr(system.config, kind + "s").recruitment
+    for kind, agent in sorted(system.suppressors.items(), key=lambda item: item[1].slot):  # slot order: presets first
+        recruitment = system.config.suppressors[kind].recruitment
         rate = recruitment.rate_per_h * state.perfusion * signal(recruitment)
         state.immune, new = immune.enter(xp, state.immune, rate, model.dt_h, xp.ones(1), agent.index,
-                                         _draw(model, stream), _draw(model, STREAM_T_WHICH))
+                                         _draw(model, suppressor_enter_stream(agent.slot)), _draw(model, STREAM_T_WHICH))
         entered |= new
     state.immune_state = xp.where(entered, immune.EFFECTOR, state.immune_state).astype(state.immune_state.dtype)
     state.exhaustion = xp.where(entered, 0.0, state.exhaustion).astype(state.exhaustion.dtype)
@@ -239,7 +237,7 @@ def immune_movement(model: "TumorModel") -> None:
     xp, state = model.xp, model.state
     substep_min = model.dt_h * 60.0 / system.substeps
     field_names = sorted({field for field in system.kind_fields.values() if field is not None})
-    number_of_kind = np.full(len(immune.KIND_NAMES), -1, dtype=np.int8)
+    number_of_kind = np.full(system.n_kinds, -1, dtype=np.int8)
     for kind, name in system.kind_fields.items():
         if name is not None:
             number_of_kind[kind] = field_names.index(name)

@@ -8,6 +8,7 @@ Layout of ``tme run CONFIG --out DIR``::
     DIR/lineage.parquet      one row per clone: parent, birth time, founding position, traits
     DIR/immune.parquet       cells of each T-cell clone (by state) and suppressor type per record (with immune cells)
     DIR/events.parquet       doses, lines and assessments (with a treatment)
+    DIR/agents.parquet       the immune agents by index: kind code, name, role, parent, traits (with immune cells; at start)
     DIR/summary.json         status, timing and final values
     DIR/snapshots/step_NNNNNNNN.npz   per-voxel arrays at the snapshot cadence
     DIR/records/<table>.jsonl         the journals: rows appended at every record while the run goes
@@ -52,6 +53,7 @@ from typing import Any, Callable, ClassVar, Iterable, Mapping, TypeVar
 
 import numpy as np
 
+from abm.config import SUPPRESSOR_LABELS, SUPPRESSOR_PRESETS, T_CELL_ROLE  # noqa: F401 - the agents' names, for viz
 from abm.io import LOCK_NAME, RunDirectoryError, is_leftover, lock_directory
 
 CONFIG = "config.yaml"
@@ -61,6 +63,13 @@ RECORDS = "records"
 LOCK = LOCK_NAME
 #: The tables of a run directory, each ``<name>.parquet`` (journal ``records/<name>.jsonl``).
 TABLES = ("timeseries", "clones", "lineage", "immune", "events")
+#: The immune agents' table ``agents.parquet``, written once when the run starts (with immune cells): the agent
+#: numbering of the snapshots' ``immune`` array. Columns :data:`AGENT_COLUMNS`, then one per trait
+#: (``antigen``, ``speed_um_per_min``, ``bias``, ``death_per_h``, ``exhausted_death_per_h``, ``sensitivity_<drug>``).
+AGENTS = "agents"
+#: The columns of ``agents.parquet`` before the traits: ``kind`` is the kind code of the snapshots, ``role``
+#: ``t_cell`` or ``suppressor``, ``parent`` -1 (no agent derives from another yet).
+AGENT_COLUMNS = ("index", "kind", "name", "role", "parent")
 #: A snapshot's file name in ``snapshots/``; group 1 is the cell step after which it was taken.
 SNAPSHOT_PATTERN = re.compile(r"^step_(\d{8})\.npz$")
 #: The arrays every snapshot holds; per-voxel arrays are those of the lattice's shape.
@@ -99,6 +108,11 @@ def __getattr__(name: str) -> Any:
 
         return RESPONSE_CATEGORIES
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def suppressor_column(name: str) -> str:
+    """The timeseries column counting the cells of suppressor type ``name``: its name with an ``s``."""
+    return f"{name}s"
 
 
 def snapshot_name(step: int) -> str:
@@ -572,11 +586,17 @@ class RunDirectory:
         """Cells of each immune agent per record (``immune.parquet``), or None if the run has none.
 
         Columns: ``time_h``, ``time_days``, ``agent``, ``name``, ``kind``
-        (``t_cell``, ``treg``, ``mdsc``), ``antigen``, ``cells_effector``,
+        (``t_cell``, or the suppressor type's name), ``antigen``, ``cells_effector``,
         ``cells_exhausted``, ``primed_pool``, ``activation`` (a suppressor's
         cells are its ``cells_effector``; its pool and activation are NaN).
         """
         return self.table("immune")
+
+    @cached_property
+    def agents(self):
+        """The immune agents by index (``agents.parquet``; :data:`AGENT_COLUMNS` then traits), or None: no immune cells,
+        or a run directory from before the table."""
+        return self.table(AGENTS)
 
     @cached_property
     def events(self):
@@ -654,7 +674,7 @@ def _written_by_a_run(relative: Path) -> bool:
     if is_leftover(relative):
         return len(parts) == 1 or parts[0] in (RECORDS, SNAPSHOTS) and len(parts) == 2
     if len(parts) == 1:
-        return relative.name in (CONFIG, SUMMARY) or relative.name in {f"{table}.parquet" for table in TABLES}
+        return relative.name in (CONFIG, SUMMARY) or relative.name in {f"{table}.parquet" for table in (*TABLES, AGENTS)}
     if len(parts) == 2 and parts[0] == RECORDS:
         return relative.name in {f"{table}.jsonl" for table in TABLES}
     if len(parts) == 2 and parts[0] == SNAPSHOTS:

@@ -171,6 +171,8 @@ def _simulate(config: Config, model: TumorModel, out: Path, total_steps: int, sn
     try:
         with terminate_as_interrupt():
             write_text(out / rundir.CONFIG, to_yaml(config, {"run": meta}))
+            if model.immune.enabled:  # the agent numbering, complete from the start (a killed run has it too)
+                write_parquet(rundir.table_path(out, rundir.AGENTS), model.immune.agent_table())
             _journal_record(journal, model, written)
             snapshots = out / rundir.SNAPSHOTS
             if snapshot_steps is not None:

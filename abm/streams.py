@@ -27,11 +27,16 @@ STREAM_VESSEL_COLLAPSE = 9
 STREAM_DRUG_KILL = 10
 STREAM_IMMUNE_DRUG = 11
 STREAM_T_ENTER, STREAM_T_WHICH = 12, 13
-STREAM_TREG_ENTER, STREAM_MDSC_ENTER = 14, 15
+#: Entry of the suppressor types of slots 0 and 1 (abm.config ImmuneConfig.suppressor_slots); later slots draw from
+#: STREAM_SUPPRESSOR_ENTER on (see :func:`suppressor_enter_stream`).
+STREAM_SUPPRESSOR_ENTER_FIRST, STREAM_SUPPRESSOR_ENTER_SECOND = 14, 15
 STREAM_KILL_TARGET, STREAM_KILL = 16, 17
 STREAM_IMMUNE_DEATH = 18
 STREAM_PROLIFERATE, STREAM_PROLIFERATE_DIRECTION, STREAM_PROLIFERATE_PRIORITY = 19, 20, 21
 STREAM_IMMUNOGENIC = 22
+#: First of the entry streams of suppressor types in slots 2 on, one per slot (SUPPRESSOR_ENTER_STREAMS of them).
+STREAM_SUPPRESSOR_ENTER = 85
+SUPPRESSOR_ENTER_STREAMS = 16
 # The initial state (drawn at step 0).
 STREAM_SETUP_VESSELS = 101
 STREAM_SETUP_CLONES = 102
@@ -65,8 +70,18 @@ class StreamRange:
 
 #: The reserved ranges, in increasing order; a new kind of decision takes ids from a free range.
 RANGES = (
-    StreamRange("rules of a cell step", 1, 100),
+    StreamRange("rules of a cell step", 1, STREAM_SUPPRESSOR_ENTER - 1),
+    StreamRange("entry of suppressor types in slots 2 on", STREAM_SUPPRESSOR_ENTER, SUPPRESSOR_ENTER_STREAMS),
     StreamRange("initial state", 101, 99),
     StreamRange("mutant traits (abm.clones offsets)", STREAM_MUTATION_TRAITS, STREAM_IMMUNE_MOVE - STREAM_MUTATION_TRAITS),
     StreamRange("immune movement substeps", STREAM_IMMUNE_MOVE, 2**32),
 )
+
+
+def suppressor_enter_stream(slot: int) -> int:
+    """The entry stream of the suppressor type in ``slot`` (0 and 1: the ids they had as fixed kinds, so runs keep their bits)."""
+    if slot < 2:
+        return (STREAM_SUPPRESSOR_ENTER_FIRST, STREAM_SUPPRESSOR_ENTER_SECOND)[slot]
+    if slot - 2 >= SUPPRESSOR_ENTER_STREAMS:
+        raise ValueError(f"suppressor slot {slot}: at most {SUPPRESSOR_ENTER_STREAMS + 1}")
+    return STREAM_SUPPRESSOR_ENTER + slot - 2

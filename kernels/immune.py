@@ -11,8 +11,8 @@ A voxel holds at most one immune cell, which may share it with a tumor cell
 * ``immune_age_h``: ``float32``, hours since the cell appeared.
 
 Per-agent traits are 1-D arrays indexed by the immune agent (gathered with
-``trait[immune]``): ``kind`` (``int8``: :data:`T_CELL`, :data:`TREG`,
-:data:`MDSC`), ``antigen`` (``int64``, the antigen a T-cell clone recognises,
+``trait[immune]``): ``kind`` (``int8``: :data:`T_CELL` for T cells, a code
+of its own per suppressor type, 1 on, assigned by the config at load), ``antigen`` (``int64``, the antigen a T-cell clone recognises,
 -1 for suppressors). Every probability comes from a rate as
 ``1 - exp(-rate dt)``, every draw from :mod:`kernels.random`, and every
 conflict (two cells claiming one voxel) is resolved by random priority.
@@ -29,8 +29,10 @@ from kernels.random import uniform_at, voxel_index
 from kernels.tumor import APOPTOTIC, CYCLING, QUIESCENT, probability
 
 NONE = -1
-T_CELL, TREG, MDSC = 0, 1, 2
-KIND_NAMES = ("t_cell", "treg", "mdsc")
+#: Kind code of the T cells; every other code is a suppressor type's (the config assigns them at load).
+T_CELL = 0
+#: The role of the cells of code :data:`T_CELL` (every other code has role ``suppressor``).
+T_CELL_ROLE = "t_cell"
 EFFECTOR, EXHAUSTED = 0, 1
 IMMUNE_STATE_NAMES = ("effector", "exhausted")
 

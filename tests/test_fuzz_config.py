@@ -272,7 +272,7 @@ def _cross_checks(name: str, data: dict[str, Any], seen: set[str]) -> Iterator[t
             yield f"field {field} dt_min 1e-6", Bad(_set(data, ("fields", field, "dt_min"), 1e-6), (f"fields.{field}.dt_min",))
             break
     kinds = ["t_cells"] if data["immune"]["t_cells"]["clones"] else []
-    kinds += [kind for kind in ("tregs", "mdscs") if data["immune"][kind] is not None]
+    kinds += [f"suppressors.{name}" for name in data["immune"]["suppressors"]]
     for kind in kinds:
         key = f"immune.{kind}.motility.speed_um_per_min"
         yield f"{kind} speed 1e6", Bad(_set(data, tuple(key.split(".")), 1e6), (key,))

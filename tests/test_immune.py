@@ -344,5 +344,5 @@ def test_immune_config_errors_name_the_key():
         load_config("configs/tiny.yaml", ["immune.t_cells.clones=[{name: a, antigen: 70}]"])
     with pytest.raises(ConfigError, match=r"T-cell clone names must be unique"):
         load_config("configs/tiny.yaml", [IMMUNE_FIELDS, "immune.t_cells.clones=[{name: a, antigen: 0}, {name: a, antigen: 1}]"])
-    with pytest.raises(ConfigError, match=r"immune.tregs.drug_sensitivity.cis: no drug of that name with a sensitivity"):
+    with pytest.raises(ConfigError, match=r"immune.suppressors.treg.drug_sensitivity.cis: no drug of that name with a sensitivity"):
         load_config("configs/tiny.yaml", [IMMUNE_FIELDS, "immune.tregs={drug_sensitivity: {cis: 0.5}}"])

@@ -39,3 +39,13 @@ def test_no_module_defines_stream_ids_of_its_own():
     found = [path.relative_to(REPO) for folder in ("abm", "kernels", "viz") for path in (REPO / folder).rglob("*.py")
              if path.name != "streams.py" and defining.search(path.read_text(encoding="utf-8"))]
     assert found == []
+
+
+def test_suppressor_entry_ids_fit_their_range_for_the_most_suppressor_types():
+    from abm.config import MAX_SUPPRESSOR_TYPES, SUPPRESSOR_PRESETS
+
+    slots = len(SUPPRESSOR_PRESETS) + MAX_SUPPRESSOR_TYPES  # every preset slot, then the most types of other names
+    entry = next(block for block in streams.RANGES if streams.STREAM_SUPPRESSOR_ENTER == block.first)
+    ids = [streams.suppressor_enter_stream(slot) for slot in range(slots)]
+    assert ids[:2] == [streams.STREAM_SUPPRESSOR_ENTER_FIRST, streams.STREAM_SUPPRESSOR_ENTER_SECOND]
+    assert all(stream in entry for stream in ids[2:]) and len(set(ids)) == slots

@@ -154,29 +154,29 @@ def test_immune_glyphs_are_apart_from_every_fixed_colour():
 
 
 def test_immune_glyph_classes_by_kind_and_state():
-    from kernels.immune import MDSC, T_CELL, TREG
+    from kernels.immune import T_CELL
 
     immune = np.array([[-1, 0, 0], [1, 2, 3], [7, 1, -1]], dtype=np.int32)
     state = np.array([[1, 0, 1], [0, 0, 1], [0, 1, 0]], dtype=np.int8)
-    kinds = np.array([T_CELL, T_CELL, TREG, MDSC], dtype=np.int8)
+    kinds = np.array([T_CELL, T_CELL, 1, 2], dtype=np.int8)  # the suppressor types of slots 0 and 1
     classes = palette.immune_glyph_classes(immune, state, kinds)
     assert classes.dtype == np.int8
     effector, exhausted = palette.GLYPH_T_EFFECTOR, palette.GLYPH_T_EXHAUSTED
-    treg, mdsc = palette.GLYPH_TREG, palette.GLYPH_MDSC
+    treg, mdsc = palette.GLYPH_SUPPRESSOR_FIRST, palette.GLYPH_SUPPRESSOR_FIRST + 1
     assert classes.tolist() == [[-1, effector, exhausted], [effector, treg, mdsc], [-1, exhausted, -1]]  # agent 7 is unknown
 
 
 def test_immune_legend_rows_list_the_kinds_present():
     from viz import legend
 
-    classes = np.array([-1, palette.GLYPH_MDSC, palette.GLYPH_T_EFFECTOR, palette.GLYPH_MDSC], dtype=np.int8)
+    classes = np.array([-1, (palette.GLYPH_SUPPRESSOR_FIRST + 1), palette.GLYPH_T_EFFECTOR, (palette.GLYPH_SUPPRESSOR_FIRST + 1)], dtype=np.int8)
     rows = legend.immune_entries(classes)
     assert [row[0] for row in rows] == ["T cell, effector", "MDSC"]
     assert legend.immune_entries(None) == [] and legend.immune_entries(np.full(3, -1, dtype=np.int8)) == []
     handles = legend.handles([("clone a", palette.clone_color(0))] + rows)
     assert handles[0].get_label() == "clone a" and not hasattr(handles[0], "get_marker")
     assert [(handle.get_marker(), handle.get_label()) for handle in handles[1:]] == [("o", "T cell, effector"), ("D", "MDSC")]
-    assert np.allclose(handles[2].get_markerfacecolor()[:3], palette.to_float(palette.IMMUNE_GLYPHS[palette.GLYPH_MDSC].color))
+    assert np.allclose(handles[2].get_markerfacecolor()[:3], palette.to_float(palette.IMMUNE_GLYPHS[(palette.GLYPH_SUPPRESSOR_FIRST + 1)].color))
 
 
 def test_round_numbers():
@@ -219,7 +219,7 @@ def test_open_run_reads_immune_cells(run_immune, run3d):
     counts = np.bincount(classes[classes >= 0], minlength=4)
     record = run.timeseries.set_index("time_h").loc[snapshot.time_h]
     assert counts.tolist() == [record["t_cells_effector"], record["t_cells_exhausted"], record["tregs"], record["mdscs"]]
-    assert counts[palette.GLYPH_T_EFFECTOR] > 0 and counts[palette.GLYPH_TREG] > 0 and counts[palette.GLYPH_MDSC] > 0
+    assert counts[palette.GLYPH_T_EFFECTOR] > 0 and counts[palette.GLYPH_SUPPRESSOR_FIRST] > 0 and counts[(palette.GLYPH_SUPPRESSOR_FIRST + 1)] > 0
 
     plain = open_run(run3d)
     assert not plain.has_immune and plain.immune_agents == [] and plain.immune_series is None
@@ -229,6 +229,7 @@ def test_open_run_reads_immune_cells(run_immune, run3d):
 
 
 def test_immune_agents_of_configs_with_and_without_immune_cells():
+    """The numbering of a run directory without agents.parquet, from its config: legacy keys, then the table."""
     from viz.rundir import immune_agents_of
 
     assert immune_agents_of({}) == [] and immune_agents_of({"immune": {"t_cells": {"clones": []}, "tregs": None}}) == []
@@ -236,6 +237,10 @@ def test_immune_agents_of_configs_with_and_without_immune_cells():
                                           "tregs": None, "mdscs": {}}})
     assert [(agent.index, agent.name, agent.kind, agent.antigen) for agent in agents] == [
         (0, "a", "t_cell", 3), (1, "b", "t_cell", 5), (2, "mdsc", "mdsc", -1)]
+    assert [agent.kind_code for agent in agents] == [0, 0, 2]  # the preset slot's code
+    agents = immune_agents_of({"immune": {"t_cells": {"clones": []}, "suppressors": {"tam": {}, "mdsc": {}}}})
+    assert [(agent.index, agent.name, agent.kind_code, agent.role) for agent in agents] == [
+        (0, "tam", 3, "suppressor"), (1, "mdsc", 2, "suppressor")]
 
 
 def test_open_run_errors(tmp_path):
@@ -317,8 +322,8 @@ def test_immune_figure_lines_and_legends(run_immune):
     labels = [text.get_text() for text in cells.get_legend().get_texts()]
     assert labels == ["effector T cells", "exhausted T cells", "T cells in tumor", "Tregs", "MDSCs"]
     colors = {line.get_label(): line.get_color() for line in cells.get_lines()}
-    for label, code in (("effector T cells", palette.GLYPH_T_EFFECTOR), ("Tregs", palette.GLYPH_TREG),
-                        ("MDSCs", palette.GLYPH_MDSC)):
+    for label, code in (("effector T cells", palette.GLYPH_T_EFFECTOR), ("Tregs", palette.GLYPH_SUPPRESSOR_FIRST),
+                        ("MDSCs", (palette.GLYPH_SUPPRESSOR_FIRST + 1))):
         assert np.allclose(colors[label], palette.to_float(palette.IMMUNE_GLYPHS[code].line))
     assert cells.get_yscale() == "log"
     effector = next(line for line in cells.get_lines() if line.get_label() == "effector T cells")
@@ -337,9 +342,9 @@ def test_immune_figure_without_suppressors_or_immune_parquet(run_immune, tmp_pat
     from viz.figures import immune_figure, save_figure
 
     copy = tmp_path / "run"
-    shutil.copytree(run_immune, copy, ignore=shutil.ignore_patterns("immune.parquet", "snapshots"))
+    shutil.copytree(run_immune, copy, ignore=shutil.ignore_patterns("immune.parquet", "agents.parquet", "snapshots"))
     run = open_run(copy)
-    run.config["immune"]["tregs"] = run.config["immune"]["mdscs"] = None
+    run.config["immune"]["suppressors"] = {}  # no agents.parquet: the numbering comes from the config
     figure = immune_figure(run)
     labels = [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
     assert labels == ["effector T cells", "exhausted T cells", "T cells in tumor"]
@@ -358,6 +363,7 @@ def test_immune_figure_of_many_t_cell_clones_names_the_largest(run_immune, tmp_p
     run = open_run(run_immune)
     count = 11
     run.config["immune"]["t_cells"]["clones"] = [{"name": f"t{index}", "antigen": index} for index in range(count)]
+    run.__dict__["agents"] = None  # as a run without agents.parquet: the numbering comes from the config
     times_h = run.timeseries["time_h"].to_numpy()
     rows = [(time_h, time_h / 24, agent, f"t{agent}", "t_cell", agent, int(time_h * (agent + 1)), agent % 2, 10.0, 0.5)
             for time_h in times_h for agent in range(count)]
@@ -382,7 +388,7 @@ def test_section_figure_marks_immune_cells(run_immune, run3d):
         (code,) = [code for code, fill in enumerate(fills) if np.allclose(line.get_markerfacecolor()[:3], fill)]
         assert line.get_marker() == palette.IMMUNE_GLYPHS[code].marker
         drawn.add(code)
-    assert {palette.GLYPH_T_EFFECTOR, palette.GLYPH_TREG} <= drawn
+    assert {palette.GLYPH_T_EFFECTOR, palette.GLYPH_SUPPRESSOR_FIRST} <= drawn
     (immune_legend,) = figure.legends  # one row below the panels, the kinds drawn
     labels = [text.get_text() for text in immune_legend.get_texts()]
     assert labels == [palette.IMMUNE_GLYPHS[code].label for code in sorted(drawn)]

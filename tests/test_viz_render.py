@@ -142,7 +142,7 @@ def test_flat_render_of_an_immune_run_draws_glyphs_and_lists_the_kinds(run_immun
     snapshot = run.snapshot_at(IMMUNE_TIME_H)
     classes = run.immune_glyph_classes(snapshot)
     present = sorted(set(np.unique(classes[classes >= 0]).tolist()))
-    assert {palette.GLYPH_T_EFFECTOR, palette.GLYPH_TREG, palette.GLYPH_MDSC} <= set(present)
+    assert {palette.GLYPH_T_EFFECTOR, palette.GLYPH_SUPPRESSOR_FIRST, (palette.GLYPH_SUPPRESSOR_FIRST + 1)} <= set(present)
 
     out = tmp_path / "immune.png"
     render(run, out, RenderOptions(view="iso", color="clone", size=(800, 600)), time_h=IMMUNE_TIME_H)
@@ -162,7 +162,7 @@ def test_field_render_of_an_immune_run_shows_markers_over_the_field(run_immune, 
     run = open_run(run_immune)
     image = render_snapshot(run, run.snapshot_at(IMMUNE_TIME_H), RenderOptions(color="field:chemokine", size=SIZE))
     assert_not_blank(image)
-    assert _exact(image, palette.IMMUNE_GLYPHS[palette.GLYPH_TREG].color) > 5
+    assert _exact(image, palette.IMMUNE_GLYPHS[palette.GLYPH_SUPPRESSOR_FIRST].color) > 5
     assert "Treg" in legend_rows[-1] and "MDSC" in legend_rows[-1]
 
 
@@ -211,7 +211,7 @@ def test_3d_glyphs_respect_occlusion_and_the_cutaway(run3d, legend_rows):
     assert iso_rows == ["founder", "T cell, exhausted", "Treg", "MDSC"], "the effector deep in the tumor is hidden"
     assert cutaway_rows == ["founder", "T cell, effector", "T cell, exhausted", "Treg"], "the MDSC is cut away"
     scene = {view: image[:, : int(size[0] * 0.7)] for view, image in plot.items()}  # left of the legend
-    treg, mdsc = (palette.IMMUNE_GLYPHS[code].color for code in (palette.GLYPH_TREG, palette.GLYPH_MDSC))
+    treg, mdsc = (palette.IMMUNE_GLYPHS[code].color for code in (palette.GLYPH_SUPPRESSOR_FIRST, (palette.GLYPH_SUPPRESSOR_FIRST + 1)))
     assert _lit_share(scene["iso"], treg) > 20 and _lit_share(scene["cutaway"], treg) > 20
     assert _lit_share(scene["iso"], mdsc) > 20 and _lit_share(scene["cutaway"], mdsc) == 0
     plain = render_snapshot(run, _without_immune(snapshot), RenderOptions(view="cutaway", color="clone", size=size))

@@ -12,7 +12,7 @@
   ``<name>_<units>`` (e.g. ``oxygen_mmHg``). Field data also holds
   ``time_h``, ``dx_um`` and ``clone_names``; a run with immune cells adds
   ``immune_names``, the name of each immune agent by the index its cell
-  array ``immune`` holds (T-cell clones, then ``treg``, ``mdsc``).
+  array ``immune`` holds (T-cell clones, then the suppressor types; ``agents.parquet``).
 * ``run.pvd``: the time series (time in hours), written last, listing every ``.vti``.
 
 Every file is written atomically. Arrays that later model issues add to the

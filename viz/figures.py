@@ -25,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 
 from kernels.tumor import APOPTOTIC, CYCLING, NECROTIC, QUIESCENT, STATE_NAMES
+from abm import rundir as files
 from viz import legend, optional, palette, treatment
 from viz.muller import MullerBands, muller_bands
 from viz.output import FIGURE_FORMATS, atomic_output
@@ -163,7 +164,7 @@ def _crop(planes: list[np.ndarray]) -> tuple[slice, slice]:
 
 def _immune_markers(ax, classes: np.ndarray, extent: tuple[float, ...], dx: float, size_pt: float) -> None:
     """Immune cells of a plane (glyph classes, -1 for none; cropped like the image) as markers of ``size_pt`` points."""
-    for code, glyph in enumerate(palette.IMMUNE_GLYPHS):
+    for code, glyph in enumerate(palette.glyphs_covering(classes)):
         rows, cols = np.nonzero(classes == code)
         if rows.size == 0:
             continue
@@ -246,7 +247,7 @@ def slices_figure(run: RunData):
     for row, (title, shown) in enumerate((("clone", by_clone), ("cell state", states))):
         axes[row, -1].legend(handles=legend.handles(shown + extras) + isolines, title=title, frameon=False,
                              loc="upper left", bbox_to_anchor=(1.03, 1.0), borderaxespad=0.0, alignment="left")
-    immune_rows = legend.immune_entries(np.concatenate([plane.ravel() for plane in immune_planes])) if immune_planes else []
+    immune_rows = legend.immune_entries(np.concatenate([plane.ravel() for plane in immune_planes]), run.immune_glyphs) if immune_planes else []
     if immune_rows:
         figure.legend(handles=legend.handles(immune_rows, marker_size_pt=6.0), loc="outside lower center", ncols=len(immune_rows),
                       frameon=False, handletextpad=0.3, columnspacing=1.5)
@@ -465,7 +466,8 @@ def heterogeneity_figure(run: RunData):
     return figure
 
 
-IMMUNE_FIGURE_COLUMNS = ("t_cells_effector", "t_cells_exhausted", "tregs", "mdscs", "t_cells_in_tumor",
+#: The columns the immune figure needs (each suppressor type's count, ``<name>s``, is drawn where the timeseries has it).
+IMMUNE_FIGURE_COLUMNS = ("t_cells_effector", "t_cells_exhausted", "t_cells_in_tumor",
                          "cd8_density_core_per_mm3", "cd8_density_margin_per_mm3", "immune_kills_per_h", "primed_pool_total")
 IMMUNE_CLONE_LINES = 8  # T-cell clones drawn in panel (d) of the immune figure (the largest by peak cells)
 _CLONE_LINE_STYLES = ("-", "--", "-.", ":")
@@ -500,16 +502,18 @@ def immune_figure(run: RunData):
 
     frame = run.timeseries
     days = frame["time_days"].to_numpy()
-    glyphs = palette.IMMUNE_GLYPHS
-    kinds = {agent.kind for agent in run.immune_agents} or {"t_cell", "treg", "mdsc"}  # an old config: draw every kind
+    glyphs = run.immune_glyphs
+    agents = run.immune_agents
+    kinds = {agent.kind for agent in agents} or {"t_cell"}
     figure = _new_figure(5.0)
     (cells, density), (killing, clones) = figure.subplots(2, 2)
 
     lines = []
     drawn = [(palette.GLYPH_T_EFFECTOR, "t_cell", "t_cells_effector", "effector T cells"),
              (palette.GLYPH_T_EXHAUSTED, "t_cell", "t_cells_exhausted", "exhausted T cells"),
-             (None, "t_cell", "t_cells_in_tumor", "T cells in tumor"),
-             (palette.GLYPH_TREG, "treg", "tregs", "Tregs"), (palette.GLYPH_MDSC, "mdsc", "mdscs", "MDSCs")]
+             (None, "t_cell", "t_cells_in_tumor", "T cells in tumor")]
+    drawn += [(palette.GLYPH_SUPPRESSOR_FIRST + agent.code - 1, agent.kind, files.suppressor_column(agent.name), f"{agent.label}s")
+              for agent in agents if agent.role != "t_cell" and files.suppressor_column(agent.name) in frame.columns]
     for code, kind, column, label in drawn:
         if kind not in kinds:
             continue

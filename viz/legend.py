@@ -56,17 +56,18 @@ def entries(clone: np.ndarray, cell_state: np.ndarray, vessel: np.ndarray, by: s
     return rows
 
 
-def immune_entries(glyph_classes: np.ndarray | None) -> list[Entry]:
+def immune_entries(glyph_classes: np.ndarray | None, glyphs: tuple[palette.ImmuneGlyph, ...] = palette.IMMUNE_GLYPHS) -> list[Entry]:
     """Legend rows ``(label, colour, glyph)`` for the immune glyph classes present, in :data:`viz.palette.IMMUNE_GLYPHS` order.
 
     Args:
         glyph_classes: ``int8`` glyph classes of the shown voxels (-1 for no
             immune cell; :func:`viz.palette.immune_glyph_classes`), or None.
+        glyphs: the glyphs by class, labelled (a run's: :meth:`viz.rundir.RunData.immune_glyphs`).
     """
     if glyph_classes is None:
         return []
     present = set(np.unique(glyph_classes[glyph_classes >= 0]).tolist())
-    return [(glyph.label, glyph.color, glyph) for code, glyph in enumerate(palette.IMMUNE_GLYPHS) if code in present]
+    return [(glyph.label, glyph.color, glyph) for code, glyph in enumerate(palette.glyphs_covering(glyph_classes, glyphs)) if code in present]
 
 
 def marker_size(glyph: palette.ImmuneGlyph, size: float) -> float:

@@ -40,7 +40,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kernels.immune import EXHAUSTED, MDSC, T_CELL, TREG
+from abm.rundir import SUPPRESSOR_LABELS, SUPPRESSOR_PRESETS
+from kernels.immune import EXHAUSTED, T_CELL
 from kernels.tumor import APOPTOTIC, CYCLING, NECROTIC, QUIESCENT, STATE_NAMES
 
 RGB = tuple[int, int, int]
@@ -101,14 +102,50 @@ class ImmuneGlyph:
     line_style: str = "-"
 
 
-#: Glyph classes of immune cells, by code (the index): see :func:`immune_glyph_classes`.
-IMMUNE_GLYPHS: tuple[ImmuneGlyph, ...] = (
+#: Glyphs of the role ``t_cell``: effector and exhausted T cells (glyph classes 0 and 1).
+T_CELL_GLYPHS: tuple[ImmuneGlyph, ...] = (
     ImmuneGlyph("T cell, effector", (0, 0, 0), (255, 255, 255), "o", "sphere", (0, 0, 0)),
     ImmuneGlyph("T cell, exhausted", (200, 200, 200), (0, 0, 0), "o", "sphere", (120, 120, 120), "--"),
-    ImmuneGlyph("Treg", (204, 0, 204), (0, 0, 0), "^", "tetrahedron", (204, 0, 204)),
-    ImmuneGlyph("MDSC", (175, 220, 0), (0, 0, 0), "D", "octahedron", (110, 150, 0)),
 )
-GLYPH_T_EFFECTOR, GLYPH_T_EXHAUSTED, GLYPH_TREG, GLYPH_MDSC = range(len(IMMUNE_GLYPHS))
+#: Styles of the role ``suppressor`` by slot (the config's ``suppressor_slots``; kind code = slot + 1), cycled past the
+#: last: (fill, marker, solid, line). The first two are the preset types' slots.
+SUPPRESSOR_STYLES: tuple[tuple[RGB, str, str, RGB], ...] = (
+    ((204, 0, 204), "^", "tetrahedron", (204, 0, 204)),   # magenta
+    ((175, 220, 0), "D", "octahedron", (110, 150, 0)),    # lime
+    ((0, 200, 200), "^", "tetrahedron", (0, 140, 140)),   # cyan
+    ((140, 70, 0), "D", "octahedron", (140, 70, 0)),      # brown
+)
+#: First glyph class of the suppressors: class ``GLYPH_SUPPRESSOR_FIRST + slot``.
+GLYPH_SUPPRESSOR_FIRST = len(T_CELL_GLYPHS)
+GLYPH_T_EFFECTOR, GLYPH_T_EXHAUSTED = range(GLYPH_SUPPRESSOR_FIRST)
+
+
+def suppressor_label(name: str) -> str:
+    """Legend text of suppressor type ``name``: a preset's label (:data:`abm.config.SUPPRESSOR_LABELS`), else the name."""
+    return SUPPRESSOR_LABELS.get(name, name)
+
+
+def suppressor_glyph(slot: int, label: str) -> ImmuneGlyph:
+    """The glyph of the suppressor type in ``slot``, labelled ``label``."""
+    fill, marker, solid, line = SUPPRESSOR_STYLES[slot % len(SUPPRESSOR_STYLES)]
+    return ImmuneGlyph(label, fill, (0, 0, 0), marker, solid, line)
+
+
+def immune_glyphs(slot_names: list[str] | tuple[str, ...] = tuple(SUPPRESSOR_PRESETS.values())) -> tuple[ImmuneGlyph, ...]:
+    """Glyphs by glyph class: the T cells', then one per suppressor slot named ``slot_names`` (default: the preset types)."""
+    return T_CELL_GLYPHS + tuple(suppressor_glyph(slot, suppressor_label(name)) for slot, name in enumerate(slot_names))
+
+
+#: Glyph classes of immune cells, by code (the index), for the preset suppressor slots: see :func:`immune_glyph_classes`
+#: (a run's own, with every slot it has: :func:`immune_glyphs`).
+IMMUNE_GLYPHS: tuple[ImmuneGlyph, ...] = immune_glyphs()
+
+
+def glyphs_covering(classes: np.ndarray | None, glyphs: tuple[ImmuneGlyph, ...] = IMMUNE_GLYPHS) -> tuple[ImmuneGlyph, ...]:
+    """``glyphs``, extended by suppressor glyphs (labelled by slot) to cover every glyph class in ``classes``."""
+    highest = int(classes.max()) if classes is not None and np.size(classes) else -1
+    return glyphs + tuple(suppressor_glyph(code - GLYPH_SUPPRESSOR_FIRST, f"suppressor {code - GLYPH_SUPPRESSOR_FIRST}")
+                          for code in range(len(glyphs), highest + 1))
 
 
 def immune_glyph_classes(immune: np.ndarray, immune_state: np.ndarray, agent_kinds: np.ndarray) -> np.ndarray:
@@ -117,7 +154,7 @@ def immune_glyph_classes(immune: np.ndarray, immune_state: np.ndarray, agent_kin
     Args:
         immune: ``int32``: immune agent index, -1 where no immune cell.
         immune_state: ``int8``, same shape: ``EFFECTOR`` or ``EXHAUSTED`` (:mod:`kernels.immune`).
-        agent_kinds: ``int8 (n_agents,)``: each agent's kind code (``T_CELL``, ``TREG``, ``MDSC``).
+        agent_kinds: ``int8 (n_agents,)``: each agent's kind code (``T_CELL``, or a suppressor type's: slot + 1).
 
     Returns:
         ``int8``, the shape of ``immune``: -1 where no immune cell (or an
@@ -131,8 +168,8 @@ def immune_glyph_classes(immune: np.ndarray, immune_state: np.ndarray, agent_kin
     t_cell = kind == T_CELL
     out[t_cell & (immune_state != EXHAUSTED)] = GLYPH_T_EFFECTOR
     out[t_cell & (immune_state == EXHAUSTED)] = GLYPH_T_EXHAUSTED
-    out[kind == TREG] = GLYPH_TREG
-    out[kind == MDSC] = GLYPH_MDSC
+    suppressor = kind > T_CELL
+    out[suppressor] = GLYPH_SUPPRESSOR_FIRST + kind[suppressor] - 1
     return out
 
 

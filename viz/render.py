@@ -152,7 +152,7 @@ def _add_immune_solids(pv: ModuleType, plotter, classes: np.ndarray, drawn: np.n
     """
     visible = (classes >= 0) & ~_hidden_in_tumor(drawn)
     toward_viewer = np.full(3, 0.5 / np.sqrt(3.0))
-    for code, glyph in enumerate(palette.IMMUNE_GLYPHS):
+    for code, glyph in enumerate(palette.glyphs_covering(classes)):
         z, y, x = np.nonzero(visible & (classes == code))
         if z.size == 0:
             continue
@@ -169,7 +169,7 @@ def _add_immune_solids(pv: ModuleType, plotter, classes: np.ndarray, drawn: np.n
 
 def _add_immune_markers(pv: ModuleType, plotter, classes: np.ndarray, dx: float, z: float) -> None:
     """Immune cells of the plane ``classes`` (glyph classes, ``(ny, nx)``) as flat markers with an edge, at height ``z``."""
-    for code, glyph in enumerate(palette.IMMUNE_GLYPHS):
+    for code, glyph in enumerate(palette.glyphs_covering(classes)):
         rows, cols = np.nonzero(classes == code)
         if rows.size == 0:
             continue
@@ -387,7 +387,7 @@ def render_snapshot(run: RunData, snapshot: Snapshot, options: RenderOptions) ->
         raise VizError("the render came out blank: VTK found no working OpenGL; install libegl1 (or libosmesa6) with apt-get")
     rows = legend.entries(snapshot.clone[shown], snapshot.cell_state[shown], snapshot.vessel[shown],
                           options.color, run.clone_name)
-    rows += legend.immune_entries(immune)
+    rows += legend.immune_entries(immune, run.immune_glyphs)
     if rows:
         margin = height // 60
         image = legend.paste(image, legend.legend_rgba(rows, font_px=max(11, height // 40)), margin, margin)

@@ -35,12 +35,10 @@ from typing import Any, Callable
 import numpy as np
 
 from abm import rundir as files
-from kernels.immune import KIND_NAMES
-from viz.palette import immune_glyph_classes
+from abm.rundir import SUPPRESSOR_PRESETS, T_CELL_ROLE
+from kernels.immune import T_CELL
+from viz.palette import ImmuneGlyph, immune_glyph_classes, immune_glyphs, suppressor_label
 
-
-#: Readable names of the immune kinds of :data:`kernels.immune.KIND_NAMES`.
-IMMUNE_KIND_LABELS = {"t_cell": "T cell", "treg": "Treg", "mdsc": "MDSC"}
 #: The columns viz reads from each table of a run directory (the others are optional: figures check for them).
 TABLE_COLUMNS = {
     "timeseries": ("time_h", "time_days"),
@@ -48,6 +46,7 @@ TABLE_COLUMNS = {
     "lineage": ("clone", "name", "parent"),
     "immune": ("time_days", "agent", "name", "kind", "cells_effector", "cells_exhausted"),
     "events": files.EVENT_COLUMNS,
+    files.AGENTS: files.AGENT_COLUMNS,
 }
 #: The sections of ``config.yaml`` viz reads (a resolved config writes each, ``arms`` last, so a truncated file lacks one).
 CONFIG_SECTIONS = ("lattice", "time", "fields", "tumor", "drugs", "immune", "treatment", "arms")
@@ -98,40 +97,59 @@ class ImmuneAgent:
 
     Attributes:
         index: the agent index held by the snapshots' ``immune`` array.
-        name: the T-cell clone's name, or ``treg`` / ``mdsc``.
-        kind: ``t_cell``, ``treg`` or ``mdsc``.
+        name: the T-cell clone's name, or the suppressor type's.
+        kind: ``t_cell`` for a T-cell clone, else the suppressor type's name.
         antigen: the antigen a T-cell clone recognises; -1 for suppressors.
+        code: the kind code (the ``kind`` trait): 0 for T cells, a suppressor type's slot + 1.
+        role: ``t_cell`` or ``suppressor``.
     """
 
     index: int
     name: str
     kind: str
     antigen: int = -1
+    code: int = T_CELL
+    role: str = T_CELL_ROLE
 
     @property
     def kind_code(self) -> int:
-        """The kind as :data:`kernels.immune.KIND_NAMES` codes it."""
-        return KIND_NAMES.index(self.kind)
+        """The kind code of the snapshots (``agents.parquet``'s ``kind``)."""
+        return self.code
 
     @property
     def label(self) -> str:
-        """Legend text: ``anti0 (antigen 0)`` for a T-cell clone, ``Treg`` / ``MDSC`` for a suppressor type."""
-        return f"{self.name} (antigen {self.antigen})" if self.kind == "t_cell" else IMMUNE_KIND_LABELS[self.kind]
+        """Legend text: ``anti0 (antigen 0)`` for a T-cell clone, the suppressor type's label (:func:`viz.palette.suppressor_label`)."""
+        return f"{self.name} (antigen {self.antigen})" if self.role == T_CELL_ROLE else suppressor_label(self.name)
 
 
 def immune_agents_of(config: dict[str, Any]) -> list[ImmuneAgent]:
-    """The immune agents a resolved config declares, by index: T-cell clones in config order, then ``treg``, then ``mdsc``.
+    """The immune agents a resolved config declares, by index: T-cell clones in config order, then the suppressor types.
 
-    The same numbering as the model's (:class:`abm.immunity.ImmuneSystem`);
-    empty for a config without immune cells (or from before them).
+    The numbering of the model (:class:`abm.immunity.ImmuneSystem`), for run
+    directories without ``agents.parquet``: suppressor types are the table
+    ``immune.suppressors`` after the legacy keys' types (``SUPPRESSOR_PRESETS``);
+    their kind codes are their slots + 1 (preset types first). Empty for a
+    config without immune cells (or from before them).
     """
     section = config.get("immune") or {}
     clones = (section.get("t_cells") or {}).get("clones") or []
-    agents = [ImmuneAgent(index, str(clone["name"]), "t_cell", int(clone.get("antigen", -1)))
+    agents = [ImmuneAgent(index, str(clone["name"]), T_CELL_ROLE, int(clone.get("antigen", -1)))
               for index, clone in enumerate(clones)]
-    for kind in ("treg", "mdsc"):
-        if section.get(kind + "s") is not None:
-            agents.append(ImmuneAgent(len(agents), kind, kind))
+    names = [name for key, name in SUPPRESSOR_PRESETS.items() if section.get(key) is not None]
+    names += [str(name) for name in (section.get("suppressors") or {}) if name not in names]
+    slots = list(dict.fromkeys([*SUPPRESSOR_PRESETS.values(), *names]))
+    for name in names:
+        agents.append(ImmuneAgent(len(agents), name, name, -1, slots.index(name) + 1, "suppressor"))
+    return agents
+
+
+def immune_agents_from_table(frame: Any) -> list[ImmuneAgent]:
+    """The immune agents of ``agents.parquet`` (:data:`abm.rundir.AGENT_COLUMNS`), by index."""
+    agents = []
+    for row in frame.sort_values("index").to_dict("records"):
+        role, name = str(row["role"]), str(row["name"])
+        agents.append(ImmuneAgent(int(row["index"]), name, T_CELL_ROLE if role == T_CELL_ROLE else name,
+                                  int(row.get("antigen", -1)), int(row["kind"]), role))
     return agents
 
 
@@ -171,7 +189,15 @@ class RunData(files.RunDirectory):
 
     @cached_property
     def immune_agents(self) -> list[ImmuneAgent]:
-        """The run's immune agents by index (:func:`immune_agents_of` its config); empty without immune cells."""
+        """The run's immune agents by index: ``agents.parquet``, else (a run from before it) :func:`immune_agents_of` its
+        config; empty without immune cells."""
+        table = self.agents
+        if table is not None:
+            try:
+                return immune_agents_from_table(table)
+            except (AttributeError, KeyError, TypeError, ValueError):
+                raise VizError(f"{files.table_path(self.path, files.AGENTS)}: not a table of immune agents (columns "
+                               f"{', '.join(files.AGENT_COLUMNS)})") from None
         try:
             return immune_agents_of(self.config)
         except (KeyError, TypeError, ValueError, AttributeError):
@@ -184,8 +210,18 @@ class RunData(files.RunDirectory):
         return bool(self.immune_agents)
 
     def immune_agent_kinds(self) -> np.ndarray:
-        """``int8 (n_agents,)``: each immune agent's kind code (:data:`kernels.immune.KIND_NAMES`)."""
+        """``int8 (n_agents,)``: each immune agent's kind code (0 for T cells, a suppressor type's slot + 1)."""
         return np.array([agent.kind_code for agent in self.immune_agents], dtype=np.int8)
+
+    @property
+    def immune_glyphs(self) -> tuple[ImmuneGlyph, ...]:
+        """The glyphs by glyph class (:func:`viz.palette.immune_glyphs`), suppressors labelled by the run's type names."""
+        slots = list(SUPPRESSOR_PRESETS.values())
+        for agent in self.immune_agents:
+            if agent.role != T_CELL_ROLE:
+                slots += [f"suppressor {slot}" for slot in range(len(slots), agent.code)]
+                slots[agent.code - 1] = agent.name
+        return immune_glyphs(slots)
 
     def immune_glyph_classes(self, snapshot: Snapshot) -> np.ndarray | None:
         """``int8``, lattice shape: glyph class of each voxel's immune cell (:func:`viz.palette.immune_glyph_classes`).

@@ -42,11 +42,12 @@ from abm.config.domain import (AXIS_OF_FACE, BoundaryConfig, CellType, FaceCondi
                                TimeConfig, VesselCollapseConfig, VesselConfig, VesselExchangeConfig, default_fields)
 from abm.config.drugs import (DEFAULT_DRUG_KIND, DRUG_ACTIONS, DRUG_KINDS, AntiPD1Drug, CytotoxicDrug, Drug, DrugConfig,
                               DrugKinds, PharmacokineticsConfig, register_drug_kind, unregister_drug_kind)
-from abm.config.immune import (ImmuneConfig, MotilityConfig, PrimingConfig, RecruitmentConfig, SuppressorConfig,
+from abm.config.immune import (MAX_SUPPRESSOR_TYPES, T_CELL_ROLE, TUMOR_CELL_TYPES, ImmuneConfig, MotilityConfig, PrimingConfig, RecruitmentConfig, SuppressorConfig,
                                TCellCloneConfig, TCellConfig)
 from abm.config.loading import (EXTENSION_PREFIX, MAX_CONFIG_BYTES, MAX_ERRORS_SHOWN, MAX_YAML_DEPTH, MAX_YAML_NODES,
                                 YAMLRefused, apply_override, load_config, parse_config, read_yaml, to_yaml)
-from abm.config.presets import FIELD_PRESETS, IMMUNE_DRUG_SENSITIVITY, MINUTES_PER_SECOND, UM2_PER_CM2
+from abm.config.presets import (FIELD_PRESETS, IMMUNE_DRUG_SENSITIVITY, MINUTES_PER_SECOND, SUPPRESSOR_LABELS, SUPPRESSOR_PRESETS,
+                                UM2_PER_CM2)
 from abm.config.root import Config, select_arm
 from abm.config.treatment import (PROGRESSION, RESPONSE_CATEGORIES, AssessmentConfig, DoseConfig, EndRule, LineConfig,
                                   TreatmentConfig)

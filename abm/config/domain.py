@@ -78,7 +78,9 @@ class VesselExchangeConfig(Strict):
     blood_level: Level = Field(description="level in blood, field units")
 
 
-CellType = Literal["tumor", "tumor_dying", "tumor_immunogenic", "t_cell", "treg", "mdsc"]
+#: A cell type of a field's uptake and secretion: a tumor cell type, the T cells' role or a suppressor type's name
+#: (checked against the immune section by the root config).
+CellType = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class FieldConfig(Strict):
@@ -100,7 +102,7 @@ class FieldConfig(Strict):
     initial: Level = Field(0.0, description="initial value everywhere, field units")
     boundary: BoundaryConfig = Field(default_factory=BoundaryConfig)
     uptake_per_min: dict[CellType, Rate] = Field(
-        default_factory=dict, description="first-order uptake by a cell filling a voxel, 1/min, per cell type (tumor: live tumor cells; tumor_dying: apoptotic or necrotic; tumor_immunogenic: dying by immunogenic death, besides tumor_dying; t_cell, treg, mdsc: immune cells)")
+        default_factory=dict, description="first-order uptake by a cell filling a voxel, 1/min, per cell type (tumor: live tumor cells; tumor_dying: apoptotic or necrotic; tumor_immunogenic: dying by immunogenic death, besides tumor_dying; t_cell: T cells; a suppressor type's name (immune.suppressors): its cells)")
     secretion_per_min: dict[CellType, Rate] = Field(
         default_factory=dict, description="secretion rate per cell type, 1/min: a cell adds rate * (secretion_saturation - u), as PhysiCell does")
     secretion_saturation: Level = Field(1.0, description="level at which secretion stops, field units")

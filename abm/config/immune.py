@@ -1,14 +1,20 @@
 """Config sections of the immune microenvironment: T-cell clonotypes, priming, recruitment, motility, suppressor cells."""
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from abm.config.base import (MAX_ANTIGENS, MAX_CELL_STEPS, MAX_SPEED_UM_PER_MIN, MAX_SUBSTEPS, NAME_RULE, Cells, Factor,
                              Hours, Name, PositiveHours, PositiveLength, PositiveLevel, Probability, Rate, Strict,
                              _require_unique_names)
-from abm.config.presets import IMMUNE_DRUG_SENSITIVITY
+from abm.config.presets import IMMUNE_DRUG_SENSITIVITY, SUPPRESSOR_PRESETS
+from kernels.immune import T_CELL_ROLE  # the role of kind code 0 (T cells); each suppressor type has role suppressor
+
+#: Most suppressor types in ``immune.suppressors`` (each takes a kind code and an entry stream, abm.streams).
+MAX_SUPPRESSOR_TYPES = 16
+#: Cell types of the tumor, for a field's uptake and secretion (the immune ones are the T cells' role and the suppressor names).
+TUMOR_CELL_TYPES = ("tumor", "tumor_dying", "tumor_immunogenic")
 
 
 class TCellCloneConfig(Strict):
@@ -89,8 +95,9 @@ class TCellConfig(Strict):
 
 
 class SuppressorConfig(Strict):
-    """A suppressor cell type (regulatory T cells or MDSCs): recruitment, movement, contact inhibition, life, drugs."""
+    """A suppressor cell type (e.g. regulatory T cells, MDSCs): recruitment, movement, contact inhibition, life, drugs."""
 
+    role: Literal["suppressor"] = Field("suppressor", description="what the cells do: suppressor (recruited at vessels, inhibit T cells in contact)")
     recruitment: RecruitmentConfig = Field(default_factory=lambda: RecruitmentConfig(rate_per_h=0.005))
     motility: MotilityConfig = Field(default_factory=MotilityConfig)
     contact_inhibition: Probability = Field(
@@ -104,12 +111,62 @@ class ImmuneConfig(Strict):
     """The immune microenvironment: T-cell clones and suppressor cells, and how infiltration is measured."""
 
     t_cells: TCellConfig = Field(default_factory=TCellConfig)
-    tregs: SuppressorConfig | None = Field(None, description="regulatory T cells (contact inhibition; secretion through fields); null: none")
-    mdscs: SuppressorConfig | None = Field(None, description="myeloid-derived suppressor cells (secretion through fields, contact inhibition); null: none")
+    suppressors: dict[Name, SuppressorConfig] = Field(
+        default_factory=dict, description=f"suppressor cell types by name, at most {MAX_SUPPRESSOR_TYPES}; the legacy keys "
+        f"{', '.join(f'{key} (type {name})' for key, name in SUPPRESSOR_PRESETS.items())} declare the type of that name before these")
     margin_um: PositiveLength = Field(100.0, description="half-width of the invasive margin around the tumor border, for core and margin T-cell densities, um; with immune cells at most the longest lattice axis")
     pdl1_positive_at: Probability = Field(0.1, description="a tumor cell counts as PD-L1 positive when its clone's PD-L1 is at least this (assumption)")
 
     @property
     def enabled(self) -> bool:
         """Whether any immune cell can appear."""
-        return bool(self.t_cells.clones) or self.tregs is not None or self.mdscs is not None
+        return bool(self.t_cells.clones) or bool(self.suppressors)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_suppressor_keys(cls, raw: Any) -> Any:
+        """Move each legacy key of :data:`SUPPRESSOR_PRESETS` into ``suppressors`` under its preset name, before the table's own types."""
+        if not isinstance(raw, dict) or not any(key in raw for key in SUPPRESSOR_PRESETS):
+            return raw
+        raw = dict(raw)
+        table = raw.get("suppressors") or {}
+        if not isinstance(table, dict):
+            return raw  # the field's own check names the error
+        moved: dict[Any, Any] = {}
+        for key, name in SUPPRESSOR_PRESETS.items():
+            section = raw.pop(key, None)
+            if section is None:
+                continue
+            if name in table:
+                raise ValueError(f"{key}: declares the suppressor type {name!r}, which suppressors also declares; keep one")
+            moved[name] = section
+        raw["suppressors"] = {**moved, **table}
+        return raw
+
+    @field_validator("suppressors")
+    @classmethod
+    def _suppressor_names(cls, suppressors: dict[str, SuppressorConfig]) -> dict[str, SuppressorConfig]:
+        if len(suppressors) > MAX_SUPPRESSOR_TYPES:
+            raise ValueError(f"{len(suppressors)} suppressor types; at most {MAX_SUPPRESSOR_TYPES}")
+        for name in suppressors:
+            if name == T_CELL_ROLE or name in TUMOR_CELL_TYPES:
+                raise ValueError(f"{name}: a cell type of that name exists already ({', '.join((T_CELL_ROLE,) + TUMOR_CELL_TYPES)}); "
+                                 f"choose another name")
+        return suppressors
+
+    @property
+    def suppressor_slots(self) -> list[str]:
+        """Names of the suppressor types by slot: the preset types (declared or not), then the table's other types.
+
+        Slot ``k`` is kind code ``k + 1`` (T cells are 0) and the entry stream
+        :func:`abm.streams.suppressor_enter_stream` ``(k)``; each slot is a count
+        column ``<name>s`` of the immune timeseries.
+        """
+        return list(dict.fromkeys([*SUPPRESSOR_PRESETS.values(), *self.suppressors]))
+
+    @property
+    def kind_codes(self) -> dict[str, int]:
+        """Kind code of each cell type the config declares: the T cells' role 0 (with clones), each suppressor type its slot + 1."""
+        slots = self.suppressor_slots
+        codes = {T_CELL_ROLE: 0} if self.t_cells.clones else {}
+        return codes | {name: slots.index(name) + 1 for name in self.suppressors}

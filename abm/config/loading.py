@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from abm.config.base import ConfigError
 from abm.config.drugs import UNKNOWN_KIND
+from abm.config.presets import SUPPRESSOR_PRESETS
 from abm.config.root import Config
 
 
@@ -321,6 +322,9 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
         raise ConfigError(f"--set {exc.key}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {dotted}: value {_SHOW.repr(text)} is not valid YAML{_yaml_problem(exc)}") from None
+    if _legacy_suppressor_key(raw, parts):
+        _override_suppressor(raw, parts, value)
+        return
     node: Any = raw
     for depth, part in enumerate(parts[:-1]):
         where = ".".join(parts[: depth + 1])
@@ -341,6 +345,39 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
         node[last] = value
     else:
         raise ConfigError(f"--set {dotted}: {'.'.join(parts[:-1])} is a value, not a section")
+
+
+def _legacy_suppressor_key(raw: dict[str, Any], parts: list[str]) -> bool:
+    """Whether ``parts`` is ``immune.<legacy key>...`` (:data:`SUPPRESSOR_PRESETS`) on a mapping whose immune section holds
+    the table ``suppressors`` instead (a resolved config)."""
+    immune = raw.get("immune")
+    return (len(parts) >= 2 and parts[0] == "immune" and parts[1] in SUPPRESSOR_PRESETS and isinstance(immune, dict)
+            and isinstance(immune.get("suppressors"), dict) and immune.get(parts[1]) is None)
+
+
+def _override_suppressor(raw: dict[str, Any], parts: list[str], value: Any) -> None:
+    """``--set immune.<legacy key>...=value`` on a resolved config: the same on its preset type in ``immune.suppressors``
+    (null removes the type), the preset types first, as the legacy key declares them."""
+    immune = raw["immune"]
+    immune.pop(parts[1], None)
+    name = SUPPRESSOR_PRESETS[parts[1]]
+    table = immune["suppressors"]
+    if len(parts) == 2 and value is None:
+        table.pop(name, None)
+        return
+    if len(parts) == 2:
+        table[name] = value
+    else:
+        node = table.setdefault(name, {})
+        for depth, part in enumerate(parts[2:-1]):
+            if not isinstance(node, dict):
+                raise ConfigError(f"--set {'.'.join(parts)}: {'.'.join(parts[:depth + 2])} is a value, not a section")
+            node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {'.'.join(parts)}: {'.'.join(parts[:-1])} is a value, not a section")
+        node[parts[-1]] = value
+    presets = [preset for preset in SUPPRESSOR_PRESETS.values() if preset in table]
+    immune["suppressors"] = {key: table[key] for key in [*presets, *(key for key in table if key not in presets)]}
 
 
 def parse_config(raw: Any, origin: str = "config") -> Config:

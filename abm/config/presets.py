@@ -51,3 +51,11 @@ FIELD_PRESETS: dict[str, dict[str, Any]] = {
 
 
 IMMUNE_DRUG_SENSITIVITY = 0.6 / 0.9  # [dP06]: chemotherapy kills immune cells at 0.6/d, tumor cells at 0.9/d
+
+#: Preset suppressor cell types: each legacy key of the immune section (``immune.tregs:``, ``immune.mdscs:``) declares
+#: the suppressor type of that name in the table ``immune.suppressors``, before the table's own entries. Their order
+#: here is their slot: slot ``k`` gives kind code ``k + 1`` and its own entry stream, and every immune timeseries
+#: counts each preset type (0 where the config lacks it), so runs keep their columns whatever types they declare.
+SUPPRESSOR_PRESETS: dict[str, str] = {"tregs": "treg", "mdscs": "mdsc"}
+#: Readable labels of the preset suppressor types (figure legends); a type not listed is labelled by its name.
+SUPPRESSOR_LABELS: dict[str, str] = {"treg": "Treg", "mdsc": "MDSC"}

@@ -12,7 +12,7 @@ from abm.config.checks import _check_treatment, check_initial_tumor, check_treat
 from abm.config.derive import field_substeps, margin_steps, movement_substeps
 from abm.config.domain import FieldConfig, LatticeConfig, TimeConfig, VesselConfig, default_fields
 from abm.config.drugs import DRUG_KINDS, Drug, DrugConfig, rebuild_with_drug_kinds
-from abm.config.immune import ImmuneConfig, SuppressorConfig, TCellConfig
+from abm.config.immune import T_CELL_ROLE, TUMOR_CELL_TYPES, ImmuneConfig, SuppressorConfig, TCellConfig
 from abm.config.treatment import TreatmentConfig
 from abm.config.tumor import TumorConfig
 
@@ -39,7 +39,13 @@ class Config(Strict):
     def _consistent(self) -> "Config":
         if "oxygen" not in self.fields:
             raise ValueError("fields: an 'oxygen' field is required (tumor cells respond to it)")
+        cell_types = (*TUMOR_CELL_TYPES, T_CELL_ROLE, *self.immune.suppressor_slots)
         for name, field in self.fields.items():
+            for key in ("uptake_per_min", "secretion_per_min"):
+                for cell_type in getattr(field, key):
+                    if cell_type not in cell_types:
+                        raise ValueError(f"fields.{name}.{key}.{cell_type}: no cell type of that name; allowed: {', '.join(cell_types)} "
+                                         f"(a suppressor type is declared under immune.suppressors)")
             for face in field.boundary.faces:
                 if self.lattice.ndim == 2 and face.startswith("z"):
                     raise ValueError(f"fields.{name}.boundary.faces.{face}: a 2-D lattice has no z faces; allowed: x_min, x_max, y_min, y_max")
@@ -54,10 +60,8 @@ class Config(Strict):
         named = [(f"tumor.clones.{index}.drug_sensitivity", clone.drug_sensitivity) for index, clone in enumerate(self.tumor.clones)]
         named.append(("tumor.mutation.resistance", self.tumor.mutation.resistance))
         named.append(("immune.t_cells.drug_sensitivity", self.immune.t_cells.drug_sensitivity))
-        for kind in ("tregs", "mdscs"):
-            suppressor = getattr(self.immune, kind)
-            if suppressor is not None:
-                named.append((f"immune.{kind}.drug_sensitivity", suppressor.drug_sensitivity))
+        for kind, suppressor in self.immune.suppressors.items():
+            named.append((f"immune.suppressors.{kind}.drug_sensitivity", suppressor.drug_sensitivity))
         sensitive = self.drug_names
         for where, mapping in named:
             for drug in mapping:
@@ -122,9 +126,9 @@ class Config(Strict):
                              f"at most {MAX_CELL_STEPS:,} cell steps")
 
     def _immune_sections(self) -> list[tuple[str, "TCellConfig | SuppressorConfig"]]:
-        """(key, section) of each immune cell kind the config has: t_cells (with clones), tregs, mdscs."""
+        """(key, section) of each immune cell kind the config has: t_cells (with clones), then suppressors.NAME per suppressor type."""
         sections: list[tuple[str, TCellConfig | SuppressorConfig]] = [("t_cells", self.immune.t_cells)] if self.immune.t_cells.clones else []
-        return sections + [(kind, getattr(self.immune, kind)) for kind in ("tregs", "mdscs") if getattr(self.immune, kind) is not None]
+        return sections + [(f"suppressors.{kind}", section) for kind, section in self.immune.suppressors.items()]
 
     def _treatments(self) -> list[tuple[str, TreatmentConfig]]:
         """(dotted key, treatment) of the config's treatment and arms."""
@@ -141,11 +145,9 @@ class Config(Strict):
                            ("immune.t_cells.recruitment.field", t_cells.recruitment.field),
                            ("immune.t_cells.motility.chemotaxis_field", t_cells.motility.chemotaxis_field),
                            ("immune.t_cells.suppression_field", t_cells.suppression_field)]
-        for kind in ("tregs", "mdscs"):
-            suppressor = getattr(immune, kind)
-            if suppressor is not None:
-                references += [(f"immune.{kind}.recruitment.field", suppressor.recruitment.field),
-                               (f"immune.{kind}.motility.chemotaxis_field", suppressor.motility.chemotaxis_field)]
+        for kind, suppressor in immune.suppressors.items():
+            references += [(f"immune.suppressors.{kind}.recruitment.field", suppressor.recruitment.field),
+                           (f"immune.suppressors.{kind}.motility.chemotaxis_field", suppressor.motility.chemotaxis_field)]
         return references
 
     @property
