@@ -20,6 +20,7 @@ import numpy as np
 from kernels import diffusion, immune, lattice, therapy, tumor, vessels
 from abm.config import field_substeps
 from abm.streams import (
+    IMMUNE_MOVE_STREAMS_PER_SUBSTEP,
     STREAM_APOPTOSIS, STREAM_CLEARANCE, STREAM_DIRECTION, STREAM_DIVISION, STREAM_DRUG_KILL, STREAM_IMMUNE_DEATH,
     STREAM_IMMUNE_DRUG, STREAM_IMMUNE_MOVE, STREAM_IMMUNOGENIC, STREAM_KILL, STREAM_KILL_TARGET,
     STREAM_MUTATION, STREAM_NECROSIS, STREAM_PRIORITY, STREAM_PROLIFERATE, STREAM_PROLIFERATE_DIRECTION,
@@ -248,12 +249,12 @@ def immune_movement(model: "TumorModel") -> None:
     # Per substep, the stream offset of each field's tie-break draw: one upload per cell step, not per substep
     # (an upload from host memory waits for the device).
     uphill_offsets = xp.asarray(np.array(
-        [[offset_of(STREAM_IMMUNE_MOVE + 8 * substep + 4 + number) for number in range(len(field_names))]
+        [[offset_of(STREAM_IMMUNE_MOVE + IMMUNE_MOVE_STREAMS_PER_SUBSTEP * substep + 4 + number) for number in range(len(field_names))]
          for substep in range(system.substeps)], dtype=np.uint64).reshape(system.substeps, len(field_names)))
     move = model.backend.operation("immune_movement_substep")  # kernels.immune.movement_substep, or its CUDA twin
     for substep in range(system.substeps):
         agent = xp.maximum(state.immune, 0)
-        base = STREAM_IMMUNE_MOVE + 8 * substep
+        base = STREAM_IMMUNE_MOVE + IMMUNE_MOVE_STREAMS_PER_SUBSTEP * substep
         chance = system.traits["speed_um_per_min"][agent] * substep_min / state.dx_um
         if system.t_clones:
             kinds = system.kind_of(xp, state.immune)
