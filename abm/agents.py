@@ -8,6 +8,8 @@ and its place in the lineage; the model keeps the same traits in a host table
 """
 from __future__ import annotations
 
+import math
+
 import mesa
 
 from abm.clones import SCALAR_TRAITS, SENSITIVITY_PREFIX, antigen_list
@@ -99,6 +101,10 @@ class TCellClone(mesa.Agent):
         self.cells_effector = 0
         self.cells_exhausted = 0
 
+    def series_values(self) -> tuple[int, int, int, float, float]:
+        """Its last record in ``immune.parquet``'s order: antigen, effector and exhausted cells, primed pool, activation."""
+        return self.antigen, self.cells_effector, self.cells_exhausted, self.primed_pool, self.activation
+
 
 class SuppressorType(mesa.Agent):
     """A suppressor cell type of the config's table ``immune.suppressors``.
@@ -122,3 +128,8 @@ class SuppressorType(mesa.Agent):
         self.code = code
         self.slot = code - 1
         self.cells = 0
+
+    def series_values(self) -> tuple[int, int, int, float, float]:
+        """Its last record in ``immune.parquet``'s order: no antigen (-1), its cells as effectors, none exhausted,
+        no systemic pool or activation (NaN)."""
+        return -1, self.cells, 0, math.nan, math.nan

@@ -550,26 +550,29 @@ class TumorModel(mesa.Model):
             return pandas.DataFrame({column: [] for column in IMMUNE_SERIES_COLUMNS})
         return pandas.concat(frames).sort_values(["time_h", "agent"], kind="stable").reset_index(drop=True)
 
-    def lineage(self):
-        """One row per clone ever present: index, name, parent, founding clone, birth, origin and traits.
+    def lineage(self, first: int = 0):
+        """One row per clone ever present, from clone ``first`` on: index, name, parent, founding clone, birth, origin
+        and traits.
 
         ``parent`` is -1 for founding clones; ``origin_*_um`` are the founding
         daughter's coordinates (NaN for founding clones); ``antigens`` is the
-        neoantigen set as a 64-bit mask (bit k = antigen k).
+        neoantigen set as a 64-bit mask (bit k = antigen k). The run's journal
+        asks only for the clones founded since its last record.
         """
         import pandas
 
         axes = "zyx"[3 - self.state.ndim:]
+        clones = self.clones[first:]
         frame = pandas.DataFrame({
-            "clone": [clone.index for clone in self.clones],
-            "name": [clone.name for clone in self.clones],
-            "parent": [clone.parent.index if clone.parent is not None else -1 for clone in self.clones],
-            "root": [clone.root.index for clone in self.clones],
-            "generation": [clone.generation for clone in self.clones],
-            "birth_time_h": [clone.birth_time_h for clone in self.clones],
+            "clone": [clone.index for clone in clones],
+            "name": [clone.name for clone in clones],
+            "parent": [clone.parent.index if clone.parent is not None else -1 for clone in clones],
+            "root": [clone.root.index for clone in clones],
+            "generation": [clone.generation for clone in clones],
+            "birth_time_h": [clone.birth_time_h for clone in clones],
         })
         for number, axis in enumerate(axes):
-            frame[f"origin_{axis}_um"] = [clone.origin_um[number] if clone.origin_um else math.nan for clone in self.clones]
+            frame[f"origin_{axis}_um"] = [clone.origin_um[number] if clone.origin_um else math.nan for clone in clones]
         for column, values in self.traits.items():
-            frame[column] = values
+            frame[column] = values[first:]
         return frame

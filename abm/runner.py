@@ -103,15 +103,12 @@ def _journal_record(journal: rundir.Journal, model: TumorModel, written: dict[st
     journal.append("clones", CLONE_COLUMNS, [[time_h, days, clone.index, clone.cell_count, clone.live_cell_count]
                                              for clone in model.clones if clone.cell_count > 0])
     if len(model.clones) > written["lineage"]:
-        lineage = model.lineage().iloc[written["lineage"]:]
+        lineage = model.lineage(first=written["lineage"])
         journal.append("lineage", lineage.columns, lineage.itertuples(index=False), {"antigens": "uint64"})
         written["lineage"] += len(lineage)
     if model.immune.enabled:
         journal.append("immune", IMMUNE_SERIES_COLUMNS, [
-            [time_h, days, agent.index, agent.name, agent.kind, getattr(agent, "antigen", -1),
-             getattr(agent, "cells_effector", getattr(agent, "cells", 0)), getattr(agent, "cells_exhausted", 0),
-             getattr(agent, "primed_pool", math.nan), getattr(agent, "activation", math.nan)]
-            for agent in model.immune.agents])
+            [time_h, days, agent.index, agent.name, agent.kind, *agent.series_values()] for agent in model.immune.agents])
     if model.config.treatment is not None:
         events = model.therapy.events[written["events"]:]
         journal.append("events", EVENT_COLUMNS, [[event[column] for column in EVENT_COLUMNS] for event in events])
