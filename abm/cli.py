@@ -34,7 +34,6 @@ def _config_from_arguments(arguments: argparse.Namespace) -> Config:
     config = load_config(arguments.config, overrides)
     arm = getattr(arguments, "arm", None)
     if arm is not None:
-
         config = select_arm(config, arm, "--arm")
     return config
 
