@@ -23,16 +23,18 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+import mesa
 import numpy as np
 
 from abm.agents import SuppressorType, TCellClone
 from abm.rundir import suppressor_column
 from abm.config import IMMUNE_DRUG_SENSITIVITY, T_CELL_ROLE, Config, margin_steps, movement_substeps
-from kernels.immune import EFFECTOR, EXHAUSTED, T_CELL, KillParameters, neighbour_of
+from kernels.immune import T_CELL, KillParameters, neighbour_of
 from kernels.lattice import shifted
+from kernels.layers import EFFECTOR, EXHAUSTED
 
 if TYPE_CHECKING:
-    from abm.model import TumorModel
+    from abm.step import StepContext
 
 #: Immune columns of the timeseries around the suppressor counts (:func:`immune_columns`).
 IMMUNE_COLUMNS_BEFORE = ("t_cells_effector", "t_cells_exhausted")
@@ -58,8 +60,9 @@ class ImmuneSystem:
     """Immune agents, their device traits and the priming compartment of one model.
 
     Args:
-        model: the model (its ``xp``, ``dt_h``, lattice and drugs are used).
-        config: the whole config (its ``immune`` section).
+        model: the Mesa model the agents belong to.
+        config: the whole config (its ``immune`` section, the step, the lattice and the drugs).
+        xp: the array module of the device arrays.
 
     Attributes:
         agents: the immune agents in table order (:class:`TCellClone` first, then :class:`SuppressorType`).
@@ -72,8 +75,8 @@ class ImmuneSystem:
         substeps: movement substeps per cell step (a cell moves at most one voxel per substep).
     """
 
-    def __init__(self, model: "TumorModel", config: Config) -> None:
-        xp = model.xp
+    def __init__(self, model: mesa.Model, config: Config, xp: Any) -> None:
+        dt_h = config.time.dt_cell_h
         self.config = config.immune
         t_cells = self.config.t_cells
         self.agents: list[Any] = []
@@ -100,7 +103,7 @@ class ImmuneSystem:
                 [1.0 / t_cells.exhausted_lifespan_h] * len(self.t_clones) + [1.0 / s.lifespan_h for s in sections[len(self.t_clones):]],
                 dtype=np.float64),
         }
-        for drug in model.drugs:
+        for drug in config.drug_names:
             host[f"sensitivity_{drug}"] = np.array(
                 [section.drug_sensitivity.get(drug, IMMUNE_DRUG_SENSITIVITY) for section in sections], dtype=np.float64)
         self.host_traits = host
@@ -111,16 +114,14 @@ class ImmuneSystem:
         self.kill = KillParameters(t_cells.kill_rate_per_h, t_cells.pdl1_inhibition,
                                    t_cells.exhaustion_per_kill, t_cells.exhaustion_per_engagement_h)
         max_speed = float(host["speed_um_per_min"].max()) if self.agents else 0.0
-        self.substeps = movement_substeps(max_speed, model.dt_h, model.config.lattice.dx_um)
+        self.substeps = movement_substeps(max_speed, dt_h, config.lattice.dx_um)
 
         n_t = len(self.t_clones)
         self.precursors = xp.asarray(np.array([clone.precursors for clone in self.t_clones], dtype=np.float64))
         self.pool = self.precursors.copy()
         self.activation = xp.zeros(n_t, dtype=xp.float64)
-        self.delay_steps = round(t_cells.priming.delay_h / model.dt_h)
+        self.delay_steps = round(t_cells.priming.delay_h / dt_h)
         self.release_history = xp.zeros((max(self.delay_steps, 1), n_t), dtype=xp.float64)
-        self.kills_total = xp.zeros((), dtype=xp.int64)
-        self.drug_deaths_total = xp.zeros((), dtype=xp.int64)
         self._kills_at_last_record = 0
         self._time_at_last_record_h = 0.0
 
@@ -149,41 +150,44 @@ class ImmuneSystem:
 
     # ------------------------------------------------------------------ priming
 
-    def prime(self, model: "TumorModel") -> None:
+    def prime(self, context: "StepContext") -> None:
         """One step of the priming compartment: antigen release, delayed activation, pool growth and contraction."""
         if not self.t_clones:
             return
-        xp, state = model.xp, model.state
+        xp, lattice, dt_h = context.xp, context.lattice, context.run.dt_h
         priming = self.config.t_cells.priming
-        occupied = state.clone >= 0
-        per_clone = xp.bincount(state.clone[occupied].astype(xp.int64),
-                                weights=state.fields[priming.field][occupied].astype(xp.float64),
-                                minlength=len(model.clones))
-        release = (per_clone @ model.clone_traits["antigen_bits"])[self.traits["antigen"][: len(self.t_clones)]]
+        clone = lattice.tumor.clone
+        occupied = clone >= 0
+        per_clone = xp.bincount(clone[occupied].astype(xp.int64),
+                                weights=lattice.fields[priming.field][occupied].astype(xp.float64),
+                                minlength=len(context.subclones))
+        release = (per_clone @ context.subclones.device["antigen_bits"])[self.traits["antigen"][: len(self.t_clones)]]
         if self.delay_steps > 0:
-            slot = model.cell_step % self.delay_steps
+            slot = context.step % self.delay_steps
             delayed = self.release_history[slot].copy()
             self.release_history[slot] = release
         else:
             delayed = release
         self.activation = delayed / (delayed + priming.half_saturation)
         growth = priming.expansion_per_h * self.activation * (1.0 - self.pool / priming.max_pool)
-        exponent = xp.minimum((growth - self._depletion_per_h(model)) * model.dt_h, MAX_GROWTH_EXPONENT)
+        exponent = xp.minimum((growth - self._depletion_per_h(context)) * dt_h, MAX_GROWTH_EXPONENT)
         # Logistic growth never passes max_pool from below (a pool above it, from precursors above it, only
         # shrinks). The exponential step overshoots it once expansion x dt passes 1; without the bound a huge
         # expansion rate took the pool to inf, and the next step to NaN (inf x exp(-inf)). Within the bound
         # the step is unchanged; the overflow of pool x exp(...) before it is intended.
         with np.errstate(over="ignore"):
             self.pool = xp.minimum(self.pool * xp.exp(exponent), xp.maximum(self.pool, priming.max_pool))
-        relax = xp.exp(-priming.contraction_per_h * (1.0 - self.activation) * model.dt_h)
+        relax = xp.exp(-priming.contraction_per_h * (1.0 - self.activation) * dt_h)
         self.pool = self.precursors + (self.pool - self.precursors) * relax
 
-    def _depletion_per_h(self, model: "TumorModel") -> float:
+    def _depletion_per_h(self, context: "StepContext") -> float:
         """Kill rate of the circulating T cells by the drugs' plasma levels (lymphodepletion), 1/h: the drugs' systemic kill rates summed."""
         rate = 0.0
         sensitivity = self.config.t_cells.drug_sensitivity
-        for name, drug in model.drug_actions["systemic_kill_rate"]:
-            plasma = model.blood_level(name) if model.config.fields[name].vessel is not None else 0.0
+        fields = context.run.config.fields
+        for name, drug in context.run.drug_actions["systemic_kill_rate"]:
+            vessel = fields[name].vessel
+            plasma = context.therapy.plasma.get(name, vessel.blood_level) if vessel is not None else 0.0
             rate += drug.systemic_kill_rate(plasma, sensitivity.get(name, IMMUNE_DRUG_SENSITIVITY))
         return rate
 
@@ -193,40 +197,41 @@ class ImmuneSystem:
 
     # ------------------------------------------------------------------ local factors
 
-    def suppression(self, model: "TumorModel") -> Any:
+    def suppression(self, context: "StepContext") -> Any:
         """Factor in [0, 1] on T-cell killing and motility at each voxel: the cytokine and the suppressors in contact."""
-        xp, state = model.xp, model.state
+        xp, lattice = context.xp, context.lattice
         t_cells = self.config.t_cells
-        factor = xp.ones(state.shape, dtype=xp.float64)
+        factor = xp.ones(lattice.shape, dtype=xp.float64)
         if t_cells.suppression_field is not None:
-            factor = factor / (1.0 + state.fields[t_cells.suppression_field] / t_cells.suppression_ec50)
-        kinds = self.kind_of(xp, state.immune)
+            factor = factor / (1.0 + lattice.fields[t_cells.suppression_field] / t_cells.suppression_ec50)
+        kinds = self.kind_of(xp, lattice.immune.agent)
         for kind, agent in self.suppressors.items():
             inhibition = self.config.suppressors[kind].contact_inhibition
             if inhibition > 0:
-                near = neighbour_of(xp, kinds == agent.code, model.offsets)
+                near = neighbour_of(xp, kinds == agent.code, context.run.offsets)
                 factor = factor * xp.where(near, 1.0 - inhibition, 1.0)
         return factor
 
-    def occupancy(self, model: "TumorModel") -> Any:
+    def occupancy(self, context: "StepContext") -> Any:
         """PD-1 occupancy at each voxel: ``1 - prod(1 - occupancy)`` over the drugs whose kind blocks PD-1 (0 without)."""
         free = 1.0
-        for name, drug in model.drug_actions["pd1_occupancy"]:
-            free = free * (1.0 - drug.pd1_occupancy(model.xp, model.state.fields[name]))
+        for name, drug in context.run.drug_actions["pd1_occupancy"]:
+            free = free * (1.0 - drug.pd1_occupancy(context.xp, context.lattice.fields[name]))
         return 1.0 - free
 
     # ------------------------------------------------------------------ records
 
-    def measure(self, model: "TumorModel") -> dict[str, float]:
+    def measure(self, context: "StepContext") -> dict[str, float]:
         """The immune columns of a record (host numbers), and the per-agent counts on the agents."""
-        xp, state, backend = model.xp, model.state, model.backend
-        occupied = state.immune >= 0
-        kinds = self.kind_of(xp, state.immune)
+        xp, lattice, backend = context.xp, context.lattice, context.run.backend
+        cells = lattice.immune
+        occupied = cells.occupied()
+        kinds = self.kind_of(xp, cells.agent)
         t_cell = kinds == T_CELL
-        effector = t_cell & (state.immune_state == EFFECTOR)
-        exhausted = t_cell & (state.immune_state == EXHAUSTED)
+        effector = t_cell & (cells.state == EFFECTOR)
+        exhausted = t_cell & (cells.state == EXHAUSTED)
         n = len(self.agents)
-        per_agent = [backend.to_host(xp.bincount(state.immune[mask].astype(xp.int64), minlength=n)).tolist()
+        per_agent = [backend.to_host(xp.bincount(cells.agent[mask].astype(xp.int64), minlength=n)).tolist()
                      for mask in (effector, exhausted, occupied)]
         pool = backend.to_host(self.pool).tolist()
         activation = backend.to_host(self.activation).tolist()
@@ -235,17 +240,17 @@ class ImmuneSystem:
             clone.primed_pool, clone.activation = pool[index], activation[index]
         for agent in self.suppressors.values():
             agent.cells = per_agent[2][agent.index]
-        tumor = state.clone >= 0
-        core, margin = self._core_and_margin(model, tumor)
-        mm3_per_voxel = state.voxel_volume_um3 * 1e-9
-        live = state.live_tumor()
+        tumor = lattice.tumor.occupied()
+        core, margin = self._core_and_margin(context, tumor)
+        mm3_per_voxel = lattice.voxel_volume_um3 * 1e-9
+        live = lattice.tumor.live()
         live_total = int(live.sum())
-        pdl1 = model.clone_traits["pdl1"][xp.maximum(state.clone, 0)]
+        pdl1 = context.subclones.device["pdl1"][xp.maximum(lattice.tumor.clone, 0)]
         positive = int((live & (pdl1 >= self.config.pdl1_positive_at)).sum())
-        kills = int(self.kills_total)
-        elapsed_h = model.time_h - self._time_at_last_record_h
+        kills = int(context.totals.immune_kills)
+        elapsed_h = context.time_h - self._time_at_last_record_h
         kills_per_h = (kills - self._kills_at_last_record) / elapsed_h if elapsed_h > 0 else 0.0
-        self._kills_at_last_record, self._time_at_last_record_h = kills, model.time_h
+        self._kills_at_last_record, self._time_at_last_record_h = kills, context.time_h
 
         def density(region: Any) -> float:
             voxels = int(region.sum())
@@ -261,39 +266,40 @@ class ImmuneSystem:
             "cd8_density_margin_per_mm3": density(margin),
             "immune_kills_total": kills,
             "immune_kills_per_h": kills_per_h,
-            "immune_drug_deaths_total": int(self.drug_deaths_total),
+            "immune_drug_deaths_total": int(context.totals.immune_drug_deaths),
             "primed_pool_total": float(sum(pool)),
             "fraction_pdl1_positive": positive / live_total if live_total else math.nan,
         }
 
-    def _core_and_margin(self, model: "TumorModel", tumor: Any) -> tuple[Any, Any]:
+    def _core_and_margin(self, context: "StepContext", tumor: Any) -> tuple[Any, Any]:
         """Tumor core (deeper than ``margin_um`` inside the border) and invasive margin (within ``margin_um`` of it, both sides).
 
         The border is that of the tumor mask closed by two voxels (dilated,
         then eroded), so vessels and cleared voxels inside the tumor do not
         count as border.
         """
-        steps = margin_steps(self.config.margin_um, model.state.dx_um)
-        filled = _erode(model, _dilate(model, tumor, 2), 2)
-        core = _erode(model, filled, steps)
-        return core, _dilate(model, filled, steps) & ~core
+        xp, offsets = context.xp, context.run.offsets
+        steps = margin_steps(self.config.margin_um, context.lattice.dx_um)
+        filled = _erode(xp, offsets, _dilate(xp, offsets, tumor, 2), 2)
+        core = _erode(xp, offsets, filled, steps)
+        return core, _dilate(xp, offsets, filled, steps) & ~core
 
 
-def _dilate(model: "TumorModel", mask: Any, steps: int) -> Any:
+def _dilate(xp: Any, offsets: list[tuple[int, ...]], mask: Any, steps: int) -> Any:
     """``mask`` grown by ``steps`` Moore neighbourhoods."""
     for _ in range(steps):
         grown = mask.copy()
-        for offset in model.offsets:
-            grown |= shifted(model.xp, mask, offset, False)
+        for offset in offsets:
+            grown |= shifted(xp, mask, offset, False)
         mask = grown
     return mask
 
 
-def _erode(model: "TumorModel", mask: Any, steps: int) -> Any:
+def _erode(xp: Any, offsets: list[tuple[int, ...]], mask: Any, steps: int) -> Any:
     """``mask`` shrunk by ``steps`` Moore neighbourhoods (outside the domain counts as outside the mask)."""
     for _ in range(steps):
         kept = mask.copy()
-        for offset in model.offsets:
-            kept &= shifted(model.xp, mask, offset, False)
+        for offset in offsets:
+            kept &= shifted(xp, mask, offset, False)
         mask = kept
     return mask

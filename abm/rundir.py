@@ -3,7 +3,7 @@
 Layout of ``tme run CONFIG --out DIR``::
 
     DIR/config.yaml          resolved config, with package version, backend and the config's hash
-    DIR/timeseries.parquet   one row per record step (see abm.model.record_columns)
+    DIR/timeseries.parquet   one row per record step (see abm.measurement.record_columns)
     DIR/clones.parquet       cells per clone per record step (rows where the clone had cells)
     DIR/lineage.parquet      one row per clone: parent, birth time, founding position, traits
     DIR/immune.parquet       cells of each T-cell clone (by state) and suppressor type per record (with immune cells)
@@ -560,7 +560,7 @@ class RunDirectory:
 
     @cached_property
     def timeseries(self):
-        """The time series (one row per record step; columns :func:`abm.model.record_columns`).
+        """The time series (one row per record step; columns :func:`abm.measurement.record_columns`).
 
         Raises:
             error: the run has no record yet (neither ``timeseries.parquet`` nor its journal, or an empty journal).

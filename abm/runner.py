@@ -32,7 +32,9 @@ from abm.io import (
 )
 from abm.immunity import IMMUNE_SERIES_COLUMNS
 from abm.interrupts import deferred_interrupts, terminate_as_interrupt
-from abm.model import CLONE_COLUMNS, NonFiniteRecord, TumorModel
+from abm.measurement import NonFiniteRecord
+from abm.model import TumorModel
+from abm.tables import CLONE_COLUMNS
 from abm.therapy import EVENT_COLUMNS
 from kernels.backend import Backend, get_backend
 from kernels.diffusion import FieldSolverError
@@ -101,8 +103,8 @@ def _journal_record(journal: rundir.Journal, model: TumorModel, written: dict[st
     days = time_h / 24.0
     journal.append("timeseries", model.columns, [[model.latest[column] for column in model.columns]])
     journal.append("clones", CLONE_COLUMNS, [[time_h, days, clone.index, clone.cell_count, clone.live_cell_count]
-                                             for clone in model.clones if clone.cell_count > 0])
-    if len(model.clones) > written["lineage"]:
+                                             for clone in model.subclones.agents if clone.cell_count > 0])
+    if len(model.subclones) > written["lineage"]:
         lineage = model.lineage(first=written["lineage"])
         journal.append("lineage", lineage.columns, lineage.itertuples(index=False), {"antigens": "uint64"})
         written["lineage"] += len(lineage)
@@ -177,11 +179,11 @@ def _simulate(config: Config, model: TumorModel, out: Path, total_steps: int, sn
             with tqdm(total=total_steps, unit="step", desc="simulating", disable=not progress, leave=True) as bar:
                 for _ in range(total_steps):
                     model.step()
-                    recorded = model.cell_step % model.record_steps == 0
+                    recorded = model.steps % model.record_steps == 0
                     if recorded:
                         _journal_record(journal, model, written)
-                    if snapshot_steps is not None and model.cell_step % snapshot_steps == 0:
-                        write_snapshot(snapshots / rundir.snapshot_name(model.cell_step), model.snapshot())
+                    if snapshot_steps is not None and model.steps % snapshot_steps == 0:
+                        write_snapshot(snapshots / rundir.snapshot_name(model.steps), model.snapshot())
                     bar.update(1)
                     if recorded:
                         bar.set_postfix(day=f"{model.time_h / 24:.1f}", cells=model.latest["tumor_cells_total"])
@@ -200,10 +202,10 @@ def _simulate(config: Config, model: TumorModel, out: Path, total_steps: int, sn
         "status": status,
         **meta,
         "seed": config.seed,
-        "cell_steps": model.cell_step,
+        "cell_steps": model.steps,
         "simulated_days": model.time_h / 24.0,
         "wall_seconds": wall_s,
-        "voxel_steps_per_second": config.lattice.voxels * model.cell_step / wall_s if wall_s > 0 else math.nan,
+        "voxel_steps_per_second": config.lattice.voxels * model.steps / wall_s if wall_s > 0 else math.nan,
         "final": {key: rundir.finite_or_none(value) for key, value in model.latest.items()},
         "treatment": model.therapy.summary(model.time_h),
     }

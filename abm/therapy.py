@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Callable
 
-from abm.config import DrugConfig, EndRule, LineConfig, PharmacokineticsConfig, TreatmentConfig
+from abm.config import AssessmentConfig, DrugConfig, EndRule, LineConfig, PharmacokineticsConfig, TreatmentConfig
 from abm.response import ResponseAssessor, best_response
 from abm.rundir import EVENT_COLUMNS
 
-if TYPE_CHECKING:
-    from abm.model import TumorModel
+#: ``burden(assessment) -> (burden, live tumor cells)`` of the current lattice (:func:`abm.measurement.burden`).
+Burden = Callable[[AssessmentConfig], tuple[float, int]]
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class Therapy:
         row.update(values)
         self.events.append(row)
 
-    def _start_line(self, model: "TumorModel", index: int | None, time_h: float, reason: str) -> None:
+    def _start_line(self, burden: Burden, index: int | None, time_h: float, reason: str) -> None:
         """End the current line (if any) for ``reason`` and start line ``index`` (None: treatment stops)."""
         if self.line is not None:
             self._event(time_h, "line_end", detail=reason)
@@ -154,26 +154,27 @@ class Therapy:
         self._event(time_h, "line_start", detail=reason)
         self.line_spans.append({"line": line.name, "start_h": time_h, "end_h": None, "reason": None})
         self.assessor = ResponseAssessor(self.treatment.assessment)
-        self._assess(model, time_h, baseline=True)
+        self._assess(burden, time_h, baseline=True)
 
     # ------------------------------------------------------------------ each step
 
-    def begin_step(self, model: "TumorModel") -> None:
-        """Start or end lines by time, give the doses of this step, set the mean plasma levels of the step."""
+    def begin_step(self, now: float, burden: Burden) -> None:
+        """Start or end lines by time, give the doses of the step that starts at ``now`` (h), set the mean plasma
+        levels of the step; ``burden`` measures the lesion for a new line's baseline."""
         if self.treatment is not None:
-            now, end = model.time_h, model.time_h + self.dt_h
+            end = now + self.dt_h
             if not self.started and now >= self.start_h - 1e-9:
                 self.started = True
                 self.next_assessment_h = now + self.treatment.assessment.every_days * 24.0
                 self.arm_assessor = ResponseAssessor(self.treatment.assessment)
-                self._start_line(model, 0, now, "start of treatment")
+                self._start_line(burden, 0, now, "start of treatment")
             line = self.active_line
             if line is not None and line.end.cycles is not None:
                 if now >= self.line_start_h + line.end.cycles * line.cycle_days * 24.0 - 1e-9:
-                    self._start_line(model, self._next(line), now, f"{line.end.cycles} cycles given")
+                    self._start_line(burden, self._next(line), now, f"{line.end.cycles} cycles given")
             self._give_doses(now, end)
         for name, kinetics in self.kinetics.items():
-            self.plasma[name] = kinetics.exposure(self.doses[name], model.time_h, model.time_h + self.dt_h) / self.dt_h
+            self.plasma[name] = kinetics.exposure(self.doses[name], now, now + self.dt_h) / self.dt_h
 
     def _next(self, line: LineConfig) -> int | None:
         return None if line.next is None else self.lines[line.next]
@@ -202,15 +203,16 @@ class Therapy:
                         self._event(start, "dose", cycle=cycle + 1, drug=dose.drug, amount=dose.amount,
                                     infusion_h=dose.infusion_h)
 
-    def end_step(self, model: "TumorModel") -> None:
-        """At the assessment cadence: measure, classify, apply the current line's end rules."""
+    def end_step(self, start_h: float, burden: Burden) -> None:
+        """At the assessment cadence: measure (``burden``), classify, apply the current line's end rules; the step
+        started at ``start_h`` (h) and the assessment is at its end."""
         if self.treatment is None or not self.started:
             return
-        now = model.time_h + self.dt_h  # the rule runs at the end of the step
+        now = start_h + self.dt_h  # the rule runs at the end of the step
         if now < self.next_assessment_h - 1e-9:
             return
         self.next_assessment_h += self.treatment.assessment.every_days * 24.0
-        result = self._assess(model, now)
+        result = self._assess(burden, now)
         line = self.active_line
         if line is None:
             return
@@ -226,13 +228,13 @@ class Therapy:
         elif rule.burden_above is not None and result.burden > rule.burden_above * self._burden_baseline(rule):
             reason = f"burden above {rule.burden_above:g} of the {rule.burden_baseline}'s baseline"
         if reason is not None:
-            self._start_line(model, self._next(line), now, reason)
+            self._start_line(burden, self._next(line), now, reason)
 
     def _burden_baseline(self, rule: EndRule) -> float:
         """The burden that ``burden_below`` / ``burden_above`` are fractions of: the line's or the treatment's."""
         return (self.assessor if rule.burden_baseline == "line" else self.arm_assessor).baseline
 
-    def _assess(self, model: "TumorModel", time_h: float, baseline: bool = False):
+    def _assess(self, burden: Burden, time_h: float, baseline: bool = False):
         """Measure the burden, classify it, record the event (a baseline at the start of each line).
 
         The line's assessor (re-baselined at each line start) decides the end
@@ -241,18 +243,18 @@ class Therapy:
         and including the first progression.
         """
         assessment = self.treatment.assessment
-        burden, live = model.burden(assessment)
-        result = self.assessor.assess(burden, live)
+        size, live = burden(assessment)
+        result = self.assessor.assess(size, live)
         if not baseline:
-            arm_result = self.arm_assessor.assess(burden, live)
+            arm_result = self.arm_assessor.assess(size, live)
             if self.first_progression_h is None:
                 self.arm_categories.append(arm_result.category)
                 self.arm_changes.append(arm_result.change_from_baseline)
         elif self.arm_assessor.baseline is None:
-            self.arm_assessor.assess(burden, live)  # the arm's baseline: the first line's
+            self.arm_assessor.assess(size, live)  # the arm's baseline: the first line's
         if not baseline and result.progression and self.first_progression_h is None:
             self.first_progression_h = time_h
-        self._event(time_h, "baseline" if baseline else "assessment", category=result.category, burden=burden,
+        self._event(time_h, "baseline" if baseline else "assessment", category=result.category, burden=size,
                     change_from_baseline=result.change_from_baseline,
                     detail="pending progression" if result.pending_progression else None)
         return result

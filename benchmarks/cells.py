@@ -36,7 +36,6 @@ import numpy as np
 
 from abm.config import parse_config
 from abm.model import TumorModel
-from abm.rules import DEFAULT_RULES, Rule
 from kernels import diffusion
 from kernels.backend import BACKEND_NAMES, Backend, get_backend
 
@@ -44,26 +43,8 @@ CASES: tuple[tuple[int, ...], ...] = ((256, 256), (512, 512), (48, 48, 48), (96,
 FIELD_DT_MIN = 60.0
 
 
-def synchronize(backend: Backend) -> None:
-    """Wait until the device has finished the work queued so far (no-op on NumPy)."""
-    if backend.name == "cupy":
-        backend.xp.cuda.Device().synchronize()
-
-
-def timed(rule: Rule, backend: Backend, seconds: dict[str, float]) -> Rule:
-    """``rule`` with its wall time, device work included, added to ``seconds[rule.name]``."""
-
-    def apply(model: TumorModel) -> None:
-        started = time.perf_counter()
-        rule.apply(model)
-        synchronize(backend)
-        seconds[rule.name] += time.perf_counter() - started
-
-    return Rule(rule.name, apply)
-
-
-def build_model(shape: tuple[int, ...], backend: Backend, seconds: dict[str, float]) -> TumorModel:
-    """A tumor model on ``shape`` whose rules add their wall times to ``seconds`` (keyed by rule name)."""
+def build_model(shape: tuple[int, ...], backend: Backend) -> TumorModel:
+    """A tumor model on ``shape`` that times its rules (``model.rule_seconds``, keyed by rule name)."""
     config = parse_config({
         "seed": 1,
         "backend": backend.name,
@@ -71,18 +52,17 @@ def build_model(shape: tuple[int, ...], backend: Backend, seconds: dict[str, flo
         "time": {"duration_days": 1},
         "tumor": {"initial": {"radius_um": min(shape) * 20.0 / 4.0}},
     }, "benchmark")
-    seconds.update({rule.name: 0.0 for rule in DEFAULT_RULES})
-    return TumorModel(config, backend, rules=tuple(timed(rule, backend, seconds) for rule in DEFAULT_RULES))
+    return TumorModel(config, backend, time_rules=True)
 
 
 def seconds_per_call(call: Callable[[], Any], backend: Backend, repeats: int) -> float:
     """Mean wall seconds of ``call()`` over ``repeats`` calls, after one untimed call."""
     call()
-    synchronize(backend)
+    backend.synchronize()
     started = time.perf_counter()
     for _ in range(repeats):
         call()
-    synchronize(backend)
+    backend.synchronize()
     return (time.perf_counter() - started) / repeats
 
 
@@ -92,36 +72,36 @@ def benchmark_case(shape: tuple[int, ...], backend: Backend, warmup: int, steps:
     Returns:
         A row: voxels, live cells, updates per second, per-rule seconds per step.
     """
-    seconds: dict[str, float] = {}
-    model = build_model(shape, backend, seconds)
+    model = build_model(shape, backend)
+    seconds = model.rule_seconds
     for _ in range(warmup):
         model.step()
-    live_start = int(model.state.live_tumor().sum())
+    live_start = int(model.lattice.tumor.live().sum())
     seconds.update({name: 0.0 for name in seconds})
     step_seconds = 0.0
     live_cell_steps = 0
     cg_iterations = 0
     for _ in range(steps):
-        live_cell_steps += int(model.state.live_tumor().sum())
+        live_cell_steps += int(model.lattice.tumor.live().sum())
         started = time.perf_counter()
         model.step()
-        synchronize(backend)
+        backend.synchronize()
         step_seconds += time.perf_counter() - started
-        cg_iterations += model.solver_iterations["oxygen"]
+        cg_iterations += model.context.solver_iterations["oxygen"]
 
     voxels = model.config.lattice.voxels
     xp = backend.xp
-    oxygen = model.state.fields["oxygen"]
-    zeros = xp.zeros(model.state.shape, dtype=xp.float64)
+    oxygen = model.lattice.fields["oxygen"]
+    zeros = xp.zeros(model.lattice.shape, dtype=xp.float64)
     lod_seconds = seconds_per_call(
-        lambda: diffusion.implicit_step(xp, oxygen, FIELD_DT_MIN, model.field_parameters["oxygen"], zeros, zeros,
+        lambda: diffusion.implicit_step(xp, oxygen, FIELD_DT_MIN, model.run.field_parameters["oxygen"], zeros, zeros,
                                         line_sweep=backend.operation("field_line_sweep")),
         backend, max(steps // 2, 1))
     return {
         "shape": "x".join(map(str, shape)),
         "voxels": voxels,
         "live_start": live_start,
-        "live_end": int(model.state.live_tumor().sum()),
+        "live_end": int(model.lattice.tumor.live().sum()),
         "step_s": step_seconds / steps,
         "voxel_updates_per_s": voxels * steps / step_seconds,
         "live_cell_updates_per_s": live_cell_steps / step_seconds,

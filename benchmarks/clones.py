@@ -31,7 +31,7 @@ run affects them alike. It prints per case
 * the time of each rule of ``model.rules`` per step, and its share;
 * the bookkeeping outside the rules: ``model.measure`` (bincounts per clone,
   diversity, trait means) and Mesa's ``DataCollector.collect`` per record,
-  and, for the mutating case, ``model.found_subclones`` per step (of which
+  and, for the mutating case, ``model.subclones.found`` per step (of which
   new agents plus the device mirror of the trait table), with the number of
   clones at the start and end of the timed steps.
 
@@ -58,8 +58,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for benchmarks.cells
 from abm.config import parse_config  # noqa: E402
 from abm.model import TumorModel  # noqa: E402
-from abm.rules import DEFAULT_RULES  # noqa: E402
-from benchmarks.cells import describe_machine, synchronize, timed  # noqa: E402
+from benchmarks.cells import describe_machine  # noqa: E402
 from kernels.backend import BACKEND_NAMES, Backend, get_backend  # noqa: E402
 
 SHAPES: tuple[tuple[int, ...], ...] = ((512, 512), (96, 96, 96))
@@ -84,10 +83,10 @@ def clone_configs(kind: str, clones: int, mutation_rate: float) -> tuple[list[di
 
 
 def build_model(shape: tuple[int, ...], kind: str, clones: int, mutation_rate: float, vessel_density: float,
-                backend: Backend, seconds: dict[str, float]) -> TumorModel:
-    """A model of case ``kind`` on ``shape`` whose rules and bookkeeping add their wall times to ``seconds``.
+                backend: Backend) -> TumorModel:
+    """A model of case ``kind`` on ``shape`` whose rules and bookkeeping add their wall times to ``model.rule_seconds``.
 
-    Keys of ``seconds``: the rule names, ``measure`` and ``collect`` (per
+    Keys: the rule names, ``measure`` and ``collect`` (per
     record), ``found_subclones`` and ``new_agents_and_mirror`` (inside the
     division rule), and ``records`` (the count of records).
     """
@@ -104,11 +103,10 @@ def build_model(shape: tuple[int, ...], kind: str, clones: int, mutation_rate: f
             "mutation": mutation,
         },
     }, f"benchmark {kind}")
-    seconds.update({rule.name: 0.0 for rule in DEFAULT_RULES})
-    seconds.update({"measure": 0.0, "collect": 0.0, "records": 0.0, "found_subclones": 0.0,
-                    "new_agents_and_mirror": 0.0})
-    model = TumorModel(config, backend, rules=tuple(timed(rule, backend, seconds) for rule in DEFAULT_RULES))
-    wrap_bookkeeping(model, backend, seconds)
+    model = TumorModel(config, backend, time_rules=True)
+    model.rule_seconds.update({"measure": 0.0, "collect": 0.0, "records": 0.0, "found_subclones": 0.0,
+                               "new_agents_and_mirror": 0.0})
+    wrap_bookkeeping(model, backend, model.rule_seconds)
     return model
 
 
@@ -119,7 +117,7 @@ def wrap_bookkeeping(model: TumorModel, backend: Backend, seconds: dict[str, flo
         def wrapped(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
             result = call(*args, **kwargs)
-            synchronize(backend)
+            backend.synchronize()
             seconds[name] += time.perf_counter() - started
             if count is not None:
                 seconds[count] += 1
@@ -129,8 +127,8 @@ def wrap_bookkeeping(model: TumorModel, backend: Backend, seconds: dict[str, flo
 
     model.measure = add_time("measure", model.measure, count="records")  # type: ignore[method-assign]
     model.datacollector.collect = add_time("collect", model.datacollector.collect)  # type: ignore[method-assign]
-    model.found_subclones = add_time("found_subclones", model.found_subclones)  # type: ignore[method-assign]
-    model._add_agents = add_time("new_agents_and_mirror", model._add_agents)  # type: ignore[method-assign]
+    model.subclones.found = add_time("found_subclones", model.subclones.found)  # type: ignore[method-assign]
+    model.subclones._add = add_time("new_agents_and_mirror", model.subclones._add)  # type: ignore[method-assign]
 
 
 CASES = (("single", "1 clone"), ("many", "{clones} clones"), ("mutating", "mutating (rate {rate:g})"))
@@ -146,10 +144,10 @@ def benchmark_shape(shape: tuple[int, ...], backend: Backend, warmup: int, steps
     """
     rows = []
     for kind, label in CASES:
-        seconds: dict[str, float] = {}
         started = time.perf_counter()
-        model = build_model(shape, kind, clones, mutation_rate, vessel_density, backend, seconds)
-        synchronize(backend)
+        model = build_model(shape, kind, clones, mutation_rate, vessel_density, backend)
+        seconds = model.rule_seconds
+        backend.synchronize()
         build_s = time.perf_counter() - started
         rows.append({"kind": kind, "label": label.format(clones=clones, rate=mutation_rate), "model": model,
                      "seconds": seconds, "build_s": build_s, "step_s": 0.0, "live_cell_steps": 0})
@@ -159,16 +157,16 @@ def benchmark_shape(shape: tuple[int, ...], backend: Backend, warmup: int, steps
     for row in rows:
         model = row["model"]
         row["seconds"].update({name: 0.0 for name in row["seconds"]})
-        row["live_start"] = int(model.state.live_tumor().sum())
-        row["clones_start"] = len(model.clones)
+        row["live_start"] = int(model.lattice.tumor.live().sum())
+        row["clones_start"] = len(model.subclones.agents)
         row["mutations_start"] = model.mutations_total
     for _ in range(steps):
         for row in rows:
             model = row["model"]
-            row["live_cell_steps"] += int(model.state.live_tumor().sum())
+            row["live_cell_steps"] += int(model.lattice.tumor.live().sum())
             started = time.perf_counter()
             model.step()
-            synchronize(backend)
+            backend.synchronize()
             row["step_s"] += time.perf_counter() - started
 
     voxels = rows[0]["model"].config.lattice.voxels
@@ -176,7 +174,7 @@ def benchmark_shape(shape: tuple[int, ...], backend: Backend, warmup: int, steps
     for row in rows:
         model, seconds = row["model"], row["seconds"]
         records = int(seconds.pop("records"))
-        live_cells = backend.to_host(model.state.live_tumor().sum())
+        live_cells = backend.to_host(model.lattice.tumor.live().sum())
         out.append({
             "shape": "x".join(map(str, shape)),
             "label": row["label"],
@@ -185,14 +183,14 @@ def benchmark_shape(shape: tuple[int, ...], backend: Backend, warmup: int, steps
             "live_start": row["live_start"],
             "live_end": int(live_cells),
             "clones_start": row["clones_start"],
-            "clones_end": len(model.clones),
+            "clones_end": len(model.subclones.agents),
             "clones_alive_end": int(model.latest["clones_alive"]),
             "mutations": model.mutations_total - row["mutations_start"],
             "records": records,
             "step_s": row["step_s"] / steps,
             "voxel_updates_per_s": voxels * steps / row["step_s"],
             "live_cell_updates_per_s": row["live_cell_steps"] / row["step_s"],
-            "rules_s": {rule.name: seconds[rule.name] / steps for rule in DEFAULT_RULES},
+            "rules_s": {rule.name: seconds[rule.name] / steps for rule in model.rules},
             "measure_per_record_s": seconds["measure"] / records if records else float("nan"),
             "collect_per_record_s": seconds["collect"] / records if records else float("nan"),
             "records_s": (seconds["measure"] + seconds["collect"]) / steps,

@@ -37,18 +37,18 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root, for benchmarks.cells
 from abm.config import parse_config  # noqa: E402
 from abm.model import TumorModel  # noqa: E402
-from abm.rules import DEFAULT_RULES  # noqa: E402
-from benchmarks.cells import describe_machine, synchronize, timed  # noqa: E402
+from benchmarks.cells import describe_machine  # noqa: E402
 from kernels.backend import BACKEND_NAMES, Backend, get_backend  # noqa: E402
-from kernels.immune import EFFECTOR  # noqa: E402
+from kernels.layers import EFFECTOR  # noqa: E402
 from kernels.random import uniform  # noqa: E402
 
 CASES: tuple[tuple[int, ...], ...] = ((512, 512), (64, 64, 64))
 SHARES = (None, 0.01, 0.1)  # None: no immune system
 
 
-def build_model(shape: tuple[int, ...], backend: Backend, share: float | None, seconds: dict[str, float]) -> TumorModel:
-    """A tumor with immune cells on ``share`` of its voxels (None: no immune system), whose rules add their wall times to ``seconds``."""
+def build_model(shape: tuple[int, ...], backend: Backend, share: float | None) -> TumorModel:
+    """A tumor with immune cells on ``share`` of its voxels (None: no immune system) that times its rules
+    (``model.rule_seconds``)."""
     raw = {
         "seed": 1,
         "backend": backend.name,
@@ -61,20 +61,18 @@ def build_model(shape: tuple[int, ...], backend: Backend, share: float | None, s
     }
     if share is not None:
         raw["immune"] = {"t_cells": {"clones": [{"name": "anti0", "antigen": 0}]}, "tregs": {}, "mdscs": {}}
-    seconds.update({rule.name: 0.0 for rule in DEFAULT_RULES})
-    model = TumorModel(parse_config(raw, "benchmark"), backend,
-                       rules=tuple(timed(rule, backend, seconds) for rule in DEFAULT_RULES))
+    model = TumorModel(parse_config(raw, "benchmark"), backend, time_rules=True)
     if share is None:
         return model
-    xp, state = model.xp, model.state
+    xp, state = model.xp, model.lattice
     draw = uniform(xp, 99, 0, 1, state.voxel_index)
-    tumor = state.clone >= 0
+    tumor = state.tumor.clone >= 0
     place = tumor & (draw < share)
     suppressor = draw < 0.1 * share
     tregs, mdscs = (model.immune.suppressors[kind].index for kind in ("treg", "mdsc"))
     agent = xp.where(suppressor, xp.where(draw < 0.05 * share, tregs, mdscs), 0)
-    state.immune = xp.where(place, agent, state.immune).astype(xp.int32)
-    state.immune_state = xp.where(place, EFFECTOR, state.immune_state).astype(xp.int8)
+    state.immune = state.immune.replace(agent=xp.where(place, agent, state.immune.agent).astype(xp.int32),
+                                        state=xp.where(place, EFFECTOR, state.immune.state).astype(xp.int8))
     return model
 
 
@@ -82,25 +80,25 @@ def benchmark_lattice(shape: tuple[int, ...], backend: Backend, warmup: int, ste
     """Time the three shares on ``shape``, stepping the models in turn."""
     cases = []
     for share in SHARES:
-        seconds: dict[str, float] = {}
-        cases.append({"share": share, "seconds": seconds, "model": build_model(shape, backend, share, seconds),
+        model = build_model(shape, backend, share)
+        cases.append({"share": share, "seconds": model.rule_seconds, "model": model,
                       "step_s": 0.0, "live_cell_steps": 0})
     for _ in range(warmup):
         for case in cases:
             case["model"].step()
     for case in cases:
         case["seconds"].update({name: 0.0 for name in case["seconds"]})
-        case["immune_start"] = int((case["model"].state.immune >= 0).sum())
+        case["immune_start"] = int((case["model"].lattice.immune.agent >= 0).sum())
     for _ in range(steps):
         for case in cases:
             model = case["model"]
-            case["live_cell_steps"] += int(model.state.live_tumor().sum())
+            case["live_cell_steps"] += int(model.lattice.tumor.live().sum())
             started = time.perf_counter()
             model.step()
-            synchronize(model.backend)
+            model.backend.synchronize()
             case["step_s"] += time.perf_counter() - started
     for case in cases:
-        case["immune_end"] = int((case["model"].state.immune >= 0).sum())
+        case["immune_end"] = int((case["model"].lattice.immune.agent >= 0).sum())
         case["voxels"] = case["model"].config.lattice.voxels
     return cases
 

@@ -76,6 +76,11 @@ class Backend:
             return self.xp.asnumpy(array)
         return np.asarray(array)
 
+    def synchronize(self) -> None:
+        """Wait until the device has finished the work queued so far (no-op on NumPy): for timings."""
+        if self.name == "cupy":
+            self.xp.cuda.Device().synchronize()
+
     def free_memory_bytes(self) -> int:
         """Bytes of memory available for new arrays on this backend's device."""
         if self.name == "cupy":

@@ -78,7 +78,7 @@ class FieldSolverError(RuntimeError):
     parameters are beyond what the solver represents (a split step's ``dt D / dx^2`` in the field's dtype).
 
     The kernels' messages name the solve (steady-state solve, backward-Euler step, split step); the model's
-    rules (:func:`abm.rules.solve_fields`) raise it again with the field and its solver named.
+    rules (:class:`abm.rules.SolveFields`) raise it again with the field and its solver named.
 
     Attributes:
         field: the field's name, or None where the caller did not give it.

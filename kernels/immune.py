@@ -1,17 +1,13 @@
 """Immune cells on the lattice as whole-grid kernels: entry, movement, killing, exhaustion, death.
 
 A voxel holds at most one immune cell, which may share it with a tumor cell
-(infiltration). Per-voxel immune state (arrays of the lattice shape):
-
-* ``immune``: ``int32``, index of the cell's immune agent (a T-cell clone or a
-  suppressor type), :data:`NONE` (-1) for no immune cell;
-* ``immune_state``: ``int8``, :data:`EFFECTOR` or :data:`EXHAUSTED` (suppressor
-  cells stay :data:`EFFECTOR`);
-* ``exhaustion``: ``float32``, a T cell is exhausted from 1 on;
-* ``immune_age_h``: ``float32``, hours since the cell appeared.
+(infiltration). The immune cells are a :class:`kernels.layers.ImmuneLayer`
+(agent, state, exhaustion, age); kernels take one (and the tumor cells'
+:class:`kernels.layers.TumorLayer` where they touch them) and return new
+ones, with every other argument by keyword.
 
 Per-agent traits are 1-D arrays indexed by the immune agent (gathered with
-``trait[immune]``): ``kind`` (``int8``: :data:`T_CELL` for T cells, a code
+``trait[agent]``): ``kind`` (``int8``: :data:`T_CELL` for T cells, a code
 of its own per suppressor type, 1 on, assigned by the config at load), ``antigen`` (``int64``, the antigen a T-cell clone recognises,
 -1 for suppressors). Every probability comes from a rate as
 ``1 - exp(-rate dt)``, every draw from :mod:`kernels.random`, and every
@@ -24,27 +20,26 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from kernels.lattice import claim, gather, shifted, source_index, uniform_choice
+from kernels.lattice import claim, shifted, source_index, uniform_choice
+from kernels.layers import APOPTOTIC, ImmuneLayer, TumorLayer
 from kernels.random import uniform_at, voxel_index
-from kernels.tumor import APOPTOTIC, CYCLING, QUIESCENT, probability
+from kernels.tumor import place_daughters, probability
 
-NONE = -1
 #: Kind code of the T cells; every other code is a suppressor type's (the config assigns them at load).
 T_CELL = 0
 #: The role of the cells of code :data:`T_CELL` (every other code has role ``suppressor``).
 T_CELL_ROLE = "t_cell"
-EFFECTOR, EXHAUSTED = 0, 1
 IMMUNE_STATE_NAMES = ("effector", "exhausted")
 
 
 def enter(
-    xp: ModuleType, immune: Any, entry_rate_per_h: Any, dt_h: float, cumulative_weights: Any, first_agent: int,
-    draw_enter: Any, draw_which: Any,
-) -> tuple[Any, Any]:
+    xp: ModuleType, immune: ImmuneLayer, *, entry_rate_per_h: Any, dt_h: float, cumulative_weights: Any,
+    first_agent: int, draw_enter: Any, draw_which: Any,
+) -> tuple[ImmuneLayer, Any]:
     """Cells enter from blood where the entry rate is positive and no immune cell is.
 
     Args:
-        immune: ``int32``, lattice shape.
+        immune: the immune cells.
         entry_rate_per_h: ``float64``, lattice shape: entry rate (0 off perfused vessels), 1/h.
         dt_h: cell step, h.
         cumulative_weights: ``float64`` of shape ``(n,)``, rising to 1: an
@@ -54,11 +49,13 @@ def enter(
         draw_enter, draw_which: uniform [0, 1) draws, lattice shape.
 
     Returns:
-        ``(immune, entered)``: the new agent indices and the bool mask of new cells.
+        ``(immune, entered)``: the new layer (a new cell is an effector of exhaustion 0 and age 0)
+        and the bool mask of new cells.
     """
-    entered = (immune < 0) & (draw_enter < probability(xp, entry_rate_per_h, dt_h))
+    agent = immune.agent
+    entered = (agent < 0) & (draw_enter < probability(xp, entry_rate_per_h, dt_h))
     which = xp.minimum(xp.searchsorted(cumulative_weights, draw_which, side="right"), cumulative_weights.shape[0] - 1)
-    return xp.where(entered, first_agent + which, immune).astype(immune.dtype), entered
+    return immune.replace(agent=xp.where(entered, first_agent + which, agent).astype(agent.dtype)).arrived(xp, entered), entered
 
 
 def uphill_direction(xp: ModuleType, field: Any, allowed: list[Any], offsets: list[tuple[int, ...]], draw: Any) -> Any:
@@ -116,10 +113,10 @@ def move_choice(
 
 
 def movement_substep(
-    xp: ModuleType, immune: Any, immune_state: Any, exhaustion: Any, immune_age_h: Any, chance: Any, bias: Any,
-    agent_field: Any, fields: Sequence[Any], uphill_offsets: Any, offsets: list[tuple[int, ...]],
-    move_offset: int, bias_offset: int, direction_offset: int, priority_offset: int,
-) -> tuple[Any, Any, Any, Any]:
+    xp: ModuleType, immune: ImmuneLayer, *, chance: Any, bias: Any, agent_field: Any, fields: Sequence[Any],
+    uphill_offsets: Any, offsets: list[tuple[int, ...]], move_offset: int, bias_offset: int, direction_offset: int,
+    priority_offset: int,
+) -> ImmuneLayer:
     """One substep of the immune cells' biased random walk; the ``xp`` reference of the
     ``immune_movement_substep`` operation (:mod:`kernels.accelerated`; on a GPU :func:`kernels.cuda.movement.substep`).
 
@@ -137,9 +134,7 @@ def movement_substep(
 
     Args:
         xp: array module.
-        immune, immune_state, exhaustion, immune_age_h: the immune state, lattice shape
-            ``(ny, nx)`` or ``(nz, ny, nx)``: ``int32`` (agent, :data:`NONE` for none), ``int8``,
-            ``float32``, ``float32``.
+        immune: the immune cells, lattice shape ``(ny, nx)`` or ``(nz, ny, nx)``.
         chance: ``float64``, lattice shape: the move probability of each voxel's cell.
         bias: ``float64``, shape ``(n_agents,)``: each agent's chemotactic bias, in [0, 1].
         agent_field: ``int8``, shape ``(n_agents,)``: the number of the agent's chemotactic field
@@ -153,14 +148,14 @@ def movement_substep(
             (:func:`kernels.random.stream_offset`) of the move, bias, direction and priority draws.
 
     Returns:
-        The new ``(immune, immune_state, exhaustion, immune_age_h)``, dtypes as above.
+        The new immune layer.
     """
-    index = voxel_index(xp, immune.shape)
-    occupied = immune >= 0
-    agent = xp.maximum(immune, 0)
+    index = voxel_index(xp, immune.agent.shape)
+    occupied = immune.occupied()
+    agent = xp.maximum(immune.agent, 0)
     free = ~occupied
     allowed = [shifted(xp, free, offset, False) for offset in offsets]
-    uphill = xp.full(immune.shape, -1, dtype=xp.int8)
+    uphill = xp.full(immune.agent.shape, -1, dtype=xp.int8)
     if len(fields):
         followed = xp.take(agent_field, agent)  # at empty voxels agent 0's, never read: only movers climb
         for number, field in enumerate(fields):
@@ -170,11 +165,7 @@ def movement_substep(
     choice = move_choice(xp, movers, allowed, uphill, bias[agent], uniform_at(xp, bias_offset, index),
                          uniform_at(xp, direction_offset, index))
     source, won = claim(xp, choice, free, offsets, uniform_at(xp, priority_offset, index))
-    origin = source_index(xp, source, offsets)
-    return (xp.where(won, NONE, gather(immune, origin)).astype(xp.int32),
-            xp.where(won, EFFECTOR, gather(immune_state, origin)).astype(xp.int8),
-            xp.where(won, 0.0, gather(exhaustion, origin)).astype(xp.float32),
-            xp.where(won, 0.0, gather(immune_age_h, origin)).astype(xp.float32))
+    return immune.gathered(source_index(xp, source, offsets)).cleared(xp, won)
 
 
 def neighbour_of(xp: ModuleType, mask: Any, offsets: list[tuple[int, ...]]) -> Any:
@@ -203,10 +194,10 @@ class KillParameters:
 
 
 def t_cell_kill(
-    xp: ModuleType, effector: Any, t_antigen: Any, clone: Any, cell_state: Any, state_age_h: Any,
-    tumor_antigens: Any, tumor_pdl1: Any, occupancy: Any, kill_factor: Any, exhaustion: Any,
-    targets_offsets: list[tuple[int, ...]], parameters: KillParameters, dt_h: float, draw_target: Any, draw_kill: Any,
-) -> tuple[Any, Any, Any, Any, Any]:
+    xp: ModuleType, tumor: TumorLayer, immune: ImmuneLayer, *, effector: Any, t_antigen: Any, tumor_antigens: Any,
+    tumor_pdl1: Any, occupancy: Any, kill_factor: Any, targets_offsets: list[tuple[int, ...]],
+    parameters: KillParameters, dt_h: float, draw_target: Any, draw_kill: Any,
+) -> tuple[TumorLayer, ImmuneLayer, Any, Any]:
     """Each effector T cell engages one live tumor cell presenting its antigen, in its voxel or a Moore neighbour, and may kill it.
 
     The kill probability is ``1 - exp(-k dt)`` with ``k = kill_rate x (1 -
@@ -217,26 +208,26 @@ def t_cell_kill(
     killed by any T cell starts apoptosis.
 
     Args:
+        tumor, immune: the tumor and immune cells.
         effector: bool, lattice shape: voxels with an effector T cell.
         t_antigen: ``int64``, lattice shape: the antigen the voxel's T cell
             recognises (any value where no effector).
-        clone, cell_state, state_age_h: tumor state arrays.
         tumor_antigens: per tumor clone, ``uint64`` antigen sets, shape ``(n_clones,)``.
         tumor_pdl1: per tumor clone PD-L1, ``float64``, shape ``(n_clones,)``.
         occupancy: PD-1 occupancy by blocking antibody at each voxel, in [0, 1] (array or scalar).
         kill_factor: suppression at each voxel, in [0, 1] (array or scalar).
-        exhaustion: ``float32``, lattice shape.
         targets_offsets: the voxel itself ``(0, ..., 0)`` first, then the Moore offsets.
         parameters: kill and exhaustion parameters.
         dt_h: cell step, h.
         draw_target, draw_kill: uniform [0, 1) draws, lattice shape.
 
     Returns:
-        ``(cell_state, state_age_h, exhaustion, killers, killed)``: the new
-        tumor state and T-cell exhaustion, bool masks of the T cells that
-        killed and of the tumor cells killed.
+        ``(tumor, immune, killers, killed)``: the new tumor layer (killed cells
+        apoptotic), the new immune layer (exhaustion added), bool masks of the
+        T cells that killed and of the tumor cells killed.
     """
-    live = (clone >= 0) & ((cell_state == CYCLING) | (cell_state == QUIESCENT))
+    clone = tumor.clone
+    live = tumor.live()
     bit = xp.maximum(t_antigen, 0).astype(xp.uint64)
     candidates = []
     for offset in targets_offsets:
@@ -258,29 +249,48 @@ def t_cell_kill(
         killed |= shifted(xp, killers & (choice == k), back, False)
     added = xp.where(engaged, parameters.exhaustion_per_engagement_h * dt_h * free_brake, 0.0)
     added = added + xp.where(killers, parameters.exhaustion_per_kill, 0.0)
-    new_state = xp.where(killed, APOPTOTIC, cell_state).astype(cell_state.dtype)
-    new_age = xp.where(killed, 0.0, state_age_h).astype(state_age_h.dtype)
-    return new_state, new_age, (exhaustion + added).astype(exhaustion.dtype), killers, killed
+    new_state = xp.where(killed, APOPTOTIC, tumor.state).astype(tumor.state.dtype)
+    new_age = xp.where(killed, 0.0, tumor.age_h).astype(tumor.age_h.dtype)
+    exhaustion = immune.exhaustion
+    return (tumor.replace(state=new_state, age_h=new_age),
+            immune.replace(exhaustion=(exhaustion + added).astype(exhaustion.dtype)), killers, killed)
+
+
+def divide(
+    xp: ModuleType, immune: ImmuneLayer, *, dividing: Any, offsets: list[tuple[int, ...]], draw_direction: Any,
+    draw_priority: Any,
+) -> ImmuneLayer:
+    """Dividing immune cells place a daughter in a Moore neighbour free of immune cells (conflicts by priority,
+    :func:`kernels.tumor.place_daughters`); a daughter is a copy of its mother (agent, state, exhaustion) of age 0.
+
+    Args:
+        immune: the immune cells.
+        dividing: bool, lattice shape: cells that attempt to divide.
+        offsets: the neighbourhood (see :func:`kernels.lattice.moore_offsets`).
+        draw_direction, draw_priority: uniform [0, 1) draws, lattice shape.
+
+    Returns:
+        The new immune layer.
+    """
+    source, _ = place_daughters(xp, dividing, free=immune.agent < 0, offsets=offsets, draw_direction=draw_direction,
+                                draw_priority=draw_priority)
+    daughters = immune.gathered(source_index(xp, source, offsets))
+    return daughters.replace(age_h=xp.where(source >= 0, 0.0, immune.age_h).astype(xp.float32))
 
 
 def die(
-    xp: ModuleType, immune: Any, immune_state: Any, exhaustion: Any, immune_age_h: Any, death_rate_per_h: Any,
-    dt_h: float, draw: Any,
-) -> tuple[Any, Any, Any, Any, Any]:
-    """Remove immune cells at their death rate; the voxel's immune state is reset.
+    xp: ModuleType, immune: ImmuneLayer, *, death_rate_per_h: Any, dt_h: float, draw: Any,
+) -> tuple[ImmuneLayer, Any]:
+    """Remove immune cells at their death rate; the voxel's immune state is reset (:meth:`ImmuneLayer.cleared`).
 
     Args:
-        immune, immune_state, exhaustion, immune_age_h: immune state arrays.
+        immune: the immune cells.
         death_rate_per_h: ``float64``, lattice shape: each cell's death rate, 1/h.
         dt_h: cell step, h.
         draw: uniform [0, 1) draws, lattice shape.
 
     Returns:
-        ``(immune, immune_state, exhaustion, immune_age_h, died)``.
+        ``(immune, died)``: the new layer and the bool mask of cells that died.
     """
-    died = (immune >= 0) & (draw < probability(xp, death_rate_per_h, dt_h))
-    return (xp.where(died, NONE, immune).astype(immune.dtype),
-            xp.where(died, EFFECTOR, immune_state).astype(immune_state.dtype),
-            xp.where(died, 0.0, exhaustion).astype(exhaustion.dtype),
-            xp.where(died, 0.0, immune_age_h).astype(immune_age_h.dtype),
-            died)
+    died = immune.occupied() & (draw < probability(xp, death_rate_per_h, dt_h))
+    return immune.cleared(xp, died), died

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
+from kernels.layers import TumorLayer
 from kernels.tumor import APOPTOTIC, CYCLING, QUIESCENT, probability
 
 
@@ -63,19 +64,27 @@ def hill_response(xp: ModuleType, concentration: Any, drug: CytotoxicParameters)
     return seen / (drug.ec50**drug.hill + seen)
 
 
-def kill(xp: ModuleType, cell_state: Any, state_age_h: Any, rate_per_h: Any, dt_h: float, draw: Any) -> tuple[Any, Any, Any]:
-    """Start apoptosis where a draw falls below ``1 - exp(-rate dt)``.
+def kill(
+    xp: ModuleType, tumor: TumorLayer, *, rate_per_h: Any, immunogenic_rate_per_h: Any, dt_h: float, draw: Any,
+    draw_immunogenic: Any,
+) -> tuple[TumorLayer, Any]:
+    """Start apoptosis where a draw falls below ``1 - exp(-rate dt)``; a share of the killed cells die immunogenically.
+
+    A killed cell's death is immunogenic with probability ``immunogenic_rate / rate``
+    (the immunogenic drugs' share of its kill rate).
 
     Args:
-        cell_state, state_age_h: tumor state arrays.
-        rate_per_h: summed kill rate of the drugs (:func:`kill_rate`), lattice shape, 1/h.
+        tumor: the tumor cells.
+        rate_per_h: summed kill rate of the drugs (:func:`kill_rate`), ``float64``, lattice shape, 1/h.
+        immunogenic_rate_per_h: the part of ``rate_per_h`` that kills by immunogenic death, same shape, 1/h.
         dt_h: cell step, h.
-        draw: uniform [0, 1) draws, lattice shape.
+        draw, draw_immunogenic: uniform [0, 1) draws, lattice shape.
 
     Returns:
-        ``(cell_state, state_age_h, killed)``: new arrays and the bool mask of killed cells.
+        ``(tumor, killed)``: the new layer and the bool mask of killed cells.
     """
     killed = (rate_per_h > 0) & (draw < probability(xp, rate_per_h, dt_h))
-    new_state = xp.where(killed, APOPTOTIC, cell_state).astype(cell_state.dtype)
-    new_age = xp.where(killed, 0.0, state_age_h).astype(state_age_h.dtype)
-    return new_state, new_age, killed
+    new_state = xp.where(killed, APOPTOTIC, tumor.state).astype(tumor.state.dtype)
+    new_age = xp.where(killed, 0.0, tumor.age_h).astype(tumor.age_h.dtype)
+    immunogenic = killed & (draw_immunogenic * rate_per_h < immunogenic_rate_per_h)
+    return tumor.replace(state=new_state, age_h=new_age, immunogenic=tumor.immunogenic | immunogenic), killed

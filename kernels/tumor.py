@@ -1,11 +1,8 @@
 """Tumor cell rules as whole-grid kernels.
 
-Per-voxel tumor state (arrays of the lattice shape):
-
-* ``clone``: ``int32``, index of the cell's subclone agent, ``-1`` for no tumor cell.
-* ``cell_state``: ``int8``, one of :data:`CYCLING`, :data:`QUIESCENT`,
-  :data:`APOPTOTIC`, :data:`NECROTIC` (meaningless where ``clone == -1``).
-* ``state_age_h``: ``float32``, hours since the cell entered its state.
+The tumor cells are a :class:`kernels.layers.TumorLayer` (clone, state, age,
+immunogenic death); kernels take one and return a new one, with every other
+argument by keyword.
 
 Per-clone traits are 1-D arrays indexed by clone (gathered with ``trait[clone]``).
 Every probability comes from a rate as ``1 - exp(-rate * dt)`` and every draw
@@ -18,12 +15,9 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from kernels.lattice import claim, shifted, uniform_choice
+from kernels.lattice import claim, gather, shifted, source_index, uniform_choice
+from kernels.layers import APOPTOTIC, CYCLING, NECROTIC, QUIESCENT, TumorLayer
 
-CYCLING = 0
-QUIESCENT = 1
-APOPTOTIC = 2
-NECROTIC = 3
 STATE_NAMES = ("cycling", "quiescent", "apoptotic", "necrotic")
 
 
@@ -57,10 +51,9 @@ def _ramp(xp: ModuleType, value: Any, zero_at: float, one_at: float) -> Any:
 
 
 def oxygen_response(
-    xp: ModuleType, clone: Any, cell_state: Any, state_age_h: Any, oxygen_mmHg: Any,
-    hypoxia: HypoxiaParameters, quiescence_entry_per_h: Any, quiescence_exit_per_h: Any,
-    dt_h: float, draw_necrosis: Any, draw_quiescence: Any,
-) -> tuple[Any, Any]:
+    xp: ModuleType, tumor: TumorLayer, *, oxygen_mmHg: Any, hypoxia: HypoxiaParameters,
+    quiescence_entry_per_h: Any, quiescence_exit_per_h: Any, dt_h: float, draw_necrosis: Any, draw_quiescence: Any,
+) -> TumorLayer:
     """Switch live cells between cycling and quiescent, and start necrosis in hypoxia.
 
     A hypoxic live cell (oxygen below ``quiescence_below_mmHg``) is quiescent.
@@ -69,7 +62,7 @@ def oxygen_response(
     rate (an infinite rate: at once).
 
     Args:
-        clone, cell_state, state_age_h: tumor state arrays (see module doc).
+        tumor: the tumor cells.
         oxygen_mmHg: oxygen field, lattice shape.
         hypoxia: thresholds and the necrosis rate.
         quiescence_entry_per_h, quiescence_exit_per_h: per-clone rates,
@@ -78,35 +71,37 @@ def oxygen_response(
         draw_necrosis, draw_quiescence: uniform [0, 1) draws, lattice shape.
 
     Returns:
-        ``(cell_state, state_age_h)``, new arrays.
+        The tumor layer with new ``state`` and ``age_h``.
     """
-    live = (clone >= 0) & ((cell_state == CYCLING) | (cell_state == QUIESCENT))
+    cell_state = tumor.state
+    live = tumor.live()
     hypoxic = oxygen_mmHg < hypoxia.quiescence_below_mmHg
-    index = xp.maximum(clone, 0)
+    index = xp.maximum(tumor.clone, 0)
     leaves_cycling = draw_quiescence < probability(xp, quiescence_entry_per_h[index], dt_h)
     leaves_quiescence = draw_quiescence < probability(xp, quiescence_exit_per_h[index], dt_h)
     oxygenated_target = xp.where(cell_state == CYCLING, xp.where(leaves_cycling, QUIESCENT, CYCLING),
                                  xp.where(leaves_quiescence, CYCLING, QUIESCENT))
     target = xp.where(hypoxic, QUIESCENT, oxygenated_target).astype(cell_state.dtype)
     switched = live & (target != cell_state)
+
     necrosis_rate = hypoxia.necrosis_max_rate_per_h * _ramp(
         xp, oxygen_mmHg, hypoxia.necrosis_threshold_mmHg, hypoxia.necrosis_max_mmHg)
     necrotic = live & (draw_necrosis < probability(xp, necrosis_rate, dt_h))
+
     new_state = xp.where(live, target, cell_state)
     new_state = xp.where(necrotic, NECROTIC, new_state).astype(cell_state.dtype)
-    new_age = xp.where(switched | necrotic, 0.0, state_age_h).astype(state_age_h.dtype)
-    return new_state, new_age
+    new_age = xp.where(switched | necrotic, 0.0, tumor.age_h).astype(tumor.age_h.dtype)
+    return tumor.replace(state=new_state, age_h=new_age)
 
 
 def death(
-    xp: ModuleType, clone: Any, cell_state: Any, state_age_h: Any,
-    apoptosis_rate_per_h: Any, apoptotic_duration_h: float, necrotic_clearance_per_h: float,
-    dt_h: float, draw_apoptosis: Any, draw_clearance: Any,
-) -> tuple[Any, Any, Any]:
+    xp: ModuleType, tumor: TumorLayer, *, apoptosis_rate_per_h: Any, apoptotic_duration_h: float,
+    necrotic_clearance_per_h: float, dt_h: float, draw_apoptosis: Any, draw_clearance: Any,
+) -> TumorLayer:
     """Start apoptosis in live cells, remove finished apoptotic cells, clear necrotic debris.
 
     Args:
-        clone, cell_state, state_age_h: tumor state arrays.
+        tumor: the tumor cells.
         apoptosis_rate_per_h: per-clone apoptosis rate, shape ``(n_clones,)``, 1/h.
         apoptotic_duration_h: time from the start of apoptosis to removal, h.
         necrotic_clearance_per_h: rate at which necrotic cells are removed, 1/h.
@@ -114,10 +109,11 @@ def death(
         draw_apoptosis, draw_clearance: uniform [0, 1) draws, lattice shape.
 
     Returns:
-        ``(clone, cell_state, state_age_h)``, new arrays.
+        The new tumor layer (a removed cell's voxel holds no cell and no immunogenic mark).
     """
+    clone, cell_state, state_age_h = tumor.clone, tumor.state, tumor.age_h
     occupied = clone >= 0
-    live = occupied & ((cell_state == CYCLING) | (cell_state == QUIESCENT))
+    live = tumor.live()
     rate = apoptosis_rate_per_h[xp.maximum(clone, 0)]
     starts = live & (draw_apoptosis < probability(xp, rate, dt_h))
     finished = occupied & (cell_state == APOPTOTIC) & (state_age_h >= apoptotic_duration_h)
@@ -127,7 +123,7 @@ def death(
     new_state = xp.where(starts, APOPTOTIC, cell_state)
     new_state = xp.where(removed, CYCLING, new_state).astype(cell_state.dtype)
     new_age = xp.where(starts | removed, 0.0, state_age_h).astype(state_age_h.dtype)
-    return new_clone, new_state, new_age
+    return TumorLayer(clone=new_clone, state=new_state, age_h=new_age, immunogenic=tumor.immunogenic & (new_clone >= 0))
 
 
 def growth_probability(xp: ModuleType, rate_per_h: Any, dt_h: float) -> Any:
@@ -144,8 +140,8 @@ def growth_probability(xp: ModuleType, rate_per_h: Any, dt_h: float) -> Any:
 
 
 def division_probability(
-    xp: ModuleType, clone: Any, cell_state: Any, oxygen_mmHg: Any,
-    division_rate_per_h: Any, hypoxia: HypoxiaParameters, dt_h: float,
+    xp: ModuleType, tumor: TumorLayer, *, oxygen_mmHg: Any, division_rate_per_h: Any, hypoxia: HypoxiaParameters,
+    dt_h: float,
 ) -> Any:
     """Per-step division probability of each voxel (0 where no cycling cell).
 
@@ -156,15 +152,15 @@ def division_probability(
     Returns:
         ``float64`` array, lattice shape.
     """
-    cycling = (clone >= 0) & (cell_state == CYCLING)
+    clone = tumor.clone
+    cycling = (clone >= 0) & (tumor.state == CYCLING)
     oxygen_factor = _ramp(xp, oxygen_mmHg, hypoxia.quiescence_below_mmHg, hypoxia.proliferation_saturation_mmHg)
     rate = division_rate_per_h[xp.maximum(clone, 0)] * oxygen_factor
     return xp.where(cycling, growth_probability(xp, rate, dt_h), 0.0)
 
 
 def place_daughters(
-    xp: ModuleType, dividing: Any, free: Any, offsets: list[tuple[int, ...]],
-    draw_direction: Any, draw_priority: Any,
+    xp: ModuleType, dividing: Any, *, free: Any, offsets: list[tuple[int, ...]], draw_direction: Any, draw_priority: Any,
 ) -> tuple[Any, Any]:
     """Choose a free Moore neighbour for each dividing cell and resolve conflicts.
 
@@ -191,7 +187,35 @@ def place_daughters(
     return claim(xp, choice, free, offsets, draw_priority)
 
 
-def mutant_daughters(xp: ModuleType, born: Any, clone: Any, mutation_rate: Any, draw_mutation: Any) -> Any:
+def divide(
+    xp: ModuleType, tumor: TumorLayer, *, dividing: Any, free: Any, offsets: list[tuple[int, ...]],
+    draw_direction: Any, draw_priority: Any,
+) -> tuple[TumorLayer, Any]:
+    """Dividing cells place a daughter of their clone in a free Moore neighbour (:func:`place_daughters`).
+
+    A daughter starts cycling at age 0; a mother whose daughter was placed
+    restarts its age.
+
+    Args:
+        tumor: the tumor cells.
+        dividing: bool, lattice shape: cells that attempt to divide.
+        free: bool, lattice shape: voxels a daughter may occupy.
+        offsets: the neighbourhood (see :func:`kernels.lattice.moore_offsets`).
+        draw_direction, draw_priority: uniform [0, 1) draws, lattice shape.
+
+    Returns:
+        ``(tumor, born)``: the new layer and the bool mask of voxels that received a daughter.
+    """
+    source_direction, mother_won = place_daughters(xp, dividing, free=free, offsets=offsets,
+                                                   draw_direction=draw_direction, draw_priority=draw_priority)
+    born = source_direction >= 0
+    clone = gather(tumor.clone, source_index(xp, source_direction, offsets))
+    state = xp.where(born, CYCLING, tumor.state).astype(tumor.state.dtype)
+    age_h = xp.where(born | mother_won, 0.0, tumor.age_h).astype(tumor.age_h.dtype)
+    return tumor.replace(clone=clone, state=state, age_h=age_h), born
+
+
+def mutant_daughters(xp: ModuleType, born: Any, *, clone: Any, mutation_rate: Any, draw_mutation: Any) -> Any:
     """Daughters that mutate: each newborn cell with its clone's per-division mutation probability.
 
     Args:

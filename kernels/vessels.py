@@ -11,6 +11,7 @@ from types import ModuleType
 from typing import Any
 
 from kernels.lattice import shifted
+from kernels.layers import VesselLayer
 
 
 def tumor_neighbour_fraction(xp: ModuleType, occupied: Any, offsets: list[tuple[int, ...]]) -> Any:
@@ -28,13 +29,13 @@ def tumor_neighbour_fraction(xp: ModuleType, occupied: Any, offsets: list[tuple[
 
 
 def collapse(
-    xp: ModuleType, perfusion: Any, tumor_fraction: Any, fraction_at_least: float, rate_per_h: float,
+    xp: ModuleType, vessels: VesselLayer, *, tumor_fraction: Any, fraction_at_least: float, rate_per_h: float,
     dt_h: float, draw: Any,
-) -> Any:
+) -> VesselLayer:
     """Perfusion after one step of compression: a compressed vessel collapses (perfusion 0) at ``rate_per_h``.
 
     Args:
-        perfusion: ``float32``, lattice shape.
+        vessels: the vessels.
         tumor_fraction: share of tumor-filled Moore neighbours (:func:`tumor_neighbour_fraction`).
         fraction_at_least: a vessel is compressed where ``tumor_fraction`` reaches this.
         rate_per_h: collapse rate of a compressed vessel, 1/h.
@@ -42,8 +43,9 @@ def collapse(
         draw: uniform [0, 1) draws, lattice shape.
 
     Returns:
-        New ``float32`` perfusion.
+        The vessels with the new perfusion (a collapsed vessel stays a vessel).
     """
+    perfusion = vessels.perfusion
     compressed = (perfusion > 0) & (tumor_fraction >= fraction_at_least)
     collapses = compressed & (draw < -math.expm1(-rate_per_h * dt_h))
-    return xp.where(collapses, 0.0, perfusion).astype(perfusion.dtype)
+    return vessels.replace(perfusion=xp.where(collapses, 0.0, perfusion).astype(perfusion.dtype))

@@ -18,7 +18,7 @@ import yaml
 from abm import __version__
 from abm.cli import main
 from abm.config import load_config
-from abm.model import RECORD_COLUMNS
+from abm.measurement import RECORD_COLUMNS
 from kernels.backend import probe_cupy
 
 REPO = Path(__file__).resolve().parents[1]

@@ -44,11 +44,11 @@ def test_config_runs_a_few_steps(path):
     assert initial > 0, "the seed cluster holds no cell"
     for _ in range(STEPS):
         model.step()
-    assert model.cell_step == STEPS
+    assert model.steps == STEPS
     final = model.measure()
     assert final["tumor_cells_total"] > 0
     assert final["time_h"] == STEPS * config.time.dt_cell_h
-    for name, values in model.state.fields.items():
+    for name, values in model.lattice.fields.items():
         assert np.isfinite(values).all(), f"field {name} has non-finite values"
         assert (values >= 0).all(), f"field {name} went negative"
-    assert ((model.state.clone >= 0) & model.state.vessel).sum() == 0, "a tumor cell sits in a vessel"
+    assert ((model.lattice.tumor.clone >= 0) & model.lattice.vessels.present).sum() == 0, "a tumor cell sits in a vessel"

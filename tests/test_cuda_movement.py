@@ -9,10 +9,10 @@ import pytest
 
 from abm.config import parse_config
 from abm.model import TumorModel
-from abm.rules import immune_movement
 from kernels.backend import get_backend, probe_cupy
 from kernels.cuda import movement
-from kernels.immune import EFFECTOR, movement_substep
+from kernels.immune import movement_substep
+from kernels.layers import EFFECTOR, ImmuneLayer
 from kernels.random import uniform
 
 _CUPY, _CUPY_REASON = probe_cupy()
@@ -39,22 +39,22 @@ def build(shape, backend_name, share=0.4, fast_paths=True):
                    "mdscs": {"motility": {"chemotaxis_field": "danger_signal"}}},
     }
     model = TumorModel(parse_config(raw, "fused-movement test"), get_backend(backend_name, fast_paths=fast_paths))
-    xp, state = model.xp, model.state
+    xp, state = model.xp, model.lattice
     draw = uniform(xp, 99, 0, 1, state.voxel_index)
-    place = (state.clone >= 0) & (draw < share)
+    place = (state.tumor.clone >= 0) & (draw < share)
     tregs, mdscs = (model.immune.suppressors[kind].index for kind in ("treg", "mdsc"))
     agent = xp.where(draw < 0.2 * share, xp.where(draw < 0.1 * share, tregs, mdscs),
                      xp.where(draw < 0.6 * share, 0, 1))
-    state.immune = xp.where(place, agent, state.immune).astype(xp.int32)
-    state.immune_state = xp.where(place, EFFECTOR, state.immune_state).astype(xp.int8)
-    state.exhaustion = xp.where(place, draw, 0.0).astype(xp.float32)
-    state.immune_age_h = xp.where(place, 2.0 * draw, 0.0).astype(xp.float32)
+    state.immune = ImmuneLayer(agent=xp.where(place, agent, state.immune.agent).astype(xp.int32),
+                               state=xp.where(place, EFFECTOR, state.immune.state).astype(xp.int8),
+                               exhaustion=xp.where(place, draw, 0.0).astype(xp.float32),
+                               age_h=xp.where(place, 2.0 * draw, 0.0).astype(xp.float32))
     return model
 
 
 def immune_arrays(model):
-    state = model.state
-    return [_CUPY.asnumpy(a) for a in (state.immune, state.immune_state, state.exhaustion, state.immune_age_h)]
+    state = model.lattice
+    return [_CUPY.asnumpy(a) for a in (state.immune.agent, state.immune.state, state.immune.exhaustion, state.immune.age_h)]
 
 
 @pytest.mark.gpu
@@ -72,16 +72,15 @@ def test_fused_movement_gives_the_bits_of_the_xp_movement(shape):
     moved = 0
     for step in range(4):  # movement alone on coarse fields: many ties for the uphill tie-break
         for model in (fused, reference):
-            levels = model.xp.floor(uniform(model.xp, 5, step, 2, model.state.voxel_index) * 3.0)
+            levels = model.xp.floor(uniform(model.xp, 5, step, 2, model.lattice.voxel_index) * 3.0)
             for name in ("chemokine", "danger_signal"):
-                model.state.fields[name] = levels.astype(model.state.fields[name].dtype)
+                model.lattice.fields[name] = levels.astype(model.lattice.fields[name].dtype)
         before = immune_arrays(fused)[0]
-        immune_movement(fused)
-        immune_movement(reference)
+        for model in (fused, reference):
+            model.context.new_step(model.steps + step)  # a new step's draws each time, as a model step would
+            model.rule("immune_movement").apply(model.context)
         for got, expected in zip(immune_arrays(fused), immune_arrays(reference)):
             np.testing.assert_array_equal(got, expected, err_msg=f"movement {step}")
         moved += int((immune_arrays(fused)[0] != before).sum())
-        fused.cell_step += 1
-        reference.cell_step += 1
     assert moved > 0
     assert (immune_arrays(fused)[0] >= 0).sum() > 100

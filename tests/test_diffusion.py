@@ -250,14 +250,14 @@ def test_every_preset_runs_in_the_model():
     config = parse_config(config_with(fields))
     model = TumorModel(config, get_backend("numpy"))
     model.step()
-    solvers = dict(model.field_solvers)
+    solvers = dict(model.rule("fields").solvers)
     model.step()
     # Steady and transient fields keep their solver across cell steps (its sink updated in place).
-    assert solvers and all(model.field_solvers[name] is solver for name, solver in solvers.items())
-    for name, values in model.state.fields.items():
+    assert solvers and all(model.rule("fields").solvers[name] is solver for name, solver in solvers.items())
+    for name, values in model.lattice.fields.items():
         assert np.isfinite(values).all() and (values >= 0).all(), name
-    live = model.state.live_tumor()
-    assert model.state.fields["chemokine"][live].mean() > model.state.fields["chemokine"][~live].mean()
+    live = model.lattice.tumor.live()
+    assert model.lattice.fields["chemokine"][live].mean() > model.lattice.fields["chemokine"][~live].mean()
 
 
 @pytest.mark.parametrize("scale", [1e-40, 1e38])

@@ -57,7 +57,7 @@ def test_founding_clones_get_exact_counts_even_when_rare():
     model = make_model(["lattice.shape=[64, 64, 64]", "tumor.initial.radius_um=300", "vessels.pattern=none",
                         "tumor.clones=[{name: parental}, {name: resistant, fraction: 0.002}]",
                         "tumor.clones.0.fraction=0.998"])
-    counts = np.bincount(model.state.clone[model.state.clone >= 0], minlength=2)
+    counts = np.bincount(model.lattice.tumor.clone[model.lattice.tumor.clone >= 0], minlength=2)
     assert counts[1] == round(0.002 * counts.sum()) > 0
 
 
@@ -92,7 +92,7 @@ def test_arrangements_set_spatial_segregation(shape):
 
 def test_scattered_cells_are_spread_over_the_domain():
     model = make_model(["lattice.shape=[60, 60]", "tumor.initial={geometry: scattered, cells: 300}", "vessels.pattern=none"])
-    occupied = model.state.clone >= 0
+    occupied = model.lattice.tumor.clone >= 0
     assert occupied.sum() == 300
     quadrants = [occupied[:30, :30].sum(), occupied[:30, 30:].sum(), occupied[30:, :30].sum(), occupied[30:, 30:].sum()]
     assert min(quadrants) > 40  # 75 expected in each
@@ -102,11 +102,11 @@ def test_founding_traits_reach_the_device_table():
     model = make_model([DRUG_FIELD, DRUG,
                         "tumor.clones=[{name: a, cycle_time_h: 20, resistance_cost: 0.25, drug_sensitivity: {drug: 0.2},"
                         " efflux: 0.5, pdl1: 0.7, antigens: [3, 0], quiescence_exit_per_h: 0.5}]"])
-    traits = model.clone_traits
+    traits = model.subclones.device
     assert traits["division_rate_per_h"][0] == pytest.approx(0.75 / 20)
     assert traits["sensitivity_drug"][0] == 0.2 and traits["efflux"][0] == 0.5 and traits["pdl1"][0] == 0.7
     assert int(traits["antigens"][0]) == 0b1001 and traits["quiescence_exit_per_h"][0] == 0.5
-    agent = model.clones[0]
+    agent = model.subclones.agents[0]
     assert agent.antigens == [0, 3] and agent.drug_sensitivity == {"drug": 0.2}
     assert model.latest["fraction_resistant"] == 1.0  # 0.2 x (1 - 0.5) < 0.5
     assert model.latest["mean_sensitivity_drug"] == pytest.approx(0.2)
@@ -122,13 +122,13 @@ def test_clone_counts_add_up_to_the_lattice_at_every_record(mutated):
     np.testing.assert_array_equal(per_record.to_numpy(), frame["tumor_cells_total"].to_numpy())
     live = series.groupby("time_h")["cells_live"].sum().to_numpy()
     np.testing.assert_array_equal(live, frame["tumor_cells_live"].to_numpy())
-    on_lattice = np.bincount(mutated.state.clone[mutated.state.clone >= 0], minlength=len(mutated.clones))
-    assert (on_lattice == [clone.cell_count for clone in mutated.clones]).all()
+    on_lattice = np.bincount(mutated.lattice.tumor.clone[mutated.lattice.tumor.clone >= 0], minlength=len(mutated.subclones.agents))
+    assert (on_lattice == [clone.cell_count for clone in mutated.subclones.agents]).all()
 
 
 def test_lineage_is_a_tree_rooted_in_the_founding_clones(mutated):
     lineage = mutated.lineage()
-    assert len(lineage) == len(mutated.clones) > 2 + 5  # mutation made clones
+    assert len(lineage) == len(mutated.subclones.agents) > 2 + 5  # mutation made clones
     assert (lineage["clone"] == np.arange(len(lineage))).all()
     roots = lineage[lineage["parent"] < 0]
     assert list(roots["name"]) == ["a", "b"] and (roots["birth_time_h"] == 0).all()
@@ -147,7 +147,7 @@ def test_lineage_is_a_tree_rooted_in_the_founding_clones(mutated):
 
 def test_no_mutation_no_new_clones():
     model = run_steps(mutating_model(rate=0.0), 48)
-    assert len(model.clones) == 2 and model.mutations_total == 0
+    assert len(model.subclones.agents) == 2 and model.subclones.mutations_total == 0
     assert (model.timeseries()["clones_total"] == 2).all()
     assert model.latest["divisions_total"] > 100
 
@@ -156,10 +156,10 @@ def test_mutation_events_match_the_rate_within_a_binomial_bound():
     rate = 0.02
     model = run_steps(mutating_model(rate=rate, extra=["lattice.shape=[128, 128]", "tumor.initial.cells=1500"]), 48)
     divisions = model.latest["divisions_total"]
-    mutations = model.mutations_total
+    mutations = model.subclones.mutations_total
     assert divisions > 3000
     assert abs(mutations - rate * divisions) <= 4 * math.sqrt(divisions * rate * (1 - rate))
-    assert len(model.clones) == 2 + mutations  # below max_clones every mutation founds a clone
+    assert len(model.subclones.agents) == 2 + mutations  # below max_clones every mutation founds a clone
 
 
 def test_children_follow_the_mutation_rules():
@@ -200,9 +200,9 @@ def test_antigen_gain_adds_one_new_antigen():
 
 def test_max_clones_caps_new_clones_and_counts_the_rest():
     model = run_steps(mutating_model(rate=0.2, extra=["tumor.mutation.max_clones=6"]), 24)
-    assert len(model.clones) == 6
-    assert model.mutations_suppressed == model.mutations_total - 4 > 0
-    assert model.latest["mutations_suppressed"] == model.mutations_suppressed
+    assert len(model.subclones.agents) == 6
+    assert model.subclones.mutations_suppressed == model.subclones.mutations_total - 4 > 0
+    assert model.latest["mutations_suppressed"] == model.subclones.mutations_suppressed
 
 
 def test_mutation_is_reproducible_with_the_seed():
@@ -210,7 +210,7 @@ def test_mutation_is_reproducible_with_the_seed():
     second = run_steps(mutating_model(), 24)
     other = run_steps(mutating_model(seed=4), 24)
     assert first.lineage().equals(second.lineage())
-    np.testing.assert_array_equal(first.state.clone, second.state.clone)
+    np.testing.assert_array_equal(first.lattice.tumor.clone, second.lattice.tumor.clone)
     assert not first.lineage().equals(other.lineage())
 
 

@@ -8,8 +8,9 @@ import pytest
 
 from abm.config import ConfigError, load_config
 from abm.model import TumorModel
-from abm.rules import DEFAULT_RULES, Rule, immune_kill, immune_movement, immune_priming
+from abm.rules import DEFAULT_RULES, ImmuneKill, ImmuneMovement, ImmunePriming, Rule
 from kernels import immune, lattice, tumor
+from kernels.layers import EFFECTOR, EXHAUSTED, ImmuneLayer, TumorLayer
 from kernels.backend import get_backend
 from kernels.lattice import moore_offsets
 from kernels.random import uniform, voxel_index
@@ -33,18 +34,23 @@ def kill_setup(xp, shape=(120, 120), antigens=(0b01,), pdl1=(0.0,), t_antigen=0)
     age = xp.zeros(shape, dtype=xp.float32)
     effector = xp.zeros(shape, dtype=bool)
     effector[::3] = True
-    return dict(effector=effector, t_antigen=xp.full(shape, t_antigen, dtype=xp.int64), clone=clone, cell_state=state,
-                state_age_h=age, tumor_antigens=xp.asarray(np.array(antigens, dtype=np.uint64)),
-                tumor_pdl1=xp.asarray(np.array(pdl1, dtype=np.float64)), exhaustion=xp.zeros(shape, dtype=xp.float32))
+    cells = ImmuneLayer.empty(xp, shape)
+    return dict(effector=effector, t_antigen=xp.full(shape, t_antigen, dtype=xp.int64),
+                tumor=TumorLayer(clone=clone, state=state, age_h=age, immunogenic=xp.zeros(shape, dtype=bool)),
+                immune=cells, tumor_antigens=xp.asarray(np.array(antigens, dtype=np.uint64)),
+                tumor_pdl1=xp.asarray(np.array(pdl1, dtype=np.float64)))
 
 
 def run_kill(xp, setup, occupancy=0.0, kill_factor=1.0, parameters=KILL):
-    shape = setup["clone"].shape
+    """``[cell_state, state_age_h, exhaustion, killers, killed]`` on the host after one kill step."""
+    shape = setup["tumor"].clone.shape
     targets = [(0, 0)] + moore_offsets(2)
-    return [to_host(a) for a in immune.t_cell_kill(
-        xp, setup["effector"], setup["t_antigen"], setup["clone"], setup["cell_state"], setup["state_age_h"],
-        setup["tumor_antigens"], setup["tumor_pdl1"], occupancy, kill_factor, setup["exhaustion"], targets, parameters,
-        1.0, draws(xp, shape, 16), draws(xp, shape, 17))]
+    cells, immune_cells, killers, killed = immune.t_cell_kill(
+        xp, setup["tumor"], setup["immune"], effector=setup["effector"], t_antigen=setup["t_antigen"],
+        tumor_antigens=setup["tumor_antigens"], tumor_pdl1=setup["tumor_pdl1"], occupancy=occupancy,
+        kill_factor=kill_factor, targets_offsets=targets, parameters=parameters, dt_h=1.0,
+        draw_target=draws(xp, shape, 16), draw_kill=draws(xp, shape, 17))
+    return [to_host(a) for a in (cells.state, cells.age_h, immune_cells.exhaustion, killers, killed)]
 
 
 def test_t_cells_never_kill_a_tumor_without_their_antigen(xp):
@@ -153,13 +159,14 @@ def test_movement_keeps_one_immune_cell_per_voxel_and_conserves_counts(xp):
 
 def test_entry_only_at_perfused_free_vessels_by_weight(xp):
     shape = (200, 200)
-    immune_cells = xp.full(shape, -1, dtype=xp.int32)
-    immune_cells[:, :20] = 7  # occupied: no entry there
+    immune_cells = ImmuneLayer.empty(xp, shape)
+    immune_cells.agent[:, :20] = 7  # occupied: no entry there
     rate = xp.zeros(shape)
     rate[:100] = 0.5  # perfused vessels in the top half
     cumulative = xp.asarray([0.25, 1.0])
-    new, entered = (to_host(a) for a in immune.enter(xp, immune_cells, rate, 1.0, cumulative, 3,
-                                                     draws(xp, shape, 9), draws(xp, shape, 10)))
+    cells, entered = immune.enter(xp, immune_cells, entry_rate_per_h=rate, dt_h=1.0, cumulative_weights=cumulative,
+                                  first_agent=3, draw_enter=draws(xp, shape, 9), draw_which=draws(xp, shape, 10))
+    new, entered = to_host(cells.agent), to_host(entered)
     assert not entered[100:].any() and not entered[:, :20].any()
     assert (new[:, :20] == 7).all()
     fraction = entered[:100, 20:].mean()
@@ -175,23 +182,23 @@ def immune_model(overrides=(), rules=DEFAULT_RULES, path="configs/tiny.yaml"):
     return TumorModel(load_config(path, [IMMUNE_FIELDS, *overrides]), NUMPY, rules)
 
 
-def seed_cells(model, fraction, agent, stream, state=immune.EFFECTOR, where=None):
+def seed_cells(model, fraction, agent, stream, state=EFFECTOR, where=None):
     """Put immune cells of ``agent`` on ``fraction`` of the free voxels (of ``where``, default: the tumor)."""
-    s = model.state
-    region = (s.clone >= 0) if where is None else where
-    place = region & (s.immune < 0) & (draws(np, s.shape, stream) < fraction)
-    s.immune[place] = agent
-    s.immune_state[place] = state
+    s = model.lattice
+    region = (s.tumor.clone >= 0) if where is None else where
+    place = region & (s.immune.agent < 0) & (draws(np, s.shape, stream) < fraction)
+    s.immune.agent[place] = agent
+    s.immune.state[place] = state
     return int(place.sum())
 
 
 def test_a_tumor_lacking_the_antigen_is_never_killed():
     model = immune_model(["tumor.clones=[{name: negative, antigens: [1]}]",
-                          "immune.t_cells.clones=[{name: anti0, antigen: 0}]"], rules=(Rule("immune_kill", immune_kill),))
+                          "immune.t_cells.clones=[{name: anti0, antigen: 0}]"], rules=(ImmuneKill,))
     seed_cells(model, 0.5, 0, 30)
     for _ in range(10):
         model.step()
-    assert model.immune.kills_total == 0 and (model.state.cell_state[model.state.clone >= 0] == tumor.CYCLING).all()
+    assert model.totals.immune_kills == 0 and (model.lattice.tumor.state[model.lattice.tumor.clone >= 0] == tumor.CYCLING).all()
 
 
 def kills_per_t_cell(treg_fraction, seeds=range(4)):
@@ -201,12 +208,12 @@ def kills_per_t_cell(treg_fraction, seeds=range(4)):
         model = immune_model([f"seed={seed}", "lattice.shape=[64, 64]", "tumor.initial.radius_um=500",
                               "tumor.clones=[{name: p, antigens: [0]}]", "immune.t_cells.clones=[{name: anti0, antigen: 0}]",
                               "immune.tregs={contact_inhibition: 0.5}", "immune.t_cells.exhaustion_per_kill=0"],
-                             rules=(Rule("immune_kill", immune_kill),))
+                             rules=(ImmuneKill,))
         t_cells = seed_cells(model, 0.05, 0, 31)
         seed_cells(model, treg_fraction, model.immune.suppressors["treg"].index, 32)
         for _ in range(4):
             model.step()
-        kills += int(model.immune.kills_total)
+        kills += int(model.totals.immune_kills)
         t_steps += 4 * t_cells
     return kills / t_steps
 
@@ -223,66 +230,73 @@ def test_suppressive_cytokine_lowers_killing():
                               "immune.t_cells.clones=[{name: anti0, antigen: 0}]", "immune.t_cells.suppression_field=tgf",
                               "immune.t_cells.exhaustion_per_kill=0",
                               f"fields.tgf={{units: au, D_um2_per_min: 100, decay_per_min: 0.01, initial: {level}}}"],
-                             rules=(Rule("immune_kill", immune_kill),))
+                             rules=(ImmuneKill,))
         seed_cells(model, 0.05, 0, 31)
         for _ in range(4):
             model.step()
-        return int(model.immune.kills_total)
+        return int(model.totals.immune_kills)
     assert kills(0.0) > kills(0.5) > kills(2.0)
 
 
 def test_exhausted_t_cells_stop_killing():
     model = immune_model(["tumor.clones=[{name: p, antigens: [0]}]", "immune.t_cells.clones=[{name: anti0, antigen: 0}]"],
-                         rules=(Rule("immune_kill", immune_kill),))
-    seed_cells(model, 0.5, 0, 30, state=immune.EXHAUSTED)
+                         rules=(ImmuneKill,))
+    seed_cells(model, 0.5, 0, 30, state=EXHAUSTED)
     for _ in range(5):
         model.step()
-    assert model.immune.kills_total == 0
+    assert model.totals.immune_kills == 0
 
 
 def test_kills_exhaust_t_cells_after_their_capacity():
     model = immune_model(["lattice.shape=[40, 40]", "tumor.initial.radius_um=400", "tumor.clones=[{name: p, antigens: [0]}]",
                           "immune.t_cells.clones=[{name: anti0, antigen: 0}]", "immune.t_cells.kill_rate_per_h=5"],
-                         rules=(Rule("immune_kill", immune_kill), Rule("refill", refill_tumor)))
+                         rules=(ImmuneKill, RefillTumor))
     seed_cells(model, 0.1, 0, 30)
     for _ in range(5):  # a kill almost every step: five kills, then exhausted
         model.step()
-    s = model.state
-    t_cells = s.immune >= 0
-    assert (s.immune_state[t_cells] == immune.EXHAUSTED).mean() > 0.8
-    assert (s.exhaustion[s.immune_state == immune.EXHAUSTED] >= 1.0 - 1e-6).all()
+    cells = model.lattice.immune
+    t_cells = cells.agent >= 0
+    assert (cells.state[t_cells] == EXHAUSTED).mean() > 0.8
+    assert (cells.exhaustion[cells.state == EXHAUSTED] >= 1.0 - 1e-6).all()
 
 
-def refill_tumor(model):
+class RefillTumor(Rule):
     """Test rule: every killed tumor cell is replaced by a live one, so targets never run out."""
-    s = model.state
-    s.cell_state[s.clone >= 0] = tumor.CYCLING
+
+    name = "refill"
+    reads = frozenset({"tumor.clone", "tumor.state"})
+    writes = frozenset({"tumor.state"})
+
+    def apply(self, context):
+        cells = context.lattice.tumor
+        cells.state[cells.clone >= 0] = tumor.CYCLING
 
 
 def test_movement_rule_conserves_cells_and_agents():
     model = immune_model(["lattice.shape=[40, 40]", "immune.t_cells.clones=[{name: a, antigen: 0}, {name: b, antigen: 1}]",
                           "immune.mdscs={}", "immune.t_cells.motility.speed_um_per_min=2"],
-                         rules=(Rule("immune_movement", immune_movement),))
-    s = model.state
-    everywhere = np.ones(s.shape, dtype=bool)
+                         rules=(ImmuneMovement,))
+    everywhere = np.ones(model.lattice.shape, dtype=bool)
     seed_cells(model, 0.2, 0, 40, where=everywhere)
     seed_cells(model, 0.2, 1, 41, where=everywhere)
     seed_cells(model, 0.2, 2, 42, where=everywhere)
-    s.exhaustion[s.immune >= 0] = np.float32(0.25)
-    before = np.bincount(s.immune[s.immune >= 0], minlength=3)
-    positions = s.immune.copy()
+    cells = model.lattice.immune
+    cells.exhaustion[cells.agent >= 0] = np.float32(0.25)
+    before = np.bincount(cells.agent[cells.agent >= 0], minlength=3)
+    positions = cells.agent.copy()
     for _ in range(3):
         model.step()
-        np.testing.assert_array_equal(np.bincount(s.immune[s.immune >= 0], minlength=3), before)
-        assert (s.exhaustion[s.immune >= 0] == np.float32(0.25)).all() and (s.exhaustion[s.immune < 0] == 0).all()
+        cells = model.lattice.immune
+        np.testing.assert_array_equal(np.bincount(cells.agent[cells.agent >= 0], minlength=3), before)
+        assert (cells.exhaustion[cells.agent >= 0] == np.float32(0.25)).all() and (cells.exhaustion[cells.agent < 0] == 0).all()
     assert model.immune.substeps == 6  # 2 um/min x 60 min / 20 um
-    assert (positions != s.immune).mean() > 0.1  # they did move
+    assert (positions != model.lattice.immune.agent).mean() > 0.1  # they did move
 
 
 def test_priming_needs_the_antigen_and_waits_for_the_delay():
     model = immune_model(["tumor.clones=[{name: p, antigens: [0]}]", "fields.danger_signal.initial=1.0",
                           "immune.t_cells.clones=[{name: anti0, antigen: 0}, {name: anti5, antigen: 5}]",
-                          "immune.t_cells.priming.delay_h=12"], rules=(Rule("immune_priming", immune_priming),))
+                          "immune.t_cells.priming.delay_h=12"], rules=(ImmunePriming,))
     pools = []
     for _ in range(24):
         model.step()

@@ -6,7 +6,8 @@ import pytest
 from scipy import ndimage
 
 from abm.config import load_config
-from abm.model import RECORD_COLUMNS, TumorModel
+from abm.measurement import RECORD_COLUMNS
+from abm.model import TumorModel
 from kernels import tumor
 from kernels.backend import get_backend
 
@@ -28,9 +29,9 @@ def test_same_seed_gives_identical_runs_and_other_seeds_differ():
     second = run_steps(make_model(), 24)
     other = run_steps(make_model(["seed=8"]), 24)
     assert first.timeseries().equals(second.timeseries())
-    np.testing.assert_array_equal(first.state.clone, second.state.clone)
-    np.testing.assert_array_equal(first.state.fields["oxygen"], second.state.fields["oxygen"])
-    assert not np.array_equal(first.state.clone, other.state.clone)
+    np.testing.assert_array_equal(first.lattice.tumor.clone, second.lattice.tumor.clone)
+    np.testing.assert_array_equal(first.lattice.fields["oxygen"], second.lattice.fields["oxygen"])
+    assert not np.array_equal(first.lattice.tumor.clone, other.lattice.tumor.clone)
     assert not first.timeseries().equals(other.timeseries())
 
 
@@ -50,21 +51,21 @@ def test_tumor_grows_from_the_seed_cluster_and_stays_contiguous(shape):
     start = model.latest["tumor_cells_total"]
     run_steps(model, 48)
     assert model.latest["tumor_cells_total"] > 1.3 * start
-    occupied = model.state.clone >= 0
+    occupied = model.lattice.tumor.clone >= 0
     _, components = ndimage.label(occupied, structure=np.ones((3,) * len(shape)))
     assert components == 1
-    assert not (occupied & model.state.vessel).any()
+    assert not (occupied & model.lattice.vessels.present).any()
 
 
 def test_clone_mixture_and_agent_records():
     overrides = ["tumor.clones=[{name: a, fraction: 0.3}, {name: b, fraction: 0.7}]", "tumor.initial.radius_um=300",
                  "lattice.shape=[64, 64]"]
     model = make_model(overrides)
-    counts = np.bincount(model.state.clone[model.state.clone >= 0], minlength=2)
+    counts = np.bincount(model.lattice.tumor.clone[model.lattice.tumor.clone >= 0], minlength=2)
     total = counts.sum()
     assert abs(counts[0] - 0.3 * total) < 4 * np.sqrt(0.21 * total)
     run_steps(model, 6)
-    cells = model.datacollector.get_agenttype_vars_dataframe(type(model.clones[0]))["cells"]
+    cells = model.datacollector.get_agenttype_vars_dataframe(type(model.subclones.agents[0]))["cells"]
     per_record = cells.groupby(level="Step").sum()
     np.testing.assert_array_equal(per_record.to_numpy(), model.timeseries()["tumor_cells_total"].to_numpy())
 
@@ -76,12 +77,12 @@ def test_hypoxic_then_necrotic_core_forms_as_the_tumor_outgrows_its_oxygen():
     final = model.latest
     assert final["tumor_cells_total"] > 5 * model.timeseries()["tumor_cells_total"].iloc[0]
     assert final["cells_necrotic"] > 0 and final["cells_quiescent"] > 0
-    state = model.state
+    state = model.lattice
     centre = [np.asarray(axis) - 300.0 for axis in state.coordinates_um()]  # the 600 um cube's centre
     radius = np.sqrt(sum(axis**2 for axis in centre))
     radius = np.broadcast_to(radius, state.shape)
-    necrotic = (state.clone >= 0) & (state.cell_state == tumor.NECROTIC)
-    cycling = (state.clone >= 0) & (state.cell_state == tumor.CYCLING)
+    necrotic = (state.tumor.clone >= 0) & (state.tumor.state == tumor.NECROTIC)
+    cycling = (state.tumor.clone >= 0) & (state.tumor.state == tumor.CYCLING)
     assert radius[necrotic].mean() < 0.6 * radius[cycling].mean()
     oxygen = state.fields["oxygen"]
     assert oxygen[necrotic].mean() < oxygen[cycling].mean()

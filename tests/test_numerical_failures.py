@@ -4,9 +4,9 @@ Every case is built as a model of a small lattice (20 x 20, a day or two):
 the model's constructor (which runs the first field solve and the first
 record) and its steps raise only :class:`kernels.diffusion.FieldSolverError`
 (message and attributes name the field and its solver) or
-:class:`abm.model.NonFiniteRecord` (naming the field, compartment or column
+:class:`abm.measurement.NonFiniteRecord` (naming the field, compartment or column
 and the day), or give records that are finite but for the columns without
-data (:func:`abm.model.no_data_columns`). Values beyond the config's limits
+data (:func:`abm.measurement.no_data_columns`). Values beyond the config's limits
 are set on a validated config without validation (:func:`unchecked`): the
 solvers and the record check must hold whatever the config layer lets
 through.
@@ -26,7 +26,9 @@ from pydantic import BaseModel
 import abm.runner
 from abm.cli import main
 from abm.config import load_config
-from abm.model import NonFiniteRecord, TumorModel
+from abm.measurement import NonFiniteRecord
+from abm.model import TumorModel
+from abm.therapy import Therapy
 from kernels import diffusion
 from kernels.backend import get_backend, probe_cupy
 from kernels.diffusion import FieldSolverError
@@ -89,7 +91,7 @@ def assert_finite_records(model: TumorModel) -> None:
         assert not np.isinf(values).any(), column
         if column not in model.no_data_columns:
             assert not np.isnan(values).any(), column
-    for name, values in model.state.fields.items():
+    for name, values in model.lattice.fields.items():
         assert np.isfinite(values).all(), name
 
 
@@ -113,7 +115,7 @@ def test_a_huge_initial_value_of_a_steady_field_is_only_a_bad_warm_start(initial
     for zero, and the field is the one of the default start (before: 500 iterations and an error, or off by 1e24)."""
     reference = TumorModel(unchecked(small(), fields__oxygen__dtype=dtype), NUMPY)
     model = TumorModel(unchecked(small(), fields__oxygen__dtype=dtype, fields__oxygen__initial=initial), NUMPY)
-    np.testing.assert_allclose(model.state.fields["oxygen"], reference.state.fields["oxygen"], rtol=1e-5)
+    np.testing.assert_allclose(model.lattice.fields["oxygen"], reference.lattice.fields["oxygen"], rtol=1e-5)
     assert_finite_records(model)
 
 
@@ -143,7 +145,7 @@ def test_split_step_with_a_huge_diffusion_coefficient():
     assert (caught.value.field, caught.value.solver) == ("chemokine", "transient_lod")
     model = run_through(unchecked(config, fields__chemokine__dtype="float64"))
     assert_finite_records(model)
-    chemokine = model.state.fields["chemokine"]
+    chemokine = model.lattice.fields["chemokine"]
     assert chemokine.max() - chemokine.min() <= 1e-9 * chemokine.max()  # fully mixed: one level
 
 
@@ -171,19 +173,17 @@ def test_a_field_that_turns_non_finite_mid_run_fails_at_the_next_record(monkeypa
     with pytest.raises(NonFiniteRecord, match=r"^field chemokine: non-finite values \(nan in \d+ of 400 voxels\) at day 0\.25;"):
         for _ in range(model.config.time.total_steps):
             model.step()
-    assert model.cell_step == 6
+    assert model.steps == 6
     assert list(model.timeseries()["time_h"]) == [0.0]
     assert model.latest["time_h"] == 0.0
 
 
-def test_a_transient_field_that_turns_non_finite_fails_at_its_next_step(monkeypatch):
+def test_a_transient_field_that_turns_non_finite_fails_at_its_next_step():
     """A backward-Euler field whose blood level becomes infinite: the next step's right-hand side is not finite,
     a FieldSolverError naming the field at once (not 500 iterations of NaN)."""
     config = small("tiny", "fields.drug={preset: chemo_drug, solver: transient}")
     model = TumorModel(config, NUMPY)
-    blood_level = TumorModel.blood_level
-    monkeypatch.setattr(TumorModel, "blood_level",
-                        lambda self, name: math.inf if name == "drug" else blood_level(self, name))
+    model.therapy.plasma["drug"] = math.inf  # an undosed drug's blood level: the plasma level when one is set
     with pytest.raises(FieldSolverError, match=r"^field drug \(solver transient\): backward-Euler step of 60 min: "
                                                r"the right-hand side is not finite"):
         model.step()
@@ -197,7 +197,7 @@ def test_a_float32_field_at_1e38_has_a_finite_mean_in_the_record():
     float32 sum overflowed; chemo_tumor_mean was inf at a dose of 1e38). The same for oxygen's mean."""
     model = TumorModel(small("tiny", CHEMOKINE_LOD), NUMPY)
     for name in ("chemokine", "oxygen"):
-        model.state.fields[name][...] = np.float32(3.0e38)
+        model.lattice.fields[name][...] = np.float32(3.0e38)
     model.record()
     assert model.latest["chemokine_tumor_mean"] == pytest.approx(float(np.float32(3.0e38)), rel=1e-6)
     assert model.latest["oxygen_mean_mmHg"] == pytest.approx(float(np.float32(3.0e38)), rel=1e-6)
@@ -275,15 +275,15 @@ def test_the_record_check_on_the_gpu_gives_the_numpy_messages():
               for name in ("numpy", "cupy")]
     messages = []
     for model in models:
-        model.state.fields["chemo"][...] = np.float32(3.0e38)
+        model.lattice.fields["chemo"][...] = np.float32(3.0e38)
         model.record()
         assert model.latest["chemo_tumor_mean"] == pytest.approx(float(np.float32(3.0e38)), rel=1e-6)
-        model.state.fields["chemo"][2, 3] = np.inf
-        model.state.fields["chemo"][4, 5] = np.nan
+        model.lattice.fields["chemo"][2, 3] = np.inf
+        model.lattice.fields["chemo"][4, 5] = np.nan
         with pytest.raises(NonFiniteRecord) as caught:
             model.record()
         messages.append(str(caught.value))
-        model.state.fields["chemo"][...] = 0.0
+        model.lattice.fields["chemo"][...] = 0.0
         model.immune.pool[0] = np.nan
         with pytest.raises(NonFiniteRecord) as caught:
             model.record()
@@ -334,9 +334,14 @@ def test_cli_a_field_turning_non_finite_fails_the_run_naming_it(tmp_path, monkey
 def test_cli_a_solver_failure_fails_the_run_naming_field_and_solver(tmp_path, monkeypatch):
     """`tme run` whose transient field's blood level turns infinite after the first record: exit status 1, status
     failed, the error names the field and its solver."""
-    blood_level = TumorModel.blood_level
-    monkeypatch.setattr(TumorModel, "blood_level",
-                        lambda self, name: math.inf if name == "drug" and self.cell_step >= 6 else blood_level(self, name))
+    begin_step = Therapy.begin_step
+
+    def poisoned(self, now, burden):  # the undosed drug's blood level turns infinite from hour 6 on
+        begin_step(self, now, burden)
+        if now >= 6:
+            self.plasma["drug"] = math.inf
+
+    monkeypatch.setattr(Therapy, "begin_step", poisoned)
     config = write_config(tmp_path, "fields:", "  oxygen: {preset: oxygen}", "  drug: {preset: chemo_drug, solver: transient}")
     status, summary = cli_run(config, tmp_path / "run")
     assert status == 1

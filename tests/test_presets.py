@@ -8,7 +8,7 @@ from tests.presets import run_preset
 
 def resistant_share(model):
     series = model.clone_series()
-    resistant = {clone.index for clone in model.clones if clone.root.name == "resistant"}
+    resistant = {clone.index for clone in model.subclones.agents if clone.root.name == "resistant"}
     by_time = series.assign(resistant=series["clone"].isin(resistant) * series["cells_live"]).groupby("time_h")
     return (by_time["resistant"].sum() / by_time["cells_live"].sum()).to_numpy()
 
@@ -35,8 +35,8 @@ def test_poor_perfusion_starves_the_core_of_drug_and_collapses_vessels():
     frame = model.timeseries()
     assert frame["vessels_perfused"].iloc[-1] < frame["vessels_perfused"].iloc[0] == frame["vessels"].iloc[0]
     assert (frame["drug_tumor_min"] < 0.8 * frame["drug_tumor_mean"]).all()
-    state = model.state
-    tumor = state.clone >= 0
+    state = model.lattice
+    tumor = state.tumor.clone >= 0
     centre = [extent * state.dx_um / 2 for extent in state.shape]
     radius = np.broadcast_to(np.sqrt(sum((axis - c) ** 2 for axis, c in zip(state.coordinates_um(), centre))), state.shape)
     drug = state.fields["drug"]

@@ -8,6 +8,7 @@ from abm.model import TumorModel
 from abm.rules import DEFAULT_RULES, Rule
 from kernels import therapy, tumor
 from kernels.backend import get_backend
+from kernels.layers import TumorLayer
 from kernels.random import uniform, voxel_index
 from tests.conftest import to_host
 
@@ -50,7 +51,10 @@ def test_resistant_cells_survive_a_level_that_kills_sensitive_ones_at_the_rate(x
     concentration = xp.full(shape, 2.0)
     rate = therapy.kill_rate(xp, clone, state, concentration, xp.asarray([0.0, 0.0]), xp.asarray([1.0, 0.0]), DRUG)
     draw = uniform(xp, 9, 0, 10, voxel_index(xp, shape))
-    new_state, new_age, killed = (to_host(a) for a in therapy.kill(xp, state, age, rate, 1.0, draw))
+    cells = TumorLayer(clone=clone, state=state, age_h=age, immunogenic=xp.zeros(shape, dtype=bool))
+    new, killed = therapy.kill(xp, cells, rate_per_h=rate, immunogenic_rate_per_h=xp.zeros(shape), dt_h=1.0, draw=draw,
+                               draw_immunogenic=draw)
+    new_state, new_age, killed = (to_host(a) for a in (new.state, new.age_h, killed))
     expected = 1 - np.exp(-0.25)
     observed = killed[:, :100].mean()
     assert abs(observed - expected) < 4 * np.sqrt(expected * (1 - expected) / 20000)
@@ -89,19 +93,27 @@ def quiescent_cells_killed(cycle_specific):
     whose oxygen-starved core is quiescent. Probes around the drug rule see exactly whom it kills."""
     seen = {"killed": 0, "exposed": 0, "lowest": np.inf}
 
-    def before(model):
-        state = model.state
-        seen["quiescent"] = (state.clone == 0) & (state.cell_state == tumor.QUIESCENT)
-        seen["exposed"] += int(seen["quiescent"].sum())
-        if seen["quiescent"].any():
-            seen["lowest"] = min(seen["lowest"], float(state.fields["chemo"][seen["quiescent"]].min()))
+    class Before(Rule):
+        name = "probe_before"
+        reads = frozenset({"tumor.clone", "tumor.state", "fields.chemo"})
 
-    def after(model):
-        seen["killed"] += int((seen["quiescent"] & (model.state.cell_state == tumor.APOPTOTIC)).sum())
+        def apply(self, context):
+            cells = context.lattice.tumor
+            seen["quiescent"] = (cells.clone == 0) & (cells.state == tumor.QUIESCENT)
+            seen["exposed"] += int(seen["quiescent"].sum())
+            if seen["quiescent"].any():
+                seen["lowest"] = min(seen["lowest"], float(context.lattice.fields["chemo"][seen["quiescent"]].min()))
+
+    class After(Rule):
+        name = "probe_after"
+        reads = frozenset({"tumor.state"})
+
+        def apply(self, context):
+            seen["killed"] += int((seen["quiescent"] & (context.lattice.tumor.state == tumor.APOPTOTIC)).sum())
 
     rules = []
     for rule in DEFAULT_RULES:
-        rules += [Rule("probe_before", before), rule, Rule("probe_after", after)] if rule.name == "drug_kill" else [rule]
+        rules += [Before, rule, After] if rule.name == "drug_kill" else [rule]
     model = drug_model([
         "vessels.pattern=none", "tumor.hypoxia={necrosis_threshold_mmHg: 0.5, necrosis_max_mmHg: 0.1}",
         "fields={oxygen: {preset: oxygen}, chemo: {preset: chemo_drug, boundary: {default: 4.0}}}",

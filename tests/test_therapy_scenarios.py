@@ -44,7 +44,7 @@ def live_at(model, day):
 def founding_share(model, name):
     """Per record: (days, live cells of the founding clone ``name`` and its subclones, their share of live cells)."""
     clones = model.clone_series()
-    mine = {clone.index for clone in model.clones if clone.root.name == name}
+    mine = {clone.index for clone in model.subclones.agents if clone.root.name == name}
     by_time = clones.assign(mine=clones["clone"].isin(mine) * clones["cells_live"]).groupby("time_days")
     cells = by_time["mine"].sum()
     return cells.index.to_numpy(), cells.to_numpy(), (cells / by_time["cells_live"].sum()).to_numpy()

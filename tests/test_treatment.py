@@ -9,7 +9,7 @@ import pytest
 
 from abm.config import PharmacokineticsConfig, load_config
 from abm.model import TumorModel
-from abm.rules import Rule, solve_fields, start_of_step_therapy
+from abm.rules import ImmunePriming, SolveFields, Therapy as TherapyRule
 from abm.therapy import Dose, Pharmacokinetics, Therapy
 from kernels.backend import get_backend
 
@@ -85,9 +85,9 @@ def drive(treatment_yaml, burden_at, days, drugs=None):
     for step in range(round(days * 24)):
         model.time_h = float(step)
         model.at_end = False
-        therapy.begin_step(model)
+        therapy.begin_step(model.time_h, model.burden)
         model.at_end = True
-        therapy.end_step(model)
+        therapy.end_step(model.time_h, model.burden)
     return therapy, pd.DataFrame(therapy.events)
 
 
@@ -192,14 +192,14 @@ def test_a_dose_reaches_tissue_near_vessels_before_the_core():
         "fields={oxygen: {preset: oxygen}, cis: {preset: chemo_drug, D_um2_per_min: 200.0, uptake_per_min: {}}}",
         "drugs={cis: {pk: {half_life_h: 2}, emax_per_h: 0.0}}",
         "treatment={start_day: 0.0416666666666667, lines: [{name: one, doses: [{drug: cis, amount: 1}]}]}"])  # 1 h
-    model = TumorModel(config, NUMPY, rules=(Rule("therapy", start_of_step_therapy), Rule("fields", solve_fields)))
-    state = model.state
+    model = TumorModel(config, NUMPY, rules=(TherapyRule, SolveFields))
+    state = model.lattice
     centre = [extent * state.dx_um / 2 for extent in state.shape]
     radius = np.broadcast_to(np.sqrt(sum((axis - c) ** 2 for axis, c in zip(state.coordinates_um(), centre))), state.shape)
     near = np.zeros(state.shape, dtype=bool)
     for axis in range(3):
-        near |= np.roll(state.vessel, 1, axis) | np.roll(state.vessel, -1, axis)
-    near &= ~state.vessel
+        near |= np.roll(state.vessels.present, 1, axis) | np.roll(state.vessels.present, -1, axis)
+    near &= ~state.vessels.present
     core = radius < 60
     levels = []
     for _ in range(24):
@@ -215,10 +215,10 @@ def test_a_dose_reaches_tissue_near_vessels_before_the_core():
 def test_pd1_occupancy_follows_the_antibody_level():
     model = TumorModel(load_config("configs/tiny.yaml", TREATED + [
         "immune.t_cells.clones=[{name: a, antigen: 0}]", "fields.pd1.initial=3.0"]), NUMPY, rules=())
-    occupancy = model.immune.occupancy(model)
+    occupancy = model.immune.occupancy(model.context)
     np.testing.assert_allclose(occupancy, 3.0 / (3.0 + 1.0), rtol=1e-6)
-    model.state.fields["pd1"][:] = 0.5
-    np.testing.assert_allclose(model.immune.occupancy(model), 0.5 / 1.5, rtol=1e-6)
+    model.lattice.fields["pd1"][:] = 0.5
+    np.testing.assert_allclose(model.immune.occupancy(model.context), 0.5 / 1.5, rtol=1e-6)
 
 
 def test_chemo_depletes_the_t_cell_pool_while_it_is_in_plasma():
@@ -226,7 +226,7 @@ def test_chemo_depletes_the_t_cell_pool_while_it_is_in_plasma():
     overrides = TREATED + ["immune.t_cells.clones=[{name: a, antigen: 0}]", "immune.t_cells.priming.contraction_per_h=0.05",
                            "treatment={start_day: 1, lines: [{name: one, doses: [{drug: cis, amount: 4}]}]}"]
     model = TumorModel(load_config("configs/tiny.yaml", overrides), NUMPY,
-                       rules=(Rule("therapy", start_of_step_therapy), Rule("priming", model_priming)))
+                       rules=(TherapyRule, ImmunePriming))
     model.immune.pool[:] = 1000.0
     pools, expected = [], 1000.0
     sensitivity = 0.6 / 0.9
@@ -242,10 +242,6 @@ def test_chemo_depletes_the_t_cell_pool_while_it_is_in_plasma():
     untreated = [10.0 + 990.0 * math.exp(-0.05 * (step + 1)) for step in range(96)]
     assert pools[23] == pytest.approx(untreated[23])  # before the dose on day 1
     assert pools[40] < 0.85 * untreated[40]  # during the exposure
-
-
-def model_priming(model):
-    model.immune.prime(model)
 
 
 def test_treated_run_writes_events_and_endpoints(tmp_path):

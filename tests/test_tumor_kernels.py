@@ -5,6 +5,7 @@ import numpy as np
 
 from kernels import lattice, tumor
 from kernels.lattice import moore_offsets
+from kernels.layers import TumorLayer
 from kernels.random import uniform, voxel_index
 from tests.conftest import to_host
 
@@ -22,8 +23,28 @@ NO_DORMANCY = (np.zeros(1), np.full(1, np.inf))  # entry and exit rates of one c
 
 def respond(xp, clone, state, age, oxygen, entry_exit=NO_DORMANCY):
     entry, exit_ = (xp.asarray(rates) for rates in entry_exit)
-    return tumor.oxygen_response(xp, clone, state, age, oxygen, HYPOXIA, entry, exit_, 1.0,
-                                 draws(xp, oxygen.shape, 1), draws(xp, oxygen.shape, 8))
+    new = tumor.oxygen_response(xp, cells(xp, clone, state, age), oxygen_mmHg=oxygen, hypoxia=HYPOXIA,
+                                quiescence_entry_per_h=entry, quiescence_exit_per_h=exit_, dt_h=1.0,
+                                draw_necrosis=draws(xp, oxygen.shape, 1), draw_quiescence=draws(xp, oxygen.shape, 8))
+    return new.state, new.age_h
+
+
+def cells(xp, clone, state, age):
+    """The tumor layer of these arrays, no cell dying immunogenically."""
+    return TumorLayer(clone=clone, state=state, age_h=age, immunogenic=xp.zeros(clone.shape, dtype=bool))
+
+
+def die(xp, clone, state, age, rate, shape):
+    """``(clone, state, age)`` after one step of :func:`kernels.tumor.death` (8.6 h apoptosis, no necrotic clearance)."""
+    new = tumor.death(xp, cells(xp, clone, state, age), apoptosis_rate_per_h=rate, apoptotic_duration_h=8.6,
+                      necrotic_clearance_per_h=0.0, dt_h=1.0, draw_apoptosis=draws(xp, shape, 2),
+                      draw_clearance=draws(xp, shape, 3))
+    return new.clone, new.state, new.age_h
+
+
+def division_probability(xp, clone, state, oxygen):
+    return tumor.division_probability(xp, cells(xp, clone, state, xp.zeros(clone.shape, dtype=xp.float32)),
+                                      oxygen_mmHg=oxygen, division_rate_per_h=xp.asarray([0.1]), hypoxia=HYPOXIA, dt_h=1.0)
 
 
 def full_tumor(xp, shape):
@@ -90,7 +111,8 @@ def test_mutant_daughters_only_among_newborn_cells_at_the_clone_rate(xp):
     shape = (300, 300)
     born = draws(xp, shape, 20) < 0.5
     clone = xp.where(xp.arange(300)[None, :] < 150, 0, 1).astype(xp.int32) * xp.ones(shape, dtype=xp.int32)
-    mutants = to_host(tumor.mutant_daughters(xp, born, clone, xp.asarray([0.1, 0.0]), draws(xp, shape, 7)))
+    mutants = to_host(tumor.mutant_daughters(xp, born, clone=clone, mutation_rate=xp.asarray([0.1, 0.0]),
+                                             draw_mutation=draws(xp, shape, 7)))
     born_host = to_host(born)
     assert not mutants[~born_host].any() and not mutants[:, 150:].any()
     n = born_host[:, :150].sum()
@@ -101,8 +123,7 @@ def test_apoptosis_rate_and_removal_after_duration(xp):
     shape = (300, 300)
     clone, state, age = full_tumor(xp, shape)
     rate = xp.asarray([0.05])
-    new_clone, new_state, _ = tumor.death(xp, clone, state, age, rate, 8.6, 0.0, 1.0,
-                                          draws(xp, shape, 2), draws(xp, shape, 3))
+    new_clone, new_state, _ = die(xp, clone, state, age, rate, shape)
     fraction = (to_host(new_state) == tumor.APOPTOTIC).mean()
     expected = 1 - np.exp(-0.05)
     assert abs(fraction - expected) < 4 * np.sqrt(expected * (1 - expected) / (300 * 300))
@@ -110,8 +131,7 @@ def test_apoptosis_rate_and_removal_after_duration(xp):
     apoptotic = xp.full(shape, tumor.APOPTOTIC, dtype=xp.int8)
     old = xp.full(shape, 9.0, dtype=xp.float32)
     old[:150] = 5.0
-    removed_clone, _, _ = tumor.death(xp, clone, apoptotic, old, rate, 8.6, 0.0, 1.0,
-                                      draws(xp, shape, 2), draws(xp, shape, 3))
+    removed_clone, _, _ = die(xp, clone, apoptotic, old, rate, shape)
     removed_clone = to_host(removed_clone)
     assert (removed_clone[150:] == -1).all() and (removed_clone[:150] == 0).all()
 
@@ -119,11 +139,11 @@ def test_apoptosis_rate_and_removal_after_duration(xp):
 def test_division_probability_follows_oxygen(xp):
     oxygen = xp.asarray([[0.0, 5.0, 21.5, 38.0, 60.0]])
     clone, state, _ = full_tumor(xp, oxygen.shape)
-    p = to_host(tumor.division_probability(xp, clone, state, oxygen, xp.asarray([0.1]), HYPOXIA, 1.0))
+    p = to_host(division_probability(xp, clone, state, oxygen))
     full = np.expm1(0.1)
     np.testing.assert_allclose(p[0], [0.0, 0.0, np.expm1(0.05), full, full], rtol=1e-12)
     state[...] = tumor.QUIESCENT
-    assert (to_host(tumor.division_probability(xp, clone, state, oxygen, xp.asarray([0.1]), HYPOXIA, 1.0)) == 0).all()
+    assert (to_host(division_probability(xp, clone, state, oxygen)) == 0).all()
 
 
 def run_division(xp, shape, occupied_fraction, step):
@@ -131,7 +151,8 @@ def run_division(xp, shape, occupied_fraction, step):
     occupied = draws(xp, shape, 9, step) < occupied_fraction
     dividing = occupied & (draws(xp, shape, 10, step) < 0.7)
     free = ~occupied
-    source, won = tumor.place_daughters(xp, dividing, free, offsets, draws(xp, shape, 5, step), draws(xp, shape, 6, step))
+    source, won = tumor.place_daughters(xp, dividing, free=free, offsets=offsets, draw_direction=draws(xp, shape, 5, step),
+                                        draw_priority=draws(xp, shape, 6, step))
     return offsets, to_host(occupied), to_host(dividing), to_host(source), to_host(won)
 
 

@@ -8,7 +8,8 @@ import scipy.sparse.linalg
 
 from abm.config import ConfigError, load_config
 from abm.model import TumorModel
-from abm.rules import Rule, solve_fields
+from abm.rules import SolveFields
+from kernels.layers import VesselLayer
 from kernels import vessels
 from kernels.backend import get_backend
 from kernels.lattice import moore_offsets
@@ -24,9 +25,9 @@ def make_model(overrides, rules=None):
 
 
 def radius_um(model):
-    centre = [extent * model.state.dx_um / 2 for extent in model.state.shape]
-    return np.broadcast_to(np.sqrt(sum((axis - c) ** 2 for axis, c in zip(model.state.coordinates_um(), centre))),
-                           model.state.shape)
+    centre = [extent * model.lattice.dx_um / 2 for extent in model.lattice.shape]
+    return np.broadcast_to(np.sqrt(sum((axis - c) ** 2 for axis, c in zip(model.lattice.coordinates_um(), centre))),
+                           model.lattice.shape)
 
 
 # patterns and perfusion ---------------------------------------------------------------
@@ -35,20 +36,20 @@ def test_sparse_core_thins_vessels_inside_the_core_radius():
     model = make_model(["lattice.shape=[200, 200]", "vessels={pattern: sparse_core, density: 0.05,"
                         " core_radius_um: 1200, core_density_factor: 0.2}"])
     r = radius_um(model)
-    inside, outside = model.state.vessel[r < 1200].mean(), model.state.vessel[r >= 1200].mean()
+    inside, outside = model.lattice.vessels.present[r < 1200].mean(), model.lattice.vessels.present[r >= 1200].mean()
     assert abs(outside - 0.05) < 0.01 and abs(inside - 0.01) < 0.004
     avascular = make_model(["vessels={pattern: sparse_core, density: 0.05, core_radius_um: 300}"])
-    assert not avascular.state.vessel[radius_um(avascular) < 300].any()
+    assert not avascular.lattice.vessels.present[radius_um(avascular) < 300].any()
 
 
 def test_perfusion_is_drawn_in_its_range_and_zero_off_vessels():
     model = make_model(["lattice.shape=[120, 120]", "vessels={density: 0.1, perfusion_min: 0.2, perfusion_max: 0.6}"])
-    perfusion = model.state.perfusion
-    on = perfusion[model.state.vessel]
+    perfusion = model.lattice.vessels.perfusion
+    on = perfusion[model.lattice.vessels.present]
     assert on.min() >= 0.2 and on.max() <= 0.6 and abs(on.mean() - 0.4) < 0.02
-    assert (perfusion[~model.state.vessel] == 0).all() and perfusion.dtype == np.float32
+    assert (perfusion[~model.lattice.vessels.present] == 0).all() and perfusion.dtype == np.float32
     assert model.latest["mean_perfusion"] == pytest.approx(float(on.mean()), rel=1e-6)
-    assert model.latest["vessels"] == model.latest["vessels_perfused"] == int(model.state.vessel.sum())
+    assert model.latest["vessels"] == model.latest["vessels_perfused"] == int(model.lattice.vessels.present.sum())
 
 
 @pytest.mark.parametrize("kind", ["bool", "float"])
@@ -62,9 +63,9 @@ def test_vessel_file_relative_to_the_config(tmp_path, kind):
     config.write_text("lattice: {shape: [20, 20]}\ntime: {duration_days: 1}\n"
                       "vessels: {pattern: file, file: masks/vessels.npy}\n", encoding="utf-8")
     model = TumorModel(load_config(config), NUMPY)
-    assert set(zip(*np.nonzero(model.state.vessel))) == {(2, 3), (15, 16)}
-    assert model.state.perfusion[2, 3] == (1.0 if kind == "bool" else 0.25) and model.state.perfusion[15, 16] == 1.0
-    assert (model.state.clone[model.state.vessel] == -1).all()
+    assert set(zip(*np.nonzero(model.lattice.vessels.present))) == {(2, 3), (15, 16)}
+    assert model.lattice.vessels.perfusion[2, 3] == (1.0 if kind == "bool" else 0.25) and model.lattice.vessels.perfusion[15, 16] == 1.0
+    assert (model.lattice.tumor.clone[model.lattice.vessels.present] == -1).all()
 
 
 def test_vessel_file_errors_name_the_key(tmp_path):
@@ -96,7 +97,9 @@ def test_compressed_vessels_collapse_at_the_rate_and_others_never(xp):
     crowding = xp.zeros(shape, dtype=xp.float32)
     crowding[:100] = 0.6
     draw = uniform(xp, 5, 0, 9, voxel_index(xp, shape))
-    after = to_host(vessels.collapse(xp, perfusion, crowding, 0.5, 0.2, 1.0, draw))
+    layer = VesselLayer(present=perfusion > 0, perfusion=perfusion)
+    after = to_host(vessels.collapse(xp, layer, tumor_fraction=crowding, fraction_at_least=0.5, rate_per_h=0.2, dt_h=1.0,
+                                     draw=draw).perfusion)
     collapsed = (after[:100] == 0).mean()
     expected = 1 - np.exp(-0.2)
     assert abs(collapsed - expected) < 4 * np.sqrt(expected * (1 - expected) / 20000)
@@ -109,18 +112,18 @@ def test_a_growing_tumor_collapses_the_vessels_it_engulfs():
     model = make_model(overrides)
     for _ in range(24):
         model.step()
-    state = model.state
-    crowding = vessels.tumor_neighbour_fraction(np, state.clone >= 0, model.offsets)
-    engulfed = state.vessel & (crowding == 1.0)
-    far = state.vessel & (crowding == 0.0)
+    state = model.lattice
+    crowding = vessels.tumor_neighbour_fraction(np, state.tumor.clone >= 0, model.run.offsets)
+    engulfed = state.vessels.present & (crowding == 1.0)
+    far = state.vessels.present & (crowding == 0.0)
     assert engulfed.sum() > 5 and far.sum() > 5
-    assert (state.perfusion[engulfed] == 0).mean() > 0.9
-    assert (state.perfusion[far] == 1).all()
+    assert (state.vessels.perfusion[engulfed] == 0).mean() > 0.9
+    assert (state.vessels.perfusion[far] == 1).all()
     assert model.latest["vessels_perfused"] < model.latest["vessels"]
     never = make_model(overrides[:-1] + ["vessels.density=0.02"])
     for _ in range(24):
         never.step()
-    assert (never.state.perfusion[never.state.vessel] == 1).all()
+    assert (never.lattice.vessels.perfusion[never.lattice.vessels.present] == 1).all()
 
 
 # delivery --------------------------------------------------------------------------------
@@ -135,16 +138,16 @@ DELIVERY = [
 def reference_steady_state(model, name):
     """The field's equilibrium from the same finite-volume equations, assembled here and solved with SciPy."""
     field = model.config.fields[name]
-    state = model.state
-    shape, n = state.shape, state.clone.size
+    state = model.lattice
+    shape, n = state.shape, state.tumor.clone.size
     coupling = field.D_um2_per_min / state.dx_um**2
-    live = state.live_tumor()
-    diagonal = field.decay_per_min + sum(rate * (live if kind == "tumor" else (state.clone >= 0) & ~live)
+    live = state.tumor.live()
+    diagonal = field.decay_per_min + sum(rate * (live if kind == "tumor" else (state.tumor.clone >= 0) & ~live)
                                          for kind, rate in field.uptake_per_min.items()).astype(float) * np.ones(shape)
     rhs = np.zeros(shape)
     if field.vessel is not None:
-        diagonal = diagonal + field.vessel.supply_per_min * state.perfusion
-        rhs += field.vessel.supply_per_min * field.vessel.blood_level * state.perfusion
+        diagonal = diagonal + field.vessel.supply_per_min * state.vessels.perfusion
+        rhs += field.vessel.supply_per_min * field.vessel.blood_level * state.vessels.perfusion
     index = np.arange(n).reshape(shape)
     rows, cols, values = [], [], []
     for axis in range(len(shape)):
@@ -175,7 +178,7 @@ def reference_steady_state(model, name):
 
 def centre_and_rim(model, values):
     r = radius_um(model)
-    tumor = model.state.clone >= 0
+    tumor = model.lattice.tumor.clone >= 0
     return float(values[tumor & (r < 60)].mean()), float(values[tumor & (r > 120)].mean())
 
 
@@ -188,10 +191,10 @@ def test_sparse_core_delivery_is_lower_at_the_centre_as_the_steady_state_says(na
     equilibrate, with the cells frozen) match an independent sparse solve of
     the same equations, including the centre-rim drop.
     """
-    model = make_model(DELIVERY + ["fields.drug.solver=transient"], rules=(Rule("fields", solve_fields),))
+    model = make_model(DELIVERY + ["fields.drug.solver=transient"], rules=(SolveFields,))
     for _ in range(8):
         model.step()
-    field = model.state.fields[name].astype(float)
+    field = model.lattice.fields[name].astype(float)
     reference = reference_steady_state(model, name)
     scale = float(reference.max())
     tolerance = 1e-5
@@ -204,9 +207,9 @@ def test_sparse_core_delivery_is_lower_at_the_centre_as_the_steady_state_says(na
 
 def test_perfusion_scales_vessel_supply():
     """Halving every vessel's perfusion halves its exchange: the equilibrium drug level falls."""
-    full = make_model(DELIVERY + ["fields.drug.solver=steady"], rules=(Rule("fields", solve_fields),))
+    full = make_model(DELIVERY + ["fields.drug.solver=steady"], rules=(SolveFields,))
     half = make_model(DELIVERY + ["fields.drug.solver=steady", "vessels.perfusion_min=0.5", "vessels.perfusion_max=0.5"],
-                      rules=(Rule("fields", solve_fields),))
-    assert (half.state.vessel == full.state.vessel).all()
-    np.testing.assert_allclose(half.state.fields["drug"], reference_steady_state(half, "drug"), rtol=0, atol=1e-5)
-    assert half.state.fields["drug"].mean() < 0.9 * full.state.fields["drug"].mean()
+                      rules=(SolveFields,))
+    assert (half.lattice.vessels.present == full.lattice.vessels.present).all()
+    np.testing.assert_allclose(half.lattice.fields["drug"], reference_steady_state(half, "drug"), rtol=0, atol=1e-5)
+    assert half.lattice.fields["drug"].mean() < 0.9 * full.lattice.fields["drug"].mean()

@@ -41,7 +41,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from abm.rundir import SUPPRESSOR_LABELS, SUPPRESSOR_PRESETS
-from kernels.immune import EXHAUSTED, T_CELL
+from kernels.immune import T_CELL
+from kernels.layers import EXHAUSTED
 from kernels.tumor import APOPTOTIC, CYCLING, NECROTIC, QUIESCENT, STATE_NAMES
 
 RGB = tuple[int, int, int]

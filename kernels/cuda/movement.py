@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from kernels.cuda.prelude import random_prelude
-from kernels.immune import EFFECTOR, NONE
+from kernels.layers import EFFECTOR, NONE, ImmuneLayer
 
 #: Threads per block.
 BLOCK = 256
@@ -207,7 +207,7 @@ extern "C" __global__ void move_apply(int* immune_out, signed char* state_out, f
 }
 """
 
-#: The whole source: the generated random prelude, the immune constants of :mod:`kernels.immune`, the kernels.
+#: The whole source: the generated random prelude, the immune constants of :mod:`kernels.layers`, the kernels.
 SOURCE = (random_prelude() + f"\n#define NONE_AGENT ({NONE})\n#define EFFECTOR_STATE {EFFECTOR}\n" + KERNELS)
 
 
@@ -225,41 +225,41 @@ def _offset_table(xp: ModuleType, offsets: tuple[tuple[int, ...], ...]) -> Any:
 
 
 def substep(
-    xp: ModuleType, immune: Any, immune_state: Any, exhaustion: Any, immune_age_h: Any, chance: Any, bias: Any,
-    agent_field: Any, fields: Sequence[Any], uphill_offsets: Any, offsets: list[tuple[int, ...]],
-    move_offset: int, bias_offset: int, direction_offset: int, priority_offset: int,
-) -> tuple[Any, Any, Any, Any]:
+    xp: ModuleType, immune: ImmuneLayer, *, chance: Any, bias: Any, agent_field: Any, fields: Sequence[Any],
+    uphill_offsets: Any, offsets: list[tuple[int, ...]], move_offset: int, bias_offset: int, direction_offset: int,
+    priority_offset: int,
+) -> ImmuneLayer:
     """One movement substep; the signature and the bits of :func:`kernels.immune.movement_substep` (see there).
 
     ``xp`` is CuPy; the lattice is 2-D or 3-D. The fields are stacked as
     float64 (exact) for the kernel; with none, a one-value stand-in that no
     agent reads (every ``agent_field`` is then -1).
     """
-    shape = immune.shape
+    shape = immune.agent.shape
     if len(fields):
         stack = xp.stack([xp.asarray(field, dtype=xp.float64) for field in fields])
     else:
         stack, uphill_offsets = xp.zeros(1, dtype=xp.float64), xp.zeros(1, dtype=xp.uint64)
     nz, ny, nx = (1, *shape) if len(shape) == 2 else shape
     offset_array = _offset_table(xp, tuple(offsets))
-    n = int(immune.size)
+    n = int(immune.agent.size)
     grid = ((n + BLOCK - 1) // BLOCK,)
     choose, claim, apply = _kernels(xp)
     contiguous = xp.ascontiguousarray
-    immune, immune_state = contiguous(immune), contiguous(immune_state)
-    exhaustion, immune_age_h = contiguous(exhaustion), contiguous(immune_age_h)
+    agent, state = contiguous(immune.agent), contiguous(immune.state)
+    exhaustion, age_h = contiguous(immune.exhaustion), contiguous(immune.age_h)
     dims = (np.int64(nz), np.int64(ny), np.int64(nx))
     choice = xp.empty(shape, dtype=xp.int8)
-    choose(grid, (BLOCK,), (choice, immune, contiguous(chance, dtype=xp.float64), contiguous(bias, dtype=xp.float64),
+    choose(grid, (BLOCK,), (choice, agent, contiguous(chance, dtype=xp.float64), contiguous(bias, dtype=xp.float64),
                             contiguous(agent_field, dtype=xp.int8), stack,
                             contiguous(uphill_offsets, dtype=xp.uint64), offset_array, np.int32(len(offsets)), *dims,
                             np.uint64(move_offset), np.uint64(bias_offset), np.uint64(direction_offset)))
     source = xp.empty(shape, dtype=xp.int8)
-    claim(grid, (BLOCK,), (source, choice, immune, offset_array, np.int32(len(offsets)), *dims,
+    claim(grid, (BLOCK,), (source, choice, agent, offset_array, np.int32(len(offsets)), *dims,
                            np.uint64(priority_offset)))
     out = (xp.empty(shape, dtype=xp.int32), xp.empty(shape, dtype=xp.int8), xp.empty(shape, dtype=xp.float32),
            xp.empty(shape, dtype=xp.float32))
-    apply(grid, (BLOCK,), (*out, immune.astype(xp.int32, copy=False), immune_state.astype(xp.int8, copy=False),
-                           exhaustion.astype(xp.float32, copy=False), immune_age_h.astype(xp.float32, copy=False),
+    apply(grid, (BLOCK,), (*out, agent.astype(xp.int32, copy=False), state.astype(xp.int8, copy=False),
+                           exhaustion.astype(xp.float32, copy=False), age_h.astype(xp.float32, copy=False),
                            choice, source, offset_array, *dims))
-    return out
+    return ImmuneLayer(*out)

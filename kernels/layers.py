@@ -1,0 +1,150 @@
+"""The per-voxel state in layers: tumor cells, immune cells, vessels.
+
+A layer is a small frozen record of arrays of the lattice shape (``[y, x]``
+in 2-D, ``[z, y, x]`` in 3-D) on one device, with the operations every rule
+repeats (clear where a mask holds, gather from source voxels, reset new
+cells). Kernels take layers and return new ones (arrays a kernel leaves
+alone are the same objects in the new layer); no kernel changes a layer in
+place. Dtypes are fixed by :meth:`empty` and kept by every operation.
+
+A voxel holds at most one tumor cell and at most one immune cell; an immune
+cell may share the voxel of a tumor cell (infiltration). Substrate fields
+are a fourth layer kept as a dict ``name -> array`` (see
+:class:`abm.state.Lattice`).
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+from kernels.lattice import gather
+
+#: Tumor cell states (``TumorLayer.state``).
+CYCLING, QUIESCENT, APOPTOTIC, NECROTIC = 0, 1, 2, 3
+#: No immune cell (``ImmuneLayer.agent``).
+NONE = -1
+#: Immune cell states (``ImmuneLayer.state``); suppressor cells stay :data:`EFFECTOR`.
+EFFECTOR, EXHAUSTED = 0, 1
+
+
+@dataclass(frozen=True)
+class TumorLayer:
+    """Tumor cells, one per voxel at most.
+
+    ==============  =======  ==============================================================
+    array           dtype    meaning
+    ==============  =======  ==============================================================
+    ``clone``       int32    subclone index of the voxel's cell, -1 for none
+    ``state``       int8     :data:`CYCLING`, :data:`QUIESCENT`, :data:`APOPTOTIC`, :data:`NECROTIC`
+    ``age_h``       float32  hours since the cell entered its state
+    ``immunogenic`` bool     the cell is dying an immunogenic death (a drug's immunogenic kill)
+    ==============  =======  ==============================================================
+
+    ``state`` is :data:`CYCLING` and ``age_h`` 0 where there is no cell.
+    """
+
+    clone: Any
+    state: Any
+    age_h: Any
+    immunogenic: Any
+
+    @classmethod
+    def empty(cls, xp: ModuleType, shape: tuple[int, ...]) -> "TumorLayer":
+        """No tumor cell anywhere."""
+        return cls(clone=xp.full(shape, -1, dtype=xp.int32), state=xp.zeros(shape, dtype=xp.int8),
+                   age_h=xp.zeros(shape, dtype=xp.float32), immunogenic=xp.zeros(shape, dtype=bool))
+
+    def replace(self, **arrays: Any) -> "TumorLayer":
+        """The layer with ``arrays`` (by name) replaced, the others shared."""
+        return dataclasses.replace(self, **arrays)
+
+    def occupied(self) -> Any:
+        """Bool mask of voxels with a tumor cell of any state."""
+        return self.clone >= 0
+
+    def live(self) -> Any:
+        """Bool mask of voxels with a cycling or quiescent tumor cell."""
+        return (self.clone >= 0) & ((self.state == CYCLING) | (self.state == QUIESCENT))
+
+
+@dataclass(frozen=True)
+class ImmuneLayer:
+    """Immune cells (T cells and suppressor cells), one per voxel at most.
+
+    ==============  =======  ==============================================================
+    array           dtype    meaning
+    ==============  =======  ==============================================================
+    ``agent``       int32    immune agent (T-cell clone or suppressor type) of the cell, :data:`NONE` for none
+    ``state``       int8     :data:`EFFECTOR` or :data:`EXHAUSTED`
+    ``exhaustion``  float32  a T cell's exhaustion (exhausted from 1 on)
+    ``age_h``       float32  hours since the cell appeared
+    ==============  =======  ==============================================================
+
+    Where there is no cell the voxel holds the values of a new cell
+    (:data:`EFFECTOR`, exhaustion 0, age 0): :meth:`cleared` keeps that so.
+    """
+
+    agent: Any
+    state: Any
+    exhaustion: Any
+    age_h: Any
+
+    @classmethod
+    def empty(cls, xp: ModuleType, shape: tuple[int, ...]) -> "ImmuneLayer":
+        """No immune cell anywhere."""
+        return cls(agent=xp.full(shape, NONE, dtype=xp.int32), state=xp.zeros(shape, dtype=xp.int8),
+                   exhaustion=xp.zeros(shape, dtype=xp.float32), age_h=xp.zeros(shape, dtype=xp.float32))
+
+    def replace(self, **arrays: Any) -> "ImmuneLayer":
+        """The layer with ``arrays`` (by name) replaced, the others shared."""
+        return dataclasses.replace(self, **arrays)
+
+    def occupied(self) -> Any:
+        """Bool mask of voxels with an immune cell."""
+        return self.agent >= 0
+
+    def cleared(self, xp: ModuleType, mask: Any) -> "ImmuneLayer":
+        """No cell where ``mask`` (bool, lattice shape) holds: agent :data:`NONE`, a new cell's state, exhaustion and age."""
+        return ImmuneLayer(agent=xp.where(mask, NONE, self.agent).astype(xp.int32),
+                           state=xp.where(mask, EFFECTOR, self.state).astype(xp.int8),
+                           exhaustion=xp.where(mask, 0.0, self.exhaustion).astype(xp.float32),
+                           age_h=xp.where(mask, 0.0, self.age_h).astype(xp.float32))
+
+    def arrived(self, xp: ModuleType, mask: Any) -> "ImmuneLayer":
+        """A new cell's state, exhaustion and age where ``mask`` (bool, lattice shape) holds; agents unchanged."""
+        return self.replace(state=xp.where(mask, EFFECTOR, self.state).astype(xp.int8),
+                            exhaustion=xp.where(mask, 0.0, self.exhaustion).astype(xp.float32),
+                            age_h=xp.where(mask, 0.0, self.age_h).astype(xp.float32))
+
+    def gathered(self, origin: Any) -> "ImmuneLayer":
+        """Each voxel takes the cell of voxel ``origin`` (``int64`` flat indices, lattice shape;
+        :func:`kernels.lattice.source_index`), state, exhaustion and age included."""
+        return ImmuneLayer(agent=gather(self.agent, origin), state=gather(self.state, origin),
+                           exhaustion=gather(self.exhaustion, origin), age_h=gather(self.age_h, origin))
+
+
+@dataclass(frozen=True)
+class VesselLayer:
+    """Blood vessels (a vessel voxel holds no tumor cell).
+
+    ==============  =======  ==============================================================
+    array           dtype    meaning
+    ==============  =======  ==============================================================
+    ``present``     bool     the voxel is a blood vessel
+    ``perfusion``   float32  blood flow of a vessel, 0 to 1 (0 off vessels and at collapsed ones)
+    ==============  =======  ==============================================================
+    """
+
+    present: Any
+    perfusion: Any
+
+    @classmethod
+    def empty(cls, xp: ModuleType, shape: tuple[int, ...]) -> "VesselLayer":
+        """No vessel anywhere."""
+        return cls(present=xp.zeros(shape, dtype=bool), perfusion=xp.zeros(shape, dtype=xp.float32))
+
+    def replace(self, **arrays: Any) -> "VesselLayer":
+        """The layer with ``arrays`` (by name) replaced, the others shared."""
+        return dataclasses.replace(self, **arrays)
