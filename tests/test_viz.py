@@ -651,6 +651,25 @@ def test_tme_plot_and_export_commands(run2d, tmp_path, capsys):
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'nothing'}: no such run or comparison directory"
 
 
+@pytest.mark.parametrize("time", ["1000", "24.5", "-1", "nan"])
+def test_render_time_outside_the_snapshots_is_an_error_naming_the_range(run3d, tmp_path, capsys, time):
+    """run3d's snapshots are at 0, 12 and 24 h: a time outside them is refused before anything is drawn or written."""
+    before = sorted(path.relative_to(run3d) for path in run3d.rglob("*"))
+    assert main(["render", str(run3d), "--time", time, "--out", str(tmp_path / "a.png")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith(f"error: --time {float(time):g}: ")
+    assert "span 0 to 24 h (3 snapshot(s)" in error
+    assert not list(tmp_path.iterdir())
+    assert sorted(path.relative_to(run3d) for path in run3d.rglob("*")) == before
+
+
+def test_snapshot_at_takes_the_nearest_snapshot_within_the_range(run3d):
+    run = open_run(run3d)
+    assert [run.snapshot_at(time).step for time in (0, 5.9, 6.1, 24)] == [0, 0, 12, 24]
+    with pytest.raises(VizError, match=r"^time_h 24\.01: outside"):
+        run.snapshot_at(24.01)
+
+
 def _cli_without(packages: tuple[str, ...], argv: list[str]) -> subprocess.CompletedProcess:
     """Run ``tme argv`` in a fresh interpreter where ``packages`` cannot be imported."""
     blocked = "; ".join(f"sys.modules[{name!r}] = None" for name in packages)

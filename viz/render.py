@@ -442,7 +442,8 @@ def render(run: RunData, out: Path, options: RenderOptions, time_h: float | None
         run: the opened run directory.
         out: output file; its suffix picks image or animation.
         options: view, colours and image size.
-        time_h: the snapshot nearest this time (hours) for a ``.png``; default the last.
+        time_h: the snapshot nearest this time (hours) for a ``.png``; default the last. A time outside the first to
+            the last snapshot's time is a VizError naming ``--time`` and the range.
         all_snapshots: animate every snapshot (the default for ``.gif`` / ``.mp4``).
         fps: frames per second of an animation.
         progress: show a progress bar over frames.
@@ -457,7 +458,7 @@ def render(run: RunData, out: Path, options: RenderOptions, time_h: float | None
     if suffix in IMAGE_SUFFIXES:
         if all_snapshots:
             raise VizError(f"--all animates every snapshot: give --out a {' or '.join(MOVIE_SUFFIXES)} file")
-        snapshot = run.last_snapshot() if time_h is None else run.snapshot_at(time_h)
+        snapshot = run.last_snapshot() if time_h is None else run.snapshot_at(time_h, "--time")
         _png(render_snapshot(run, snapshot, options), out)
         return [snapshot]
     if time_h is not None:
