@@ -147,6 +147,10 @@ def _add_viz_commands(commands) -> None:
                                help="iso: whole tumor; cutaway: front octant removed; slice: plane through the centre")
     render_parser.add_argument("--color", default="clone", metavar="clone|state|field:NAME",
                                help="colour tumor cells by subclone, by cell state, or by a field (e.g. field:oxygen)")
+    render_parser.add_argument("--clim", metavar="LOW,HIGH",
+                               help="a field's colour range in its units (default: the snapshot's range; for an animation "
+                                    "the range over every frame); --clim=-1,1 for a negative LOW")
+    render_parser.add_argument("--cmap", metavar="NAME", help="a field's colormap, a matplotlib name (default viridis)")
     render_parser.add_argument("--out", required=True, help="output .png, or .gif / .mp4 for an animation")
     render_parser.add_argument("--size", type=_size, default=(1280, 960), metavar="WxH", help="image size in pixels")
     render_parser.add_argument("--fps", type=float, default=4.0, help="frames per second of an animation")

@@ -24,7 +24,7 @@ from abm.runner import run as run_model
 from kernels.tumor import NECROTIC, STATE_NAMES
 from viz import palette
 from viz.rundir import VizError, open_run
-from viz.scales import contour_levels, nice_number, scale_bar_length_um
+from viz.scales import contour_levels, nice_number, round_ticks, scale_bar_length_um
 
 REPO = Path(__file__).resolve().parents[1]
 TWO_CLONES = ("tumor.clones=[{name: founder, fraction: 0.5, cycle_time_h: 8.0},"
@@ -185,6 +185,19 @@ def test_round_numbers():
     assert scale_bar_length_um(960) == 100 and scale_bar_length_um(2560) == 500
     assert list(contour_levels(9.15, 38.0)) == [10, 20, 30]
     assert contour_levels(3.0, 3.0).size == 0
+
+
+def test_round_ticks_are_round_and_within_the_range():
+    assert list(round_ticks(0.0, 40.0)) == [0, 10, 20, 30, 40]
+    assert list(round_ticks(2.5, 30.9)) == [10, 20, 30]  # not 9.6, 16.7, 23.8 (VTK's even spacing)
+    assert np.allclose(round_ticks(0.1, 0.95), [0.2, 0.4, 0.6, 0.8])
+    assert list(round_ticks(-1.0, 1.0)) == [-1.0, -0.5, 0.0, 0.5, 1.0]
+    for low, high in ((0.013, 0.0141), (5.1, 5.2), (1e-3, 7e4)):
+        ticks = round_ticks(low, high)
+        assert 2 <= len(ticks) <= 6 and ticks[0] >= low and ticks[-1] <= high, (low, high, ticks)
+        steps = np.diff(ticks)
+        assert np.allclose(steps, steps[0]) and nice_number(steps[0]) == pytest.approx(steps[0])
+    assert round_ticks(3.0, 3.0).size == 0
 
 
 # reading run directories --------------------------------------------------
@@ -668,6 +681,48 @@ def test_snapshot_at_takes_the_nearest_snapshot_within_the_range(run3d):
     assert [run.snapshot_at(time).step for time in (0, 5.9, 6.1, 24)] == [0, 0, 12, 24]
     with pytest.raises(VizError, match=r"^time_h 24\.01: outside"):
         run.snapshot_at(24.01)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--color", "field:oxygen", "--clim", "5,1"], "error: --clim 5,1: give LOW,HIGH"),
+    (["--color", "field:oxygen", "--clim", "0"], "error: --clim '0': give LOW,HIGH"),
+    (["--color", "field:oxygen", "--clim", "0,inf"], "error: --clim 0,inf: give LOW,HIGH"),
+    (["--color", "field:oxygen", "--cmap", "virdis"], "error: --cmap 'virdis': not a matplotlib colormap; did you mean viridis"),
+    (["--color", "state", "--clim", "0,1"], "error: --clim sets a field's colours: use it with --color field:NAME"),
+    (["--color", "clone", "--cmap", "magma"], "error: --cmap sets a field's colours: use it with --color field:NAME"),
+])
+def test_render_colour_option_errors(run3d, tmp_path, capsys, arguments, message):
+    assert main(["render", str(run3d), *arguments, "--out", str(tmp_path / "a.gif")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith(message), error
+    assert not list(tmp_path.iterdir())
+
+
+def test_animation_colours_one_range_over_every_frame(run3d, tmp_path, monkeypatch):
+    """Every frame of a field animation gets the range over all snapshots (unless --clim); a .png its own."""
+    from viz import render as render_module
+
+    seen = []
+
+    def fake_render(run, snapshot, options):
+        seen.append((snapshot.step, options.clim, options.colormap))
+        return np.zeros((64, 64, 3), dtype=np.uint8)
+
+    monkeypatch.setattr(render_module, "render_snapshot", fake_render)
+    run = open_run(run3d)
+    oxygen = [snapshot.field("oxygen") for snapshot in run.snapshots]
+    overall = (min(float(values.min()) for values in oxygen), max(float(values.max()) for values in oxygen))
+    assert overall[0] < float(oxygen[0].min()), "the fixture's frames must differ in range"
+    options = render_module.RenderOptions(color="field:oxygen", size=(64, 64))
+    render_module.render(run, tmp_path / "a.gif", options, progress=False)
+    assert seen == [(snapshot.step, overall, "viridis") for snapshot in run.snapshots]
+    seen.clear()
+    render_module.render(run, tmp_path / "b.mp4", render_module.RenderOptions(color="field:oxygen", clim=(0.0, 40.0),
+                                                                              cmap="magma"), progress=False)
+    assert seen == [(snapshot.step, (0.0, 40.0), "magma") for snapshot in run.snapshots]
+    seen.clear()
+    render_module.render(run, tmp_path / "c.png", options)
+    assert seen == [(24, None, "viridis")]  # render_snapshot takes the snapshot's own range
 
 
 def _cli_without(packages: tuple[str, ...], argv: list[str]) -> subprocess.CompletedProcess:

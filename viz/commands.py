@@ -14,10 +14,12 @@ from viz.rundir import open_run
 
 
 def _render(arguments: argparse.Namespace) -> int:
-    from viz.render import RenderOptions, render
+    from viz.render import RenderOptions, parse_clim, render
 
     run = open_run(arguments.run_dir)
-    options = RenderOptions(view=arguments.view, color=arguments.color, size=tuple(arguments.size))
+    clim = None if arguments.clim is None else parse_clim(arguments.clim)
+    options = RenderOptions(view=arguments.view, color=arguments.color, size=tuple(arguments.size), clim=clim,
+                            cmap=arguments.cmap)
     snapshots = render(run, Path(arguments.out), options, time_h=arguments.time, all_snapshots=arguments.all,
                        fps=arguments.fps, progress=not arguments.quiet)
     times = ", ".join(f"{snapshot.time_h:g}" for snapshot in snapshots)
