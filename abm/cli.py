@@ -169,12 +169,13 @@ def _add_viz_commands(commands) -> None:
     plot_parser.add_argument("--out", help="output folder (default RUN_DIR/figures)")
     plot_parser.add_argument("--formats", default="png,pdf,svg", help="comma-separated, from png, pdf, svg")
     plot_parser.add_argument("--only", help="comma-separated figure names (default: every figure the run has data for)")
+    plot_parser.add_argument("--quiet", action="store_true", help="no line per figure on stderr")
     plot_parser.set_defaults(handler=_viz_command, viz="plot")
 
     report_parser = commands.add_parser("report", help="a Markdown report of a run or a comparison, with its figures and tables")
     report_parser.add_argument("run_dir", help="run directory made by tme run, or comparison directory made by tme compare")
     report_parser.add_argument("--out", help="report file (default RUN_DIR/report.md)")
-    report_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    report_parser.add_argument("--quiet", action="store_true", help="no line per figure, no progress bar")
     report_parser.set_defaults(handler=_viz_command, viz="report")
 
 

@@ -8,6 +8,7 @@ T-cell clone, Tregs, MDSCs), so the files read here are the ones
 """
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -288,6 +289,86 @@ def test_plot_writes_every_figure_as_png_pdf_svg(run3d, tmp_path):
     assert not list(tmp_path.glob(".*part*")), "temporary files left behind"
 
 
+def test_plot_prints_a_line_per_figure(run2d, tmp_path, capsys):
+    assert main(["plot", str(run2d), "--out", str(tmp_path / "a"), "--formats", "png"]) == 0
+    captured = capsys.readouterr()
+    drawn = [line.split(" ", 1)[1] for line in captured.out.splitlines()]
+    assert len(drawn) == 5 and captured.err.splitlines() == [
+        f"figure {number}/5: {Path(files).stem}" for number, files in enumerate(drawn, 1)]
+    assert main(["plot", str(run2d), "--out", str(tmp_path / "b"), "--formats", "png", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_report_figures_are_kept_only_while_up_to_date(run2d, tmp_path, monkeypatch, capsys):
+    """plot_run(reuse=True), as tme report calls it: a figure is kept when tme plot drew it with the same options into
+    the folder, in each format asked for, no earlier than the run's newest file; otherwise it is drawn again."""
+    import os
+
+    from viz import figurecache, figures
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(run2d, run_dir)
+    folder = run_dir / "figures"
+
+    def files() -> dict[str, int]:  # file -> modification time, ns
+        return {path.name: path.stat().st_mtime_ns for path in folder.iterdir() if path.suffix in (".png", ".pdf", ".svg")}
+
+    def report_figures(formats=("png", "pdf")) -> set[str]:
+        """The files drawn again by a report's plot_run."""
+        before = files()
+        figures.plot_run(open_run(run_dir), folder, formats, reuse=True, progress=True)
+        return {name for name, mtime in files().items() if before.get(name) != mtime}
+
+    assert main(["plot", str(run_dir), "--formats", "png,pdf", "--quiet"]) == 0
+    assert len(files()) == 10
+    capsys.readouterr()
+    assert report_figures() == set()
+    assert capsys.readouterr().err.splitlines()[0] == "figure 1/5: burden (up to date, kept)"
+    everything = set(files())
+
+    assert len(report_figures(("png", "pdf", "svg"))) == 15, "no SVG yet: each figure is drawn again, in every format"
+
+    older = (run_dir / "summary.json").stat().st_mtime_ns - 10**9
+    for name in files():  # the run changed after the figures were drawn
+        os.utime(folder / name, ns=(older, older))
+    assert report_figures() == everything
+
+    record = figurecache.read(folder)
+    record["muller"]["options"]["tme_abm_version"] = "0.0.1"  # drawn by another version
+    (folder / figurecache.MANIFEST).write_text(json.dumps(record), encoding="utf-8")
+    assert report_figures() == {"muller.png", "muller.pdf"}
+
+    def interrupted(figure, stem, formats):  # a redraw stopped halfway: the record no longer vouches for the files
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(figures, "save_figure", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        figures.plot_run(open_run(run_dir), folder, ("png",), names=("oxygen",))
+    monkeypatch.undo()
+    assert report_figures() == {"oxygen.png", "oxygen.pdf"}
+
+    (folder / figurecache.MANIFEST).write_text("not json", encoding="utf-8")  # a damaged record: redraw everything
+    assert report_figures() == everything
+
+
+def test_data_stamp_is_the_newest_data_file(run2d, tmp_path):
+    import os
+
+    from viz.figurecache import data_stamp
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(run2d, run_dir)
+    for path in run_dir.rglob("*"):
+        os.utime(path, ns=(10**18, 10**18))
+    for output in ("figures/burden.png", "vtk/run.pvd", "report.md"):
+        (run_dir / output).parent.mkdir(exist_ok=True)
+        (run_dir / output).write_text("output", encoding="utf-8")
+    assert data_stamp(run_dir) == 10**18, "outputs are not data"
+    newest = sorted(run_dir.glob("snapshots/*.npz"))[-1]
+    os.utime(newest, ns=(10**18 + 5, 10**18 + 5))
+    assert data_stamp(run_dir) == 10**18 + 5
+
+
 def test_slices_figure_of_a_2d_run(run2d, tmp_path):
     from viz.figures import plot_run
 
@@ -323,7 +404,7 @@ def test_immune_figure_of_an_immune_run(run_immune, tmp_path):
     assert {"immune", "burden", "slices"} <= set(written)
     assert_figure_files(written)
     assert main(["plot", str(run_immune), "--out", str(tmp_path / "cli"), "--formats", "svg", "--only", "immune"]) == 0
-    assert [path.name for path in (tmp_path / "cli").iterdir()] == ["immune.svg"]
+    assert sorted(path.name for path in (tmp_path / "cli").iterdir()) == [".figures.json", "immune.svg"]
 
 
 def test_immune_figure_lines_and_legends(run_immune):

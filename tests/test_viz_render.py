@@ -333,3 +333,18 @@ def test_tme_render_and_report_commands(run3d, tmp_path, capsys):
                  "figures/heterogeneity.pdf"):
         assert f"({link})" in report and (copy / link).is_file()
     assert "| tumor volume (mm³) |" in report
+
+
+def test_report_keeps_the_figures_tme_plot_drew(run2d, tmp_path, capsys):
+    copy = tmp_path / "run"
+    shutil.copytree(run2d, copy)
+    assert main(["plot", str(copy)]) == 0
+    figures = {path.name: path.stat().st_mtime_ns for path in (copy / "figures").iterdir()}
+    capsys.readouterr()
+    assert main(["report", str(copy)]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert [line for line in lines if line.startswith("figure ")] == [
+        f"figure {number}/5: {name} (up to date, kept)"
+        for number, name in enumerate(("burden", "oxygen", "muller", "heterogeneity", "slices"), 1)]
+    assert {name: (copy / "figures" / name).stat().st_mtime_ns for name in figures} == figures
+    assert "(figures/burden.png)" in (copy / "report.md").read_text(encoding="utf-8")

@@ -44,11 +44,11 @@ def _plot(arguments: argparse.Namespace) -> int:
     if isinstance(target, CompareData):
         from viz.comparison import plot_comparison
 
-        written = plot_comparison(target, arguments.out, formats, names)
+        written = plot_comparison(target, arguments.out, formats, names, progress=not arguments.quiet)
     else:
         from viz.figures import plot_run
 
-        written = plot_run(target, arguments.out, formats, names)
+        written = plot_run(target, arguments.out, formats, names, progress=not arguments.quiet)
     for paths in written.values():
         print("wrote " + ", ".join(str(path) for path in paths))
     return 0
@@ -60,7 +60,7 @@ def _report(arguments: argparse.Namespace) -> int:
 
     target = open_target(arguments.run_dir)
     if isinstance(target, CompareData):
-        path = compare_report(target, arguments.out)
+        path = compare_report(target, arguments.out, progress=not arguments.quiet)
     else:
         path = run_report(target, arguments.out, progress=not arguments.quiet)
     print(f"wrote {path}")

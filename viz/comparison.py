@@ -515,11 +515,13 @@ COMPARE_FIGURES: tuple[CompareFigure, ...] = (
 
 
 def plot_comparison(data: CompareData, out: Path | None = None, formats: tuple[str, ...] = FIGURE_FORMATS,
-                    names: tuple[str, ...] | None = None) -> dict[str, list[Path]]:
-    """Draw every applicable figure of ``data`` (or those in ``names``) into ``out`` (default ``COMPARE_DIR/figures``).
+                    names: tuple[str, ...] | None = None, reuse: bool = False,
+                    progress: bool = False) -> dict[str, list[Path]]:
+    """Draw every applicable figure of ``data`` (or those in ``names``) into ``out`` (default ``COMPARE_DIR/figures``);
+    ``reuse`` and ``progress`` as :func:`viz.figures.draw_figures` takes them.
 
     Returns:
-        Figure name -> files written.
+        Figure name -> files written (or kept).
     """
     return draw_figures(COMPARE_FIGURES, data, Path(out) if out is not None else data.path / "figures", formats, names,
-                        "a comparison's")
+                        "a comparison's", reuse, progress)

@@ -18,6 +18,7 @@ display and no global figure state are involved. Colours come from
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -25,8 +26,9 @@ from typing import Any, Callable
 import numpy as np
 
 from kernels.tumor import APOPTOTIC, CYCLING, NECROTIC, QUIESCENT, STATE_NAMES
+from abm import __version__
 from abm import rundir as files
-from viz import legend, optional, palette, treatment
+from viz import figurecache, legend, optional, palette, treatment
 from viz.muller import MullerBands, muller_bands
 from viz.output import FIGURE_FORMATS, atomic_output
 from viz.rundir import RunData, Snapshot, VizError
@@ -771,19 +773,25 @@ def save_figure(figure, stem: Path, formats: tuple[str, ...] = FIGURE_FORMATS) -
 
 
 def draw_figures(specs, data: Any, out: Path, formats: tuple[str, ...], names: tuple[str, ...] | None,
-                 what: str) -> dict[str, list[Path]]:
+                 what: str, reuse: bool = False, progress: bool = False) -> dict[str, list[Path]]:
     """Draw every figure of ``specs`` that applies to ``data`` (or those in ``names``) into ``out``.
+
+    Each figure drawn is recorded in ``out`` (:mod:`viz.figurecache`) with
+    the options it was drawn with.
 
     Args:
         specs: the figure specifications (each with ``name``, ``applies`` and ``make``).
-        data: what the figures are drawn from (a run or a comparison).
+        data: what the figures are drawn from (a run or a comparison; its ``path`` is the directory).
         out: the output folder.
         formats: file formats, from :data:`viz.output.FIGURE_FORMATS`.
         names: figure names to draw (None: every one that applies).
         what: "a run's" or "a comparison's", for the message about unknown names.
+        reuse: keep a figure whose files in ``out`` are up to date (same options, no older than the data) instead of
+            drawing it again.
+        progress: print a line per figure to stderr, as it is drawn (or kept).
 
     Returns:
-        Figure name -> files written.
+        Figure name -> its files (written or kept).
     """
     matplotlib = optional.matplotlib(_PURPOSE)
     unknown = sorted(set(formats) - set(FIGURE_FORMATS))
@@ -793,18 +801,32 @@ def draw_figures(specs, data: Any, out: Path, formats: tuple[str, ...], names: t
     if names is not None and set(names) - known:
         raise VizError(f"--only {','.join(sorted(set(names) - known))}: {what} figures are {', '.join(sorted(known))}")
     chosen = [spec for spec in specs if (names is None or spec.name in names) and spec.applies(data)]  # reads the tables
+    options = {"tme_abm_version": __version__}
+    record = figurecache.read(out)
+    stamp = figurecache.data_stamp(data.path) if reuse else 0
     written: dict[str, list[Path]] = {}
     with matplotlib.rc_context(STYLE):
-        for spec in chosen:
+        for number, spec in enumerate(chosen, 1):
+            kept = figurecache.up_to_date(record, out, spec.name, options, formats, stamp) if reuse else None
+            if progress:
+                print(f"figure {number}/{len(chosen)}: {spec.name}" + (" (up to date, kept)" if kept else ""),
+                      file=sys.stderr, flush=True)
+            if kept:
+                written[spec.name] = kept
+                continue
+            figurecache.forget(record, out, spec.name, formats)
             written[spec.name] = save_figure(spec.make(data), out / spec.name, formats)
+            figurecache.remember(record, out, spec.name, options, written[spec.name])
     return written
 
 
 def plot_run(run: RunData, out: Path | None = None, formats: tuple[str, ...] = FIGURE_FORMATS,
-             names: tuple[str, ...] | None = None) -> dict[str, list[Path]]:
-    """Draw every applicable figure of ``run`` (or those in ``names``) into ``out`` (default ``RUN_DIR/figures``).
+             names: tuple[str, ...] | None = None, reuse: bool = False, progress: bool = False) -> dict[str, list[Path]]:
+    """Draw every applicable figure of ``run`` (or those in ``names``) into ``out`` (default ``RUN_DIR/figures``);
+    ``reuse`` and ``progress`` as :func:`draw_figures` takes them.
 
     Returns:
-        Figure name -> files written.
+        Figure name -> files written (or kept).
     """
-    return draw_figures(RUN_FIGURES, run, Path(out) if out is not None else run.path / "figures", formats, names, "a run's")
+    return draw_figures(RUN_FIGURES, run, Path(out) if out is not None else run.path / "figures", formats, names, "a run's",
+                        reuse, progress)
