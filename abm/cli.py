@@ -169,6 +169,10 @@ def _add_viz_commands(commands) -> None:
     plot_parser.add_argument("--out", help="output folder (default RUN_DIR/figures)")
     plot_parser.add_argument("--formats", default="png,pdf,svg", help="comma-separated, from png, pdf, svg")
     plot_parser.add_argument("--only", help="comma-separated figure names (default: every figure the run has data for)")
+    plot_parser.add_argument("--title", help="a subject added to every figure's title, e.g. 'necrotic core, day 4'")
+    plot_parser.add_argument("--style", default="paper", metavar="paper|talk",
+                             help="paper: a two-column journal figure (default); talk: larger text and lines for slides")
+    plot_parser.add_argument("--font-scale", default="1", metavar="F", help="a factor on every font size, 0.5 to 3")
     plot_parser.add_argument("--quiet", action="store_true", help="no line per figure on stderr")
     plot_parser.set_defaults(handler=_viz_command, viz="plot")
 

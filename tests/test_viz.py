@@ -369,6 +369,58 @@ def test_data_stamp_is_the_newest_data_file(run2d, tmp_path):
     assert data_stamp(run_dir) == 10**18 + 5
 
 
+def test_titles_name_no_run_directory_and_take_title_style_and_font_scale(run2d, tmp_path, capsys):
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from viz.figures import RUN_FIGURES, STYLE, FigureStyle, plot_run
+
+    copy = tmp_path / "run-directory-name"
+    shutil.copytree(run2d, copy)
+    run = open_run(copy)
+    with matplotlib.rc_context(STYLE):
+        for spec in RUN_FIGURES:
+            if spec.applies(run):
+                title = spec.make(run).get_suptitle()
+                assert title and "run-directory-name" not in title, (spec.name, title)
+
+        def sizes(style: FigureStyle) -> tuple[float, set[float], set[float]]:
+            """The title's size, the tick labels' sizes and the axis labels' sizes of the burden figure, drawn."""
+            figure = RUN_FIGURES[0].make(run)
+            style.apply(figure)
+            FigureCanvasAgg(figure).draw()
+            ticks = {label.get_fontsize() for ax in figure.axes for label in ax.get_xticklabels() + ax.get_yticklabels()}
+            axis_labels = {ax.xaxis.label.get_fontsize() for ax in figure.axes if ax.get_xlabel()}
+            assert figure.get_suptitle() == ("Tumor burden — day 1" if style.title else "Tumor burden")
+            return figure._suptitle.get_fontsize(), ticks, axis_labels
+
+        paper = sizes(FigureStyle())
+        assert sizes(FigureStyle("paper", 1.0, "day 1")) == paper
+        for style, factor in ((FigureStyle("talk"), 1.5), (FigureStyle("paper", 1.25), 1.25), (FigureStyle("talk", 2.0), 3.0)):
+            title, ticks, axis_labels = sizes(style)
+            assert title == pytest.approx(paper[0] * factor)
+            assert sorted(ticks) == pytest.approx(sorted(size * factor for size in paper[1])) and len(ticks) == 1
+            assert sorted(axis_labels) == pytest.approx(sorted(size * factor for size in paper[2]))
+
+    assert main(["plot", str(copy), "--formats", "png", "--only", "burden", "--quiet", "--title", "day 1",
+                 "--style", "talk", "--font-scale", "0.8"]) == 0
+    capsys.readouterr()
+    written = plot_run(open_run(copy), copy / "figures", ("png",), names=("burden",), reuse=True, progress=True)
+    assert written and capsys.readouterr().err == "figure 1/1: burden\n", "drawn in another style: a report redraws it"
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--style", "poster"], "error: --style 'poster': choose one of paper, talk"),
+    (["--font-scale", "4"], "error: --font-scale 4: give a factor from 0.5 to 3"),
+    (["--font-scale", "big"], "error: --font-scale 'big': give a factor from 0.5 to 3"),
+])
+def test_plot_style_option_errors(run2d, tmp_path, capsys, arguments, message):
+    assert main(["plot", str(run2d), "--out", str(tmp_path / "figures"), *arguments]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith(message), error
+    assert not list(tmp_path.iterdir())
+
+
 def test_slices_figure_of_a_2d_run(run2d, tmp_path):
     from viz.figures import plot_run
 
@@ -741,6 +793,7 @@ def test_tme_plot_and_export_commands(run2d, tmp_path, capsys):
     assert (tmp_path / "figures" / "burden.png").is_file()
     assert main(["export", str(run2d), "--out", str(tmp_path / "vtk"), "--quiet"]) == 0
     assert (tmp_path / "vtk" / "run.pvd").is_file()
+    capsys.readouterr()
     assert main(["plot", str(tmp_path / "nothing")]) == 2
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'nothing'}: no such run or comparison directory"
 

@@ -38,17 +38,20 @@ def _export(arguments: argparse.Namespace) -> int:
 def _plot(arguments: argparse.Namespace) -> int:
     from viz.comparedir import CompareData, open_target
 
+    from viz.figures import FigureStyle, parse_font_scale
+
     formats = tuple(part.strip() for part in arguments.formats.split(",") if part.strip())
     names = tuple(part.strip() for part in arguments.only.split(",") if part.strip()) if arguments.only else None
+    style = FigureStyle(arguments.style, parse_font_scale(arguments.font_scale), arguments.title)
     target = open_target(arguments.run_dir)
     if isinstance(target, CompareData):
         from viz.comparison import plot_comparison
 
-        written = plot_comparison(target, arguments.out, formats, names, progress=not arguments.quiet)
+        written = plot_comparison(target, arguments.out, formats, names, progress=not arguments.quiet, style=style)
     else:
         from viz.figures import plot_run
 
-        written = plot_run(target, arguments.out, formats, names, progress=not arguments.quiet)
+        written = plot_run(target, arguments.out, formats, names, progress=not arguments.quiet, style=style)
     for paths in written.values():
         print("wrote " + ", ".join(str(path) for path in paths))
     return 0
