@@ -643,6 +643,23 @@ def test_muller_and_heterogeneity_figures_of_a_mutating_run(run_mutating, tmp_pa
     assert {"muller.svg", "heterogeneity.svg"} <= {path.name for path in (tmp_path / "cli").iterdir()}
 
 
+def test_muller_panels_share_their_time_ticks(run_mutating):
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from viz.figures import STYLE, muller_figure
+
+    with matplotlib.rc_context(STYLE):
+        figure = muller_figure(open_run(run_mutating))
+        left, right = figure.axes[:2]
+        assert left.get_shared_x_axes().joined(left, right)
+        for days in (3.0, 17.0, 60.0):  # the narrower panel alone would take fewer ticks at some of these
+            left.set_xlim(0.0, days)
+            FigureCanvasAgg(figure).draw()
+            assert right.get_xlim() == (0.0, days)
+            assert len(left.get_xticks()) > 2 and list(left.get_xticks()) == list(right.get_xticks())
+
+
 def test_muller_bands_take_each_clones_palette_color(run_mutating):
     from viz.figures import MULLER_GID, MULLER_LABELS, muller_figure, run_muller_bands
 

@@ -369,7 +369,7 @@ def muller_figure(run: RunData):
     bands = run_muller_bands(run)
     days = bands.time_days
     figure = _new_figure(3.0)
-    left, right = figure.subplots(1, 2, width_ratios=(3, 2))
+    left, right = figure.subplots(1, 2, width_ratios=(3, 2), sharex=True)  # one time axis: the same ticks in both
     _draw_muller(left, bands)
     left.set_ylim(0.0, 1.0)
     left.yaxis.set_major_formatter(PercentFormatter(1.0))
