@@ -147,6 +147,10 @@ def _add_viz_commands(commands) -> None:
                                help="iso: whole tumor; cutaway: front octant removed; slice: plane through the centre")
     render_parser.add_argument("--color", default="clone", metavar="clone|state|field:NAME",
                                help="colour tumor cells by subclone, by cell state, or by a field (e.g. field:oxygen)")
+    render_parser.add_argument("--clim", metavar="LOW,HIGH",
+                               help="a field's colour range in its units (default: the snapshot's range; for an animation "
+                                    "the range over every frame); --clim=-1,1 for a negative LOW")
+    render_parser.add_argument("--cmap", metavar="NAME", help="a field's colormap, a matplotlib name (default viridis)")
     render_parser.add_argument("--out", required=True, help="output .png, or .gif / .mp4 for an animation")
     render_parser.add_argument("--size", type=_size, default=(1280, 960), metavar="WxH", help="image size in pixels")
     render_parser.add_argument("--fps", type=float, default=4.0, help="frames per second of an animation")
@@ -165,12 +169,17 @@ def _add_viz_commands(commands) -> None:
     plot_parser.add_argument("--out", help="output folder (default RUN_DIR/figures)")
     plot_parser.add_argument("--formats", default="png,pdf,svg", help="comma-separated, from png, pdf, svg")
     plot_parser.add_argument("--only", help="comma-separated figure names (default: every figure the run has data for)")
+    plot_parser.add_argument("--title", help="a subject added to every figure's title, e.g. 'necrotic core, day 4'")
+    plot_parser.add_argument("--style", default="paper", metavar="paper|talk",
+                             help="paper: a two-column journal figure (default); talk: larger text and lines for slides")
+    plot_parser.add_argument("--font-scale", default="1", metavar="F", help="a factor on every font size, 0.5 to 3")
+    plot_parser.add_argument("--quiet", action="store_true", help="no line per figure on stderr")
     plot_parser.set_defaults(handler=_viz_command, viz="plot")
 
     report_parser = commands.add_parser("report", help="a Markdown report of a run or a comparison, with its figures and tables")
     report_parser.add_argument("run_dir", help="run directory made by tme run, or comparison directory made by tme compare")
     report_parser.add_argument("--out", help="report file (default RUN_DIR/report.md)")
-    report_parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    report_parser.add_argument("--quiet", action="store_true", help="no line per figure, no progress bar")
     report_parser.set_defaults(handler=_viz_command, viz="report")
 
 

@@ -56,9 +56,27 @@ def write_text(path: Path, text: str) -> None:
     _atomic(path, lambda handle: handle.write(text.encode("utf-8")))
 
 
+def without_negative_zero(value: Any) -> Any:
+    """``value`` with every float ``-0.0`` in it (nested in dicts, lists and tuples) replaced by ``0.0``.
+
+    A sum of nothing but negative zeros (a diversity of one clone, a change of
+    nothing) is ``-0.0`` in floating point; JSON would print it as ``-0.0``,
+    a value that reads as a sign where there is none.
+    """
+    if isinstance(value, float):
+        return 0.0 if value == 0.0 else value
+    if isinstance(value, dict):
+        return {key: without_negative_zero(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_negative_zero(item) for item in value]
+    if isinstance(value, tuple):
+        return tuple(without_negative_zero(item) for item in value)
+    return value
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as indented JSON to ``path`` atomically."""
-    write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+    """Write ``data`` as indented JSON to ``path`` atomically, with no negative zero (:func:`without_negative_zero`)."""
+    write_text(path, json.dumps(without_negative_zero(data), indent=2, sort_keys=False) + "\n")
 
 
 def write_parquet(path: Path, frame: Any) -> None:

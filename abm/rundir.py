@@ -629,11 +629,21 @@ class RunDirectory:
         """Simulated days the config asks for (``time.duration_days``; an unfinished run's records end before)."""
         return float(self.setting("time", "duration_days"))
 
-    def snapshot_at(self, time_h: float) -> Snapshot:
-        """The snapshot whose time is nearest ``time_h`` (hours)."""
+    def snapshot_at(self, time_h: float, option: str = "time_h") -> Snapshot:
+        """The snapshot whose time is nearest ``time_h`` (hours), which must lie within the snapshots' times.
+
+        Raises:
+            error: no snapshots, or ``time_h`` not finite or outside the first to the last snapshot's time (the
+                message names ``option``, the argument that gave it, and the range).
+        """
         if not self.snapshots:
             raise self.error(f"{self.path}: no snapshots (set time.snapshot_every_h in the config)")
         dt_h = self.dt_cell_h
+        first, last = self.snapshots[0].step * dt_h, self.snapshots[-1].step * dt_h
+        slack = 1e-9 * max(1.0, abs(last))  # a time printed with %g and read back
+        if not first - slack <= time_h <= last + slack:
+            raise self.error(f"{option} {time_h:g}: outside the run's snapshots, which span {first:g} to {last:g} h "
+                             f"({len(self.snapshots)} snapshot(s) in {self.path}); give a time in that range")
         return min(self.snapshots, key=lambda snapshot: abs(snapshot.step * dt_h - time_h))
 
     def last_snapshot(self) -> Snapshot:

@@ -28,7 +28,7 @@ from abm.config import Config, ConfigError, to_yaml
 from abm import rundir
 from abm.io import (
     RunFailed, check_output_directory, create_output_directory, describe_os_error, lock_directory,
-    write_json, write_parquet, write_snapshot, write_text,
+    without_negative_zero, write_json, write_parquet, write_snapshot, write_text,
 )
 from abm.immunity import IMMUNE_SERIES_COLUMNS
 from abm.interrupts import deferred_interrupts, terminate_as_interrupt
@@ -198,7 +198,7 @@ def _simulate(config: Config, model: TumorModel, out: Path, total_steps: int, sn
         disk_failed = True
     wall_s = time.perf_counter() - started
 
-    summary = {
+    summary = without_negative_zero({  # as summary.json will hold it
         "status": status,
         **meta,
         "seed": config.seed,
@@ -208,7 +208,7 @@ def _simulate(config: Config, model: TumorModel, out: Path, total_steps: int, sn
         "voxel_steps_per_second": config.lattice.voxels * model.steps / wall_s if wall_s > 0 else math.nan,
         "final": {key: rundir.finite_or_none(value) for key, value in model.latest.items()},
         "treatment": model.therapy.summary(model.time_h),
-    }
+    })
     try:
         with deferred_interrupts():
             if failure is not None:

@@ -6,6 +6,7 @@ Most tests call :func:`abm.cli.main` in-process (fast); one runs the installed
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -78,6 +79,27 @@ def test_installed_script_writes_a_complete_run_directory(tmp_path):
     expected = [f"step_{step:08d}.npz" for step in range(0, total_steps + 1, snapshot_steps)]
     assert sorted(path.name for path in (out / "snapshots").iterdir()) == expected
     assert not [path for path in out.rglob("*") if path.name.endswith(".part")]
+
+
+def test_summary_holds_no_negative_zero(tmp_path, capsys):
+    """The tiny run keeps one clone, so its Shannon diversity is a sum of negative zeros: summary.json holds 0.0."""
+    out = tmp_path / "run"
+    status, _, err = _run(capsys, out)
+    assert status == 0, err
+    signs = pd.read_parquet(out / "timeseries.parquet")["shannon_diversity"].map(lambda value: math.copysign(1.0, value))
+    assert signs.min() < 0, \
+        "the tiny run no longer computes a negative zero: this test needs another source of one"
+    text = (out / "summary.json").read_text(encoding="utf-8")
+    assert "-0.0," not in text and "-0.0\n" not in text
+    assert math.copysign(1.0, json.loads(text)["final"]["shannon_diversity"]) == 1.0
+
+
+def test_without_negative_zero_reaches_nested_values():
+    from abm.io import without_negative_zero
+
+    cleaned = without_negative_zero({"a": -0.0, "b": [1.5, -0.0, {"c": (-0.0, -2.0)}], "d": "-0.0", "e": 0})
+    assert json.dumps(cleaned) == '{"a": 0.0, "b": [1.5, 0.0, {"c": [0.0, -2.0]}], "d": "-0.0", "e": 0}'
+    assert isinstance(cleaned["b"][2]["c"], tuple)
 
 
 def test_snapshots_follow_their_cadence(tmp_path, capsys):

@@ -1,4 +1,4 @@
-"""Packaging: pyproject.toml and environment.yml agree, and the design card's layout exists.
+"""Packaging: pyproject.toml and environment.yml agree, the design card's layout exists, the quick start installs viz.
 
 pyproject.toml is the one source of the dependency list; environment.yml must
 name the same packages with the same version bounds: the core dependencies
@@ -104,3 +104,17 @@ def test_python_packages_are_packaged():
     for package in PYTHON_PACKAGES:
         assert (REPO / package / "__init__.py").is_file(), f"{package}/ has no __init__.py"
         assert f"{package}*" in include, f"pyproject.toml does not package {package}"
+
+
+def test_quick_start_installs_what_its_next_command_needs():
+    """README's quick start is two commands: set up and run the default config with the viz extra (so the `tme plot`
+    it names next works), and set up and run the tests."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"^```\n(.*?)\n```$", section, flags=re.MULTILINE | re.DOTALL)
+    assert len(commands) == 2, commands
+    run, tests = commands
+    assert re.search(r'pip install -q -e "\.\[viz\]"', run) and "tme run configs/default.yaml --out runs/demo" in run
+    assert "viz" in PYPROJECT["optional-dependencies"]
+    assert "tme plot runs/demo" in section
+    assert re.search(r'pip install -q -e "\.\[dev\]"', tests) and tests.endswith("-m pytest -q")

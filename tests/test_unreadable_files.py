@@ -146,7 +146,7 @@ def damage(path: Path, kind: str) -> None:
 def command(name: str, target: Path, out: Path) -> list[str]:
     """The arguments of viz command ``name`` (``plot:FIGURE`` for ``plot --only FIGURE``) on ``target``, writing in ``out``."""
     name, _, figure = name.partition(":")
-    arguments = {"plot": ["--out", str(out / "figures"), "--formats", "png"] + (["--only", figure] if figure else []),
+    arguments = {"plot": ["--out", str(out / "figures"), "--formats", "png", "--quiet"] + (["--only", figure] if figure else []),
                  "render": ["--out", str(out / "render.png"), "--size", "320x240", "--quiet"],
                  "report": ["--out", str(out / "report.md"), "--quiet"],
                  "export": ["--out", str(out / "vtk"), "--quiet"]}[name]
@@ -330,8 +330,8 @@ def test_a_killed_run_reads_like_the_finished_run_up_to_its_last_record(run_dir,
 def test_plot_and_report_of_a_killed_run(killed_dir, tmp_path, capsys):
     copy = tmp_path / "killed"
     shutil.copytree(killed_dir, copy)
-    assert main(["plot", str(copy), "--formats", "png"]) == 0
-    figures = sorted(path.name for path in (copy / "figures").iterdir())
+    assert main(["plot", str(copy), "--formats", "png", "--quiet"]) == 0
+    figures = sorted(path.name for path in (copy / "figures").glob("*.png"))
     assert figures == ["burden.png", "heterogeneity.png", "muller.png", "oxygen.png", "slices.png"]
     if not has_opengl():
         pytest.skip("the report renders the last snapshot: no system OpenGL library for VTK")

@@ -8,6 +8,7 @@ T-cell clone, Tregs, MDSCs), so the files read here are the ones
 """
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -24,7 +25,7 @@ from abm.runner import run as run_model
 from kernels.tumor import NECROTIC, STATE_NAMES
 from viz import palette
 from viz.rundir import VizError, open_run
-from viz.scales import contour_levels, nice_number, scale_bar_length_um
+from viz.scales import contour_levels, nice_number, round_ticks, scale_bar_length_um
 
 REPO = Path(__file__).resolve().parents[1]
 TWO_CLONES = ("tumor.clones=[{name: founder, fraction: 0.5, cycle_time_h: 8.0},"
@@ -187,6 +188,19 @@ def test_round_numbers():
     assert contour_levels(3.0, 3.0).size == 0
 
 
+def test_round_ticks_are_round_and_within_the_range():
+    assert list(round_ticks(0.0, 40.0)) == [0, 10, 20, 30, 40]
+    assert list(round_ticks(2.5, 30.9)) == [10, 20, 30]  # not 9.6, 16.7, 23.8 (VTK's even spacing)
+    assert np.allclose(round_ticks(0.1, 0.95), [0.2, 0.4, 0.6, 0.8])
+    assert list(round_ticks(-1.0, 1.0)) == [-1.0, -0.5, 0.0, 0.5, 1.0]
+    for low, high in ((0.013, 0.0141), (5.1, 5.2), (1e-3, 7e4)):
+        ticks = round_ticks(low, high)
+        assert 2 <= len(ticks) <= 6 and ticks[0] >= low and ticks[-1] <= high, (low, high, ticks)
+        steps = np.diff(ticks)
+        assert np.allclose(steps, steps[0]) and nice_number(steps[0]) == pytest.approx(steps[0])
+    assert round_ticks(3.0, 3.0).size == 0
+
+
 # reading run directories --------------------------------------------------
 
 def test_open_run_reads_what_tme_run_wrote(run3d):
@@ -275,6 +289,138 @@ def test_plot_writes_every_figure_as_png_pdf_svg(run3d, tmp_path):
     assert not list(tmp_path.glob(".*part*")), "temporary files left behind"
 
 
+def test_plot_prints_a_line_per_figure(run2d, tmp_path, capsys):
+    assert main(["plot", str(run2d), "--out", str(tmp_path / "a"), "--formats", "png"]) == 0
+    captured = capsys.readouterr()
+    drawn = [line.split(" ", 1)[1] for line in captured.out.splitlines()]
+    assert len(drawn) == 5 and captured.err.splitlines() == [
+        f"figure {number}/5: {Path(files).stem}" for number, files in enumerate(drawn, 1)]
+    assert main(["plot", str(run2d), "--out", str(tmp_path / "b"), "--formats", "png", "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_report_figures_are_kept_only_while_up_to_date(run2d, tmp_path, monkeypatch, capsys):
+    """plot_run(reuse=True), as tme report calls it: a figure is kept when tme plot drew it with the same options into
+    the folder, in each format asked for, no earlier than the run's newest file; otherwise it is drawn again."""
+    import os
+
+    from viz import figurecache, figures
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(run2d, run_dir)
+    folder = run_dir / "figures"
+
+    def files() -> dict[str, int]:  # file -> modification time, ns
+        return {path.name: path.stat().st_mtime_ns for path in folder.iterdir() if path.suffix in (".png", ".pdf", ".svg")}
+
+    def report_figures(formats=("png", "pdf")) -> set[str]:
+        """The files drawn again by a report's plot_run."""
+        before = files()
+        figures.plot_run(open_run(run_dir), folder, formats, reuse=True, progress=True)
+        return {name for name, mtime in files().items() if before.get(name) != mtime}
+
+    assert main(["plot", str(run_dir), "--formats", "png,pdf", "--quiet"]) == 0
+    assert len(files()) == 10
+    capsys.readouterr()
+    assert report_figures() == set()
+    assert capsys.readouterr().err.splitlines()[0] == "figure 1/5: burden (up to date, kept)"
+    everything = set(files())
+
+    assert len(report_figures(("png", "pdf", "svg"))) == 15, "no SVG yet: each figure is drawn again, in every format"
+
+    older = (run_dir / "summary.json").stat().st_mtime_ns - 10**9
+    for name in files():  # the run changed after the figures were drawn
+        os.utime(folder / name, ns=(older, older))
+    assert report_figures() == everything
+
+    record = figurecache.read(folder)
+    record["muller"]["options"]["tme_abm_version"] = "0.0.1"  # drawn by another version
+    (folder / figurecache.MANIFEST).write_text(json.dumps(record), encoding="utf-8")
+    assert report_figures() == {"muller.png", "muller.pdf"}
+
+    def interrupted(figure, stem, formats):  # a redraw stopped halfway: the record no longer vouches for the files
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(figures, "save_figure", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        figures.plot_run(open_run(run_dir), folder, ("png",), names=("oxygen",))
+    monkeypatch.undo()
+    assert report_figures() == {"oxygen.png", "oxygen.pdf"}
+
+    (folder / figurecache.MANIFEST).write_text("not json", encoding="utf-8")  # a damaged record: redraw everything
+    assert report_figures() == everything
+
+
+def test_data_stamp_is_the_newest_data_file(run2d, tmp_path):
+    import os
+
+    from viz.figurecache import data_stamp
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(run2d, run_dir)
+    for path in run_dir.rglob("*"):
+        os.utime(path, ns=(10**18, 10**18))
+    for output in ("figures/burden.png", "vtk/run.pvd", "report.md"):
+        (run_dir / output).parent.mkdir(exist_ok=True)
+        (run_dir / output).write_text("output", encoding="utf-8")
+    assert data_stamp(run_dir) == 10**18, "outputs are not data"
+    newest = sorted(run_dir.glob("snapshots/*.npz"))[-1]
+    os.utime(newest, ns=(10**18 + 5, 10**18 + 5))
+    assert data_stamp(run_dir) == 10**18 + 5
+
+
+def test_titles_name_no_run_directory_and_take_title_style_and_font_scale(run2d, tmp_path, capsys):
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from viz.figures import RUN_FIGURES, STYLE, FigureStyle, plot_run
+
+    copy = tmp_path / "run-directory-name"
+    shutil.copytree(run2d, copy)
+    run = open_run(copy)
+    with matplotlib.rc_context(STYLE):
+        for spec in RUN_FIGURES:
+            if spec.applies(run):
+                title = spec.make(run).get_suptitle()
+                assert title and "run-directory-name" not in title, (spec.name, title)
+
+        def sizes(style: FigureStyle) -> tuple[float, set[float], set[float]]:
+            """The title's size, the tick labels' sizes and the axis labels' sizes of the burden figure, drawn."""
+            figure = RUN_FIGURES[0].make(run)
+            style.apply(figure)
+            FigureCanvasAgg(figure).draw()
+            ticks = {label.get_fontsize() for ax in figure.axes for label in ax.get_xticklabels() + ax.get_yticklabels()}
+            axis_labels = {ax.xaxis.label.get_fontsize() for ax in figure.axes if ax.get_xlabel()}
+            assert figure.get_suptitle() == ("Tumor burden — day 1" if style.title else "Tumor burden")
+            return figure._suptitle.get_fontsize(), ticks, axis_labels
+
+        paper = sizes(FigureStyle())
+        assert sizes(FigureStyle("paper", 1.0, "day 1")) == paper
+        for style, factor in ((FigureStyle("talk"), 1.5), (FigureStyle("paper", 1.25), 1.25), (FigureStyle("talk", 2.0), 3.0)):
+            title, ticks, axis_labels = sizes(style)
+            assert title == pytest.approx(paper[0] * factor)
+            assert sorted(ticks) == pytest.approx(sorted(size * factor for size in paper[1])) and len(ticks) == 1
+            assert sorted(axis_labels) == pytest.approx(sorted(size * factor for size in paper[2]))
+
+    assert main(["plot", str(copy), "--formats", "png", "--only", "burden", "--quiet", "--title", "day 1",
+                 "--style", "talk", "--font-scale", "0.8"]) == 0
+    capsys.readouterr()
+    written = plot_run(open_run(copy), copy / "figures", ("png",), names=("burden",), reuse=True, progress=True)
+    assert written and capsys.readouterr().err == "figure 1/1: burden\n", "drawn in another style: a report redraws it"
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--style", "poster"], "error: --style 'poster': choose one of paper, talk"),
+    (["--font-scale", "4"], "error: --font-scale 4: give a factor from 0.5 to 3"),
+    (["--font-scale", "big"], "error: --font-scale 'big': give a factor from 0.5 to 3"),
+])
+def test_plot_style_option_errors(run2d, tmp_path, capsys, arguments, message):
+    assert main(["plot", str(run2d), "--out", str(tmp_path / "figures"), *arguments]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith(message), error
+    assert not list(tmp_path.iterdir())
+
+
 def test_slices_figure_of_a_2d_run(run2d, tmp_path):
     from viz.figures import plot_run
 
@@ -310,7 +456,7 @@ def test_immune_figure_of_an_immune_run(run_immune, tmp_path):
     assert {"immune", "burden", "slices"} <= set(written)
     assert_figure_files(written)
     assert main(["plot", str(run_immune), "--out", str(tmp_path / "cli"), "--formats", "svg", "--only", "immune"]) == 0
-    assert [path.name for path in (tmp_path / "cli").iterdir()] == ["immune.svg"]
+    assert sorted(path.name for path in (tmp_path / "cli").iterdir()) == [".figures.json", "immune.svg"]
 
 
 def test_immune_figure_lines_and_legends(run_immune):
@@ -497,6 +643,23 @@ def test_muller_and_heterogeneity_figures_of_a_mutating_run(run_mutating, tmp_pa
     assert {"muller.svg", "heterogeneity.svg"} <= {path.name for path in (tmp_path / "cli").iterdir()}
 
 
+def test_muller_panels_share_their_time_ticks(run_mutating):
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from viz.figures import STYLE, muller_figure
+
+    with matplotlib.rc_context(STYLE):
+        figure = muller_figure(open_run(run_mutating))
+        left, right = figure.axes[:2]
+        assert left.get_shared_x_axes().joined(left, right)
+        for days in (3.0, 17.0, 60.0):  # the narrower panel alone would take fewer ticks at some of these
+            left.set_xlim(0.0, days)
+            FigureCanvasAgg(figure).draw()
+            assert right.get_xlim() == (0.0, days)
+            assert len(left.get_xticks()) > 2 and list(left.get_xticks()) == list(right.get_xticks())
+
+
 def test_muller_bands_take_each_clones_palette_color(run_mutating):
     from viz.figures import MULLER_GID, MULLER_LABELS, muller_figure, run_muller_bands
 
@@ -647,8 +810,70 @@ def test_tme_plot_and_export_commands(run2d, tmp_path, capsys):
     assert (tmp_path / "figures" / "burden.png").is_file()
     assert main(["export", str(run2d), "--out", str(tmp_path / "vtk"), "--quiet"]) == 0
     assert (tmp_path / "vtk" / "run.pvd").is_file()
+    capsys.readouterr()
     assert main(["plot", str(tmp_path / "nothing")]) == 2
     assert capsys.readouterr().err.strip() == f"error: {tmp_path / 'nothing'}: no such run or comparison directory"
+
+
+@pytest.mark.parametrize("time", ["1000", "24.5", "-1", "nan"])
+def test_render_time_outside_the_snapshots_is_an_error_naming_the_range(run3d, tmp_path, capsys, time):
+    """run3d's snapshots are at 0, 12 and 24 h: a time outside them is refused before anything is drawn or written."""
+    before = sorted(path.relative_to(run3d) for path in run3d.rglob("*"))
+    assert main(["render", str(run3d), "--time", time, "--out", str(tmp_path / "a.png")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith(f"error: --time {float(time):g}: ")
+    assert "span 0 to 24 h (3 snapshot(s)" in error
+    assert not list(tmp_path.iterdir())
+    assert sorted(path.relative_to(run3d) for path in run3d.rglob("*")) == before
+
+
+def test_snapshot_at_takes_the_nearest_snapshot_within_the_range(run3d):
+    run = open_run(run3d)
+    assert [run.snapshot_at(time).step for time in (0, 5.9, 6.1, 24)] == [0, 0, 12, 24]
+    with pytest.raises(VizError, match=r"^time_h 24\.01: outside"):
+        run.snapshot_at(24.01)
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--color", "field:oxygen", "--clim", "5,1"], "error: --clim 5,1: give LOW,HIGH"),
+    (["--color", "field:oxygen", "--clim", "0"], "error: --clim '0': give LOW,HIGH"),
+    (["--color", "field:oxygen", "--clim", "0,inf"], "error: --clim 0,inf: give LOW,HIGH"),
+    (["--color", "field:oxygen", "--cmap", "virdis"], "error: --cmap 'virdis': not a matplotlib colormap; did you mean viridis"),
+    (["--color", "state", "--clim", "0,1"], "error: --clim sets a field's colours: use it with --color field:NAME"),
+    (["--color", "clone", "--cmap", "magma"], "error: --cmap sets a field's colours: use it with --color field:NAME"),
+])
+def test_render_colour_option_errors(run3d, tmp_path, capsys, arguments, message):
+    assert main(["render", str(run3d), *arguments, "--out", str(tmp_path / "a.gif")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith(message), error
+    assert not list(tmp_path.iterdir())
+
+
+def test_animation_colours_one_range_over_every_frame(run3d, tmp_path, monkeypatch):
+    """Every frame of a field animation gets the range over all snapshots (unless --clim); a .png its own."""
+    from viz import render as render_module
+
+    seen = []
+
+    def fake_render(run, snapshot, options):
+        seen.append((snapshot.step, options.clim, options.colormap))
+        return np.zeros((64, 64, 3), dtype=np.uint8)
+
+    monkeypatch.setattr(render_module, "render_snapshot", fake_render)
+    run = open_run(run3d)
+    oxygen = [snapshot.field("oxygen") for snapshot in run.snapshots]
+    overall = (min(float(values.min()) for values in oxygen), max(float(values.max()) for values in oxygen))
+    assert overall[0] < float(oxygen[0].min()), "the fixture's frames must differ in range"
+    options = render_module.RenderOptions(color="field:oxygen", size=(64, 64))
+    render_module.render(run, tmp_path / "a.gif", options, progress=False)
+    assert seen == [(snapshot.step, overall, "viridis") for snapshot in run.snapshots]
+    seen.clear()
+    render_module.render(run, tmp_path / "b.mp4", render_module.RenderOptions(color="field:oxygen", clim=(0.0, 40.0),
+                                                                              cmap="magma"), progress=False)
+    assert seen == [(snapshot.step, (0.0, 40.0), "magma") for snapshot in run.snapshots]
+    seen.clear()
+    render_module.render(run, tmp_path / "c.png", options)
+    assert seen == [(24, None, "viridis")]  # render_snapshot takes the snapshot's own range
 
 
 def _cli_without(packages: tuple[str, ...], argv: list[str]) -> subprocess.CompletedProcess:

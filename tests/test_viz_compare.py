@@ -331,7 +331,7 @@ def test_report_of_a_comparison(comparison, tmp_path, capsys):
 
 def test_plot_command_on_a_comparison_and_its_errors(comparison, tmp_path, capsys):
     assert main(["plot", str(comparison), "--out", str(tmp_path / "f"), "--formats", "png", "--only", "kaplan_meier,swimmer"]) == 0
-    assert sorted(path.name for path in (tmp_path / "f").iterdir()) == ["kaplan_meier.png", "swimmer.png"]
+    assert sorted(path.name for path in (tmp_path / "f").iterdir()) == [".figures.json", "kaplan_meier.png", "swimmer.png"]
     capsys.readouterr()
     assert main(["plot", str(comparison), "--only", "slices"]) == 2
     assert "--only slices: a comparison's figures are kaplan_meier, swimmer, timeline, waterfall" in capsys.readouterr().err

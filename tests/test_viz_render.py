@@ -109,6 +109,53 @@ def test_palette_is_the_same_in_renders_and_figures(run3d, tmp_path):
         assert (image == palette.clone_color(4)).all(axis=-1).sum() == 0
 
 
+def test_field_render_colour_range_colormap_ticks_and_isoline_labels(run3d, monkeypatch):
+    """A flat oxygen render: --clim and --cmap set the colours, the colour bar is labelled at round values only, and
+    each isoline carries its level."""
+    import pyvista
+    from matplotlib import colormaps
+
+    from viz import render as render_module
+
+    bars, point_labels = [], []
+    real_label, real_points = render_module.label_scalar_bar, pyvista.Plotter.add_point_labels
+
+    def label(bar, ticks):
+        real_label(bar, ticks)
+        custom = bar.GetCustomLabels()
+        bars.append((bool(bar.GetUseCustomLabels()), [custom.GetValue(i) for i in range(custom.GetNumberOfTuples())]))
+
+    def points(self, where, labels, **options):
+        point_labels.append(list(labels))
+        return real_points(self, where, labels, **options)
+
+    monkeypatch.setattr(render_module, "label_scalar_bar", label)
+    monkeypatch.setattr(pyvista.Plotter, "add_point_labels", points)
+    run = open_run(run3d)
+    snapshot = run.last_snapshot()
+    oxygen = snapshot.field("oxygen")[snapshot.tumor_center_index()[0]]
+
+    image = render_snapshot(run, snapshot, RenderOptions(view="slice", color="field:oxygen", size=(600, 450)))
+    low, high = float(snapshot.field("oxygen").min()), float(snapshot.field("oxygen").max())
+    assert bars[-1] == (True, list(render_module.round_ticks(low, high)))
+    levels = [f"{level:g}" for level in render_module.contour_levels(low, high)
+              if oxygen.min() < level < oxygen.max()]  # the levels this plane crosses
+    assert levels and point_labels[0] == levels, (point_labels, levels)  # then the scale bar
+    assert_not_blank(image)
+
+    below = render_snapshot(run, snapshot, RenderOptions(view="slice", color="field:oxygen", size=(600, 450),
+                                                         clim=(1000.0, 2000.0)))
+    assert bars[-1] == (True, [1000, 1200, 1400, 1600, 1800, 2000])
+    lowest = np.round(np.array(colormaps["viridis"](0.0)[:3]) * 255).astype(np.uint8)
+    plane_pixels = (450 / 1.1) ** 2  # the plane fills the height, less the camera's margin
+    assert (below == lowest).all(axis=-1).sum() > 0.6 * plane_pixels, "below the range: the colormap's lowest colour"
+    assert (image == lowest).all(axis=-1).sum() < 0.01 * plane_pixels
+    gray = render_snapshot(run, snapshot, RenderOptions(view="slice", color="field:oxygen", size=(600, 450), cmap="gray"))
+    tinted = (gray.max(axis=-1).astype(int) - gray.min(axis=-1)) > 30
+    assert tinted.sum() < 0.01 * tinted.size, "a grey colormap leaves no coloured pixel but the legend's and markers'"
+    assert tinted.sum() * 20 < ((image.max(axis=-1).astype(int) - image.min(axis=-1)) > 30).sum()
+
+
 # immune cells ---------------------------------------------------------------
 
 @pytest.fixture
@@ -286,3 +333,18 @@ def test_tme_render_and_report_commands(run3d, tmp_path, capsys):
                  "figures/heterogeneity.pdf"):
         assert f"({link})" in report and (copy / link).is_file()
     assert "| tumor volume (mm³) |" in report
+
+
+def test_report_keeps_the_figures_tme_plot_drew(run2d, tmp_path, capsys):
+    copy = tmp_path / "run"
+    shutil.copytree(run2d, copy)
+    assert main(["plot", str(copy)]) == 0
+    figures = {path.name: path.stat().st_mtime_ns for path in (copy / "figures").iterdir()}
+    capsys.readouterr()
+    assert main(["report", str(copy)]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert [line for line in lines if line.startswith("figure ")] == [
+        f"figure {number}/5: {name} (up to date, kept)"
+        for number, name in enumerate(("burden", "oxygen", "muller", "heterogeneity", "slices"), 1)]
+    assert {name: (copy / "figures" / name).stat().st_mtime_ns for name in figures} == figures
+    assert "(figures/burden.png)" in (copy / "report.md").read_text(encoding="utf-8")

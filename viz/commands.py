@@ -14,10 +14,12 @@ from viz.rundir import open_run
 
 
 def _render(arguments: argparse.Namespace) -> int:
-    from viz.render import RenderOptions, render
+    from viz.render import RenderOptions, parse_clim, render
 
     run = open_run(arguments.run_dir)
-    options = RenderOptions(view=arguments.view, color=arguments.color, size=tuple(arguments.size))
+    clim = None if arguments.clim is None else parse_clim(arguments.clim)
+    options = RenderOptions(view=arguments.view, color=arguments.color, size=tuple(arguments.size), clim=clim,
+                            cmap=arguments.cmap)
     snapshots = render(run, Path(arguments.out), options, time_h=arguments.time, all_snapshots=arguments.all,
                        fps=arguments.fps, progress=not arguments.quiet)
     times = ", ".join(f"{snapshot.time_h:g}" for snapshot in snapshots)
@@ -36,17 +38,20 @@ def _export(arguments: argparse.Namespace) -> int:
 def _plot(arguments: argparse.Namespace) -> int:
     from viz.comparedir import CompareData, open_target
 
+    from viz.figures import FigureStyle, parse_font_scale
+
     formats = tuple(part.strip() for part in arguments.formats.split(",") if part.strip())
     names = tuple(part.strip() for part in arguments.only.split(",") if part.strip()) if arguments.only else None
+    style = FigureStyle(arguments.style, parse_font_scale(arguments.font_scale), arguments.title)
     target = open_target(arguments.run_dir)
     if isinstance(target, CompareData):
         from viz.comparison import plot_comparison
 
-        written = plot_comparison(target, arguments.out, formats, names)
+        written = plot_comparison(target, arguments.out, formats, names, progress=not arguments.quiet, style=style)
     else:
         from viz.figures import plot_run
 
-        written = plot_run(target, arguments.out, formats, names)
+        written = plot_run(target, arguments.out, formats, names, progress=not arguments.quiet, style=style)
     for paths in written.values():
         print("wrote " + ", ".join(str(path) for path in paths))
     return 0
@@ -58,7 +63,7 @@ def _report(arguments: argparse.Namespace) -> int:
 
     target = open_target(arguments.run_dir)
     if isinstance(target, CompareData):
-        path = compare_report(target, arguments.out)
+        path = compare_report(target, arguments.out, progress=not arguments.quiet)
     else:
         path = run_report(target, arguments.out, progress=not arguments.quiet)
     print(f"wrote {path}")

@@ -24,7 +24,7 @@ import numpy as np
 from abm import rundir as files
 from viz import legend, palette, treatment
 from viz.comparedir import CompareData
-from viz.figures import WIDTH_IN, _new_figure, draw_figures
+from viz.figures import WIDTH_IN, FigureStyle, _new_figure, draw_figures
 from viz.output import FIGURE_FORMATS
 
 WATERFALL_GID = "waterfall-bars"
@@ -149,7 +149,7 @@ def timeline_figure(data: CompareData):
     if drugs:
         groups.append(("dose", legend.handles([(drug, data.colors.drug(drug)) for drug in drugs])))
     sectioned_legend(figure, groups, rows=4)
-    figure.suptitle(f"Treatment arms over time, {data.name}", fontsize=10)
+    figure.suptitle("Treatment arms over time")
     return figure
 
 
@@ -276,7 +276,7 @@ def kaplan_meier_figure(data: CompareData):
                                 color=palette.to_float(data.arm_color(arm)))
             text.set_gid(f"{AT_RISK_GID} {arm} {tick:g}")
     risk_ax.set_title("number at risk", loc="left", fontsize=7.5, pad=2)
-    figure.suptitle(f"Kaplan-Meier, {data.name}", fontsize=10)
+    figure.suptitle("Kaplan-Meier")
     return figure
 
 
@@ -369,7 +369,7 @@ def waterfall_figure(data: CompareData):
     if present:
         groups.append(("best response", _category_handles(present)))
     sectioned_legend(figure, groups)
-    figure.suptitle(f"Waterfall of best response, {data.name}", fontsize=10)
+    figure.suptitle("Waterfall of best response")
     return figure
 
 
@@ -487,7 +487,7 @@ def swimmer_figure(data: CompareData):
     if markers:
         groups.append(("event", markers))
     sectioned_legend(figure, groups)
-    figure.suptitle(f"Swimmer plot of lines of therapy, {data.name}", fontsize=10)
+    figure.suptitle("Swimmer plot of lines of therapy")
     return figure
 
 
@@ -515,11 +515,13 @@ COMPARE_FIGURES: tuple[CompareFigure, ...] = (
 
 
 def plot_comparison(data: CompareData, out: Path | None = None, formats: tuple[str, ...] = FIGURE_FORMATS,
-                    names: tuple[str, ...] | None = None) -> dict[str, list[Path]]:
-    """Draw every applicable figure of ``data`` (or those in ``names``) into ``out`` (default ``COMPARE_DIR/figures``).
+                    names: tuple[str, ...] | None = None, reuse: bool = False, progress: bool = False,
+                    style: FigureStyle = FigureStyle()) -> dict[str, list[Path]]:
+    """Draw every applicable figure of ``data`` (or those in ``names``) into ``out`` (default ``COMPARE_DIR/figures``);
+    ``reuse``, ``progress`` and ``style`` as :func:`viz.figures.draw_figures` takes them.
 
     Returns:
-        Figure name -> files written.
+        Figure name -> files written (or kept).
     """
     return draw_figures(COMPARE_FIGURES, data, Path(out) if out is not None else data.path / "figures", formats, names,
-                        "a comparison's")
+                        "a comparison's", reuse, progress, style)

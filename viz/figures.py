@@ -18,6 +18,7 @@ display and no global figure state are involved. Colours come from
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -25,8 +26,9 @@ from typing import Any, Callable
 import numpy as np
 
 from kernels.tumor import APOPTOTIC, CYCLING, NECROTIC, QUIESCENT, STATE_NAMES
+from abm import __version__
 from abm import rundir as files
-from viz import legend, optional, palette, treatment
+from viz import figurecache, legend, optional, palette, treatment
 from viz.muller import MullerBands, muller_bands
 from viz.output import FIGURE_FORMATS, atomic_output
 from viz.rundir import RunData, Snapshot, VizError
@@ -40,6 +42,7 @@ SLICE_MARKER_VOXELS = 0.7  # immune markers in sections: this many voxels wide (
 SLICE_MARKER_MIN_PT, SLICE_MARKER_MAX_PT = 1.8, 5.0  # ... within these sizes, points
 STYLE = {
     "font.size": 8.5,
+    "figure.titlesize": 10,
     "axes.titlesize": 9,
     "axes.labelsize": 8.5,
     "legend.fontsize": 8,
@@ -49,6 +52,78 @@ STYLE = {
     "pdf.fonttype": 42,      # TrueType fonts embedded in PDF
 }
 _PURPOSE = "tme plot"
+#: ``--style``: name -> (factor on every font size, matplotlib settings over :data:`STYLE`). ``paper``: a two-column
+#: journal figure; ``talk``: the same layout with text and lines large enough for a slide.
+STYLES = {"paper": (1.0, {}), "talk": (1.5, {"lines.linewidth": 2.0, "axes.linewidth": 1.2, "lines.markersize": 8.0})}
+FONT_SCALES = (0.5, 3.0)  # the range of --font-scale
+
+
+@dataclass(frozen=True)
+class FigureStyle:
+    """How ``tme plot`` draws its figures (the same for every figure of a call).
+
+    Attributes:
+        style: a key of :data:`STYLES`.
+        font_scale: a factor on every font size (on top of the style's), within :data:`FONT_SCALES`.
+        title: a subject added to every figure's title (``Tumor burden — TITLE``); None for none (titles never name
+            the run directory).
+    """
+
+    style: str = "paper"
+    font_scale: float = 1.0
+    title: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.style not in STYLES:
+            raise VizError(f"--style {self.style!r}: choose one of {', '.join(STYLES)}")
+        low, high = FONT_SCALES
+        if not low <= self.font_scale <= high:
+            raise VizError(f"--font-scale {self.font_scale:g}: give a factor from {low:g} to {high:g}")
+
+    @property
+    def record(self) -> dict[str, Any]:
+        """What a figure drawn in this style is recorded with (:mod:`viz.figurecache`)."""
+        return {"tme_abm_version": __version__, "style": self.style, "font_scale": self.font_scale, "title": self.title}
+
+    def apply(self, figure) -> None:
+        """Add :attr:`title` to ``figure``'s title and scale its fonts (after the figure is drawn, so every text, given
+        a size in points or not, scales alike)."""
+        if self.title:
+            figure.suptitle(f"{figure.get_suptitle()} — {self.title}" if figure.get_suptitle() else self.title)
+        factor = STYLES[self.style][0] * self.font_scale
+        if factor != 1.0:
+            _scale_fonts(figure, factor)
+
+
+def parse_font_scale(text: str) -> float:
+    """``--font-scale F`` as a float (its range checked by :class:`FigureStyle`).
+
+    Raises:
+        VizError: not a number.
+    """
+    try:
+        return float(text)
+    except ValueError:
+        low, high = FONT_SCALES
+        raise VizError(f"--font-scale {text!r}: give a factor from {low:g} to {high:g}, e.g. 1.25") from None
+
+
+def _scale_fonts(figure, factor: float) -> None:
+    """Multiply the size of every text of ``figure`` by ``factor``: tick labels through their axes (ticks made at
+    drawing time take the axes' size), the rest one by one."""
+    from matplotlib.text import Text
+
+    ticks = set()
+    for ax in figure.axes:
+        for name, axis in (("x", ax.xaxis), ("y", ax.yaxis)):
+            labels = [tick.label1 for tick in axis.get_major_ticks() + axis.get_minor_ticks()]
+            ticks.update(id(label) for tick in axis.get_major_ticks() + axis.get_minor_ticks()
+                         for label in (tick.label1, tick.label2))
+            if labels:
+                ax.tick_params(axis=name, which="both", labelsize=labels[0].get_fontsize() * factor)
+    for text in figure.findobj(Text):
+        if id(text) not in ticks:
+            text.set_fontsize(text.get_fontsize() * factor)
 
 
 @dataclass(frozen=True)
@@ -110,7 +185,7 @@ def burden_figure(run: RunData):
     twin.set_ylim(bottom=0)
     right.legend(handles=right.get_lines() + twin.get_lines(), loc="upper left", frameon=False)
     _panel_label(right, "b")
-    figure.suptitle(f"Tumor burden, {run.name}", fontsize=10)
+    figure.suptitle("Tumor burden")
     return figure
 
 
@@ -138,7 +213,7 @@ def oxygen_figure(run: RunData):
     right.legend(loc="best", frameon=False)
     _time_axis(right, run)
     _panel_label(right, "b")
-    figure.suptitle(f"Oxygen, {run.name}", fontsize=10)
+    figure.suptitle("Oxygen")
     return figure
 
 
@@ -252,7 +327,7 @@ def slices_figure(run: RunData):
         figure.legend(handles=legend.handles(immune_rows, marker_size_pt=6.0), loc="outside lower center", ncols=len(immune_rows),
                       frameon=False, handletextpad=0.3, columnspacing=1.5)
     plane = f"plane z = {(section[0] + 0.5) * dx:g} µm through the tumor centre" if section else "2-D lattice"
-    figure.suptitle(f"Tumor sections, {run.name} ({plane})", fontsize=10)
+    figure.suptitle(f"Tumor sections ({plane})")
     return figure
 
 
@@ -294,7 +369,7 @@ def muller_figure(run: RunData):
     bands = run_muller_bands(run)
     days = bands.time_days
     figure = _new_figure(3.0)
-    left, right = figure.subplots(1, 2, width_ratios=(3, 2))
+    left, right = figure.subplots(1, 2, width_ratios=(3, 2), sharex=True)  # one time axis: the same ticks in both
     _draw_muller(left, bands)
     left.set_ylim(0.0, 1.0)
     left.yaxis.set_major_formatter(PercentFormatter(1.0))
@@ -320,7 +395,7 @@ def muller_figure(run: RunData):
     figure.legend(handles=legend.handles(rows) + [total], title="clone", loc="outside right center", frameon=False,
                   alignment="left", handlelength=1.4, handleheight=1.0)
     founding = int((bands.parents < 0).sum())
-    figure.suptitle(f"Clonal composition, {run.name} ({len(bands.clones)} clones, {founding} founding)", fontsize=10)
+    figure.suptitle(f"Clonal composition ({len(bands.clones)} clones, {founding} founding)")
     return figure
 
 
@@ -462,7 +537,7 @@ def heterogeneity_figure(run: RunData):
     for ax, letter in zip((clones, diversity, segregation, traits), "abcd"):
         _time_axis(ax, run)
         _panel_label(ax, letter)
-    figure.suptitle(f"Clonal heterogeneity, {run.name}", fontsize=10)
+    figure.suptitle("Clonal heterogeneity")
     return figure
 
 
@@ -590,7 +665,7 @@ def immune_figure(run: RunData):
     for ax, letter in zip((cells, density, killing, clones), "abcd"):
         _time_axis(ax, run)
         _panel_label(ax, letter)
-    figure.suptitle(f"Immune infiltration, {run.name}", fontsize=10)
+    figure.suptitle("Immune infiltration")
     return figure
 
 
@@ -713,9 +788,9 @@ def treatment_figure(run: RunData):
         progression = ("no progression" if outcome.get("progression_censored")
                        else f"progression {days:g} day{'' if days == 1 else 's'} after the start of treatment")
         best = outcome.get("best_overall_response")
-        figure.suptitle(f"Treatment, {run.name}: best response {best or 'n/a'}, {progression}", fontsize=10)
+        figure.suptitle(f"Treatment: best response {best or 'n/a'}, {progression}")
     else:
-        figure.suptitle(f"Treatment, {run.name}", fontsize=10)
+        figure.suptitle("Treatment")
     return figure
 
 
@@ -771,19 +846,27 @@ def save_figure(figure, stem: Path, formats: tuple[str, ...] = FIGURE_FORMATS) -
 
 
 def draw_figures(specs, data: Any, out: Path, formats: tuple[str, ...], names: tuple[str, ...] | None,
-                 what: str) -> dict[str, list[Path]]:
+                 what: str, reuse: bool = False, progress: bool = False,
+                 style: FigureStyle = FigureStyle()) -> dict[str, list[Path]]:
     """Draw every figure of ``specs`` that applies to ``data`` (or those in ``names``) into ``out``.
+
+    Each figure drawn is recorded in ``out`` (:mod:`viz.figurecache`) with
+    the options it was drawn with.
 
     Args:
         specs: the figure specifications (each with ``name``, ``applies`` and ``make``).
-        data: what the figures are drawn from (a run or a comparison).
+        data: what the figures are drawn from (a run or a comparison; its ``path`` is the directory).
         out: the output folder.
         formats: file formats, from :data:`viz.output.FIGURE_FORMATS`.
         names: figure names to draw (None: every one that applies).
         what: "a run's" or "a comparison's", for the message about unknown names.
+        reuse: keep a figure whose files in ``out`` are up to date (same options, no older than the data) instead of
+            drawing it again.
+        progress: print a line per figure to stderr, as it is drawn (or kept).
+        style: the style, font scale and title of every figure.
 
     Returns:
-        Figure name -> files written.
+        Figure name -> its files (written or kept).
     """
     matplotlib = optional.matplotlib(_PURPOSE)
     unknown = sorted(set(formats) - set(FIGURE_FORMATS))
@@ -793,18 +876,35 @@ def draw_figures(specs, data: Any, out: Path, formats: tuple[str, ...], names: t
     if names is not None and set(names) - known:
         raise VizError(f"--only {','.join(sorted(set(names) - known))}: {what} figures are {', '.join(sorted(known))}")
     chosen = [spec for spec in specs if (names is None or spec.name in names) and spec.applies(data)]  # reads the tables
+    options = style.record
+    record = figurecache.read(out)
+    stamp = figurecache.data_stamp(data.path) if reuse else 0
     written: dict[str, list[Path]] = {}
-    with matplotlib.rc_context(STYLE):
-        for spec in chosen:
-            written[spec.name] = save_figure(spec.make(data), out / spec.name, formats)
+    with matplotlib.rc_context({**STYLE, **STYLES[style.style][1]}):
+        for number, spec in enumerate(chosen, 1):
+            kept = figurecache.up_to_date(record, out, spec.name, options, formats, stamp) if reuse else None
+            if progress:
+                print(f"figure {number}/{len(chosen)}: {spec.name}" + (" (up to date, kept)" if kept else ""),
+                      file=sys.stderr, flush=True)
+            if kept:
+                written[spec.name] = kept
+                continue
+            figurecache.forget(record, out, spec.name, formats)
+            figure = spec.make(data)
+            style.apply(figure)
+            written[spec.name] = save_figure(figure, out / spec.name, formats)
+            figurecache.remember(record, out, spec.name, options, written[spec.name])
     return written
 
 
 def plot_run(run: RunData, out: Path | None = None, formats: tuple[str, ...] = FIGURE_FORMATS,
-             names: tuple[str, ...] | None = None) -> dict[str, list[Path]]:
-    """Draw every applicable figure of ``run`` (or those in ``names``) into ``out`` (default ``RUN_DIR/figures``).
+             names: tuple[str, ...] | None = None, reuse: bool = False, progress: bool = False,
+             style: FigureStyle = FigureStyle()) -> dict[str, list[Path]]:
+    """Draw every applicable figure of ``run`` (or those in ``names``) into ``out`` (default ``RUN_DIR/figures``);
+    ``reuse``, ``progress`` and ``style`` as :func:`draw_figures` takes them.
 
     Returns:
-        Figure name -> files written.
+        Figure name -> files written (or kept).
     """
-    return draw_figures(RUN_FIGURES, run, Path(out) if out is not None else run.path / "figures", formats, names, "a run's")
+    return draw_figures(RUN_FIGURES, run, Path(out) if out is not None else run.path / "figures", formats, names, "a run's",
+                        reuse, progress, style)

@@ -9,7 +9,12 @@ A render shows one snapshot:
 * colours: ``clone`` (tumor cells by subclone, necrotic cells in the necrotic
   colour), ``state`` (by cell state), ``field:NAME`` (in 3-D the tumor voxels
   coloured by the field's local value with translucent isosurfaces of the
-  field; flat, the field over the plane with isolines and the tumor's outline).
+  field; flat, the field over the plane with labelled isolines and the
+  tumor's outline). A field's colour range is :attr:`RenderOptions.clim`, by
+  default the snapshot's range for one image and the range over every frame
+  for an animation (so a colour means one value in every frame); its colour
+  bar is labelled at round values (:func:`viz.scales.round_ticks`), and the
+  isolines and isosurfaces are at round levels of that range.
 * vessels as spheres (as voxels in flat clone and state views), the domain's
   outline, a scale bar in um, the time stamp, a legend or a colour bar.
 * immune cells (runs with them) as glyphs in every colouring: effector and
@@ -26,7 +31,9 @@ Colours come from :mod:`viz.palette`, so they match the matplotlib figures.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import difflib
+import math
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Iterator
@@ -37,10 +44,10 @@ from tqdm import tqdm
 from viz import legend, optional, palette
 from viz.output import IMAGE_SUFFIXES, MOVIE_SUFFIXES, atomic_output
 from viz.rundir import RunData, Snapshot, VizError
-from viz.scales import contour_levels, scale_bar_length_um
+from viz.scales import contour_levels, round_ticks, scale_bar_length_um
 
 VIEWS = ("iso", "cutaway", "slice")
-FIELD_COLORMAP = "viridis"
+FIELD_COLORMAP = "viridis"  #: the default ``--cmap``
 _PURPOSE = "tme render"
 _MATERIAL = {"ambient": 0.3, "diffuse": 0.75, "specular": 0.0}  # voxel faces of every orientation stay readable
 _GLYPH_MATERIAL = {"ambient": 0.35, "diffuse": 0.7, "specular": 0.35, "specular_power": 20.0}  # highlights give black spheres form
@@ -64,11 +71,17 @@ class RenderOptions:
         view: one of :data:`VIEWS`.
         color: ``"clone"``, ``"state"`` or ``"field:NAME"``.
         size: image ``(width, height)`` in pixels.
+        clim: a field's colour range ``(low, high)`` in its units; None for the snapshot's own range (:func:`render`
+            sets the range over every frame for an animation). Only with ``field:NAME``.
+        cmap: a field's colormap, a matplotlib colormap name; None for :data:`FIELD_COLORMAP`. Only with
+            ``field:NAME``.
     """
 
     view: str = "iso"
     color: str = "clone"
     size: tuple[int, int] = (1280, 960)
+    clim: tuple[float, float] | None = None
+    cmap: str | None = None
 
     def __post_init__(self) -> None:
         if self.view not in VIEWS:
@@ -77,11 +90,46 @@ class RenderOptions:
             raise VizError(f"--color {self.color!r}: choose clone, state or field:NAME (e.g. field:oxygen)")
         if min(self.size) < 64:
             raise VizError(f"--size {self.size[0]}x{self.size[1]}: at least 64 pixels each way")
+        if self.field is None and (self.clim is not None or self.cmap is not None):
+            option = "--clim" if self.clim is not None else "--cmap"
+            raise VizError(f"{option} sets a field's colours: use it with --color field:NAME, not --color {self.color}")
+        if self.clim is not None and not (len(self.clim) == 2 and all(map(math.isfinite, self.clim))
+                                          and self.clim[0] < self.clim[1]):
+            raise VizError(f"--clim {','.join(f'{value:g}' for value in self.clim)}: give LOW,HIGH, two finite "
+                           f"numbers with LOW < HIGH, e.g. --clim 0,40")
+        colormaps = optional.matplotlib(_PURPOSE).colormaps if self.cmap is not None else ()
+        if self.cmap is not None and self.cmap not in colormaps:
+            close = difflib.get_close_matches(self.cmap, list(colormaps), n=3)
+            raise VizError(f"--cmap {self.cmap!r}: not a matplotlib colormap; "
+                           f"{'did you mean ' + ', '.join(close) if close else 'e.g. viridis, plasma, cividis, magma, gray'}")
 
     @property
     def field(self) -> str | None:
         """The field name of ``field:NAME``, else None."""
         return self.color[len("field:"):] if self.color.startswith("field:") else None
+
+    @property
+    def colormap(self) -> str:
+        """The field's colormap: :attr:`cmap`, else :data:`FIELD_COLORMAP`."""
+        return self.cmap or FIELD_COLORMAP
+
+    def field_range(self, snapshot: Snapshot) -> tuple[float, float]:
+        """The colour range of the field in ``snapshot``: :attr:`clim`, else the snapshot's own range."""
+        return self.clim if self.clim is not None else _field_range([snapshot], self.field)
+
+
+def parse_clim(text: str) -> tuple[float, float]:
+    """``--clim LOW,HIGH`` as two floats (checked by :class:`RenderOptions`).
+
+    Raises:
+        VizError: not two comma-separated numbers.
+    """
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise VizError(f"--clim {text!r}: give LOW,HIGH, two finite numbers with LOW < HIGH, e.g. --clim 0,40 "
+                       f"(--clim=-1,1 for a negative LOW)") from None
+    return low, high
 
 
 def _image_grid(pv: ModuleType, shape: tuple[int, ...], dx_um: float):
@@ -180,6 +228,25 @@ def _add_immune_markers(pv: ModuleType, plotter, classes: np.ndarray, dx: float,
                              color=palette.to_hex(color), lighting=False)
 
 
+def _label_isolines(plotter, lines, levels: np.ndarray, extent: tuple[float, float], z: float) -> None:
+    """Label each level of the isolines ``lines`` (a contour with point data ``field``) with its value, once, at its
+    point farthest inside the plane ``extent`` (width, height; away from the edges, the legend and the colour bar),
+    at height ``z``."""
+    points, values = lines.points, lines.point_data["field"]
+    inside = np.minimum(points[:, :2], np.asarray(extent) - points[:, :2]).min(axis=1)
+    tolerance = 1e-6 * max(1.0, float(np.abs(levels).max()))
+    where, texts = [], []
+    for level in levels:
+        on_line = np.flatnonzero(np.abs(values - level) <= tolerance)
+        if on_line.size:
+            where.append(points[on_line[np.argmax(inside[on_line])]] * (1, 1, 0) + (0, 0, z))
+            texts.append(f"{level:g}")
+    if where:
+        plotter.add_point_labels(np.array(where), texts, shape="rounded_rect", shape_color="white", shape_opacity=0.75,
+                                 show_points=False, always_visible=True, font_size=max(10, plotter.window_size[1] // 50),
+                                 text_color="black", justification_horizontal="center", justification_vertical="center")
+
+
 def _field_label(run: RunData, name: str) -> str:
     units = run.field_units(name)
     return f"{name} ({units})" if units else name
@@ -214,8 +281,10 @@ def _add_colored_voxels(pv: ModuleType, plotter, run: RunData, snapshot: Snapsho
         plotter.add_mesh(mesh, scalars="rgb", rgb=True, lighting=lighting, show_scalar_bar=False, **material)
     else:
         (label,) = values
-        plotter.add_mesh(mesh, scalars=label, cmap=FIELD_COLORMAP, clim=_field_range(snapshot, options.field),
+        clim = options.field_range(snapshot)
+        plotter.add_mesh(mesh, scalars=label, cmap=options.colormap, clim=clim,
                          lighting=lighting, scalar_bar_args=_scalar_bar_args(label, plotter), **material)
+        label_scalar_bar(plotter.scalar_bars[label], round_ticks(*clim))
 
 
 def _surface(pv: ModuleType, mesh):
@@ -228,9 +297,10 @@ def _surface(pv: ModuleType, mesh):
     return pv.wrap(surface_filter.GetOutput())
 
 
-def _field_range(snapshot: Snapshot, name: str) -> tuple[float, float]:
-    values = snapshot.field(name)
-    low, high = float(values.min()), float(values.max())
+def _field_range(snapshots: list[Snapshot], name: str) -> tuple[float, float]:
+    """The lowest and highest value of field ``name`` over ``snapshots`` (``(low, low + 1)`` where it is uniform)."""
+    low = min(float(snapshot.field(name).min()) for snapshot in snapshots)
+    high = max(float(snapshot.field(name).max()) for snapshot in snapshots)
     return (low, high) if high > low else (low, low + 1.0)
 
 
@@ -238,7 +308,19 @@ def _scalar_bar_args(label: str, plotter) -> dict:
     height = plotter.window_size[1]
     return {"title": label, "vertical": True, "position_x": 0.86, "position_y": 0.25, "height": 0.5, "width": 0.06,
             "color": "black", "title_font_size": max(12, height // 40), "label_font_size": max(10, height // 50),
-            "n_labels": 5, "fmt": "%.3g"}
+            "fmt": "%g"}
+
+
+def label_scalar_bar(bar, ticks: np.ndarray) -> None:
+    """Label the VTK scalar bar actor ``bar`` at ``ticks`` only (round values: VTK would space its labels evenly from
+    the range's ends, at values such as 9.6, 16.7, 23.8)."""
+    from vtkmodules.vtkCommonCore import vtkDoubleArray
+
+    labels = vtkDoubleArray()
+    for tick in ticks:
+        labels.InsertNextValue(float(tick))
+    bar.SetCustomLabels(labels)
+    bar.SetUseCustomLabels(True)
 
 
 def _voxel_values(run: RunData, snapshot: Snapshot, options: RenderOptions, section: tuple) -> dict[str, np.ndarray]:
@@ -249,7 +331,7 @@ def _voxel_values(run: RunData, snapshot: Snapshot, options: RenderOptions, sect
     return {_field_label(run, options.field): snapshot.field(options.field)[section].ravel().astype(np.float32)}
 
 
-_Scene = tuple[np.ndarray, str, np.ndarray | None]  # voxels shown, a note on the plane, glyph classes of the immune cells drawn
+_Scene = tuple[np.ndarray, str, np.ndarray | None]  # voxels shown, a caption note, glyph classes of the immune cells drawn
 
 
 def _flat_scene(pv: ModuleType, plotter, run: RunData, snapshot: Snapshot, options: RenderOptions) -> _Scene:
@@ -278,9 +360,12 @@ def _flat_scene(pv: ModuleType, plotter, run: RunData, snapshot: Snapshot, optio
         values = snapshot.field(options.field)[section]
         centres.point_data["field"] = values.ravel()
         centres.point_data["tumor"] = (snapshot.clone[section] >= 0).ravel().astype(np.float32)
-        levels = contour_levels(float(values.min()), float(values.max()))
+        levels = contour_levels(*options.field_range(snapshot))
         if levels.size:
-            plotter.add_mesh(centres.contour(list(levels), scalars="field"), color="white", line_width=1.5, lighting=False)
+            lines = centres.contour(list(levels), scalars="field")
+            if lines.n_points:
+                plotter.add_mesh(lines, color="white", line_width=1.5, lighting=False)
+                _label_isolines(plotter, lines, levels, (nx * dx, ny * dx), 1.5 * dx)
         if np.any(centres.point_data["tumor"] > 0):
             plotter.add_mesh(centres.contour([0.5], scalars="tumor"), color="black", line_width=2.5, lighting=False)
         rows, cols = np.nonzero(snapshot.vessel[section])
@@ -318,6 +403,7 @@ def _volume_scene(pv: ModuleType, plotter, run: RunData, snapshot: Snapshot, opt
     dx = snapshot.dx_um
     nz, ny, nx = snapshot.shape
     shown = np.ones(snapshot.shape, dtype=bool)
+    note = ""
     if options.view == "cutaway":
         shown &= ~_octant(snapshot)
     tumor = (snapshot.clone >= 0) & shown
@@ -328,15 +414,16 @@ def _volume_scene(pv: ModuleType, plotter, run: RunData, snapshot: Snapshot, opt
         centres = pv.ImageData(dimensions=(nx, ny, nz), spacing=(dx,) * 3, origin=(dx / 2,) * 3)
         values = snapshot.field(options.field)
         centres.point_data["field"] = values.ravel()
-        levels = contour_levels(float(values.min()), float(values.max()), count=3)
+        clim = options.field_range(snapshot)
+        levels = contour_levels(*clim, count=3)
         if levels.size:
+            note = f"isosurfaces at {', '.join(f'{level:g}' for level in levels)} {run.field_units(options.field)}".strip()
             surfaces = centres.contour(list(levels), scalars="field")
             if options.view == "cutaway" and surfaces.n_points:
                 cz, cy, cx = snapshot.tumor_center_index()
                 surfaces = surfaces.clip_box((cx * dx, nx * dx, cy * dx, ny * dx, cz * dx, nz * dx), invert=True)
             if surfaces.n_points:
-                plotter.add_mesh(surfaces, scalars="field", cmap=FIELD_COLORMAP, clim=_field_range(snapshot, options.field),
-                                 opacity=0.25, show_scalar_bar=False)
+                plotter.add_mesh(surfaces, scalars="field", cmap=options.colormap, clim=clim, opacity=0.25, show_scalar_bar=False)
     z, y, x = np.nonzero(snapshot.vessel & shown)
     _add_vessels(pv, plotter, np.column_stack([x + 0.5, y + 0.5, z + 0.5]) * dx, 0.7 * dx, True)
     classes = run.immune_glyph_classes(snapshot)
@@ -352,7 +439,7 @@ def _volume_scene(pv: ModuleType, plotter, run: RunData, snapshot: Snapshot, opt
     plotter.enable_parallel_projection()
     plotter.reset_camera()
     plotter.camera.zoom(1.05)
-    return shown, "", classes
+    return shown, note, classes
 
 
 def render_snapshot(run: RunData, snapshot: Snapshot, options: RenderOptions) -> np.ndarray:
@@ -441,8 +528,10 @@ def render(run: RunData, out: Path, options: RenderOptions, time_h: float | None
     Args:
         run: the opened run directory.
         out: output file; its suffix picks image or animation.
-        options: view, colours and image size.
-        time_h: the snapshot nearest this time (hours) for a ``.png``; default the last.
+        options: view, colours and image size; a field colouring without ``options.clim`` takes the snapshot's range
+            for a ``.png`` and the range over every snapshot for an animation (one colour, one value, in every frame).
+        time_h: the snapshot nearest this time (hours) for a ``.png``; default the last. A time outside the first to
+            the last snapshot's time is a VizError naming ``--time`` and the range.
         all_snapshots: animate every snapshot (the default for ``.gif`` / ``.mp4``).
         fps: frames per second of an animation.
         progress: show a progress bar over frames.
@@ -457,7 +546,7 @@ def render(run: RunData, out: Path, options: RenderOptions, time_h: float | None
     if suffix in IMAGE_SUFFIXES:
         if all_snapshots:
             raise VizError(f"--all animates every snapshot: give --out a {' or '.join(MOVIE_SUFFIXES)} file")
-        snapshot = run.last_snapshot() if time_h is None else run.snapshot_at(time_h)
+        snapshot = run.last_snapshot() if time_h is None else run.snapshot_at(time_h, "--time")
         _png(render_snapshot(run, snapshot, options), out)
         return [snapshot]
     if time_h is not None:
@@ -468,7 +557,9 @@ def render(run: RunData, out: Path, options: RenderOptions, time_h: float | None
     if not snapshots:
         run.last_snapshot()  # raises the no-snapshot message
     if suffix == ".mp4":
-        options = RenderOptions(options.view, options.color, tuple(-(-side // 16) * 16 for side in options.size))
+        options = replace(options, size=tuple(-(-side // 16) * 16 for side in options.size))
+    if options.field is not None and options.clim is None:
+        options = replace(options, clim=_field_range(snapshots, options.field))
     frames = _frames(run, snapshots, options, progress)
     (_write_gif if suffix == ".gif" else _write_mp4)(frames, out, fps)
     return snapshots

@@ -1,7 +1,8 @@
 """A Markdown report of one run: the run's facts, its final values, its figures and a render.
 
-``tme report RUN_DIR`` draws the figures (:func:`viz.figures.plot_run`) and a
-render of the last snapshot into ``RUN_DIR/figures/``, then writes
+``tme report RUN_DIR`` draws the figures (:func:`viz.figures.plot_run`; those
+``tme plot`` drew with the same options since the run's last write are kept)
+and a render of the last snapshot into ``RUN_DIR/figures/``, then writes
 ``RUN_DIR/report.md`` linking them. A run that did not complete (interrupted,
 failed, or killed before it wrote its summary: its records are read from its
 journals) is reported up to its last record, with its status and error at
@@ -53,7 +54,9 @@ def _link(target: Path, base: Path) -> str:
 
 
 def run_report(run: RunData, out: Path | None = None, progress: bool = True) -> Path:
-    """Write the Markdown report of ``run`` to ``out`` (default ``RUN_DIR/report.md``).
+    """Write the Markdown report of ``run`` to ``out`` (default ``RUN_DIR/report.md``), drawing the figures that are not
+    up to date (:mod:`viz.figurecache`: ``tme plot`` drew them with the same options after the run's last write) and
+    the render; ``progress``: a line per figure on stderr and the render's progress bar.
 
     Returns:
         The report's path.
@@ -64,7 +67,7 @@ def run_report(run: RunData, out: Path | None = None, progress: bool = True) -> 
     last_day = float(run.timeseries["time_days"].iloc[-1])
     if run.snapshots:
         run.last_snapshot().arrays  # noqa: B018 - read, so that a damaged one is reported before the figures
-    written = plot_run(run, figures_dir)
+    written = plot_run(run, figures_dir, reuse=True, progress=progress)
     lines = [f"# Run report: {run.name}", "", f"Run directory: `{run.path}`", ""]
     lines += _status_lines(run, status, last_day)
 
@@ -187,8 +190,9 @@ def compare_table(data: CompareData) -> list[str]:
     return rows
 
 
-def compare_report(data: CompareData, out: Path | None = None) -> Path:
-    """Write the Markdown report of the comparison ``data`` to ``out`` (default ``COMPARE_DIR/report.md``).
+def compare_report(data: CompareData, out: Path | None = None, progress: bool = True) -> Path:
+    """Write the Markdown report of the comparison ``data`` to ``out`` (default ``COMPARE_DIR/report.md``), drawing the
+    figures that are not up to date (``progress``: a line per figure on stderr).
 
     Returns:
         The report's path.
@@ -196,7 +200,7 @@ def compare_report(data: CompareData, out: Path | None = None) -> Path:
     from viz.comparison import COMPARE_FIGURES, plot_comparison
 
     out = Path(out) if out is not None else data.path / "report.md"
-    written = plot_comparison(data, data.path / "figures")
+    written = plot_comparison(data, data.path / "figures", reuse=True, progress=progress)
     replicates, first_seed = data.result.get("replicates"), data.result.get("first_seed")
     lines = [f"# Comparison report: {data.name}", "", f"Comparison directory: `{data.path}`", ""]
     lines += ["| comparison | |", "|---|---|", f"| arms | {_cell(', '.join(data.arms))} |"]

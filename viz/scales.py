@@ -25,8 +25,9 @@ def scale_bar_length_um(extent_um: float) -> float:
     return nice_number(extent_um / 5.0)
 
 
-def contour_levels(low: float, high: float, count: int = 4) -> np.ndarray:
-    """At most ``count`` round levels strictly between ``low`` and ``high`` (empty unless ``high > low``).
+def round_ticks(low: float, high: float, count: int = 5) -> np.ndarray:
+    """The multiples of a round step (:func:`nice_number` of ``(high - low) / count``, up) from ``low`` to ``high``,
+    both included: at least 2 and at most ``count + 1`` of them (empty unless ``high > low``).
 
     Returns:
         ``float64`` array, increasing.
@@ -34,5 +35,17 @@ def contour_levels(low: float, high: float, count: int = 4) -> np.ndarray:
     if not high > low:
         return np.empty(0)
     step = nice_number((high - low) / count, up=True)
-    levels = np.arange(math.floor(low / step) + 1, math.ceil(high / step)) * step
+    ticks = np.arange(math.floor(low / step), math.ceil(high / step) + 1) * step
+    slack = 1e-9 * step  # a multiple that equals an end but for rounding
+    return ticks[(ticks >= low - slack) & (ticks <= high + slack)]
+
+
+def contour_levels(low: float, high: float, count: int = 4) -> np.ndarray:
+    """At most ``count`` round levels strictly between ``low`` and ``high`` (:func:`round_ticks` less the ends;
+    empty unless ``high > low``).
+
+    Returns:
+        ``float64`` array, increasing.
+    """
+    levels = round_ticks(low, high, count)
     return levels[(levels > low) & (levels < high)]
