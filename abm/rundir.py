@@ -54,6 +54,7 @@ from typing import Any, Callable, ClassVar, Iterable, Mapping, TypeVar
 import numpy as np
 
 from abm.config import SUPPRESSOR_LABELS, SUPPRESSOR_PRESETS, T_CELL_ROLE  # noqa: F401 - the agents' names, for viz
+from abm import __version__  # noqa: F401 - the version that writes run directories and figures, for viz
 from abm.io import LOCK_NAME, RunDirectoryError, is_leftover, lock_directory
 
 CONFIG = "config.yaml"

@@ -26,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from kernels.tumor import APOPTOTIC, CYCLING, NECROTIC, QUIESCENT, STATE_NAMES
-from abm import __version__
+from abm.rundir import __version__
 from abm import rundir as files
 from viz import figurecache, legend, optional, palette, treatment
 from viz.muller import MullerBands, muller_bands
