@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from abm.config import Config
+from abm.config.base import Variants, field_annotation
 
 HEADER = """# Config reference
 
@@ -38,20 +39,20 @@ aliases expanded, nested at most 100 deep.
 """
 
 
-def _kinds(annotation: Any) -> dict[str, type[BaseModel]] | None:
-    """kind -> section class of a union chosen by ``kind`` (``Annotated[..., DrugKinds()]``), or None."""
+def _variants(annotation: Any) -> Variants | None:
+    """The :class:`abm.config.base.Variants` of a section of variants (``Annotated[..., Variants(...)]``), or None."""
     for marker in getattr(annotation, "__metadata__", ()):
-        if hasattr(marker, "members"):
-            return marker.members()
+        if isinstance(marker, Variants):
+            return marker
     return None
 
 
 def _sections(annotation: Any) -> list[tuple[str, type[BaseModel]]]:
     """(title suffix, class) of the config sections reachable through an annotation (lists, dicts, optionals,
-    each member of a union chosen by ``kind``, titled by its kind)."""
-    kinds = _kinds(annotation)
-    if kinds is not None:
-        return [(f" (kind: {name})", section) for name, section in kinds.items()]
+    each variant of a section of variants, titled by its tag and value)."""
+    variants = _variants(annotation)
+    if variants is not None:
+        return [(f" ({variants.tag}: {name})", section) for name, section in variants.members().items()]
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [("", annotation)]
     found: list[tuple[str, type[BaseModel]]] = []
@@ -62,9 +63,9 @@ def _sections(annotation: Any) -> list[tuple[str, type[BaseModel]]]:
 
 def _type_name(annotation: Any) -> str:
     origin = typing.get_origin(annotation)
-    kinds = _kinds(annotation)
-    if kinds is not None:
-        return "section by `kind` (" + " / ".join(f"`{name}`" for name in kinds) + ")"
+    variants = _variants(annotation)
+    if variants is not None:
+        return f"section by `{variants.tag}` (" + " / ".join(f"`{name}`" for name in variants.members()) + ")"
     if origin in (Union, UnionType):
         return " or ".join(_type_name(argument) for argument in typing.get_args(annotation))
     if origin is typing.Literal:
@@ -128,9 +129,10 @@ def render(model: type[BaseModel] = Config) -> str:
         lines.append("|---|---|---|---|")
         for name, field in section.model_fields.items():
             description = (field.description or "").replace("|", "/")
-            kind = _type_name(field.annotation) + _bounds(field.metadata)
+            annotation = field_annotation(field)
+            kind = _type_name(annotation) + _bounds(field.metadata)
             lines.append(f"| `{name}` | {kind} | {_default(field)} | {description} |")
-            for suffix, child in _sections(field.annotation):
+            for suffix, child in _sections(annotation):
                 prefix = name if key == "(top level)" else f"{key}.{name}"
                 if typing.get_origin(field.annotation) is list:
                     prefix += "[]"

@@ -24,7 +24,7 @@ from typing import Any
 from tqdm import tqdm
 
 from abm import __version__
-from abm.config import Config, ConfigError, to_yaml
+from abm.config import Config, ConfigError, FileVessels, to_yaml
 from abm import rundir
 from abm.io import (
     RunFailed, check_output_directory, create_output_directory, describe_os_error, lock_directory,
@@ -73,7 +73,7 @@ def config_hash(config: Config) -> str:
     data = config.model_dump(mode="json")
     data.pop("backend", None)
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8"))
-    if config.vessels.file is not None:
+    if isinstance(config.vessels, FileVessels):
         digest.update(Path(config.vessels.file).read_bytes())
     return digest.hexdigest()
 

@@ -104,7 +104,7 @@ CASES = {
     "cycle shorter than the cell step allows": Case(
         None, ("--set", "tumor.clones.0.cycle_time_h=1"), ("time.dt_cell_h", "ln 2")),
     "scattered cells without a count": Case(
-        None, ("--set", "tumor.initial.geometry=scattered"), ("tumor.initial", "needs `cells`")),
+        None, ("--set", "tumor.initial.geometry=scattered"), ("tumor.initial.cells", "Field required")),
     "more scattered cells than voxels": Case(
         None, ("--set", "tumor.initial={geometry: scattered, cells: 100000}"), ("tumor.initial.cells", "do not fit")),
     "vessel file missing": Case(
@@ -143,6 +143,11 @@ CASES = {
     "dose day outside its cycle": Case(
         TREATED + "treatment: {lines: [{name: a, doses: [{drug: dox, amount: 1, days: [0, 21]}], cycle_days: 21}]}\n", (),
         ("treatment.lines.0.doses.0.days", "not within the cycle")),
+    "a key of another vessel pattern": Case(
+        None, ("--set", "vessels={pattern: none, density: 0.01}"), ("vessels.density", "unknown key", "pattern, collapse")),
+    "a key of another initial geometry": Case(
+        None, ("--set", "tumor.initial={geometry: scattered, cells: 10, radius_um: 50}"),
+        ("tumor.initial.radius_um", "unknown key")),
     "unknown vessel pattern": Case(
         None, ("--set", "vessels.pattern=radial"), ("vessels.pattern", "uniform", "sparse_core", "file")),
     "boolean for a number": Case(None, ("--set", "time.duration_days=true"), ("time.duration_days", "valid number", "True")),

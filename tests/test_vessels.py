@@ -78,7 +78,7 @@ def test_vessel_file_errors_name_the_key(tmp_path):
     np.save(tmp_path / "range.npy", np.full((48, 48), 2.0))
     with pytest.raises(ConfigError, match=r"vessels\.file: .*\[0, 1\]"):
         load_config("configs/tiny.yaml", base + [f"vessels.file={tmp_path / 'range.npy'}"])
-    with pytest.raises(ConfigError, match=r"vessels: pattern 'file' needs `file`"):
+    with pytest.raises(ConfigError, match=r"vessels\.file: Field required"):
         load_config("configs/tiny.yaml", base)
 
 
@@ -213,3 +213,17 @@ def test_perfusion_scales_vessel_supply():
     assert (half.lattice.vessels.present == full.lattice.vessels.present).all()
     np.testing.assert_allclose(half.lattice.fields["drug"], reference_steady_state(half, "drug"), rtol=0, atol=1e-5)
     assert half.lattice.fields["drug"].mean() < 0.9 * full.lattice.fields["drug"].mean()
+
+
+def test_setting_a_variant_keeps_only_its_keys_and_the_shared_ones():
+    """--set vessels.pattern=none on a sparse_core config drops the sparse_core keys and keeps collapse; the same for
+    the initial geometry; in a section given whole, a key of another variant is an error (tests/test_bad_input.py)."""
+    config = load_config("configs/default.yaml", ["vessels.collapse={rate_per_h: 0.1}", "vessels.pattern=none"])
+    assert config.vessels.model_dump() == {"pattern": "none", "collapse": {"tumor_neighbour_fraction": 0.5, "rate_per_h": 0.1}}
+    back = load_config("configs/default.yaml", ["vessels.pattern=uniform"])
+    assert back.vessels.pattern == "uniform" and back.vessels.density == 0.002  # a key both patterns have is kept
+    assert "core_radius_um" not in back.vessels.model_dump()
+    scattered = load_config("configs/tiny.yaml", ["tumor.initial.geometry=scattered", "tumor.initial.cells=30",
+                                                  "tumor.initial.arrangement=sectors"])
+    assert scattered.tumor.initial.cells == 30 and not hasattr(scattered.tumor.initial, "radius_um")
+    assert scattered.tumor.initial.arrangement == "sectors"

@@ -39,9 +39,11 @@ from abm.config.base import (MAX_ANTIGENS, MAX_AXIS, MAX_CELL_STEPS, MAX_CELLS, 
 from abm.config.checks import check_initial_tumor, check_treatment_starts, check_vessel_file
 from abm.config.derive import field_parameters, field_substeps, hypoxia_parameters, margin_steps, movement_substeps
 from abm.config.domain import (AXIS_OF_FACE, BoundaryConfig, CellType, FaceCondition, FaceName, FieldConfig, LatticeConfig,
-                               TimeConfig, VesselCollapseConfig, VesselConfig, VesselExchangeConfig, default_fields)
+                               TimeConfig, VesselCollapseConfig, VesselConfig, VesselExchangeConfig, Vessels,
+                               VESSEL_PATTERNS, FileVessels, NoVessels, SparseCoreVessels, UniformVessels,
+                               default_fields)
 from abm.config.drugs import (DEFAULT_DRUG_KIND, DRUG_ACTIONS, DRUG_KINDS, AntiPD1Drug, CytotoxicDrug, Drug, DrugConfig,
-                              DrugKinds, PharmacokineticsConfig, register_drug_kind, unregister_drug_kind)
+                              PharmacokineticsConfig, register_drug_kind, unregister_drug_kind)
 from abm.config.immune import (MAX_SUPPRESSOR_TYPES, T_CELL_ROLE, TUMOR_CELL_TYPES, ImmuneConfig, MotilityConfig, PrimingConfig, RecruitmentConfig, SuppressorConfig,
                                TCellCloneConfig, TCellConfig)
 from abm.config.loading import (EXTENSION_PREFIX, MAX_CONFIG_BYTES, MAX_ERRORS_SHOWN, MAX_YAML_DEPTH, MAX_YAML_NODES,
@@ -51,5 +53,6 @@ from abm.config.presets import (FIELD_PRESETS, IMMUNE_DRUG_SENSITIVITY, MINUTES_
 from abm.config.root import Config, select_arm
 from abm.config.treatment import (PROGRESSION, RESPONSE_CATEGORIES, AssessmentConfig, DoseConfig, EndRule, LineConfig,
                                   TreatmentConfig)
-from abm.config.tumor import (CloneConfig, EffluxGainConfig, HypoxiaConfig, InitialTumorConfig, MutationConfig,
-                              PDL1ChangeConfig, ResistanceGainConfig, TumorConfig)
+from abm.config.tumor import (INITIAL_GEOMETRIES, BallInitialTumor, CloneConfig, EffluxGainConfig, HypoxiaConfig,
+                              InitialTumor, ScatteredInitialTumor,
+                              InitialTumorConfig, MutationConfig, PDL1ChangeConfig, ResistanceGainConfig, TumorConfig)

@@ -7,9 +7,12 @@ limits, which docs/config-reference.md shows.
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from collections.abc import Callable
+import typing
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, GetCoreSchemaHandler
+from pydantic_core import core_schema
 
 
 class ConfigError(ValueError):
@@ -24,6 +27,46 @@ class Strict(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
+
+
+def field_annotation(field: Any) -> Any:
+    """A pydantic field's annotation, with its :class:`abm.config.base.Variants` marker if it has one (pydantic
+    keeps a field's ``Annotated`` markers apart, in ``field.metadata``)."""
+    marker = next((item for item in field.metadata if isinstance(item, Variants)), None)
+    return field.annotation if marker is None else typing.Annotated[field.annotation, marker]
+
+
+#: The error type of a section whose variant key names no variant (abm.config.loading names the key).
+UNKNOWN_VARIANT = "unknown_variant"
+
+
+class Variants:
+    """``Annotated[Base, Variants(tag, members, default, noun)]``: a section that is one of several variants, each a class
+    of its own chosen by the section's ``tag`` key (``default`` when the key is missing): a discriminated union.
+
+    Each variant's class holds only its own keys (a key of another variant is an unknown key) and declares
+    ``tag`` as a one-value ``Literal``. ``members`` gives ``value -> class`` when the schema is built, so a
+    registry that grows (drug kinds) is read then; ``noun`` names a variant in messages (``drug kind``).
+    """
+
+    def __init__(self, tag: str, members: Callable[[], dict[str, type[BaseModel]]], default: str, noun: str) -> None:
+        self.tag, self._members, self.default, self.noun = tag, members, default, noun
+
+    def members(self) -> dict[str, type[BaseModel]]:
+        """value of the tag -> variant class, as now."""
+        return dict(self._members())
+
+    def _tag_of(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return value.get(self.tag, self.default)
+        return getattr(value, self.tag, None) if isinstance(value, BaseModel) else None
+
+    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
+        members = self.members()
+        choices = {name: handler.generate_schema(cls) for name, cls in members.items()}
+        return core_schema.tagged_union_schema(
+            choices, self._tag_of, custom_error_type=UNKNOWN_VARIANT,
+            custom_error_message=f"unknown {self.noun}; allowed: {', '.join(members)}")
 
 
 #: What a name may be: names of arms, fields (and so drugs), clones, T-cell clones and lines become

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from abm.config.base import (MAX_AXIS, MAX_CELL_STEPS, MAX_DIFFUSION_UM2_PER_MIN, MAX_DX_UM, MAX_SPAN_H, MAX_SPAN_MIN,
                              MAX_SUBSTEPS, MIN_DT_CELL_H, MIN_DX_UM, ConfigError, Length, Level, PositiveDays,
-                             PositiveHours, PositiveRate, Rate, Strict)
+                             PositiveHours, PositiveLength, PositiveRate, Rate, Strict, Variants)
 from abm.config.presets import FIELD_PRESETS
 
 
@@ -140,36 +140,61 @@ class VesselCollapseConfig(Strict):
 
 
 class VesselConfig(Strict):
-    """Where vessels are and how well they are perfused. Vessel voxels hold no tumor cell.
+    """Where vessels are and how well they are perfused: one of the patterns below, chosen by ``pattern``
+    (default ``uniform``). Vessel voxels hold no tumor cell.
 
     Perfusion (0 to 1) scales each vessel's exchange with blood: a field's
     vessel supply at a voxel is ``supply_per_min * perfusion``.
     """
 
-    pattern: Literal["uniform", "sparse_core", "file", "none"] = Field(
-        "uniform", description="uniform: random voxels at `density`; sparse_core: the same, but `density * core_density_factor` within `core_radius_um` of the tumor's initial centre; file: the array in `file`; none: no vessels")
-    density: Annotated[float, Field(ge=0, le=0.5)] = Field(
-        0.005, description="fraction of voxels that are vessel (assumption: about one per 100 um)")
-    core_radius_um: Length = Field(
-        0.0, description="sparse_core: radius of the poorly vascularised core, um")
-    core_density_factor: Annotated[float, Field(ge=0, le=1)] = Field(
-        0.0, description="sparse_core: vessel density in the core relative to `density` (0: an avascular core)")
-    file: str | None = Field(
-        None, description="file: a .npy array of the lattice shape, bool (vessel or not) or float in [0, 1] (perfusion, 0 = no vessel); relative to the config file's folder")
-    perfusion_min: Annotated[float, Field(ge=0, le=1)] = Field(
-        1.0, description="uniform and sparse_core: each vessel's perfusion is drawn uniformly in [perfusion_min, perfusion_max] (assumption: 1, fully perfused)")
-    perfusion_max: Annotated[float, Field(ge=0, le=1)] = Field(1.0, description="see perfusion_min")
+    pattern: str
     collapse: VesselCollapseConfig | None = Field(
         None, description="null: vessels never collapse; a section: dense tumor compresses and collapses them")
 
+
+class UniformVessels(VesselConfig):
+    """Vessels at random voxels, at a uniform density, with perfusions drawn uniformly in a range."""
+
+    pattern: Literal["uniform"] = Field("uniform", description="uniform: random voxels at `density`")
+    density: Annotated[float, Field(ge=0, le=0.5)] = Field(
+        0.005, description="fraction of voxels that are vessel (assumption: about one per 100 um)")
+    perfusion_min: Annotated[float, Field(ge=0, le=1)] = Field(
+        1.0, description="each vessel's perfusion is drawn uniformly in [perfusion_min, perfusion_max] (assumption: 1, fully perfused)")
+    perfusion_max: Annotated[float, Field(ge=0, le=1)] = Field(1.0, description="see perfusion_min")
+
     @model_validator(mode="after")
-    def _consistent(self) -> "VesselConfig":
+    def _consistent(self) -> "UniformVessels":
         if self.perfusion_min > self.perfusion_max:
             raise ValueError(f"perfusion_min ({self.perfusion_min}) must not exceed perfusion_max ({self.perfusion_max})")
-        if self.pattern == "file" and self.file is None:
-            raise ValueError("pattern 'file' needs `file`, the path of a .npy vessel array")
-        if self.pattern != "file" and self.file is not None:
-            raise ValueError(f"`file` is only read with pattern 'file' (pattern is {self.pattern!r})")
-        if self.pattern == "sparse_core" and self.core_radius_um <= 0:
-            raise ValueError("pattern 'sparse_core' needs core_radius_um > 0")
         return self
+
+
+class SparseCoreVessels(UniformVessels):
+    """Uniform vessels, but at ``density * core_density_factor`` within ``core_radius_um`` of the tumor's initial centre."""
+
+    pattern: Literal["sparse_core"] = Field(  # type: ignore[assignment]
+        description="sparse_core: uniform, with a poorly vascularised core around the tumor's initial centre")
+    core_radius_um: PositiveLength = Field(description="radius of the poorly vascularised core, um")
+    core_density_factor: Annotated[float, Field(ge=0, le=1)] = Field(
+        0.0, description="vessel density in the core relative to `density` (0: an avascular core)")
+
+
+class FileVessels(VesselConfig):
+    """Vessels and their perfusion read from a .npy array of the lattice shape."""
+
+    pattern: Literal["file"] = Field(description="file: the array in `file`")
+    file: str = Field(
+        description="a .npy array of the lattice shape, bool (vessel or not) or float in [0, 1] (perfusion, 0 = no vessel); relative to the config file's folder")
+
+
+class NoVessels(VesselConfig):
+    """No vessels (fields then enter only through the domain's boundary)."""
+
+    pattern: Literal["none"] = Field(description="none: no vessels")
+
+
+#: The vessel patterns, by the value of ``pattern``.
+VESSEL_PATTERNS: dict[str, type[VesselConfig]] = {
+    "uniform": UniformVessels, "sparse_core": SparseCoreVessels, "file": FileVessels, "none": NoVessels}
+#: The annotation of the ``vessels`` section.
+Vessels = Annotated[VesselConfig, Variants("pattern", lambda: VESSEL_PATTERNS, "uniform", "vessel pattern")]

@@ -11,10 +11,9 @@ from types import ModuleType
 from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field, GetCoreSchemaHandler, model_validator
-from pydantic_core import core_schema
+from pydantic import BaseModel, Field, model_validator
 
-from abm.config.base import MAX_HILL, PositiveHours, PositiveLevel, Probability, Rate, Strict
+from abm.config.base import MAX_HILL, PositiveHours, PositiveLevel, Probability, Rate, Strict, Variants
 from kernels import therapy
 
 
@@ -50,8 +49,6 @@ class PharmacokineticsConfig(Strict):
 
 #: The kind of a drug section without ``kind``.
 DEFAULT_DRUG_KIND = "cytotoxic"
-#: The error type of a drug section whose kind is not registered (abm.config.loading names the key ``kind``).
-UNKNOWN_KIND = "unknown_kind"
 
 
 class DrugConfig(Strict):
@@ -166,30 +163,9 @@ def _rebuild() -> None:
         model.model_rebuild(force=True)
 
 
-class DrugKinds:
-    """``Annotated[DrugConfig, DrugKinds()]``: a drug section, validated by the class of its ``kind`` (default
-    :data:`DEFAULT_DRUG_KIND`), among the kinds registered when the schema is built."""
-
-    @staticmethod
-    def members() -> dict[str, type[DrugConfig]]:
-        """kind name -> class, as registered now."""
-        return dict(DRUG_KINDS)
-
-    @staticmethod
-    def _kind(value: Any) -> Any:
-        if isinstance(value, dict):
-            return value.get("kind", DEFAULT_DRUG_KIND)
-        return value.kind if isinstance(value, DrugConfig) else None
-
-    def __get_pydantic_core_schema__(self, source: Any, handler: GetCoreSchemaHandler) -> core_schema.CoreSchema:
-        choices = {name: handler.generate_schema(cls) for name, cls in DRUG_KINDS.items()}
-        return core_schema.tagged_union_schema(
-            choices, self._kind, custom_error_type=UNKNOWN_KIND,
-            custom_error_message=f"unknown drug kind; allowed: {', '.join(DRUG_KINDS)}")
-
-
-#: The annotation of a drug in a config.
-Drug = Annotated[DrugConfig, DrugKinds()]
+#: The annotation of a drug in a config: a section validated by the class of its ``kind`` (default
+#: :data:`DEFAULT_DRUG_KIND`), among the kinds registered when the schema is built.
+Drug = Annotated[DrugConfig, Variants("kind", lambda: DRUG_KINDS, DEFAULT_DRUG_KIND, "drug kind")]
 
 
 @register_drug_kind

@@ -18,8 +18,7 @@ from typing import Any, Union
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from abm.config.base import ConfigError
-from abm.config.drugs import UNKNOWN_KIND
+from abm.config.base import UNKNOWN_VARIANT, ConfigError, Variants, field_annotation
 from abm.config.presets import SUPPRESSOR_PRESETS
 from abm.config.root import Config
 
@@ -194,30 +193,30 @@ def read_yaml(text: str, key_prefix: tuple[str, ...] = ()) -> Any:
         loader.dispose()
 
 
-def _kinds_at(node: Any) -> dict[str, Any] | None:
-    """kind -> class of a union chosen by ``kind`` (``Annotated[..., DrugKinds()]``), or None if ``node`` is none."""
+def _variants_at(node: Any) -> Variants | None:
+    """The :class:`abm.config.base.Variants` of a section that is one of several variants, or None if ``node`` is none."""
     if typing.get_origin(node) is typing.Annotated:
         for marker in node.__metadata__:
-            if hasattr(marker, "members"):
-                return marker.members()
+            if isinstance(marker, Variants):
+                return marker
     return None
 
 
 def _walk(location: tuple[Any, ...]) -> tuple[tuple[Any, ...], Any]:
-    """``location`` without the kind tags pydantic adds inside a union chosen by ``kind``, and the schema node
+    """``location`` without the variant tags pydantic adds inside a section of variants, and the schema node
     there (a section class or an annotation; None past what the schema describes)."""
     node: Any = Config
     kept: list[Any] = []
     for part in location:
-        kinds = _kinds_at(node)
-        if kinds is not None and part in kinds:  # the tag of the member tried: no key of the config
-            node = kinds[part]
+        variants = _variants_at(node)
+        if variants is not None and part in variants.members():  # the variant tried: no key of the config
+            node = variants.members()[part]
             continue
         kept.append(part)
         if typing.get_origin(node) in (list, dict):
             node = typing.get_args(node)[-1]
         elif isinstance(node, type) and issubclass(node, BaseModel) and part in node.model_fields:
-            node = node.model_fields[part].annotation
+            node = field_annotation(node.model_fields[part])
         else:
             node = None
         for member in typing.get_args(node) if typing.get_origin(node) in (Union, UnionType) else ():
@@ -272,10 +271,11 @@ def _describe_errors(error: ValidationError) -> str:
         location = tuple(item["loc"])
         location = _walk(location)[0] if location else location
         key = ".".join(str(part) for part in location)
-        if item["type"] == UNKNOWN_KIND:  # a section of a union chosen by its `kind`
+        if item["type"] == UNKNOWN_VARIANT:  # a section of variants whose variant key names none
             shown = item.get("input")
+            tag = _variants_at(_walk(tuple(item["loc"]))[1]).tag  # type: ignore[union-attr]
             if isinstance(shown, dict):
-                lines.append(f"{key}.kind: {item['msg']} (got {_SHOW.repr(shown.get('kind'))})")
+                lines.append(f"{key}.{tag}: {item['msg']} (got {_SHOW.repr(shown.get(tag))})")
             else:
                 lines.append(f"{key}: should be a section (got {_SHOW.repr(shown)})")
             continue
@@ -343,8 +343,24 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
         node[int(last)] = value
     elif isinstance(node, dict):
         node[last] = value
+        _keep_keys_of_variant(node, parts, value)
     else:
         raise ConfigError(f"--set {dotted}: {'.'.join(parts[:-1])} is a value, not a section")
+
+
+def _keep_keys_of_variant(section: dict[str, Any], parts: list[str], value: Any) -> None:
+    """After ``--set SECTION.TAG=VALUE`` chose a variant of a section of variants (``vessels.pattern=none``,
+    ``tumor.initial.geometry=scattered``, ``drugs.NAME.kind=...``), drop the section's keys the chosen variant
+    does not have: they belonged to the variant the config had, so choosing another on the command line works
+    on any config (in a config file, a key of another variant is an error)."""
+    location = tuple(int(part) if part.isdigit() else part for part in parts[:-1])
+    variants = _variants_at(_walk(location)[1]) if location else None
+    if variants is None or parts[-1] != variants.tag or not isinstance(value, str):
+        return
+    chosen = variants.members().get(value)
+    if chosen is not None:
+        for key in [key for key in section if key not in chosen.model_fields]:
+            del section[key]
 
 
 def _legacy_suppressor_key(raw: dict[str, Any], parts: list[str]) -> bool:

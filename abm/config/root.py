@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 from abm.config.base import MAX_CELL_STEPS, MAX_DRUGS, MAX_SUBSTEPS, NAME_RULE, ConfigError, Name, Strict
 from abm.config.checks import _check_treatment, check_initial_tumor, check_treatment_starts, check_vessel_file
 from abm.config.derive import field_substeps, margin_steps, movement_substeps
-from abm.config.domain import FieldConfig, LatticeConfig, TimeConfig, VesselConfig, default_fields
+from abm.config.domain import FieldConfig, LatticeConfig, TimeConfig, UniformVessels, Vessels, default_fields
 from abm.config.drugs import DRUG_KINDS, Drug, DrugConfig, rebuild_with_drug_kinds
 from abm.config.immune import T_CELL_ROLE, TUMOR_CELL_TYPES, ImmuneConfig, SuppressorConfig, TCellConfig
 from abm.config.treatment import TreatmentConfig
@@ -26,7 +26,7 @@ class Config(Strict):
     lattice: LatticeConfig
     time: TimeConfig
     fields: dict[Name, FieldConfig] = Field(default_factory=default_fields, description=f"diffusible substrates by name; {NAME_RULE}")
-    vessels: VesselConfig = Field(default_factory=VesselConfig)
+    vessels: Vessels = Field(default_factory=UniformVessels)
     tumor: TumorConfig = Field(default_factory=TumorConfig)
     drugs: Annotated[dict[Name, Drug], Field(max_length=MAX_DRUGS)] = Field(
         default_factory=dict, description=f"drugs by the name of their tissue field (a field of `fields`), each of a kind (see drugs.NAME); at most {MAX_DRUGS}")

@@ -7,7 +7,7 @@ from pydantic import Field, field_validator, model_validator
 
 from abm.config.base import (MAX_ANTIGENS, MAX_AXIS, MAX_DIVISION_RATE_SD, MAX_LENGTH_UM, MAX_LEVEL, MIN_DX_UM, NAME_RULE,
                              Factor, Fraction, Length, Level, Name, PositiveHours, PositiveLength, PositiveRate,
-                             Probability, Rate, Strict, _require_unique_names)
+                             Probability, Rate, Strict, Variants, _require_unique_names)
 
 
 class HypoxiaConfig(Strict):
@@ -108,35 +108,45 @@ class MutationConfig(Strict):
 
 
 class InitialTumorConfig(Strict):
-    """The initial tumor cells: where they are and how the founding clones are arranged among them.
+    """The initial tumor cells: where they are (one of the geometries below, chosen by ``geometry``, default
+    ``ball``) and how the founding clones are arranged among them.
 
     Each founding clone gets ``round(fraction x cells)`` of the initial cells
     (the first clone takes the rounding remainder), so a rare clone's share
     is exact.
     """
 
-    geometry: Literal["ball", "scattered"] = Field(
-        "ball", description="ball: every free voxel within radius_um of center_um (a disc in 2-D); scattered: `cells` free voxels drawn uniformly over the domain")
-    radius_um: PositiveLength = Field(60.0, description="ball: radius of the seed cluster, um; it must hold at least one voxel centre")
-    center_um: list[Length] | None = Field(None, description="centre in um from the low corner, axis order of lattice.shape, within the domain; default: the domain centre")
-    cells: Annotated[int, Field(ge=1, le=MAX_AXIS**3)] | None = Field(None, description="scattered: number of initial cells, at most the lattice's voxels")
+    geometry: str
+    center_um: list[Length] | None = Field(None, description="centre in um from the low corner, axis order of lattice.shape, within the domain; default: the domain centre (ball: the seed cluster's centre; sectors: their centre; sparse_core vessels: the core's centre)")
     arrangement: Literal["mixed", "sectors", "nests"] = Field(
         "mixed", description="mixed: clones at random positions; sectors: each clone fills an angular sector around the centre; nests: clones fill patches of about nest_radius_um")
     nest_radius_um: Annotated[float, Field(ge=MIN_DX_UM, le=MAX_LENGTH_UM)] = Field(60.0, description="nests: typical radius of one patch, um")
 
-    @model_validator(mode="after")
-    def _consistent(self) -> "InitialTumorConfig":
-        if self.geometry == "scattered" and self.cells is None:
-            raise ValueError("geometry 'scattered' needs `cells`, the number of initial cells")
-        if self.geometry == "ball" and self.cells is not None:
-            raise ValueError("`cells` is only read with geometry 'scattered' (a ball holds every free voxel within radius_um)")
-        return self
+
+class BallInitialTumor(InitialTumorConfig):
+    """Every free voxel within ``radius_um`` of ``center_um`` (a disc in 2-D)."""
+
+    geometry: Literal["ball"] = Field("ball", description="ball: every free voxel within radius_um of center_um")
+    radius_um: PositiveLength = Field(60.0, description="radius of the seed cluster, um; it must hold at least one voxel centre")
+
+
+class ScatteredInitialTumor(InitialTumorConfig):
+    """``cells`` free voxels drawn uniformly over the domain."""
+
+    geometry: Literal["scattered"] = Field(description="scattered: `cells` free voxels drawn uniformly over the domain")
+    cells: Annotated[int, Field(ge=1, le=MAX_AXIS**3)] = Field(description="number of initial cells, at most the lattice's voxels")
+
+
+#: The initial geometries, by the value of ``geometry``.
+INITIAL_GEOMETRIES: dict[str, type[InitialTumorConfig]] = {"ball": BallInitialTumor, "scattered": ScatteredInitialTumor}
+#: The annotation of the ``tumor.initial`` section.
+InitialTumor = Annotated[InitialTumorConfig, Variants("geometry", lambda: INITIAL_GEOMETRIES, "ball", "initial geometry")]
 
 
 class TumorConfig(Strict):
     """Tumor cells: initial cells, oxygen response, death, clones and mutation."""
 
-    initial: InitialTumorConfig = Field(default_factory=InitialTumorConfig)
+    initial: InitialTumor = Field(default_factory=BallInitialTumor)
     hypoxia: HypoxiaConfig = Field(default_factory=HypoxiaConfig)
     apoptotic_duration_h: PositiveHours = Field(516.0 / 60.0, description="apoptosis to removal, h: 516 min [PCc]")
     necrotic_clearance_per_h: Rate = Field(
