@@ -80,7 +80,7 @@ def _command_compare(arguments: argparse.Namespace) -> int:
 
 
 def _command_validate(arguments: argparse.Namespace) -> int:
-    from abm.runner import prepare
+    from abm.runner import describe_memory, prepare
 
     config = _config_from_arguments(arguments)
     prepare(config)  # every check tme run makes before it writes: backend, memory, initial cells and fields
@@ -93,6 +93,7 @@ def _command_validate(arguments: argparse.Namespace) -> int:
         f"{', immune agents: ' + str(_immune_agent_count(config)) if config.immune.enabled else ''}"
         f"{', treatment: ' + str(len(config.treatment.lines)) + ' line(s)' if config.treatment else ''}"
         f"{', arms: ' + ', '.join(config.arms) if config.arms else ''})")
+    print(describe_memory(config, get_backend(config.backend)))
     return 0
 
 
@@ -113,6 +114,11 @@ def _command_info(arguments: argparse.Namespace) -> int:
     print(f"gpu: {'yes: ' + description if cupy is not None else 'no: ' + description}")
     backend = get_backend("auto")
     print(f"backend auto -> {backend.name} ({backend.reason})")
+    if arguments.config is not None:
+        from abm.runner import describe_memory
+
+        config = _config_from_arguments(arguments)
+        print(f"{arguments.config}: {describe_memory(config, get_backend(config.backend))}")
     return 0
 
 
@@ -216,7 +222,10 @@ def build_parser() -> argparse.ArgumentParser:
     config_arguments(validate_parser)
     validate_parser.set_defaults(handler=_command_validate)
 
-    info_parser = commands.add_parser("info", help="versions, backend choice and GPU status")
+    info_parser = commands.add_parser("info", help="versions, backend choice and GPU status; with a config, its memory")
+    info_parser.add_argument("config", nargs="?", help="YAML config file: print the estimated memory of its run")
+    info_parser.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config value (repeatable)")
+    info_parser.add_argument("--backend", choices=BACKEND_NAMES, help="array backend (overrides the config)")
     info_parser.set_defaults(handler=_command_info)
     _add_viz_commands(commands)
     return parser

@@ -57,6 +57,30 @@ def estimated_bytes(config: Config) -> int:
     return config.lattice.voxels * per_voxel
 
 
+def snapshot_bytes(config: Config) -> int:
+    """Bytes of one snapshot's arrays on the host (:func:`abm.tables.snapshot`): what a run on a GPU copies back
+    at each snapshot, beside its device memory."""
+    per_voxel = 4 + 1 + 1 + 4  # clone, cell_state, vessel, perfusion
+    if config.immune.enabled:
+        per_voxel += 4 + 1 + 4  # immune agent, state, exhaustion
+    per_voxel += sum(8 if field.dtype == "float64" else 4 for field in config.fields.values())
+    return config.lattice.voxels * per_voxel
+
+
+def _size(nbytes: int) -> str:
+    return f"{nbytes / 2**30:.2f} GiB" if nbytes >= 2**30 else f"{nbytes / 2**20:.1f} MiB"
+
+
+def describe_memory(config: Config, backend: Backend) -> str:
+    """One line: the run's estimated peak memory on ``backend``'s device (and, on a GPU, the host's snapshot
+    copies), and what the device has free now."""
+    need, free = estimated_bytes(config), backend.free_memory_bytes()
+    per_voxel = BYTES_PER_VOXEL + BYTES_PER_VOXEL_PER_FIELD * len(config.fields)
+    host = "" if backend.name == "numpy" else f"; host: {_size(snapshot_bytes(config))} per snapshot copy"
+    return (f"memory: about {_size(need)} on {backend.device} ({per_voxel} B per voxel x "
+            f"{config.lattice.voxels:,} voxels; {_size(free)} free){host}")
+
+
 def check_memory(config: Config, backend: Backend) -> None:
     """Refuse a lattice whose estimated peak memory exceeds what the device has free."""
     need = estimated_bytes(config)

@@ -192,6 +192,23 @@ def test_validate_checks_without_running(tmp_path, capsys, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_validate_and_info_print_the_estimated_memory(capsys):
+    """The estimate is the per-voxel figure of abm.runner times the voxels, on the device the config's backend picks;
+    a lattice beyond the free memory is refused by validate naming both numbers."""
+    from abm.runner import BYTES_PER_VOXEL, BYTES_PER_VOXEL_PER_FIELD
+
+    per_voxel = BYTES_PER_VOXEL + BYTES_PER_VOXEL_PER_FIELD  # tiny.yaml: one field
+    assert main(["validate", str(TINY), "--set", "lattice.shape=[100,100,100]", "--backend", "numpy"]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith(f"memory: about {per_voxel * 1e6 / 2**20:.1f} MiB on CPU ({per_voxel} B per voxel x 1,000,000 voxels;")
+    assert main(["info", str(TINY), "--set", "lattice.shape=[1000,1000,100]", "--backend", "numpy"]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith(f"{TINY}: memory: about {per_voxel * 1e8 / 2**30:.2f} GiB on CPU")
+    assert main(["validate", str(TINY), "--set", "lattice.shape=[1000,1000,1000]", "--backend", "numpy"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "lattice.shape: [1000, 1000, 1000] (1,000,000,000 voxels) needs about" in captured.err
+
+
 def test_validate_rejects_what_run_rejects(capsys):
     """A config error is reported by validate as by run: status 2, message naming the key."""
     assert main(["validate", str(TINY), "--set", "tumor.apoptotic_duration_h=-1"]) == 2
