@@ -1,46 +1,42 @@
 """Drug kinds as data: a new kind is one DrugConfig subclass and one register_drug_kind call.
 
-The worked example of docs/therapy.md ("How to add a drug kind"): a
-radiosensitizer that kills cycling tumor cells at
+The worked example of docs/therapy.md ("How to add a drug kind"), run as
+written: a radiosensitizer that kills cycling tumor cells at
 ``rate_per_h x c / (c + ec50)`` of its local level, declared in a config
-and run. The kind is registered by a fixture and removed after each test,
-so no other test sees it.
+and run. A fixture runs the documented block (which defines and registers
+the kind) and removes the kind after each test, so no other test sees it.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pytest
-from pydantic import Field
 
-from abm.config import (DRUG_KINDS, ConfigError, DrugConfig, PositiveLevel, Rate, parse_config, read_yaml,
-                        register_drug_kind, to_yaml, unregister_drug_kind)
+from abm.config import (DRUG_KINDS, ConfigError, DrugConfig, parse_config, read_yaml, register_drug_kind, to_yaml,
+                        unregister_drug_kind)
 from abm.model import TumorModel
 from abm.reference import render
-from kernels.tumor import CYCLING
+from tests.test_api import python_blocks
 
 
-# --------------------------------------------------------------------------- the new kind: one class ...
+# --------------------------------------------------------------------------- the new kind, as docs/therapy.md gives it
 
-class Radiosensitizer(DrugConfig):
-    """Radiosensitizer: cycling tumor cells die at ``rate_per_h x c / (c + ec50)`` of the local level."""
-
-    kind: Literal["radiosensitizer"] = Field(description="radiosensitizer: kills cycling tumor cells")
-    rate_per_h: Rate = Field(0.5, description="kill rate at a saturating level, 1/h")
-    ec50: PositiveLevel = Field(1.0, description="level of half the maximum kill, field units")
-
-    def tumor_kill_rate(self, xp, clone, cell_state, concentration, efflux, sensitivity):
-        level = xp.maximum(concentration, 0.0).astype(xp.float64)
-        return xp.where((clone >= 0) & (cell_state == CYCLING), self.rate_per_h * level / (level + self.ec50), 0.0)
+THERAPY_DOC = Path(__file__).resolve().parents[1] / "docs" / "therapy.md"
 
 
-# --------------------------------------------------------------------------- ... and one registration
+def docs_example() -> str:
+    """The fenced python block of docs/therapy.md that defines and registers the radiosensitizer."""
+    return next(block for block in python_blocks(THERAPY_DOC) if "class Radiosensitizer" in block)
+
 
 @pytest.fixture
 def radiosensitizer():
-    register_drug_kind(Radiosensitizer)
-    yield Radiosensitizer
+    """The kind, defined and registered by running the documented example as written; removed after the test."""
+    namespace: dict = {}
+    exec(compile(docs_example(), str(THERAPY_DOC), "exec", dont_inherit=True), namespace)  # one class, one registration
+    yield namespace["Radiosensitizer"]
     unregister_drug_kind("radiosensitizer")
 
 
@@ -71,7 +67,7 @@ def _kills(config, steps: int = 6) -> tuple[int, TumorModel]:
 def test_a_registered_kind_is_declared_by_config_and_kills(radiosensitizer):
     config = _config()
     drug = config.drugs["rs"]
-    assert isinstance(drug, Radiosensitizer) and drug.rate_per_h == 0.5 and drug.ec50 == 1.0
+    assert isinstance(drug, radiosensitizer) and drug.rate_per_h == 0.5 and drug.ec50 == 1.0
     assert config.drug_names == []  # no sensitivity per clone: the kind does not ask for one
     assert [name for name, _ in config.drugs_acting("tumor_kill_rate")] == ["rs"]
     assert config.drugs_acting("pd1_occupancy") == []
