@@ -69,6 +69,10 @@ def _command_compare(arguments: argparse.Namespace) -> int:
         log_rank = next((value for key, value in stats.items() if key.startswith("log_rank_vs_")), None)
         versus = "" if not log_rank else (f"; log-rank p = {log_rank['p']:.3g}" if math.isfinite(log_rank["p"])
                                           else "; log-rank: no progression in either arm")
+        ratio = next((value for key, value in stats.items() if key.startswith("hazard_ratio_vs_")), None)
+        if ratio is not None and ratio["hr"] is not None:
+            low, high = (f"{value:.3g}" if value is not None else "-" for value in ratio["ci95"])
+            versus += f", hazard ratio {ratio['hr']:.3g} (95% CI {low} to {high}) vs {result['reference_arm']}"
         print(f"{arm}: {stats['runs']} runs, {stats['progressions']} progressed, median time to progression "
               f"{'not reached' if median is None else f'{median:g} days'}{interval if median is not None else ''}, "
               f"objective response {stats['objective_response_rate']:.0%}{versus}")

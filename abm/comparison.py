@@ -19,25 +19,24 @@ each running run keeping its records (status ``interrupted``). Then it writes
   whether it is censored, best overall response, best change of the burden
   from baseline, final tumor cells, lines given;
 * ``km.parquet``: the Kaplan-Meier estimate of progression-free time per
-  arm (time, at risk, events, censored, survival);
+  arm (time, at risk, events, censored, survival and its 95 % band);
 * ``burden.parquet``: per arm and record time, the median and quartiles of
   live tumor cells and of the equivalent diameter over replicates;
 * ``compare.json``: per arm, the number of runs and progressions, median
-  time to progression with a 95 % confidence interval, response counts and
-  the objective response rate; the log-rank test of each arm against the
-  first; and the runs that failed (a numerical failure: their directories
-  hold the error and the records up to it; the statistics leave them out).
+  time to progression with a 95 % confidence interval, the restricted mean
+  time to progression up to the longest follow-up every arm has, response
+  counts and the objective response rate; the log-rank test and the hazard
+  ratio (Cox, with its 95 % interval) of each arm against the reference arm
+  (the first with runs); the log-rank test of all arms together; and the
+  runs that failed (a numerical failure: their directories hold the error
+  and the records up to it; the statistics leave them out).
 
-Statistics: S(t) = prod(1 - d_i / n_i) over event times, censoring runs
-that end without progression [KM]; the median's confidence interval is
-Brookmeyer-Crowley's, where the log(-log S) band from Greenwood's variance
-crosses 0.5; the log-rank
-statistic is chi-square with one degree of freedom.
+The statistics are lifelines' (:mod:`abm.survival`); runs that end without
+progression are censored at their end.
 """
 from __future__ import annotations
 
 import ctypes
-import math
 import multiprocessing
 import os
 import signal
@@ -47,9 +46,7 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from abm import rundir
+from abm import rundir, survival
 from abm.config import RESPONSE_CATEGORIES, Config, ConfigError, select_arm
 from abm.io import RunDirectoryError, RunFailed, create_output_directory, inside, lock_directory, write_json, write_parquet
 from abm.rundir import COMPARE_COLUMNS, COMPARE_RESULT, RESPONDERS
@@ -257,32 +254,35 @@ def summarize(out: Path, configs: dict[str, Config], replicates: int, first_seed
     if runs.empty:
         raise RunFailed(f"{out}: no run completed; see the runs' summary.json for their errors")
     per_arm: dict[str, Any] = {}
-    first_arm = next(iter(configs))
+    first_arm = next(arm for arm in configs if (runs["arm"] == arm).any())  # the reference: the first arm with runs
+    times, events = runs["time_to_progression_days"].to_numpy(float), ~runs["censored"].to_numpy(bool)
+    arms = runs["arm"].to_numpy(str)
+    # The horizon of the restricted means: the longest follow-up every arm has (its last progression or censoring).
+    horizon = min(float(times[arms == arm].max()) for arm in dict.fromkeys(arms.tolist()))
+    ratios = survival.hazard_ratios(times, events, arms, first_arm)
     for arm, arm_config in configs.items():
-        mine = runs[runs["arm"] == arm]
-        if mine.empty:
+        mine = arms == arm
+        if not mine.any():
             continue
-        times, events = mine["time_to_progression_days"].to_numpy(float), ~mine["censored"].to_numpy(bool)
-        curve = kaplan_meier(times, events)
-        curves.append(pandas.DataFrame(curve).assign(arm=arm))
+        curves.append(survival.kaplan_meier(times[mine], events[mine]).assign(arm=arm))
         criteria = arm_config.treatment.assessment.criteria
-        counts = {category: int((mine["best_overall_response"] == category).sum()) for category in RESPONSE_CATEGORIES[criteria]}
+        best = runs["best_overall_response"].to_numpy()[mine]
+        counts = {category: int((best == category).sum()) for category in RESPONSE_CATEGORIES[criteria]}
         responders = sum(counts[category] for category in RESPONDERS[criteria])
-        low, high = median_confidence_interval(curve)
+        median, low, high = survival.median(times[mine], events[mine])
         per_arm[arm] = {
-            "runs": len(mine), "progressions": int(events.sum()), "criteria": criteria,
-            "median_time_to_progression_days": median_survival(curve),
+            "runs": int(mine.sum()), "progressions": int(events[mine].sum()), "criteria": criteria,
+            "median_time_to_progression_days": median,
             "median_ci95_days": [low, high],
+            "restricted_mean_time_to_progression_days": survival.restricted_mean(times[mine], events[mine], horizon),
             "best_response_counts": counts,
-            "objective_response_rate": responders / len(mine),
+            "objective_response_rate": responders / int(mine.sum()),
         }
         if arm != first_arm:
-            reference = runs[runs["arm"] == first_arm]
-            if reference.empty:
-                continue
-            chi2, p = log_rank(reference["time_to_progression_days"].to_numpy(float), ~reference["censored"].to_numpy(bool),
-                               times, events)
+            reference = arms == first_arm
+            chi2, p = survival.log_rank(times[reference], events[reference], times[mine], events[mine])
             per_arm[arm]["log_rank_vs_" + first_arm] = {"chi2": chi2, "p": p}
+            per_arm[arm]["hazard_ratio_vs_" + first_arm] = ratios[arm]
     all_burden = pandas.concat(burdens)
     grouped = all_burden.groupby(["arm", "time_days"], sort=False)
     burden = grouped.agg(
@@ -293,92 +293,8 @@ def summarize(out: Path, configs: dict[str, Config], replicates: int, first_seed
     tables = {"runs": runs, "km": pandas.concat(curves, ignore_index=True), "burden": burden}
     for name, table in tables.items():
         write_parquet(rundir.table_path(out, name), table[list(COMPARE_COLUMNS[name])])
-    result = {"replicates": replicates, "first_seed": first_seed, "arms": per_arm, "failed_runs": failed}
+    result = {"replicates": replicates, "first_seed": first_seed, "reference_arm": first_arm,
+              "restricted_mean_horizon_days": horizon, "log_rank_all_arms": survival.log_rank_all(times, events, arms),
+              "arms": per_arm, "failed_runs": failed}
     write_json(out / COMPARE_RESULT, result)
     return result
-
-
-def kaplan_meier(times: np.ndarray, events: np.ndarray) -> dict[str, list[float]]:
-    """Kaplan-Meier estimate: at each distinct time with an event or censoring, from 0.
-
-    Args:
-        times: time of progression or of censoring per run.
-        events: True where the run progressed, False where it is censored.
-
-    Returns:
-        Columns ``time``, ``at_risk``, ``events``, ``censored``, ``survival``
-        and ``greenwood`` (the running sum of d / (n (n - d))), first row at time 0.
-    """
-    table = {"time": [0.0], "at_risk": [float(len(times))], "events": [0.0], "censored": [0.0], "survival": [1.0], "greenwood": [0.0]}
-    survival, greenwood, at_risk = 1.0, 0.0, len(times)
-    for time in np.unique(times):
-        deaths = int(events[times == time].sum())
-        censored = int((~events[times == time]).sum())
-        if deaths:
-            survival *= 1.0 - deaths / at_risk
-            greenwood += deaths / (at_risk * (at_risk - deaths)) if at_risk > deaths else math.inf
-        for key, value in (("time", float(time)), ("at_risk", float(at_risk)), ("events", float(deaths)),
-                           ("censored", float(censored)), ("survival", survival), ("greenwood", greenwood)):
-            table[key].append(value)
-        at_risk -= deaths + censored
-    return table
-
-
-def median_survival(curve: dict[str, list[float]]) -> float | None:
-    """First time at which the survival falls to 0.5 or below; None if it never does."""
-    for time, survival in zip(curve["time"], curve["survival"]):
-        if survival <= 0.5:
-            return time
-    return None
-
-
-def median_confidence_interval(curve: dict[str, list[float]], z: float = 1.959964) -> tuple[float | None, float | None]:
-    """95 % interval of the median: where the pointwise log(-log S) band of the survival crosses 0.5.
-
-    The band at each step is ``exp(-exp(log(-log S) +/- z se))`` with
-    ``se = sqrt(greenwood) / |log S|`` (1 where S is 1, 0 where S is 0). The
-    lower end is the first time the lower band reaches 0.5, the upper end the
-    first time the upper band does (None, open, when it never does): the
-    Brookmeyer-Crowley interval as R's survfit reports it.
-    """
-    target = math.log(-math.log(0.5))
-    low = high = None
-    for time, survival, greenwood in zip(curve["time"], curve["survival"], curve["greenwood"]):
-        if survival >= 1.0:
-            continue
-        if survival <= 0.0 or not math.isfinite(greenwood):
-            lower_reached = upper_reached = True
-        else:
-            spread = z * math.sqrt(greenwood) / abs(math.log(survival))
-            centre = math.log(-math.log(survival))
-            lower_reached, upper_reached = centre + spread >= target, centre - spread >= target
-        if low is None and lower_reached:
-            low = time
-        if upper_reached:
-            high = time
-            break
-    return low, high
-
-
-def log_rank(times_a: np.ndarray, events_a: np.ndarray, times_b: np.ndarray, events_b: np.ndarray) -> tuple[float, float]:
-    """Log-rank test of two groups: ``(chi-square, p)`` with one degree of freedom.
-
-    NaN when neither group has an event; ``(0, 1)`` when the events carry no
-    variance (every event at a time when one group is empty or everyone at
-    risk has it): observed then equals expected, so there is no evidence of a
-    difference.
-    """
-    observed_minus_expected = variance = 0.0
-    for time in np.unique(np.concatenate([times_a[events_a], times_b[events_b]])):
-        at_risk_a, at_risk_b = float((times_a >= time).sum()), float((times_b >= time).sum())
-        deaths_a = float(((times_a == time) & events_a).sum())
-        deaths = deaths_a + float(((times_b == time) & events_b).sum())
-        at_risk = at_risk_a + at_risk_b
-        if at_risk <= 1:
-            continue
-        observed_minus_expected += deaths_a - deaths * at_risk_a / at_risk
-        variance += deaths * (at_risk_a / at_risk) * (at_risk_b / at_risk) * (at_risk - deaths) / (at_risk - 1)
-    if variance == 0:
-        return (0.0, 1.0) if events_a.any() or events_b.any() else (math.nan, math.nan)
-    chi2 = observed_minus_expected**2 / variance
-    return chi2, math.erfc(math.sqrt(chi2 / 2.0))

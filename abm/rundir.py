@@ -89,7 +89,7 @@ COMPARE_RUNS = "runs"
 COMPARE_COLUMNS = {
     "runs": ("arm", "seed", "time_to_progression_days", "censored", "best_overall_response",
              "best_change_from_baseline", "final_tumor_cells_live", "lines"),
-    "km": ("time", "at_risk", "events", "censored", "survival", "greenwood", "arm"),
+    "km": ("time", "at_risk", "events", "censored", "survival", "survival_lower", "survival_upper", "arm"),
     "burden": ("arm", "time_days", "cells_median", "cells_q25", "cells_q75", "diameter_median_um",
                "diameter_q25_um", "diameter_q75_um", "runs"),
 }

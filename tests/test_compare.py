@@ -9,52 +9,68 @@ import pandas as pd
 import pytest
 
 from abm.cli import main
-from abm.comparison import kaplan_meier, log_rank, median_confidence_interval, median_survival
+from abm import survival
+
+# The Freireich et al. (1963) 6-MP leukaemia trial, weeks in remission: 21 patients on 6-mercaptopurine (9 relapses,
+# 12 censored) and 21 on placebo (all relapsed). Published analyses: log-rank chi-square 16.79 (Kleinbaum & Klein,
+# Survival Analysis, ch. 2); Cox model, Efron ties, coefficient 1.572 (se 0.412), hazard ratio 4.82 for placebo
+# (R's coxph on MASS::gehan, Venables & Ripley, MASS ch. 13); Kaplan-Meier medians 23 (6-MP) and 8 weeks (placebo).
+SIX_MP = np.array([6, 6, 6, 7, 10, 13, 16, 22, 23, 6, 9, 10, 11, 17, 19, 20, 25, 32, 32, 34, 35], dtype=float)
+SIX_MP_EVENTS = np.array([True] * 9 + [False] * 12)
+PLACEBO = np.array([1, 1, 2, 2, 3, 4, 4, 5, 5, 8, 8, 8, 8, 11, 11, 12, 12, 15, 17, 22, 23], dtype=float)
+PLACEBO_EVENTS = np.ones(21, dtype=bool)
 
 
-def test_kaplan_meier_on_a_hand_worked_example():
+def test_lifelines_gives_the_published_figures_of_the_freireich_trial():
+    chi2, p = survival.log_rank(SIX_MP, SIX_MP_EVENTS, PLACEBO, PLACEBO_EVENTS)
+    assert chi2 == pytest.approx(16.79, abs=0.005) and p < 1e-4
+    times, events = np.concatenate([SIX_MP, PLACEBO]), np.concatenate([SIX_MP_EVENTS, PLACEBO_EVENTS])
+    groups = np.array(["six_mp"] * 21 + ["placebo"] * 21)
+    ratio = survival.hazard_ratios(times, events, groups, "six_mp")["placebo"]
+    assert math.log(ratio["hr"]) == pytest.approx(1.572, abs=0.0005) and ratio["hr"] == pytest.approx(4.82, abs=0.005)
+    assert ratio["ci95"][0] < ratio["hr"] < ratio["ci95"][1] and ratio["p"] < 1e-3
+    assert survival.median(SIX_MP, SIX_MP_EVENTS)[0] == 23.0 and survival.median(PLACEBO, PLACEBO_EVENTS)[0] == 8.0
+    assert survival.log_rank_all(times, events, groups)["chi2"] == pytest.approx(chi2)  # two groups: the same test
+
+
+def test_kaplan_meier_table_on_a_hand_worked_example():
     times = np.array([1.0, 2.0, 2.0, 3.0, 4.0])
     events = np.array([True, True, False, True, False])
-    curve = kaplan_meier(times, events)
-    assert curve["time"] == [0.0, 1.0, 2.0, 3.0, 4.0]
-    assert curve["at_risk"] == [5, 5, 4, 2, 1]
-    np.testing.assert_allclose(curve["survival"], [1.0, 0.8, 0.6, 0.3, 0.3])
-    np.testing.assert_allclose(curve["greenwood"][1:4], [1 / 20, 1 / 20 + 1 / 12, 1 / 20 + 1 / 12 + 1 / 2])
-    assert median_survival(curve) == 3.0
-    # log(-log S) band: at day 1 its lower edge is already below 0.5, its upper edge never gets there
-    assert median_confidence_interval(curve) == (1.0, None)
+    table = survival.kaplan_meier(times, events)
+    assert tuple(table.columns) == survival.KM_COLUMNS
+    assert table["time"].tolist() == [0.0, 1.0, 2.0, 3.0, 4.0]
+    assert table["at_risk"].tolist() == [5, 5, 4, 2, 1]
+    np.testing.assert_allclose(table["survival"], [1.0, 0.8, 0.6, 0.3, 0.3])
+    assert (table["survival_lower"] <= table["survival"]).all() and (table["survival"] <= table["survival_upper"]).all()
+    assert survival.median(times, events)[0] == 3.0
+    # the area under the curve to day 4: 1 + 0.8 + 0.6 + 0.3
+    assert survival.restricted_mean(times, events, 4.0) == pytest.approx(2.7)
 
 
-def test_median_interval_where_the_curve_falls_to_zero():
-    everyone_at_once = kaplan_meier(np.full(5, 28.0), np.ones(5, dtype=bool))
-    assert median_survival(everyone_at_once) == 28.0 and median_confidence_interval(everyone_at_once) == (28.0, 28.0)
-    one_early = kaplan_meier(np.array([21.0, 28, 28, 28, 28]), np.ones(5, dtype=bool))
-    assert median_survival(one_early) == 28.0 and median_confidence_interval(one_early) == (21.0, 28.0)
+def test_median_where_the_curve_falls_to_zero_and_where_it_is_not_reached():
+    assert survival.median(np.full(5, 28.0), np.ones(5, dtype=bool)) == (28.0, 28.0, 28.0)
+    median, _, high = survival.median(np.array([5.0, 6.0, 7.0, 8.0]), np.array([True, False, False, False]))
+    assert median is None and high is None
 
 
-def test_median_not_reached_and_its_open_interval():
-    curve = kaplan_meier(np.array([5.0, 6.0, 7.0, 8.0]), np.array([True, False, False, False]))
-    assert median_survival(curve) is None and median_confidence_interval(curve)[1] is None
-
-
-def test_log_rank_on_a_hand_worked_example():
-    chi2, p = log_rank(np.array([1.0, 3.0]), np.array([True, True]), np.array([2.0, 4.0]), np.array([True, True]))
-    assert chi2 == pytest.approx((2 / 3) ** 2 / (0.25 + 2 / 9 + 0.25))
-    assert p == pytest.approx(math.erfc(math.sqrt(chi2 / 2)))
-
-
-def test_log_rank_of_identical_and_of_separated_groups():
+def test_log_rank_of_identical_and_of_separated_groups_and_without_events():
     times = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
     events = np.ones(5, dtype=bool)
-    assert log_rank(times, events, times, events)[0] == pytest.approx(0.0)
-    assert log_rank(times, events, times + 10, events)[1] < 0.01
-
-
-def test_log_rank_without_variance_or_without_events():
+    assert survival.log_rank(times, events, times, events)[0] == pytest.approx(0.0)
+    assert survival.log_rank(times, events, times + 10, events)[1] < 0.01
     everyone_at_once = np.full(4, 28.0)
-    assert log_rank(everyone_at_once, np.ones(4, dtype=bool), everyone_at_once, np.ones(4, dtype=bool)) == (0.0, 1.0)
-    chi2, p = log_rank(everyone_at_once, np.zeros(4, dtype=bool), everyone_at_once, np.zeros(4, dtype=bool))
+    assert survival.log_rank(everyone_at_once, np.ones(4, dtype=bool), everyone_at_once, np.ones(4, dtype=bool)) == (0.0, 1.0)
+    chi2, p = survival.log_rank(everyone_at_once, np.zeros(4, dtype=bool), everyone_at_once, np.zeros(4, dtype=bool))
     assert math.isnan(chi2) and math.isnan(p)
+
+
+def test_a_hazard_ratio_that_cannot_be_estimated_says_why():
+    """Every run of one arm progresses before any of the other's (separation), or nothing progresses: no ratio."""
+    times = np.array([7.0, 7.0, 7.0, 14.0, 14.0, 14.0])
+    groups = np.array(["a"] * 3 + ["b"] * 3)
+    separated = survival.hazard_ratios(times, np.ones(6, dtype=bool), groups, "a")["b"]
+    assert separated["hr"] is None and "not estimable" in separated["note"]
+    assert survival.hazard_ratios(times, np.zeros(6, dtype=bool), groups, "a")["b"]["note"] == "no progression in any arm"
 
 
 def test_compare_runs_every_arm_and_replicate_and_resumes(tmp_path, capsys):

@@ -98,7 +98,7 @@ class CompareData:
 
     @cached_property
     def km(self):
-        """``km.parquet``: per arm the Kaplan-Meier table (time, at_risk, events, censored, survival, greenwood)."""
+        """``km.parquet``: per arm the Kaplan-Meier table (time, at_risk, events, censored, survival and its 95 % band: survival_lower, survival_upper)."""
         return self._table("km")
 
     @cached_property
