@@ -1,0 +1,28 @@
+"""The scale benchmark runs end to end on a tiny cube (its figures are for docs/performance.md, not asserted here)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_scale_benchmark_reports_every_figure_for_a_small_cube(tmp_path):
+    rows_file = tmp_path / "rows.json"
+    result = subprocess.run([sys.executable, "benchmarks/scale.py", "--backend", "numpy", "--sizes", "16", "--warmup", "0",
+                             "--steps", "1", "--json", str(rows_file)], cwd=REPO, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "16^3 (4,096 voxels)" in result.stdout and "ms/step" in result.stdout and "field line sweep" in result.stdout
+    (row,) = json.loads(rows_file.read_text())
+    assert row["voxels"] == 16**3 and row["step_ms"] > 0 and row["sweep_bytes_per_s"] > 0
+    assert set(row["rules_ms"]) >= {"fields", "immune_movement", "tumor_division"}
+    assert row["host_bytes_per_voxel"] >= 0
+
+
+def test_scale_benchmark_refuses_a_bad_size_list():
+    result = subprocess.run([sys.executable, "benchmarks/scale.py", "--sizes", "96,big"], cwd=REPO, capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2 and "--sizes '96,big'" in result.stderr
