@@ -219,7 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare_parser.add_argument("--replicates", type=int, default=8, help="runs per arm, seeds from the config's seed (default 8)")
     compare_parser.add_argument("--arms", help="comma-separated arms to run (default: all)")
     compare_parser.add_argument("--workers", type=int, help="worker processes (default: CPUs up to 4; 1 on a GPU)")
-    compare_parser.add_argument("--quiet", action="store_true", help="no line per finished run")
+    compare_parser.add_argument("--quiet", action="store_true", help="no progress bar (failed runs are still named)")
     compare_parser.set_defaults(handler=_command_compare)
 
     validate_parser = commands.add_parser("validate", help="check a config without running it")

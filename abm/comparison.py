@@ -46,6 +46,8 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from abm import rundir, survival
 from abm.config import RESPONSE_CATEGORIES, Config, ConfigError, select_arm
 from abm.io import RunDirectoryError, RunFailed, create_output_directory, inside, lock_directory, write_json, write_parquet
@@ -144,7 +146,7 @@ def compare(config: Config, out: Path, replicates: int, arms: list[str] | None =
         replicates: runs per arm (seeds ``config.seed`` onward).
         arms: the arms to run (default: all).
         workers: worker processes (default: the CPUs, at most 4; 1 on a GPU).
-        progress: print one line per finished run.
+        progress: show a progress bar of the runs (done, running, failed, ETA) on stderr.
 
     Returns:
         The contents of ``compare.json``.
@@ -184,26 +186,39 @@ def compare(config: Config, out: Path, replicates: int, arms: list[str] | None =
 
 
 def _run_jobs(jobs: list[tuple[Config, str]], workers: int, progress: bool) -> None:
-    """Run ``jobs`` (in this process with one worker), printing a line per finished run (if ``progress``) and each failure."""
-    if workers == 1:
-        for job in jobs:
-            _report(*_run_one(job), progress)
-        return
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_start, initargs=(os.getpid(),))
-    try:
-        pending = {pool.submit(_run_one, job) for job in jobs}
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                _report(*future.result(), progress)
-    except BrokenProcessPool:
-        _stop_workers(pool)
-        raise RunFailed("a worker process died (killed from outside?); the runs it and the others had not finished "
-                        "are incomplete: run the same tme compare again to complete them") from None
-    except BaseException:
-        _stop_workers(pool)
-        raise
-    pool.shutdown(wait=True)
+    """Run ``jobs`` (in this process with one worker): a progress bar of runs done, running and failed with an ETA
+    (if ``progress``; on stderr), and a line per failed run (always; on stdout)."""
+    with tqdm(total=len(jobs), unit="run", desc="runs", disable=not progress, leave=True) as bar:
+        failed = 0
+
+        def finished(done: str, failure: str | None) -> None:
+            nonlocal failed
+            if failure is not None:
+                failed += 1
+                tqdm.write(f"run failed: {failure}", file=sys.stdout)
+            bar.update(1)
+            bar.set_postfix(running=min(workers, len(jobs) - bar.n), failed=failed)
+
+        bar.set_postfix(running=min(workers, len(jobs)), failed=0)
+        if workers == 1:
+            for job in jobs:
+                finished(*_run_one(job))
+            return
+        pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_start, initargs=(os.getpid(),))
+        try:
+            pending = {pool.submit(_run_one, job) for job in jobs}
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    finished(*future.result())
+        except BrokenProcessPool:
+            _stop_workers(pool)
+            raise RunFailed("a worker process died (killed from outside?); the runs it and the others had not finished "
+                            "are incomplete: run the same tme compare again to complete them") from None
+        except BaseException:
+            _stop_workers(pool)
+            raise
+        pool.shutdown(wait=True)
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
@@ -216,14 +231,6 @@ def _stop_workers(pool: ProcessPoolExecutor) -> None:
         worker.join(timeout=60)
         if worker.is_alive():
             worker.kill()
-
-
-def _report(done: str, failure: str | None, progress: bool) -> None:
-    """Print a line for a finished run (if ``progress``) or a failed one."""
-    if failure is not None:
-        print(f"run failed: {failure}", flush=True)
-    elif progress:
-        print(f"run complete: {done}", flush=True)
 
 
 def summarize(out: Path, configs: dict[str, Config], replicates: int, first_seed: int) -> dict[str, Any]:

@@ -101,9 +101,15 @@ arms:
     km = pd.read_parquet(out / "km.parquet")
     assert (km.groupby("arm")["survival"].first() == 1.0).all()
     stamp = (out / "runs" / "none" / "seed_7" / "summary.json").stat().st_mtime_ns
-    assert main(arguments + ["--replicates", "3"]) == 0  # only seed 9 of each arm is new
+    result_keys = json.loads((out / "compare.json").read_text())
+    assert result_keys["reference_arm"] == "none" and "hazard_ratio_vs_none" in result_keys["arms"]["chemo"]
+    assert {"chi2", "df", "p"} <= set(result_keys["log_rank_all_arms"])
+    capsys.readouterr()
+    assert main(arguments[:-1] + ["--replicates", "3"]) == 0  # only seed 9 of each arm is new; with the progress bar
     assert (out / "runs" / "none" / "seed_7" / "summary.json").stat().st_mtime_ns == stamp
     assert len(pd.read_parquet(out / "runs.parquet")) == 6
+    bar = capsys.readouterr().err
+    assert "runs: 100%" in bar and "2/2" in bar and "failed=0" in bar  # two new runs, none failed
 
 
 def test_compare_needs_arms(tmp_path, capsys):
