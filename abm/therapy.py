@@ -238,13 +238,15 @@ class Therapy:
         """Measure the burden, classify it, record the event (a baseline at the start of each line).
 
         The line's assessor (re-baselined at each line start) decides the end
-        rules and progression; the arm's assessor (baselined once, at the start
-        of treatment) gives the category and change the endpoints keep, up to
-        and including the first progression.
+        rules; the arm's assessor (baselined once, at the start of treatment)
+        gives the category and change the endpoints keep, up to and including
+        the first progression: the line's (``assessment.progression_from:
+        line``) or the arm's (``treatment``).
         """
         assessment = self.treatment.assessment
         size, live = burden(assessment)
         result = self.assessor.assess(size, live)
+        arm_result = None
         if not baseline:
             arm_result = self.arm_assessor.assess(size, live)
             if self.first_progression_h is None:
@@ -252,7 +254,8 @@ class Therapy:
                 self.arm_changes.append(arm_result.change_from_baseline)
         elif self.arm_assessor.baseline is None:
             self.arm_assessor.assess(size, live)  # the arm's baseline: the first line's
-        if not baseline and result.progression and self.first_progression_h is None:
+        endpoint = result if assessment.progression_from == "line" else arm_result
+        if not baseline and endpoint.progression and self.first_progression_h is None:
             self.first_progression_h = time_h
         self._event(time_h, "baseline" if baseline else "assessment", category=result.category, burden=size,
                     change_from_baseline=result.change_from_baseline,
@@ -264,7 +267,9 @@ class Therapy:
     def summary(self, end_h: float) -> dict[str, Any]:
         """Endpoints: best overall response and best change of the burden (the waterfall's bar), both from the
         burden at the start of treatment and up to the first progression; time to progression from the start of
-        treatment (censored at the end of the run where none), time on each line, exposure to each dosed drug."""
+        treatment (censored at the end of the run where none), progression judged as ``progression_from`` says
+        (over each line's nadir, or over the nadir since the start of treatment); time on each line, exposure to
+        each dosed drug."""
         if self.treatment is None:
             return {"treated": False}
         start = self.start_h
@@ -282,6 +287,7 @@ class Therapy:
             "best_change_from_baseline": min(self.arm_changes) if self.arm_changes else None,
             "time_to_progression_days": ((self.first_progression_h if progressed else end_h) - start) / 24.0 if self.started else None,
             "progression_censored": not progressed,
+            "progression_from": self.treatment.assessment.progression_from,
             "lines": lines,
             "exposure": exposure,
         }

@@ -150,6 +150,26 @@ def test_adaptive_dosing_pauses_below_and_resumes_above_burden_thresholds():
     assert list(doses) == [0, 7, 14, 21, 56, 63, 70]
 
 
+def test_progression_from_the_start_of_treatment_counts_a_holidays_regrowth():
+    """IMWG-like (confirmed) progression. The holiday starts at 450 (day 28); 900 on day 42 is a first PD over its
+    nadir and ends the holiday, so the next line starts afresh at 900 and, judged per line, nothing ever
+    progresses. Judged from the start of treatment, 900 and then 850 rise over the nadir of 450 since day 0: PD
+    confirmed on day 56."""
+    script = {0: 1000.0, 14: 800.0, 28: 450.0, 42: 900.0, 56: 850.0, 70: 880.0}
+    lines = ("lines: [{name: treat, doses: [{drug: cis, amount: 1}], cycle_days: 7, end: {burden_below: 0.5}, next: holiday},"
+             " {name: holiday, end: {burden_above: 1.6}, next: treat}]}")
+    summaries = {}
+    for endpoint in ("line", "treatment"):
+        therapy, events = drive(f"{{assessment: {{every_days: 14, criteria: myeloma, progression_from: {endpoint}}}, {lines}",
+                                lambda t: script[max(day for day in script if day <= t / 24 + 1e-9)], 71)
+        starts = events[events["event"] == "line_start"]
+        assert list(zip(starts["line"], starts["time_days"])) == [("treat", 0), ("holiday", 28), ("treat", 42)]
+        summaries[endpoint] = therapy.summary(71 * 24.0)
+    assert summaries["line"]["progression_censored"] and summaries["line"]["time_to_progression_days"] == 71
+    assert not summaries["treatment"]["progression_censored"] and summaries["treatment"]["time_to_progression_days"] == 56
+    assert summaries["treatment"]["progression_from"] == "treatment"
+
+
 def test_adaptive_thresholds_relative_to_the_burden_when_treatment_started():
     # Zhang et al.'s rule: pause below half the pre-treatment burden, resume once it is back above it. The holiday
     # starts at 450; 900 on day 56 is twice that but below the pre-treatment 1000, so dosing resumes only on day 70.

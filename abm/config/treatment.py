@@ -42,6 +42,8 @@ class AssessmentConfig(Strict):
     marker_detection_limit: Level = Field(0.0, description="myeloma: CR when the marker is at most this (negative immunofixation)")
     marker_progression_absolute: Level = Field(
         0.0, description="myeloma: PD also needs this absolute rise of the marker over the nadir (IMWG: 0.5 g/dL; scale to marker units)")
+    progression_from: Literal["line", "treatment"] = Field(
+        "line", description="the endpoints' progression (time to progression, the responses counted up to it): line: over each line's own baseline and nadir (a new line starts afresh, so a holiday's regrowth that ends the holiday never counts); treatment: over the baseline and nadir since the start of treatment, across lines. Lines' end rules always use their own line's")
 
     @property
     def categories(self) -> tuple[str, ...]:
