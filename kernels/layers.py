@@ -132,10 +132,7 @@ class ImmuneLayer:
 
     def _written(self, index: Any, copy: bool = True, **values: Any) -> "ImmuneLayer":
         """The layer with ``values`` (by array name: a scalar or one value per entry of ``index``) written at the
-        flat voxels ``index``; into copies of the arrays unless ``copy`` is False (arrays this call made).
-        With no voxel listed, the layer itself (no copies: most steps have no entry or death)."""
-        if index.shape[0] == 0:
-            return self
+        flat voxels ``index``; into copies of the arrays unless ``copy`` is False (arrays this call made)."""
         arrays = {}
         for name, value in values.items():
             array = getattr(self, name).copy() if copy else getattr(self, name)
