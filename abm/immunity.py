@@ -29,8 +29,8 @@ import numpy as np
 from abm.agents import SuppressorType, TCellClone
 from abm.rundir import suppressor_column
 from abm.config import IMMUNE_DRUG_SENSITIVITY, T_CELL_ROLE, Config, margin_steps, movement_substeps
-from kernels.immune import T_CELL, KillParameters, neighbour_of
-from kernels.lattice import shifted
+from kernels.immune import T_CELL, KillParameters
+from kernels.lattice import neighbour_indices, shifted
 from kernels.layers import EFFECTOR, EXHAUSTED
 
 if TYPE_CHECKING:
@@ -145,7 +145,7 @@ class ImmuneSystem:
         return pandas.DataFrame(columns)
 
     def kind_of(self, xp: Any, immune: Any) -> Any:
-        """``int8``, lattice shape: the kind of each voxel's immune cell, -1 where none."""
+        """``int8``, the shape of ``immune`` (agent indices, any shape): the kind of each cell, -1 where none."""
         return xp.where(immune >= 0, self.traits["kind"][xp.maximum(immune, 0)], -1).astype(xp.int8)
 
     # ------------------------------------------------------------------ priming
@@ -197,26 +197,36 @@ class ImmuneSystem:
 
     # ------------------------------------------------------------------ local factors
 
-    def suppression(self, context: "StepContext") -> Any:
-        """Factor in [0, 1] on T-cell killing and motility at each voxel: the cytokine and the suppressors in contact."""
+    def suppression(self, context: "StepContext", index: Any) -> Any:
+        """Factor in [0, 1] on T-cell killing and motility at listed voxels: the cytokine and the suppressors in contact.
+
+        Args:
+            index: ``int64``, shape ``(n,)``: flat voxel indices (the T cells').
+
+        Returns:
+            ``float64``, shape ``(n,)``.
+        """
         xp, lattice = context.xp, context.lattice
         t_cells = self.config.t_cells
-        factor = xp.ones(lattice.shape, dtype=xp.float64)
+        factor = xp.ones(index.shape, dtype=xp.float64)
         if t_cells.suppression_field is not None:
-            factor = factor / (1.0 + lattice.fields[t_cells.suppression_field] / t_cells.suppression_ec50)
-        kinds = self.kind_of(xp, lattice.immune.agent)
-        for kind, agent in self.suppressors.items():
-            inhibition = self.config.suppressors[kind].contact_inhibition
-            if inhibition > 0:
-                near = neighbour_of(xp, kinds == agent.code, context.run.offsets)
-                factor = factor * xp.where(near, 1.0 - inhibition, 1.0)
+            factor = factor / (1.0 + lattice.fields[t_cells.suppression_field].reshape(-1)[index] / t_cells.suppression_ec50)
+        contacts = [(agent.code, self.config.suppressors[kind].contact_inhibition) for kind, agent in self.suppressors.items()
+                    if self.config.suppressors[kind].contact_inhibition > 0]
+        if contacts:
+            neighbour = neighbour_indices(xp, lattice.shape, index, context.run.offsets)
+            agent = xp.where(neighbour >= 0, lattice.immune.agent.reshape(-1)[xp.maximum(neighbour, 0)], -1)
+            kinds = self.kind_of(xp, agent)
+            for code, inhibition in contacts:
+                factor = factor * xp.where((kinds == code).any(axis=1), 1.0 - inhibition, 1.0)
         return factor
 
-    def occupancy(self, context: "StepContext") -> Any:
-        """PD-1 occupancy at each voxel: ``1 - prod(1 - occupancy)`` over the drugs whose kind blocks PD-1 (0 without)."""
+    def occupancy(self, context: "StepContext", index: Any) -> Any:
+        """PD-1 occupancy at listed voxels (``int64`` ``(n,)`` flat indices): ``1 - prod(1 - occupancy)`` over the drugs
+        whose kind blocks PD-1 (``float64`` ``(n,)``; the scalar 0 without)."""
         free = 1.0
         for name, drug in context.run.drug_actions["pd1_occupancy"]:
-            free = free * (1.0 - drug.pd1_occupancy(context.xp, context.lattice.fields[name]))
+            free = free * (1.0 - drug.pd1_occupancy(context.xp, context.lattice.fields[name].reshape(-1)[index]))
         return 1.0 - free
 
     # ------------------------------------------------------------------ records

@@ -38,7 +38,7 @@ from abm.streams import (
 )
 from kernels import diffusion, immune, therapy, tumor, vessels
 from kernels.layers import EFFECTOR, EXHAUSTED
-from kernels.random import stream_offset
+from kernels.random import stream_offset, uniform
 
 #: Every array of the tumor / immune layer (a kernel that returns a whole layer may write any of them).
 TUMOR = frozenset({"tumor.clone", "tumor.state", "tumor.age_h", "tumor.immunogenic"})
@@ -78,6 +78,17 @@ def immune_kinds(context: StepContext) -> Any:
     """``int8``, lattice shape: each voxel's immune kind code (-1 where none), once per step until ``immune.agent`` is written."""
     return context.derived("immune_kinds", frozenset({"immune.agent"}),
                            lambda: context.immune.kind_of(context.xp, context.lattice.immune.agent))
+
+
+def draw_at(context: StepContext, stream: int, index: Any) -> Any:
+    """``float64`` uniform [0, 1) draws of ``stream`` at this step at the flat voxels ``index`` (``int64``, shape
+    ``(n,)``): the values of ``context.draw(stream)`` there, without drawing for the whole lattice."""
+    return uniform(context.xp, context.run.random_key, context.step, stream, index.astype(context.xp.uint64))
+
+
+def immune_cells(context: StepContext) -> Any:
+    """``int64``, shape ``(n,)``: the flat voxels that hold an immune cell, ascending."""
+    return context.xp.flatnonzero(context.lattice.immune.agent.reshape(-1) >= 0)
 
 
 def live_tumor(context: StepContext) -> Any:
@@ -243,15 +254,17 @@ class ImmuneEntry(Rule):
         if not system.enabled:
             return
         xp, lattice = context.xp, context.lattice
+        sites = xp.flatnonzero(lattice.vessels.perfusion.reshape(-1) > 0)  # the entry rate is 0 at every other voxel
+        perfusion = lattice.vessels.perfusion.reshape(-1)[sites]
 
         def signal(recruitment) -> Any:
             if recruitment.field is None:
                 return 1.0
-            level = lattice.fields[recruitment.field].astype(xp.float64)
+            level = lattice.fields[recruitment.field].reshape(-1)[sites].astype(xp.float64)
             return level / (level + recruitment.half_saturation)
 
-        enter = functools.partial(immune.enter, xp, dt_h=self.run.dt_h, draw_which=context.draw(STREAM_T_WHICH))
-        perfusion = lattice.vessels.perfusion
+        enter = functools.partial(immune.enter, xp, sites=sites, dt_h=self.run.dt_h,
+                                  draw_which=draw_at(context, STREAM_T_WHICH, sites))
         if system.t_clones:
             t_cells = system.config.t_cells
             weights = system.primed_weights(xp)
@@ -259,12 +272,13 @@ class ImmuneEntry(Rule):
             rate = t_cells.recruitment.rate_per_h * perfusion * signal(t_cells.recruitment) * total / t_cells.pool_reference
             cumulative = xp.cumsum(weights) / xp.maximum(total, 1e-300)
             lattice.immune, _ = enter(lattice.immune, entry_rate_per_h=rate, cumulative_weights=cumulative,
-                                      first_agent=0, draw_enter=context.draw(STREAM_T_ENTER))
+                                      first_agent=0, draw_enter=draw_at(context, STREAM_T_ENTER, sites))
         for kind, agent in sorted(system.suppressors.items(), key=lambda item: item[1].slot):  # slot order: presets first
             recruitment = system.config.suppressors[kind].recruitment
             rate = recruitment.rate_per_h * perfusion * signal(recruitment)
             lattice.immune, _ = enter(lattice.immune, entry_rate_per_h=rate, cumulative_weights=xp.ones(1),
-                                      first_agent=agent.index, draw_enter=context.draw(suppressor_enter_stream(agent.slot)))
+                                      first_agent=agent.index,
+                                      draw_enter=draw_at(context, suppressor_enter_stream(agent.slot), sites))
 
 
 class ImmuneMovement(Rule):
@@ -307,14 +321,17 @@ class ImmuneMovement(Rule):
             dtype=np.uint64).reshape(system.substeps, len(field_names)))
         for substep in range(system.substeps):
             cells = lattice.immune
-            agent = xp.maximum(cells.agent, 0)
+            occupied = immune_cells(context)  # not cached: the cells move each substep
+            agent = cells.agent.reshape(-1)[occupied]
             base = STREAM_IMMUNE_MOVE + IMMUNE_MOVE_STREAMS_PER_SUBSTEP * substep
-            chance = system.traits["speed_um_per_min"][agent] * substep_min / lattice.dx_um
+            moving = system.traits["speed_um_per_min"][agent] * substep_min / lattice.dx_um
             if system.t_clones:
-                kinds = system.kind_of(xp, cells.agent)  # not the cached kinds: the cells move each substep
-                chance = xp.where(kinds == immune.T_CELL, chance * system.suppression(context), chance)
+                moving = xp.where(system.traits["kind"][agent] == immune.T_CELL,
+                                  moving * system.suppression(context, occupied), moving)
+            chance = xp.zeros(cells.agent.size, dtype=xp.float64)  # the operation reads it at the cells only
+            chance[occupied] = moving
             lattice.immune = self.move(
-                cells, chance=chance, bias=system.traits["bias"], agent_field=agent_field,
+                cells, chance=chance.reshape(lattice.shape), bias=system.traits["bias"], agent_field=agent_field,
                 fields=[lattice.fields[name] for name in field_names], uphill_offsets=uphill_offsets[substep],
                 move_offset=stream_offset(key, step, base), bias_offset=stream_offset(key, step, base + 1),
                 direction_offset=stream_offset(key, step, base + 2), priority_offset=stream_offset(key, step, base + 3))
@@ -375,12 +392,14 @@ class DrugKill(Rule):
         totals.drug_kills += killed.sum()
         system = context.immune
         if system.enabled:
-            agent = xp.maximum(lattice.immune.agent, 0)
-            rate = xp.zeros(lattice.shape, dtype=xp.float64)
+            occupied = immune_cells(context)
+            agent = lattice.immune.agent.reshape(-1)[occupied]
+            rate = xp.zeros(occupied.shape, dtype=xp.float64)
             for name, drug in self.immune_drugs:
-                rate += drug.immune_kill_rate(xp, agent, lattice.fields[name], system.traits.get(f"sensitivity_{name}"))
-            lattice.immune, died = immune.die(xp, lattice.immune, death_rate_per_h=rate, dt_h=self.run.dt_h,
-                                              draw=context.draw(STREAM_IMMUNE_DRUG))
+                rate += drug.immune_kill_rate(xp, agent, lattice.fields[name].reshape(-1)[occupied],
+                                              system.traits.get(f"sensitivity_{name}"))
+            lattice.immune, died = immune.die(xp, lattice.immune, cells=occupied, death_rate_per_h=rate,
+                                              dt_h=self.run.dt_h, draw=draw_at(context, STREAM_IMMUNE_DRUG, occupied))
             totals.immune_drug_deaths += died.sum()
 
 
@@ -403,22 +422,26 @@ class ImmuneKill(Rule):
         if not system.t_clones:
             return
         xp, lattice, traits = context.xp, context.lattice, context.subclones.device
-        kinds = immune_kinds(context)
         cells = lattice.immune
-        effector = (kinds == immune.T_CELL) & (cells.state == EFFECTOR)
+        occupied = immune_cells(context)
+        t_cells = occupied[system.traits["kind"][cells.agent.reshape(-1)[occupied]] == immune.T_CELL]
+        effectors = t_cells[cells.state.reshape(-1)[t_cells] == EFFECTOR]
         lattice.tumor, cells, killers, killed = immune.t_cell_kill(
-            xp, lattice.tumor, cells, effector=effector, t_antigen=system.traits["antigen"][xp.maximum(cells.agent, 0)],
-            tumor_antigens=traits["antigens"], tumor_pdl1=traits["pdl1"], occupancy=system.occupancy(context),
-            kill_factor=system.suppression(context), targets_offsets=[(0,) * lattice.ndim] + self.run.offsets,
-            parameters=system.kill, dt_h=self.run.dt_h, draw_target=context.draw(STREAM_KILL_TARGET),
-            draw_kill=context.draw(STREAM_KILL))
-        cells = cells.replace(state=xp.where((kinds == immune.T_CELL) & (cells.exhaustion >= 1.0), EXHAUSTED,
-                                             cells.state).astype(xp.int8))
-        context.totals.immune_kills += killed.sum()
+            xp, lattice.tumor, cells, effectors=effectors,
+            t_antigen=system.traits["antigen"][cells.agent.reshape(-1)[effectors]], tumor_antigens=traits["antigens"],
+            tumor_pdl1=traits["pdl1"], occupancy=system.occupancy(context, effectors),
+            kill_factor=system.suppression(context, effectors), targets_offsets=[(0,) * lattice.ndim] + self.run.offsets,
+            parameters=system.kill, dt_h=self.run.dt_h, draw_target=draw_at(context, STREAM_KILL_TARGET, effectors),
+            draw_kill=draw_at(context, STREAM_KILL, effectors))
+        state = cells.state.copy()
+        state.reshape(-1)[t_cells[cells.exhaustion.reshape(-1)[t_cells] >= 1.0]] = EXHAUSTED
+        cells = cells.replace(state=state)
+        context.totals.immune_kills += killed.shape[0]
         if self.proliferation > 0:
-            dividing = killers & (context.draw(STREAM_PROLIFERATE) < self.proliferation)
-            cells = self.divide(cells, dividing=dividing, draw_direction=context.draw(STREAM_PROLIFERATE_DIRECTION),
-                                draw_priority=context.draw(STREAM_PROLIFERATE_PRIORITY))
+            dividing = effectors[killers & (draw_at(context, STREAM_PROLIFERATE, effectors) < self.proliferation)]
+            cells = self.divide(cells, dividing=dividing,
+                                draw_direction=draw_at(context, STREAM_PROLIFERATE_DIRECTION, dividing),
+                                draw_priority=draw_at(context, STREAM_PROLIFERATE_PRIORITY, dividing))
         lattice.immune = cells
 
 
@@ -454,11 +477,12 @@ class ImmuneDeath(Rule):
         if not system.enabled:
             return
         xp, lattice = context.xp, context.lattice
-        agent = xp.maximum(lattice.immune.agent, 0)
-        rate = xp.where(lattice.immune.state == EXHAUSTED, system.traits["exhausted_death_per_h"][agent],
-                        system.traits["death_per_h"][agent])
-        lattice.immune, _ = immune.die(xp, lattice.immune, death_rate_per_h=rate, dt_h=self.run.dt_h,
-                                       draw=context.draw(STREAM_IMMUNE_DEATH))
+        occupied = immune_cells(context)
+        agent = lattice.immune.agent.reshape(-1)[occupied]
+        rate = xp.where(lattice.immune.state.reshape(-1)[occupied] == EXHAUSTED,
+                        system.traits["exhausted_death_per_h"][agent], system.traits["death_per_h"][agent])
+        lattice.immune, _ = immune.die(xp, lattice.immune, cells=occupied, death_rate_per_h=rate, dt_h=self.run.dt_h,
+                                       draw=draw_at(context, STREAM_IMMUNE_DEATH, occupied))
 
 
 class TumorDivision(Rule):

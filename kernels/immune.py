@@ -1,4 +1,4 @@
-"""Immune cells on the lattice as whole-grid kernels: entry, movement, killing, exhaustion, death.
+"""Immune cells on the lattice: entry, movement, killing, exhaustion, death, over lists of cells.
 
 A voxel holds at most one immune cell, which may share it with a tumor cell
 (infiltration). The immune cells are a :class:`kernels.layers.ImmuneLayer`
@@ -12,6 +12,14 @@ of its own per suppressor type, 1 on, assigned by the config at load), ``antigen
 -1 for suppressors). Every probability comes from a rate as
 ``1 - exp(-rate dt)``, every draw from :mod:`kernels.random`, and every
 conflict (two cells claiming one voxel) is resolved by random priority.
+
+The kernels work on lists of cells: ``int64`` flat voxel indices (the
+occupied voxels in ascending order, ``flatnonzero``), each with the flat
+indices of its neighbours (:func:`kernels.lattice.neighbour_indices`), so
+their cost grows with the number of immune cells (or vessel sites), not with
+the lattice. A draw at a cell is the value a draw over the whole lattice has
+at its voxel, and every choice and claim follows the offset order, so the
+result does not depend on which other voxels are evaluated.
 """
 from __future__ import annotations
 
@@ -20,10 +28,10 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from kernels.lattice import claim, shifted, source_index, uniform_choice
-from kernels.layers import APOPTOTIC, ImmuneLayer, TumorLayer
-from kernels.random import uniform_at, voxel_index
-from kernels.tumor import place_daughters, probability
+from kernels.lattice import listed_choice, listed_claim, neighbour_indices, shifted
+from kernels.layers import APOPTOTIC, CYCLING, QUIESCENT, ImmuneLayer, TumorLayer
+from kernels.random import uniform_at
+from kernels.tumor import probability
 
 #: Kind code of the T cells; every other code is a suppressor type's (the config assigns them at load).
 T_CELL = 0
@@ -33,83 +41,98 @@ IMMUNE_STATE_NAMES = ("effector", "exhausted")
 
 
 def enter(
-    xp: ModuleType, immune: ImmuneLayer, *, entry_rate_per_h: Any, dt_h: float, cumulative_weights: Any,
+    xp: ModuleType, immune: ImmuneLayer, *, sites: Any, entry_rate_per_h: Any, dt_h: float, cumulative_weights: Any,
     first_agent: int, draw_enter: Any, draw_which: Any,
 ) -> tuple[ImmuneLayer, Any]:
-    """Cells enter from blood where the entry rate is positive and no immune cell is.
+    """Cells enter from blood at listed sites where the entry rate is positive and no immune cell is.
 
     Args:
         immune: the immune cells.
-        entry_rate_per_h: ``float64``, lattice shape: entry rate (0 off perfused vessels), 1/h.
+        sites: ``int64``, shape ``(n,)``: the flat voxels where cells may enter (the perfused vessels; the
+            entry rate is 0 everywhere else).
+        entry_rate_per_h: ``float64``, shape ``(n,)``: entry rate at each site, 1/h.
         dt_h: cell step, h.
-        cumulative_weights: ``float64`` of shape ``(n,)``, rising to 1: an
+        cumulative_weights: ``float64`` of shape ``(w,)``, rising to 1: an
             entering cell belongs to agent ``first_agent + j`` with probability
             ``cumulative_weights[j] - cumulative_weights[j - 1]``.
         first_agent: index of the first of those agents.
-        draw_enter, draw_which: uniform [0, 1) draws, lattice shape.
+        draw_enter, draw_which: uniform [0, 1) draws at the sites, shape ``(n,)``.
 
     Returns:
         ``(immune, entered)``: the new layer (a new cell is an effector of exhaustion 0 and age 0)
-        and the bool mask of new cells.
+        and the ``int64`` flat voxels of the new cells, shape ``(e,)``.
     """
-    agent = immune.agent
-    entered = (agent < 0) & (draw_enter < probability(xp, entry_rate_per_h, dt_h))
-    which = xp.minimum(xp.searchsorted(cumulative_weights, draw_which, side="right"), cumulative_weights.shape[0] - 1)
-    return immune.replace(agent=xp.where(entered, first_agent + which, agent).astype(agent.dtype)).arrived(xp, entered), entered
+    entered = (immune.agent.reshape(-1)[sites] < 0) & (draw_enter < probability(xp, entry_rate_per_h, dt_h))
+    which = xp.minimum(xp.searchsorted(cumulative_weights, draw_which[entered], side="right"),
+                       cumulative_weights.shape[0] - 1)
+    return immune.arrived(sites[entered], first_agent + which), sites[entered]
 
 
-def uphill_direction(xp: ModuleType, field: Any, allowed: list[Any], offsets: list[tuple[int, ...]], draw: Any) -> Any:
-    """Index of the allowed neighbour with the highest ``field`` level, if that level is above the voxel's own; else -1.
+def uphill_direction(xp: ModuleType, own: Any, level: Any, allowed: Any, draw: Any) -> Any:
+    """Index of the allowed neighbour with the highest field level, if that level is above the voxel's own; else -1.
 
     Neighbours tied at the highest level are chosen among uniformly (by
-    ``draw``), so a symmetric peak biases no direction; on a plateau (no
-    neighbour higher) there is no uphill direction and the cell moves at random.
+    ``draw``, :func:`kernels.lattice.listed_choice`), so a symmetric peak biases
+    no direction; on a plateau (no neighbour higher) there is no uphill direction
+    and the cell moves at random. A NaN level is never higher than another.
 
     Args:
-        field: the chemotactic field, lattice shape.
-        allowed: one bool array per offset (lattice shape): the neighbour may be entered.
-        offsets: the neighbourhood.
-        draw: uniform [0, 1) draws, lattice shape (the choice among tied neighbours).
+        own: the chemotactic field at each listed voxel, shape ``(n,)`` (float32 or float64).
+        level: the field at each voxel's neighbours, shape ``(n, K)``, the field's dtype (any value where
+            not ``allowed``).
+        allowed: bool, shape ``(n, K)``: the neighbour may be entered.
+        draw: uniform [0, 1) draws, shape ``(n,)`` (the choice among tied neighbours).
 
     Returns:
-        ``int8``, lattice shape.
+        ``int8``, shape ``(n,)``.
     """
-    best = field.copy()  # a neighbour must beat the voxel's own level
-    for k, offset in enumerate(offsets):
-        level = shifted(xp, field, offset, -xp.inf)
-        best = xp.where(allowed[k] & (level > best), level, best)
-    climbs = best > field
-    tied = xp.zeros(field.shape, dtype=xp.int32)
-    for k, offset in enumerate(offsets):
-        tied += allowed[k] & (shifted(xp, field, offset, -xp.inf) == best)
-    rank = xp.floor(draw * tied).astype(xp.int32)
-    choice = xp.full(field.shape, -1, dtype=xp.int8)
-    seen = xp.zeros(field.shape, dtype=xp.int32)
-    for k, offset in enumerate(offsets):  # the shifts again, rather than holding one per direction
-        top = allowed[k] & (shifted(xp, field, offset, -xp.inf) == best)
-        choice = xp.where(climbs & top & (seen == rank), k, choice).astype(xp.int8)
-        seen += top
-    return choice
+    highest = xp.where(allowed & (level == level), level, -xp.inf).max(axis=1)
+    top = allowed & (level == highest[:, None])
+    return xp.where(highest > own, listed_choice(xp, top, draw), -1).astype(xp.int8)
 
 
-def move_choice(
-    xp: ModuleType, movers: Any, allowed: list[Any], uphill: Any, bias: Any, draw_bias: Any, draw_direction: Any,
-) -> Any:
+def move_choice(xp: ModuleType, allowed: Any, uphill: Any, bias: Any, draw_bias: Any, draw_direction: Any) -> Any:
     """Direction of each moving cell: uphill with probability ``bias``, else a uniformly chosen allowed neighbour.
 
     Args:
-        movers: bool, lattice shape: cells that try to move this substep.
-        allowed: one bool array per offset: the neighbour may be entered.
-        uphill: ``int8`` from :func:`uphill_direction` (-1: no chemotactic direction).
-        bias: chemotactic bias of each voxel's cell, lattice shape (or scalar), in [0, 1].
-        draw_bias, draw_direction: uniform [0, 1) draws, lattice shape.
+        allowed: bool, shape ``(n, K)``: the mover's neighbour ``k`` may be entered.
+        uphill: ``int8``, shape ``(n,)``, from :func:`uphill_direction` (-1: no chemotactic direction).
+        bias: ``float64``, shape ``(n,)``: chemotactic bias of each mover, in [0, 1].
+        draw_bias, draw_direction: uniform [0, 1) draws, shape ``(n,)``.
 
     Returns:
-        ``int8``, lattice shape: the chosen offset index, -1 where no move.
+        ``int8``, shape ``(n,)``: the chosen offset index, -1 where no move.
     """
-    random_choice = uniform_choice(xp, movers, allowed, draw_direction)
-    climbs = movers & (uphill >= 0) & (draw_bias < bias)
+    random_choice = listed_choice(xp, allowed, draw_direction)
+    climbs = (uphill >= 0) & (draw_bias < bias)
     return xp.where(climbs, uphill, random_choice).astype(xp.int8)
+
+
+def chosen(xp: ModuleType, neighbour: Any, choice: Any) -> Any:
+    """``neighbour[i, choice[i]]``: the flat index of each voxel's chosen neighbour (``int64``, shape ``(n,)``;
+    ``choice``, shape ``(n,)``, must be >= 0)."""
+    return xp.take_along_axis(neighbour, choice.astype(xp.int64)[:, None], axis=1)[:, 0]
+
+
+def placed(
+    xp: ModuleType, claimants: Any, neighbour: Any, choice: Any, draw_priority: Any,
+) -> tuple[Any, Any]:
+    """Claims of listed cells on neighbours (:func:`kernels.lattice.listed_claim`): the winners and their targets.
+
+    Args:
+        claimants: ``int64``, shape ``(n,)``: the flat voxels of the cells.
+        neighbour: ``int64``, shape ``(n, K)``: their neighbours (:func:`kernels.lattice.neighbour_indices`).
+        choice: integer, shape ``(n,)``: the claimed neighbour's index, -1 for no claim.
+        draw_priority: ``float64``, shape ``(n,)``: the claimants' priority draws.
+
+    Returns:
+        ``(source, target)``, ``int64`` of shape ``(m,)`` each: the winners' voxels and the voxels they won.
+    """
+    claims = choice >= 0
+    source = claimants[claims]
+    target = chosen(xp, neighbour[claims], choice[claims])
+    won = listed_claim(xp, target, choice[claims], draw_priority[claims])
+    return source[won], target[won]
 
 
 def movement_substep(
@@ -124,18 +147,23 @@ def movement_substep(
     immune cells (at the start of the substep): up its chemotactic field
     (:func:`uphill_direction`) with its agent's probability ``bias``, else to
     a uniformly chosen free neighbour (:func:`move_choice`). Claims on one
-    voxel go to the claimant with the highest priority draw
-    (:func:`kernels.lattice.claim`); a cell that won leaves its voxel empty,
-    taking its state, exhaustion and age along; the others stay. No voxel
-    ends with two cells and the number of cells does not change.
+    voxel go to the claimant with the highest priority draw, among equal
+    draws to the lowest offset index (:func:`kernels.lattice.listed_claim`,
+    the rule of :func:`kernels.lattice.claim`); a cell that won leaves its
+    voxel empty, taking its state, exhaustion and age along; the others stay.
+    No voxel ends with two cells and the number of cells does not change.
 
-    The draws are :func:`kernels.random.uniform_at` of the flat voxel index
-    in the sequences that start at the given stream offsets.
+    The work is over the list of cells (ascending flat index), then of the
+    cells that move, each with its ``K`` neighbours' flat indices, so it grows
+    with the number of immune cells, not with the lattice. The draws are
+    :func:`kernels.random.uniform_at` of the cell's flat voxel index in the
+    sequences that start at the given stream offsets (the values a draw over
+    the whole lattice has at that voxel).
 
     Args:
         xp: array module.
         immune: the immune cells, lattice shape ``(ny, nx)`` or ``(nz, ny, nx)``.
-        chance: ``float64``, lattice shape: the move probability of each voxel's cell.
+        chance: ``float64``, lattice shape: the move probability of each voxel's cell (read at cells only).
         bias: ``float64``, shape ``(n_agents,)``: each agent's chemotactic bias, in [0, 1].
         agent_field: ``int8``, shape ``(n_agents,)``: the number of the agent's chemotactic field
             in ``fields``, -1 for none.
@@ -150,22 +178,26 @@ def movement_substep(
     Returns:
         The new immune layer.
     """
-    index = voxel_index(xp, immune.agent.shape)
-    occupied = immune.occupied()
-    agent = xp.maximum(immune.agent, 0)
-    free = ~occupied
-    allowed = [shifted(xp, free, offset, False) for offset in offsets]
-    uphill = xp.full(immune.agent.shape, -1, dtype=xp.int8)
+    agent = immune.agent.reshape(-1)
+    cells = xp.flatnonzero(agent >= 0)
+    movers = cells[uniform_at(xp, move_offset, cells.astype(xp.uint64)) < chance.reshape(-1)[cells]]
+    index = movers.astype(xp.uint64)
+    neighbour = neighbour_indices(xp, immune.agent.shape, movers, offsets)
+    inside = xp.maximum(neighbour, 0)
+    allowed = (neighbour >= 0) & (agent[inside] < 0)
+    mover_agent = agent[movers]
+    uphill = xp.full(movers.shape, -1, dtype=xp.int8)
     if len(fields):
-        followed = xp.take(agent_field, agent)  # at empty voxels agent 0's, never read: only movers climb
+        followed = agent_field[mover_agent]
         for number, field in enumerate(fields):
-            climb = uphill_direction(xp, field, allowed, offsets, uniform_at(xp, uphill_offsets[number], index))
+            level = field.reshape(-1)
+            climb = uphill_direction(xp, level[movers], level[inside], allowed,
+                                     uniform_at(xp, uphill_offsets[number], index))
             uphill = xp.where(followed == number, climb, uphill).astype(xp.int8)
-    movers = occupied & (uniform_at(xp, move_offset, index) < chance)
-    choice = move_choice(xp, movers, allowed, uphill, bias[agent], uniform_at(xp, bias_offset, index),
+    choice = move_choice(xp, allowed, uphill, bias[mover_agent], uniform_at(xp, bias_offset, index),
                          uniform_at(xp, direction_offset, index))
-    source, won = claim(xp, choice, free, offsets, uniform_at(xp, priority_offset, index))
-    return immune.gathered(source_index(xp, source, offsets)).cleared(xp, won)
+    source, target = placed(xp, movers, neighbour, choice, uniform_at(xp, priority_offset, index))
+    return immune.moved(source, target)
 
 
 def neighbour_of(xp: ModuleType, mask: Any, offsets: list[tuple[int, ...]]) -> Any:
@@ -194,103 +226,105 @@ class KillParameters:
 
 
 def t_cell_kill(
-    xp: ModuleType, tumor: TumorLayer, immune: ImmuneLayer, *, effector: Any, t_antigen: Any, tumor_antigens: Any,
+    xp: ModuleType, tumor: TumorLayer, immune: ImmuneLayer, *, effectors: Any, t_antigen: Any, tumor_antigens: Any,
     tumor_pdl1: Any, occupancy: Any, kill_factor: Any, targets_offsets: list[tuple[int, ...]],
     parameters: KillParameters, dt_h: float, draw_target: Any, draw_kill: Any,
 ) -> tuple[TumorLayer, ImmuneLayer, Any, Any]:
     """Each effector T cell engages one live tumor cell presenting its antigen, in its voxel or a Moore neighbour, and may kill it.
 
-    The kill probability is ``1 - exp(-k dt)`` with ``k = kill_rate x (1 -
+    The target is chosen uniformly among the candidates, in the order of
+    ``targets_offsets`` (:func:`kernels.lattice.listed_choice`). The kill
+    probability is ``1 - exp(-k dt)`` with ``k = kill_rate x (1 -
     pdl1_inhibition x pdl1 x (1 - occupancy)) x kill_factor``: PD-L1 on the
     target brakes the kill unless PD-1 is blocked; ``kill_factor`` carries
     local suppression. The engagement adds exhaustion in proportion to the
     target's PD-L1 on free PD-1, a kill adds ``exhaustion_per_kill``. A target
-    killed by any T cell starts apoptosis.
+    killed by any T cell starts apoptosis. The work is over the list of effectors.
 
     Args:
         tumor, immune: the tumor and immune cells.
-        effector: bool, lattice shape: voxels with an effector T cell.
-        t_antigen: ``int64``, lattice shape: the antigen the voxel's T cell
-            recognises (any value where no effector).
+        effectors: ``int64``, shape ``(n,)``: the flat voxels of the effector T cells (no voxel twice).
+        t_antigen: ``int64``, shape ``(n,)``: the antigen each effector recognises.
         tumor_antigens: per tumor clone, ``uint64`` antigen sets, shape ``(n_clones,)``.
         tumor_pdl1: per tumor clone PD-L1, ``float64``, shape ``(n_clones,)``.
-        occupancy: PD-1 occupancy by blocking antibody at each voxel, in [0, 1] (array or scalar).
-        kill_factor: suppression at each voxel, in [0, 1] (array or scalar).
+        occupancy: PD-1 occupancy by blocking antibody at each effector, in [0, 1] (``float64`` ``(n,)`` or scalar).
+        kill_factor: suppression at each effector, in [0, 1] (``float64`` ``(n,)`` or scalar).
         targets_offsets: the voxel itself ``(0, ..., 0)`` first, then the Moore offsets.
         parameters: kill and exhaustion parameters.
         dt_h: cell step, h.
-        draw_target, draw_kill: uniform [0, 1) draws, lattice shape.
+        draw_target, draw_kill: uniform [0, 1) draws at the effectors, shape ``(n,)``.
 
     Returns:
         ``(tumor, immune, killers, killed)``: the new tumor layer (killed cells
-        apoptotic), the new immune layer (exhaustion added), bool masks of the
-        T cells that killed and of the tumor cells killed.
+        apoptotic), the new immune layer (exhaustion added), bool ``(n,)``: the
+        effectors that killed, and ``int64`` ``(k,)``: the flat voxels of the
+        tumor cells killed, ascending, each once.
     """
-    clone = tumor.clone
-    live = tumor.live()
-    bit = xp.maximum(t_antigen, 0).astype(xp.uint64)
-    candidates = []
-    for offset in targets_offsets:
-        neighbour = shifted(xp, clone, offset, -1)
-        presents = (tumor_antigens[xp.maximum(neighbour, 0)] >> bit) & xp.uint64(1)
-        candidates.append(effector & shifted(xp, live, offset, False) & (presents == 1))
-    choice = uniform_choice(xp, effector, candidates, draw_target)
+    clone, state = tumor.clone.reshape(-1), tumor.state.reshape(-1)
+    neighbour = neighbour_indices(xp, tumor.clone.shape, effectors, targets_offsets)
+    inside = xp.maximum(neighbour, 0)
+    target_clone = clone[inside]
+    target_state = state[inside]
+    live = (neighbour >= 0) & (target_clone >= 0) & ((target_state == CYCLING) | (target_state == QUIESCENT))
+    bit = xp.maximum(t_antigen, 0).astype(xp.uint64)[:, None]
+    presents = (tumor_antigens[xp.maximum(target_clone, 0)] >> bit) & xp.uint64(1)
+    choice = listed_choice(xp, live & (presents == 1), draw_target)
     engaged = choice >= 0
-    voxel_pdl1 = xp.where(clone >= 0, tumor_pdl1[xp.maximum(clone, 0)], 0.0)
-    target_pdl1 = xp.zeros(clone.shape, dtype=xp.float64)
-    for k, offset in enumerate(targets_offsets):
-        target_pdl1 = xp.where(choice == k, shifted(xp, voxel_pdl1, offset, 0.0), target_pdl1)
+    target = chosen(xp, inside, xp.maximum(choice, 0))
+    target_pdl1 = xp.where(engaged, tumor_pdl1[xp.maximum(clone[target], 0)], 0.0)
     free_brake = target_pdl1 * (1.0 - occupancy)
     rate = parameters.kill_rate_per_h * (1.0 - parameters.pdl1_inhibition * free_brake) * kill_factor
     killers = engaged & (draw_kill < probability(xp, rate, dt_h))
-    killed = xp.zeros(clone.shape, dtype=bool)
-    for k, offset in enumerate(targets_offsets):
-        back = tuple(-step for step in offset)
-        killed |= shifted(xp, killers & (choice == k), back, False)
+    killed = xp.unique(target[killers])
     added = xp.where(engaged, parameters.exhaustion_per_engagement_h * dt_h * free_brake, 0.0)
     added = added + xp.where(killers, parameters.exhaustion_per_kill, 0.0)
-    new_state = xp.where(killed, APOPTOTIC, tumor.state).astype(tumor.state.dtype)
-    new_age = xp.where(killed, 0.0, tumor.age_h).astype(tumor.age_h.dtype)
-    exhaustion = immune.exhaustion
-    return (tumor.replace(state=new_state, age_h=new_age),
-            immune.replace(exhaustion=(exhaustion + added).astype(exhaustion.dtype)), killers, killed)
+    new_state, new_age = tumor.state.copy(), tumor.age_h.copy()
+    new_state.reshape(-1)[killed] = APOPTOTIC
+    new_age.reshape(-1)[killed] = 0.0
+    exhaustion = immune.exhaustion.copy()
+    flat = exhaustion.reshape(-1)
+    flat[effectors] = (flat[effectors] + added).astype(exhaustion.dtype)
+    return tumor.replace(state=new_state, age_h=new_age), immune.replace(exhaustion=exhaustion), killers, killed
 
 
 def divide(
     xp: ModuleType, immune: ImmuneLayer, *, dividing: Any, offsets: list[tuple[int, ...]], draw_direction: Any,
     draw_priority: Any,
 ) -> ImmuneLayer:
-    """Dividing immune cells place a daughter in a Moore neighbour free of immune cells (conflicts by priority,
-    :func:`kernels.tumor.place_daughters`); a daughter is a copy of its mother (agent, state, exhaustion) of age 0.
+    """Dividing immune cells place a daughter in a Moore neighbour free of immune cells, chosen uniformly
+    (:func:`kernels.lattice.listed_choice`; conflicts by priority, :func:`kernels.lattice.listed_claim`, the
+    rules of :func:`kernels.tumor.place_daughters`); a daughter is a copy of its mother (agent, state,
+    exhaustion) of age 0.
 
     Args:
         immune: the immune cells.
-        dividing: bool, lattice shape: cells that attempt to divide.
+        dividing: ``int64``, shape ``(n,)``: the flat voxels of the cells that attempt to divide.
         offsets: the neighbourhood (see :func:`kernels.lattice.moore_offsets`).
-        draw_direction, draw_priority: uniform [0, 1) draws, lattice shape.
+        draw_direction, draw_priority: uniform [0, 1) draws at those voxels, shape ``(n,)``.
 
     Returns:
         The new immune layer.
     """
-    source, _ = place_daughters(xp, dividing, free=immune.agent < 0, offsets=offsets, draw_direction=draw_direction,
-                                draw_priority=draw_priority)
-    daughters = immune.gathered(source_index(xp, source, offsets))
-    return daughters.replace(age_h=xp.where(source >= 0, 0.0, immune.age_h).astype(xp.float32))
+    neighbour = neighbour_indices(xp, immune.agent.shape, dividing, offsets)
+    allowed = (neighbour >= 0) & (immune.agent.reshape(-1)[xp.maximum(neighbour, 0)] < 0)
+    source, target = placed(xp, dividing, neighbour, listed_choice(xp, allowed, draw_direction), draw_priority)
+    return immune.divided(source, target)
 
 
 def die(
-    xp: ModuleType, immune: ImmuneLayer, *, death_rate_per_h: Any, dt_h: float, draw: Any,
+    xp: ModuleType, immune: ImmuneLayer, *, cells: Any, death_rate_per_h: Any, dt_h: float, draw: Any,
 ) -> tuple[ImmuneLayer, Any]:
-    """Remove immune cells at their death rate; the voxel's immune state is reset (:meth:`ImmuneLayer.cleared`).
+    """Remove listed immune cells at their death rate; the voxel's immune state is reset (:meth:`ImmuneLayer.cleared`).
 
     Args:
         immune: the immune cells.
-        death_rate_per_h: ``float64``, lattice shape: each cell's death rate, 1/h.
+        cells: ``int64``, shape ``(n,)``: the flat voxels of the cells (each holds a cell).
+        death_rate_per_h: ``float64``, shape ``(n,)``: each cell's death rate, 1/h.
         dt_h: cell step, h.
-        draw: uniform [0, 1) draws, lattice shape.
+        draw: uniform [0, 1) draws at the cells, shape ``(n,)``.
 
     Returns:
-        ``(immune, died)``: the new layer and the bool mask of cells that died.
+        ``(immune, died)``: the new layer and bool ``(n,)``: the cells that died.
     """
-    died = immune.occupied() & (draw < probability(xp, death_rate_per_h, dt_h))
-    return immune.cleared(xp, died), died
+    died = draw < probability(xp, death_rate_per_h, dt_h)
+    return immune.cleared(cells[died]), died

@@ -124,3 +124,70 @@ def source_index(xp: ModuleType, source_direction: Any, offsets: list[tuple[int,
 def gather(values: Any, index: Any) -> Any:
     """``values`` read at flat ``index`` (see :func:`source_index`): each voxel takes its source's value."""
     return values.reshape(-1)[index]
+
+
+def neighbour_indices(xp: ModuleType, shape: tuple[int, ...], index: Any, offsets: list[tuple[int, ...]]) -> Any:
+    """Flat indices of the neighbours ``p + offsets[k]`` of listed voxels ``p``, -1 where the neighbour is outside.
+
+    Args:
+        shape: the lattice shape (C order).
+        index: ``int64``, shape ``(n,)``: flat voxel indices.
+        offsets: ``K`` offsets (a neighbourhood, or the voxel itself and its neighbourhood).
+
+    Returns:
+        ``int64``, shape ``(n, K)``.
+    """
+    flat = index.astype(xp.int64)
+    inside = xp.ones((flat.shape[0], len(offsets)), dtype=bool)
+    neighbour = xp.zeros((flat.shape[0], len(offsets)), dtype=xp.int64)
+    stride = 1
+    for axis in range(len(shape) - 1, -1, -1):
+        steps = xp.asarray([offset[axis] for offset in offsets], dtype=xp.int64)
+        coordinate = (flat // stride) % shape[axis]
+        moved = coordinate[:, None] + steps[None, :]
+        inside &= (moved >= 0) & (moved < shape[axis])
+        neighbour += moved * stride
+        stride *= shape[axis]
+    return xp.where(inside, neighbour, -1)
+
+
+def listed_choice(xp: ModuleType, allowed: Any, draw: Any) -> Any:
+    """:func:`uniform_choice` for listed voxels: the ``floor(draw x count)``-th allowed direction in offset order.
+
+    Args:
+        allowed: bool, shape ``(n, K)``: direction ``k`` may be chosen by voxel ``i``.
+        draw: uniform [0, 1) draws, shape ``(n,)``.
+
+    Returns:
+        ``int8``, shape ``(n,)``: the chosen direction, -1 where none is allowed.
+    """
+    count = allowed.sum(axis=1, dtype=xp.int32)
+    rank = xp.floor(draw * count).astype(xp.int32)
+    seen = xp.cumsum(allowed, axis=1, dtype=xp.int32) - allowed  # allowed directions before k
+    hit = allowed & (seen == rank[:, None])
+    return xp.where(hit.any(axis=1), xp.argmax(hit, axis=1), -1).astype(xp.int8)
+
+
+def listed_claim(xp: ModuleType, target: Any, direction: Any, draw_priority: Any) -> Any:
+    """:func:`claim` for listed claimants: each claimed voxel goes to its claimant with the highest priority
+    draw, and among equal priorities to the claimant of the lowest direction index.
+
+    Claimants are grouped by a sort on (target, -priority, direction) rather than by a scatter whose result
+    could depend on the order of writes, so the winners are the same on every device.
+
+    Args:
+        target: ``int64``, shape ``(m,)``: the flat index of the voxel each claimant claims.
+        direction: integer, shape ``(m,)``: the index ``k`` of the offset toward the target (claimants of
+            one target have different ``k``).
+        draw_priority: ``float64``, shape ``(m,)``: each claimant's priority draw.
+
+    Returns:
+        bool, shape ``(m,)``: the claimant won its target.
+    """
+    order = xp.lexsort(xp.stack([direction.astype(xp.float64), -draw_priority, target.astype(xp.float64)]))
+    grouped = target[order]
+    first = xp.ones(grouped.shape, dtype=bool)
+    first[1:] = grouped[1:] != grouped[:-1]
+    won = xp.zeros(target.shape, dtype=bool)
+    won[order[first]] = True
+    return won

@@ -2,7 +2,7 @@
 
 A layer is a small frozen record of arrays of the lattice shape (``[y, x]``
 in 2-D, ``[z, y, x]`` in 3-D) on one device, with the operations every rule
-repeats (clear where a mask holds, gather from source voxels, reset new
+repeats (clear listed voxels, move or copy cells between listed voxels, reset new
 cells). Kernels take layers and return new ones (arrays a kernel leaves
 alone are the same objects in the new layer); no kernel changes a layer in
 place. Dtypes are fixed by :meth:`empty` and kept by every operation.
@@ -18,8 +18,6 @@ import dataclasses
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
-
-from kernels.lattice import gather
 
 #: Tumor cell states (``TumorLayer.state``).
 CYCLING, QUIESCENT, APOPTOTIC, NECROTIC = 0, 1, 2, 3
@@ -69,6 +67,10 @@ class TumorLayer:
         return (self.clone >= 0) & ((self.state == CYCLING) | (self.state == QUIESCENT))
 
 
+#: The arrays of an :class:`ImmuneLayer`.
+_IMMUNE_ARRAYS = ("agent", "state", "exhaustion", "age_h")
+
+
 @dataclass(frozen=True)
 class ImmuneLayer:
     """Immune cells (T cells and suppressor cells), one per voxel at most.
@@ -105,24 +107,38 @@ class ImmuneLayer:
         """Bool mask of voxels with an immune cell."""
         return self.agent >= 0
 
-    def cleared(self, xp: ModuleType, mask: Any) -> "ImmuneLayer":
-        """No cell where ``mask`` (bool, lattice shape) holds: agent :data:`NONE`, a new cell's state, exhaustion and age."""
-        return ImmuneLayer(agent=xp.where(mask, NONE, self.agent).astype(xp.int32),
-                           state=xp.where(mask, EFFECTOR, self.state).astype(xp.int8),
-                           exhaustion=xp.where(mask, 0.0, self.exhaustion).astype(xp.float32),
-                           age_h=xp.where(mask, 0.0, self.age_h).astype(xp.float32))
+    def cleared(self, index: Any) -> "ImmuneLayer":
+        """No cell at the flat voxels ``index`` (``int64``, shape ``(n,)``): agent :data:`NONE`, a new cell's state, exhaustion and age."""
+        return self._written(index, agent=NONE, state=EFFECTOR, exhaustion=0.0, age_h=0.0)
 
-    def arrived(self, xp: ModuleType, mask: Any) -> "ImmuneLayer":
-        """A new cell's state, exhaustion and age where ``mask`` (bool, lattice shape) holds; agents unchanged."""
-        return self.replace(state=xp.where(mask, EFFECTOR, self.state).astype(xp.int8),
-                            exhaustion=xp.where(mask, 0.0, self.exhaustion).astype(xp.float32),
-                            age_h=xp.where(mask, 0.0, self.age_h).astype(xp.float32))
+    def arrived(self, index: Any, agent: Any) -> "ImmuneLayer":
+        """New cells of ``agent`` (integer, shape ``(n,)``) at the flat voxels ``index`` (``int64``, shape ``(n,)``,
+        voxels without a cell): effectors of exhaustion 0 and age 0."""
+        return self._written(index, agent=agent, state=EFFECTOR, exhaustion=0.0, age_h=0.0)
 
-    def gathered(self, origin: Any) -> "ImmuneLayer":
-        """Each voxel takes the cell of voxel ``origin`` (``int64`` flat indices, lattice shape;
-        :func:`kernels.lattice.source_index`), state, exhaustion and age included."""
-        return ImmuneLayer(agent=gather(self.agent, origin), state=gather(self.state, origin),
-                           exhaustion=gather(self.exhaustion, origin), age_h=gather(self.age_h, origin))
+    def moved(self, source: Any, target: Any) -> "ImmuneLayer":
+        """The cells at the flat voxels ``source`` move to ``target`` (``int64``, shape ``(m,)`` each; targets hold no
+        cell and differ from every source), taking their state, exhaustion and age along; their voxels are
+        left as :meth:`cleared` leaves them."""
+        layer = self._written(target, **{name: getattr(self, name).reshape(-1)[source] for name in _IMMUNE_ARRAYS})
+        return layer._written(source, agent=NONE, state=EFFECTOR, exhaustion=0.0, age_h=0.0, copy=False)
+
+    def divided(self, source: Any, target: Any) -> "ImmuneLayer":
+        """Daughters of the cells at the flat voxels ``source`` at ``target`` (``int64``, shape ``(m,)`` each, voxels
+        without a cell): copies of their mothers (agent, state, exhaustion) of age 0."""
+        flat = {name: getattr(self, name).reshape(-1) for name in _IMMUNE_ARRAYS}
+        return self._written(target, agent=flat["agent"][source], state=flat["state"][source],
+                             exhaustion=flat["exhaustion"][source], age_h=0.0)
+
+    def _written(self, index: Any, copy: bool = True, **values: Any) -> "ImmuneLayer":
+        """The layer with ``values`` (by array name: a scalar or one value per entry of ``index``) written at the
+        flat voxels ``index``; into copies of the arrays unless ``copy`` is False (arrays this call made)."""
+        arrays = {}
+        for name, value in values.items():
+            array = getattr(self, name).copy() if copy else getattr(self, name)
+            array.reshape(-1)[index] = value
+            arrays[name] = array
+        return self.replace(**arrays)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,24 @@ def draws(xp, shape, stream, step=0):
     return uniform(xp, 21, step, stream, voxel_index(xp, shape))
 
 
+def listed(xp, mask):
+    """``int64`` flat indices of a bool lattice mask, ascending."""
+    return xp.flatnonzero(mask.reshape(-1))
+
+
+def at(values, index):
+    """A lattice array read at flat ``index``."""
+    return values.reshape(-1)[index]
+
+
+def on_lattice(xp, shape, index, values=True):
+    """A lattice array (bool by default) holding ``values`` at flat ``index`` and False/0 elsewhere."""
+    values = xp.asarray(values)
+    out = xp.zeros(int(np.prod(shape)), dtype=values.dtype)
+    out[index] = values
+    return out.reshape(shape)
+
+
 # --------------------------------------------------------------------------- killing kernel
 
 def kill_setup(xp, shape=(120, 120), antigens=(0b01,), pdl1=(0.0,), t_antigen=0):
@@ -45,12 +63,14 @@ def run_kill(xp, setup, occupancy=0.0, kill_factor=1.0, parameters=KILL):
     """``[cell_state, state_age_h, exhaustion, killers, killed]`` on the host after one kill step."""
     shape = setup["tumor"].clone.shape
     targets = [(0, 0)] + moore_offsets(2)
+    effectors = listed(xp, setup["effector"])
     cells, immune_cells, killers, killed = immune.t_cell_kill(
-        xp, setup["tumor"], setup["immune"], effector=setup["effector"], t_antigen=setup["t_antigen"],
+        xp, setup["tumor"], setup["immune"], effectors=effectors, t_antigen=at(setup["t_antigen"], effectors),
         tumor_antigens=setup["tumor_antigens"], tumor_pdl1=setup["tumor_pdl1"], occupancy=occupancy,
         kill_factor=kill_factor, targets_offsets=targets, parameters=parameters, dt_h=1.0,
-        draw_target=draws(xp, shape, 16), draw_kill=draws(xp, shape, 17))
-    return [to_host(a) for a in (cells.state, cells.age_h, immune_cells.exhaustion, killers, killed)]
+        draw_target=at(draws(xp, shape, 16), effectors), draw_kill=at(draws(xp, shape, 17), effectors))
+    return [to_host(a) for a in (cells.state, cells.age_h, immune_cells.exhaustion,
+                                 on_lattice(xp, shape, effectors, killers), on_lattice(xp, shape, killed))]
 
 
 def test_t_cells_never_kill_a_tumor_without_their_antigen(xp):
@@ -104,12 +124,15 @@ def test_cells_climb_a_fixed_gradient_and_wander_without_bias(xp):
     offsets = moore_offsets(2)
     field = xp.broadcast_to(xp.arange(shape[1], dtype=xp.float64), shape)  # rises along x
     occupied = draws(xp, shape, 1) < 0.1
-    free = ~occupied
-    allowed = [lattice.shifted(xp, free, offset, False) for offset in offsets]
-    uphill = immune.uphill_direction(xp, field, allowed, offsets, draws(xp, shape, 11))
+    cells = listed(xp, occupied)
+    neighbour = lattice.neighbour_indices(xp, shape, cells, offsets)
+    allowed = (neighbour >= 0) & ~at(occupied, xp.maximum(neighbour, 0))
+    uphill = immune.uphill_direction(xp, at(field, cells), at(field, xp.maximum(neighbour, 0)), allowed,
+                                     at(draws(xp, shape, 11), cells))
     mean_dx = {}
     for bias in (0.0, 0.5):
-        choice = to_host(immune.move_choice(xp, occupied, allowed, uphill, bias, draws(xp, shape, 2), draws(xp, shape, 3)))
+        choice = to_host(immune.move_choice(xp, allowed, uphill, xp.full(cells.shape, bias),
+                                            at(draws(xp, shape, 2), cells), at(draws(xp, shape, 3), cells)))
         moved = choice >= 0
         mean_dx[bias] = np.mean([offsets[k][1] for k in choice[moved]])
     assert abs(mean_dx[0.0]) < 0.1
@@ -119,11 +142,17 @@ def test_cells_climb_a_fixed_gradient_and_wander_without_bias(xp):
 def test_uphill_breaks_ties_at_random_and_never_climbs_a_plateau(xp):
     shape = (200, 200)
     offsets = moore_offsets(2)
-    allowed = [xp.ones(shape, dtype=bool) for _ in offsets]
-    flat = xp.ones(shape)
-    assert (to_host(immune.uphill_direction(xp, flat, allowed, offsets, draws(xp, shape, 12))) == -1).all()
+    every = xp.arange(shape[0] * shape[1])
+    neighbour = lattice.neighbour_indices(xp, shape, every, offsets)
+    allowed = neighbour >= 0
+
+    def uphill(field, stream):
+        return to_host(immune.uphill_direction(xp, at(field, every), at(field, xp.maximum(neighbour, 0)), allowed,
+                                               draws(xp, shape, stream).reshape(-1))).reshape(shape)
+
+    assert (uphill(xp.ones(shape), 12) == -1).all()
     ridge = xp.broadcast_to((xp.arange(shape[1]) % 2 == 1).astype(xp.float64), shape)  # x neighbours equally higher on even columns
-    choice = to_host(immune.uphill_direction(xp, ridge, allowed, offsets, draws(xp, shape, 13)))
+    choice = uphill(ridge, 13)
     even = choice[1:-1, 2:-2:2]
     dx = np.array([offsets[k][1] for k in even.ravel()])
     assert (even >= 0).all() and abs((dx > 0).mean() - 0.5) < 0.02  # left and right, six tied neighbours, no favourite
@@ -144,15 +173,18 @@ def test_movement_keeps_one_immune_cell_per_voxel_and_conserves_counts(xp):
     before = np.bincount(to_host(agent)[to_host(agent) >= 0], minlength=3)
     for step in range(5):
         occupied = agent >= 0
-        free = ~occupied
-        allowed = [lattice.shifted(xp, free, offset, False) for offset in offsets]
-        choice = immune.move_choice(xp, occupied, allowed, xp.full(shape, -1, dtype=xp.int8), 0.0,
-                                    draws(xp, shape, 6, step), draws(xp, shape, 7, step))
-        source, won = lattice.claim(xp, choice, free, offsets, draws(xp, shape, 8, step))
-        moved_in = to_host(source) >= 0
-        assert not (moved_in & to_host(occupied)).any()  # only free voxels receive a cell
-        assert moved_in.sum() == to_host(won).sum() > 0
-        agent = xp.where(won, -1, lattice.gather(agent, lattice.source_index(xp, source, offsets))).astype(xp.int32)
+        cells = listed(xp, occupied)
+        neighbour = lattice.neighbour_indices(xp, shape, cells, offsets)
+        allowed = (neighbour >= 0) & ~at(occupied, xp.maximum(neighbour, 0))
+        choice = immune.move_choice(xp, allowed, xp.full(cells.shape, -1, dtype=xp.int8), xp.zeros(cells.shape),
+                                    at(draws(xp, shape, 6, step), cells), at(draws(xp, shape, 7, step), cells))
+        source, target = immune.placed(xp, cells, neighbour, choice, at(draws(xp, shape, 8, step), cells))
+        assert not to_host(at(occupied, target)).any()  # only free voxels receive a cell
+        assert len(np.unique(to_host(target))) == len(target) > 0  # each at most one
+        agent = agent.copy()
+        flat = agent.reshape(-1)
+        flat[target] = flat[source]
+        flat[source] = -1
         after = np.bincount(to_host(agent)[to_host(agent) >= 0], minlength=3)
         np.testing.assert_array_equal(after, before)
 
@@ -164,9 +196,11 @@ def test_entry_only_at_perfused_free_vessels_by_weight(xp):
     rate = xp.zeros(shape)
     rate[:100] = 0.5  # perfused vessels in the top half
     cumulative = xp.asarray([0.25, 1.0])
-    cells, entered = immune.enter(xp, immune_cells, entry_rate_per_h=rate, dt_h=1.0, cumulative_weights=cumulative,
-                                  first_agent=3, draw_enter=draws(xp, shape, 9), draw_which=draws(xp, shape, 10))
-    new, entered = to_host(cells.agent), to_host(entered)
+    every = xp.arange(shape[0] * shape[1])  # every voxel a site: rate 0 at the unperfused ones
+    cells, entered = immune.enter(xp, immune_cells, sites=every, entry_rate_per_h=rate.reshape(-1), dt_h=1.0,
+                                  cumulative_weights=cumulative, first_agent=3, draw_enter=draws(xp, shape, 9).reshape(-1),
+                                  draw_which=draws(xp, shape, 10).reshape(-1))
+    new, entered = to_host(cells.agent), to_host(on_lattice(xp, shape, entered))
     assert not entered[100:].any() and not entered[:, :20].any()
     assert (new[:, :20] == 7).all()
     fraction = entered[:100, 20:].mean()
