@@ -99,11 +99,11 @@ class DrugConfig(Strict):
         return None
 
     def immune_kill_rate(self, xp: ModuleType, agent: Any, concentration: Any, sensitivity: Any) -> Any:
-        """Death rate of immune cells in tissue, 1/h, lattice shape; summed over drugs.
+        """Death rate of immune cells in tissue, 1/h, one per cell; summed over drugs.
 
         Args:
-            agent: each voxel's immune agent index (0 where none: the rule masks those voxels).
-            concentration: the drug's tissue field.
+            agent: ``int`` ``(n_cells,)``: each immune cell's agent index.
+            concentration: the drug's tissue level at each of those cells, ``(n_cells,)``.
             sensitivity: per-agent multiplier, ``float64`` ``(n_agents,)``; None unless :attr:`has_sensitivity`.
         """
         return None

@@ -1,10 +1,11 @@
 """CUDA implementation of the ``immune_movement_substep`` operation: one substep in three kernels.
 
-The ``xp`` reference, :func:`kernels.immune.movement_substep`, works offset by
-offset: the allowed neighbours, the uphill climb (three passes over the
-offsets), the uniform choice, the claims and the wins each take a few array
-passes per Moore offset, so a 3-D substep launches some hundreds of small
-kernels. Here three kernels do the per-offset work, one thread per voxel:
+The ``xp`` reference, :func:`kernels.immune.movement_substep`, works on the
+list of immune cells (their neighbours gathered, claims resolved by a sort):
+a few dozen array calls whatever the lattice, each of which a GPU pays as a
+kernel launch, plus the host syncs that sizing the lists needs. Here three
+kernels do the same work over the lattice, one thread per voxel (the same
+bits: the rules are the reference's):
 
 1. ``move_choose``: whether the voxel's cell moves, its allowed neighbours,
    its uphill direction (with the random tie-break) and its move choice;
