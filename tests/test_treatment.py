@@ -235,10 +235,11 @@ def test_a_dose_reaches_tissue_near_vessels_before_the_core():
 def test_pd1_occupancy_follows_the_antibody_level():
     model = TumorModel(load_config("configs/tiny.yaml", TREATED + [
         "immune.t_cells.clones=[{name: a, antigen: 0}]", "fields.pd1.initial=3.0"]), NUMPY, rules=())
-    occupancy = model.immune.occupancy(model.context)
+    every_voxel = np.arange(model.lattice.voxel_index.size)
+    occupancy = model.immune.occupancy(model.context, every_voxel)
     np.testing.assert_allclose(occupancy, 3.0 / (3.0 + 1.0), rtol=1e-6)
     model.lattice.fields["pd1"][:] = 0.5
-    np.testing.assert_allclose(model.immune.occupancy(model.context), 0.5 / 1.5, rtol=1e-6)
+    np.testing.assert_allclose(model.immune.occupancy(model.context, every_voxel), 0.5 / 1.5, rtol=1e-6)
 
 
 def test_chemo_depletes_the_t_cell_pool_while_it_is_in_plasma():
