@@ -218,7 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare_parser.add_argument("--out", required=True, help="comparison directory (a partial one is completed)")
     compare_parser.add_argument("--replicates", type=int, default=8, help="runs per arm, seeds from the config's seed (default 8)")
     compare_parser.add_argument("--arms", help="comma-separated arms to run (default: all)")
-    compare_parser.add_argument("--workers", type=int, help="worker processes (default: CPUs up to 4; 1 on a GPU)")
+    compare_parser.add_argument("--workers", type=int, help="worker processes (default: CPUs up to 4; on a GPU as many runs as its free memory holds)")
     compare_parser.add_argument("--quiet", action="store_true", help="no progress bar (failed runs are still named)")
     compare_parser.set_defaults(handler=_command_compare)
 

@@ -52,6 +52,8 @@ from abm import rundir, survival
 from abm.config import RESPONSE_CATEGORIES, Config, ConfigError, select_arm
 from abm.io import RunDirectoryError, RunFailed, create_output_directory, inside, lock_directory, write_json, write_parquet
 from abm.rundir import COMPARE_COLUMNS, COMPARE_RESULT, RESPONDERS
+from abm.runner import estimated_bytes
+from kernels.backend import Backend, get_backend
 
 
 def arm_configs(config: Config, arms: list[str] | None) -> dict[str, Config]:
@@ -145,7 +147,7 @@ def compare(config: Config, out: Path, replicates: int, arms: list[str] | None =
         out: the comparison directory (created; may hold an earlier, partial comparison of the same config).
         replicates: runs per arm (seeds ``config.seed`` onward).
         arms: the arms to run (default: all).
-        workers: worker processes (default: the CPUs, at most 4; 1 on a GPU).
+        workers: worker processes (default: :func:`default_workers`).
         progress: show a progress bar of the runs (done, running, failed, ETA) on stderr.
 
     Returns:
@@ -177,12 +179,28 @@ def compare(config: Config, out: Path, replicates: int, arms: list[str] | None =
             rundir.clear_run_directory(path)
         jobs = [(run_config, str(path)) for run_config, path in todo]
         if workers is None:
-            workers = 1 if config.backend == "cupy" else max(1, min(4, os.cpu_count() or 1))
+            workers = default_workers(list(configs.values()), get_backend(config.backend))
         if jobs:
             _run_jobs(jobs, workers, progress)
         return summarize(out, configs, replicates, config.seed)
     finally:
         lock.close()
+
+
+#: Device memory a worker process takes on a GPU beside its arrays: its CUDA context and CuPy's compiled kernels and
+#: pools (an assumption until measured on a device; a margin, not a measurement).
+CUDA_PROCESS_BYTES = 512 * 2**20
+
+
+def default_workers(configs: list[Config], backend: Backend) -> int:
+    """Worker processes when ``--workers`` is not given: on the CPU, the CPUs up to 4; on a GPU, as many runs as its
+    free memory holds at once (each run's estimate, :func:`abm.runner.estimated_bytes`, plus
+    :data:`CUDA_PROCESS_BYTES`), at most one per CPU, so small lattices that cannot fill a GPU alone share it."""
+    cpus = os.cpu_count() or 1
+    if backend.name != "cupy":
+        return max(1, min(4, cpus))
+    per_run = max(estimated_bytes(config) for config in configs) + CUDA_PROCESS_BYTES
+    return max(1, min(cpus, backend.free_memory_bytes() // per_run))
 
 
 def _run_jobs(jobs: list[tuple[Config, str]], workers: int, progress: bool) -> None:

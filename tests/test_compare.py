@@ -151,3 +151,30 @@ def test_a_numerical_failure_ends_the_run_cleanly_and_compare_carries_on(tmp_pat
     assert "run failed:" in captured.out and "1 run(s) failed: runs/a/seed_7" in captured.err
     result = json.loads((compared / "compare.json").read_text())
     assert result["failed_runs"] == ["runs/a/seed_7"] and result["arms"]["a"]["runs"] == 1 and result["arms"]["b"]["runs"] == 2
+
+
+def test_default_workers_fill_a_gpu_by_its_free_memory_and_stay_at_four_on_the_cpu(monkeypatch):
+    """On a GPU the default is as many runs as fit in its free memory (estimate plus a CUDA process each), at most
+    one per CPU; on the CPU the CPUs up to 4."""
+    from abm import comparison
+    from abm.config import load_config
+    from abm.runner import estimated_bytes
+    from kernels.backend import Backend
+
+    class FakeGPU(Backend):
+        def free_memory_bytes(self) -> int:
+            return self.free
+
+    config = load_config("configs/sequencing.yaml")
+    per_run = estimated_bytes(config) + comparison.CUDA_PROCESS_BYTES
+    gpu = FakeGPU("cupy", np, "test", "a fake GPU")
+    monkeypatch.setattr(comparison.os, "cpu_count", lambda: 16)
+    gpu.free = 7 * per_run + 1
+    assert comparison.default_workers([config], gpu) == 7
+    gpu.free = per_run // 2  # not even one fits: one worker (the run's own memory check refuses it if need be)
+    assert comparison.default_workers([config], gpu) == 1
+    gpu.free = 100 * per_run
+    assert comparison.default_workers([config], gpu) == 16  # one per CPU at most
+    assert comparison.default_workers([config], Backend("numpy", np, "test", "CPU")) == 4
+    monkeypatch.setattr(comparison.os, "cpu_count", lambda: 2)
+    assert comparison.default_workers([config], Backend("numpy", np, "test", "CPU")) == 2
