@@ -171,6 +171,8 @@ def compare(config: Config, out: Path, replicates: int, arms: list[str] | None =
     seeds = [config.seed + replicate for replicate in range(replicates)]
     for arm in configs:  # before --out exists: a path outside it must not leave an empty --out behind
         run_path(out, arm, seeds[0])
+    if workers is None:  # before --out exists too: a GPU backend without a GPU is refused with nothing written
+        workers = default_workers(list(configs.values()), get_backend(config.backend))
     create_output_directory(out)
     lock = lock_directory(out)
     try:
@@ -178,8 +180,6 @@ def compare(config: Config, out: Path, replicates: int, arms: list[str] | None =
         for _, path in todo:
             rundir.clear_run_directory(path)
         jobs = [(run_config, str(path)) for run_config, path in todo]
-        if workers is None:
-            workers = default_workers(list(configs.values()), get_backend(config.backend))
         if jobs:
             _run_jobs(jobs, workers, progress)
         return summarize(out, configs, replicates, config.seed)

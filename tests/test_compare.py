@@ -178,3 +178,13 @@ def test_default_workers_fill_a_gpu_by_its_free_memory_and_stay_at_four_on_the_c
     assert comparison.default_workers([config], Backend("numpy", np, "test", "CPU")) == 4
     monkeypatch.setattr(comparison.os, "cpu_count", lambda: 2)
     assert comparison.default_workers([config], Backend("numpy", np, "test", "CPU")) == 2
+
+
+def test_compare_on_a_gpu_backend_without_a_gpu_writes_nothing(tmp_path, capsys):
+    from kernels.backend import probe_cupy
+
+    if probe_cupy()[0] is not None:
+        pytest.skip("a GPU is present: the cupy backend is valid here")
+    out = tmp_path / "cmp"
+    assert main(["compare", "configs/sequencing.yaml", "--out", str(out), "--replicates", "1", "--backend", "cupy"]) == 2
+    assert capsys.readouterr().err.startswith("error: ") and not out.exists()
