@@ -212,6 +212,8 @@ def test_arm_colours_are_the_same_in_every_figure(figures, comparison):
     km_axes = drawn["kaplan_meier"].axes[0]
     steps = [line for line in km_axes.get_lines() if line.get_drawstyle() == "steps-post"]
     assert [_rgb(line.get_color()) for line in steps] == [expected[arm] for arm in ARMS]
+    km_bands = [artist for artist in km_axes.collections if isinstance(artist, PolyCollection)]
+    assert [_rgb(band.get_facecolor()[0]) for band in km_bands] == [expected[arm] for arm in ARMS], "95 % bands"
 
     bars = [patch for patch in drawn["waterfall"].axes[0].patches if (patch.get_gid() or "").startswith("waterfall-bars")]
     for patch in bars:

@@ -216,8 +216,9 @@ def _p_text(stats: dict[str, Any], reference: str) -> str | None:
 
 
 def kaplan_meier_figure(data: CompareData):
-    """Time to progression per arm: Kaplan-Meier step curves with censoring ticks, the numbers at risk below the axis,
-    and each arm's median (95 % interval) and log-rank p against the first arm in the legend."""
+    """Time to progression per arm: Kaplan-Meier step curves with their pointwise 95 % bands and censoring ticks, the
+    numbers at risk below the axis, and each arm's median (95 % interval) and log-rank p against the reference arm in
+    the legend."""
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator, PercentFormatter
 
@@ -234,6 +235,10 @@ def kaplan_meier_figure(data: CompareData):
         times = table["time"].to_numpy(dtype=float)
         survival = table["survival"].to_numpy(dtype=float)
         curve_ax.step(times, survival, where="post", color=color, linewidth=1.5, solid_joinstyle="miter")
+        if "survival_lower" in table:  # the pointwise 95 % band (comparisons written since lifelines)
+            curve_ax.fill_between(times, table["survival_lower"].to_numpy(dtype=float),
+                                  table["survival_upper"].to_numpy(dtype=float), step="post", color=color, alpha=0.15,
+                                  linewidth=0.0)
         censored = table[table["censored"] > 0]
         if not censored.empty:  # an empty line drawn unclipped would count as an artist at the figure's corner
             curve_ax.plot(censored["time"], censored["survival"], linestyle="none", marker="|", markersize=8,
