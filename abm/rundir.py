@@ -79,7 +79,7 @@ SNAPSHOT_ARRAYS = ("time_h", "dx_um", "clone", "cell_state", "vessel")
 FIELD_PREFIX = "field_"
 #: Columns of ``events.parquet``: the treatment's line starts and ends, doses, baselines and assessments.
 EVENT_COLUMNS = ("time_h", "time_days", "event", "line", "cycle", "drug", "amount", "infusion_h", "category",
-                 "burden", "change_from_baseline", "detail")
+                 "burden", "change_from_baseline", "detail", "treatment_category", "treatment_change_from_baseline")
 
 #: The result file of a comparison directory (a directory with it is a comparison, one with :data:`CONFIG` a run).
 COMPARE_RESULT = "compare.json"

@@ -259,7 +259,9 @@ class Therapy:
             self.first_progression_h = time_h
         self._event(time_h, "baseline" if baseline else "assessment", category=result.category, burden=size,
                     change_from_baseline=result.change_from_baseline,
-                    detail="pending progression" if result.pending_progression else None)
+                    detail="pending progression" if result.pending_progression else None,
+                    treatment_category=None if arm_result is None else arm_result.category,
+                    treatment_change_from_baseline=None if arm_result is None else arm_result.change_from_baseline)
         return result
 
     # ------------------------------------------------------------------ endpoints

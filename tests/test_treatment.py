@@ -132,6 +132,10 @@ def test_endpoints_count_from_the_start_of_treatment_across_lines_and_stop_at_pr
                             " next: io}, {name: io, doses: [{drug: pd1, amount: 5}], cycle_days: 21}]}",
                             lambda t: script[max(day for day in script if day <= t / 24 + 1e-9)], 170)
     assert list(events[events["event"] == "assessment"]["category"]) == ["SD", "SD", "PD", "PR"]  # the lines' own
+    # the same assessments from the start of treatment: the endpoints' answer, recorded beside the line's
+    assessed = events[events["event"] == "assessment"]
+    assert list(assessed["treatment_category"]) == ["SD", "PR", "PD", "PR"]
+    assert list(assessed["treatment_change_from_baseline"]) == pytest.approx([-0.2, -0.4, 0.0, -0.9])
     summary = therapy.summary(170 * 24.0)
     assert summary["best_overall_response"] == "PR" and summary["time_to_progression_days"] == 126
     assert summary["best_change_from_baseline"] == pytest.approx(-0.4)

@@ -391,3 +391,21 @@ def test_treatment_figure_of_a_treated_run(comparison, tmp_path):
     untreated = open_run(comparison / "runs" / "observation" / "seed_7")
     assert "treatment" in plot_run(untreated, tmp_path / "observation", formats=("png",), names=("treatment",)), \
         "an observation arm is a treatment too"
+
+
+def test_swimmer_marks_responses_from_the_start_of_treatment_as_the_endpoints_count_them(figures):
+    """One run, one answer: the swimmer's first-response markers come from the assessments' treatment_category
+    (the response measured from the start of treatment, as the best overall response and the waterfall are),
+    and its legend says so; a run directory without that column falls back to the lines' own, and says that."""
+    from viz import treatment
+
+    data, _, drawn = figures
+    texts = [text.get_text() for legend_ in drawn["swimmer"].legends for text in legend_.texts]
+    titles = [legend_.get_title().get_text() for legend_ in drawn["swimmer"].legends]
+    assert any("responses from the start of treatment" in text for text in texts + titles)
+    run = next(run for run in data.run_data.values() if run.events is not None and not run.events.empty)
+    rows, from_start = treatment.treatment_responses(run.events)
+    assessed = run.events[run.events["event"] == "assessment"]
+    assert from_start and list(rows["category"]) == list(assessed["treatment_category"])
+    _, fallback = treatment.treatment_responses(run.events.drop(columns=["treatment_category"]))
+    assert not fallback

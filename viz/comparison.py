@@ -403,8 +403,10 @@ def swimmer_rows(data: CompareData) -> list[tuple[str, int | None]]:
 
 def swimmer_figure(data: CompareData):
     """One bar per run from the start of treatment to the end of the run, in segments per line of therapy; markers at
-    the first assessment of each response category that counts as a response, at the first progression, and an
-    arrow where a run ends without progression; runs grouped by arm, longest time to progression first."""
+    the first assessment of each response category that counts as a response, measured from the start of treatment
+    as the endpoints are (per line only for run directories written before that was recorded; the legend says
+    which), at the first progression, and an arrow where a run ends without progression; runs grouped by arm,
+    longest time to progression first."""
     from matplotlib.lines import Line2D
 
     rows = swimmer_rows(data)
@@ -416,6 +418,7 @@ def swimmer_figure(data: CompareData):
     labels = []
     lines_shown: list[str] = []
     responses_shown: set[str] = set()
+    per_line_responses = False  # a run directory without the responses from the start of treatment
     progressed_any = off_any = False
     ongoing: list[tuple[float, int]] = []
     off = Line2D([], [], color=OFF_TREATMENT, linewidth=1.0, label="off treatment")
@@ -449,7 +452,8 @@ def swimmer_figure(data: CompareData):
         last = max(last, ends)
         if run is not None:
             criteria = _criteria(data, arm)
-            assessed = treatment.assessments(run.events)
+            assessed, from_start = treatment.treatment_responses(run.events)
+            per_line_responses |= not from_start
             for time, category in treatment.first_responses(assessed, files.RESPONDERS.get(criteria, ())):
                 ax.plot(time - start, row, linestyle="none", marker="^", markersize=5.5, clip_on=False,
                         markerfacecolor=palette.to_float(palette.response_color(category)),
@@ -490,7 +494,8 @@ def swimmer_figure(data: CompareData):
         markers.append(Line2D([], [], linestyle="none", marker=treatment.ONGOING_MARKER, markersize=4.5, color="0.2",
                               label="no progression by the end"))
     if markers:
-        groups.append(("event", markers))
+        responses = "responses per line" if per_line_responses else "responses from the start of treatment"
+        groups.append((f"event ({responses})", markers))
     sectioned_legend(figure, groups)
     figure.suptitle("Swimmer plot of lines of therapy")
     return figure

@@ -754,7 +754,7 @@ def treatment_figure(run: RunData):
                                markeredgewidth=0.5, markerfacecolor=palette.to_float(color), label=label)
                         for label, color in treatment.response_legend_rows(present)]
     _legend_right(assess_ax, [baseline_handle] + category_handles + ([first] if first is not None else []),
-                  title=f"assessment ({criteria})")
+                  title=f"assessment ({criteria}; response per line)")
 
     if plasma_ax is not None:
         end_h = duration * 24.0

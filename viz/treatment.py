@@ -125,6 +125,16 @@ def line_spans(treatment: dict[str, Any]) -> list[tuple[str, float, float]]:
     return [(str(line["line"]), float(line["start_day"]), float(line["end_day"])) for line in treatment.get("lines") or []]
 
 
+def treatment_responses(events) -> tuple[Any, bool]:
+    """The assessments with the response measured from the start of treatment (``time_days``, ``category``): the
+    endpoints' definition, from ``treatment_category``; for a run directory written before that column, the
+    lines' own categories. Returns ``(rows, from_treatment_start)``."""
+    if events is not None and not events.empty and "treatment_category" in events:
+        rows = events[events["event"] == "assessment"][["time_days", "treatment_category"]]
+        return rows.rename(columns={"treatment_category": "category"}).astype({"time_days": float}).reset_index(drop=True), True
+    return assessments(events), False
+
+
 def first_responses(assessed, responders: Sequence[str]) -> list[tuple[float, str]]:
     """``(time_days, category)`` of the first assessment in each responding category (e.g. the first PR, the first CR)."""
     seen: dict[str, float] = {}
