@@ -6,7 +6,8 @@ and a render of the last snapshot into ``RUN_DIR/figures/``, then writes
 ``RUN_DIR/report.md`` linking them. A run that did not complete (interrupted,
 failed, or killed before it wrote its summary: its records are read from its
 journals) is reported up to its last record, with its status and error at
-the top. ``tme report COMPARE_DIR``
+the top; a run whose tumor cells reached the lattice's boundary has a
+warning there with the day and faces of the first contact. ``tme report COMPARE_DIR``
 (:func:`compare_report`) draws the comparison's figures
 (:data:`viz.comparison.COMPARE_FIGURES`) into ``COMPARE_DIR/figures/`` and
 writes ``COMPARE_DIR/report.md``: a table of ``compare.json`` per arm (runs,
@@ -70,6 +71,7 @@ def run_report(run: RunData, out: Path | None = None, progress: bool = True) -> 
     written = plot_run(run, figures_dir, reuse=True, progress=progress)
     lines = [f"# Run report: {run.name}", "", f"Run directory: `{run.path}`", ""]
     lines += _status_lines(run, status, last_day)
+    lines += _boundary_lines(run)
 
     lines += ["| run | |", "|---|---|", f"| status | {status} |"]
     lines += [f"| {label} | {_format(run.summary[key])} |" for key, label in _RUN_FACTS if key in run.summary]
@@ -111,6 +113,16 @@ def _status_lines(run: RunData, status: str, last_day: float) -> list[str]:
     else:
         text = f"**Status: {_cell(status)}.** {records}."
     return ["> " + text, ""]
+
+
+def _boundary_lines(run: RunData) -> list[str]:
+    """A quoted warning where tumor cells reached the lattice's boundary (``summary.json``), with the day and faces."""
+    contact = run.boundary_contact
+    if contact is None:
+        return []
+    day, faces = contact
+    return [f"> **Warning: tumor cells reached the lattice boundary** ({_cell(', '.join(faces))}) at day {day:g}; from "
+            f"then on the domain's wall shapes the growth: rerun with a larger lattice or a shorter duration.", ""]
 
 
 def _treatment_section(outcome: dict[str, Any]) -> list[str]:
