@@ -348,3 +348,28 @@ def test_report_keeps_the_figures_tme_plot_drew(run2d, tmp_path, capsys):
         for number, name in enumerate(("burden", "oxygen", "muller", "heterogeneity", "slices"), 1)]
     assert {name: (copy / "figures" / name).stat().st_mtime_ns for name in figures} == figures
     assert "(figures/burden.png)" in (copy / "report.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("size", [(600, 600), (400, 300), (960, 720)])
+@pytest.mark.parametrize("view", ["iso", "cutaway", "flat"])
+def test_the_legend_covers_nothing_and_the_scene_stays_left_of_it(run3d, run2d, monkeypatch, view, size):
+    """The scene is framed left of the key column (:data:`viz.render.KEY_COLUMN`): the legend is pasted on white only
+    (it used to cover the domain's corner in a square render), and nothing of the scene is in that column."""
+    from viz import render as render_module
+
+    pasted = []
+    real_paste = legend.paste
+
+    def paste(image, overlay, top, right):
+        pasted.append((image.copy(), overlay.shape, top, right))
+        return real_paste(image, overlay, top, right)
+
+    monkeypatch.setattr(render_module.legend, "paste", paste)
+    run = open_run(run2d if view == "flat" else run3d)
+    render_snapshot(run, run.last_snapshot(), RenderOptions(view="iso" if view == "flat" else view, color="state", size=size))
+    ((scene, (height, width, _), top, right),) = pasted
+    covered = scene[top:top + height, size[0] - right - width:size[0] - right]
+    assert (covered == 255).all(), "the legend covers part of the scene"
+    column = scene[: int(0.94 * size[1]), int(np.ceil((1 - render_module.KEY_COLUMN) * size[0])):]  # above the caption
+    assert (column == 255).all(), "the scene reaches into the key column"
+    assert (scene[:, : int((1 - render_module.KEY_COLUMN) * size[0])] != 255).any(axis=-1).sum() > 1000
