@@ -339,7 +339,8 @@ def test_report_keeps_the_figures_tme_plot_drew(run2d, tmp_path, capsys):
     copy = tmp_path / "run"
     shutil.copytree(run2d, copy)
     assert main(["plot", str(copy)]) == 0
-    figures = {path.name: path.stat().st_mtime_ns for path in (copy / "figures").iterdir()}
+    figures = {path.name: path.stat().st_mtime_ns for path in (copy / "figures").iterdir()
+               if not path.name.startswith(".")}  # the record gains the report's render
     capsys.readouterr()
     assert main(["report", str(copy)]) == 0
     lines = capsys.readouterr().err.splitlines()
@@ -348,6 +349,40 @@ def test_report_keeps_the_figures_tme_plot_drew(run2d, tmp_path, capsys):
         for number, name in enumerate(("burden", "oxygen", "muller", "heterogeneity", "slices"), 1)]
     assert {name: (copy / "figures" / name).stat().st_mtime_ns for name in figures} == figures
     assert "(figures/burden.png)" in (copy / "report.md").read_text(encoding="utf-8")
+
+
+def test_report_keeps_its_render_while_up_to_date(run2d, tmp_path, capsys):
+    """A second report renders nothing while the run is unchanged; a newer data file, or a render recorded by
+    another version, renders it again."""
+    import json
+    import os
+
+    from viz import figurecache
+
+    copy = tmp_path / "run"
+    shutil.copytree(run2d, copy)
+    image = copy / "figures" / "render_state.png"
+
+    def report() -> tuple[bool, list[str]]:
+        """Whether the report rendered the image again, and its stderr lines about the render."""
+        before = image.stat().st_mtime_ns if image.exists() else None
+        assert main(["report", str(copy)]) == 0
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("render")]
+        return image.stat().st_mtime_ns != before, lines
+
+    assert report()[0]
+    assert report() == (False, ["render: render_state (up to date, kept)"])
+    assert "(figures/render_state.png)" in (copy / "report.md").read_text(encoding="utf-8")
+
+    newer = image.stat().st_mtime_ns + 10**9
+    os.utime(copy / "summary.json", ns=(newer, newer))  # the run changed after the render
+    assert report()[0]
+    assert not report()[0]
+
+    record = figurecache.read(copy / "figures")
+    record["render_state"]["options"]["tme_abm_version"] = "0.0.1"
+    (copy / "figures" / figurecache.MANIFEST).write_text(json.dumps(record), encoding="utf-8")
+    assert report()[0]
 
 
 @pytest.mark.parametrize("size", [(600, 600), (400, 300), (960, 720)])
