@@ -9,7 +9,7 @@ Layout of ``tme run CONFIG --out DIR``::
     DIR/immune.parquet       cells of each T-cell clone (by state) and suppressor type per record (with immune cells)
     DIR/events.parquet       doses, lines and assessments (with a treatment)
     DIR/agents.parquet       the immune agents by index: kind code, name, role, parent, traits (with immune cells; at start)
-    DIR/summary.json         status, timing and final values
+    DIR/summary.json         status, timing, the first contact with the lattice's boundary, final values
     DIR/snapshots/step_NNNNNNNN.npz   per-voxel arrays at the snapshot cadence
     DIR/records/<table>.jsonl         the journals: rows appended at every record while the run goes
     DIR/.lock                the lock a writer holds (see :func:`abm.io.lock_directory`)
@@ -547,6 +547,22 @@ class RunDirectory:
     def summary_value(self, *keys: str, kinds: tuple[type, ...] = (int, float)) -> Any:
         """``summary.json``'s value at ``keys`` (:func:`value_at`); :attr:`error` naming the file and the key without it."""
         return converting(self.error, value_at, self.summary, self.path / SUMMARY, *keys, kinds=kinds)
+
+    @property
+    def boundary_contact(self) -> tuple[float, list[str]] | None:
+        """The day of the first record at which a tumor cell sat on a face of the lattice, and the faces it sat on then
+        (``summary.json``'s ``boundary_contact_day`` and ``boundary_contact_faces``, :class:`abm.runner.BoundaryWatch`);
+        None where none did, and where the run wrote no summary (or one without these keys: an older version).
+
+        Raises:
+            error: the values are not a number and a list of names, naming the file and the key.
+        """
+        if self.summary.get("boundary_contact_day") is None:
+            return None
+        faces = self.summary_value("boundary_contact_faces", kinds=(list,))
+        if not all(isinstance(face, str) for face in faces):
+            raise self.error(f"{self.path / SUMMARY}: boundary_contact_faces is {faces!r}, not a list of face names")
+        return float(self.summary_value("boundary_contact_day")), faces
 
     def table(self, name: str):
         """Table ``name`` (one of :data:`TABLES`) as a pandas DataFrame, read on first use: its Parquet file, else its

@@ -11,12 +11,19 @@ scheduler's time limit) is handled as SIGINT. However it ends (complete,
 interrupted, failed on a numerical error or on a failed write such as a full
 disk) the directory keeps the records up to the last record, and, unless the
 disk refused it, a ``summary.json`` with the status.
+
+At each record the run checks the lattice's faces for tumor cells
+(:class:`BoundaryWatch`): the first record with one there is written to the
+summary (``boundary_contact_day``, ``boundary_contact_faces``) and warned
+about in one ``warning:`` line on stderr, with or without a progress bar,
+since growth against the domain's wall no longer models a tumor in tissue.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -118,6 +125,46 @@ def prepare(config: Config) -> TumorModel:
         raise ConfigError(f"fields: the initial state cannot be computed: {exc}") from None
 
 
+def tumor_faces(model: TumorModel) -> list[str]:
+    """The faces of the model's lattice on which a tumor cell of any state sits, named by axis and end (``z_min``,
+    ``z_max`` (3-D), ``y_min``, ``y_max``, ``x_min``, ``x_max``, in that order); reads the faces only, and copies one
+    flag per face from the device."""
+    clone, xp = model.lattice.tumor.clone, model.lattice.xp
+    names, occupied = [], []
+    for axis, name in enumerate("zyx"[-clone.ndim:]):
+        for end, side in ((0, "min"), (-1, "max")):
+            names.append(f"{name}_{side}")
+            occupied.append((clone[(slice(None),) * axis + (end,)] >= 0).any())
+    flags = model.backend.to_host(xp.stack(occupied))
+    return [name for name, flag in zip(names, flags) if flag]
+
+
+class BoundaryWatch:
+    """When tumor cells first reach the lattice's boundary: :meth:`check` at each record, until they have.
+
+    Attributes:
+        day: the day of the first record with a tumor cell on a face; None until then.
+        faces: the faces it found then (:func:`tumor_faces`); empty until then.
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.day: float | None = None
+        self.faces: list[str] = []
+
+    def check(self, model: TumorModel) -> None:
+        """Look at the model's faces (unless contact was already found); at the first contact, keep its day and faces
+        and print one ``warning:`` line to stderr (through tqdm, so that a progress bar stays whole)."""
+        if self.day is not None:
+            return
+        faces = tumor_faces(model)
+        if faces:
+            self.day, self.faces = model.time_h / 24.0, faces
+            tqdm.write(f"warning: {self.out}: tumor cells reached the lattice boundary ({', '.join(faces)}) at day "
+                       f"{self.day:g}; from then on the domain's wall shapes the growth: use a larger lattice.shape "
+                       f"or a shorter time.duration_days", file=sys.stderr)
+
+
 def _journal_record(journal: rundir.Journal, model: TumorModel, written: dict[str, int]) -> None:
     """Append the rows of the model's latest record to the journals (clones and events only where new).
 
@@ -187,6 +234,7 @@ def _simulate(config: Config, model: TumorModel, out: Path, total_steps: int, sn
             "device": backend.device, "config_sha256": config_hash(config)}
     journal = rundir.Journal(out)
     written = {"lineage": 0, "events": 0}
+    boundary = BoundaryWatch(out)
     started = time.perf_counter()
     status = "complete"
     failure = None
@@ -197,6 +245,7 @@ def _simulate(config: Config, model: TumorModel, out: Path, total_steps: int, sn
             if model.immune.enabled:  # the agent numbering, complete from the start (a killed run has it too)
                 write_parquet(rundir.table_path(out, rundir.AGENTS), model.immune.agent_table())
             _journal_record(journal, model, written)
+            boundary.check(model)
             snapshots = out / rundir.SNAPSHOTS
             if snapshot_steps is not None:
                 write_snapshot(snapshots / rundir.snapshot_name(0), model.snapshot())
@@ -206,6 +255,7 @@ def _simulate(config: Config, model: TumorModel, out: Path, total_steps: int, sn
                     recorded = model.steps % model.record_steps == 0
                     if recorded:
                         _journal_record(journal, model, written)
+                        boundary.check(model)
                     if snapshot_steps is not None and model.steps % snapshot_steps == 0:
                         write_snapshot(snapshots / rundir.snapshot_name(model.steps), model.snapshot())
                     bar.update(1)
@@ -230,6 +280,8 @@ def _simulate(config: Config, model: TumorModel, out: Path, total_steps: int, sn
         "simulated_days": model.time_h / 24.0,
         "wall_seconds": wall_s,
         "voxel_steps_per_second": config.lattice.voxels * model.steps / wall_s if wall_s > 0 else math.nan,
+        "boundary_contact_day": boundary.day,
+        "boundary_contact_faces": boundary.faces,
         "final": {key: rundir.finite_or_none(value) for key, value in model.latest.items()},
         "treatment": model.therapy.summary(model.time_h),
     })

@@ -112,6 +112,52 @@ def assert_saves_with_layout(figure, stem: Path) -> None:
     assert_not_blank(png_pixels(path))
 
 
+def data_points_px(figure, per_segment: int = 40) -> np.ndarray:
+    """Display coordinates (pixels) of the data a figure draws: every line (its segments sampled ``per_segment``
+    times) and every collection's path vertices, over all its axes."""
+    points = []
+    for ax in figure.axes:
+        for line in ax.get_lines():
+            xy = np.asarray(line.get_xydata(), dtype=float)
+            xy = xy[np.isfinite(xy).all(axis=1)]
+            if len(xy) > 1:
+                steps = np.linspace(0.0, 1.0, per_segment)[:, None, None]
+                xy = (xy[:-1] + steps * (xy[1:] - xy[:-1])).reshape(-1, 2)
+            if len(xy):
+                points.append(line.get_transform().transform(xy))
+        for collection in ax.collections:
+            for path in collection.get_paths():
+                vertices = path.vertices[np.isfinite(path.vertices).all(axis=1)]
+                if len(vertices):
+                    points.append(collection.get_transform().transform(vertices))
+    return np.concatenate(points) if points else np.empty((0, 2))
+
+
+def assert_legends_cover_no_data(figure) -> None:
+    """No data point of ``figure`` (:func:`data_points_px`) lies inside any of its legends (axes' or the figure's),
+    laid out as saved."""
+    figure.draw_without_rendering()
+    points = data_points_px(figure)
+    legends = list(figure.legends) + [ax.get_legend() for ax in figure.axes if ax.get_legend() is not None]
+    assert legends
+    for legend_artist in legends:
+        box = legend_artist.get_window_extent()
+        inside = ((points[:, 0] > box.x0) & (points[:, 0] < box.x1) & (points[:, 1] > box.y0) & (points[:, 1] < box.y1))
+        assert not inside.any(), f"legend {[text.get_text() for text in legend_artist.get_texts()]} covers data"
+
+
+def styled(make, data, style: str = "paper"):
+    """The figure ``make(data)`` as tme plot draws it in ``style`` (its settings, then its font scale applied)."""
+    import matplotlib
+
+    from viz.figures import STYLE, STYLES, FigureStyle
+
+    with matplotlib.rc_context({**STYLE, **STYLES[style][1]}):
+        figure = make(data)
+        FigureStyle(style).apply(figure)
+    return figure
+
+
 # palette and scales -------------------------------------------------------
 
 def test_clone_colors_are_stable_distinct_and_apart_from_fixed_colors():
@@ -373,7 +419,7 @@ def test_titles_name_no_run_directory_and_take_title_style_and_font_scale(run2d,
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-    from viz.figures import RUN_FIGURES, STYLE, FigureStyle, plot_run
+    from viz.figures import RUN_FIGURES, STYLE, STYLES, FigureStyle, plot_run
 
     copy = tmp_path / "run-directory-name"
     shutil.copytree(run2d, copy)
@@ -387,8 +433,13 @@ def test_titles_name_no_run_directory_and_take_title_style_and_font_scale(run2d,
         def sizes(style: FigureStyle) -> tuple[float, set[float], set[float]]:
             """The title's size, the tick labels' sizes and the axis labels' sizes of the burden figure, drawn."""
             figure = RUN_FIGURES[0].make(run)
+            width, height = figure.get_size_inches()
             style.apply(figure)
-            FigureCanvasAgg(figure).draw()
+            factor = STYLES[style.style][0] * style.font_scale
+            assert tuple(figure.get_size_inches()) == pytest.approx((width, height * max(1.0, factor))), "taller, as wide"
+            with warnings.catch_warnings():
+                warnings.filterwarnings("error", message="constrained_layout not applied")
+                FigureCanvasAgg(figure).draw()
             ticks = {label.get_fontsize() for ax in figure.axes for label in ax.get_xticklabels() + ax.get_yticklabels()}
             axis_labels = {ax.xaxis.label.get_fontsize() for ax in figure.axes if ax.get_xlabel()}
             assert figure.get_suptitle() == ("Tumor burden — day 1" if style.title else "Tumor burden")
@@ -484,6 +535,36 @@ def test_immune_figure_lines_and_legends(run_immune):
     assert np.allclose(clones.get_lines()[0].get_ydata(), (t_rows["cells_effector"] + t_rows["cells_exhausted"]).to_numpy())
 
 
+@pytest.mark.parametrize("style", ["paper", "talk"])
+def test_run_figure_legends_cover_no_data(run_immune, run_mutating, run2d, style):
+    """The time-series figures (their legends above the panels), in each style: no legend over a line or area (in
+    talk, burden's panel (b) legend lay over its lines; in paper, oxygen's over the minimum in tumor)."""
+    from viz.figures import burden_figure, heterogeneity_figure, immune_figure, oxygen_figure
+
+    for make, run_dir in ((burden_figure, run2d), (oxygen_figure, run2d), (heterogeneity_figure, run_mutating),
+                          (immune_figure, run_immune)):
+        assert_legends_cover_no_data(styled(make, open_run(run_dir), style))
+
+
+def test_immune_log_axes_take_their_limits_from_the_data(run_immune):
+    """The log axes of the immune figure (cells on the lattice, primed pool) end a factor 1.5 beyond their data, not
+    decades above it to make room for a legend."""
+    from viz.figures import immune_figure
+
+    run = open_run(run_immune)
+    frame = run.timeseries
+    figure = immune_figure(run)
+    cells, pool = figure.axes[0], figure.axes[-1]
+    assert pool.get_yscale() == "log" and pool.get_ylabel() == "primed T cells"
+    counts = frame[["t_cells_effector", "t_cells_exhausted", "t_cells_in_tumor", "tregs", "mdscs"]].to_numpy(dtype=float)
+    primed = frame["primed_pool_total"].to_numpy(dtype=float)
+    for ax, values in ((cells, counts), (pool, primed)):
+        positive = values[values > 0]
+        low, high = ax.get_ylim()
+        assert low == pytest.approx(positive.min() / 1.5) and high == pytest.approx(positive.max() * 1.5)
+    assert cells.get_ylim()[1] < 1e3, "data below 1e3 on an axis below 1e3"
+
+
 def test_immune_figure_without_suppressors_or_immune_parquet(run_immune, tmp_path):
     from viz.figures import immune_figure, save_figure
 
@@ -539,6 +620,28 @@ def test_section_figure_marks_immune_cells(run_immune, run3d):
     labels = [text.get_text() for text in immune_legend.get_texts()]
     assert labels == [palette.IMMUNE_GLYPHS[code].label for code in sorted(drawn)]
     assert slices_figure(open_run(run3d)).legends == []
+
+
+def test_section_immune_markers_are_legible_and_scale_with_the_style(run_immune):
+    """Immune markers in sections are at least half the style's marker size (3 pt in paper, not the 1.8 pt they
+    shrank to over a wide section), grow with --style talk, and their legend shows them at the style's size."""
+    import matplotlib
+
+    from viz.figures import SLICE_MARKER_RANGE, STYLE, STYLES, _section_marker_pt, slices_figure
+
+    sizes = {}
+    for style in STYLES:
+        with matplotlib.rc_context({**STYLE, **STYLES[style][1]}):
+            base = matplotlib.rcParams["lines.markersize"]
+            wide, narrow = _section_marker_pt(4, 300), _section_marker_pt(1, 5)
+            assert wide == pytest.approx(SLICE_MARKER_RANGE[0] * base) and narrow == pytest.approx(SLICE_MARKER_RANGE[1] * base)
+            figure = slices_figure(open_run(run_immune))
+            markers = [line for ax in figure.axes for line in ax.get_lines() if line.get_linestyle() == "None"]
+            assert markers and min(line.get_markersize() for line in markers) >= 0.85 * wide  # diamonds at 0.85
+            (immune_legend,) = figure.legends
+            assert max(handle.get_markersize() for handle in immune_legend.legend_handles) >= base
+            sizes[style] = wide
+    assert sizes["paper"] >= 3.0 and sizes["talk"] > sizes["paper"]
 
 
 # clonal composition and heterogeneity ------------------------------------
@@ -706,7 +809,7 @@ def test_heterogeneity_figure_with_no_live_cells_and_several_drugs(run_mutating,
     frame["fraction_resistant_other"] = frame["fraction_resistant_chemo"] / 2
     run.__dict__["timeseries"] = frame
     figure = heterogeneity_figure(run)
-    labels = [text.get_text() for text in figure.axes[-1].get_legend().get_texts()]  # the twin axis of (d)
+    labels = [text.get_text() for text in figure.axes[3].get_legend().get_texts()]  # (d), both of its axes
     assert labels[:3] == ["resistant (any drug)", "resistant to chemo", "resistant to other"]
     assert "mean PD-L1" in labels and "mean division rate" in labels
     (path,) = save_figure(figure, tmp_path / "heterogeneity", ("png",))

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from abm.cli import main
-from tests.test_viz import assert_figure_files, assert_not_blank, png_pixels
+from tests.test_viz import assert_figure_files, assert_legends_cover_no_data, assert_not_blank, png_pixels
 from viz import palette
 from viz.comparedir import CompareData, open_comparison, open_target
 from viz.rundir import VizError, open_run
@@ -253,12 +253,27 @@ def test_numbers_at_risk_match_km_parquet(figures):
 
 def test_kaplan_meier_legend_has_medians_and_log_rank(figures):
     data, _, drawn = figures
-    texts = [text.get_text() for text in drawn["kaplan_meier"].axes[0].get_legend().get_texts()]
+    (legend,) = drawn["kaplan_meier"].legends
+    texts = [text.get_text() for text in legend.get_texts()]
     assert texts[0].startswith("observation: ") and "p =" not in texts[0]
     for arm, text in zip(ARMS[1:], texts[1:]):
         assert text.startswith(f"{arm}: ") and "p" in text
     median = data.arm_stats("observation")["median_time_to_progression_days"]
     assert texts[0].startswith(f"observation: {median:g} d")
+
+
+def test_kaplan_meier_legend_lies_below_the_table_and_leaves_the_width_to_the_curves(figures):
+    """The legend sits below the numbers at risk, not in a column of its own beside the curves (which left the
+    width below it empty): the curves and the table span most of the figure's width, and no legend covers data."""
+    _, _, drawn = figures
+    figure = drawn["kaplan_meier"]
+    figure.draw_without_rendering()
+    curve_ax, risk_ax = figure.axes
+    (legend,) = figure.legends
+    width = figure.bbox.width
+    assert curve_ax.get_window_extent().width > 0.8 * width
+    assert legend.get_window_extent().y1 <= risk_ax.get_tightbbox().y0 + 1
+    assert_legends_cover_no_data(figure)
 
 
 def test_waterfall_has_one_bar_per_run_sorted(figures):

@@ -339,7 +339,8 @@ def test_report_keeps_the_figures_tme_plot_drew(run2d, tmp_path, capsys):
     copy = tmp_path / "run"
     shutil.copytree(run2d, copy)
     assert main(["plot", str(copy)]) == 0
-    figures = {path.name: path.stat().st_mtime_ns for path in (copy / "figures").iterdir()}
+    figures = {path.name: path.stat().st_mtime_ns for path in (copy / "figures").iterdir()
+               if not path.name.startswith(".")}  # the record gains the report's render
     capsys.readouterr()
     assert main(["report", str(copy)]) == 0
     lines = capsys.readouterr().err.splitlines()
@@ -348,3 +349,62 @@ def test_report_keeps_the_figures_tme_plot_drew(run2d, tmp_path, capsys):
         for number, name in enumerate(("burden", "oxygen", "muller", "heterogeneity", "slices"), 1)]
     assert {name: (copy / "figures" / name).stat().st_mtime_ns for name in figures} == figures
     assert "(figures/burden.png)" in (copy / "report.md").read_text(encoding="utf-8")
+
+
+def test_report_keeps_its_render_while_up_to_date(run2d, tmp_path, capsys):
+    """A second report renders nothing while the run is unchanged; a newer data file, or a render recorded by
+    another version, renders it again."""
+    import json
+    import os
+
+    from viz import figurecache
+
+    copy = tmp_path / "run"
+    shutil.copytree(run2d, copy)
+    image = copy / "figures" / "render_state.png"
+
+    def report() -> tuple[bool, list[str]]:
+        """Whether the report rendered the image again, and its stderr lines about the render."""
+        before = image.stat().st_mtime_ns if image.exists() else None
+        assert main(["report", str(copy)]) == 0
+        lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("render")]
+        return image.stat().st_mtime_ns != before, lines
+
+    assert report()[0]
+    assert report() == (False, ["render: render_state (up to date, kept)"])
+    assert "(figures/render_state.png)" in (copy / "report.md").read_text(encoding="utf-8")
+
+    newer = image.stat().st_mtime_ns + 10**9
+    os.utime(copy / "summary.json", ns=(newer, newer))  # the run changed after the render
+    assert report()[0]
+    assert not report()[0]
+
+    record = figurecache.read(copy / "figures")
+    record["render_state"]["options"]["tme_abm_version"] = "0.0.1"
+    (copy / "figures" / figurecache.MANIFEST).write_text(json.dumps(record), encoding="utf-8")
+    assert report()[0]
+
+
+@pytest.mark.parametrize("size", [(600, 600), (400, 300), (960, 720)])
+@pytest.mark.parametrize("view", ["iso", "cutaway", "flat"])
+def test_the_legend_covers_nothing_and_the_scene_stays_left_of_it(run3d, run2d, monkeypatch, view, size):
+    """The scene is framed left of the key column (:data:`viz.render.KEY_COLUMN`): the legend is pasted on white only
+    (it used to cover the domain's corner in a square render), and nothing of the scene is in that column."""
+    from viz import render as render_module
+
+    pasted = []
+    real_paste = legend.paste
+
+    def paste(image, overlay, top, right):
+        pasted.append((image.copy(), overlay.shape, top, right))
+        return real_paste(image, overlay, top, right)
+
+    monkeypatch.setattr(render_module.legend, "paste", paste)
+    run = open_run(run2d if view == "flat" else run3d)
+    render_snapshot(run, run.last_snapshot(), RenderOptions(view="iso" if view == "flat" else view, color="state", size=size))
+    ((scene, (height, width, _), top, right),) = pasted
+    covered = scene[top:top + height, size[0] - right - width:size[0] - right]
+    assert (covered == 255).all(), "the legend covers part of the scene"
+    column = scene[: int(0.94 * size[1]), int(np.ceil((1 - render_module.KEY_COLUMN) * size[0])):]  # above the caption
+    assert (column == 255).all(), "the scene reaches into the key column"
+    assert (scene[:, : int((1 - render_module.KEY_COLUMN) * size[0])] != 255).any(axis=-1).sum() > 1000

@@ -218,14 +218,16 @@ def _p_text(stats: dict[str, Any], reference: str) -> str | None:
 def kaplan_meier_figure(data: CompareData):
     """Time to progression per arm: Kaplan-Meier step curves with their pointwise 95 % bands and censoring ticks, the
     numbers at risk below the axis, and each arm's median (95 % interval) and log-rank p against the reference arm in
-    the legend."""
+    the legend, below the figure."""
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator, PercentFormatter
 
     arms = data.arms
     km = data.km
     risk_in = 0.16 * len(arms) + 0.3
-    figure = _new_figure(2.6 + risk_in + 0.5)
+    censoring = bool((km["censored"] > 0).any())
+    legend_in = 0.16 * (-(-(len(arms) + censoring) // 2) + 2)  # its rows in two columns, its title, the censoring's 2nd line
+    figure = _new_figure(2.6 + risk_in + 0.5 + legend_in)
     curve_ax, risk_ax = figure.subplots(2, 1, height_ratios=(2.6, risk_in))
     last = float(km["time"].max()) if len(km) else 1.0
     handles = []
@@ -247,7 +249,7 @@ def kaplan_meier_figure(data: CompareData):
         p = _p_text(stats, data.reference_arm)
         label = f"{arm}: {_median_text(stats)}" + (f"; {p}" if p else "")
         handles.append(Line2D([], [], color=color, linewidth=1.5, label=label))
-    if (km["censored"] > 0).any():
+    if censoring:
         handles.append(Line2D([], [], color="0.3", linestyle="none", marker="|", markersize=7, markeredgewidth=1.2,
                               label="censored: no progression\nby the end of the run"))
     curve_ax.axhline(0.5, color="0.6", linestyle=(0, (2, 2)), linewidth=0.7)
@@ -258,9 +260,10 @@ def kaplan_meier_figure(data: CompareData):
     curve_ax.set_xlim(*xlim)
     curve_ax.xaxis.set_major_locator(MaxNLocator(nbins=8, steps=[1, 2, 2.5, 5, 10], integer=last >= 4))
     curve_ax.set_xlabel("days from the start of treatment")
-    curve_ax.legend(handles=handles, title=f"median time to progression\n(95% CI); log-rank vs {data.reference_arm}",
-                    loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False, alignment="left",
-                    fontsize=7.5, title_fontsize=7.5, handlelength=1.6)
+    # Below the table of numbers at risk, in two columns: the curves and the table keep the figure's whole width.
+    figure.legend(handles=handles, title=f"median time to progression (95% CI); log-rank vs {data.reference_arm}",
+                  loc="outside lower center", ncols=min(2, len(handles)), frameon=False, alignment="left", fontsize=7.5,
+                  title_fontsize=7.5, handlelength=1.6, columnspacing=2.0)
     curve_ax.set_title(f"Time to progression ({', '.join(dict.fromkeys(_criteria(data, arm) for arm in arms))})",
                        loc="left", fontsize=9)
     ticks = [float(tick) for tick in curve_ax.get_xticks() if xlim[0] - 1e-9 <= tick <= xlim[1] + 1e-9]

@@ -39,7 +39,7 @@ PNG_DPI = 200
 MAX_SLICE_COLUMNS = 4
 SLICE_LEGEND_CLONES = 6  # clones named in the section figure's legend (the largest over the panels shown)
 SLICE_MARKER_VOXELS = 0.7  # immune markers in sections: this many voxels wide (the tissue shows between neighbours) ...
-SLICE_MARKER_MIN_PT, SLICE_MARKER_MAX_PT = 1.8, 5.0  # ... within these sizes, points
+SLICE_MARKER_RANGE = (0.5, 1.0)  # ... within these fractions of the style's lines.markersize (6 pt paper, 8 pt talk)
 STYLE = {
     "font.size": 8.5,
     "figure.titlesize": 10,
@@ -87,12 +87,16 @@ class FigureStyle:
 
     def apply(self, figure) -> None:
         """Add :attr:`title` to ``figure``'s title and scale its fonts (after the figure is drawn, so every text, given
-        a size in points or not, scales alike)."""
+        a size in points or not, scales alike); a figure whose fonts grow grows in height by the same factor (its width
+        stays), so that its panels keep their room beside the larger text and the legends above them."""
         if self.title:
             figure.suptitle(f"{figure.get_suptitle()} — {self.title}" if figure.get_suptitle() else self.title)
         factor = STYLES[self.style][0] * self.font_scale
         if factor != 1.0:
             _scale_fonts(figure, factor)
+        if factor > 1.0:
+            width, height = figure.get_size_inches()
+            figure.set_size_inches(width, height * factor)
 
 
 def parse_font_scale(text: str) -> float:
@@ -159,10 +163,11 @@ def _time_axis(ax, run: RunData) -> None:
 
 
 def burden_figure(run: RunData):
-    """Tumor burden over time: (a) cells by state, stacked; (b) volume and equivalent diameter."""
+    """Tumor burden over time: (a) cells by state, stacked; (b) volume and equivalent diameter. The legends are above
+    the panels, so that no style or font scale makes them cover the data."""
     frame = run.timeseries
     days = frame["time_days"].to_numpy()
-    figure = _new_figure(2.8)
+    figure = _new_figure(3.1)
     left, right = figure.subplots(1, 2)
     columns = {CYCLING: "cells_cycling", QUIESCENT: "cells_quiescent", APOPTOTIC: "cells_apoptotic", NECROTIC: "cells_necrotic"}
     left.stackplot(days, [frame[columns[code]].to_numpy() for code in columns],
@@ -170,7 +175,8 @@ def burden_figure(run: RunData):
                    labels=[STATE_NAMES[code] for code in columns], linewidth=0)
     left.set_ylabel("tumor cells")
     left.set_ylim(bottom=0)
-    left.legend(loc="upper left", frameon=False, reverse=True)
+    handles, labels = left.get_legend_handles_labels()
+    _legend_above(left, handles[::-1])  # necrotic first, as the stack is from the top
     _time_axis(left, run)
     _panel_label(left, "a")
 
@@ -183,19 +189,20 @@ def burden_figure(run: RunData):
     twin.plot(days, frame["equivalent_diameter_um"], color="0.45", linestyle="--", label="equivalent diameter")
     twin.set_ylabel("equivalent diameter (µm)" if run.ndim == 3 else "equivalent circle diameter (µm)", color="0.3")
     twin.set_ylim(bottom=0)
-    right.legend(handles=right.get_lines() + twin.get_lines(), loc="upper left", frameon=False)
+    _legend_above(right, right.get_lines() + twin.get_lines())
     _panel_label(right, "b")
     figure.suptitle("Tumor burden")
     return figure
 
 
 def oxygen_figure(run: RunData):
-    """Oxygen over time: (a) hypoxic fraction of live tumor cells; (b) mean and tumor-minimum oxygen with thresholds."""
+    """Oxygen over time: (a) hypoxic fraction of live tumor cells; (b) mean and tumor-minimum oxygen with thresholds
+    (legend above the panel)."""
     frame = run.timeseries
     days = frame["time_days"].to_numpy()
     hypoxia = {key: run.setting("tumor", "hypoxia", key) for key in ("quiescence_below_mmHg", "necrosis_max_mmHg")}
     units = run.field_units("oxygen") or "mmHg"
-    figure = _new_figure(2.8)
+    figure = _new_figure(3.1)
     left, right = figure.subplots(1, 2)
     left.plot(days, frame["hypoxic_fraction"], color=palette.to_float(palette.STATE_COLORS[QUIESCENT]))
     left.set_ylabel(f"hypoxic fraction of live cells\n(oxygen < {hypoxia['quiescence_below_mmHg']:g} {units})")
@@ -210,7 +217,7 @@ def oxygen_figure(run: RunData):
         right.axhline(level, color="0.5", linestyle=style, linewidth=0.8, label=f"{label} ({level:g} {units})")
     right.set_ylabel(f"oxygen ({units})")
     right.set_ylim(bottom=0)
-    right.legend(loc="best", frameon=False)
+    _legend_above(right, right.get_lines())
     _time_axis(right, run)
     _panel_label(right, "b")
     figure.suptitle("Oxygen")
@@ -237,6 +244,17 @@ def _crop(planes: list[np.ndarray]) -> tuple[slice, slice]:
             slice(max(0, int(cx - half)), min(nx, int(np.ceil(cx + half)) + 1)))
 
 
+def _section_marker_pt(columns: int, voxels_across: int) -> float:
+    """The size, points, of the immune markers of a section figure of ``columns`` panels each ``voxels_across`` voxels
+    wide: :data:`SLICE_MARKER_VOXELS` voxels, within :data:`SLICE_MARKER_RANGE` of the style's marker size (so that
+    a marker stays legible over a wide section, and grows with the style)."""
+    from matplotlib import rcParams
+
+    voxel_pt = (WIDTH_IN - 2.0) / max(columns, 2) * 72.0 / voxels_across
+    low, high = (fraction * rcParams["lines.markersize"] for fraction in SLICE_MARKER_RANGE)
+    return min(high, max(low, SLICE_MARKER_VOXELS * voxel_pt))
+
+
 def _immune_markers(ax, classes: np.ndarray, extent: tuple[float, ...], dx: float, size_pt: float) -> None:
     """Immune cells of a plane (glyph classes, -1 for none; cropped like the image) as markers of ``size_pt`` points."""
     for code, glyph in enumerate(palette.glyphs_covering(classes)):
@@ -254,9 +272,9 @@ def slices_figure(run: RunData):
     For a 3-D run the plane is ``z`` through the centroid of the last
     snapshot's tumor, the same for every column; a 2-D run shows its lattice.
     Immune cells (runs with them) are markers over both rows,
-    :data:`SLICE_MARKER_VOXELS` voxels wide within :data:`SLICE_MARKER_MIN_PT`
-    and :data:`SLICE_MARKER_MAX_PT` points, with a legend row below the panels.
+    sized by :func:`_section_marker_pt`, with a legend row below the panels.
     """
+    from matplotlib import rcParams
     from matplotlib.ticker import MaxNLocator
     from mpl_toolkits.axes_grid1.anchored_artists import AnchoredSizeBar
 
@@ -276,8 +294,7 @@ def slices_figure(run: RunData):
     axes = np.asarray(figure.subplots(2, n, sharex=True, sharey=True, squeeze=False))
     shown_planes: list[tuple[np.ndarray, np.ndarray]] = []
     immune_planes: list[np.ndarray] = []
-    voxel_pt = (WIDTH_IN - 2.0) / max(n, 2) * 72.0 / max(rows.stop - rows.start, cols.stop - cols.start)
-    marker_pt = min(SLICE_MARKER_MAX_PT, max(SLICE_MARKER_MIN_PT, SLICE_MARKER_VOXELS * voxel_pt))
+    marker_pt = _section_marker_pt(n, max(rows.stop - rows.start, cols.stop - cols.start))
     any_vessel = False
     for column, snapshot in enumerate(snapshots):
         clone, state, vessel = (array[section][rows, cols] for array in (snapshot.clone, snapshot.cell_state, snapshot.vessel))
@@ -324,7 +341,7 @@ def slices_figure(run: RunData):
                              loc="upper left", bbox_to_anchor=(1.03, 1.0), borderaxespad=0.0, alignment="left")
     immune_rows = legend.immune_entries(np.concatenate([plane.ravel() for plane in immune_planes]), run.immune_glyphs) if immune_planes else []
     if immune_rows:
-        figure.legend(handles=legend.handles(immune_rows, marker_size_pt=6.0), loc="outside lower center", ncols=len(immune_rows),
+        figure.legend(handles=legend.handles(immune_rows, marker_size_pt=rcParams["lines.markersize"]), loc="outside lower center", ncols=len(immune_rows),
                       frameon=False, handletextpad=0.3, columnspacing=1.5)
     plane = f"plane z = {(section[0] + 0.5) * dx:g} µm through the tumor centre" if section else "2-D lattice"
     figure.suptitle(f"Tumor sections ({plane})")
@@ -424,26 +441,21 @@ def _finite_range(*series, default: tuple[float, float] = (0.0, 1.0)) -> tuple[f
     return (float(values.min()), float(values.max())) if values.size else default
 
 
-def _room_for_legend(ax, bottom: float, high: float, rows: int, side: str = "top") -> None:
-    """Set the y limits so the data (``bottom`` .. ``high``) leaves room for ``rows`` legend rows at ``side``.
-
-    With ``side="top"`` the axis starts at ``bottom``; with ``"bottom"`` it
-    ends at ``high`` and starts low enough (but not below 0) for the legend.
-    """
-    free = min(0.55, 0.1 + 0.11 * rows)  # axes fraction the legend takes in a 2x2 figure of STYLE, about
-    span = max(high - bottom, 1e-9)
-    if side == "top":
-        ax.set_ylim(bottom, bottom + span / (1.0 - free))
-    else:
-        ax.set_ylim(max(0.0, high - span / (1.0 - free)), high)
+def _limits(ax, low: float, high: float) -> None:
+    """Linear y limits from the data: ``low`` to ``high`` and 5 % of that span above it (the panel's legend is outside
+    the axes, :func:`_legend_above`, so no room is left for it inside)."""
+    ax.set_ylim(low, high + 0.05 * max(high - low, 1e-9))
 
 
-def _room_for_legend_log(ax, data_range: tuple[float, float], rows: int) -> None:
-    """Log-axis y limits around ``data_range`` (both > 0) that leave room for ``rows`` legend rows at the top."""
-    free = min(0.55, 0.1 + 0.11 * rows)  # as in _room_for_legend
-    low, high = data_range[0] / 1.5, data_range[1] * 1.5
-    span = np.log10(high / low)
-    ax.set_ylim(low, high * 10.0 ** (span * free / (1.0 - free)))
+def _log_limits(ax, data_range: tuple[float, float]) -> None:
+    """Log-axis y limits from the data (``data_range``, both > 0), a factor 1.5 beyond it on each side (a legend on
+    such an axis goes outside it, :func:`_legend_above`)."""
+    ax.set_ylim(data_range[0] / 1.5, data_range[1] * 1.5)
+
+
+def _legend_above(ax, handles: list, **options) -> None:
+    """A legend just above ``ax``, left-aligned (the figure's constrained layout makes room for it)."""
+    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.02), borderaxespad=0.0, frameon=False, **options)
 
 
 def _relative_to_start(values: np.ndarray) -> np.ndarray:
@@ -468,7 +480,8 @@ def heterogeneity_figure(run: RunData):
     (d) fractions of live cells resistant to any drug and to each drug (when
     the run has drugs), mean PD-L1 and efflux (when not 0 throughout), and,
     on the right axis, the live-cell-weighted mean division rate relative to
-    day 0. NaN values (times with no live cell) are gaps.
+    day 0. NaN values (times with no live cell) are gaps. Each panel has
+    its legend above it and axes limits from its data.
     """
     from matplotlib.ticker import MaxNLocator
 
@@ -482,14 +495,14 @@ def heterogeneity_figure(run: RunData):
     _plot_series(clones, days, frame["clones_total"], colors["reference"], "founded so far", "--")
     clones.set_ylabel("clones")
     clones.yaxis.set_major_locator(MaxNLocator(integer=True))
-    _room_for_legend(clones, 0.0, max(1.0, _finite_range(frame["clones_total"], frame["clones_alive"])[1]), 2)
-    clones.legend(loc="upper left", frameon=False)
+    _limits(clones, 0.0, max(1.0, _finite_range(frame["clones_total"], frame["clones_alive"])[1]))
+    _legend_above(clones, clones.get_lines())
 
     _plot_series(diversity, days, frame["shannon_diversity"], colors["primary"], "Shannon H (nats)")
     _plot_series(diversity, days, frame["simpson_diversity"], colors["reference"], "Gini-Simpson 1 − Σp²", "--")
     diversity.set_ylabel("clonal diversity")
-    _room_for_legend(diversity, 0.0, max(0.1, _finite_range(frame["shannon_diversity"], frame["simpson_diversity"])[1]), 2)
-    diversity.legend(loc="upper left", frameon=False)
+    _limits(diversity, 0.0, max(0.1, _finite_range(frame["shannon_diversity"], frame["simpson_diversity"])[1]))
+    _legend_above(diversity, diversity.get_lines())
 
     observed = frame["same_clone_neighbour_fraction"].to_numpy(dtype=float)
     random = frame["same_clone_neighbour_fraction_random"].to_numpy(dtype=float)
@@ -499,8 +512,8 @@ def heterogeneity_figure(run: RunData):
                              label="segregation", interpolate=True)
     segregation.set_ylabel("same-clone neighbour fraction")
     low = _finite_range(observed, random, default=(1.0, 1.0))[0]
-    _room_for_legend(segregation, min(low, 0.95), 1.0 + 0.02 * (1.0 - min(low, 0.95)), 3, side="bottom")
-    segregation.legend(loc="lower left", frameon=False)
+    segregation.set_ylim(min(low, 0.95), 1.0 + 0.02 * (1.0 - min(low, 0.95)))
+    _legend_above(segregation, segregation.get_legend_handles_labels()[0])
 
     drugs = [column[len("fraction_resistant_"):] for column in frame.columns if column.startswith("fraction_resistant_")]
     left_lines = []
@@ -515,11 +528,10 @@ def heterogeneity_figure(run: RunData):
         if column in frame and _any_positive(frame[column].to_numpy(dtype=float)):
             left_lines.append(_plot_series(traits, days, frame[column], colors[key], label, "-."))
     columns = 2 if len(left_lines) + 1 > 3 else 1
-    rows = -(-(len(left_lines) + 1) // columns)
     if left_lines:
         traits.set_ylabel("fraction of live cells; trait level")
         highest = _finite_range(*[line.get_ydata() for line in left_lines])[1]
-        _room_for_legend(traits, 0.0, min(1.0, max(0.05, 1.05 * highest)), rows)
+        traits.set_ylim(0.0, min(1.0, max(0.05, 1.05 * highest)))
         rate = traits.twinx()
         rate.spines["right"].set_visible(True)
     else:
@@ -530,9 +542,9 @@ def heterogeneity_figure(run: RunData):
     rate.set_ylabel("mean division rate (× day 0)", color=palette.to_float(colors["division"]))
     low, high = _finite_range(relative, [1.0])
     pad = max(0.02, 0.1 * (high - low))
-    _room_for_legend(rate, max(0.0, low - pad), high + pad, rows)
+    rate.set_ylim(max(0.0, low - pad), high + pad)
     compact = {"fontsize": 7, "handlelength": 1.4, "handletextpad": 0.4, "columnspacing": 0.8} if columns > 1 else {}
-    rate.legend(handles=left_lines + [rate_line], loc="upper left", frameon=False, ncols=columns, **compact)
+    _legend_above(traits, left_lines + [rate_line], ncols=columns, **compact)
 
     for ax, letter in zip((clones, diversity, segregation, traits), "abcd"):
         _time_axis(ax, run)
@@ -565,7 +577,8 @@ def _note(ax, text: str) -> None:
 def immune_figure(run: RunData):
     """Immune infiltration over time, four panels.
 
-    (a) immune cells on the lattice: effector and exhausted T cells, Tregs
+    Each panel has its legend above it, and axes limits from its data (on a
+    log axis, room for a legend inside would add decades of nothing). (a) immune cells on the lattice: effector and exhausted T cells, Tregs
     and MDSCs (the kinds the run has, in their glyph colours), and T cells
     in tumor voxels; (b) CD8 (T-cell) density in the tumor core and in the
     invasive margin; (c) tumor cells killed by T cells per hour and, on a log
@@ -601,9 +614,9 @@ def immune_figure(run: RunData):
     cells.set_ylabel("immune cells on the lattice")
     counts = np.concatenate([frame[column].to_numpy(dtype=float) for _, kind, column, _ in drawn if kind in kinds])
     columns = 2 if len(lines) > 3 else 1
-    _room_for_legend_log(cells, _finite_range(counts[counts > 0], default=(1.0, 10.0)), -(-len(lines) // columns))
+    _log_limits(cells, _finite_range(counts[counts > 0], default=(1.0, 10.0)))
     compact = {"fontsize": 7, "handlelength": 1.6, "handletextpad": 0.4, "columnspacing": 0.8} if columns > 1 else {}
-    cells.legend(handles=lines, loc="upper left", frameon=False, ncols=columns, **compact)
+    _legend_above(cells, lines, ncols=columns, **compact)
 
     core = frame["cd8_density_core_per_mm3"].to_numpy(dtype=float)
     margin = frame["cd8_density_margin_per_mm3"].to_numpy(dtype=float)
@@ -615,22 +628,22 @@ def immune_figure(run: RunData):
     _plot_series(density, days, core / scale, palette.MEASURE_COLORS["primary"], "tumor core" if has_core else no_core)
     _plot_series(density, days, margin / scale, palette.MEASURE_COLORS["reference"], "invasive margin", "--")
     density.set_ylabel("T-cell density (10³ cells/mm³)" if scale > 1 else "T-cell density (cells/mm³)")
-    _room_for_legend(density, 0.0, max(1.0 / scale, highest / scale), 2 if has_core else 3)
-    density.legend(loc="upper left", frameon=False)
+    _limits(density, 0.0, max(1.0 / scale, highest / scale))
+    _legend_above(density, density.get_lines())
 
     kills = frame["immune_kills_per_h"].to_numpy(dtype=float)
     kill_line = _plot_series(killing, days, kills, palette.MEASURE_COLORS["primary"], "tumor cells killed by T cells")
     killing.set_ylabel("kills per hour")
-    _room_for_legend(killing, 0.0, max(1.0, _finite_range(kills)[1]), 2)
+    _limits(killing, 0.0, max(1.0, _finite_range(kills)[1]))
     pool = killing.twinx()
     pool.spines["right"].set_visible(True)
     pool_values = frame["primed_pool_total"].to_numpy(dtype=float)
     pool_line = _log_line(pool, days, pool_values, palette.MEASURE_COLORS["reference"], linewidth=1.2, linestyle="--")
     pool_line.set_label("primed T cells (systemic pool)")
     pool.set_yscale("log")
-    _room_for_legend_log(pool, _finite_range(pool_values[pool_values > 0], default=(1.0, 10.0)), 2)
+    _log_limits(pool, _finite_range(pool_values[pool_values > 0], default=(1.0, 10.0)))
     pool.set_ylabel("primed T cells", color=palette.to_float(palette.MEASURE_COLORS["reference"]))
-    killing.legend(handles=[kill_line, pool_line], loc="upper left", frameon=False)
+    _legend_above(killing, [kill_line, pool_line])
 
     series = run.immune_series
     t_rows = series[series["kind"] == "t_cell"] if series is not None else None
@@ -657,10 +670,9 @@ def immune_figure(run: RunData):
         columns = 2 if len(handles) > 4 else 1
         titled = len(handles) > 1
         highest = max(1.0, float(np.nanmax(table.to_numpy())) if table.size else 1.0)
-        _room_for_legend(clones, 0.0, highest, -(-len(handles) // columns) + titled)
+        _limits(clones, 0.0, highest)
         compact = {"fontsize": 7, "handlelength": 1.6, "handletextpad": 0.4, "columnspacing": 0.8} if columns > 1 else {}
-        clones.legend(handles=handles, title="T-cell clone" if titled else None, loc="upper left", frameon=False,
-                      ncols=columns, alignment="left", **compact)
+        _legend_above(clones, handles, title="T-cell clone" if titled else None, ncols=columns, alignment="left", **compact)
 
     for ax, letter in zip((cells, density, killing, clones), "abcd"):
         _time_axis(ax, run)

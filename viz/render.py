@@ -16,7 +16,9 @@ A render shows one snapshot:
   bar is labelled at round values (:func:`viz.scales.round_ticks`), and the
   isolines and isosurfaces are at round levels of that range.
 * vessels as spheres (as voxels in flat clone and state views), the domain's
-  outline, a scale bar in um, the time stamp, a legend or a colour bar.
+  outline, a scale bar in um, the time stamp, a legend or a colour bar. The
+  legend and the colour bar are in a column of their own at the right
+  (:data:`KEY_COLUMN`), the scene framed left of it, so they never cover it.
 * immune cells (runs with them) as glyphs in every colouring: effector and
   exhausted T cells as spheres, Tregs as tetrahedra, MDSCs as octahedra in
   3-D; circles, triangles and diamonds with a contrasting edge, flat
@@ -61,6 +63,9 @@ _MARKER_EDGE = 0.22  # of the marker's radius
 _FINE_SPHERES = 5_000  # above this many immune cells drawn in 3-D, their spheres are coarser
 _MARKER_SIDES = {"o": (24, 90.0), "^": (3, 90.0), "D": (4, 0.0)}  # polygon sides, first vertex's angle (degrees)
 _MARKER_SCALE = {"o": 1.0, "^": 1.35, "D": 1.12}  # equal areas: triangle and square inscribed in larger circles
+#: The column at the right of every render, a fraction of its width, that holds the legend and the colour bar: the
+#: scene is framed left of it, so neither covers the domain; the same in every frame, so an animation's frames line up.
+KEY_COLUMN = 0.25
 
 
 @dataclass(frozen=True)
@@ -306,7 +311,8 @@ def _field_range(snapshots: list[Snapshot], name: str) -> tuple[float, float]:
 
 def _scalar_bar_args(label: str, plotter) -> dict:
     height = plotter.window_size[1]
-    return {"title": label, "vertical": True, "position_x": 0.86, "position_y": 0.25, "height": 0.5, "width": 0.06,
+    return {"title": label, "vertical": True, "position_x": 1.0 - KEY_COLUMN + 0.06, "position_y": 0.12, "height": 0.5,
+            "width": 0.06,
             "color": "black", "title_font_size": max(12, height // 40), "label_font_size": max(10, height // 50),
             "fmt": "%g"}
 
@@ -321,6 +327,37 @@ def label_scalar_bar(bar, ticks: np.ndarray) -> None:
         labels.InsertNextValue(float(tick))
     bar.SetCustomLabels(labels)
     bar.SetUseCustomLabels(True)
+
+
+def _leave_key_column(plotter) -> None:
+    """Move the parallel-projection camera, framed on the scene, so that the scene lies left of :data:`KEY_COLUMN`:
+    shifted left, and zoomed out where that part of the window is narrower than tall (a scene's framing keeps it
+    within a square of the window's height, the camera's parallel scale either side of the centre)."""
+    camera = plotter.camera
+    width, height = plotter.window_size
+    aspect = width / height
+    scale = camera.parallel_scale
+    if (1.0 - KEY_COLUMN) * aspect < 1.0:
+        scale /= (1.0 - KEY_COLUMN) * aspect
+        camera.parallel_scale = scale
+    position, focus, up = (np.asarray(vector, dtype=float) for vector in (camera.position, camera.focal_point, camera.up))
+    right = np.cross(focus - position, up)
+    shift = right / np.linalg.norm(right) * KEY_COLUMN * scale * aspect  # the view's centre to the left part's centre
+    camera.position, camera.focal_point = tuple(position + shift), tuple(focus + shift)
+
+
+def _key(rows: list, height: int, width: int):
+    """The legend image of ``rows`` for a render ``height`` pixels high, shrunk where it is wider than
+    :data:`KEY_COLUMN` of ``width`` (less margins); and the margin, pixels."""
+    from PIL import Image
+
+    margin = height // 60
+    overlay = legend.legend_rgba(rows, font_px=max(11, height // 40))
+    room = int(KEY_COLUMN * width) - 2 * margin
+    if overlay.shape[1] > room > 0:
+        size = (room, max(1, round(overlay.shape[0] * room / overlay.shape[1])))
+        overlay = np.asarray(Image.fromarray(overlay).resize(size, Image.Resampling.LANCZOS))
+    return overlay, margin
 
 
 def _voxel_values(run: RunData, snapshot: Snapshot, options: RenderOptions, section: tuple) -> dict[str, np.ndarray]:
@@ -459,7 +496,8 @@ def render_snapshot(run: RunData, snapshot: Snapshot, options: RenderOptions) ->
         plotter.set_background("white")
         flat = len(snapshot.shape) == 2 or options.view == "slice"
         shown, where, immune = (_flat_scene if flat else _volume_scene)(pv, plotter, run, snapshot, options)
-        height = options.size[1]
+        _leave_key_column(plotter)
+        width, height = options.size
         hours = snapshot.time_h
         plotter.add_text(f"day {hours / 24:.2f}  ({hours:g} h)", position="upper_left", font_size=max(10, height // 60), color="black")
         view = "flat" if len(snapshot.shape) == 2 else options.view
@@ -476,8 +514,8 @@ def render_snapshot(run: RunData, snapshot: Snapshot, options: RenderOptions) ->
                           options.color, run.clone_name)
     rows += legend.immune_entries(immune, run.immune_glyphs)
     if rows:
-        margin = height // 60
-        image = legend.paste(image, legend.legend_rgba(rows, font_px=max(11, height // 40)), margin, margin)
+        overlay, margin = _key(rows, height, width)
+        image = legend.paste(image, overlay, margin, margin)
     return image
 
 

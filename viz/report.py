@@ -2,11 +2,13 @@
 
 ``tme report RUN_DIR`` draws the figures (:func:`viz.figures.plot_run`; those
 ``tme plot`` drew with the same options since the run's last write are kept)
-and a render of the last snapshot into ``RUN_DIR/figures/``, then writes
+and a render of the last snapshot (kept likewise where an earlier report
+rendered it since the run's last write) into ``RUN_DIR/figures/``, then writes
 ``RUN_DIR/report.md`` linking them. A run that did not complete (interrupted,
 failed, or killed before it wrote its summary: its records are read from its
 journals) is reported up to its last record, with its status and error at
-the top. ``tme report COMPARE_DIR``
+the top; a run whose tumor cells reached the lattice's boundary has a
+warning there with the day and faces of the first contact. ``tme report COMPARE_DIR``
 (:func:`compare_report`) draws the comparison's figures
 (:data:`viz.comparison.COMPARE_FIGURES`) into ``COMPARE_DIR/figures/`` and
 writes ``COMPARE_DIR/report.md``: a table of ``compare.json`` per arm (runs,
@@ -17,16 +19,21 @@ figures.
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from abm.io import write_text
-from abm.rundir import RECORDS
+from abm.rundir import RECORDS, __version__
+from viz import figurecache
 from viz.comparedir import CompareData
 from viz.figures import RUN_FIGURES, plot_run
 from viz.render import RenderOptions, render
 from viz.rundir import RunData
 
+#: The report's render of the last snapshot, coloured by cell state: its file stem in ``figures/``, and its name in
+#: the folder's record (:mod:`viz.figurecache`).
+REPORT_RENDER = "render_state"
 _UNIT_SUFFIXES = {"_mm3": "mm³", "_um": "µm", "_mmHg": "mmHg", "_h": "h", "_days": "days"}
 _RUN_FACTS = (("tme_abm_version", "tme-abm version"), ("backend", "backend"),
               ("device", "device"), ("seed", "seed"), ("simulated_days", "simulated days"),
@@ -56,7 +63,8 @@ def _link(target: Path, base: Path) -> str:
 def run_report(run: RunData, out: Path | None = None, progress: bool = True) -> Path:
     """Write the Markdown report of ``run`` to ``out`` (default ``RUN_DIR/report.md``), drawing the figures that are not
     up to date (:mod:`viz.figurecache`: ``tme plot`` drew them with the same options after the run's last write) and
-    the render; ``progress``: a line per figure on stderr and the render's progress bar.
+    the render where it is not (:func:`_report_render`); ``progress``: a line per figure on stderr, and the render's
+    line or progress bar.
 
     Returns:
         The report's path.
@@ -70,6 +78,7 @@ def run_report(run: RunData, out: Path | None = None, progress: bool = True) -> 
     written = plot_run(run, figures_dir, reuse=True, progress=progress)
     lines = [f"# Run report: {run.name}", "", f"Run directory: `{run.path}`", ""]
     lines += _status_lines(run, status, last_day)
+    lines += _boundary_lines(run)
 
     lines += ["| run | |", "|---|---|", f"| status | {status} |"]
     lines += [f"| {label} | {_format(run.summary[key])} |" for key, label in _RUN_FACTS if key in run.summary]
@@ -85,15 +94,37 @@ def run_report(run: RunData, out: Path | None = None, progress: bool = True) -> 
     lines += _treatment_section(outcome)
 
     if run.snapshots:
-        view = "cutaway" if run.ndim == 3 else "iso"
-        image = figures_dir / "render_state.png"
-        render(run, image, RenderOptions(view=view, color="state"), progress=progress)
+        image = _report_render(run, figures_dir, progress)
         hours = run.last_snapshot().time_h
         lines += ["## Render", "", f"![Last snapshot, day {hours / 24:g}, coloured by cell state]({_link(image, out.parent)})", ""]
 
     lines += _figure_sections(RUN_FIGURES, written, out)
     write_text(out, "\n".join(lines))
     return out
+
+
+def _report_render(run: RunData, folder: Path, progress: bool) -> Path:
+    """The render of ``run``'s last snapshot coloured by cell state (cutaway in 3-D) in ``folder``: kept where the
+    folder's record says it was rendered with the same options by this version after the run's last write (as the
+    figures are, :mod:`viz.figurecache`), else rendered again and recorded; ``progress``: a line when it is kept, the
+    render's progress bar when it is not.
+
+    Returns:
+        The image's path.
+    """
+    options = RenderOptions(view="cutaway" if run.ndim == 3 else "iso", color="state")
+    recorded = {"tme_abm_version": __version__, "view": options.view, "color": options.color, "size": list(options.size)}
+    record = figurecache.read(folder)
+    kept = figurecache.up_to_date(record, folder, REPORT_RENDER, recorded, ("png",), figurecache.data_stamp(run.path))
+    if kept:
+        if progress:
+            print(f"render: {REPORT_RENDER} (up to date, kept)", file=sys.stderr, flush=True)
+        return kept[0]
+    figurecache.forget(record, folder, REPORT_RENDER, ("png",))
+    image = folder / f"{REPORT_RENDER}.png"
+    render(run, image, options, progress=progress)
+    figurecache.remember(record, folder, REPORT_RENDER, recorded, [image])
+    return image
 
 
 def _status_lines(run: RunData, status: str, last_day: float) -> list[str]:
@@ -111,6 +142,16 @@ def _status_lines(run: RunData, status: str, last_day: float) -> list[str]:
     else:
         text = f"**Status: {_cell(status)}.** {records}."
     return ["> " + text, ""]
+
+
+def _boundary_lines(run: RunData) -> list[str]:
+    """A quoted warning where tumor cells reached the lattice's boundary (``summary.json``), with the day and faces."""
+    contact = run.boundary_contact
+    if contact is None:
+        return []
+    day, faces = contact
+    return [f"> **Warning: tumor cells reached the lattice boundary** ({_cell(', '.join(faces))}) at day {day:g}; from "
+            f"then on the domain's wall shapes the growth: rerun with a larger lattice or a shorter duration.", ""]
 
 
 def _treatment_section(outcome: dict[str, Any]) -> list[str]:
