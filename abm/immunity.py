@@ -236,7 +236,7 @@ class ImmuneSystem:
         xp, lattice, backend = context.xp, context.lattice, context.run.backend
         cells = lattice.immune
         occupied = cells.occupied()
-        kinds = self.kind_of(xp, cells.agent)
+        kinds = context.immune_kinds()
         t_cell = kinds == T_CELL
         effector = t_cell & (cells.state == EFFECTOR)
         exhausted = t_cell & (cells.state == EXHAUSTED)
@@ -253,7 +253,7 @@ class ImmuneSystem:
         tumor = lattice.tumor.occupied()
         core, margin = self._core_and_margin(context, tumor)
         mm3_per_voxel = lattice.voxel_volume_um3 * 1e-9
-        live = lattice.tumor.live()
+        live = context.live_tumor()
         live_total = int(live.sum())
         pdl1 = context.subclones.device["pdl1"][xp.maximum(lattice.tumor.clone, 0)]
         positive = int((live & (pdl1 >= self.config.pdl1_positive_at)).sum())

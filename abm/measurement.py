@@ -96,7 +96,7 @@ def measure(context: StepContext, columns: tuple[str, ...]) -> dict[str, float]:
     run, lattice, subclones, totals = context.run, context.lattice, context.subclones, context.totals
     xp, backend, cells = run.xp, run.backend, lattice.tumor
     occupied = cells.occupied()
-    live = cells.live()
+    live = context.live_tumor()
     n_clones = len(subclones)
     by_state = backend.to_host(xp.bincount(cells.state[occupied].astype(xp.int64), minlength=4))
     per_clone = backend.to_host(xp.bincount(cells.clone[occupied].astype(xp.int64), minlength=n_clones))
@@ -186,7 +186,7 @@ def burden(context: StepContext, assessment: AssessmentConfig) -> tuple[float, i
     infiltrate counts toward size). myeloma: ``marker_per_cell`` x live cells.
     """
     xp, lattice = context.xp, context.lattice
-    live = int(lattice.tumor.live().sum())
+    live = int(context.live_tumor().sum())
     if assessment.criteria == "myeloma":
         return assessment.marker_per_cell * live, live
     tumor = lattice.tumor.occupied()

@@ -111,10 +111,6 @@ class TumorModel(mesa.Model):
         return self.run.xp
 
     @property
-    def dt_h(self) -> float:
-        return self.run.dt_h
-
-    @property
     def lattice(self) -> Lattice:
         return self.context.lattice
 

@@ -38,7 +38,7 @@ from abm.streams import (
 )
 from kernels import diffusion, immune, therapy, tumor, vessels
 from kernels.layers import EFFECTOR, EXHAUSTED
-from kernels.random import stream_offset, uniform
+from kernels.random import stream_offset
 
 #: Every array of the tumor / immune layer (a kernel that returns a whole layer may write any of them).
 TUMOR = frozenset({"tumor.clone", "tumor.state", "tumor.age_h", "tumor.immunogenic"})
@@ -74,26 +74,9 @@ class Rule:
         raise NotImplementedError
 
 
-def immune_kinds(context: StepContext) -> Any:
-    """``int8``, lattice shape: each voxel's immune kind code (-1 where none), once per step until ``immune.agent`` is written."""
-    return context.derived("immune_kinds", frozenset({"immune.agent"}),
-                           lambda: context.immune.kind_of(context.xp, context.lattice.immune.agent))
-
-
-def draw_at(context: StepContext, stream: int, index: Any) -> Any:
-    """``float64`` uniform [0, 1) draws of ``stream`` at this step at the flat voxels ``index`` (``int64``, shape
-    ``(n,)``): the values of ``context.draw(stream)`` there, without drawing for the whole lattice."""
-    return uniform(context.xp, context.run.random_key, context.step, stream, index.astype(context.xp.uint64))
-
-
 def immune_cells(context: StepContext) -> Any:
     """``int64``, shape ``(n,)``: the flat voxels that hold an immune cell, ascending."""
     return context.xp.flatnonzero(context.lattice.immune.agent.reshape(-1) >= 0)
-
-
-def live_tumor(context: StepContext) -> Any:
-    """Bool, lattice shape: voxels with a live tumor cell, once per step until the tumor layer is written."""
-    return context.derived("live_tumor", frozenset({"tumor.clone", "tumor.state"}), context.lattice.tumor.live)
 
 
 class Therapy(Rule):
@@ -167,11 +150,11 @@ class SolveFields(Rule):
 
     def apply(self, context: StepContext) -> None:
         lattice, config = context.lattice, self.run.config
-        live = live_tumor(context)
+        live = context.live_tumor()
         dying = (lattice.tumor.clone >= 0) & ~live
         cells = {"tumor": live, "tumor_dying": dying, "tumor_immunogenic": dying & lattice.tumor.immunogenic}
         if context.immune.enabled:
-            kinds = immune_kinds(context)
+            kinds = context.immune_kinds()
             slots = config.immune.suppressor_slots  # every slot, declared or not: a field may name a preset type the config lacks
             cells.update({name: kinds == code for name, code in ((immune.T_CELL_ROLE, immune.T_CELL),
                                                                    *((name, slot + 1) for slot, name in enumerate(slots)))})
@@ -264,7 +247,7 @@ class ImmuneEntry(Rule):
             return level / (level + recruitment.half_saturation)
 
         enter = functools.partial(immune.enter, xp, sites=sites, dt_h=self.run.dt_h,
-                                  draw_which=draw_at(context, STREAM_T_WHICH, sites))
+                                  draw_which=context.draw(STREAM_T_WHICH, sites))
         if system.t_clones:
             t_cells = system.config.t_cells
             weights = system.primed_weights(xp)
@@ -272,13 +255,13 @@ class ImmuneEntry(Rule):
             rate = t_cells.recruitment.rate_per_h * perfusion * signal(t_cells.recruitment) * total / t_cells.pool_reference
             cumulative = xp.cumsum(weights) / xp.maximum(total, 1e-300)
             lattice.immune, _ = enter(lattice.immune, entry_rate_per_h=rate, cumulative_weights=cumulative,
-                                      first_agent=0, draw_enter=draw_at(context, STREAM_T_ENTER, sites))
+                                      first_agent=0, draw_enter=context.draw(STREAM_T_ENTER, sites))
         for kind, agent in sorted(system.suppressors.items(), key=lambda item: item[1].slot):  # slot order: presets first
             recruitment = system.config.suppressors[kind].recruitment
             rate = recruitment.rate_per_h * perfusion * signal(recruitment)
             lattice.immune, _ = enter(lattice.immune, entry_rate_per_h=rate, cumulative_weights=xp.ones(1),
                                       first_agent=agent.index,
-                                      draw_enter=draw_at(context, suppressor_enter_stream(agent.slot), sites))
+                                      draw_enter=context.draw(suppressor_enter_stream(agent.slot), sites))
 
 
 class ImmuneMovement(Rule):
@@ -399,7 +382,7 @@ class DrugKill(Rule):
                 rate += drug.immune_kill_rate(xp, agent, lattice.fields[name].reshape(-1)[occupied],
                                               system.traits.get(f"sensitivity_{name}"))
             lattice.immune, died = immune.die(xp, lattice.immune, cells=occupied, death_rate_per_h=rate,
-                                              dt_h=self.run.dt_h, draw=draw_at(context, STREAM_IMMUNE_DRUG, occupied))
+                                              dt_h=self.run.dt_h, draw=context.draw(STREAM_IMMUNE_DRUG, occupied))
             totals.immune_drug_deaths += died.sum()
 
 
@@ -431,17 +414,17 @@ class ImmuneKill(Rule):
             t_antigen=system.traits["antigen"][cells.agent.reshape(-1)[effectors]], tumor_antigens=traits["antigens"],
             tumor_pdl1=traits["pdl1"], occupancy=system.occupancy(context, effectors),
             kill_factor=system.suppression(context, effectors), targets_offsets=[(0,) * lattice.ndim] + self.run.offsets,
-            parameters=system.kill, dt_h=self.run.dt_h, draw_target=draw_at(context, STREAM_KILL_TARGET, effectors),
-            draw_kill=draw_at(context, STREAM_KILL, effectors))
+            parameters=system.kill, dt_h=self.run.dt_h, draw_target=context.draw(STREAM_KILL_TARGET, effectors),
+            draw_kill=context.draw(STREAM_KILL, effectors))
         state = cells.state.copy()
         state.reshape(-1)[t_cells[cells.exhaustion.reshape(-1)[t_cells] >= 1.0]] = EXHAUSTED
         cells = cells.replace(state=state)
         context.totals.immune_kills += killed.shape[0]
         if self.proliferation > 0:
-            dividing = effectors[killers & (draw_at(context, STREAM_PROLIFERATE, effectors) < self.proliferation)]
+            dividing = effectors[killers & (context.draw(STREAM_PROLIFERATE, effectors) < self.proliferation)]
             cells = self.divide(cells, dividing=dividing,
-                                draw_direction=draw_at(context, STREAM_PROLIFERATE_DIRECTION, dividing),
-                                draw_priority=draw_at(context, STREAM_PROLIFERATE_PRIORITY, dividing))
+                                draw_direction=context.draw(STREAM_PROLIFERATE_DIRECTION, dividing),
+                                draw_priority=context.draw(STREAM_PROLIFERATE_PRIORITY, dividing))
         lattice.immune = cells
 
 
@@ -482,7 +465,7 @@ class ImmuneDeath(Rule):
         rate = xp.where(lattice.immune.state.reshape(-1)[occupied] == EXHAUSTED,
                         system.traits["exhausted_death_per_h"][agent], system.traits["death_per_h"][agent])
         lattice.immune, _ = immune.die(xp, lattice.immune, cells=occupied, death_rate_per_h=rate, dt_h=self.run.dt_h,
-                                       draw=draw_at(context, STREAM_IMMUNE_DEATH, occupied))
+                                       draw=context.draw(STREAM_IMMUNE_DEATH, occupied))
 
 
 class TumorDivision(Rule):

@@ -121,9 +121,21 @@ class StepContext:
         """Time at the start of this step, h."""
         return self.step * self.run.dt_h
 
-    def draw(self, stream: int) -> Any:
-        """``float64`` uniform [0, 1) draws of ``stream`` at this step, one per voxel (lattice shape)."""
-        return uniform(self.xp, self.run.random_key, self.step, stream, self.lattice.voxel_index)
+    def draw(self, stream: int, index: Any = None) -> Any:
+        """``float64`` uniform [0, 1) draws of ``stream`` at this step: one per voxel (lattice shape), or at the flat
+        voxels ``index`` (integers, shape ``(n,)``) only, the values the whole-lattice draw has there."""
+        at = self.lattice.voxel_index if index is None else index.astype(self.xp.uint64)
+        return uniform(self.xp, self.run.random_key, self.step, stream, at)
+
+    def live_tumor(self) -> Any:
+        """Bool, lattice shape: voxels with a live tumor cell, computed once until the tumor layer is written."""
+        return self.derived("live_tumor", frozenset({"tumor.clone", "tumor.state"}), self.lattice.tumor.live)
+
+    def immune_kinds(self) -> Any:
+        """``int8``, lattice shape: each voxel's immune kind code (-1 where none), computed once until
+        ``immune.agent`` is written."""
+        return self.derived("immune_kinds", frozenset({"immune.agent"}),
+                            lambda: self.immune.kind_of(self.xp, self.lattice.immune.agent))
 
     def derived(self, name: str, reads: frozenset[str], compute: Callable[[], Any]) -> Any:
         """A value derived from the lattice (a mask, a factor), computed once per step until something it reads is written.

@@ -8,8 +8,10 @@ in for the lattice during the run and logs every array a rule gets or sets.
 """
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from abm import streams
@@ -70,7 +72,7 @@ def test_every_stream_id_a_rule_draws_is_declared_by_it():
     for rule in DEFAULT_RULES:
         source = inspect.getsource(rule)
         for name, value in vars(streams).items():
-            if name.startswith("STREAM_") and f"context.draw({name})" in source:
+            if name.startswith("STREAM_") and re.search(rf"context\.draw\({name}[,)]", source):
                 assert any(value in ids for ids in rule.streams), f"{rule.name} draws {name} without declaring it"
 
 
@@ -220,3 +222,9 @@ def test_the_probe_catches_an_undeclared_read():
 
 def test_fields_wildcard_names_every_field():
     assert covers(FIELDS, "fields.oxygen") and not covers(frozenset({"fields.oxygen"}), "fields.drug")
+
+
+def test_a_draw_at_listed_voxels_is_the_whole_lattice_draw_there():
+    model = TumorModel(load_config(REPO / "configs" / "tiny.yaml"), get_backend("numpy"))
+    listed = np.array([0, 17, 200, 2303])
+    np.testing.assert_array_equal(model.context.draw(12, listed), model.context.draw(12).reshape(-1)[listed])
