@@ -164,6 +164,9 @@ def _add_viz_commands(commands) -> None:
     render_parser.add_argument("--out", required=True, help="output .png, or .gif / .mp4 for an animation")
     render_parser.add_argument("--size", type=_size, default=(1280, 960), metavar="WxH", help="image size in pixels")
     render_parser.add_argument("--fps", type=float, default=4.0, help="frames per second of an animation")
+    render_parser.add_argument("--max-immune", type=int, default=2000, metavar="N",
+                               help="draw at most N immune cells: above it a seeded random 1 in k of them, noted in the "
+                                    "legend (default 2000; 0 draws every one)")
     render_parser.add_argument("--quiet", action="store_true", help="no progress bar")
     render_parser.set_defaults(handler=_viz_command, viz="render")
 

@@ -20,7 +20,7 @@ from kernels.tumor import CYCLING, NECROTIC, QUIESCENT
 from tests.test_viz import (IMMUNE_TIME_H, REPO, assert_not_blank, png_pixels, run2d, run3d,  # noqa: F401 - fixtures
                             run_immune)
 from viz import legend, palette
-from viz.render import RenderOptions, render, render_snapshot
+from viz.render import MAX_IMMUNE, RenderOptions, render, render_snapshot, thin_immune
 from viz.rundir import Snapshot, VizError, open_run
 
 SIZE = (400, 300)
@@ -279,6 +279,58 @@ def test_runs_without_immune_cells_render_as_before(run3d, legend_rows):
         options = RenderOptions(view=view, color=color, size=SIZE)
         assert np.array_equal(render_snapshot(run, bare, options), render_snapshot(run, empty, options)), (view, color)
     assert all(not set(rows) & {glyph.label for glyph in palette.IMMUNE_GLYPHS} for rows in legend_rows)
+
+
+def test_thin_immune_keeps_a_seeded_1_in_k_above_the_limit():
+    rng = np.random.default_rng(3)
+    classes = np.where(rng.random((30, 40)) < 0.5, rng.integers(0, 4, (30, 40)), -1).astype(np.int8)
+    n = int((classes >= 0).sum())
+    assert thin_immune(classes, n) == (classes, 1) and thin_immune(classes, 0) == (classes, 1)
+    kept, k = thin_immune(classes, n // 3)
+    assert k == -(-n // (n // 3)) and int((kept >= 0).sum()) == n // k <= n // 3
+    assert np.all((kept == classes) | (kept == -1)), "kept cells keep their kind; the rest are left out"
+    again, _ = thin_immune(classes.copy(), n // 3)
+    assert np.array_equal(kept, again), "the subset is seeded: the same in every render"
+    assert set(np.unique(kept[kept >= 0])) == set(np.unique(classes[classes >= 0])), "every kind still shows"
+
+
+def _crowded(run, snapshot) -> int:
+    """Put a Treg (agent 1) in every tissue voxel of ``snapshot``; returns how many immune cells it then has."""
+    immune = snapshot.arrays["immune"]
+    immune[(immune < 0) & (snapshot.arrays["clone"] < 0)] = 1
+    return int((run.immune_glyph_classes(snapshot) >= 0).sum())
+
+
+@pytest.mark.parametrize("view", ["slice", "iso", "cutaway"])
+def test_renders_of_many_immune_cells_draw_1_in_k_and_say_so(run_immune, run3d, monkeypatch, view):
+    titles = []
+    real = legend.legend_rgba
+    monkeypatch.setattr(legend, "legend_rgba", lambda rows, *args, title=None, **kwargs:
+                        titles.append(title) or real(rows, *args, title=title, **kwargs))
+    if view == "slice":  # the 2-D run: every cell of the lattice is in view
+        run = open_run(run_immune)
+        snapshot = run.snapshot_at(IMMUNE_TIME_H)
+        n = _crowded(run, snapshot)
+        limit, k = n // 4, -(-n // (n // 4))
+    else:  # in 3-D only the cells in view count (not those in the cut-away octant or hidden inside the tumor)
+        run, snapshot = _synthetic_immune_run(run3d)
+        _crowded(run, snapshot)
+        limit, k = 500, None
+    every, thinned = (render_snapshot(run, snapshot, RenderOptions(view=view, color="clone", size=(800, 600), max_immune=cap))
+                      for cap in (0, limit))
+    assert titles[0] is None and titles[1] == f"1 in {k or titles[1].split()[2]} immune cells shown"
+    assert int(titles[1].split()[2]) >= 2
+    treg = palette.IMMUNE_GLYPHS[palette.GLYPH_SUPPRESSOR_FIRST].color
+    share = _exact if view == "slice" else _lit_share  # flat markers are unlit: their exact colour counts them
+    assert 0 < share(thinned, treg) < 0.7 * share(every, treg)
+
+
+def test_max_immune_is_checked_and_the_cli_default_is_the_renders():
+    from abm.cli import build_parser
+
+    with pytest.raises(VizError, match="--max-immune -1: give 0"):
+        RenderOptions(max_immune=-1)
+    assert build_parser().parse_args(["render", "run", "--out", "x.png"]).max_immune == MAX_IMMUNE
 
 
 def test_report_of_an_immune_run(run_immune, tmp_path):

@@ -19,7 +19,7 @@ def _render(arguments: argparse.Namespace) -> int:
     run = open_run(arguments.run_dir)
     clim = None if arguments.clim is None else parse_clim(arguments.clim)
     options = RenderOptions(view=arguments.view, color=arguments.color, size=tuple(arguments.size), clim=clim,
-                            cmap=arguments.cmap)
+                            cmap=arguments.cmap, max_immune=arguments.max_immune)
     snapshots = render(run, Path(arguments.out), options, time_h=arguments.time, all_snapshots=arguments.all,
                        fps=arguments.fps, progress=not arguments.quiet)
     times = ", ".join(f"{snapshot.time_h:g}" for snapshot in snapshots)

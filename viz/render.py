@@ -26,7 +26,10 @@ A render shows one snapshot:
   are drawn (the cut-away octant's are not) and a cell inside the drawn tumor
   voxels stays hidden by them, as the tumor's own interior does; a cell on a
   vessel voxel (it has just entered) sits beside the vessel's sphere, towards
-  the viewer. The legend lists the kinds drawn.
+  the viewer. The legend lists the kinds drawn. Above
+  :attr:`RenderOptions.max_immune` cells to draw, a seeded random 1 in k of
+  them is drawn (the same subset every time) and the legend says so
+  (:func:`thin_immune`), so a scene with thousands of T cells stays legible.
 
 Camera placement depends on the domain only, so frames of an animation line up.
 Colours come from :mod:`viz.palette`, so they match the matplotlib figures.
@@ -61,6 +64,9 @@ GLYPH_RADIUS = 0.7
 MARKER_RADIUS = 0.42
 _MARKER_EDGE = 0.22  # of the marker's radius
 _FINE_SPHERES = 5_000  # above this many immune cells drawn in 3-D, their spheres are coarser
+#: The default :attr:`RenderOptions.max_immune` (``tme render --max-immune``).
+MAX_IMMUNE = 2_000
+_THINNING_SEED = 16  # the subset of immune cells drawn above max_immune: random, but the same in every render
 _MARKER_SIDES = {"o": (24, 90.0), "^": (3, 90.0), "D": (4, 0.0)}  # polygon sides, first vertex's angle (degrees)
 _MARKER_SCALE = {"o": 1.0, "^": 1.35, "D": 1.12}  # equal areas: triangle and square inscribed in larger circles
 #: The column at the right of every render, a fraction of its width, that holds the legend and the colour bar: the
@@ -80,6 +86,8 @@ class RenderOptions:
             sets the range over every frame for an animation). Only with ``field:NAME``.
         cmap: a field's colormap, a matplotlib colormap name; None for :data:`FIELD_COLORMAP`. Only with
             ``field:NAME``.
+        max_immune: the most immune cells drawn; above it a seeded random 1 in k of those in view
+            (:func:`thin_immune`), noted in the legend. 0 draws every one.
     """
 
     view: str = "iso"
@@ -87,8 +95,11 @@ class RenderOptions:
     size: tuple[int, int] = (1280, 960)
     clim: tuple[float, float] | None = None
     cmap: str | None = None
+    max_immune: int = MAX_IMMUNE
 
     def __post_init__(self) -> None:
+        if self.max_immune < 0:
+            raise VizError(f"--max-immune {self.max_immune}: give 0 (draw every immune cell) or a positive count")
         if self.view not in VIEWS:
             raise VizError(f"--view {self.view!r}: choose one of {', '.join(VIEWS)}")
         if self.color not in ("clone", "state") and not (self.color.startswith("field:") and len(self.color) > 6):
@@ -189,8 +200,29 @@ def _hidden_in_tumor(drawn: np.ndarray) -> np.ndarray:
     return hidden
 
 
+def thin_immune(classes: np.ndarray, limit: int) -> tuple[np.ndarray, int]:
+    """A seeded random 1 in k of the immune cells of ``classes`` when there are more than ``limit``.
+
+    Args:
+        classes: glyph classes (``int8``, any shape, -1 for none) of the cells that would be drawn.
+        limit: the most cells to draw; 0 for no limit.
+
+    Returns:
+        ``(kept, k)``: ``classes`` with -1 except at the ``n // k`` cells kept (``n`` cells, ``k = ceil(n / limit)``,
+        so at most ``limit``), chosen at random from a fixed seed; and ``k``, 1 where every cell is kept.
+    """
+    cells = np.flatnonzero(classes >= 0)
+    if limit == 0 or cells.size <= limit:
+        return classes, 1
+    k = -(-cells.size // limit)
+    keep = np.random.default_rng(_THINNING_SEED).choice(cells, size=cells.size // k, replace=False)
+    kept = np.full_like(classes, -1)
+    kept.flat[keep] = classes.flat[keep]
+    return kept, k
+
+
 def _add_immune_solids(pv: ModuleType, plotter, classes: np.ndarray, drawn: np.ndarray, vessel: np.ndarray,
-                       dx: float) -> np.ndarray:
+                       dx: float, limit: int) -> tuple[np.ndarray, int]:
     """Immune cells of ``classes`` (glyph classes, -1 for none; only the shown part) as lit solids.
 
     Cells whose face neighbours are all in ``drawn`` (the tumor voxels drawn)
@@ -198,12 +230,15 @@ def _add_immune_solids(pv: ModuleType, plotter, classes: np.ndarray, drawn: np.n
     tumor voxel is a sphere whatever its kind, so it shows through the
     voxel's exposed faces as a round cap of its colour (a tetrahedron's would
     be a sliver). A cell on a vessel voxel moves towards the viewer (+x+y+z)
-    so the vessel's sphere does not swallow it.
+    so the vessel's sphere does not swallow it. Of more than ``limit`` cells
+    in view, 1 in k is drawn (:func:`thin_immune`).
 
     Returns:
-        The glyph classes of the cells drawn (``classes`` with -1 where left out).
+        ``(drawn, k)``: the glyph classes of the cells drawn (``classes`` with -1 where left out), and the
+        thinning's k.
     """
-    visible = (classes >= 0) & ~_hidden_in_tumor(drawn)
+    classes, k = thin_immune(np.where(_hidden_in_tumor(drawn), -1, classes).astype(np.int8), limit)
+    visible = classes >= 0
     toward_viewer = np.full(3, 0.5 / np.sqrt(3.0))
     for code, glyph in enumerate(palette.glyphs_covering(classes)):
         z, y, x = np.nonzero(visible & (classes == code))
@@ -217,7 +252,7 @@ def _add_immune_solids(pv: ModuleType, plotter, classes: np.ndarray, drawn: np.n
                 geometry = _glyph_solid(pv, solid, GLYPH_RADIUS * dx, int(visible.sum()))
                 plotter.add_mesh(pv.PolyData(centres[where] * dx).glyph(geom=geometry, scale=False, orient=False),
                                  color=palette.to_hex(glyph.color), lighting=True, **_GLYPH_MATERIAL)
-    return np.where(visible, classes, -1).astype(np.int8)
+    return classes, k
 
 
 def _add_immune_markers(pv: ModuleType, plotter, classes: np.ndarray, dx: float, z: float) -> None:
@@ -346,13 +381,13 @@ def _leave_key_column(plotter) -> None:
     camera.position, camera.focal_point = tuple(position + shift), tuple(focus + shift)
 
 
-def _key(rows: list, height: int, width: int):
-    """The legend image of ``rows`` for a render ``height`` pixels high, shrunk where it is wider than
-    :data:`KEY_COLUMN` of ``width`` (less margins); and the margin, pixels."""
+def _key(rows: list, height: int, width: int, title: str | None):
+    """The legend image of ``rows`` (under ``title``, if any) for a render ``height`` pixels high, shrunk where it
+    is wider than :data:`KEY_COLUMN` of ``width`` (less margins); and the margin, pixels."""
     from PIL import Image
 
     margin = height // 60
-    overlay = legend.legend_rgba(rows, font_px=max(11, height // 40))
+    overlay = legend.legend_rgba(rows, font_px=max(11, height // 40), title=title)
     room = int(KEY_COLUMN * width) - 2 * margin
     if overlay.shape[1] > room > 0:
         size = (room, max(1, round(overlay.shape[0] * room / overlay.shape[1])))
@@ -368,16 +403,18 @@ def _voxel_values(run: RunData, snapshot: Snapshot, options: RenderOptions, sect
     return {_field_label(run, options.field): snapshot.field(options.field)[section].ravel().astype(np.float32)}
 
 
-_Scene = tuple[np.ndarray, str, np.ndarray | None]  # voxels shown, a caption note, glyph classes of the immune cells drawn
+#: Voxels shown, a caption note, glyph classes of the immune cells drawn, 1 in how many immune cells is drawn.
+_Scene = tuple[np.ndarray, str, np.ndarray | None, int]
 
 
 def _flat_scene(pv: ModuleType, plotter, run: RunData, snapshot: Snapshot, options: RenderOptions) -> _Scene:
     """The 2-D lattice, or the 3-D plane through the tumor centroid, seen from +z.
 
     Returns:
-        ``(shown, where, immune)``: the voxels drawn (bool, lattice shape), a
-        note on the plane, and the glyph classes of the immune cells drawn
-        (``int8``, -1 for none; None without immune arrays).
+        ``(shown, where, immune, k)``: the voxels drawn (bool, lattice shape),
+        a note on the plane, the glyph classes of the immune cells drawn
+        (``int8``, lattice shape, -1 for none; None without immune arrays),
+        and 1 in how many immune cells of the plane is drawn (:func:`thin_immune`).
     """
     dx = snapshot.dx_um
     shown = np.zeros(snapshot.shape, dtype=bool)
@@ -407,10 +444,12 @@ def _flat_scene(pv: ModuleType, plotter, run: RunData, snapshot: Snapshot, optio
             plotter.add_mesh(centres.contour([0.5], scalars="tumor"), color="black", line_width=2.5, lighting=False)
         rows, cols = np.nonzero(snapshot.vessel[section])
         _add_vessels(pv, plotter, np.column_stack([(cols + 0.5) * dx, (rows + 0.5) * dx, np.full(rows.size, dx)]), 0.45 * dx, False)
-    classes = run.immune_glyph_classes(snapshot)
+    classes, thinned = run.immune_glyph_classes(snapshot), 1
     if classes is not None:
-        _add_immune_markers(pv, plotter, classes[section], dx, 2.0 * dx)  # above the field view's vessel spheres
-        classes = np.where(shown, classes, -1).astype(np.int8)
+        plane, thinned = thin_immune(classes[section], options.max_immune)
+        _add_immune_markers(pv, plotter, plane, dx, 2.0 * dx)  # above the field view's vessel spheres
+        classes = np.full(snapshot.shape, -1, dtype=np.int8)
+        classes[section] = plane
     plotter.add_mesh(grid.outline().translate((0.0, 0.0, 0.05 * dx)), color=palette.to_hex(palette.OUTLINE_COLOR), lighting=False)
     width, height = nx * dx, ny * dx
     length = scale_bar_length_um(width)
@@ -421,7 +460,7 @@ def _flat_scene(pv: ModuleType, plotter, run: RunData, snapshot: Snapshot, optio
     plotter.enable_parallel_projection()
     plotter.reset_camera()
     plotter.camera.zoom(1.1)
-    return shown, where, classes
+    return shown, where, classes, thinned
 
 
 def _octant(snapshot: Snapshot) -> np.ndarray:
@@ -435,7 +474,7 @@ def _octant(snapshot: Snapshot) -> np.ndarray:
 def _volume_scene(pv: ModuleType, plotter, run: RunData, snapshot: Snapshot, options: RenderOptions) -> _Scene:
     """Tumor voxels as a lit surface, vessels as spheres, immune glyphs, field isosurfaces; iso or cutaway view.
 
-    Returns ``(shown, where, immune)`` as :func:`_flat_scene` does.
+    Returns ``(shown, where, immune, k)`` as :func:`_flat_scene` does.
     """
     dx = snapshot.dx_um
     nz, ny, nx = snapshot.shape
@@ -463,9 +502,10 @@ def _volume_scene(pv: ModuleType, plotter, run: RunData, snapshot: Snapshot, opt
                 plotter.add_mesh(surfaces, scalars="field", cmap=options.colormap, clim=clim, opacity=0.25, show_scalar_bar=False)
     z, y, x = np.nonzero(snapshot.vessel & shown)
     _add_vessels(pv, plotter, np.column_stack([x + 0.5, y + 0.5, z + 0.5]) * dx, 0.7 * dx, True)
-    classes = run.immune_glyph_classes(snapshot)
+    classes, thinned = run.immune_glyph_classes(snapshot), 1
     if classes is not None:
-        classes = _add_immune_solids(pv, plotter, np.where(shown, classes, -1), tumor, snapshot.vessel, dx)
+        classes, thinned = _add_immune_solids(pv, plotter, np.where(shown, classes, -1), tumor, snapshot.vessel, dx,
+                                              options.max_immune)
     plotter.add_mesh(grid.outline(), color=palette.to_hex(palette.OUTLINE_COLOR), lighting=False)
     extent = max(nx, ny, nz) * dx
     length = scale_bar_length_um(nx * dx)
@@ -476,7 +516,7 @@ def _volume_scene(pv: ModuleType, plotter, run: RunData, snapshot: Snapshot, opt
     plotter.enable_parallel_projection()
     plotter.reset_camera()
     plotter.camera.zoom(1.05)
-    return shown, note, classes
+    return shown, note, classes, thinned
 
 
 def render_snapshot(run: RunData, snapshot: Snapshot, options: RenderOptions) -> np.ndarray:
@@ -495,7 +535,7 @@ def render_snapshot(run: RunData, snapshot: Snapshot, options: RenderOptions) ->
     try:
         plotter.set_background("white")
         flat = len(snapshot.shape) == 2 or options.view == "slice"
-        shown, where, immune = (_flat_scene if flat else _volume_scene)(pv, plotter, run, snapshot, options)
+        shown, where, immune, thinned = (_flat_scene if flat else _volume_scene)(pv, plotter, run, snapshot, options)
         _leave_key_column(plotter)
         width, height = options.size
         hours = snapshot.time_h
@@ -514,7 +554,7 @@ def render_snapshot(run: RunData, snapshot: Snapshot, options: RenderOptions) ->
                           options.color, run.clone_name)
     rows += legend.immune_entries(immune, run.immune_glyphs)
     if rows:
-        overlay, margin = _key(rows, height, width)
+        overlay, margin = _key(rows, height, width, f"1 in {thinned} immune cells shown" if thinned > 1 else None)
         image = legend.paste(image, overlay, margin, margin)
     return image
 
