@@ -67,9 +67,10 @@ def _category_handles(categories) -> list:
 
 def timeline_figure(data: CompareData):
     """Per arm a panel on one time axis: median live tumor cells with the interquartile band over replicates, and a
-    track of the most common response category at each assessment, each replicate's line of therapy (a tick at each
-    change) and each replicate's doses per drug (one lane per replicate, so a full-height bar is a dose every
-    replicate got)."""
+    track of the most common response category at each assessment (measured from the start of treatment, as the
+    endpoints, the swimmer and the waterfall are; per line only for run directories written before that was
+    recorded, and the legend says which), each replicate's line of therapy (a tick at each change) and each
+    replicate's doses per drug (one lane per replicate, so a full-height bar is a dose every replicate got)."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
@@ -91,7 +92,7 @@ def timeline_figure(data: CompareData):
     high = float(burden["cells_q75"].max()) if len(burden) else 1.0
     categories_shown: set[str] = set()
     lines_shown: list[str] = []
-    start_shown = False
+    start_shown = per_line_responses = False
     for number, arm in enumerate(arms):
         burden_ax = axes[number * (2 if rows else 1)]
         color = palette.to_float(data.arm_color(arm))
@@ -112,10 +113,10 @@ def timeline_figure(data: CompareData):
         track_ax = axes[number * 2 + 1]
         treatment.setup_track(track_ax, rows)
         runs = data.arm_run_data(arm)
-        events = [run.events for run in runs]
-        per_run = [treatment.assessments(frame) for frame in events]
+        responses = [treatment.treatment_responses(run.events) for run in runs]
+        per_line_responses |= any(len(assessed) and not from_start for assessed, from_start in responses)
         criteria = _criteria(data, arm)
-        modes = treatment.response_mode(per_run, _categories(criteria))
+        modes = treatment.response_mode([assessed for assessed, _ in responses], _categories(criteria))
         every = float((data.arm_treatment(arm).get("assessment") or {}).get("every_days") or 0.0)
         if not every and len(modes) > 1:
             every = float(np.min(np.diff([time for time, *_ in modes])))
@@ -125,7 +126,7 @@ def timeline_figure(data: CompareData):
         spans = [treatment.line_spans(run.treatment) for run in runs]
         treatment.draw_line_lanes(track_ax, 1, spans, data.colors)
         lines_shown += [line for run_spans in spans for line, *_ in run_spans]
-        given = [treatment.doses(frame) for frame in events]
+        given = [treatment.doses(run.events) for run in runs]
         for row, drug in enumerate(drugs, start=2):
             treatment.draw_dose_lanes(track_ax, row, given, drug, data.colors.drug(drug), span)
         if start is not None:
@@ -143,7 +144,8 @@ def timeline_figure(data: CompareData):
     started = Line2D([], [], color="0.35", linestyle=":", linewidth=0.9, label="start of treatment")
     groups = [("live tumor cells", [median, band] + ([started] if start_shown else []))]
     if categories_shown:
-        groups.append(("response (most common)", _category_handles(categories_shown)))
+        measured = "per line" if per_line_responses else "from start of treatment"
+        groups.append((f"response {measured} (most common)", _category_handles(categories_shown)))
     if lines_shown:
         groups.append(("line of therapy", legend.handles(treatment.line_legend_rows(data.colors, lines_shown))))
     if drugs:
