@@ -415,6 +415,32 @@ def test_data_stamp_is_the_newest_data_file(run2d, tmp_path):
     assert data_stamp(run_dir) == 10**18 + 5
 
 
+@pytest.mark.parametrize("style, font_scale", [("paper", 3.0), ("talk", 3.0)])
+def test_every_run_figure_lays_out_at_the_largest_fonts(run_immune, style, font_scale):
+    """At --font-scale 3 (and with --style talk, 4.5 times the fonts) every figure is laid out, drawn twice as a save
+    after a look would, its panels keep most of their width (the figure widens instead) and no legend covers data."""
+    import matplotlib
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from viz.figures import MIN_PANEL_SHARE, RUN_FIGURES, STYLE, STYLES, FigureStyle, _panel_widths_in
+
+    run = open_run(run_immune)
+    drawn = [spec for spec in RUN_FIGURES if spec.applies(run)]
+    assert {"heterogeneity", "immune"} <= {spec.name for spec in drawn}
+    for spec in drawn:
+        with matplotlib.rc_context({**STYLE, **STYLES[style][1]}):
+            unscaled = _panel_widths_in(spec.make(run))
+            figure = spec.make(run)
+            FigureStyle(style, font_scale).apply(figure)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("error", message="constrained_layout not applied")
+                FigureCanvasAgg(figure).draw()
+                FigureCanvasAgg(figure).draw()
+            widths = np.array([ax.get_position().width for ax in figure.axes]) * figure.get_size_inches()[0]
+            assert np.all(widths >= MIN_PANEL_SHARE * unscaled), (spec.name, widths, unscaled)
+            assert_legends_cover_no_data(figure)
+
+
 def test_titles_name_no_run_directory_and_take_title_style_and_font_scale(run2d, tmp_path, capsys):
     import matplotlib
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -436,7 +462,10 @@ def test_titles_name_no_run_directory_and_take_title_style_and_font_scale(run2d,
             width, height = figure.get_size_inches()
             style.apply(figure)
             factor = STYLES[style.style][0] * style.font_scale
-            assert tuple(figure.get_size_inches()) == pytest.approx((width, height * max(1.0, factor))), "taller, as wide"
+            size = tuple(figure.get_size_inches())
+            assert size[1] == pytest.approx(height * max(1.0, factor)), "taller by the factor"
+            assert size[0] == pytest.approx(width) if factor <= 2.0 else size[0] > width, \
+                "as wide while its two panels keep their room (to factor 2), wider beyond"
             with warnings.catch_warnings():
                 warnings.filterwarnings("error", message="constrained_layout not applied")
                 FigureCanvasAgg(figure).draw()

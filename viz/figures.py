@@ -87,16 +87,52 @@ class FigureStyle:
 
     def apply(self, figure) -> None:
         """Add :attr:`title` to ``figure``'s title and scale its fonts (after the figure is drawn, so every text, given
-        a size in points or not, scales alike); a figure whose fonts grow grows in height by the same factor (its width
-        stays), so that its panels keep their room beside the larger text and the legends above them."""
+        a size in points or not, scales alike); a figure whose fonts grow grows in height by the same factor, so that
+        its panels keep their room beside the larger text and the legends above them, and keeps its width unless the
+        larger text leaves its panels side by side too narrow (:func:`_widen_for_text`)."""
         if self.title:
             figure.suptitle(f"{figure.get_suptitle()} — {self.title}" if figure.get_suptitle() else self.title)
         factor = STYLES[self.style][0] * self.font_scale
+        widths = _panel_widths_in(figure) if factor > 1.0 else None
         if factor != 1.0:
             _scale_fonts(figure, factor)
-        if factor > 1.0:
+        if widths is not None:
             width, height = figure.get_size_inches()
             figure.set_size_inches(width, height * factor)
+            _widen_for_text(figure, factor, widths)
+
+
+#: The least share of its width at the unscaled fonts that a panel keeps when the fonts grow (else the figure widens).
+MIN_PANEL_SHARE = 0.6
+_WIDEN_STEP = 1.2
+
+
+def _panel_widths_in(figure) -> np.ndarray | None:
+    """The width of each axes of ``figure`` laid out (inches, ``float``, ``(n_axes,)``); None where the constrained
+    layout does not fit (matplotlib then warns and leaves the panels where they were)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        figure.draw_without_rendering()
+    if any(str(warning.message).startswith("constrained_layout not applied") for warning in caught):
+        return None
+    return np.array([ax.get_position().width for ax in figure.axes]) * figure.get_size_inches()[0]
+
+
+def _widen_for_text(figure, factor: float, widths: np.ndarray | None) -> None:
+    """Widen ``figure``, its fonts grown by ``factor``, by steps of :data:`_WIDEN_STEP` up to ``factor`` times its
+    width (text that fitted before fits again) while its layout does not fit or a panel is narrower than
+    :data:`MIN_PANEL_SHARE` of its width in ``widths`` (inches, per axes, at the unscaled fonts), so that large fonts
+    (``--font-scale 3``, ``--style talk``) never squeeze panels side by side into slivers."""
+    width, height = figure.get_size_inches()
+    scale = 1.0
+    while scale < factor:
+        now = _panel_widths_in(figure)
+        if now is not None and (widths is None or np.all(now >= MIN_PANEL_SHARE * widths)):
+            return
+        scale = min(scale * _WIDEN_STEP, factor)
+        figure.set_size_inches(width * scale, height)
 
 
 def parse_font_scale(text: str) -> float:
