@@ -160,7 +160,8 @@ def _files(folder: Path) -> dict[str, int]:
 
 
 def make_images(out: Path, work: Path, days: float | None = None, root: Path = ROOT) -> dict[str, Path]:
-    """Run the blocks of every image in ``work`` and copy each image to ``out`` / its path.
+    """Run the blocks of every image in ``work``, then copy each image to ``out`` / its path (only once every block
+    has made its images, so a failure replaces none).
 
     Args:
         out: the folder standing for the repository root that receives the images.
@@ -178,7 +179,7 @@ def make_images(out: Path, work: Path, days: float | None = None, root: Path = R
     (work / "configs").symlink_to(root / "configs", target_is_directory=True)
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     written: dict[tuple, set[str]] = {}  # block -> files it wrote
-    made = {}
+    made = []
     for image in find_images(root):
         if image.made_by is not None:
             continue
@@ -196,11 +197,11 @@ def make_images(out: Path, work: Path, days: float | None = None, root: Path = R
             written[image.commands] = {name for name, stamp in after.items() if before.get(name) != stamp}
         if image.path not in written[image.commands]:
             raise DocImageError(f"{image.document}:{image.line}: the commands before it do not write {image.path}")
-        target = out / image.path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes((work / image.path).read_bytes())
-        made[image.path] = target
-    return made
+        made.append(image.path)
+    for path in made:
+        (out / path).parent.mkdir(parents=True, exist_ok=True)
+        (out / path).write_bytes((work / path).read_bytes())
+    return {path: out / path for path in made}
 
 
 def sha256(path: Path) -> str:
