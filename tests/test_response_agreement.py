@@ -125,7 +125,7 @@ def test_figures_agree_with_the_events(comparison, endpoints):
         (best, _, assessed), = [value for (a, _), value in endpoints.items() if a == arm]  # one run per arm
         strip = sorted((text.get_position()[0], text.get_text()) for text in axes[2 * number + 1].texts)
         assert [category for _, category in strip] == [category for _, category in assessed], (arm, "timeline strip")
-    assert any("from start of treatment" in text.get_text() for legend_ in drawn["timeline"].legends
+    assert any("response (most common)" == text.get_text() for legend_ in drawn["timeline"].legends
                for text in legend_.texts)
 
 

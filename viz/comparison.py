@@ -69,7 +69,7 @@ def timeline_figure(data: CompareData):
     """Per arm a panel on one time axis: median live tumor cells with the interquartile band over replicates, and a
     track of the most common response category at each assessment (measured from the start of treatment, as the
     endpoints, the swimmer and the waterfall are; per line only for run directories written before that was
-    recorded, and the legend says which), each replicate's line of therapy (a tick at each change) and each
+    recorded, and then the legend says so), each replicate's line of therapy (a tick at each change) and each
     replicate's doses per drug (one lane per replicate, so a full-height bar is a dose every replicate got)."""
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
@@ -144,8 +144,8 @@ def timeline_figure(data: CompareData):
     started = Line2D([], [], color="0.35", linestyle=":", linewidth=0.9, label="start of treatment")
     groups = [("live tumor cells", [median, band] + ([started] if start_shown else []))]
     if categories_shown:
-        measured = "per line" if per_line_responses else "from start of treatment"
-        groups.append((f"response {measured} (most common)", _category_handles(categories_shown)))
+        title = "response per line (most common)" if per_line_responses else "response (most common)"
+        groups.append((title, _category_handles(categories_shown)))
     if lines_shown:
         groups.append(("line of therapy", legend.handles(treatment.line_legend_rows(data.colors, lines_shown))))
     if drugs:
