@@ -127,7 +127,9 @@ class SolveFields(Rule):
     this step (a dosed drug's from its doses, :attr:`abm.therapy.Therapy.plasma`).
     A transient field with ``dt_min`` takes ``ceil(cell step / dt_min)`` equal steps.
     Steady and transient fields keep one :class:`kernels.diffusion.FieldSolver`
-    each (:attr:`solvers`) across cell steps, its sink updated each step.
+    each (:attr:`solvers`) across cell steps, its sink updated each step; all
+    of them work in one :class:`kernels.diffusion.Workspace` (:attr:`workspace`),
+    since the fields are solved one after another.
     Runs once at set-up too (the initial fields).
 
     Raises:
@@ -147,6 +149,8 @@ class SolveFields(Rule):
         #: field name -> its FieldSolver, built at the first solve, then kept (the lattice, the field's parameters
         #: and its step do not change during a run; the same arrays, call lists and CUDA graphs: the same bits).
         self.solvers: dict[str, diffusion.FieldSolver] = {}
+        #: the work arrays every solver shares (CG vectors, the V-cycle's levels): memory for one solve, not one per field.
+        self.workspace = diffusion.Workspace(run.xp)
 
     def apply(self, context: StepContext) -> None:
         lattice, config = context.lattice, self.run.config
@@ -171,7 +175,7 @@ class SolveFields(Rule):
         if solver is None:
             solver = self.solvers[name] = diffusion.FieldSolver(
                 self.run.xp, shape, self.run.field_parameters[name], sink, dt_min=dt_min,
-                replayable=self.run.backend.operation("replayable"))
+                replayable=self.run.backend.operation("replayable"), workspace=self.workspace)
         else:
             solver.update_sink(sink)
         return solver
