@@ -26,3 +26,23 @@ def test_scale_benchmark_refuses_a_bad_size_list():
     result = subprocess.run([sys.executable, "benchmarks/scale.py", "--sizes", "96,big"], cwd=REPO, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 2 and "--sizes '96,big'" in result.stderr
+
+
+def test_fields_and_their_solvers_keep_at_most_150_bytes_per_voxel():
+    """configs/immune_excluded.yaml (3-D, five fields): the fields and everything their solvers keep between steps
+    (benchmarks/inventory.py) fit in 150 bytes per voxel, because the solvers share one workspace and each keeps
+    only its reaction of its own."""
+    from abm.config import load_config
+    from abm.model import TumorModel
+    from benchmarks.inventory import CONFIG, inventory
+    from kernels.backend import get_backend
+
+    model = TumorModel(load_config(CONFIG, ["lattice.shape=[32, 32, 32]"]), get_backend("numpy"))
+    model.step()
+    rule = model.rule("fields")
+    assert len(rule.solvers) == 5 and all(solver.workspace is rule.workspace for solver in rule.solvers.values())
+    rows = inventory(model)
+    own = {path for path, _, _ in rows if path.startswith("fields rule.solvers")}
+    assert own == {f"fields rule.solvers.{name}.reaction" for name in rule.solvers}
+    kept = sum(per_voxel for path, _, per_voxel in rows if path.startswith(("lattice.fields", "fields rule")))
+    assert 100 <= kept <= 150
