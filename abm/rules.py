@@ -32,8 +32,8 @@ from abm.streams import (
     IMMUNE_MOVE_STREAMS_PER_SUBSTEP, STREAM_APOPTOSIS, STREAM_CLEARANCE, STREAM_DIRECTION, STREAM_DIVISION,
     STREAM_DRUG_KILL, STREAM_IMMUNE_DEATH, STREAM_IMMUNE_DRUG, STREAM_IMMUNE_MOVE, STREAM_IMMUNOGENIC, STREAM_KILL,
     STREAM_KILL_TARGET, STREAM_MUTATION, STREAM_NECROSIS, STREAM_PRIORITY, STREAM_PROLIFERATE,
-    STREAM_PUSH_DIRECTION, STREAM_PUSH_PRIORITY,
-    STREAM_PROLIFERATE_DIRECTION, STREAM_PROLIFERATE_PRIORITY, STREAM_QUIESCENCE, STREAM_SUPPRESSOR_ENTER,
+    STREAM_PROLIFERATE_DIRECTION, STREAM_PROLIFERATE_PRIORITY, STREAM_PUSH_DIRECTION, STREAM_PUSH_PRIORITY,
+    STREAM_QUIESCENCE, STREAM_SUPPRESSOR_ENTER,
     STREAM_SUPPRESSOR_ENTER_FIRST, STREAM_SUPPRESSOR_ENTER_SECOND, STREAM_T_ENTER, STREAM_T_WHICH,
     STREAM_VESSEL_COLLAPSE, SUPPRESSOR_ENTER_STREAMS, suppressor_enter_stream,
 )
@@ -498,8 +498,9 @@ class TumorDivision(Rule):
                                           draw_direction=context.draw(STREAM_DIRECTION),
                                           draw_priority=context.draw(STREAM_PRIORITY))
         if self.max_push:
+            enclosed = tumor.enclosed(xp, free, self.run.offsets)  # no free neighbour before this step's divisions
             lattice.tumor, pushed_born, _ = self.push(
-                lattice.tumor, pushing=dividing & tumor.enclosed(xp, free, self.run.offsets), free=(lattice.tumor.clone < 0) & ~lattice.vessels.present,
+                lattice.tumor, pushing=dividing & enclosed, free=(lattice.tumor.clone < 0) & ~lattice.vessels.present,
                 draw_direction=context.draw(STREAM_PUSH_DIRECTION), draw_priority=context.draw(STREAM_PUSH_PRIORITY))
             born |= pushed_born
         context.totals.divisions += born.sum()

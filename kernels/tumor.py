@@ -319,7 +319,8 @@ def push(
     length = xp.where(choice >= 0, nearest, 0)
 
     index = xp.arange(pushing.size, dtype=xp.int64).reshape(pushing.shape)
-    key = xp.where(choice >= 0, xp.floor(draw_priority * PUSH_PRIORITY_LEVELS).astype(xp.int64) * pushing.size + index, -1)
+    level = xp.floor(draw_priority * PUSH_PRIORITY_LEVELS).astype(xp.int64)
+    key = xp.where(choice >= 0, level * pushing.size + index, -1)  # unique per pusher
     steps = [(k, offset, j) for k, offset in enumerate(offsets) for j in range(1, max_cells + 2)]
     best = key.copy()  # the highest key of the pushes touching each voxel
     for k, offset, j in steps:  # the push of the cell at p touches p + j offsets[k] for j <= its length
