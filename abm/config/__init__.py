@@ -32,10 +32,10 @@ from __future__ import annotations
 
 from abm.config.base import (MAX_ANTIGENS, MAX_AXIS, MAX_CELL_STEPS, MAX_CELLS, MAX_DIFFUSION_UM2_PER_MIN,
                              MAX_DIVISION_RATE_SD, MAX_DRUGS, MAX_DX_UM, MAX_FACTOR, MAX_HILL, MAX_LENGTH_UM, MAX_LEVEL,
-                             MAX_RATE, MAX_SPAN_DAYS, MAX_SPAN_H, MAX_SPAN_MIN, MAX_SPEED_UM_PER_MIN, MAX_SUBSTEPS,
-                             MIN_DT_CELL_H, MIN_DX_UM, MIN_LEVEL, NAME_RULE, Cells, ConfigError, Days, Factor, Fraction,
-                             Hours, Length, Level, Name, PositiveDays, PositiveFactor, PositiveHours, PositiveLength,
-                             PositiveLevel, PositiveRate, Probability, Rate, Strict, check_name)
+                             MAX_PUSH_DISTANCE, MAX_RATE, MAX_SPAN_DAYS, MAX_SPAN_H, MAX_SPAN_MIN, MAX_SPEED_UM_PER_MIN,
+                             MAX_SUBSTEPS, MIN_DT_CELL_H, MIN_DX_UM, MIN_LEVEL, NAME_RULE, Cells, ConfigError, Days, Factor,
+                             Fraction, Hours, Length, Level, Name, PositiveDays, PositiveFactor, PositiveHours,
+                             PositiveLength, PositiveLevel, PositiveRate, Probability, Rate, Strict, check_name)
 from abm.config.checks import check_initial_tumor, check_treatment_starts, check_vessel_file
 from abm.config.derive import field_parameters, field_substeps, hypoxia_parameters, margin_steps, movement_substeps
 from abm.config.domain import (AXIS_OF_FACE, BoundaryConfig, CellType, FaceCondition, FaceName, FieldConfig, LatticeConfig,
