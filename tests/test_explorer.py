@@ -9,11 +9,11 @@ from __future__ import annotations
 import importlib.util
 import io
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -24,7 +24,7 @@ from abm.cli import main
 from abm.config import load_config
 from abm.live import LiveRun
 from abm.runner import run as run_model
-from tests.test_viz import IMMUNE, REPO, assert_not_blank, run2d, run3d, run_immune, run_tiny  # noqa: F401 - fixtures
+from tests.test_viz import IMMUNE, REPO, assert_not_blank, run2d, run3d, run_immune  # noqa: F401 - fixtures
 from viz.explorer import AXES, colorings, png, section_figure, series_figures
 from viz.rundir import VizError, open_run
 
@@ -149,6 +149,13 @@ def test_a_busy_port_or_no_port_is_refused(run2d, capsys):
     assert exit_info.value.code == 2 and "expected a port number from 1 to 65535" in capsys.readouterr().err
 
 
+def test_without_solara_the_explorer_says_what_to_install(run2d, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "solara", None)  # import solara raises ImportError
+    assert main(["explore", str(run2d), "--port", str(_free_port())]) == 2
+    assert capsys.readouterr().err == ('error: tme explore needs solara, which is not installed; install the explore '
+                                       'extra: pip install -e ".[viz,explore]"\n')
+
+
 # ---------------------------------------------------------------------------------------------- in a browser
 
 
@@ -233,7 +240,8 @@ def _open(browser, url: str):
 
 
 def test_the_page_scrubs_a_run_with_the_time_slider(run3d, tmp_path):
-    """The page loads, shows a section that is not blank, and moving the time slider changes it (and the label)."""
+    """The page loads, shows a section that is not blank, and moving the time slider changes it (and the label, and
+    the time series' marks); the cutaway view shows a 3-D render."""
     sync_playwright = _browser_or_skip()
     explorer = Explorer(str(run3d), tmp_path / "tmp")
     try:
@@ -254,6 +262,12 @@ def test_the_page_scrubs_a_run_with_the_time_slider(run3d, tmp_path):
             assert page.get_by_text("snapshot 3 of 3").count() == 1
             assert after[1:] != before[1:]  # the time series' marks moved too
             assert first.shape != last.shape or not np.array_equal(first, last)
+            page.locator(".v-select").nth(1).click()  # view: a 3-D render
+            page.locator(".v-list-item", has_text="cutaway").click()
+            _wait_for_new_image(page, after)
+            render = _screenshot(page, tmp_path / "explore-cutaway.png")
+            assert_not_blank(render)
+            assert render.shape != last.shape or not np.array_equal(render, last)
             browser.close()
     finally:
         status, output = explorer.stop()
@@ -287,3 +301,35 @@ def test_the_page_steps_a_live_model(tmp_path):
         status, output = explorer.stop()
     assert status == 0, output
     assert list(explorer.tmp.iterdir()) == []
+
+
+def screenshot(target: Path, out: Path) -> None:
+    """``tme explore TARGET`` in headless Chromium with the time slider at the last snapshot, the page saved as the
+    PNG ``out`` (the image of docs/visualization.md)."""
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="tme-explore-shot-") as folder:
+        explorer = Explorer(str(Path(target).resolve()), Path(folder) / "tmp")
+        try:
+            with sync_playwright() as playwright:
+                browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+                page = _open(browser, explorer.url)
+                before = _image_sources(page)
+                page.locator("[role=slider]").first.focus()
+                page.locator("[role=slider]").first.press("End")
+                _wait_for_new_image(page, before)
+                page.screenshot(path=str(out), full_page=True)
+                browser.close()
+        finally:
+            explorer.stop()
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    import argparse
+
+    parser = argparse.ArgumentParser(description="screenshot of tme explore RUN_DIR at its last snapshot")
+    parser.add_argument("run_dir")
+    parser.add_argument("out", help="PNG file")
+    arguments = parser.parse_args()
+    screenshot(Path(arguments.run_dir), Path(arguments.out))

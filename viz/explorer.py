@@ -29,12 +29,11 @@ import socket
 import tempfile
 import warnings
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import numpy as np
 
 from viz import figures, legend, optional, palette
-from viz.rundir import RunData, Snapshot, VizError, open_run
+from viz.rundir import RunData, Snapshot, VizError
 
 #: The environment variable that carries the :class:`Source` (JSON) to the page.
 SOURCE_VARIABLE = "TME_EXPLORE_SOURCE"
@@ -208,7 +207,7 @@ def serve(source: Source, host: str = "127.0.0.1", port: int = 8765) -> None:
         import solara  # noqa: F401 - the page's, checked before anything starts
     except ImportError:
         raise VizError(f"{_PURPOSE} needs solara, which is not installed; install the explore extra: "
-                       f"pip install -e \".[explore]\"") from None
+                       f"pip install -e \".[viz,explore]\"") from None
     check_port(host, port)
     scratch = tempfile.mkdtemp(prefix="tme-explore-")
     try:
