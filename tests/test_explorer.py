@@ -119,6 +119,17 @@ def test_a_live_model_writes_the_records_of_tme_run(tmp_path):
     assert last.step == other.step and all(np.array_equal(last.arrays[name], other.arrays[name]) for name in other.arrays)
 
 
+def test_live_controls_hold_the_configs_values():
+    pytest.importorskip("solara")
+    from viz.explorer_page import _controls
+
+    assert _controls(load_config(TINY)) == {"tumor.clones.0.cycle_time_h": ("cycle time of the first clone (h)", 23.1)}
+    immune = _controls(load_config(TINY, [*IMMUNE, "immune.t_cells.kill_rate_per_h=2.5"]))
+    assert {key: value for key, (_, value) in immune.items()} == {
+        "tumor.clones.0.cycle_time_h": 23.1, "immune.t_cells.kill_rate_per_h": 2.5,
+        "immune.t_cells.priming.expansion_per_h": 0.5}
+
+
 # ---------------------------------------------------------------------------------------------- bad input
 
 
@@ -277,8 +288,8 @@ def test_the_page_scrubs_a_run_with_the_time_slider(run3d, tmp_path):
 
 
 def test_the_page_steps_a_live_model(tmp_path):
-    """``tme explore CONFIG``: one step shows a later section; play runs the model to its end; its files are removed
-    when the server stops."""
+    """``tme explore CONFIG``: one step shows a later section; play runs the model to its end; a control builds a
+    new model (the old one's files go); the files are removed when the server stops."""
     sync_playwright = _browser_or_skip()
     explorer = Explorer(str(TINY), tmp_path / "tmp")
     try:
@@ -296,6 +307,17 @@ def test_the_page_steps_a_live_model(tmp_path):
             page.get_by_text("snapshot 9 of 9").wait_for(timeout=60_000)
             assert_not_blank(_screenshot(page, tmp_path / "live-end.png"))
             assert len(list(explorer.tmp.glob("tme-explore-*/live-*/snapshots/*.npz"))) == 9
+            cycle_time = page.get_by_label("cycle time of the first clone (h)")  # a control: a new model from day 0
+            assert cycle_time.input_value() == "23.1"
+            cycle_time.fill("-1")  # rejected by the config: its error, no model
+            cycle_time.press("Enter")
+            page.get_by_text("tumor.clones.0.cycle_time_h").first.wait_for(timeout=60_000)
+            assert page.get_by_text("live: no model").count() == 1
+            cycle_time.fill("12")
+            cycle_time.press("Enter")
+            page.get_by_text("live: day 0.00 of 2").wait_for(timeout=60_000)
+            page.wait_for_function("document.querySelectorAll('img').length >= 3", timeout=60_000)
+            assert len(list(explorer.tmp.glob("tme-explore-*/live-*"))) == 1  # the old model's folder is gone
             browser.close()
     finally:
         status, output = explorer.stop()

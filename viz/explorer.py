@@ -7,9 +7,9 @@ clone, cell state, immune cells or any field, or a 3-D render (the views of
 ``tme render``), beside the burden time series and the Muller plot with a line
 at the slider's time. ``tme explore CONFIG`` steps a model live
 (:class:`abm.live.LiveRun`, into a temporary run directory removed when the
-server stops), with play/pause, one step, reset, and controls for the seed and,
-for configs with T cells, the T-cell kill rate and priming expansion rate
-(changing one rebuilds the model); the same pictures follow it as it grows.
+server stops), with play/pause, one step, reset, and fields for the seed, the first clone's cycle
+time and, for configs with T cells, the T-cell kill rate and priming expansion
+rate (changing one rebuilds the model); the same pictures follow it as it grows.
 
 The pictures are functions of a run (:class:`viz.rundir.RunData`) and are
 drawn with the figure functions of :mod:`viz.figures` and :func:`viz.render.render_snapshot`;

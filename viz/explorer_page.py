@@ -13,12 +13,17 @@ from pathlib import Path
 import solara
 
 from abm.config import ConfigError, load_config
+from abm.measurement import NonFiniteRecord
+from kernels.backend import BackendError
+from kernels.diffusion import FieldSolverError
 from viz.explorer import AXES, VIEWS, Source, colorings, png, render_png, section_figure, series_figures
-from viz.rundir import RunData, VizError, open_run
+from viz.rundir import RunData, open_run
 
-#: The live controls besides the seed: ``--set`` key -> (label, low, high), shown for configs with T cells.
-T_CELL_CONTROLS = {"immune.t_cells.kill_rate_per_h": ("T-cell kill rate (1/h)", 0.0, 1.0),
-                   "immune.t_cells.priming.expansion_per_h": ("T-cell priming expansion (1/h)", 0.0, 0.5)}
+#: The live controls besides the seed: ``--set`` key -> label.
+CONTROLS = {"tumor.clones.0.cycle_time_h": "cycle time of the first clone (h)"}
+#: ... and, for configs with T cells, these.
+T_CELL_CONTROLS = {"immune.t_cells.kill_rate_per_h": "T-cell kill rate (1/h)",
+                   "immune.t_cells.priming.expansion_per_h": "T-cell priming expansion (1/h)"}
 
 
 def _pictures(run: RunData, index: int, color: str, view: str, axis: str, position: int) -> list[bytes]:
@@ -82,10 +87,16 @@ def RunPage(source: Source):
 
 
 def _dotted(config, key: str):
-    """The config's value at the dotted ``key`` (as ``--set`` names it)."""
+    """The config's value at the dotted ``key`` (as ``--set`` names it; a number indexes a list)."""
     for part in key.split("."):
-        config = getattr(config, part)
+        config = config[int(part)] if part.isdigit() else getattr(config, part)
     return config
+
+
+def _controls(config) -> dict[str, tuple[str, float]]:
+    """``--set`` key -> (label, the config's value) of each live control of ``config`` but the seed."""
+    chosen = {**CONTROLS, **(T_CELL_CONTROLS if config.immune.t_cells.clones else {})}
+    return {key: (label, float(_dotted(config, key))) for key, label in chosen.items()}
 
 
 def _build(source: Source, overrides: list[str]):
@@ -100,18 +111,19 @@ def _build(source: Source, overrides: list[str]):
     folder = Path(tempfile.mkdtemp(prefix="live-", dir=source.scratch))
     try:
         return LiveRun(config, folder), ""
-    except (ConfigError, VizError) as exc:
+    except (ConfigError, BackendError) as exc:
         shutil.rmtree(folder, ignore_errors=True)
         return None, str(exc)
 
 
 @solara.component
 def LivePage(source: Source):
-    """A live model of the source's config: play/pause, step, reset, seed and (with T cells) two T-cell rates."""
+    """A live model of the source's config: play/pause, step, reset, the seed, the first clone's cycle time and (with
+    T cells) two T-cell rates."""
     base = solara.use_memo(lambda: load_config(source.config, list(source.overrides)), [])
-    controls = [(key, *spec) for key, spec in T_CELL_CONTROLS.items()] if base.immune.t_cells.clones else []
+    controls = _controls(base)
     seed, set_seed = solara.use_state(base.seed)
-    values, set_values = solara.use_state({key: float(_dotted(base, key)) for key, *_ in controls})
+    values, set_values = solara.use_state({key: value for key, (_, value) in controls.items()})
     generation, set_generation = solara.use_state(0)  # reset: a new model with the same controls
     playing, set_playing = solara.use_state(False)
     steps, set_steps = solara.use_state(0)
@@ -133,7 +145,7 @@ def LivePage(source: Source):
         """Advance to the next record; whether the model can go on."""
         try:
             live.advance()
-        except Exception as exc:  # a numerical failure: shown, the model stops (its records so far stay)
+        except (NonFiniteRecord, FieldSolverError, OSError) as exc:  # shown; the model stops (its records so far stay)
             set_failure(f"the model failed after day {live.model.time_h / 24:g}: {exc}")
             return False
         set_steps(live.model.steps)
@@ -163,9 +175,10 @@ def LivePage(source: Source):
             solara.Button("step", on_click=step, disabled=playing or stopped)
             solara.Button("reset", on_click=reset, disabled=playing)
             solara.InputInt("seed", value=seed, on_value=set_seed, disabled=playing)
-        for key, label, low, high in controls:
-            solara.SliderFloat(label, value=values[key], min=low, max=high, step=(high - low) / 100, disabled=playing,
-                               on_value=lambda value, key=key: set_values({**values, key: value}))
+        with solara.Row():
+            for key, (label, _) in controls.items():  # a value the config rejects is shown as its error
+                solara.InputFloat(label, value=values[key], disabled=playing,
+                                  on_value=lambda value, key=key: set_values({**values, key: value}))
         if problem or failure:
             solara.Error(problem or failure)
     if live is not None:
