@@ -78,6 +78,8 @@ def test_planes_of_a_3d_run(run3d):
     assert not np.array_equal(corner, middle)
     with pytest.raises(VizError, match="plane x = 18: outside the lattice"):
         section_figure(run, snapshot, "clone", "x", 18)
+    with pytest.raises(VizError, match="plane normal to 'w': choose one of z, y, x"):
+        section_figure(run, snapshot, "clone", "w")
 
 
 def test_time_series_are_marked_at_the_snapshot(run3d):

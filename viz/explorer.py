@@ -86,6 +86,8 @@ def plane_index(snapshot: Snapshot, axis: str, position: int | None) -> tuple:
     (one of :data:`AXES`) at voxel ``position`` (None: through the tumor centroid)."""
     if len(snapshot.shape) == 2:
         return ()
+    if axis not in AXES:
+        raise VizError(f"plane normal to {axis!r}: choose one of {', '.join(AXES)}")
     dimension = AXES.index(axis)
     if position is None:
         position = snapshot.tumor_center_index()[dimension]
