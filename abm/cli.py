@@ -1,4 +1,4 @@
-"""The ``tme`` command line: run, compare, validate, info; render, export, plot, report (viz extra).
+"""The ``tme`` command line: run, compare, validate, info; render, export, plot, report, explore (viz extra).
 
 User errors (config, backend, output directory) print one ``error:`` message
 on stderr and exit with status 2, without a traceback and without leaving a
@@ -146,8 +146,18 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a port number from 1 to 65535, e.g. 8765")
+    return port
+
+
 def _add_viz_commands(commands) -> None:
-    """The render, export, plot and report subcommands (they need the ``viz`` extra)."""
+    """The render, export, plot, report and explore subcommands (they need the ``viz`` extra; explore, ``explore``)."""
     render_parser = commands.add_parser("render", help="3-D render or animation of a run's snapshots (pyvista)")
     render_parser.add_argument("run_dir", help="run directory made by tme run")
     when = render_parser.add_mutually_exclusive_group()
@@ -191,6 +201,15 @@ def _add_viz_commands(commands) -> None:
     report_parser.add_argument("--out", help="report file (default RUN_DIR/report.md)")
     report_parser.add_argument("--quiet", action="store_true", help="no line per figure, no progress bar")
     report_parser.set_defaults(handler=_viz_command, viz="report")
+
+    explore_parser = commands.add_parser("explore", help="a browser page to scrub through a run's snapshots, or to step "
+                                                         "a config's model live (Solara; the explore extra)")
+    explore_parser.add_argument("target", metavar="RUN_DIR|CONFIG",
+                                help="run directory made by tme run, or a YAML config to step live")
+    explore_parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                                help="with a config: override a config value by dotted key (repeatable)")
+    explore_parser.add_argument("--port", type=_port, default=8765, help="port on 127.0.0.1 to serve the page at (default 8765)")
+    explore_parser.set_defaults(handler=_viz_command, viz="explore")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -180,7 +180,7 @@ class BoundaryWatch:
                        f"or a shorter time.duration_days", file=sys.stderr)
 
 
-def _journal_record(journal: rundir.Journal, model: TumorModel, written: dict[str, int]) -> None:
+def journal_record(journal: rundir.Journal, model: TumorModel, written: dict[str, int]) -> None:
     """Append the rows of the model's latest record to the journals (clones and events only where new).
 
     ``written`` counts the lineage rows and events already journaled and is updated.
@@ -259,7 +259,7 @@ def _simulate(config: Config, model: TumorModel, out: Path, total_steps: int, sn
             write_text(out / rundir.CONFIG, to_yaml(config, {"run": meta}))
             if model.immune.enabled:  # the agent numbering, complete from the start (a killed run has it too)
                 write_parquet(rundir.table_path(out, rundir.AGENTS), model.immune.agent_table())
-            _journal_record(journal, model, written)
+            journal_record(journal, model, written)
             boundary.check(model)
             snapshots = out / rundir.SNAPSHOTS
             if snapshot_steps is not None:
@@ -269,7 +269,7 @@ def _simulate(config: Config, model: TumorModel, out: Path, total_steps: int, sn
                     model.step()
                     recorded = model.steps % model.record_steps == 0
                     if recorded:
-                        _journal_record(journal, model, written)
+                        journal_record(journal, model, written)
                         boundary.check(model)
                     if snapshot_steps is not None and model.steps % snapshot_steps == 0:
                         write_snapshot(snapshots / rundir.snapshot_name(model.steps), model.snapshot())

@@ -1,4 +1,4 @@
-"""The viz subcommands of ``tme`` (render, export, plot, report), called from :mod:`abm.cli`.
+"""The viz subcommands of ``tme`` (render, export, plot, report, explore), called from :mod:`abm.cli`.
 
 Each takes the parsed arguments, prints one line per file written, and
 returns the exit status; user errors raise :class:`viz.rundir.VizError`.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from viz.rundir import open_run
+from viz.rundir import VizError, open_run
 
 
 def _render(arguments: argparse.Namespace) -> int:
@@ -70,7 +70,28 @@ def _report(arguments: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"render": _render, "export": _export, "plot": _plot, "report": _report}
+def _explore(arguments: argparse.Namespace) -> int:
+    from viz.explorer import Source, serve
+
+    target = Path(arguments.target)
+    if target.is_dir():
+        if arguments.set:
+            raise VizError(f"--set {arguments.set[0]}: --set changes a config; {target} is a run directory")
+        open_run(target)  # the checks every viz command makes
+        source = Source(run_dir=str(target.resolve()))
+    elif target.is_file():
+        from abm.config import load_config
+        from abm.runner import prepare
+
+        prepare(load_config(target, list(arguments.set or [])))  # every check tme run makes, before the page starts
+        source = Source(config=str(target.resolve()), overrides=tuple(arguments.set or ()))
+    else:
+        raise VizError(f"{target}: no such run directory or config file; give a directory made by tme run or a YAML config")
+    serve(source, port=arguments.port)
+    return 0
+
+
+_COMMANDS = {"render": _render, "export": _export, "plot": _plot, "report": _report, "explore": _explore}
 
 
 def run(arguments: argparse.Namespace) -> int:
