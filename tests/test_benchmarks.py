@@ -26,3 +26,22 @@ def test_scale_benchmark_refuses_a_bad_size_list():
     result = subprocess.run([sys.executable, "benchmarks/scale.py", "--sizes", "96,big"], cwd=REPO, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 2 and "--sizes '96,big'" in result.stderr
+
+
+def test_compare_throughput_reports_runs_per_hour_for_one_and_two_workers(tmp_path):
+    rows_file = tmp_path / "rows.json"
+    result = subprocess.run([sys.executable, "benchmarks/compare_throughput.py", "--workers", "1,2", "--arms",
+                             "untreated,chemo_only", "--set", "time.duration_days=6", "--json", str(rows_file)],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "1 worker(s): 2 runs (0 failed)" in result.stdout and "2 worker(s): 2 runs (0 failed)" in result.stdout
+    one, two = json.loads(rows_file.read_text())
+    assert (one["workers"], two["workers"]) == (1, 2) and one["runs"] == two["runs"] == 2
+    assert one["runs_per_hour"] == 2 / one["wall_s"] * 3600 and one["speedup"] == 1.0
+    assert two["speedup"] == two["runs_per_hour"] / one["runs_per_hour"]
+
+
+def test_compare_throughput_refuses_a_bad_worker_list():
+    result = subprocess.run([sys.executable, "benchmarks/compare_throughput.py", "--workers", "1,two"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--workers '1,two'" in result.stderr
