@@ -8,7 +8,9 @@ compare.json). It reports
 
 * runs per hour: runs / wall seconds x 3600;
 * the speed-up of each worker count against the first one, measured in the
-  same invocation on the same machine.
+  same invocation on the same machine;
+* the machine's load average (1 minute) before and after each timing, since
+  other processes on a shared machine take CPUs from the workers.
 
 The runs are those of ``tme compare`` exactly; ``--set`` shortens or changes
 them (e.g. ``--set time.duration_days=6``).
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -40,14 +43,17 @@ CONFIG = Path(__file__).resolve().parents[1] / "configs" / "sequencing.yaml"
 
 def throughput(config, workers: int, replicates: int, arms: list[str] | None, executor: str,
                scratch: Path) -> dict[str, Any]:
-    """One timed comparison into ``scratch / workers_<n>``: its runs, failed runs, wall seconds and runs per hour."""
+    """One timed comparison into ``scratch / workers_<n>``: its runs, failed runs, wall seconds, runs per hour and the
+    load average (1 minute) before and after."""
+    load_before = os.getloadavg()[0]
     started = time.perf_counter()
     result = compare(config, scratch / f"workers_{workers}", replicates, arms, workers=workers, progress=False,
                      executor=executor)
     wall_s = time.perf_counter() - started
     runs = sum(stats["runs"] for stats in result["arms"].values()) + len(result["failed_runs"])
     return {"workers": workers, "executor": executor, "runs": runs, "failed_runs": len(result["failed_runs"]),
-            "wall_s": wall_s, "runs_per_hour": runs / wall_s * 3600.0}
+            "wall_s": wall_s, "runs_per_hour": runs / wall_s * 3600.0, "load_before": load_before,
+            "load_after": os.getloadavg()[0]}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -83,7 +89,8 @@ def main(argv: list[str] | None = None) -> None:
             row["speedup"] = row["runs_per_hour"] / rows[0]["runs_per_hour"] if rows else 1.0
             rows.append(row)
             print(f"{workers} worker(s): {row['runs']} runs ({row['failed_runs']} failed) in {row['wall_s']:.1f} s: "
-                  f"{row['runs_per_hour']:.0f} runs/hour, x{row['speedup']:.2f} against {counts[0]} worker(s)",
+                  f"{row['runs_per_hour']:.0f} runs/hour, x{row['speedup']:.2f} against {counts[0]} worker(s) "
+                  f"(load average {row['load_before']:.1f} -> {row['load_after']:.1f})",
                   flush=True)
     if arguments.json:
         Path(arguments.json).write_text(json.dumps(rows, indent=1), encoding="utf-8")

@@ -39,6 +39,7 @@ def test_compare_throughput_reports_runs_per_hour_for_one_and_two_workers(tmp_pa
     assert (one["workers"], two["workers"]) == (1, 2) and one["runs"] == two["runs"] == 2
     assert one["runs_per_hour"] == 2 / one["wall_s"] * 3600 and one["speedup"] == 1.0
     assert two["speedup"] == two["runs_per_hour"] / one["runs_per_hour"]
+    assert "load average" in result.stdout and one["load_before"] >= 0 and two["load_after"] >= 0
 
 
 def test_compare_throughput_refuses_a_bad_worker_list():

@@ -187,3 +187,31 @@ def test_stopping_a_dask_comparison_ends_every_worker_and_run_process(tmp_path, 
         assert process.returncode == 130
         for arm in ARMS:
             assert rundir.read_json(run_path(out, arm, 1) / rundir.SUMMARY)["status"] == "interrupted"
+
+
+def test_a_killed_pool_worker_stops_the_pool_with_every_run_s_records_and_a_restart_completes_it(tmp_path):
+    """The process pool cannot go on without a worker: SIGKILL to one stops the others (SIGTERM: their runs keep
+    their records, status interrupted), tme compare says to run it again (status 1), and the restart completes it."""
+    out = tmp_path / "cmp"
+    arguments = ["compare", str(SEQUENCING), "--out", str(out), "--workers", "2", *LONG_ARMS]
+    process = tme(*arguments)
+    journals = [rundir.journal_path(run_path(out, arm, 1), "timeseries") for arm in ARMS]
+    deadline = time.monotonic() + 90
+    while not all(journal.is_file() for journal in journals):
+        assert time.monotonic() < deadline and process.poll() is None, process.communicate()
+        time.sleep(0.1)
+    workers = sorted(pid for pid, line in _descendants(process.pid).items() if "multiprocessing" in line
+                     and "resource_tracker" not in line)
+    assert len(workers) == 2
+    os.kill(workers[0], signal.SIGKILL)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1
+    [line] = error_lines(stderr)
+    assert "a worker process died" in line and "run the same tme compare again" in line
+    statuses = {rundir.summary_status(run_path(out, arm, 1)) for arm in ARMS}
+    assert statuses in ({None, "interrupted"}, {None, "complete"})  # the killed run wrote no summary
+    assert all(len(rundir.read_table(run_path(out, arm, 1), "timeseries")) >= 1 for arm in ARMS)
+    restart = tme(*arguments)
+    _, stderr = restart.communicate(timeout=300)
+    assert restart.returncode == 0, stderr
+    assert all(rundir.summary_status(run_path(out, arm, 1)) == "complete" for arm in ARMS)
