@@ -15,16 +15,16 @@ is ``(config, run directory)``, a result ``(run directory, None)`` or
   (``python -m abm.executors``), so that it can be interrupted like a pool
   worker's run and ends with the worker that started it.
 
-Failures stop nothing else. A run that fails (a numerical failure, a refused
-write) is a result with its message; its directory holds the records up to
-the failure. A pool worker process that dies (killed from outside) breaks
-the pool: the other runs are stopped with their records and the comparison
-fails with a message to run it again, which completes what is missing. A
-Dask worker that dies takes its run process with it (SIGKILL); the
-scheduler gives the run to another worker, which empties the run directory
-and starts it again, up to Dask's ``distributed.scheduler.allowed-failures``
-(3) times; after that the run is a failure. A run process killed on its own
-is a failure too.
+A run that fails (a numerical failure, a refused write) stops nothing else:
+it is a result with its message, and its directory holds the records up to
+the failure. A Dask worker that dies takes its run process with it
+(SIGKILL); the scheduler gives the run to another worker, which empties the
+run directory and starts it again; once more workers died running it than
+Dask's ``distributed.scheduler.allowed-failures`` (3), the run is a
+failure. A run process killed on its own is a failure too. A pool worker
+process that dies (killed from outside) breaks Python's pool: the other
+runs are stopped with their records and the comparison fails with a
+message to run it again, which completes what is missing.
 
 Ctrl-C or SIGTERM to the main process stops the queue at once: each running
 run gets SIGTERM and keeps its records (status ``interrupted``), then the
@@ -267,7 +267,7 @@ def _dask_task(job: Job, stop: str) -> Result:
     """
     from distributed import Event
 
-    config, out = job
+    out = job[1]
     event = Event(stop)
     if event.is_set():
         return out, "not started: the comparison was stopped"
@@ -285,6 +285,7 @@ def _dask_task(job: Job, stop: str) -> Result:
                 child.wait(timeout=STOP_GRACE_S)
             except subprocess.TimeoutExpired:
                 child.kill()
+                child.wait()
     answer = child.stdout.read()
     child.stdout.close()
     if child.returncode == 0:
@@ -300,11 +301,12 @@ def _run_process() -> None:
     130 on an interruption (the run keeps its records)."""
     _end_with_parent(int(sys.argv[1]), signal.SIGKILL)
     job = pickle.loads(sys.stdin.buffer.read())
+    answer, sys.stdout = sys.stdout, sys.stderr  # whatever the run prints cannot fill the pipe the task reads last
     try:
         result = _run_one(job)
     except KeyboardInterrupt:
         sys.exit(130)
-    sys.stdout.write(json.dumps(result))
+    answer.write(json.dumps(result))
 
 
 if __name__ == "__main__":
