@@ -20,7 +20,7 @@ from distributed import LocalCluster
 from abm import executors, rundir
 from abm.cli import main
 from abm.comparison import compare, run_path
-from abm.config import load_config
+from abm.config import ConfigError, load_config
 from tests.test_reliability import SEQUENCING, SHORT_ARMS, error_lines, tme
 
 ARMS = ["untreated", "chemo_only"]
@@ -123,6 +123,13 @@ def test_scheduler_arguments_that_do_not_fit_are_refused_before_anything_is_writ
     [line] = error_lines(capsys.readouterr().err)
     assert line.startswith(f"error: {key}")
     assert not out.exists()
+
+
+def test_an_unknown_executor_is_refused_before_anything_is_written(tmp_path):
+    config = load_config(SEQUENCING, ["time.duration_days=6", "backend=numpy"])
+    with pytest.raises(ConfigError, match="--executor: 'threads'; one of process, dask"):
+        compare(config, tmp_path / "cmp", 1, ARMS, workers=1, progress=False, executor="threads")
+    assert not (tmp_path / "cmp").exists()
 
 
 def test_a_killed_dask_worker_loses_nothing_and_the_comparison_finishes(tmp_path):
