@@ -16,6 +16,7 @@ from pathlib import Path
 
 from abm import __version__
 from abm.config import Config, ConfigError, load_config, select_arm
+from abm.executors import EXECUTORS
 from abm.interrupts import terminate_as_interrupt
 from abm.io import RunDirectoryError, RunFailed
 from kernels.backend import BACKEND_NAMES, BackendError, get_backend, probe_cupy
@@ -61,7 +62,8 @@ def _command_compare(arguments: argparse.Namespace) -> int:
         if not all(arms):
             raise ConfigError(f"--arms {arguments.arms!r}: an empty arm name; give comma-separated arm names: "
                               f"{', '.join(config.arms) or 'none (the config has no arms)'}")
-    result = compare(config, Path(arguments.out), arguments.replicates, arms, arguments.workers, progress=not arguments.quiet)
+    result = compare(config, Path(arguments.out), arguments.replicates, arms, arguments.workers, progress=not arguments.quiet,
+                     executor=arguments.executor, scheduler=arguments.scheduler)
     for arm, stats in result["arms"].items():
         median = stats["median_time_to_progression_days"]
         low, high = stats["median_ci95_days"]
@@ -237,7 +239,14 @@ def build_parser() -> argparse.ArgumentParser:
     compare_parser.add_argument("--out", required=True, help="comparison directory (a partial one is completed)")
     compare_parser.add_argument("--replicates", type=int, default=8, help="runs per arm, seeds from the config's seed (default 8)")
     compare_parser.add_argument("--arms", help="comma-separated arms to run (default: all)")
-    compare_parser.add_argument("--workers", type=int, help="worker processes (default: CPUs up to 4; on a GPU as many runs as its free memory holds)")
+    compare_parser.add_argument("--workers", type=int, help="worker processes of the pool or the local Dask cluster (default: "
+                                                             "CPUs up to 4; on a GPU as many runs as its free memory holds)")
+    compare_parser.add_argument("--executor", default="process", choices=EXECUTORS,
+                                help="process: a local process pool (default); dask: a Dask cluster, local or --scheduler's "
+                                     "(docs/executors.md)")
+    compare_parser.add_argument("--scheduler", metavar="ADDRESS",
+                                help="with --executor dask: a running Dask scheduler, e.g. tcp://HOST:8786, whose workers run "
+                                     "the runs (they must see --out at the same path); default: a local cluster of --workers")
     compare_parser.add_argument("--quiet", action="store_true", help="no progress bar (failed runs are still named)")
     compare_parser.set_defaults(handler=_command_compare)
 

@@ -4,11 +4,12 @@
 ``arms`` (or only those named, each selected by :func:`select_arm`) with
 seeds ``seed, seed + 1, ...`` into ``DIR/runs/<arm>/seed_<n>/`` (ordinary
 run directories; the names and columns of a comparison directory are
-:mod:`abm.rundir`'s), on a pool of
-worker processes. A run directory whose ``summary.json`` says ``complete``
-is kept, so a restarted comparison runs only what is missing; an unfinished
-one is emptied (only of the files a run writes) and run again. A comparison
-directory holds the runs of one config: every run records the hash of its
+:mod:`abm.rundir`'s), on a pool of worker processes or the workers of a
+Dask cluster (:mod:`abm.executors`). A run directory whose ``summary.json``
+says ``complete`` is kept, so a restarted comparison runs only what is
+missing; an unfinished one is emptied (only of the files a run writes) and
+run again. A comparison directory holds the runs of one config: every run
+records the hash of its
 resolved config and seed (:func:`abm.runner.config_hash`), and a restart with
 a config that gives another hash is refused before anything runs. The main
 process holds the directory's lock; its workers end with it (SIGTERM when it
@@ -36,20 +37,13 @@ progression are censored at their end.
 """
 from __future__ import annotations
 
-import ctypes
-import multiprocessing
 import os
-import signal
-import sys
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from abm import rundir, survival
 from abm.config import RESPONSE_CATEGORIES, Config, ConfigError, select_arm
+from abm.executors import open_executor, run_jobs
 from abm.io import RunDirectoryError, RunFailed, create_output_directory, inside, lock_directory, write_json, write_parquet
 from abm.rundir import COMPARE_COLUMNS, COMPARE_RESULT, RESPONDERS
 from abm.runner import estimated_bytes
@@ -70,45 +64,6 @@ def arm_configs(config: Config, arms: list[str] | None) -> dict[str, Config]:
 def run_path(out: Path, arm: str, seed: int) -> Path:
     """The run directory of ``arm`` and ``seed`` in the comparison ``out``, proven to lie inside it."""
     return inside(out, rundir.compare_run_path(out, arm, seed))
-
-
-def _worker_start(parent: int) -> None:
-    """Pool worker set-up: end with the main process, and at once on SIGINT or SIGTERM while no run goes.
-
-    A run handles both signals itself (it writes its records, then
-    :func:`_run_one` ends the worker). Between runs the worker exits on the
-    spot: unwinding through the pool's queues could wait forever on a pipe
-    that the dead main process no longer reads. On Linux the kernel sends
-    SIGTERM to the worker when its parent dies (``prctl(PR_SET_PDEATHSIG)``),
-    even by SIGKILL, so no orphan goes on through the queue.
-    """
-    for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, lambda signum, frame: os._exit(128 + signum))
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before the line above took effect
-        os._exit(1)
-
-
-def _run_one(job: tuple[Config, str]) -> tuple[str, str | None]:
-    """One run into its directory: ``(directory, None)``, or the message of a failed run.
-
-    In a pool worker, an interruption (the main process stopping the queue)
-    ends the worker process at once, once the run has written its records,
-    so it takes no further job; in the main process it propagates.
-    """
-    from abm.runner import run
-
-    config, out = job
-    try:
-        run(config, Path(out), progress=False)
-    except RunFailed as exc:
-        return out, str(exc)
-    except KeyboardInterrupt:
-        if multiprocessing.parent_process() is None:
-            raise
-        os._exit(130)
-    return out, None
 
 
 def _runs_to_do(out: Path, configs: dict[str, Config], seeds: list[int]) -> list[tuple[Config, Path]]:
@@ -139,7 +94,7 @@ def _runs_to_do(out: Path, configs: dict[str, Config], seeds: list[int]) -> list
 
 
 def compare(config: Config, out: Path, replicates: int, arms: list[str] | None = None, workers: int | None = None,
-            progress: bool = True) -> dict[str, Any]:
+            progress: bool = True, executor: str = "process", scheduler: str | None = None) -> dict[str, Any]:
     """Run every arm x replicate not yet complete under ``out``, then write the comparison (module doc).
 
     Args:
@@ -147,15 +102,18 @@ def compare(config: Config, out: Path, replicates: int, arms: list[str] | None =
         out: the comparison directory (created; may hold an earlier, partial comparison of the same config).
         replicates: runs per arm (seeds ``config.seed`` onward).
         arms: the arms to run (default: all).
-        workers: worker processes (default: :func:`default_workers`).
+        workers: worker processes of the pool or of a local Dask cluster (default: :func:`default_workers`); not with
+            ``scheduler``, whose workers run the runs.
         progress: show a progress bar of the runs (done, running, failed, ETA) on stderr.
+        executor: ``process`` (a local process pool) or ``dask`` (:mod:`abm.executors`).
+        scheduler: with ``dask``, the address of a running Dask scheduler (default: a local cluster).
 
     Returns:
         The contents of ``compare.json``.
 
     Raises:
-        ConfigError, RunDirectoryError: before any run starts (bad arguments, a run of another config, a
-            directory another process writes, a file in a run directory that no run wrote).
+        ConfigError, RunDirectoryError: before any run starts (bad arguments, a scheduler that does not answer, a run
+            of another config, a directory another process writes, a file in a run directory that no run wrote).
         KeyboardInterrupt: Ctrl-C or SIGTERM; the queue is stopped and the workers ended.
     """
     if replicates < 1:
@@ -171,20 +129,21 @@ def compare(config: Config, out: Path, replicates: int, arms: list[str] | None =
     seeds = [config.seed + replicate for replicate in range(replicates)]
     for arm in configs:  # before --out exists: a path outside it must not leave an empty --out behind
         run_path(out, arm, seeds[0])
-    if workers is None:  # before --out exists too: a GPU backend without a GPU is refused with nothing written
+    if workers is None and scheduler is None:  # before --out exists too: a GPU backend without a GPU is refused
         workers = default_workers(list(configs.values()), get_backend(config.backend))
-    create_output_directory(out)
-    lock = lock_directory(out)
-    try:
-        todo = _runs_to_do(out, configs, seeds)
-        for _, path in todo:
-            rundir.clear_run_directory(path)
-        jobs = [(run_config, str(path)) for run_config, path in todo]
-        if jobs:
-            _run_jobs(jobs, workers, progress)
-        return summarize(out, configs, replicates, config.seed)
-    finally:
-        lock.close()
+    with open_executor(executor, scheduler, workers) as (execute, workers):  # a scheduler is reached before --out
+        create_output_directory(out)
+        lock = lock_directory(out)
+        try:
+            todo = _runs_to_do(out, configs, seeds)
+            for _, path in todo:
+                rundir.clear_run_directory(path)
+            jobs = [(run_config, str(path)) for run_config, path in todo]
+            if jobs:
+                run_jobs(jobs, workers, execute, progress)
+            return summarize(out, configs, replicates, config.seed)
+        finally:
+            lock.close()
 
 
 #: Device memory a worker process takes on a GPU beside its arrays: its CUDA context and CuPy's compiled kernels and
@@ -201,54 +160,6 @@ def default_workers(configs: list[Config], backend: Backend) -> int:
         return max(1, min(4, cpus))
     per_run = max(estimated_bytes(config) for config in configs) + CUDA_PROCESS_BYTES
     return max(1, min(cpus, backend.free_memory_bytes() // per_run))
-
-
-def _run_jobs(jobs: list[tuple[Config, str]], workers: int, progress: bool) -> None:
-    """Run ``jobs`` (in this process with one worker): a progress bar of runs done, running and failed with an ETA
-    (if ``progress``; on stderr), and a line per failed run (always; on stdout)."""
-    with tqdm(total=len(jobs), unit="run", desc="runs", disable=not progress, leave=True) as bar:
-        failed = 0
-
-        def finished(done: str, failure: str | None) -> None:
-            nonlocal failed
-            if failure is not None:
-                failed += 1
-                tqdm.write(f"run failed: {failure}", file=sys.stdout)
-            bar.update(1)
-            bar.set_postfix(running=min(workers, len(jobs) - bar.n), failed=failed)
-
-        bar.set_postfix(running=min(workers, len(jobs)), failed=0)
-        if workers == 1:
-            for job in jobs:
-                finished(*_run_one(job))
-            return
-        pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_start, initargs=(os.getpid(),))
-        try:
-            pending = {pool.submit(_run_one, job) for job in jobs}
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    finished(*future.result())
-        except BrokenProcessPool:
-            _stop_workers(pool)
-            raise RunFailed("a worker process died (killed from outside?); the runs it and the others had not finished "
-                            "are incomplete: run the same tme compare again to complete them") from None
-        except BaseException:
-            _stop_workers(pool)
-            raise
-        pool.shutdown(wait=True)
-
-
-def _stop_workers(pool: ProcessPoolExecutor) -> None:
-    """Cancel what is queued and end the running workers (SIGTERM: each writes its run's records), waiting for them."""
-    pool.shutdown(wait=False, cancel_futures=True)
-    workers = multiprocessing.active_children()
-    for worker in workers:
-        worker.terminate()
-    for worker in workers:
-        worker.join(timeout=60)
-        if worker.is_alive():
-            worker.kill()
 
 
 def summarize(out: Path, configs: dict[str, Config], replicates: int, first_seed: int) -> dict[str, Any]:
