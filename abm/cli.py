@@ -53,6 +53,8 @@ def _command_run(arguments: argparse.Namespace) -> int:
 
 def _command_compare(arguments: argparse.Namespace) -> int:
     from abm.comparison import compare
+    from abm.rundir import COMPARE_RESULT, read_json
+    from abm.sweep import describe, parse_sweeps
 
     config = _config_from_arguments(arguments)
     arms = None
@@ -61,7 +63,28 @@ def _command_compare(arguments: argparse.Namespace) -> int:
         if not all(arms):
             raise ConfigError(f"--arms {arguments.arms!r}: an empty arm name; give comma-separated arm names: "
                               f"{', '.join(config.arms) or 'none (the config has no arms)'}")
-    result = compare(config, Path(arguments.out), arguments.replicates, arms, arguments.workers, progress=not arguments.quiet)
+    sweeps = parse_sweeps(arguments.sweep or [], config)
+    result = compare(config, Path(arguments.out), arguments.replicates, arms, arguments.workers,
+                     progress=not arguments.quiet, sweeps=sweeps)
+    if sweeps:
+        failed = []
+        for point in result["points"]:
+            print(f"point {point['point']} ({describe(point['values'])}), {point['directory']}:")
+            _print_arms(read_json(Path(arguments.out) / point["directory"] / COMPARE_RESULT), "  ")
+            failed += [f"{point['directory']}/{path}" for path in point["failed_runs"]]
+        print(f"sweep written: {arguments.out} (sweep.parquet: the endpoints per point and arm)")
+    else:
+        _print_arms(result)
+        failed = result["failed_runs"]
+        print(f"comparison written: {arguments.out}")
+    if failed:
+        print(f"error: {len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    return 0
+
+
+def _print_arms(result: dict, indent: str = "") -> None:
+    """A line per arm of a ``compare.json``: runs, progressions, median time to progression, response, tests."""
     for arm, stats in result["arms"].items():
         median = stats["median_time_to_progression_days"]
         low, high = stats["median_ci95_days"]
@@ -73,14 +96,9 @@ def _command_compare(arguments: argparse.Namespace) -> int:
         if ratio is not None and ratio["hr"] is not None:
             low, high = (f"{value:.3g}" if value is not None else "-" for value in ratio["ci95"])
             versus += f", hazard ratio {ratio['hr']:.3g} (95% CI {low} to {high}) vs {result['reference_arm']}"
-        print(f"{arm}: {stats['runs']} runs, {stats['progressions']} progressed, median time to progression "
+        print(f"{indent}{arm}: {stats['runs']} runs, {stats['progressions']} progressed, median time to progression "
               f"{'not reached' if median is None else f'{median:g} days'}{interval if median is not None else ''}, "
               f"objective response {stats['objective_response_rate']:.0%}{versus}")
-    print(f"comparison written: {arguments.out}")
-    if result["failed_runs"]:
-        print(f"error: {len(result['failed_runs'])} run(s) failed: {', '.join(result['failed_runs'])}", file=sys.stderr)
-        return EXIT_RUN_FAILED
-    return 0
 
 
 def _command_validate(arguments: argparse.Namespace) -> int:
@@ -216,8 +234,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare_parser = commands.add_parser("compare", help="run every treatment arm x replicate and compare the arms")
     config_arguments(compare_parser, arm=False)
     compare_parser.add_argument("--out", required=True, help="comparison directory (a partial one is completed)")
-    compare_parser.add_argument("--replicates", type=int, default=8, help="runs per arm, seeds from the config's seed (default 8)")
+    compare_parser.add_argument("--replicates", type=int, default=8,
+                                help="runs per arm (and per patient of a cohort), seeds from the config's seed (default 8)")
     compare_parser.add_argument("--arms", help="comma-separated arms to run (default: all)")
+    compare_parser.add_argument("--sweep", action="append", metavar="KEY=V1,V2,...",
+                                help="run the comparison at each value of a dotted config key (repeatable: the grid of "
+                                     "every combination), e.g. tumor.clones.0.cycle_time_h=16,20,24")
     compare_parser.add_argument("--workers", type=int, help="worker processes (default: CPUs up to 4; on a GPU as many runs as its free memory holds)")
     compare_parser.add_argument("--quiet", action="store_true", help="no progress bar (failed runs are still named)")
     compare_parser.set_defaults(handler=_command_compare)
