@@ -193,7 +193,7 @@ def _add_viz_commands(commands) -> None:
     export_parser.set_defaults(handler=_viz_command, viz="export")
 
     plot_parser = commands.add_parser("plot", help="paper figures of a run or a comparison (PNG, PDF, SVG)")
-    plot_parser.add_argument("run_dir", help="run directory made by tme run, or comparison directory made by tme compare")
+    plot_parser.add_argument("run_dir", help="run directory made by tme run, or comparison (or sweep) directory made by tme compare")
     plot_parser.add_argument("--out", help="output folder (default RUN_DIR/figures)")
     plot_parser.add_argument("--formats", default="png,pdf,svg", help="comma-separated, from png, pdf, svg")
     plot_parser.add_argument("--only", help="comma-separated figure names (default: every figure the run has data for)")

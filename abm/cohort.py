@@ -11,10 +11,11 @@ reproducible, and a key's draws do not change when other keys are added or
 reordered. A config without a cohort is one patient, 0: the config as written.
 
 The design is paired: every arm runs every patient with the same seeds.
-Patient ``p``'s replicate ``r`` of ``R`` has the seed
-``config.seed + p x R + r`` (:func:`seeds`), so without a cohort the seeds
-are those of ``tme compare`` before cohorts, and every run of an arm has a
-seed of its own (its directory stays ``runs/<arm>/seed_<n>/``).
+Patient ``p`` of ``P``'s replicate ``r`` has the seed ``config.seed + r x P +
+p`` (:func:`seeds`): without a cohort the seeds are those of ``tme compare``
+before cohorts, every run of an arm has a seed of its own (its directory
+stays ``runs/<arm>/seed_<n>/``), and a restart with more replicates keeps
+the runs it has (their seeds do not move).
 """
 from __future__ import annotations
 
@@ -107,8 +108,9 @@ def _shown(value: Any) -> str:
 
 
 def seeds(first_seed: int, patients: int, replicates: int) -> list[tuple[int, int]]:
-    """``(patient, seed)`` of every run of an arm, patient by patient: seed ``first_seed + patient x replicates + r``."""
-    return [(patient, first_seed + patient * replicates + replicate)
+    """``(patient, seed)`` of every run of an arm, patient by patient: replicate ``r``'s seed is
+    ``first_seed + r x patients + patient``."""
+    return [(patient, first_seed + replicate * patients + patient)
             for patient in range(patients) for replicate in range(replicates)]
 
 

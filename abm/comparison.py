@@ -36,7 +36,7 @@ progression are censored at their end.
 
 With a ``cohort`` in the config, every arm runs every virtual patient
 (:mod:`abm.cohort`) ``replicates`` times, patient ``p``'s replicate ``r``
-with seed ``seed + p x replicates + r`` in every arm (a paired design); the
+with seed ``seed + r x patients + p`` in every arm (a paired design); the
 statistics of an arm are over all its runs (patients x replicates), and
 ``compare.json`` and ``paired.parquet`` add, per arm against the reference,
 the differences of the endpoints on the same patient and seed
@@ -164,22 +164,23 @@ class Point:
                 for arm in self.arms[0] for patient, seed in subjects]
 
 
-def design(config: Config, out: Path, arms: list[str] | None, sweeps: dict[str, list[Any]]) -> list[Point]:
-    """The points of a comparison: one in ``out`` without sweeps, else one per point of the grid in its folder.
+def design(config: Config, out: Path, arms: list[str] | None, sweeps: dict[str, list[Any]],
+           values: list[dict[str, Any]]) -> list[Point]:
+    """The points of a comparison: one in ``out`` without sweeps, else one per point of the grid in its folder; at
+    each, the patients of ``values`` (:func:`abm.cohort.patients`).
 
     Raises:
         ConfigError: an arm the config lacks, or a sweep point or a patient whose config is refused.
     """
-    arm_configs(config, arms)  # names the arms the config lacks before any patient is drawn
-    values = cohort.patients(config)
+    arm_configs(config, arms)  # names the arms the config lacks before any patient's config is made
     points = sweep.grid(sweeps)
-    design = []
+    found = []
     for index, (point, point_config) in enumerate(zip(points, sweep.point_configs(config, points))):
         folder = rundir.sweep_point_path(out, index) if sweeps else out
         origin = f"--sweep point {index} ({sweep.describe(point)}): cohort" if sweeps else "cohort"
         patients = [arm_configs(patient, arms) for patient in cohort.patient_configs(point_config, values, origin)]
-        design.append(Point(inside(out, folder), point, patients))
-    return design
+        found.append(Point(inside(out, folder), point, patients))
+    return found
 
 
 def compare(config: Config, out: Path, replicates: int, arms: list[str] | None = None, workers: int | None = None,
@@ -216,7 +217,8 @@ def compare(config: Config, out: Path, replicates: int, arms: list[str] | None =
         raise ConfigError(f"--workers: {workers}; at least 1 (or leave it out for the default)")
     if out.exists() and not out.is_dir():
         raise RunDirectoryError(f"--out {out}: exists and is not a directory")
-    points = design(config, out, arms, sweeps or {})  # before --out exists: every config validated, every path inside it
+    values = cohort.patients(config)
+    points = design(config, out, arms, sweeps or {}, values)  # before --out exists: every config validated, every path inside it
     subjects = cohort.seeds(config.seed, patients, replicates)
     planned = [run for point in points for run in point.planned(subjects)]
     if workers is None:  # before --out exists too: a GPU backend without a GPU is refused with nothing written
@@ -230,9 +232,8 @@ def compare(config: Config, out: Path, replicates: int, arms: list[str] | None =
         jobs = [(run_config, str(path)) for run_config, path in todo]
         if jobs:
             _run_jobs(jobs, workers, progress)
-        drawn = cohort.patients(config) if config.cohort is not None else None
-        if drawn is not None:
-            write_parquet(rundir.table_path(out, rundir.PATIENTS), cohort.patient_table(drawn))
+        if config.cohort is not None:
+            write_parquet(rundir.table_path(out, rundir.PATIENTS), cohort.patient_table(values))
         results = [summarize(point.out, point.arms[0], subjects, replicates, config.seed) for point in points]
         if not sweeps:
             return results[0]

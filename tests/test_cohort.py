@@ -1,7 +1,9 @@
 """Virtual-patient cohorts and sweeps of ``tme compare``: the draws, the paired design, the grid, and bad input."""
 from __future__ import annotations
 
+import contextlib
 import copy
+import io
 import json
 import math
 import random
@@ -108,7 +110,7 @@ def test_patient_configs_hold_their_draws_and_no_cohort():
         data = patient_config.model_dump(mode="json")
         assert data["cohort"] is None
         assert _at(data, CYCLE) == patient[CYCLE] and _at(data, HALF_LIFE) == patient[HALF_LIFE]
-    assert cohort.seeds(7, 3, 2) == [(0, 7), (0, 8), (1, 9), (1, 10), (2, 11), (2, 12)]
+    assert cohort.seeds(7, 3, 2) == [(0, 7), (0, 10), (1, 8), (1, 11), (2, 9), (2, 12)]
 
 
 # --------------------------------------------------------------------------- the paired design
@@ -125,7 +127,7 @@ def test_paired_design_runs_every_arm_on_the_same_patients_and_seeds(tmp_path, c
     runs = pd.read_parquet(out / "runs.parquet")
     assert len(runs) == 8
     by_arm = {arm: rows.sort_values("seed")[["patient", "seed"]].to_numpy().tolist() for arm, rows in runs.groupby("arm")}
-    assert by_arm["none"] == by_arm["chemo"] == [[0, 7], [0, 8], [1, 9], [1, 10]]
+    assert by_arm["none"] == by_arm["chemo"] == [[0, 7], [1, 8], [0, 9], [1, 10]]
     for arm in ("none", "chemo"):
         for patient, seed in by_arm[arm]:
             resolved = rundir.read_yaml(rundir.compare_run_path(out, arm, seed) / rundir.CONFIG)
@@ -144,17 +146,33 @@ def test_paired_design_runs_every_arm_on_the_same_patients_and_seeds(tmp_path, c
     summary = result["arms"]["chemo"]["paired_vs_none"]["final_tumor_cells_live"]
     assert summary["pairs"] == 4 and summary["mean_difference"] == pytest.approx(cells["difference"].mean())
     assert summary["lower"] == 4  # the drug kills on every patient
+    stamp = (rundir.compare_run_path(out, "none", 10) / rundir.SUMMARY).stat().st_mtime_ns
+    assert main(arguments[:5] + ["3"] + arguments[6:]) == 0  # more replicates: the runs there keep their seeds
+    assert (rundir.compare_run_path(out, "none", 10) / rundir.SUMMARY).stat().st_mtime_ns == stamp
+    more = pd.read_parquet(out / "runs.parquet")
+    assert sorted(zip(more.loc[more["arm"] == "chemo", "patient"], more.loc[more["arm"] == "chemo", "seed"])) == [
+        (0, 7), (0, 9), (0, 11), (1, 8), (1, 10), (1, 12)]
 
 
-def test_sweep_runs_the_grid_each_point_a_comparison(tmp_path, capsys):
+SWEEP = ("--arms", "chemo", "--sweep", "arms.chemo.lines.0.doses.0.amount=1,8", "--sweep", "tumor.initial.radius_um=40,60")
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """A sweep of two doses x two radii, one patient, the chemo arm: (config file, sweep directory, what it printed)."""
+    folder = tmp_path_factory.mktemp("sweep")
     data = copy.deepcopy(BASE)
     data["cohort"]["patients"] = 1
-    data["arms"]["chemo"]["lines"][0]["doses"][0]["amount"] = 2
-    out = tmp_path / "sweep"
-    assert main(["compare", str(_write(tmp_path, data)), "--out", str(out), "--replicates", "1", "--workers", "1",
-                 "--quiet", "--arms", "chemo", "--sweep", "arms.chemo.lines.0.doses.0.amount=1,8",
-                 "--sweep", "tumor.initial.radius_um=40,60"]) == 0, capsys.readouterr().err
-    printed = capsys.readouterr().out
+    config = _write(folder, data)
+    out = folder / "sweep"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["compare", str(config), "--out", str(out), "--replicates", "1", "--workers", "1", "--quiet", *SWEEP]) == 0
+    return config, out, printed.getvalue()
+
+
+def test_sweep_runs_the_grid_each_point_a_comparison(swept, capsys):
+    config, out, printed = swept
     assert "point 3 (arms.chemo.lines.0.doses.0.amount=8, tumor.initial.radius_um=60)" in printed
     result = json.loads((out / rundir.SWEEP_RESULT).read_text())
     assert [point["values"] for point in result["points"]] == [
@@ -169,13 +187,31 @@ def test_sweep_runs_the_grid_each_point_a_comparison(tmp_path, capsys):
         resolved = rundir.read_yaml(rundir.compare_run_path(folder, "chemo", 7) / rundir.CONFIG)
         assert resolved["tumor"]["initial"]["radius_um"] == point["values"]["tumor.initial.radius_um"]
         assert resolved["treatment"]["lines"][0]["doses"][0]["amount"] == point["values"]["arms.chemo.lines.0.doses.0.amount"]
+        runs = pd.read_parquet(folder / "runs.parquet")
+        assert table[table["point"] == point["point"]]["final_tumor_cells_live_mean"].item() == runs["final_tumor_cells_live"].mean()
     cells = table.set_index("point")["final_tumor_cells_live_mean"]
-    assert cells[2] < cells[0] and cells[3] < cells[1]  # the dose works at either radius
+    assert cells[2] < cells[0] and cells[3] < cells[1]  # the larger dose kills more at either radius
     assert cells[1] > cells[0]  # a larger tumor, on the small dose, keeps more cells
-    assert main(["compare", str(tmp_path / "config.yaml"), "--out", str(out), "--replicates", "1", "--workers", "1",
-                 "--quiet", "--arms", "chemo", "--sweep", "arms.chemo.lines.0.doses.0.amount=1,4",
-                 "--sweep", "tumor.initial.radius_um=40,60"]) == 2  # another grid is another config
+    assert main(["compare", str(config), "--out", str(out), "--replicates", "1", "--workers", "1", "--quiet",
+                 *SWEEP[:-3], "arms.chemo.lines.0.doses.0.amount=1,4", *SWEEP[-2:]]) == 2  # another grid, another config
     assert "was made by another config" in capsys.readouterr().err
+
+
+def test_sweep_figure_draws_each_endpoint_per_arm(swept, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from viz.sweep import ENDPOINTS, open_sweep, sweep_figure
+
+    _, out, _ = swept
+    assert main(["plot", str(out), "--formats", "png", "--out", str(tmp_path / "figures"), "--quiet"]) == 0
+    assert (tmp_path / "figures" / "sweep.png").is_file()
+    data = open_sweep(out)
+    lines = {line.get_gid(): line for ax in sweep_figure(data).axes for line in ax.get_lines()}
+    assert set(lines) == {f"sweep chemo {endpoint}" for endpoint in ENDPOINTS}
+    table = pd.read_parquet(out / "sweep.parquet")
+    for endpoint in ENDPOINTS:
+        assert np.array_equal(lines[f"sweep chemo {endpoint}"].get_ydata(), table[endpoint].to_numpy(float), equal_nan=True)
+    assert main(["report", str(out)]) == 2
+    assert "a sweep directory; report one of its points" in capsys.readouterr().err
 
 
 def test_sweep_values_are_a_yaml_list():
@@ -331,3 +367,16 @@ def test_fuzzed_cohort_or_sweep_is_refused_cleanly(name, tmp_path, capsys):
 def test_config_errors_are_config_errors():
     with pytest.raises(ConfigError, match="cohort.parameters.nope: no config key nope"):
         _config(_with("cohort.parameters", {"nope": DISTRIBUTIONS["normal"]}))
+
+
+def test_the_cohort_of_docs_experiments_draws_valid_patients():
+    """The cohort section shown in docs/experiments.md, added to configs/sequencing.yaml: every patient is valid."""
+    text = (REPO / "docs" / "experiments.md").read_text(encoding="utf-8")
+    block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    data = load_config(REPO / "configs" / "sequencing.yaml").model_dump(mode="json")
+    data.update(yaml.safe_load(block))
+    config = parse_config(data)
+    values = cohort.patients(config)
+    configs = cohort.patient_configs(config, values)
+    assert len(configs) == 20 and len({patient["drugs.chemo.pk.half_life_h"] for patient in values}) == 20
+    assert {tuple(patient["tumor.clones.0.antigens"]) for patient in values} == {(0,), (0, 1), (0, 1, 2)}
