@@ -106,6 +106,10 @@ def _command_validate(arguments: argparse.Namespace) -> int:
 
     config = _config_from_arguments(arguments)
     prepare(config)  # every check tme run makes before it writes: backend, memory, initial cells and fields
+    if config.cohort is not None:  # the checks tme compare makes on its patients before it writes
+        from abm import cohort
+
+        cohort.patient_configs(config, cohort.patients(config))
     dims = "x".join(str(extent) for extent in config.lattice.shape)
     print(
         f"{arguments.config}: valid ({config.lattice.ndim}-D lattice {dims} at {config.lattice.dx_um:g} um, "
@@ -114,7 +118,8 @@ def _command_validate(arguments: argparse.Namespace) -> int:
         f"{', drugs: ' + ', '.join(config.drugs) if config.drugs else ''}"
         f"{', immune agents: ' + str(_immune_agent_count(config)) if config.immune.enabled else ''}"
         f"{', treatment: ' + str(len(config.treatment.lines)) + ' line(s)' if config.treatment else ''}"
-        f"{', arms: ' + ', '.join(config.arms) if config.arms else ''})")
+        f"{', arms: ' + ', '.join(config.arms) if config.arms else ''}"
+        f"{', cohort: ' + str(config.cohort.patients) + ' valid patient(s)' if config.cohort else ''})")
     print(describe_memory(config, get_backend(config.backend)))
     return 0
 

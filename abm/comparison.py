@@ -173,6 +173,11 @@ def design(config: Config, out: Path, arms: list[str] | None, sweeps: dict[str, 
         ConfigError: an arm the config lacks, or a sweep point or a patient whose config is refused.
     """
     arm_configs(config, arms)  # names the arms the config lacks before any patient's config is made
+    drawn = list(config.cohort.parameters) if config.cohort is not None else []
+    for label, key in [*(("cohort.parameters.", key) for key in drawn), *(("--sweep ", key) for key in sweeps)]:
+        if key.split(".")[0] == "treatment":
+            raise ConfigError(f"{label}{key}: tme compare treats each run by its arm, not by treatment; "
+                              f"draw or sweep a key of an arm instead (arms.NAME.{key.split('.', 1)[-1]})")
     points = sweep.grid(sweeps)
     found = []
     for index, (point, point_config) in enumerate(zip(points, sweep.point_configs(config, points))):

@@ -268,6 +268,8 @@ COHORT_CASES = {
     "zero replicates": (BASE, ("--replicates", "0"), ("--replicates", "at least 1")),
     "unknown sweep key": (BASE, ("--sweep", "tumor.clones.0.cycle_time=16,20"), ("--sweep tumor.clones.0.cycle_time", "no config key")),
     "sweep key of the cohort": (BASE, ("--sweep", f"{CYCLE}=16,20"), (f"--sweep {CYCLE}", "cohort.parameters draws it")),
+    "sweep of the treatment": (_with("treatment", BASE["arms"]["none"]), ("--sweep", "treatment.start_day=0,1"),
+                               ("--sweep treatment.start_day", "by its arm", "arms.NAME.start_day")),
     "sweep of the seed": (BASE, ("--sweep", "seed=1,2"), ("--sweep seed", "reserved")),
     "sweep without values": (BASE, ("--sweep", "time.duration_days="), ("--sweep time.duration_days", "no values")),
     "sweep without =": (BASE, ("--sweep", "time.duration_days"), ("--sweep 'time.duration_days'", "expected")),
@@ -380,3 +382,13 @@ def test_the_cohort_of_docs_experiments_draws_valid_patients():
     configs = cohort.patient_configs(config, values)
     assert len(configs) == 20 and len({patient["drugs.chemo.pk.half_life_h"] for patient in values}) == 20
     assert {tuple(patient["tumor.clones.0.antigens"]) for patient in values} == {(0,), (0, 1), (0, 1, 2)}
+
+
+def test_validate_draws_and_checks_the_patients(tmp_path, capsys):
+    assert main(["validate", str(_write(tmp_path, BASE))]) == 0
+    assert "cohort: 2 valid patient(s)" in capsys.readouterr().out
+    refused = _with(("cohort", "parameters", CYCLE), {"distribution": "normal", "mean": -10, "sd": 1})
+    assert main(["validate", str(_write(tmp_path, refused))]) == 2
+    err = capsys.readouterr().err
+    assert_one_error(err)
+    assert "cohort: patient 0" in err and CYCLE in err
