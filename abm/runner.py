@@ -115,9 +115,11 @@ def check_memory(config: Config, backend: Backend) -> None:
 
 def config_hash(config: Config) -> str:
     """SHA-256 of what fixes a run's results: the resolved config (less ``backend``: NumPy and CuPy give the
-    same bits) and the contents of a vessel file. ``tme compare`` reuses a run only when this matches."""
+    same bits; less ``cohort``: a run is one patient, the config as written) and the contents of a vessel file.
+    ``tme compare`` reuses a run only when this matches."""
     data = config.model_dump(mode="json")
     data.pop("backend", None)
+    data.pop("cohort", None)
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8"))
     if isinstance(config.vessels, FileVessels):
         digest.update(Path(config.vessels.file).read_bytes())

@@ -37,6 +37,7 @@ def _export(arguments: argparse.Namespace) -> int:
 
 def _plot(arguments: argparse.Namespace) -> int:
     from viz.comparedir import CompareData, open_target
+    from viz.sweep import SweepData, plot_sweep
 
     from viz.figures import FigureStyle, parse_font_scale
 
@@ -48,6 +49,8 @@ def _plot(arguments: argparse.Namespace) -> int:
         from viz.comparison import plot_comparison
 
         written = plot_comparison(target, arguments.out, formats, names, progress=not arguments.quiet, style=style)
+    elif isinstance(target, SweepData):
+        written = plot_sweep(target, arguments.out, formats, names, progress=not arguments.quiet, style=style)
     else:
         from viz.figures import plot_run
 
@@ -60,8 +63,12 @@ def _plot(arguments: argparse.Namespace) -> int:
 def _report(arguments: argparse.Namespace) -> int:
     from viz.comparedir import CompareData, open_target
     from viz.report import compare_report, run_report
+    from viz.sweep import SweepData
 
     target = open_target(arguments.run_dir)
+    if isinstance(target, SweepData):
+        raise VizError(f"{arguments.run_dir}: a sweep directory; report one of its points, e.g. "
+                       f"{target.path / target.result['points'][0]['directory']} (`tme plot` draws the sweep's figure)")
     if isinstance(target, CompareData):
         path = compare_report(target, arguments.out, progress=not arguments.quiet)
     else:
