@@ -1,4 +1,4 @@
-"""The ``tme`` command line: run, compare, validate, info; render, export, plot, report (viz extra).
+"""The ``tme`` command line: run, compare, validate, info; render, export, plot, report, explore (viz extra).
 
 User errors (config, backend, output directory) print one ``error:`` message
 on stderr and exit with status 2, without a traceback and without leaving a
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from abm import __version__
 from abm.config import Config, ConfigError, load_config, select_arm
+from abm.executors import EXECUTORS
 from abm.interrupts import terminate_as_interrupt
 from abm.io import RunDirectoryError, RunFailed
 from kernels.backend import BACKEND_NAMES, BackendError, get_backend, probe_cupy
@@ -53,6 +54,8 @@ def _command_run(arguments: argparse.Namespace) -> int:
 
 def _command_compare(arguments: argparse.Namespace) -> int:
     from abm.comparison import compare
+    from abm.rundir import COMPARE_RESULT, read_json
+    from abm.sweep import describe, parse_sweeps
 
     config = _config_from_arguments(arguments)
     arms = None
@@ -61,7 +64,29 @@ def _command_compare(arguments: argparse.Namespace) -> int:
         if not all(arms):
             raise ConfigError(f"--arms {arguments.arms!r}: an empty arm name; give comma-separated arm names: "
                               f"{', '.join(config.arms) or 'none (the config has no arms)'}")
-    result = compare(config, Path(arguments.out), arguments.replicates, arms, arguments.workers, progress=not arguments.quiet)
+    sweeps = parse_sweeps(arguments.sweep or [], config)
+    result = compare(config, Path(arguments.out), arguments.replicates, arms, arguments.workers,
+                     progress=not arguments.quiet, executor=arguments.executor, scheduler=arguments.scheduler,
+                     sweeps=sweeps)
+    if sweeps:
+        failed = []
+        for point in result["points"]:
+            print(f"point {point['point']} ({describe(point['values'])}), {point['directory']}:")
+            _print_arms(read_json(Path(arguments.out) / point["directory"] / COMPARE_RESULT), "  ")
+            failed += [f"{point['directory']}/{path}" for path in point["failed_runs"]]
+        print(f"sweep written: {arguments.out} (sweep.parquet: the endpoints per point and arm)")
+    else:
+        _print_arms(result)
+        failed = result["failed_runs"]
+        print(f"comparison written: {arguments.out}")
+    if failed:
+        print(f"error: {len(failed)} run(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    return 0
+
+
+def _print_arms(result: dict, indent: str = "") -> None:
+    """A line per arm of a ``compare.json``: runs, progressions, median time to progression, response, tests."""
     for arm, stats in result["arms"].items():
         median = stats["median_time_to_progression_days"]
         low, high = stats["median_ci95_days"]
@@ -73,14 +98,9 @@ def _command_compare(arguments: argparse.Namespace) -> int:
         if ratio is not None and ratio["hr"] is not None:
             low, high = (f"{value:.3g}" if value is not None else "-" for value in ratio["ci95"])
             versus += f", hazard ratio {ratio['hr']:.3g} (95% CI {low} to {high}) vs {result['reference_arm']}"
-        print(f"{arm}: {stats['runs']} runs, {stats['progressions']} progressed, median time to progression "
+        print(f"{indent}{arm}: {stats['runs']} runs, {stats['progressions']} progressed, median time to progression "
               f"{'not reached' if median is None else f'{median:g} days'}{interval if median is not None else ''}, "
               f"objective response {stats['objective_response_rate']:.0%}{versus}")
-    print(f"comparison written: {arguments.out}")
-    if result["failed_runs"]:
-        print(f"error: {len(result['failed_runs'])} run(s) failed: {', '.join(result['failed_runs'])}", file=sys.stderr)
-        return EXIT_RUN_FAILED
-    return 0
 
 
 def _command_validate(arguments: argparse.Namespace) -> int:
@@ -88,6 +108,10 @@ def _command_validate(arguments: argparse.Namespace) -> int:
 
     config = _config_from_arguments(arguments)
     prepare(config)  # every check tme run makes before it writes: backend, memory, initial cells and fields
+    if config.cohort is not None:  # the checks tme compare makes on its patients before it writes
+        from abm import cohort
+
+        cohort.patient_configs(config, cohort.patients(config))
     dims = "x".join(str(extent) for extent in config.lattice.shape)
     print(
         f"{arguments.config}: valid ({config.lattice.ndim}-D lattice {dims} at {config.lattice.dx_um:g} um, "
@@ -96,7 +120,8 @@ def _command_validate(arguments: argparse.Namespace) -> int:
         f"{', drugs: ' + ', '.join(config.drugs) if config.drugs else ''}"
         f"{', immune agents: ' + str(_immune_agent_count(config)) if config.immune.enabled else ''}"
         f"{', treatment: ' + str(len(config.treatment.lines)) + ' line(s)' if config.treatment else ''}"
-        f"{', arms: ' + ', '.join(config.arms) if config.arms else ''})")
+        f"{', arms: ' + ', '.join(config.arms) if config.arms else ''}"
+        f"{', cohort: ' + str(config.cohort.patients) + ' valid patient(s)' if config.cohort else ''})")
     print(describe_memory(config, get_backend(config.backend)))
     return 0
 
@@ -146,8 +171,18 @@ def _size(text: str) -> tuple[int, int]:
     return width, height
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a port number from 1 to 65535, e.g. 8765")
+    return port
+
+
 def _add_viz_commands(commands) -> None:
-    """The render, export, plot and report subcommands (they need the ``viz`` extra)."""
+    """The render, export, plot, report and explore subcommands (they need the ``viz`` extra; explore, ``explore``)."""
     render_parser = commands.add_parser("render", help="3-D render or animation of a run's snapshots (pyvista)")
     render_parser.add_argument("run_dir", help="run directory made by tme run")
     when = render_parser.add_mutually_exclusive_group()
@@ -178,7 +213,7 @@ def _add_viz_commands(commands) -> None:
     export_parser.set_defaults(handler=_viz_command, viz="export")
 
     plot_parser = commands.add_parser("plot", help="paper figures of a run or a comparison (PNG, PDF, SVG)")
-    plot_parser.add_argument("run_dir", help="run directory made by tme run, or comparison directory made by tme compare")
+    plot_parser.add_argument("run_dir", help="run directory made by tme run, or comparison (or sweep) directory made by tme compare")
     plot_parser.add_argument("--out", help="output folder (default RUN_DIR/figures)")
     plot_parser.add_argument("--formats", default="png,pdf,svg", help="comma-separated, from png, pdf, svg")
     plot_parser.add_argument("--only", help="comma-separated figure names (default: every figure the run has data for)")
@@ -194,6 +229,15 @@ def _add_viz_commands(commands) -> None:
     report_parser.add_argument("--out", help="report file (default RUN_DIR/report.md)")
     report_parser.add_argument("--quiet", action="store_true", help="no line per figure, no progress bar")
     report_parser.set_defaults(handler=_viz_command, viz="report")
+
+    explore_parser = commands.add_parser("explore", help="a browser page to scrub through a run's snapshots, or to step "
+                                                         "a config's model live (Solara; the explore extra)")
+    explore_parser.add_argument("target", metavar="RUN_DIR|CONFIG",
+                                help="run directory made by tme run, or a YAML config to step live")
+    explore_parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                                help="with a config: override a config value by dotted key (repeatable)")
+    explore_parser.add_argument("--port", type=_port, default=8765, help="port on 127.0.0.1 to serve the page at (default 8765)")
+    explore_parser.set_defaults(handler=_viz_command, viz="explore")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -219,9 +263,20 @@ def build_parser() -> argparse.ArgumentParser:
     compare_parser = commands.add_parser("compare", help="run every treatment arm x replicate and compare the arms")
     config_arguments(compare_parser, arm=False)
     compare_parser.add_argument("--out", required=True, help="comparison directory (a partial one is completed)")
-    compare_parser.add_argument("--replicates", type=int, default=8, help="runs per arm, seeds from the config's seed (default 8)")
+    compare_parser.add_argument("--replicates", type=int, default=8,
+                                help="runs per arm (and per patient of a cohort), seeds from the config's seed (default 8)")
     compare_parser.add_argument("--arms", help="comma-separated arms to run (default: all)")
-    compare_parser.add_argument("--workers", type=int, help="worker processes (default: CPUs up to 4; on a GPU as many runs as its free memory holds)")
+    compare_parser.add_argument("--workers", type=int, help="worker processes of the pool or the local Dask cluster (default: "
+                                                             "CPUs up to 4; on a GPU as many runs as its free memory holds)")
+    compare_parser.add_argument("--executor", default="process", choices=EXECUTORS,
+                                help="process: a local process pool (default); dask: a Dask cluster, local or --scheduler's "
+                                     "(docs/executors.md)")
+    compare_parser.add_argument("--scheduler", metavar="ADDRESS",
+                                help="with --executor dask: a running Dask scheduler, e.g. tcp://HOST:8786, whose workers run "
+                                     "the runs (they must see --out at the same path); default: a local cluster of --workers")
+    compare_parser.add_argument("--sweep", action="append", metavar="KEY=V1,V2,...",
+                                help="run the comparison at each value of a dotted config key (repeatable: the grid of "
+                                     "every combination), e.g. tumor.clones.0.cycle_time_h=16,20,24")
     compare_parser.add_argument("--quiet", action="store_true", help="no progress bar (failed runs are still named)")
     compare_parser.set_defaults(handler=_command_compare)
 

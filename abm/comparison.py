@@ -4,18 +4,19 @@
 ``arms`` (or only those named, each selected by :func:`select_arm`) with
 seeds ``seed, seed + 1, ...`` into ``DIR/runs/<arm>/seed_<n>/`` (ordinary
 run directories; the names and columns of a comparison directory are
-:mod:`abm.rundir`'s), on a pool of
-worker processes. A run directory whose ``summary.json`` says ``complete``
-is kept, so a restarted comparison runs only what is missing; an unfinished
-one is emptied (only of the files a run writes) and run again. A comparison
-directory holds the runs of one config: every run records the hash of its
+:mod:`abm.rundir`'s), on a pool of worker processes or the workers of a
+Dask cluster (:mod:`abm.executors`). A run directory whose ``summary.json``
+says ``complete`` is kept, so a restarted comparison runs only what is
+missing; an unfinished one is emptied (only of the files a run writes) and
+run again. A comparison directory holds the runs of one config: every run
+records the hash of its
 resolved config and seed (:func:`abm.runner.config_hash`), and a restart with
 a config that gives another hash is refused before anything runs. The main
 process holds the directory's lock; its workers end with it (SIGTERM when it
 dies, however it dies), and Ctrl-C or SIGTERM to it stops the queue at once,
 each running run keeping its records (status ``interrupted``). Then it writes
 
-* ``runs.parquet``: one row per run: arm, seed, time to progression and
+* ``runs.parquet``: one row per run: arm, patient, seed, time to progression and
   whether it is censored, best overall response, best change of the burden
   from baseline, final tumor cells, lines given;
 * ``km.parquet``: the Kaplan-Meier estimate of progression-free time per
@@ -33,23 +34,31 @@ each running run keeping its records (status ``interrupted``). Then it writes
 
 The statistics are lifelines' (:mod:`abm.survival`); runs that end without
 progression are censored at their end.
+
+With a ``cohort`` in the config, every arm runs every virtual patient
+(:mod:`abm.cohort`) ``replicates`` times, patient ``p``'s replicate ``r``
+with seed ``seed + r x patients + p`` in every arm (a paired design); the
+statistics of an arm are over all its runs (patients x replicates), and
+``compare.json`` and ``paired.parquet`` add, per arm against the reference,
+the differences of the endpoints on the same patient and seed
+(``patients.parquet`` holds the draws). With sweeps (:mod:`abm.sweep`) each
+point of the grid is such a comparison in a folder of its own, and the sweep
+directory's ``sweep.parquet`` holds each point's endpoints per arm.
+Every config (each point's, each patient's, each arm's) is validated in full
+before anything is written.
 """
 from __future__ import annotations
 
-import ctypes
-import multiprocessing
 import os
-import signal
-import sys
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
+import numpy as np
 
-from abm import rundir, survival
+from abm import cohort, rundir, survival, sweep
 from abm.config import RESPONSE_CATEGORIES, Config, ConfigError, select_arm
+from abm.executors import open_executor, run_jobs
 from abm.io import RunDirectoryError, RunFailed, create_output_directory, inside, lock_directory, write_json, write_parquet
 from abm.rundir import COMPARE_COLUMNS, COMPARE_RESULT, RESPONDERS
 from abm.runner import estimated_bytes
@@ -72,47 +81,8 @@ def run_path(out: Path, arm: str, seed: int) -> Path:
     return inside(out, rundir.compare_run_path(out, arm, seed))
 
 
-def _worker_start(parent: int) -> None:
-    """Pool worker set-up: end with the main process, and at once on SIGINT or SIGTERM while no run goes.
-
-    A run handles both signals itself (it writes its records, then
-    :func:`_run_one` ends the worker). Between runs the worker exits on the
-    spot: unwinding through the pool's queues could wait forever on a pipe
-    that the dead main process no longer reads. On Linux the kernel sends
-    SIGTERM to the worker when its parent dies (``prctl(PR_SET_PDEATHSIG)``),
-    even by SIGKILL, so no orphan goes on through the queue.
-    """
-    for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, lambda signum, frame: os._exit(128 + signum))
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
-    if os.getppid() != parent:  # the parent died before the line above took effect
-        os._exit(1)
-
-
-def _run_one(job: tuple[Config, str]) -> tuple[str, str | None]:
-    """One run into its directory: ``(directory, None)``, or the message of a failed run.
-
-    In a pool worker, an interruption (the main process stopping the queue)
-    ends the worker process at once, once the run has written its records,
-    so it takes no further job; in the main process it propagates.
-    """
-    from abm.runner import run
-
-    config, out = job
-    try:
-        run(config, Path(out), progress=False)
-    except RunFailed as exc:
-        return out, str(exc)
-    except KeyboardInterrupt:
-        if multiprocessing.parent_process() is None:
-            raise
-        os._exit(130)
-    return out, None
-
-
-def _runs_to_do(out: Path, configs: dict[str, Config], seeds: list[int]) -> list[tuple[Config, Path]]:
-    """The config and directory of each run under ``out`` not yet complete.
+def _runs_to_do(out: Path, planned: list[tuple[Config, Path]]) -> list[tuple[Config, Path]]:
+    """The runs of ``planned`` (config with its seed, directory under ``out``) not yet complete.
 
     Raises:
         RunDirectoryError: a run directory there was made by another config.
@@ -120,71 +90,123 @@ def _runs_to_do(out: Path, configs: dict[str, Config], seeds: list[int]) -> list
     from abm.runner import config_hash
 
     todo = []
-    for arm, arm_config in configs.items():
-        for seed in seeds:
-            path = run_path(out, arm, seed)
-            run_config = arm_config.model_copy(update={"seed": seed})
-            config_file = path / rundir.CONFIG
-            if config_file.is_file():
-                made_by = (rundir.read_yaml(config_file).get("run") or {}).get("config_sha256")
-                wanted = config_hash(run_config)
-                if made_by != wanted:
-                    raise RunDirectoryError(
-                        f"--out {out}: {path.relative_to(out)} was made by another config (config hash "
-                        f"{str(made_by)[:12] if made_by else 'missing'}, this config gives {wanted[:12]}); a comparison "
-                        f"directory holds the runs of one config: choose a new --out for the changed config")
-            if rundir.summary_status(path) != "complete":
-                todo.append((run_config, path))
+    for run_config, path in planned:
+        config_file = path / rundir.CONFIG
+        if config_file.is_file():
+            made_by = (rundir.read_yaml(config_file).get("run") or {}).get("config_sha256")
+            wanted = config_hash(run_config)
+            if made_by != wanted:
+                raise RunDirectoryError(
+                    f"--out {out}: {path.relative_to(out)} was made by another config (config hash "
+                    f"{str(made_by)[:12] if made_by else 'missing'}, this config gives {wanted[:12]}); a comparison "
+                    f"directory holds the runs of one config: choose a new --out for the changed config")
+        if rundir.summary_status(path) != "complete":
+            todo.append((run_config, path))
     return todo
 
 
-def compare(config: Config, out: Path, replicates: int, arms: list[str] | None = None, workers: int | None = None,
-            progress: bool = True) -> dict[str, Any]:
-    """Run every arm x replicate not yet complete under ``out``, then write the comparison (module doc).
+@dataclass
+class Point:
+    """One comparison of a design: its folder, its swept values (none without a sweep) and the config of each
+    arm for each patient (patient -> arm -> config, each validated in full; seeds are set per run)."""
 
-    Args:
-        config: the validated config (with ``arms``).
-        out: the comparison directory (created; may hold an earlier, partial comparison of the same config).
-        replicates: runs per arm (seeds ``config.seed`` onward).
-        arms: the arms to run (default: all).
-        workers: worker processes (default: :func:`default_workers`).
-        progress: show a progress bar of the runs (done, running, failed, ETA) on stderr.
+    out: Path
+    values: dict[str, Any]
+    arms: list[dict[str, Config]]
 
-    Returns:
-        The contents of ``compare.json``.
+    def planned(self, subjects: list[tuple[int, int]]) -> list[tuple[Config, Path]]:
+        """Every run of the point: each arm, then each (patient, seed) of ``subjects``."""
+        return [(self.arms[patient][arm].model_copy(update={"seed": seed}), run_path(self.out, arm, seed))
+                for arm in self.arms[0] for patient, seed in subjects]
+
+
+def design(config: Config, out: Path, arms: list[str] | None, sweeps: dict[str, list[Any]],
+           values: list[dict[str, Any]]) -> list[Point]:
+    """The points of a comparison: one in ``out`` without sweeps, else one per point of the grid in its folder; at
+    each, the patients of ``values`` (:func:`abm.cohort.patients`).
 
     Raises:
-        ConfigError, RunDirectoryError: before any run starts (bad arguments, a run of another config, a
-            directory another process writes, a file in a run directory that no run wrote).
+        ConfigError: an arm the config lacks, or a sweep point or a patient whose config is refused.
+    """
+    arm_configs(config, arms)  # names the arms the config lacks before any patient's config is made
+    drawn = list(config.cohort.parameters) if config.cohort is not None else []
+    for label, key in [*(("cohort.parameters.", key) for key in drawn), *(("--sweep ", key) for key in sweeps)]:
+        if key.split(".")[0] == "treatment":
+            raise ConfigError(f"{label}{key}: tme compare treats each run by its arm, not by treatment; "
+                              f"draw or sweep a key of an arm instead (arms.NAME.{key.split('.', 1)[-1]})")
+    points = sweep.grid(sweeps)
+    found = []
+    for index, (point, point_config) in enumerate(zip(points, sweep.point_configs(config, points))):
+        folder = rundir.sweep_point_path(out, index) if sweeps else out
+        origin = f"--sweep point {index} ({sweep.describe(point)}): cohort" if sweeps else "cohort"
+        patients = [arm_configs(patient, arms) for patient in cohort.patient_configs(point_config, values, origin)]
+        found.append(Point(inside(out, folder), point, patients))
+    return found
+
+
+def compare(config: Config, out: Path, replicates: int, arms: list[str] | None = None, workers: int | None = None,
+            progress: bool = True, executor: str = "process", scheduler: str | None = None,
+            sweeps: dict[str, list[Any]] | None = None) -> dict[str, Any]:
+    """Run every arm x patient x replicate (x sweep point) not yet complete under ``out``, then write the comparison
+    (module doc).
+
+    Args:
+        config: the validated config (with ``arms``; with a ``cohort``, its patients are run).
+        out: the comparison directory (created; may hold an earlier, partial comparison of the same config).
+        replicates: runs per arm and patient (seeds :func:`abm.cohort.seeds`).
+        arms: the arms to run (default: all).
+        workers: worker processes of the pool or of a local Dask cluster (default: :func:`default_workers`); not with
+            ``scheduler``, whose workers run the runs.
+        progress: show a progress bar of the runs (done, running, failed, ETA) on stderr.
+        executor: ``process`` (a local process pool) or ``dask`` (:mod:`abm.executors`).
+        scheduler: with ``dask``, the address of a running Dask scheduler (default: a local cluster).
+        sweeps: swept key -> values (:func:`abm.sweep.parse_sweeps`); each point of their grid is a comparison.
+
+    Returns:
+        The contents of ``compare.json``; with sweeps, those of ``sweep.json``.
+
+    Raises:
+        ConfigError, RunDirectoryError: before any run starts (bad arguments, a sweep point or patient the config
+            refuses, a scheduler that does not answer, a run of another config, a directory another process writes,
+            a file in a run directory that no run wrote).
         KeyboardInterrupt: Ctrl-C or SIGTERM; the queue is stopped and the workers ended.
     """
     if replicates < 1:
         raise ConfigError(f"--replicates: {replicates}; at least 1")
-    if config.seed + replicates - 1 >= 2**63:
-        raise ConfigError(f"--replicates: {replicates} runs from seed {config.seed} pass the largest seed, 2**63 - 1; "
+    patients = config.cohort.patients if config.cohort is not None else 1
+    if config.seed + patients * replicates - 1 >= 2**63:
+        each = f" for each of {patients} patients (cohort.patients)" if config.cohort is not None else ""
+        raise ConfigError(f"--replicates: {replicates} runs{each} from seed {config.seed} pass the largest seed, 2**63 - 1; "
                           f"use fewer replicates or a smaller seed")
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers: {workers}; at least 1 (or leave it out for the default)")
-    configs = arm_configs(config, arms)
     if out.exists() and not out.is_dir():
         raise RunDirectoryError(f"--out {out}: exists and is not a directory")
-    seeds = [config.seed + replicate for replicate in range(replicates)]
-    for arm in configs:  # before --out exists: a path outside it must not leave an empty --out behind
-        run_path(out, arm, seeds[0])
-    if workers is None:  # before --out exists too: a GPU backend without a GPU is refused with nothing written
-        workers = default_workers(list(configs.values()), get_backend(config.backend))
-    create_output_directory(out)
-    lock = lock_directory(out)
-    try:
-        todo = _runs_to_do(out, configs, seeds)
-        for _, path in todo:
-            rundir.clear_run_directory(path)
-        jobs = [(run_config, str(path)) for run_config, path in todo]
-        if jobs:
-            _run_jobs(jobs, workers, progress)
-        return summarize(out, configs, replicates, config.seed)
-    finally:
-        lock.close()
+    values = cohort.patients(config)
+    points = design(config, out, arms, sweeps or {}, values)  # before --out exists: every config validated, every path inside it
+    subjects = cohort.seeds(config.seed, patients, replicates)
+    planned = [run for point in points for run in point.planned(subjects)]
+    if workers is None and scheduler is None:  # before --out exists too: a GPU backend without a GPU is refused
+        workers = default_workers([run_config for run_config, _ in planned], get_backend(config.backend))
+    with open_executor(executor, scheduler, workers) as (execute, workers):  # a scheduler is reached before --out
+        create_output_directory(out)
+        lock = lock_directory(out)
+        try:
+            todo = _runs_to_do(out, planned)
+            for _, path in todo:
+                rundir.clear_run_directory(path)
+            jobs = [(run_config, str(path)) for run_config, path in todo]
+            if jobs:
+                run_jobs(jobs, workers, execute, progress)
+            if config.cohort is not None:
+                write_parquet(rundir.table_path(out, rundir.PATIENTS), cohort.patient_table(values))
+            results = [summarize(point.out, point.arms[0], subjects, replicates, config.seed) for point in points]
+            if not sweeps:
+                return results[0]
+            return sweep.summarize(out, sweeps, [point.values for point in points], results, patients, replicates,
+                                   config.seed)
+        finally:
+            lock.close()
 
 
 #: Device memory a worker process takes on a GPU beside its arrays: its CUDA context and CuPy's compiled kernels and
@@ -203,61 +225,15 @@ def default_workers(configs: list[Config], backend: Backend) -> int:
     return max(1, min(cpus, backend.free_memory_bytes() // per_run))
 
 
-def _run_jobs(jobs: list[tuple[Config, str]], workers: int, progress: bool) -> None:
-    """Run ``jobs`` (in this process with one worker): a progress bar of runs done, running and failed with an ETA
-    (if ``progress``; on stderr), and a line per failed run (always; on stdout)."""
-    with tqdm(total=len(jobs), unit="run", desc="runs", disable=not progress, leave=True) as bar:
-        failed = 0
-
-        def finished(done: str, failure: str | None) -> None:
-            nonlocal failed
-            if failure is not None:
-                failed += 1
-                tqdm.write(f"run failed: {failure}", file=sys.stdout)
-            bar.update(1)
-            bar.set_postfix(running=min(workers, len(jobs) - bar.n), failed=failed)
-
-        bar.set_postfix(running=min(workers, len(jobs)), failed=0)
-        if workers == 1:
-            for job in jobs:
-                finished(*_run_one(job))
-            return
-        pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_start, initargs=(os.getpid(),))
-        try:
-            pending = {pool.submit(_run_one, job) for job in jobs}
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    finished(*future.result())
-        except BrokenProcessPool:
-            _stop_workers(pool)
-            raise RunFailed("a worker process died (killed from outside?); the runs it and the others had not finished "
-                            "are incomplete: run the same tme compare again to complete them") from None
-        except BaseException:
-            _stop_workers(pool)
-            raise
-        pool.shutdown(wait=True)
-
-
-def _stop_workers(pool: ProcessPoolExecutor) -> None:
-    """Cancel what is queued and end the running workers (SIGTERM: each writes its run's records), waiting for them."""
-    pool.shutdown(wait=False, cancel_futures=True)
-    workers = multiprocessing.active_children()
-    for worker in workers:
-        worker.terminate()
-    for worker in workers:
-        worker.join(timeout=60)
-        if worker.is_alive():
-            worker.kill()
-
-
-def summarize(out: Path, configs: dict[str, Config], replicates: int, first_seed: int) -> dict[str, Any]:
-    """Read the runs under ``out`` and write ``runs.parquet``, ``km.parquet``, ``burden.parquet`` and ``compare.json``."""
+def summarize(out: Path, configs: dict[str, Config], subjects: list[tuple[int, int]], replicates: int,
+              first_seed: int) -> dict[str, Any]:
+    """Read the runs under ``out`` (each arm of ``configs`` on each (patient, seed) of ``subjects``) and write
+    ``runs.parquet``, ``km.parquet``, ``burden.parquet``, ``paired.parquet`` (two or more arms) and ``compare.json``."""
     import pandas
 
     rows, burdens, curves, failed = [], [], [], []
     for arm, arm_config in configs.items():
-        for seed in range(first_seed, first_seed + replicates):
+        for patient, seed in subjects:
             path = run_path(out, arm, seed)
             if rundir.summary_status(path) != "complete":
                 failed.append(str(path.relative_to(out)))
@@ -266,7 +242,7 @@ def summarize(out: Path, configs: dict[str, Config], replicates: int, first_seed
             summary, series = run.summary, run.timeseries
             treatment = summary["treatment"]
             rows.append({
-                "arm": arm, "seed": seed,
+                "arm": arm, "patient": patient, "seed": seed,
                 "time_to_progression_days": treatment["time_to_progression_days"],
                 "censored": treatment["progression_censored"],
                 "best_overall_response": treatment["best_overall_response"],
@@ -285,6 +261,7 @@ def summarize(out: Path, configs: dict[str, Config], replicates: int, first_seed
     # The horizon of the restricted means: the longest follow-up every arm has (its last progression or censoring).
     horizon = min(float(times[arms == arm].max()) for arm in dict.fromkeys(arms.tolist()))
     ratios = survival.hazard_ratios(times, events, arms, first_arm)
+    paired = cohort.paired_differences(runs, first_arm)
     for arm, arm_config in configs.items():
         mine = arms == arm
         if not mine.any():
@@ -302,12 +279,15 @@ def summarize(out: Path, configs: dict[str, Config], replicates: int, first_seed
             "restricted_mean_time_to_progression_days": survival.restricted_mean(times[mine], events[mine], horizon),
             "best_response_counts": counts,
             "objective_response_rate": responders / int(mine.sum()),
+            "final_tumor_cells_live_mean": float(runs["final_tumor_cells_live"].to_numpy(float)[mine].mean()),
+            "best_change_from_baseline_median": _median_or_none(runs["best_change_from_baseline"].to_numpy(float)[mine]),
         }
         if arm != first_arm:
             reference = arms == first_arm
             chi2, p = survival.log_rank(times[reference], events[reference], times[mine], events[mine])
             per_arm[arm]["log_rank_vs_" + first_arm] = {"chi2": chi2, "p": p}
             per_arm[arm]["hazard_ratio_vs_" + first_arm] = ratios[arm]
+            per_arm[arm]["paired_vs_" + first_arm] = cohort.paired_summary(paired, arm)
     all_burden = pandas.concat(burdens)
     grouped = all_burden.groupby(["arm", "time_days"], sort=False)
     burden = grouped.agg(
@@ -318,8 +298,17 @@ def summarize(out: Path, configs: dict[str, Config], replicates: int, first_seed
     tables = {"runs": runs, "km": pandas.concat(curves, ignore_index=True), "burden": burden}
     for name, table in tables.items():
         write_parquet(rundir.table_path(out, name), table[list(COMPARE_COLUMNS[name])])
-    result = {"replicates": replicates, "first_seed": first_seed, "reference_arm": first_arm,
+    if len(per_arm) > 1:
+        write_parquet(rundir.table_path(out, rundir.PAIRED), paired[list(rundir.PAIRED_COLUMNS)])
+    result = {"replicates": replicates, "patients": len(dict.fromkeys(patient for patient, _ in subjects)),
+              "first_seed": first_seed, "reference_arm": first_arm,
               "restricted_mean_horizon_days": horizon, "log_rank_all_arms": survival.log_rank_all(times, events, arms),
               "arms": per_arm, "failed_runs": failed}
     write_json(out / COMPARE_RESULT, result)
     return result
+
+
+def _median_or_none(values: np.ndarray) -> float | None:
+    """The median of the finite values (a run without a baseline has none), or None."""
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if finite.size else None

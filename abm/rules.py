@@ -32,7 +32,8 @@ from abm.streams import (
     IMMUNE_MOVE_STREAMS_PER_SUBSTEP, STREAM_APOPTOSIS, STREAM_CLEARANCE, STREAM_DIRECTION, STREAM_DIVISION,
     STREAM_DRUG_KILL, STREAM_IMMUNE_DEATH, STREAM_IMMUNE_DRUG, STREAM_IMMUNE_MOVE, STREAM_IMMUNOGENIC, STREAM_KILL,
     STREAM_KILL_TARGET, STREAM_MUTATION, STREAM_NECROSIS, STREAM_PRIORITY, STREAM_PROLIFERATE,
-    STREAM_PROLIFERATE_DIRECTION, STREAM_PROLIFERATE_PRIORITY, STREAM_QUIESCENCE, STREAM_SUPPRESSOR_ENTER,
+    STREAM_PROLIFERATE_DIRECTION, STREAM_PROLIFERATE_PRIORITY, STREAM_PUSH_DIRECTION, STREAM_PUSH_PRIORITY,
+    STREAM_QUIESCENCE, STREAM_SUPPRESSOR_ENTER,
     STREAM_SUPPRESSOR_ENTER_FIRST, STREAM_SUPPRESSOR_ENTER_SECOND, STREAM_T_ENTER, STREAM_T_WHICH,
     STREAM_VESSEL_COLLAPSE, SUPPRESSOR_ENTER_STREAMS, suppressor_enter_stream,
 )
@@ -127,7 +128,9 @@ class SolveFields(Rule):
     this step (a dosed drug's from its doses, :attr:`abm.therapy.Therapy.plasma`).
     A transient field with ``dt_min`` takes ``ceil(cell step / dt_min)`` equal steps.
     Steady and transient fields keep one :class:`kernels.diffusion.FieldSolver`
-    each (:attr:`solvers`) across cell steps, its sink updated each step.
+    each (:attr:`solvers`) across cell steps, its sink updated each step; all
+    of them work in one :class:`kernels.diffusion.Workspace` (:attr:`workspace`),
+    since the fields are solved one after another.
     Runs once at set-up too (the initial fields).
 
     Raises:
@@ -147,6 +150,8 @@ class SolveFields(Rule):
         #: field name -> its FieldSolver, built at the first solve, then kept (the lattice, the field's parameters
         #: and its step do not change during a run; the same arrays, call lists and CUDA graphs: the same bits).
         self.solvers: dict[str, diffusion.FieldSolver] = {}
+        #: the work arrays every solver shares (CG vectors, the V-cycle's levels): memory for one solve, not one per field.
+        self.workspace = diffusion.Workspace(run.xp)
 
     def apply(self, context: StepContext) -> None:
         lattice, config = context.lattice, self.run.config
@@ -171,7 +176,7 @@ class SolveFields(Rule):
         if solver is None:
             solver = self.solvers[name] = diffusion.FieldSolver(
                 self.run.xp, shape, self.run.field_parameters[name], sink, dt_min=dt_min,
-                replayable=self.run.backend.operation("replayable"))
+                replayable=self.run.backend.operation("replayable"), workspace=self.workspace)
         else:
             solver.update_sink(sink)
         return solver
@@ -469,26 +474,39 @@ class ImmuneDeath(Rule):
 
 
 class TumorDivision(Rule):
-    """Cycling cells divide into a free Moore neighbour (conflicts by random priority); mutant daughters found clones."""
+    """Cycling cells divide into a free Moore neighbour (conflicts by random priority), or with
+    ``tumor.max_push_distance`` shove a chain of cells toward a free voxel; mutant daughters found clones."""
 
     name = "tumor_division"
-    reads = frozenset({"tumor.clone", "tumor.state", "tumor.age_h", "vessels.present", "fields.oxygen", "clones"})
-    writes = frozenset({"tumor.clone", "tumor.state", "tumor.age_h", "clones", "totals.divisions"})
-    streams = _streams(STREAM_DIVISION, STREAM_DIRECTION, STREAM_PRIORITY, STREAM_MUTATION)
+    reads = frozenset({"tumor.clone", "tumor.state", "tumor.age_h", "tumor.immunogenic", "vessels.present",
+                       "fields.oxygen", "clones"})
+    writes = frozenset({"tumor.clone", "tumor.state", "tumor.age_h", "tumor.immunogenic", "clones", "totals.divisions"})
+    streams = _streams(STREAM_DIVISION, STREAM_DIRECTION, STREAM_PRIORITY, STREAM_MUTATION, STREAM_PUSH_DIRECTION,
+                       STREAM_PUSH_PRIORITY)
 
     def __init__(self, run: RunParameters) -> None:
         super().__init__(run)
         self.probability = functools.partial(tumor.division_probability, run.xp, hypoxia=run.hypoxia, dt_h=run.dt_h)
         self.divide = functools.partial(tumor.divide, run.xp, offsets=run.offsets)
+        self.max_push = run.config.tumor.max_push_distance
+        self.push = functools.partial(tumor.push, run.xp, offsets=run.offsets, max_cells=self.max_push)
 
     def apply(self, context: StepContext) -> None:
         xp, lattice, subclones = context.xp, context.lattice, context.subclones
         cells = lattice.tumor
         p_divide = self.probability(cells, oxygen_mmHg=lattice.fields["oxygen"],
                                     division_rate_per_h=subclones.device["division_rate_per_h"])
-        lattice.tumor, born = self.divide(
-            cells, dividing=context.draw(STREAM_DIVISION) < p_divide, free=(cells.clone < 0) & ~lattice.vessels.present,
-            draw_direction=context.draw(STREAM_DIRECTION), draw_priority=context.draw(STREAM_PRIORITY))
+        dividing = context.draw(STREAM_DIVISION) < p_divide
+        free = (cells.clone < 0) & ~lattice.vessels.present
+        lattice.tumor, born = self.divide(cells, dividing=dividing, free=free,
+                                          draw_direction=context.draw(STREAM_DIRECTION),
+                                          draw_priority=context.draw(STREAM_PRIORITY))
+        if self.max_push:
+            enclosed = tumor.enclosed(xp, free, self.run.offsets)  # no free neighbour before this step's divisions
+            lattice.tumor, pushed_born, _ = self.push(
+                lattice.tumor, pushing=dividing & enclosed, free=(lattice.tumor.clone < 0) & ~lattice.vessels.present,
+                draw_direction=context.draw(STREAM_PUSH_DIRECTION), draw_priority=context.draw(STREAM_PUSH_PRIORITY))
+            born |= pushed_born
         context.totals.divisions += born.sum()
         if subclones.mutating:
             subclones.found(context, tumor.mutant_daughters(

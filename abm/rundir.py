@@ -27,6 +27,15 @@ Layout of ``tme compare CONFIG --out DIR`` (:mod:`abm.comparison` writes it)::
     DIR/compare.json         per-arm statistics, in the order of the arms
     DIR/runs.parquet         one row per run; km.parquet and burden.parquet (see :data:`COMPARE_COLUMNS`)
     DIR/runs/<arm>/seed_<n>/ each an ordinary run directory (:func:`compare_run_path`)
+    DIR/paired.parquet       with two or more arms: per patient and seed, each arm's endpoints minus the reference arm's
+    DIR/patients.parquet     with a cohort: one row per virtual patient, the values drawn (:mod:`abm.cohort`)
+
+Layout of ``tme compare CONFIG --out DIR --sweep KEY=V1,V2,...`` (:mod:`abm.sweep`)::
+
+    DIR/sweep.json           the swept keys and each point's values and folder
+    DIR/sweep.parquet        per point and arm, the endpoints (see :data:`SWEEP_COLUMNS`)
+    DIR/patients.parquet     with a cohort: the patients, the same at every point
+    DIR/points/point_<k>/    each a comparison directory as above (:func:`sweep_point_path`)
 
 The names, the columns of each table (:data:`EVENT_COLUMNS`,
 :data:`COMPARE_COLUMNS`), the arrays every snapshot holds and the response
@@ -87,7 +96,7 @@ COMPARE_RESULT = "compare.json"
 COMPARE_RUNS = "runs"
 #: The tables of a comparison directory (each ``<name>.parquet``) and their columns, in order.
 COMPARE_COLUMNS = {
-    "runs": ("arm", "seed", "time_to_progression_days", "censored", "best_overall_response",
+    "runs": ("arm", "patient", "seed", "time_to_progression_days", "censored", "best_overall_response",
              "best_change_from_baseline", "final_tumor_cells_live", "lines"),
     "km": ("time", "at_risk", "events", "censored", "survival", "survival_lower", "survival_upper", "arm"),
     "burden": ("arm", "time_days", "cells_median", "cells_q25", "cells_q75", "diameter_median_um",
@@ -96,6 +105,24 @@ COMPARE_COLUMNS = {
 COMPARE_TABLES = tuple(COMPARE_COLUMNS)
 #: The files every complete comparison directory holds.
 COMPARE_FILES = (COMPARE_RESULT,) + tuple(f"{table}.parquet" for table in COMPARE_TABLES)
+#: The paired differences of a comparison of two or more arms (``paired.parquet``) and their columns: per run of an arm
+#: other than the reference and endpoint, the run's value, the reference arm's on the same patient and seed, their
+#: difference (arm minus reference) and whether either run was censored (for the time to progression).
+PAIRED = "paired"
+PAIRED_COLUMNS = ("arm", "reference_arm", "patient", "seed", "endpoint", "value", "reference_value", "difference",
+                  "censored")
+#: The patients of a comparison with a cohort (``patients.parquet``): ``patient``, then one column per drawn key.
+PATIENTS = "patients"
+#: The result file of a sweep directory, and the folder of its points (:func:`sweep_point_path`).
+SWEEP_RESULT = "sweep.json"
+SWEEP_POINTS = "points"
+#: The table of a sweep (``sweep.parquet``): ``point``, one column per swept key (its value; lists and mappings as
+#: JSON text), then these, per arm: runs and progressions, the median and restricted mean time to progression
+#: (days; NaN where not reached), the objective response rate, the mean final live tumor cells and the median
+#: best change of the burden from baseline.
+SWEEP_COLUMNS = ("arm", "runs", "progressions", "median_time_to_progression_days",
+                 "restricted_mean_time_to_progression_days", "objective_response_rate", "final_tumor_cells_live_mean",
+                 "best_change_from_baseline_median")
 #: The response categories that count as objective responses (``compare.json``'s ``objective_response_rate``), per criteria.
 RESPONDERS = {"recist": ("CR", "PR"), "irecist": ("iCR", "iPR"), "myeloma": ("CR", "VGPR", "PR")}
 
@@ -134,6 +161,16 @@ def journal_path(run_dir: Path, table: str) -> Path:
 def compare_run_path(out: Path, arm: str, seed: int | str) -> Path:
     """The run directory of ``arm`` and ``seed`` in the comparison directory ``out`` (not checked to lie inside it)."""
     return Path(out) / COMPARE_RUNS / arm / f"seed_{seed}"
+
+
+def sweep_point_path(out: Path, point: int) -> Path:
+    """The comparison directory of point ``point`` of the sweep directory ``out``."""
+    return Path(out) / SWEEP_POINTS / f"point_{point}"
+
+
+def is_sweep(path: Path) -> bool:
+    """Whether ``path`` looks like a ``tme compare --sweep`` directory (it holds :data:`SWEEP_RESULT`)."""
+    return (Path(path) / SWEEP_RESULT).is_file()
 
 
 def is_comparison(path: Path) -> bool:

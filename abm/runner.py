@@ -43,25 +43,31 @@ from abm.measurement import NonFiniteRecord
 from abm.model import TumorModel
 from abm.tables import CLONE_COLUMNS
 from abm.therapy import EVENT_COLUMNS
-from kernels.backend import Backend, get_backend
+from kernels.backend import Backend, get_backend, host_available_memory_bytes
 from kernels.diffusion import FieldSolverError
 
 # Peak bytes per voxel of building the model and running cell steps, measured
 # with benchmarks/memory.py on a 64^3 lattice of configs/default.yaml
-# (2026-11-23): state arrays (tumor, vessels, immune cells), random draws, the
-# division kernel's neighbour masks, and per field its array and its
-# FieldSolver (kept for the whole run: about eleven float64 and six float32
-# arrays). NumPy, split into a base and a per-field share: 112 + 111 per
-# field (tracemalloc), 141 + 102 (peak RSS). CuPy measured 12 above NumPy's
-# RSS on an H100 before; the constants add that margin and round up.
-BYTES_PER_VOXEL = 155
-BYTES_PER_VOXEL_PER_FIELD = 115
+# (2026-12-03, NumPy): a base of state arrays (tumor, vessels, immune cells),
+# random draws, the rules' temporaries and the one solver workspace every
+# steady or transient field shares (kernels.diffusion.Workspace: about 84 B
+# per voxel in 3-D), and a share per field (its array, its solver's reaction,
+# its sink and source while it is solved). Measured 196 + 16 per field
+# (tracemalloc), 208 + 19 (peak RSS); docs/performance.md has the per-array
+# table. CuPy measured 12 above NumPy's RSS on an H100 before; the constants
+# add that margin and round up.
+BYTES_PER_VOXEL = 220
+BYTES_PER_VOXEL_PER_FIELD = 20
+
+
+def bytes_per_voxel(config: Config) -> int:
+    """Estimated peak bytes per lattice voxel of a run of ``config`` on its device."""
+    return BYTES_PER_VOXEL + BYTES_PER_VOXEL_PER_FIELD * len(config.fields)
 
 
 def estimated_bytes(config: Config) -> int:
     """Rough peak memory of a run of ``config`` on its device, bytes."""
-    per_voxel = BYTES_PER_VOXEL + BYTES_PER_VOXEL_PER_FIELD * len(config.fields)
-    return config.lattice.voxels * per_voxel
+    return config.lattice.voxels * bytes_per_voxel(config)
 
 
 def snapshot_bytes(config: Config) -> int:
@@ -79,30 +85,41 @@ def _size(nbytes: int) -> str:
 
 
 def describe_memory(config: Config, backend: Backend) -> str:
-    """One line: the run's estimated peak memory on ``backend``'s device (and, on a GPU, the host's snapshot
-    copies), and what the device has free now."""
+    """One line: the run's estimated peak memory on ``backend``'s device and what the device has free now; on a
+    GPU also the host memory of a snapshot's copy and what the host has free (on the CPU the device is the host)."""
     need, free = estimated_bytes(config), backend.free_memory_bytes()
-    per_voxel = BYTES_PER_VOXEL + BYTES_PER_VOXEL_PER_FIELD * len(config.fields)
-    host = "" if backend.name == "numpy" else f"; host: {_size(snapshot_bytes(config))} per snapshot copy"
-    return (f"memory: about {_size(need)} on {backend.device} ({per_voxel} B per voxel x "
-            f"{config.lattice.voxels:,} voxels; {_size(free)} free){host}")
+    line = (f"memory: about {_size(need)} on {backend.device} ({bytes_per_voxel(config)} B per voxel x "
+            f"{config.lattice.voxels:,} voxels; {_size(free)} free)")
+    if backend.name == "numpy":
+        return line
+    return f"{line}; host: about {_size(snapshot_bytes(config))} per snapshot copy ({_size(host_available_memory_bytes())} free)"
 
 
 def check_memory(config: Config, backend: Backend) -> None:
-    """Refuse a lattice whose estimated peak memory exceeds what the device has free."""
+    """Refuse a lattice whose estimated peak memory exceeds what the device has free, or, on a GPU, whose snapshot
+    copy exceeds what the host has free."""
     need = estimated_bytes(config)
     have = backend.free_memory_bytes()
+    shape = f"lattice.shape: {config.lattice.shape} ({config.lattice.voxels:,} voxels)"
     if need > have:
         raise ConfigError(
-            f"lattice.shape: {config.lattice.shape} ({config.lattice.voxels:,} voxels) needs about "
-            f"{need / 2**30:.1f} GiB on {backend.device}, but only {have / 2**30:.1f} GiB is free; use a smaller lattice")
+            f"{shape} needs about {need / 2**30:.1f} GiB on {backend.device} ({bytes_per_voxel(config)} B per voxel), "
+            f"but only {have / 2**30:.1f} GiB is free; use a smaller lattice")
+    if backend.name != "numpy":
+        copy, host = snapshot_bytes(config), host_available_memory_bytes()
+        if copy > host:
+            raise ConfigError(
+                f"{shape} needs about {copy / 2**30:.1f} GiB of host memory for each snapshot's copy, but only "
+                f"{host / 2**30:.1f} GiB is free on the host; use a smaller lattice")
 
 
 def config_hash(config: Config) -> str:
     """SHA-256 of what fixes a run's results: the resolved config (less ``backend``: NumPy and CuPy give the
-    same bits) and the contents of a vessel file. ``tme compare`` reuses a run only when this matches."""
+    same bits; less ``cohort``: a run is one patient, the config as written) and the contents of a vessel file.
+    ``tme compare`` reuses a run only when this matches."""
     data = config.model_dump(mode="json")
     data.pop("backend", None)
+    data.pop("cohort", None)
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8"))
     if isinstance(config.vessels, FileVessels):
         digest.update(Path(config.vessels.file).read_bytes())
@@ -165,7 +182,7 @@ class BoundaryWatch:
                        f"or a shorter time.duration_days", file=sys.stderr)
 
 
-def _journal_record(journal: rundir.Journal, model: TumorModel, written: dict[str, int]) -> None:
+def journal_record(journal: rundir.Journal, model: TumorModel, written: dict[str, int]) -> None:
     """Append the rows of the model's latest record to the journals (clones and events only where new).
 
     ``written`` counts the lineage rows and events already journaled and is updated.
@@ -244,7 +261,7 @@ def _simulate(config: Config, model: TumorModel, out: Path, total_steps: int, sn
             write_text(out / rundir.CONFIG, to_yaml(config, {"run": meta}))
             if model.immune.enabled:  # the agent numbering, complete from the start (a killed run has it too)
                 write_parquet(rundir.table_path(out, rundir.AGENTS), model.immune.agent_table())
-            _journal_record(journal, model, written)
+            journal_record(journal, model, written)
             boundary.check(model)
             snapshots = out / rundir.SNAPSHOTS
             if snapshot_steps is not None:
@@ -254,7 +271,7 @@ def _simulate(config: Config, model: TumorModel, out: Path, total_steps: int, sn
                     model.step()
                     recorded = model.steps % model.record_steps == 0
                     if recorded:
-                        _journal_record(journal, model, written)
+                        journal_record(journal, model, written)
                         boundary.check(model)
                     if snapshot_steps is not None and model.steps % snapshot_steps == 0:
                         write_snapshot(snapshots / rundir.snapshot_name(model.steps), model.snapshot())

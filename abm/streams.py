@@ -34,6 +34,8 @@ STREAM_KILL_TARGET, STREAM_KILL = 16, 17
 STREAM_IMMUNE_DEATH = 18
 STREAM_PROLIFERATE, STREAM_PROLIFERATE_DIRECTION, STREAM_PROLIFERATE_PRIORITY = 19, 20, 21
 STREAM_IMMUNOGENIC = 22
+#: Pushing (tumor.max_push_distance): the line a dividing cell without a free neighbour shoves along, its priority.
+STREAM_PUSH_DIRECTION, STREAM_PUSH_PRIORITY = 30, 31
 #: First of the entry streams of suppressor types in slots 2 on, one per slot (SUPPRESSOR_ENTER_STREAMS of them).
 STREAM_SUPPRESSOR_ENTER = 85
 SUPPRESSOR_ENTER_STREAMS = 16

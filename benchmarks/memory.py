@@ -30,10 +30,11 @@ import sys
 import tracemalloc
 from pathlib import Path
 
-from abm.config import load_config
-from abm.model import TumorModel
-from abm.runner import BYTES_PER_VOXEL, BYTES_PER_VOXEL_PER_FIELD
-from kernels.backend import get_backend
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's abm, not an installed one
+from abm.config import load_config  # noqa: E402
+from abm.model import TumorModel  # noqa: E402
+from abm.runner import BYTES_PER_VOXEL, BYTES_PER_VOXEL_PER_FIELD  # noqa: E402
+from kernels.backend import get_backend  # noqa: E402
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.yaml"
 # Secreted by the tumor, so that its solver (kept for the run) is built: a field without sources is never solved.

@@ -30,7 +30,8 @@ Three solvers, all written once against ``xp``:
   ``dx``, and its equilibrium is the steady state exactly, so a field can step
   at the cell step however stiff its uptake, secretion or vessel exchange.
   Both are one solve of a :class:`FieldSolver`, which holds one operator
-  with its V-cycle and work arrays: steps that share the sink and ``dt``
+  with its V-cycle (its work arrays in a :class:`Workspace`, which solvers
+  on one lattice may share): steps that share the sink and ``dt``
   (the substeps of a cell step) should share one solver, and a new sink
   (the next cell step) is taken in place by :meth:`FieldSolver.update_sink`,
   with the same bits as a new solver.
@@ -56,9 +57,11 @@ backend picks (:meth:`kernels.backend.Backend.operation`).
 
 Working memory (per voxel and field, ``b`` bytes per value of the field's
 dtype): :func:`implicit_step_many` holds the result, one transposed work copy
-and plane-sized temporaries: ``2 b``. A :class:`FieldSolver` in a solve
-holds eleven float64 and about six float32 field-sized arrays (about 110
-bytes per voxel), plus 1/7 of the float32 share on the coarse levels (3-D).
+and plane-sized temporaries: ``2 b``. A :class:`FieldSolver` keeps its
+float64 reaction (8 bytes per voxel); its work arrays, seven float64 and
+about seven float32 field-sized ones (about 83 bytes per voxel in 3-D with
+the coarse levels), are in a :class:`Workspace` that the solvers of a
+model's fields share.
 """
 from __future__ import annotations
 
@@ -489,10 +492,11 @@ def _apply_diagonal(xp: ModuleType, level: _Level, dtype: Any) -> Any:
     on the sink (:meth:`FieldSolver.update_sink` copies a recomputed one into it).
     """
     coupling = _uniform_coupling(level)
-    return (level.diagonal / coupling).astype(dtype) if coupling is not None else level.diagonal.astype(dtype)
+    return (level.diagonal / coupling).astype(dtype, copy=False) if coupling is not None else level.diagonal.astype(dtype)
 
 
-def _apply_calls(xp: ModuleType, level: _Level, dtype: Any, v: Any, out: Any, diagonal: Any) -> list[Callable[[], Any]]:
+def _apply_calls(xp: ModuleType, level: _Level, dtype: Any, v: Any, out: Any, diagonal: Any,
+                 scratch: Callable[[], Any]) -> list[Callable[[], Any]]:
     """Calls that set ``out = A v`` (``A`` of ``level``, in ``dtype``) for these two fixed arrays.
 
     ``diagonal`` is ``_apply_diagonal(xp, level, dtype)``, held by the caller
@@ -516,13 +520,13 @@ def _apply_calls(xp: ModuleType, level: _Level, dtype: Any, v: Any, out: Any, di
         calls.append(partial(xp.multiply, out, coupling, out=out))
         return calls
     calls = [partial(xp.multiply, diagonal, v, out=out)]
-    scratch = xp.empty(v.shape, dtype=dtype) if axes else None
+    part_of = scratch() if axes else None
     for axis in axes:
         coupling = level.couplings[axis]
         coupling = coupling if isinstance(coupling, float) else coupling.astype(dtype)
         low, high = _pair_slices(ndim, axis)
         for target, neighbour in ((low, high), (high, low)):
-            part, total = scratch[target], out[target]
+            part, total = part_of[target], out[target]
             calls += [partial(xp.multiply, v[neighbour], coupling, out=part), partial(xp.subtract, total, part, out=total)]
     return calls
 
@@ -537,34 +541,35 @@ def _pair_sum(xp: ModuleType, v: Any, axes: Sequence[int]) -> Any:
     return v
 
 
-def _restrict_calls(xp: ModuleType, fine: Any, coarse: Any) -> list[Callable[[], Any]]:
+def _restrict_calls(xp: ModuleType, fine: Any, coarse: Any, array: Callable[..., Any]) -> list[Callable[[], Any]]:
     """Calls that sum ``fine`` over blocks of ``2^ndim`` voxels into ``coarse``, one axis after another.
 
     ``fine`` is a level's padded work array: every extent even (twice
     ``coarse``'s), zero beyond the level's own extents, so that the last
-    block along an odd extent sums its one voxel.
+    block along an odd extent sums its one voxel. ``array(name, shape, dtype)``
+    gives the partial sums' work arrays (:meth:`Workspace.array`).
     """
     calls: list[Callable[[], Any]] = []
     source = fine
     for axis in range(fine.ndim):
         lead = (slice(None),) * axis
         shape = source.shape[:axis] + (source.shape[axis] // 2,) + source.shape[axis + 1:]
-        target = coarse if axis == fine.ndim - 1 else xp.empty(shape, dtype=fine.dtype)
+        target = coarse if axis == fine.ndim - 1 else array(f"restrict{axis}", shape, fine.dtype)
         calls.append(partial(xp.add, source[lead + (slice(0, None, 2),)], source[lead + (slice(1, None, 2),)], out=target))
         source = target
     return calls
 
 
-def _prolong_calls(xp: ModuleType, coarse: Any, fine: Any) -> list[Callable[[], Any]]:
+def _prolong_calls(xp: ModuleType, coarse: Any, fine: Any, spread: Any) -> list[Callable[[], Any]]:
     """Calls that add ``coarse`` to each voxel of its block in ``fine`` (piecewise-constant interpolation).
 
     ``fine`` is the finer level's padded work array (extents twice
-    ``coarse``'s). ``coarse`` is first repeated along the last axis into a
-    work array, then added to ``fine`` viewed with each other axis split in
-    (block, 2), where it broadcasts: two calls whatever the dimension, whose
-    innermost loops run along whole rows.
+    ``coarse``'s). ``coarse`` is first repeated along the last axis into the
+    work array ``spread`` (shape ``coarse.shape + (2,)``, dtype of ``fine``),
+    then added to ``fine`` viewed with each other axis split in (block, 2),
+    where it broadcasts: two calls whatever the dimension, whose innermost
+    loops run along whole rows.
     """
-    spread = xp.empty(coarse.shape + (2,), dtype=fine.dtype)
     lead = tuple(part for extent in coarse.shape[:-1] for part in (extent, 2))
     split_fine = fine.reshape(lead + (2 * coarse.shape[-1],))
     split_spread = spread.reshape(tuple(1 if k % 2 else extent for k, extent in enumerate(lead)) + (2 * coarse.shape[-1],))
@@ -572,16 +577,17 @@ def _prolong_calls(xp: ModuleType, coarse: Any, fine: Any) -> list[Callable[[], 
 
 
 def _with_diagonal(xp: ModuleType, shape: tuple[int, ...], couplings: tuple[Any, ...], reaction: Any,
-                   fixed: Any) -> _Level:
-    """The level of these couplings, reaction and fixed-face terms: ``diagonal = reaction + fixed + couplings``."""
-    diagonal = reaction + fixed
+                   fixed: Any, out: Any = None) -> _Level:
+    """The level of these couplings, reaction and fixed-face terms: ``diagonal = reaction + fixed + couplings``
+    (into ``out`` if given, a float64 array of ``shape``)."""
+    diagonal = xp.add(reaction, fixed, out=out)
     for axis, coupling in enumerate(couplings):
         for part in _pair_slices(len(shape), axis):
             _add_in_place(xp, diagonal[part], coupling)
     return _Level(tuple(shape), diagonal, tuple(couplings), reaction, fixed)
 
 
-def _coarsen(xp: ModuleType, level: _Level, like: _Level | None = None) -> _Level:
+def _coarsen(xp: ModuleType, level: _Level) -> _Level:
     """The next coarser level: blocks of 2^ndim voxels.
 
     Reactions add up over a block (the Galerkin product with piecewise-constant
@@ -590,16 +596,9 @@ def _coarsen(xp: ModuleType, level: _Level, like: _Level | None = None) -> _Leve
     voxel edge (the plain Galerkin product would be twice too stiff per level).
     A uniform coupling stays a number while every other extent is even or 1
     (each block face then gathers the same count of fine faces).
-
-    ``like``, a coarser level built before from a level of the same shape,
-    couplings and fixed faces (only the reaction differs), lends its
-    couplings and fixed-face terms, which depend on neither the sink nor the
-    reaction: the result is the same, with fewer array calls.
     """
     ndim = len(level.shape)
     every = tuple(range(ndim))
-    if like is not None:
-        return _with_diagonal(xp, like.shape, like.couplings, _pair_sum(xp, level.reaction, every), like.fixed)
     couplings: list[Any] = []
     for axis, coupling in enumerate(level.couplings):
         others = [extent for k, extent in enumerate(level.shape) if k != axis]
@@ -628,14 +627,56 @@ def _coarsest_inverse(xp: ModuleType, coarsest: _Level) -> Any:
     return xp.linalg.inv(coarsest.apply(xp, identity).reshape(cells, cells)).astype(xp.float32)
 
 
+class Workspace:
+    """The work arrays of field solves on one lattice, shared by every :class:`FieldSolver` given it.
+
+    A solve needs about fifteen field-sized arrays (CG vectors, the V-cycle's
+    levels and coefficients), but only while it runs; the fields of a model
+    are solved one after another, so they can all work in one set of
+    arrays: memory for one solver instead of one per field
+    (docs/performance.md, "Memory"). A solver keeps its call lists (and on
+    a GPU its CUDA graphs), which read and write these arrays; the arrays'
+    coefficients (the Jacobi weights and apply diagonals of each level, the
+    coarsest inverse) belong to the solver whose operator was written last,
+    :attr:`owner`, and a solver that finds another owner writes its own
+    again before it solves (the same bits: they are computed from its sink).
+
+    Attributes:
+        owner: the solver whose coefficients the arrays hold (None: none yet).
+    """
+
+    def __init__(self, xp: ModuleType) -> None:
+        self.xp = xp
+        self.owner: Any = None
+        self._arrays: dict[tuple[str, tuple[int, ...], str], Any] = {}
+
+    def array(self, name: str, shape: Sequence[int], dtype: Any) -> Any:
+        """The work array ``name`` of this shape and dtype: zeros when first asked for, then the same array."""
+        key = (name, tuple(int(extent) for extent in shape), np.dtype(dtype).str)
+        if key not in self._arrays:
+            self._arrays[key] = self.xp.zeros(key[1], dtype=dtype)
+        return self._arrays[key]
+
+    def scoped(self, prefix: str) -> Callable[..., Any]:
+        """:meth:`array` with ``prefix`` before each name."""
+        return lambda name, shape, dtype: self.array(prefix + name, shape, dtype)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes held by the work arrays."""
+        return sum(array.nbytes for array in self._arrays.values())
+
+
 class _Multigrid:
-    """A symmetric V-cycle (damped Jacobi smoothing, exact coarsest solve) for one operator, with its work arrays.
+    """A symmetric V-cycle (damped Jacobi smoothing, exact coarsest solve) for one operator, on a workspace's arrays.
 
     Levels are built in float64 and kept in float32: the cycle is a
     preconditioner, so its rounding only costs CG (flexible form) an iteration
-    at most, and float32 halves its memory traffic.
+    at most, and float32 halves its memory traffic. Only the float32
+    coefficients the cycle reads are kept (in the workspace), not the levels.
 
-    Everything a cycle touches is allocated here, and the cycle itself is a
+    Everything a cycle touches is an array of the workspace
+    (:class:`Workspace`, names starting ``mg``), and the cycle itself is a
     fixed list of array calls on precomputed views: no allocation, no
     indexing, few Python calls per cycle (on a GPU each call is a kernel
     launch, which costs more than the arithmetic on these lattices). A
@@ -654,52 +695,55 @@ class _Multigrid:
     Attributes:
         residual: float32 array of the finest shape, the cycle's input.
         solution: float32 array of the finest shape, the cycle's output.
+        coefficients: per level above the coarsest, its (Jacobi weights, apply diagonal), float32.
+        inverse: the coarsest level's dense inverse, float32 ``(cells, cells)``.
         down, exact, up: the cycle in three parts, each called without arguments.
     """
 
-    def __init__(self, xp: ModuleType, fine: _Level, replayable: Callable[..., Callable[[], Any]] = uncaptured) -> None:
+    def __init__(self, xp: ModuleType, fine: _Level, replayable: Callable[..., Callable[[], Any]] = uncaptured,
+                 workspace: Workspace | None = None) -> None:
         self.xp = xp
+        workspace = Workspace(xp) if workspace is None else workspace
         f32 = xp.float32
-        levels = [fine]
-        while np.prod(levels[-1].shape) > COARSEST_CELLS and max(levels[-1].shape) > 1:
-            levels.append(_coarsen(xp, levels[-1]))
-        self.levels = levels
+        levels = _levels(xp, fine)
+        self.shape = fine.shape
         coarsest = levels[-1]
-        inverse = _coarsest_inverse(xp, coarsest)
-        # The sink-dependent arrays the calls read, per level above the coarsest: (Jacobi weights, apply diagonal).
-        self.coefficients: list[tuple[Any, Any]] = []
-        self.inverse = inverse
-        coarse_residual = xp.zeros(coarsest.shape, dtype=f32)
-        coarse_solution = xp.zeros(coarsest.shape, dtype=f32)
-        exact = [partial(xp.dot, inverse, coarse_residual.reshape(-1), out=coarse_solution.reshape(-1))]
+        cells = int(np.prod(coarsest.shape))
+        self.inverse = workspace.array("mg.inverse", (cells, cells), f32)
+        self.coefficients: list[tuple[Any, Any]] = [
+            (workspace.array(f"mg{depth}.weights", level.shape, f32),
+             workspace.array(f"mg{depth}.apply_diagonal", level.shape, f32)) for depth, level in enumerate(levels[:-1])]
+        self._write(levels)
+        coarse_residual = workspace.array(f"mg{len(levels) - 1}.residual", coarsest.shape, f32)
+        coarse_solution = workspace.array("mg.solution", coarsest.shape, f32)
+        exact = [partial(xp.dot, self.inverse, coarse_residual.reshape(-1), out=coarse_solution.reshape(-1))]
 
-        # Per level above the coarsest: (its rhs, its padded solution, its solution, its smoothing sweep).
+        # Per level above the coarsest: (its padded solution, its solution, its smoothing sweep).
         down: list[Callable[[], Any]] = []
         above: list[tuple[Any, Any, list[Callable[[], Any]]]] = []
-        residual = coarse_residual if len(levels) == 1 else xp.zeros(fine.shape, dtype=f32)
+        residual = workspace.array("mg0.residual", fine.shape, f32)
         self.residual = residual
-        for depth, level in enumerate(levels[:-1]):
+        for depth, (level, (weighted_inverse, apply_diagonal)) in enumerate(zip(levels[:-1], self.coefficients)):
+            array = workspace.scoped(f"mg{depth}.")
             inside = tuple(slice(0, extent) for extent in level.shape)
             padded = tuple(extent + extent % 2 for extent in level.shape)
-            v_padded, defect_padded = xp.zeros(padded, dtype=f32), xp.zeros(padded, dtype=f32)
+            v_padded, defect_padded = array("v", padded, f32), array("defect", padded, f32)
             v, defect = v_padded[inside], defect_padded[inside]
-            weighted_inverse = _jacobi_weights(level, f32)
-            apply_diagonal = _apply_diagonal(xp, level, f32)
-            self.coefficients.append((weighted_inverse, apply_diagonal))
-            apply = _apply_calls(xp, level, f32, v, defect, apply_diagonal)
+            apply = _apply_calls(xp, level, f32, v, defect, apply_diagonal, partial(array, "scratch", level.shape, f32))
             smooth = apply + [partial(xp.subtract, residual, defect, out=defect),
                               partial(xp.multiply, defect, weighted_inverse, out=defect),
                               partial(xp.add, v, defect, out=v)]
-            coarser = coarse_residual if depth == len(levels) - 2 else xp.zeros(levels[depth + 1].shape, dtype=f32)
+            coarser = workspace.array(f"mg{depth + 1}.residual", levels[depth + 1].shape, f32)
             down += [partial(xp.multiply, weighted_inverse, residual, out=v)] + smooth * (SMOOTHING_SWEEPS - 1)
             down += apply + [partial(xp.subtract, residual, defect, out=defect)]
-            down += _restrict_calls(xp, defect_padded, coarser)
+            down += _restrict_calls(xp, defect_padded, coarser, array)
             above.append((v_padded, v, smooth))
             residual = coarser
         up: list[Callable[[], Any]] = []
         correction = coarse_solution
-        for v_padded, v, smooth in reversed(above):
-            up += _prolong_calls(xp, correction, v_padded) + smooth * SMOOTHING_SWEEPS
+        for depth, (v_padded, v, smooth) in reversed(list(enumerate(above))):
+            spread = workspace.array(f"mg{depth}.spread", correction.shape + (2,), f32)
+            up += _prolong_calls(xp, correction, v_padded, spread) + smooth * SMOOTHING_SWEEPS
             correction = v
         self.solution = correction
         # On a GPU the calls before and after the coarsest solve are each one CUDA graph; the solve
@@ -708,27 +752,27 @@ class _Multigrid:
         self.exact = partial(_run, exact)
         self.up = replayable(xp, partial(_run, up)) if up else _nothing
 
-    def update(self, fine: _Level) -> None:
-        """Take the operator ``fine``, which differs from the current one only in its reaction (the sink).
-
-        The levels are rebuilt as :meth:`__init__` builds them (each coarse
-        level's reaction and diagonal; couplings and fixed-face terms are kept)
-        and the Jacobi weights, the apply diagonals and the coarsest inverse
-        are copied into the arrays the calls (and their CUDA graphs) read: the
-        same bits as a new ``_Multigrid(xp, fine)``, without rebuilding the
-        calls or capturing the graphs again.
-        """
-        xp = self.xp
-        if fine.shape != self.levels[0].shape:
-            raise ValueError(f"operator of shape {fine.shape} for a V-cycle of shape {self.levels[0].shape}")
-        levels = [fine]
-        for like in self.levels[1:]:
-            levels.append(_coarsen(xp, levels[-1], like))
-        self.levels = levels
+    def _write(self, levels: list[_Level]) -> None:
+        """Write the coefficients of ``levels`` (Jacobi weights, apply diagonals, coarsest inverse) into the arrays
+        the calls read."""
         for level, (weighted_inverse, apply_diagonal) in zip(levels[:-1], self.coefficients):
             weighted_inverse[...] = _jacobi_weights(level, weighted_inverse.dtype)
-            apply_diagonal[...] = _apply_diagonal(xp, level, apply_diagonal.dtype)
-        self.inverse[...] = _coarsest_inverse(xp, levels[-1])
+            apply_diagonal[...] = _apply_diagonal(self.xp, level, apply_diagonal.dtype)
+        self.inverse[...] = _coarsest_inverse(self.xp, levels[-1])
+
+    def update(self, fine: _Level) -> None:
+        """Take the operator ``fine``, which differs from the one the cycle was built for only in its reaction (the
+        sink), or write it again after another solver used the workspace.
+
+        The levels are rebuilt as :meth:`__init__` builds them and their
+        Jacobi weights, apply diagonals and coarsest inverse are copied into
+        the arrays the calls (and their CUDA graphs) read: the same bits as a
+        new ``_Multigrid(xp, fine)``, without rebuilding the calls or
+        capturing the graphs again.
+        """
+        if fine.shape != self.shape:
+            raise ValueError(f"operator of shape {fine.shape} for a V-cycle of shape {self.shape}")
+        self._write(_levels(self.xp, fine))
 
     def precondition(self, r: Any, norm: Any, out: Any) -> Any:
         """``out`` = one V-cycle applied to the float64 ``r``, whose 2-norm is ``norm``.
@@ -749,19 +793,40 @@ class _Multigrid:
         return out
 
 
-def _fine_level(xp: ModuleType, shape: tuple[int, ...], params: FieldParameters, sink_per_min: Any) -> tuple[_Level, Any]:
-    """The discrete steady-state operator on the lattice, and the right-hand side of its fixed faces."""
+def _levels(xp: ModuleType, fine: _Level) -> list[_Level]:
+    """``fine`` and its coarser levels, down to at most :data:`COARSEST_CELLS` cells (or extents of 1)."""
+    levels = [fine]
+    while np.prod(levels[-1].shape) > COARSEST_CELLS and max(levels[-1].shape) > 1:
+        levels.append(_coarsen(xp, levels[-1]))
+    return levels
+
+
+def _face_terms(xp: ModuleType, shape: tuple[int, ...], params: FieldParameters, fixed: Any, rhs: Any) -> None:
+    """Write the fixed faces' diagonal terms into ``fixed`` and right-hand side into ``rhs`` (float64 arrays of
+    ``shape``, or None to skip one): ``2 D / dx^2`` and ``2 D / dx^2 * value`` in the boundary layer of each fixed
+    face, 0 elsewhere."""
     ndim = len(shape)
     coupling = params.diffusion_um2_per_min / params.dx_um**2
-    reaction = _fine_reaction(xp, tuple(shape), params.decay_per_min, sink_per_min)
-    fixed = xp.zeros(shape, dtype=xp.float64)
-    rhs = xp.zeros(shape, dtype=xp.float64)
+    for target in (fixed, rhs):
+        if target is not None:
+            target.fill(0.0)
     for axis, ends in enumerate(params.faces):
         for high, value in zip((False, True), ends):
             if value is not None:
-                _add_in_place(xp, fixed[_face_slice(ndim, axis, high)], 2.0 * coupling)
-                _add_in_place(xp, rhs[_face_slice(ndim, axis, high)], 2.0 * coupling * value)
-    return _with_diagonal(xp, tuple(shape), (coupling,) * ndim, reaction, fixed), rhs
+                if fixed is not None:
+                    _add_in_place(xp, fixed[_face_slice(ndim, axis, high)], 2.0 * coupling)
+                if rhs is not None:
+                    _add_in_place(xp, rhs[_face_slice(ndim, axis, high)], 2.0 * coupling * value)
+
+
+def _fine_level(xp: ModuleType, shape: tuple[int, ...], params: FieldParameters, sink_per_min: Any) -> tuple[_Level, Any]:
+    """The discrete steady-state operator on the lattice, and the right-hand side of its fixed faces (new arrays)."""
+    fixed = xp.zeros(shape, dtype=xp.float64)
+    rhs = xp.zeros(shape, dtype=xp.float64)
+    _face_terms(xp, tuple(shape), params, fixed, rhs)
+    reaction = _fine_reaction(xp, tuple(shape), params.decay_per_min, sink_per_min)
+    coupling = params.diffusion_um2_per_min / params.dx_um**2
+    return _with_diagonal(xp, tuple(shape), (coupling,) * len(shape), reaction, fixed), rhs
 
 
 def _fine_reaction(xp: ModuleType, shape: tuple[int, ...], decay_per_min: float, sink_per_min: Any) -> Any:
@@ -774,13 +839,21 @@ class FieldSolver:
 
     The operator is ``(decay + sink) u - D lap u`` with the field's faces,
     plus ``u / dt`` when ``dt_min`` is given (a backward-Euler step). Building
-    it and its multigrid V-cycle (levels, coarsest inverse, work arrays)
+    it and its multigrid V-cycle (levels, coarsest inverse, call lists)
     costs about as much as a few CG iterations, so the substeps of a cell
     step, which share the sink and the step, share one solver: create it
     once per field and call :meth:`step` or :meth:`solve` per substep, and
     :meth:`update_sink` when the sink changes (each cell step), which keeps
-    every array, call list and CUDA graph and gives the same bits as a new
+    every call list and CUDA graph and gives the same bits as a new
     solver. The V-cycle is built on the first solve whose warm start is not exact.
+
+    Memory: the solver itself keeps its reaction ``decay + sink`` (float64,
+    8 bytes per voxel; none for a scalar sink). Every other array is in its
+    :class:`Workspace`, which solvers of the same lattice shape can share
+    (a model's fields do: :class:`abm.rules.SolveFields`): CG's six float64
+    vectors and the fine operator's float64 diagonal (56 bytes per voxel),
+    the V-cycle's float32 arrays (about 24 on the finest level, 1/7 more on
+    the coarser ones in 3-D); docs/performance.md has the table.
 
     Args:
         xp: array module.
@@ -791,11 +864,12 @@ class FieldSolver:
         replayable: the ``replayable`` operation for the V-cycle's and the operator's fixed call lists:
             :func:`uncaptured` (the default), or the one a backend picks
             (:meth:`kernels.backend.Backend.operation`: CUDA graphs on a GPU); the same bits either way.
+        workspace: the work arrays, shared with other solvers of this shape (None: a new one of its own).
     """
 
     def __init__(self, xp: ModuleType, shape: Sequence[int], params: FieldParameters, sink_per_min: Any = 0.0,
                  dt_min: float | None = None, *,
-                 replayable: Callable[..., Callable[[], Any]] = uncaptured) -> None:
+                 replayable: Callable[..., Callable[[], Any]] = uncaptured, workspace: Workspace | None = None) -> None:
         if dt_min is not None:
             if dt_min <= 0:
                 raise ValueError(f"dt_min must be positive, got {dt_min}")
@@ -805,34 +879,52 @@ class FieldSolver:
         self.replayable = replayable
         self.shape = tuple(int(extent) for extent in shape)
         self.dt_min = dt_min
-        self._decay_per_min = params.decay_per_min
-        self.fine, self.face_rhs = _fine_level(xp, self.shape, params, sink_per_min)
-        self._work: tuple[Any, ...] | None = None
-        self._apply_diagonal: Any = None
+        self.params = params
+        self.workspace = Workspace(xp) if workspace is None else workspace
+        self.reaction = _fine_reaction(xp, self.shape, params.decay_per_min, sink_per_min)
+        self._coupling = params.diffusion_um2_per_min / params.dx_um**2
         self._apply: Callable[[], None] = _nothing
         self._multigrid: _Multigrid | None = None
+
+    def _array(self, name: str, dtype: Any = None) -> Any:
+        """The workspace's field-sized array ``name`` (float64 unless ``dtype`` is given)."""
+        return self.workspace.array(name, self.shape, self.xp.float64 if dtype is None else dtype)
+
+    def _fine(self) -> _Level:
+        """The fine level of the current sink, its diagonal and fixed-face terms in the workspace's ``cg.z`` and
+        ``cg.spare`` (CG's preconditioned residuals, free between solves and before a solve's first V-cycle)."""
+        xp = self.xp
+        fixed, diagonal = self._array("cg.spare"), self._array("cg.z")
+        _face_terms(xp, self.shape, self.params, fixed, None)
+        return _with_diagonal(xp, self.shape, (self._coupling,) * len(self.shape), self.reaction, fixed, out=diagonal)
+
+    def _load(self) -> None:
+        """Write this solver's coefficients (the CG operator's diagonal, the V-cycle's), if built, into the
+        workspace, and take it."""
+        if self._apply is not _nothing or self._multigrid is not None:
+            fine = self._fine()
+            if self._apply is not _nothing:
+                apply_diagonal = self._array("cg.apply_diagonal")
+                apply_diagonal[...] = _apply_diagonal(self.xp, fine, apply_diagonal.dtype)
+            if self._multigrid is not None:
+                self._multigrid.update(fine)
+        self.workspace.owner = self
 
     def update_sink(self, sink_per_min: Any) -> None:
         """Replace the sink (the only part of the operator that changes with the cells), in place.
 
-        Recomputes the fine level's reaction and diagonal, then, if they were
-        built, the diagonal of the CG operator and the V-cycle's levels,
-        Jacobi weights and coarsest inverse (:meth:`_Multigrid.update`),
-        copying them into the arrays that the calls and their CUDA graphs
-        read. Solves then give the same bits and iterations as a new
-        ``FieldSolver`` with this sink, without rebuilding the calls or
-        capturing the graphs again.
+        Recomputes the reaction and, if they were built, the diagonal of the
+        CG operator and the V-cycle's Jacobi weights, apply diagonals and
+        coarsest inverse (:meth:`_Multigrid.update`), writing them into the
+        workspace arrays that the calls and their CUDA graphs read. Solves
+        then give the same bits and iterations as a new ``FieldSolver`` with
+        this sink, without rebuilding the calls or capturing the graphs again.
 
         Args:
             sink_per_min: per-voxel first-order loss (scalar or array of the solver's shape), 1/min.
         """
-        xp, fine = self.xp, self.fine
-        reaction = _fine_reaction(xp, self.shape, self._decay_per_min, sink_per_min)
-        self.fine = _with_diagonal(xp, self.shape, fine.couplings, reaction, fine.fixed)
-        if self._apply_diagonal is not None:
-            self._apply_diagonal[...] = _apply_diagonal(xp, self.fine, self._apply_diagonal.dtype)
-        if self._multigrid is not None:
-            self._multigrid.update(self.fine)
+        self.reaction = _fine_reaction(self.xp, self.shape, self.params.decay_per_min, sink_per_min)
+        self._load()
 
     def solve(self, u_guess: Any, source_per_min: Any = 0.0, rtol: float = 1e-6,
               max_iterations: int = 500, check_every: int = CHECK_EVERY) -> tuple[Any, int]:
@@ -894,7 +986,13 @@ class FieldSolver:
             raise ValueError(f"field of shape {tuple(u_guess.shape)} for a solver of shape {self.shape}")
         if check_every < 1:
             raise ValueError(f"check_every must be at least 1, got {check_every}")
-        residual = self.face_rhs + xp.asarray(source_per_min, dtype=xp.float64)
+        if self.workspace.owner is not self:
+            self._load()
+        u, residual, direction, image = (self._array(name) for name in ("cg.u", "cg.residual", "cg.direction",
+                                                                         "cg.image"))
+        source = xp.asarray(source_per_min, dtype=xp.float64)
+        _face_terms(xp, self.shape, self.params, None, image)  # the fixed faces' right-hand side
+        xp.add(image, source, out=residual)
         rhs_norm = math.sqrt(float(_dot(xp, residual, residual)))
         if not math.isfinite(rhs_norm):
             raise FieldSolverError(
@@ -903,13 +1001,13 @@ class FieldSolver:
                 f" is NaN, infinite or too large")
         if rhs_norm == 0.0:
             return xp.zeros_like(u_guess), 0
-        if self._work is None:
-            self._work = tuple(xp.empty(self.shape, dtype=xp.float64) for _ in range(4))
-            self._apply_diagonal = _apply_diagonal(xp, self.fine, xp.float64)
-            self._apply = self.replayable(xp, partial(_run, _apply_calls(xp, self.fine, xp.float64, self._work[0],
-                                                                   self._work[1], self._apply_diagonal)))
-        direction, image, z, spare = self._work
-        u = u_guess.astype(xp.float64)
+        if self._apply is _nothing:
+            apply_diagonal = self._array("cg.apply_diagonal")
+            fine = self._fine()
+            apply_diagonal[...] = _apply_diagonal(xp, fine, xp.float64)
+            self._apply = self.replayable(xp, partial(_run, _apply_calls(
+                xp, fine, xp.float64, direction, image, apply_diagonal, partial(self._array, "cg.scratch"))))
+        xp.copyto(u, u_guess)
         xp.copyto(direction, u)
         self._apply()  # image = A u
         xp.subtract(residual, image, out=residual)
@@ -918,11 +1016,13 @@ class FieldSolver:
             return u_guess.copy(), 0
         if not residual_norm <= rhs_norm:  # also NaN: start from zero, whose residual is the right-hand side
             u.fill(0.0)
-            xp.add(self.face_rhs, xp.asarray(source_per_min, dtype=xp.float64), out=residual)
+            _face_terms(xp, self.shape, self.params, None, image)
+            xp.add(image, source, out=residual)
             residual_norm = rhs_norm
         if self._multigrid is None:
-            self._multigrid = _Multigrid(xp, self.fine, self.replayable)
+            self._multigrid = _Multigrid(xp, self._fine(), self.replayable, self.workspace)
         multigrid = self._multigrid
+        z, spare = self._array("cg.z"), self._array("cg.spare")
         multigrid.precondition(residual, residual_norm, z)
         if self._converged(z, u, rtol, 0):
             return u_guess.copy(), 0
@@ -975,9 +1075,8 @@ class FieldSolver:
 
     def _scales(self) -> str:
         """The operator's largest rates, for a failure's message (one device reduction)."""
-        reaction = float(self.fine.reaction.max())
-        coupling = max((float(self.xp.max(c)) if not isinstance(c, float) else c for c in self.fine.couplings),
-                       default=0.0)
+        reaction = float(self.reaction.max())
+        coupling = self._coupling
         return (f"its largest reaction rate (decay + uptake + secretion + vessel exchange"
                 f"{' + 1/dt' if self.dt_min is not None else ''}) is {reaction:.3g}/min and its diffusion coupling "
                 f"D / dx^2 {coupling:.3g}/min (rates beyond about 1e30/min can overflow its float32 preconditioner)")
@@ -995,7 +1094,9 @@ class FieldSolver:
         if self.dt_min is None:
             raise ValueError("this solver has no time step: create it with dt_min to take steps")
         xp = self.xp
-        source = xp.asarray(source_per_min, dtype=xp.float64) + u.astype(xp.float64) / self.dt_min
+        source = u.astype(xp.float64)
+        source /= self.dt_min
+        source += xp.asarray(source_per_min, dtype=xp.float64)  # source + u / dt: the same sum
         return self.solve(u, source, rtol=rtol, check_every=check_every)
 
 

@@ -228,3 +228,119 @@ def mutant_daughters(xp: ModuleType, born: Any, *, clone: Any, mutation_rate: An
         bool, lattice shape: daughters that found a new subclone.
     """
     return born & (draw_mutation < mutation_rate[xp.maximum(clone, 0)])
+
+
+#: Priority keys of pushes: ``floor(draw x PUSH_PRIORITY_LEVELS) x voxels + flat index``, unique per pusher and
+#: below 2**63 for every lattice the config admits (at most 2**36 voxels).
+PUSH_PRIORITY_LEVELS = 2**26
+
+
+def enclosed(xp: ModuleType, free: Any, offsets: list[tuple[int, ...]]) -> Any:
+    """Bool mask, lattice shape, of voxels none of whose neighbours (``offsets``) is ``free`` (bool, lattice shape)."""
+    any_free = xp.zeros(free.shape, dtype=bool)
+    for offset in offsets:
+        any_free |= shifted(xp, free, offset, False)
+    return ~any_free
+
+
+def push_lengths(
+    xp: ModuleType, pushing: Any, *, free: Any, occupied: Any, offsets: list[tuple[int, ...]], max_cells: int,
+) -> list[Any]:
+    """Per direction, the distance to the first free voxel along a straight lattice line through tumor cells.
+
+    Along direction ``k`` from a voxel ``p``, the voxels ``p + j offsets[k]``
+    for ``j = 1, 2, ...`` are tumor cells up to ``j = L - 1`` and free at
+    ``j = L``; the line is usable when ``L <= max_cells + 1`` (at most
+    ``max_cells`` cells are shoved). A vessel, a voxel that is neither free
+    nor a tumor cell, or the domain's edge blocks the line.
+
+    Args:
+        pushing: bool, lattice shape: voxels whose lines are wanted (0 elsewhere).
+        free: bool, lattice shape: voxels a cell may move into.
+        occupied: bool, lattice shape: voxels holding a tumor cell (they may be shoved).
+        offsets: the neighbourhood (see :func:`kernels.lattice.moore_offsets`).
+        max_cells: the most cells one division may shove (>= 1).
+
+    Returns:
+        One ``int32`` array of the lattice shape per offset: ``L`` in voxels, 0 where the line is not usable.
+    """
+    lengths = []
+    for offset in offsets:
+        length = xp.zeros(pushing.shape, dtype=xp.int32)
+        through = pushing.copy()  # every voxel so far along the line holds a tumor cell
+        for j in range(1, max_cells + 2):
+            far = tuple(j * step for step in offset)
+            length = xp.where(through & shifted(xp, free, far, False), j, length).astype(xp.int32)
+            through &= shifted(xp, occupied, far, False)
+        lengths.append(length)
+    return lengths
+
+
+def push(
+    xp: ModuleType, tumor: TumorLayer, *, pushing: Any, free: Any, offsets: list[tuple[int, ...]], max_cells: int,
+    draw_direction: Any, draw_priority: Any,
+) -> tuple[TumorLayer, Any, Any]:
+    """Dividing cells without a free neighbour shove a chain of cells toward the nearest free voxel.
+
+    Each pushing cell looks along the straight lattice lines of its
+    neighbourhood (:func:`push_lengths`) and takes one of the shortest that
+    ends in a free voxel within ``max_cells + 1`` voxels, uniformly among
+    equals (``draw_direction``). The push moves every cell on the line one
+    voxel outward, the last into the free voxel, and puts the daughter in
+    the voxel next to the mother. Pushes must not share a voxel (mother,
+    shoved cells or target): each voxel goes to the push of the highest
+    priority key touching it (``draw_priority``, ties by voxel index,
+    :data:`PUSH_PRIORITY_LEVELS`), and a push goes ahead only if it holds
+    every voxel it touches; the others wait for a later step. The result
+    does not depend on the order of evaluation, and no cell is lost or
+    copied: a shoved cell takes all its arrays along.
+
+    A daughter starts cycling at age 0 and not immunogenic; a mother whose
+    push went ahead restarts its age.
+
+    Args:
+        tumor: the tumor cells.
+        pushing: bool, lattice shape: dividing cells with no free neighbour.
+        free: bool, lattice shape: voxels a cell may move into (no tumor cell, no vessel).
+        offsets: the neighbourhood (see :func:`kernels.lattice.moore_offsets`).
+        max_cells: the most cells one division may shove (>= 1).
+        draw_direction, draw_priority: uniform [0, 1) draws, lattice shape.
+
+    Returns:
+        ``(tumor, born, pushed)``: the new layer, the bool mask of voxels that
+        received a daughter and the bool mask of mothers whose push went ahead.
+    """
+    occupied = tumor.occupied()
+    lengths = push_lengths(xp, pushing, free=free, occupied=occupied, offsets=offsets, max_cells=max_cells)
+    nearest = xp.full(pushing.shape, max_cells + 2, dtype=xp.int32)
+    for length in lengths:
+        nearest = xp.where(length > 0, xp.minimum(nearest, length), nearest)
+    choice = uniform_choice(xp, pushing, [(length > 0) & (length == nearest) for length in lengths], draw_direction)
+    length = xp.where(choice >= 0, nearest, 0)
+
+    index = xp.arange(pushing.size, dtype=xp.int64).reshape(pushing.shape)
+    level = xp.floor(draw_priority * PUSH_PRIORITY_LEVELS).astype(xp.int64)
+    key = xp.where(choice >= 0, level * pushing.size + index, -1)  # unique per pusher
+    steps = [(k, offset, j) for k, offset in enumerate(offsets) for j in range(1, max_cells + 2)]
+    best = key.copy()  # the highest key of the pushes touching each voxel
+    for k, offset, j in steps:  # the push of the cell at p touches p + j offsets[k] for j <= its length
+        reaches = (choice == k) & (length >= j)
+        best = xp.maximum(best, shifted(xp, xp.where(reaches, key, -1), tuple(-j * step for step in offset), -1))
+    holds = (choice >= 0) & (best == key)
+    for k, offset, j in steps:
+        reaches = (choice == k) & (length >= j)
+        holds &= ~reaches | (shifted(xp, best, tuple(j * step for step in offset), -1) == key)
+
+    source_direction = xp.full(pushing.shape, -1, dtype=xp.int8)
+    born = xp.zeros(pushing.shape, dtype=bool)
+    for k, offset, j in steps:
+        moved_in = shifted(xp, holds & (choice == k) & (length >= j), tuple(-j * step for step in offset), False)
+        source_direction = xp.where(moved_in, k, source_direction).astype(xp.int8)
+        if j == 1:
+            born |= moved_in
+    source = source_index(xp, source_direction, offsets)
+    clone = gather(tumor.clone, source)
+    state = xp.where(born, CYCLING, gather(tumor.state, source)).astype(tumor.state.dtype)
+    age_h = xp.where(born | holds, 0.0, gather(tumor.age_h, source)).astype(tumor.age_h.dtype)
+    immunogenic = gather(tumor.immunogenic, source) & ~born
+    return TumorLayer(clone=clone, state=state, age_h=age_h, immunogenic=immunogenic), born, holds

@@ -47,7 +47,7 @@ CASES = {
         ("lattice.dxx_um: unknown key", "allowed keys: shape, dx_um")),
     "unknown top-level key": Case(
         SMALL + "tumour: {}\n", (),
-        ("tumour: unknown key", "allowed keys: seed, backend, lattice, time, fields, vessels, tumor, drugs, immune, treatment, arms")),
+        ("tumour: unknown key", "allowed keys: seed, backend, lattice, time, fields, vessels, tumor, drugs, immune, treatment, arms, cohort")),
     "negative rate": Case(
         None, ("--set", "tumor.clones.0.apoptosis_per_h=-0.1"),
         ("tumor.clones.0.apoptosis_per_h", "greater than or equal to 0", "-0.1")),

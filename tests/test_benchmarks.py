@@ -26,3 +26,43 @@ def test_scale_benchmark_refuses_a_bad_size_list():
     result = subprocess.run([sys.executable, "benchmarks/scale.py", "--sizes", "96,big"], cwd=REPO, capture_output=True,
                             text=True, timeout=60)
     assert result.returncode == 2 and "--sizes '96,big'" in result.stderr
+
+
+def test_fields_and_their_solvers_keep_at_most_150_bytes_per_voxel():
+    """configs/immune_excluded.yaml (3-D, five fields): the fields and everything their solvers keep between steps
+    (benchmarks/inventory.py) fit in 150 bytes per voxel, because the solvers share one workspace and each keeps
+    only its reaction of its own."""
+    from abm.config import load_config
+    from abm.model import TumorModel
+    from benchmarks.inventory import CONFIG, inventory
+    from kernels.backend import get_backend
+
+    model = TumorModel(load_config(CONFIG, ["lattice.shape=[32, 32, 32]"]), get_backend("numpy"))
+    model.step()
+    rule = model.rule("fields")
+    assert len(rule.solvers) == 5 and all(solver.workspace is rule.workspace for solver in rule.solvers.values())
+    rows = inventory(model)
+    own = {path for path, _, _ in rows if path.startswith("fields rule.solvers")}
+    assert own == {f"fields rule.solvers.{name}.reaction" for name in rule.solvers}
+    kept = sum(per_voxel for path, _, per_voxel in rows if path.startswith(("lattice.fields", "fields rule")))
+    assert 100 <= kept <= 150
+
+
+def test_compare_throughput_reports_runs_per_hour_for_one_and_two_workers(tmp_path):
+    rows_file = tmp_path / "rows.json"
+    result = subprocess.run([sys.executable, "benchmarks/compare_throughput.py", "--workers", "1,2", "--arms",
+                             "untreated,chemo_only", "--set", "time.duration_days=6", "--json", str(rows_file)],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "1 worker(s): 2 runs (0 failed)" in result.stdout and "2 worker(s): 2 runs (0 failed)" in result.stdout
+    one, two = json.loads(rows_file.read_text())
+    assert (one["workers"], two["workers"]) == (1, 2) and one["runs"] == two["runs"] == 2
+    assert one["runs_per_hour"] == 2 / one["wall_s"] * 3600 and one["speedup"] == 1.0
+    assert two["speedup"] == two["runs_per_hour"] / one["runs_per_hour"]
+    assert "load average" in result.stdout and one["load_before"] >= 0 and two["load_after"] >= 0
+
+
+def test_compare_throughput_refuses_a_bad_worker_list():
+    result = subprocess.run([sys.executable, "benchmarks/compare_throughput.py", "--workers", "1,two"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "--workers '1,two'" in result.stderr

@@ -209,6 +209,33 @@ def test_validate_and_info_print_the_estimated_memory(capsys):
     assert captured.out == "" and "lattice.shape: [1000, 1000, 1000] (1,000,000,000 voxels) needs about" in captured.err
 
 
+def test_memory_on_a_gpu_names_device_and_host(monkeypatch):
+    """On a GPU the line gives the device estimate and the host's snapshot copy, each with its free memory, and a
+    run whose snapshot copy does not fit in the host's free memory is refused with both numbers (a stand-in backend
+    with the attributes the check reads)."""
+    import types
+
+    from abm import runner
+    from abm.config import ConfigError
+
+    config = load_config(TINY, ["lattice.shape=[100,100,100]"])
+    gpu = types.SimpleNamespace(name="cupy", device="GPU 0 (test)", free_memory_bytes=lambda: 2**40)
+    monkeypatch.setattr(runner, "host_available_memory_bytes", lambda: 2**30)
+    line = runner.describe_memory(config, gpu)
+    device = runner.estimated_bytes(config) / 2**20
+    copy = runner.snapshot_bytes(config) / 2**20
+    assert line == (f"memory: about {device:.1f} MiB on GPU 0 (test) ({runner.bytes_per_voxel(config)} B per voxel x "
+                    f"1,000,000 voxels; 1024.00 GiB free); host: about {copy:.1f} MiB per snapshot copy (1.00 GiB free)")
+    runner.check_memory(config, gpu)  # fits
+    monkeypatch.setattr(runner, "host_available_memory_bytes", lambda: 2**20)
+    with pytest.raises(ConfigError, match=r"lattice.shape: \[100, 100, 100\] \(1,000,000 voxels\) needs about 0.0 GiB "
+                                          r"of host memory for each snapshot's copy, but only 0.0 GiB is free on the host"):
+        runner.check_memory(config, gpu)
+    gpu.free_memory_bytes = lambda: 2**20
+    with pytest.raises(ConfigError, match=r"needs about 0.\d GiB on GPU 0 \(test\) \(\d+ B per voxel\), but only 0.0 GiB"):
+        runner.check_memory(config, gpu)
+
+
 def test_validate_rejects_what_run_rejects(capsys):
     """A config error is reported by validate as by run: status 2, message naming the key."""
     assert main(["validate", str(TINY), "--set", "tumor.apoptotic_duration_h=-1"]) == 2

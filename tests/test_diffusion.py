@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -441,14 +442,50 @@ def test_updated_sink_gives_a_new_solvers_bits(xp, shape, dt_min):
             assert kept_iterations == fresh_iterations
             np.testing.assert_array_equal(to_host(kept_u), to_host(fresh_u))
         assert kept._multigrid is not None
-        for mine, theirs in zip(kept._multigrid.levels, fresh._multigrid.levels):
-            np.testing.assert_array_equal(to_host(mine.diagonal), to_host(theirs.diagonal))
+        for mine, theirs in zip(kept._multigrid.coefficients, fresh._multigrid.coefficients):
+            for kept_array, fresh_array in zip(mine, theirs):
+                np.testing.assert_array_equal(to_host(kept_array), to_host(fresh_array))
         np.testing.assert_array_equal(to_host(kept._multigrid.inverse), to_host(fresh._multigrid.inverse))
         if xp is not np:
             for replayed in (kept._multigrid.down, kept._multigrid.up, kept._apply):
                 if isinstance(replayed, cuda_graphs._Replay):
                     assert replayed.graph is not None, replayed.failure
 
+
+
+@pytest.mark.parametrize("shape", [(24, 20, 16), (33, 17, 9), (40, 30)])
+def test_solvers_sharing_a_workspace_give_their_own_bits(xp, shape):
+    """Solvers of different fields (steady and backward-Euler, other D, decay, faces and sinks) that share one
+    Workspace, solved in turn with their sinks updated between rounds, give exactly the solutions and iterations of
+    solvers with workspaces of their own, and the shared workspace holds one solver's arrays, not three."""
+    rng = np.random.default_rng(5)
+    faces = tuple((38.0, None) if axis % 2 else (None, 1.0) for axis in range(len(shape)))
+    fields = [(FieldParameters(1.0e5, 0.1, 20.0, faces), None),
+              (FieldParameters(1000.0, 0.016, 20.0, ((None, None),) * len(shape)), 60.0),
+              (FieldParameters(1.0e4, 1.0, 20.0, ((None, None),) * len(shape)), 20.0)]
+
+    def sink() -> Any:
+        return xp.asarray(10.0 * (rng.random(shape) < 0.3))
+
+    sinks = [[sink() for _ in fields] for _ in range(3)]
+    sources = [xp.asarray(rng.random(shape) * (rng.random(shape) < 0.1)) for _ in fields]
+    shared_workspace = diffusion.Workspace(xp)
+    shared = [diffusion.FieldSolver(xp, shape, params, sinks[0][k], dt_min, workspace=shared_workspace)
+              for k, (params, dt_min) in enumerate(fields)]
+    alone = [diffusion.FieldSolver(xp, shape, params, sinks[0][k], dt_min) for k, (params, dt_min) in enumerate(fields)]
+    u_shared = [xp.full(shape, 1.0, dtype=xp.float32) for _ in fields]
+    u_alone = list(u_shared)
+    for round_ in range(3):
+        for k, (_, dt_min) in enumerate(fields):
+            if round_:
+                shared[k].update_sink(sinks[round_][k])
+                alone[k].update_sink(sinks[round_][k])
+        for k, (_, dt_min) in enumerate(fields):  # after every update: each solve must take the workspace back
+            u_shared[k], shared_iterations = (shared[k].solve if dt_min is None else shared[k].step)(u_shared[k], sources[k])
+            u_alone[k], alone_iterations = (alone[k].solve if dt_min is None else alone[k].step)(u_alone[k], sources[k])
+            assert shared_iterations == alone_iterations > 0
+            np.testing.assert_array_equal(to_host(u_shared[k]), to_host(u_alone[k]))
+    assert shared_workspace.nbytes == alone[0].workspace.nbytes
 
 
 # --------------------------------------------------------------------------- extreme input

@@ -419,6 +419,8 @@ EXTREME = {
     "fastest diffusion on the finest voxels": _merge(_field("transient_lod", D_um2_per_min=schema.MAX_DIFFUSION_UM2_PER_MIN),
                                                      {"lattice": {"dx_um": schema.MIN_DX_UM}, "tumor": {"initial": {"radius_um": 3.0}}}),
     "most field substeps": _merge(_field("transient_lod", dt_min=60.0 / schema.MAX_SUBSTEPS), {"time": {"duration_days": 2 / 24, "record_every_h": 1}}),
+    "longest pushes in 3-D": {"lattice": {"shape": [12, 12, 12]}, "tumor": {"max_push_distance": schema.MAX_PUSH_DISTANCE,
+                                                                          "initial": {"radius_um": 100.0}}},
     "many founding clones": {"tumor": {"clones": [{"name": f"c{k}", "fraction": 0.02} for k in range(50)]}},
     "every division mutates, one clone allowed": {"tumor": {"clones": [{"name": "p", "mutation_rate": 1.0}],
                                                            "mutation": {"max_clones": 1, "division_rate_sd": schema.MAX_DIVISION_RATE_SD}}},

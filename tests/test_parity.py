@@ -19,6 +19,8 @@ pytestmark = [pytest.mark.gpu, pytest.mark.skipif(_CUPY is None, reason=f"no GPU
 CASES = {
     # tumor growth, hypoxia and necrosis in 3-D
     "necrotic_core": ("necrotic_core", None, ["time.duration_days=2"]),
+    # the same with pushing (chains of cells shoved toward free voxels), 3-D
+    "necrotic_core_pushing": ("necrotic_core", None, ["time.duration_days=2", "tumor.max_push_distance=4"]),
     # subclones, mutation, a drug at a steady level, 3-D
     "preexisting_resistance": ("preexisting_resistance", None, ["time.duration_days=2"]),
     # T cells primed by chemotherapy, anti-PD-1, dosing, lymphodepletion; 2-D

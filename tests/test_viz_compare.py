@@ -181,7 +181,7 @@ def test_comparison_tables_have_the_columns_of_abm_rundir(comparison):
         assert tuple(pd.read_parquet(rundir.table_path(comparison, table)).columns) == columns, table
         assert set(COMPARE_TABLE_COLUMNS[table]) <= set(columns), table
     assert sorted(path.name for path in comparison.iterdir() if path.is_file() and path.name != rundir.LOCK) == \
-        sorted(rundir.COMPARE_FILES)
+        sorted(rundir.COMPARE_FILES + (rundir.table_path(comparison, rundir.PAIRED).name,))  # two or more arms: paired
     assert rundir.compare_run_path(comparison, "adaptive", 7).is_dir()
 
 

@@ -1,4 +1,4 @@
-"""The viz subcommands of ``tme`` (render, export, plot, report), called from :mod:`abm.cli`.
+"""The viz subcommands of ``tme`` (render, export, plot, report, explore), called from :mod:`abm.cli`.
 
 Each takes the parsed arguments, prints one line per file written, and
 returns the exit status; user errors raise :class:`viz.rundir.VizError`.
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from viz.rundir import open_run
+from viz.rundir import VizError, open_run
 
 
 def _render(arguments: argparse.Namespace) -> int:
@@ -37,6 +37,7 @@ def _export(arguments: argparse.Namespace) -> int:
 
 def _plot(arguments: argparse.Namespace) -> int:
     from viz.comparedir import CompareData, open_target
+    from viz.sweep import SweepData, plot_sweep
 
     from viz.figures import FigureStyle, parse_font_scale
 
@@ -48,6 +49,8 @@ def _plot(arguments: argparse.Namespace) -> int:
         from viz.comparison import plot_comparison
 
         written = plot_comparison(target, arguments.out, formats, names, progress=not arguments.quiet, style=style)
+    elif isinstance(target, SweepData):
+        written = plot_sweep(target, arguments.out, formats, names, progress=not arguments.quiet, style=style)
     else:
         from viz.figures import plot_run
 
@@ -60,8 +63,12 @@ def _plot(arguments: argparse.Namespace) -> int:
 def _report(arguments: argparse.Namespace) -> int:
     from viz.comparedir import CompareData, open_target
     from viz.report import compare_report, run_report
+    from viz.sweep import SweepData
 
     target = open_target(arguments.run_dir)
+    if isinstance(target, SweepData):
+        raise VizError(f"{arguments.run_dir}: a sweep directory; report one of its points, e.g. "
+                       f"{target.path / target.result['points'][0]['directory']} (`tme plot` draws the sweep's figure)")
     if isinstance(target, CompareData):
         path = compare_report(target, arguments.out, progress=not arguments.quiet)
     else:
@@ -70,7 +77,28 @@ def _report(arguments: argparse.Namespace) -> int:
     return 0
 
 
-_COMMANDS = {"render": _render, "export": _export, "plot": _plot, "report": _report}
+def _explore(arguments: argparse.Namespace) -> int:
+    from viz.explorer import Source, serve
+
+    target = Path(arguments.target)
+    if target.is_dir():
+        if arguments.set:
+            raise VizError(f"--set {arguments.set[0]}: --set changes a config; {target} is a run directory")
+        open_run(target)  # the checks every viz command makes
+        source = Source(run_dir=str(target.resolve()))
+    elif target.is_file():
+        from abm.config import load_config
+        from abm.runner import prepare
+
+        prepare(load_config(target, list(arguments.set or [])))  # every check tme run makes, before the page starts
+        source = Source(config=str(target.resolve()), overrides=tuple(arguments.set or ()))
+    else:
+        raise VizError(f"{target}: no such run directory or config file; give a directory made by tme run or a YAML config")
+    serve(source, port=arguments.port)
+    return 0
+
+
+_COMMANDS = {"render": _render, "export": _export, "plot": _plot, "report": _report, "explore": _explore}
 
 
 def run(arguments: argparse.Namespace) -> int:

@@ -195,8 +195,9 @@ def open_comparison(path: str | Path) -> CompareData:
     return CompareData(path, result)
 
 
-def open_target(path: str | Path) -> RunData | CompareData:
-    """A run directory (``config.yaml``) or a comparison directory (``compare.json``), opened.
+def open_target(path: str | Path) -> Any:
+    """A run directory (``config.yaml``), a comparison directory (``compare.json``) or a sweep directory
+    (``sweep.json``, :func:`viz.sweep.open_sweep`), opened.
 
     Raises:
         VizError: ``path`` is neither, naming what each would need.
@@ -208,5 +209,10 @@ def open_target(path: str | Path) -> RunData | CompareData:
         return open_run(path)
     if files.is_comparison(path):
         return open_comparison(path)
+    if files.is_sweep(path):
+        from viz.sweep import open_sweep  # viz.sweep draws with viz.comparison, which imports this module
+
+        return open_sweep(path)
     raise VizError(f"{path}: neither a run directory (no config.yaml; `tme run CONFIG --out DIR` makes one) nor a "
-                   f"comparison directory (no compare.json; `tme compare CONFIG --out DIR` makes one)")
+                   f"comparison directory (no compare.json; `tme compare CONFIG --out DIR` makes one) nor a sweep "
+                   f"directory (no sweep.json; `tme compare CONFIG --out DIR --sweep KEY=V1,V2` makes one)")

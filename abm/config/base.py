@@ -101,6 +101,8 @@ def _require_unique_names(what: str, names: list[str]) -> None:
 
 #: Longest lattice axis, voxels.
 MAX_AXIS = 4096
+#: Most cells one division may shove (tumor.max_push_distance): the push kernel loops over this many voxels per direction.
+MAX_PUSH_DISTANCE = 32
 #: Most cell steps in a run (duration_days x 24 / dt_cell_h), record or snapshot cadence, or priming delay.
 MAX_CELL_STEPS = 1_000_000
 #: Most substeps in one cell step: immune movement (a cell moves at most one voxel per substep) and field steps (dt_min).

@@ -322,6 +322,16 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
         raise ConfigError(f"--set {exc.key}: {exc.problem}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {dotted}: value {_SHOW.repr(text)} is not valid YAML{_yaml_problem(exc)}") from None
+    assign(raw, parts, value, f"--set {dotted}")
+
+
+def assign(raw: dict[str, Any], parts: list[str], value: Any, label: str) -> None:
+    """Set the value at the dotted key ``parts`` of a raw config mapping, in place, as ``--set`` does (a number
+    in the key indexes a list; a variant's tag drops the keys of the variant it replaces).
+
+    Raises:
+        ConfigError: the key passes a value or the end of a list; the message starts with ``label``.
+    """
     if _legacy_suppressor_key(raw, parts):
         _override_suppressor(raw, parts, value)
         return
@@ -330,22 +340,22 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
         where = ".".join(parts[: depth + 1])
         if isinstance(node, list):
             if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(f"--set {dotted}: {where} is not an index of a list of {len(node)}")
+                raise ConfigError(f"{label}: {where} is not an index of a list of {len(node)}")
             node = node[int(part)]
         elif isinstance(node, dict):
             node = node.setdefault(part, {})
         else:
-            raise ConfigError(f"--set {dotted}: {where} is a value, not a section")
+            raise ConfigError(f"{label}: {where} is a value, not a section")
     last = parts[-1]
     if isinstance(node, list):
         if not last.isdigit() or int(last) >= len(node):
-            raise ConfigError(f"--set {dotted}: {last} is not an index of a list of {len(node)}")
+            raise ConfigError(f"{label}: {last} is not an index of a list of {len(node)}")
         node[int(last)] = value
     elif isinstance(node, dict):
         node[last] = value
         _keep_keys_of_variant(node, parts, value)
     else:
-        raise ConfigError(f"--set {dotted}: {'.'.join(parts[:-1])} is a value, not a section")
+        raise ConfigError(f"{label}: {'.'.join(parts[:-1])} is a value, not a section")
 
 
 def _keep_keys_of_variant(section: dict[str, Any], parts: list[str], value: Any) -> None:
@@ -411,6 +421,19 @@ def parse_config(raw: Any, origin: str = "config") -> Config:
     except ConfigError as exc:
         raise ConfigError(f"{origin}: invalid config:\n  {exc}") from None
     return config
+
+
+def with_values(config: Config, values: dict[str, Any], origin: str) -> Config:
+    """``config`` with the value at each dotted key of ``values`` set as ``--set`` sets it (:func:`assign`), then
+    validated in full: a virtual patient's or a sweep point's config.
+
+    Raises:
+        ConfigError: a key that cannot be set, or a value the config refuses; the message starts with ``origin``.
+    """
+    raw = config.model_dump(mode="json")
+    for key, value in values.items():
+        assign(raw, key.split("."), value, f"{origin}: {key}")
+    return parse_config(raw, origin)
 
 
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 from pydantic import Field, model_validator
 
 from abm.config.base import MAX_CELL_STEPS, MAX_DRUGS, MAX_SUBSTEPS, NAME_RULE, ConfigError, Name, Strict
+from abm.config.cohort import CohortConfig, config_key_problem
 from abm.config.checks import _check_treatment, check_initial_tumor, check_treatment_starts, check_vessel_file
 from abm.config.derive import field_substeps, margin_steps, movement_substeps
 from abm.config.domain import FieldConfig, LatticeConfig, TimeConfig, UniformVessels, Vessels, default_fields
@@ -34,6 +35,8 @@ class Config(Strict):
     treatment: TreatmentConfig | None = Field(None, description="the treatment arm of `tme run`; null: untreated")
     arms: dict[Name, TreatmentConfig] = Field(
         default_factory=dict, description=f"named treatment arms for `tme compare` (and `tme run --arm NAME`); {NAME_RULE}, unique regardless of case")
+    cohort: CohortConfig | None = Field(None, description="virtual patients for `tme compare` (docs/experiments.md); null: "
+                                                          "one patient, the config as written; `tme run` runs the config as written")
 
     @model_validator(mode="after")
     def _consistent(self) -> "Config":
@@ -95,6 +98,12 @@ class Config(Strict):
         for where, name in self._immune_field_references():
             if name is not None and name not in self.fields:
                 raise ValueError(f"{where}: no field named {name!r}; fields: {', '.join(self.fields)} (declare it under fields, or null)")
+        if self.cohort is not None and self.cohort.parameters:
+            data = self.model_dump(mode="json")
+            for key in self.cohort.parameters:
+                problem = config_key_problem(data, key)
+                if problem is not None:
+                    raise ValueError(f"cohort.parameters.{key}: {problem}")
         check_initial_tumor(self.tumor.initial, self.lattice)
         self._check_costs()
         if self.vessels.pattern == "file":

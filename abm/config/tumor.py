@@ -5,7 +5,8 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from abm.config.base import (MAX_ANTIGENS, MAX_AXIS, MAX_DIVISION_RATE_SD, MAX_LENGTH_UM, MAX_LEVEL, MIN_DX_UM, NAME_RULE,
+from abm.config.base import (MAX_ANTIGENS, MAX_AXIS, MAX_DIVISION_RATE_SD, MAX_LENGTH_UM, MAX_LEVEL, MAX_PUSH_DISTANCE,
+                             MIN_DX_UM, NAME_RULE,
                              Factor, Fraction, Length, Level, Name, PositiveHours, PositiveLength, PositiveRate,
                              Probability, Rate, Strict, Variants, _require_unique_names)
 
@@ -151,6 +152,8 @@ class TumorConfig(Strict):
     apoptotic_duration_h: PositiveHours = Field(516.0 / 60.0, description="apoptosis to removal, h: 516 min [PCc]")
     necrotic_clearance_per_h: Rate = Field(
         0.0, description="removal rate of necrotic cells, 1/h (assumption: debris stays, which forms the necrotic core)")
+    max_push_distance: Annotated[int, Field(ge=0, le=MAX_PUSH_DISTANCE)] = Field(
+        0, description="the most cells a division may shove along a lattice line toward a free voxel at most this + 1 voxels away; 0: a cell with no free neighbour does not divide (contact inhibition)")
     clones: list[CloneConfig] = Field(default_factory=lambda: [CloneConfig(name="parental")], min_length=1)
     mutation: MutationConfig = Field(default_factory=MutationConfig)
     resistant_below: Annotated[float, Field(gt=0, le=1)] = Field(

@@ -1,0 +1,313 @@
+"""Executors: where the runs of a comparison go, and how their results come back as they finish.
+
+An executor is a function ``(jobs, workers) -> iterator of results``: a job
+is ``(config, run directory)``, a result ``(run directory, None)`` or
+``(run directory, failure message)``, yielded in the order the runs finish.
+:func:`run_jobs` draws the progress bar over either of the two:
+
+* :func:`process_pool` (``--executor process``, the default): a local
+  ``ProcessPoolExecutor`` of ``workers`` processes (one worker: the runs go
+  in this process, one after the other);
+* the Dask executor of :func:`open_executor` (``--executor dask``): the
+  workers of a ``dask.distributed`` scheduler (``--scheduler ADDRESS``), or of
+  a local cluster of ``workers`` processes started for the comparison. Each
+  run goes in a process of its own, started by the Dask worker
+  (``python -m abm.executors``), so that it can be interrupted like a pool
+  worker's run and ends with the worker that started it.
+
+A run that fails (a numerical failure, a refused write) stops nothing else:
+it is a result with its message, and its directory holds the records up to
+the failure. A Dask worker that dies takes its run process with it
+(SIGKILL); the scheduler gives the run to another worker, which empties the
+run directory and starts it again; once more workers died running it than
+Dask's ``distributed.scheduler.allowed-failures`` (3), the run is a
+failure. A run process killed on its own is a failure too. A pool worker
+process that dies (killed from outside) breaks Python's pool: the other
+runs are stopped with their records and the comparison fails with a
+message to run it again, which completes what is missing.
+
+Ctrl-C or SIGTERM to the main process stops the queue at once: each running
+run gets SIGTERM and keeps its records (status ``interrupted``), then the
+workers end. docs/executors.md has the recipes (a SLURM cluster with
+dask-jobqueue, one worker per GPU).
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import functools
+import json
+import multiprocessing
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Callable, Iterator
+
+from tqdm import tqdm
+
+from abm import rundir
+from abm.config import Config, ConfigError
+from abm.io import RunFailed
+
+#: A run to do: its config (seed included) and its run directory (a string, so that it pickles the same everywhere).
+Job = tuple[Config, str]
+#: A finished run: its directory and ``None``, or the message of its failure.
+Result = tuple[str, str | None]
+#: Runs ``jobs`` on ``workers`` workers, yielding each result as its run finishes.
+Executor = Callable[[list[Job], int], Iterator[Result]]
+
+EXECUTORS = ("process", "dask")
+#: Seconds to wait for a Dask scheduler to answer before ``--scheduler`` is refused.
+SCHEDULER_CONNECT_S = 10.0
+#: Seconds a stopped run has to write its records before its process is killed.
+STOP_GRACE_S = 60.0
+#: How often (seconds) a Dask task checks whether the comparison was stopped while its run goes.
+STOP_POLL_S = 0.5
+
+
+def run_jobs(jobs: list[Job], workers: int, executor: Executor, progress: bool) -> None:
+    """Run ``jobs`` with ``executor``: a progress bar of runs done, running and failed with an ETA (if ``progress``;
+    on stderr), and a line per failed run (always; on stdout)."""
+    with tqdm(total=len(jobs), unit="run", desc="runs", disable=not progress, leave=True) as bar:
+        failed = 0
+        bar.set_postfix(running=min(workers, len(jobs)), failed=0)
+        for _, failure in executor(jobs, workers):
+            if failure is not None:
+                failed += 1
+                tqdm.write(f"run failed: {failure}", file=sys.stdout)
+            bar.update(1)
+            bar.set_postfix(running=min(workers, len(jobs) - bar.n), failed=failed)
+
+
+# --------------------------------------------------------------------------- the local process pool
+
+
+def _end_with_parent(parent: int, death_signal: int) -> None:
+    """Set-up of a worker or run process: exit at once on SIGINT or SIGTERM (until a run handles them itself), and
+    receive ``death_signal`` when the process ``parent`` (which started this one) dies.
+
+    Unwinding through a pool's queues could wait forever on a pipe that the
+    dead main process no longer reads, hence the immediate exit. On Linux the
+    kernel sends ``death_signal`` when the parent dies, even by SIGKILL
+    (``prctl(PR_SET_PDEATHSIG)``), so no orphan goes on with the queue.
+    """
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda signum, frame: os._exit(128 + signum))
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(1, death_signal)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the parent died before the line above took effect
+        os._exit(1)
+
+
+def _run_one(job: Job) -> Result:
+    """One run into its directory: ``(directory, None)``, or the message of a failed run.
+
+    In a pool worker, an interruption (the main process stopping the queue)
+    ends the worker process at once, once the run has written its records,
+    so it takes no further job; in the main process it propagates.
+    """
+    from abm.runner import run
+
+    config, out = job
+    try:
+        run(config, Path(out), progress=False)
+    except RunFailed as exc:
+        return out, str(exc)
+    except KeyboardInterrupt:
+        if multiprocessing.parent_process() is None:
+            raise
+        os._exit(130)
+    return out, None
+
+
+def process_pool(jobs: list[Job], workers: int) -> Iterator[Result]:
+    """The default executor: ``workers`` local processes (one: the runs go in this process, in order).
+
+    Raises:
+        RunFailed: a worker process died; the other runs were stopped with their records.
+        KeyboardInterrupt: the queue is cancelled and the running workers ended (each writes its run's records).
+    """
+    if workers == 1:
+        for job in jobs:
+            yield _run_one(job)
+        return
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_end_with_parent,
+                               initargs=(os.getpid(), signal.SIGTERM))
+    try:
+        pending = {pool.submit(_run_one, job) for job in jobs}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+    except BrokenProcessPool:
+        _stop_workers(pool)
+        raise RunFailed("a worker process died (killed from outside?); the runs it and the others had not finished "
+                        "are incomplete: run the same tme compare again to complete them") from None
+    except BaseException:  # an interruption, or the caller closing the generator
+        _stop_workers(pool)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Cancel what is queued and end the running workers (SIGTERM: each writes its run's records), waiting for them."""
+    pool.shutdown(wait=False, cancel_futures=True)
+    workers = multiprocessing.active_children()
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.join(timeout=STOP_GRACE_S)
+        if worker.is_alive():
+            worker.kill()
+
+
+# --------------------------------------------------------------------------- Dask
+
+
+@contextlib.contextmanager
+def open_executor(kind: str, scheduler: str | None, workers: int | None) -> Iterator[tuple[Executor, int]]:
+    """The executor ``kind`` (:data:`EXECUTORS`) and its worker count, for the duration of the block.
+
+    For ``dask``: connected to ``scheduler`` (its workers' threads are the
+    count), or a local cluster of ``workers`` processes of one thread each
+    started for the block, its scratch space in a temporary directory
+    removed with it. Everything is checked here, before any run starts.
+
+    Args:
+        kind: ``process`` or ``dask``.
+        scheduler: a Dask scheduler address (``tcp://host:8786``); only with ``dask``.
+        workers: worker processes of the pool or the local cluster; ``None`` only with ``scheduler``.
+
+    Raises:
+        ConfigError: an unknown kind, ``scheduler`` without ``dask`` or with ``workers``, a scheduler that does not
+            answer within :data:`SCHEDULER_CONNECT_S` seconds or has no workers.
+    """
+    if kind not in EXECUTORS:
+        raise ConfigError(f"--executor: {kind!r}; one of {', '.join(EXECUTORS)}")
+    if scheduler is not None and kind != "dask":
+        raise ConfigError(f"--scheduler {scheduler}: only with --executor dask")
+    if kind == "process":
+        yield process_pool, workers
+        return
+    import dask
+    from distributed import Client, LocalCluster
+
+    if scheduler is not None:
+        if workers is not None:
+            raise ConfigError(f"--workers {workers}: the scheduler's workers run the runs; leave --workers out with "
+                              f"--scheduler")
+        try:
+            client = Client(scheduler, timeout=SCHEDULER_CONNECT_S)
+        except Exception as exc:  # refused, timed out, a bad address, something else answering: all the same here
+            raise ConfigError(f"--scheduler {scheduler}: no Dask scheduler answered within {SCHEDULER_CONNECT_S:g} s "
+                              f"({exc}); give the address of a running scheduler (tcp://HOST:PORT) or leave "
+                              f"--scheduler out for a local cluster") from None
+        with client:
+            threads = sum(client.nthreads().values())
+            if threads == 0:
+                raise ConfigError(f"--scheduler {scheduler}: the scheduler has no workers; start some first")
+            yield functools.partial(_dask_jobs, client), threads
+        return
+    with tempfile.TemporaryDirectory(prefix="tme-dask-") as scratch, dask.config.set({"temporary-directory": scratch}):
+        # The scheduler's and the workers' scratch space goes in ``scratch``. The workers are started with SIGINT
+        # ignored (they inherit it), so that Ctrl-C in a terminal, which reaches every process of the group, leaves
+        # them to this process to stop; each run process handles it itself.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        with cluster, Client(cluster) as client:
+            yield functools.partial(_dask_jobs, client), workers
+
+
+def _dask_jobs(client, jobs: list[Job], workers: int) -> Iterator[Result]:
+    """Executor over the Dask ``client``'s workers (``workers`` only sizes the progress bar).
+
+    A run whose worker died more often than Dask allows is a failure. On an
+    interruption (or the caller closing the generator) every task is told to
+    stop its run (a Dask ``Event``), and this waits up to
+    :data:`STOP_GRACE_S` for the runs to write their records.
+    """
+    from distributed import Event, KilledWorker, as_completed
+    from distributed import wait as wait_for
+
+    stop = Event(f"tme-stop-{uuid.uuid4().hex}", client=client)
+    futures = {client.submit(_dask_task, job, stop.name, pure=False): job[1] for job in jobs}
+    try:
+        for future in as_completed(futures):
+            try:
+                result = future.result()
+            except KilledWorker as exc:
+                result = futures[future], f"{futures[future]}: its Dask worker died each time it ran it ({exc})"
+            except Exception as exc:  # the task itself failed (its directory could not be emptied, say)
+                result = futures[future], f"{futures[future]}: {type(exc).__name__}: {exc}"
+            yield result
+    except BaseException:
+        stop.set()
+        with contextlib.suppress(TimeoutError):
+            wait_for(list(futures), timeout=STOP_GRACE_S + 10.0)
+        raise
+
+
+def _dask_task(job: Job, stop: str) -> Result:
+    """One run in a process of its own, on a Dask worker, until it ends or the comparison sets the event ``stop``.
+
+    The run directory is emptied first: after a worker died, the scheduler
+    gives the run to another. The run process gets SIGKILL if this worker
+    dies, SIGTERM (records kept, status ``interrupted``) when the comparison
+    stops.
+    """
+    from distributed import Event
+
+    out = job[1]
+    event = Event(stop)
+    if event.is_set():
+        return out, "not started: the comparison was stopped"
+    rundir.clear_run_directory(Path(out))
+    root = str(Path(__file__).resolve().parents[1])  # this code, whatever the worker's own path holds
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    child = subprocess.Popen([sys.executable, "-m", "abm.executors", str(os.getpid())], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, env=environment)
+    child.stdin.write(pickle.dumps(job))
+    child.stdin.close()
+    while child.poll() is None:
+        if event.wait(timeout=STOP_POLL_S):
+            child.terminate()
+            try:
+                child.wait(timeout=STOP_GRACE_S)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+    answer = child.stdout.read()
+    child.stdout.close()
+    if child.returncode == 0:
+        done, failure = json.loads(answer)
+        return done, failure
+    if child.returncode < 0:
+        return out, f"{out}: its run process was killed by signal {-child.returncode}; the directory holds its records"
+    return out, f"{out}: its run process ended with status {child.returncode}; the directory holds its records"
+
+
+def _run_process() -> None:
+    """``python -m abm.executors PARENT``: the job pickled on stdin, the result as JSON on stdout (exit 0), or exit
+    130 on an interruption (the run keeps its records)."""
+    _end_with_parent(int(sys.argv[1]), signal.SIGKILL)
+    job = pickle.loads(sys.stdin.buffer.read())
+    answer, sys.stdout = sys.stdout, sys.stderr  # whatever the run prints cannot fill the pipe the task reads last
+    try:
+        result = _run_one(job)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    answer.write(json.dumps(result))
+
+
+if __name__ == "__main__":
+    _run_process()
