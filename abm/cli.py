@@ -9,7 +9,6 @@ is handled the same way) with 130; both keep their records.
 from __future__ import annotations
 
 import argparse
-import math
 import platform
 import sys
 from pathlib import Path
@@ -92,7 +91,7 @@ def _print_arms(result: dict, indent: str = "") -> None:
         low, high = stats["median_ci95_days"]
         interval = f" (95% CI {low if low is not None else '-'} to {high if high is not None else 'not reached'})"
         log_rank = next((value for key, value in stats.items() if key.startswith("log_rank_vs_")), None)
-        versus = "" if not log_rank else (f"; log-rank p = {log_rank['p']:.3g}" if math.isfinite(log_rank["p"])
+        versus = "" if not log_rank else (f"; log-rank p = {log_rank['p']:.3g}" if log_rank["p"] is not None
                                           else "; log-rank: no progression in either arm")
         ratio = next((value for key, value in stats.items() if key.startswith("hazard_ratio_vs_")), None)
         if ratio is not None and ratio["hr"] is not None:
