@@ -74,7 +74,8 @@ def _command_compare(arguments: argparse.Namespace) -> int:
         if not all(arms):
             raise ConfigError(f"--arms {arguments.arms!r}: an empty arm name; give comma-separated arm names: "
                               f"{', '.join(config.arms) or 'none (the config has no arms)'}")
-    result = compare(config, Path(arguments.out), arguments.replicates, arms, arguments.workers, progress=not arguments.quiet)
+    result = compare(config, Path(arguments.out), arguments.replicates, arms, arguments.workers, progress=not arguments.quiet,
+                     branch=not arguments.no_branch)
     for arm, stats in result["arms"].items():
         median = stats["median_time_to_progression_days"]
         low, high = stats["median_ci95_days"]
@@ -234,6 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare_parser.add_argument("--replicates", type=int, default=8, help="runs per arm, seeds from the config's seed (default 8)")
     compare_parser.add_argument("--arms", help="comma-separated arms to run (default: all)")
     compare_parser.add_argument("--workers", type=int, help="worker processes (default: CPUs up to 4; on a GPU as many runs as its free memory holds)")
+    compare_parser.add_argument("--no-branch", action="store_true",
+                                help="run every arm from step 0, not from the state the arms of a seed share before "
+                                     "any treatment starts (the same results; docs/checkpoints.md)")
     compare_parser.add_argument("--quiet", action="store_true", help="no progress bar (failed runs are still named)")
     compare_parser.set_defaults(handler=_command_compare)
 

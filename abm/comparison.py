@@ -5,7 +5,10 @@
 seeds ``seed, seed + 1, ...`` into ``DIR/runs/<arm>/seed_<n>/`` (ordinary
 run directories; the names and columns of a comparison directory are
 :mod:`abm.rundir`'s), on a pool of
-worker processes. A run directory whose ``summary.json`` says ``complete``
+worker processes. The arms of one seed are one job: their shared run up to
+the first start of any arm's treatment is simulated once, and each arm
+continues from its checkpoint (:mod:`abm.branching`; ``branch=False``, or
+``--no-branch``, runs each from step 0; the results are the same). A run directory whose ``summary.json`` says ``complete``
 is kept, so a restarted comparison runs only what is missing; an unfinished
 one is emptied (only of the files a run writes) and run again. A comparison
 directory holds the runs of one config: every run records the hash of its
@@ -48,7 +51,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from abm import rundir, survival
+from abm import branching, rundir, survival
 from abm.config import RESPONSE_CATEGORIES, Config, ConfigError, select_arm
 from abm.io import RunDirectoryError, RunFailed, create_output_directory, inside, lock_directory, write_json, write_parquet
 from abm.rundir import COMPARE_COLUMNS, COMPARE_RESULT, RESPONDERS
@@ -90,25 +93,22 @@ def _worker_start(parent: int) -> None:
         os._exit(1)
 
 
-def _run_one(job: tuple[Config, str]) -> tuple[str, str | None]:
-    """One run into its directory: ``(directory, None)``, or the message of a failed run.
+def _run_one(job: list[tuple[Config, str]]) -> list[tuple[str, str | None]]:
+    """The runs of one job (one run, or the branched arms of one seed: :func:`abm.branching.run_arms`), each into
+    its directory: ``(directory, None)``, or the message of a failed run.
 
     In a pool worker, an interruption (the main process stopping the queue)
     ends the worker process at once, once the run has written its records,
     so it takes no further job; in the main process it propagates.
     """
-    from abm.runner import run
+    from abm.branching import run_arms
 
-    config, out = job
     try:
-        run(config, Path(out), progress=False)
-    except RunFailed as exc:
-        return out, str(exc)
+        return run_arms(job)
     except KeyboardInterrupt:
         if multiprocessing.parent_process() is None:
             raise
         os._exit(130)
-    return out, None
 
 
 def _runs_to_do(out: Path, configs: dict[str, Config], seeds: list[int]) -> list[tuple[Config, Path]]:
@@ -139,7 +139,7 @@ def _runs_to_do(out: Path, configs: dict[str, Config], seeds: list[int]) -> list
 
 
 def compare(config: Config, out: Path, replicates: int, arms: list[str] | None = None, workers: int | None = None,
-            progress: bool = True) -> dict[str, Any]:
+            progress: bool = True, branch: bool = True) -> dict[str, Any]:
     """Run every arm x replicate not yet complete under ``out``, then write the comparison (module doc).
 
     Args:
@@ -149,6 +149,8 @@ def compare(config: Config, out: Path, replicates: int, arms: list[str] | None =
         arms: the arms to run (default: all).
         workers: worker processes (default: :func:`default_workers`).
         progress: show a progress bar of the runs (done, running, failed, ETA) on stderr.
+        branch: run the arms of each seed from their shared state before any treatment starts
+            (:mod:`abm.branching`; the same results); False: every run from step 0.
 
     Returns:
         The contents of ``compare.json``.
@@ -179,9 +181,9 @@ def compare(config: Config, out: Path, replicates: int, arms: list[str] | None =
         todo = _runs_to_do(out, configs, seeds)
         for _, path in todo:
             rundir.clear_run_directory(path)
-        jobs = [(run_config, str(path)) for run_config, path in todo]
-        if jobs:
-            _run_jobs(jobs, workers, progress)
+        runs = [(run_config, str(path)) for run_config, path in todo]
+        if runs:
+            _run_jobs(branching.jobs(runs, branch), workers, progress)
         return summarize(out, configs, replicates, config.seed)
     finally:
         lock.close()
@@ -203,24 +205,26 @@ def default_workers(configs: list[Config], backend: Backend) -> int:
     return max(1, min(cpus, backend.free_memory_bytes() // per_run))
 
 
-def _run_jobs(jobs: list[tuple[Config, str]], workers: int, progress: bool) -> None:
-    """Run ``jobs`` (in this process with one worker): a progress bar of runs done, running and failed with an ETA
-    (if ``progress``; on stderr), and a line per failed run (always; on stdout)."""
-    with tqdm(total=len(jobs), unit="run", desc="runs", disable=not progress, leave=True) as bar:
+def _run_jobs(jobs: list[list[tuple[Config, str]]], workers: int, progress: bool) -> None:
+    """Run ``jobs`` (each a list of runs; in this process with one worker): a progress bar of runs done, running and
+    failed with an ETA (if ``progress``; on stderr), and a line per failed run (always; on stdout)."""
+    total = sum(len(job) for job in jobs)
+    with tqdm(total=total, unit="run", desc="runs", disable=not progress, leave=True) as bar:
         failed = 0
 
-        def finished(done: str, failure: str | None) -> None:
+        def finished(results: list[tuple[str, str | None]]) -> None:
             nonlocal failed
-            if failure is not None:
-                failed += 1
-                tqdm.write(f"run failed: {failure}", file=sys.stdout)
-            bar.update(1)
-            bar.set_postfix(running=min(workers, len(jobs) - bar.n), failed=failed)
+            for _, failure in results:
+                if failure is not None:
+                    failed += 1
+                    tqdm.write(f"run failed: {failure}", file=sys.stdout)
+            bar.update(len(results))
+            bar.set_postfix(running=min(workers, total - bar.n), failed=failed)
 
-        bar.set_postfix(running=min(workers, len(jobs)), failed=0)
+        bar.set_postfix(running=min(workers, total), failed=0)
         if workers == 1:
             for job in jobs:
-                finished(*_run_one(job))
+                finished(_run_one(job))
             return
         pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_start, initargs=(os.getpid(),))
         try:
@@ -228,7 +232,7 @@ def _run_jobs(jobs: list[tuple[Config, str]], workers: int, progress: bool) -> N
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    finished(*future.result())
+                    finished(future.result())
         except BrokenProcessPool:
             _stop_workers(pool)
             raise RunFailed("a worker process died (killed from outside?); the runs it and the others had not finished "
