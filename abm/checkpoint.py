@@ -92,11 +92,11 @@ def capture(model: "TumorModel", config_sha256: str, extra: dict[str, Any]) -> d
                           agent.origin_um, agent.cell_count, agent.live_cell_count) for agent in subclones.agents],
         "mutations": (subclones.mutations_total, subclones.mutations_suppressed),
         "priming": {name: host(getattr(immune, name)) for name in ("pool", "activation", "release_history")},
-        "immune_record": (immune._kills_at_last_record, immune._time_at_last_record_h),
+        "immune_record": (immune.kills_at_last_record, immune.time_at_last_record_h),
         "therapy": copy.deepcopy(model.therapy),
         "totals": {item.name: int(getattr(model.totals, item.name)) for item in dataclasses.fields(model.totals)},
         "model_vars": copy.deepcopy(model.datacollector.model_vars),
-        "agenttype_records": copy.deepcopy(model.datacollector._agenttype_records),
+        "agenttype_records": copy.deepcopy(model.datacollector._agenttype_records),  # Mesa 3's agent-type series
         "latest": dict(model.latest),
         "extra": copy.deepcopy(extra),
     }
@@ -128,7 +128,7 @@ def restore(model: "TumorModel", state: dict[str, Any], therapy: bool = True) ->
     immune = model.immune
     for name, values in state["priming"].items():
         setattr(immune, name, xp.array(values))
-    immune._kills_at_last_record, immune._time_at_last_record_h = state["immune_record"]
+    immune.kills_at_last_record, immune.time_at_last_record_h = state["immune_record"]
     if therapy:
         model.context.therapy = copy.deepcopy(state["therapy"])
     for name, value in state["totals"].items():
