@@ -57,3 +57,18 @@ def test_jobs_group_the_arms_of_a_seed_only_when_branching(branch):
     groups = branching.jobs(runs, branch)
     assert [[out for _, out in group] for group in groups] == (
         [["untreated/1", "chemo_only/1"], ["untreated/2", "chemo_only/2"]] if branch else [[out] for _, out in runs])
+
+
+@pytest.mark.parametrize("flag, branch", [([], True), (["--no-branch"], False)])
+def test_tme_compare_passes_no_branch_to_compare(monkeypatch, tmp_path, flag, branch):
+    from abm import cli, comparison
+
+    seen = {}
+
+    def fake_compare(config, out, replicates, arms, workers, progress, branch):
+        seen["branch"] = branch
+        return {"arms": {}, "failed_runs": [], "reference_arm": None}
+
+    monkeypatch.setattr(comparison, "compare", fake_compare)
+    assert cli.main(["compare", str(SEQUENCING), "--out", str(tmp_path / "cmp"), "--quiet", *flag]) == 0
+    assert seen == {"branch": branch}
