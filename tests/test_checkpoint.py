@@ -235,3 +235,16 @@ def test_a_resumed_directory_is_a_clean_run_directory(interrupted, tmp_path):
     for table, frame in tables.items():
         assert not rundir.table_path(copy, table).exists()
         pandas.testing.assert_frame_equal(rundir.read_table(copy, table), frame, check_dtype=False, obj=table)
+
+
+def test_a_first_signal_stops_between_steps_and_a_second_at_once():
+    from abm.interrupts import StopRequest
+
+    request = StopRequest()
+    request.check()  # nothing came: the run goes on
+    request.handle(signal.SIGTERM, None)
+    assert request.received
+    with pytest.raises(KeyboardInterrupt):
+        request.check()
+    with pytest.raises(KeyboardInterrupt):
+        request.handle(signal.SIGINT, None)
