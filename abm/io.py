@@ -52,9 +52,14 @@ def _atomic(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
         raise
 
 
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    _atomic(path, lambda handle: handle.write(data))
+
+
 def write_text(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
-    _atomic(path, lambda handle: handle.write(text.encode("utf-8")))
+    write_bytes(path, text.encode("utf-8"))
 
 
 def without_negative_zero(value: Any) -> Any:
