@@ -51,12 +51,13 @@ def test_arms_that_differ_in_more_than_their_treatment_do_not_branch():
 
 @pytest.mark.parametrize("branch", [True, False])
 def test_jobs_group_the_arms_of_a_seed_only_when_branching(branch):
+    """One job per comparison folder (a sweep point's) and seed: the same seed at two sweep points is two jobs."""
     config = load_config(SEQUENCING, ["time.duration_days=10"])
-    runs = [(select_arm(config, arm).model_copy(update={"seed": seed}), f"{arm}/{seed}")
-            for seed in (1, 2) for arm in ARMS[:2]]
+    runs = [(select_arm(config, arm).model_copy(update={"seed": seed}), f"{point}/runs/{arm}/seed_{seed}")
+            for point in ("p0", "p1") for seed in (1, 2) for arm in ARMS[:2]]
     groups = branching.jobs(runs, branch)
-    assert [[out for _, out in group] for group in groups] == (
-        [["untreated/1", "chemo_only/1"], ["untreated/2", "chemo_only/2"]] if branch else [[out] for _, out in runs])
+    expected = [[f"{point}/runs/{arm}/seed_{seed}" for arm in ARMS[:2]] for point in ("p0", "p1") for seed in (1, 2)]
+    assert [[out for _, out in group] for group in groups] == (expected if branch else [[out] for _, out in runs])
 
 
 @pytest.mark.parametrize("flag, branch", [([], True), (["--no-branch"], False)])
@@ -65,7 +66,7 @@ def test_tme_compare_passes_no_branch_to_compare(monkeypatch, tmp_path, flag, br
 
     seen = {}
 
-    def fake_compare(config, out, replicates, arms, workers, progress, branch):
+    def fake_compare(config, out, replicates, arms, workers, progress, branch, **options):
         seen["branch"] = branch
         return {"arms": {}, "failed_runs": [], "reference_arm": None}
 
