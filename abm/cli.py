@@ -4,12 +4,12 @@ User errors (config, backend, output directory) print one ``error:`` message
 on stderr and exit with status 2, without a traceback and without leaving a
 run directory behind. A run that fails on the way (a numerical failure, a
 full disk) exits with status 1; an interrupted one (Ctrl-C, or SIGTERM, which
-is handled the same way) with 130; both keep their records.
+is handled the same way) with 130; both keep their records, and an
+interrupted ``tme run`` a checkpoint that ``tme run --resume DIR`` continues.
 """
 from __future__ import annotations
 
 import argparse
-import math
 import platform
 import sys
 from pathlib import Path
@@ -40,13 +40,25 @@ def _config_from_arguments(arguments: argparse.Namespace) -> Config:
 
 
 def _command_run(arguments: argparse.Namespace) -> int:
-    from abm.runner import run
+    from abm.runner import resume, run
 
-    config = _config_from_arguments(arguments)
-    summary = run(config, Path(arguments.out), progress=not arguments.quiet)
+    if arguments.resume is not None:
+        given = [option for option, value in (("CONFIG", arguments.config), ("--out", arguments.out),
+                                              ("--set", arguments.set), ("--seed", arguments.seed),
+                                              ("--arm", arguments.arm)) if value is not None]
+        if given:
+            raise ConfigError(f"--resume: continues the run as its config.yaml says; drop {', '.join(given)} "
+                              f"(only --backend, --quiet may go with it)")
+        out = Path(arguments.resume)
+        summary = resume(out, progress=not arguments.quiet, backend=arguments.backend)
+    else:
+        if arguments.config is None or arguments.out is None:
+            raise ConfigError("tme run: give CONFIG and --out DIR, or --resume DIR")
+        out = Path(arguments.out)
+        summary = run(_config_from_arguments(arguments), out, progress=not arguments.quiet)
     final = summary["final"]
     print(
-        f"run complete: {arguments.out} ({summary['simulated_days']:g} days, {summary['backend']}, "
+        f"run complete: {out} ({summary['simulated_days']:g} days, {summary['backend']}, "
         f"{summary['wall_seconds']:.1f} s); tumor cells {final['tumor_cells_total']}, "
         f"equivalent diameter {final['equivalent_diameter_um']:.0f} um")
     return 0
@@ -67,7 +79,7 @@ def _command_compare(arguments: argparse.Namespace) -> int:
     sweeps = parse_sweeps(arguments.sweep or [], config)
     result = compare(config, Path(arguments.out), arguments.replicates, arms, arguments.workers,
                      progress=not arguments.quiet, executor=arguments.executor, scheduler=arguments.scheduler,
-                     sweeps=sweeps)
+                     sweeps=sweeps, branch=not arguments.no_branch)
     if sweeps:
         failed = []
         for point in result["points"]:
@@ -92,7 +104,7 @@ def _print_arms(result: dict, indent: str = "") -> None:
         low, high = stats["median_ci95_days"]
         interval = f" (95% CI {low if low is not None else '-'} to {high if high is not None else 'not reached'})"
         log_rank = next((value for key, value in stats.items() if key.startswith("log_rank_vs_")), None)
-        versus = "" if not log_rank else (f"; log-rank p = {log_rank['p']:.3g}" if math.isfinite(log_rank["p"])
+        versus = "" if not log_rank else (f"; log-rank p = {log_rank['p']:.3g}" if log_rank["p"] is not None
                                           else "; log-rank: no progression in either arm")
         ratio = next((value for key, value in stats.items() if key.startswith("hazard_ratio_vs_")), None)
         if ratio is not None and ratio["hr"] is not None:
@@ -245,8 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tme-abm {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def config_arguments(sub: argparse.ArgumentParser, arm: bool = True) -> None:
-        sub.add_argument("config", help="YAML config file")
+    def config_arguments(sub: argparse.ArgumentParser, arm: bool = True, config_required: bool = True) -> None:
+        sub.add_argument("config", help="YAML config file", **({} if config_required else {"nargs": "?"}))
         sub.add_argument("--set", action="append", metavar="KEY=VALUE",
                          help="override a config value by dotted key, e.g. time.duration_days=2 (repeatable)")
         sub.add_argument("--backend", choices=BACKEND_NAMES, help="array backend (overrides the config)")
@@ -254,9 +266,11 @@ def build_parser() -> argparse.ArgumentParser:
         if arm:
             sub.add_argument("--arm", help="use the treatment arm of this name from the config's arms")
 
-    run_parser = commands.add_parser("run", help="run a config and write a run directory")
-    config_arguments(run_parser)
-    run_parser.add_argument("--out", required=True, help="run directory to create (must not hold files)")
+    run_parser = commands.add_parser("run", help="run a config and write a run directory, or resume one")
+    config_arguments(run_parser, config_required=False)
+    run_parser.add_argument("--out", help="run directory to create (must not hold files)")
+    run_parser.add_argument("--resume", metavar="DIR", help="continue the stopped run DIR from its checkpoint, in place "
+                                                            "(instead of CONFIG and --out)")
     run_parser.add_argument("--quiet", action="store_true", help="no progress bar")
     run_parser.set_defaults(handler=_command_run)
 
@@ -277,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     compare_parser.add_argument("--sweep", action="append", metavar="KEY=V1,V2,...",
                                 help="run the comparison at each value of a dotted config key (repeatable: the grid of "
                                      "every combination), e.g. tumor.clones.0.cycle_time_h=16,20,24")
+    compare_parser.add_argument("--no-branch", action="store_true",
+                                help="run every arm from step 0, not from the state the arms of a seed share before "
+                                     "any treatment starts (the same results; docs/checkpoints.md)")
     compare_parser.add_argument("--quiet", action="store_true", help="no progress bar (failed runs are still named)")
     compare_parser.set_defaults(handler=_command_compare)
 
@@ -306,7 +323,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_RUN_FAILED
     except KeyboardInterrupt:
-        print("interrupted: the output directory holds the records up to the interruption", file=sys.stderr)
+        resume = "" if arguments.command != "run" else \
+            f"; continue the run with `tme run --resume {arguments.resume or arguments.out}`"
+        print(f"interrupted: the output directory holds the records up to the interruption{resume}", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 

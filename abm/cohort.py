@@ -159,17 +159,19 @@ def paired_differences(runs, reference: str):
 
 
 def paired_summary(paired, arm: str) -> dict[str, Any]:
-    """``compare.json``'s ``paired_vs_<reference>`` of ``arm``: per endpoint the pairs, the mean and median
-    difference and the pairs with the arm above, below and equal to the reference; for the time to progression
-    also the pairs in which a run was censored."""
+    """``compare.json``'s ``paired_vs_<reference>`` of ``arm``: per endpoint the pairs in which both runs have a
+    value (an untreated run has no best change), the mean and median difference (None without pairs) and the pairs
+    with the arm above, below and equal to the reference; for the time to progression also the pairs in which a run
+    was censored."""
     summary = {}
     mine = paired[paired["arm"] == arm]
     for endpoint in PAIRED_ENDPOINTS:
         rows = mine[mine["endpoint"] == endpoint]
         difference = rows["difference"].to_numpy(float)
-        entry = {"pairs": int(len(rows)),
-                 "mean_difference": float(difference.mean()) if len(rows) else None,
-                 "median_difference": float(np.median(difference)) if len(rows) else None,
+        difference = difference[np.isfinite(difference)]  # a run without the endpoint (e.g. untreated: no baseline)
+        entry = {"pairs": int(len(difference)),
+                 "mean_difference": float(difference.mean()) if len(difference) else None,
+                 "median_difference": float(np.median(difference)) if len(difference) else None,
                  "higher": int((difference > 0).sum()), "lower": int((difference < 0).sum()),
                  "equal": int((difference == 0).sum())}
         if endpoint == "time_to_progression_days":

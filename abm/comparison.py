@@ -5,7 +5,11 @@
 seeds ``seed, seed + 1, ...`` into ``DIR/runs/<arm>/seed_<n>/`` (ordinary
 run directories; the names and columns of a comparison directory are
 :mod:`abm.rundir`'s), on a pool of worker processes or the workers of a
-Dask cluster (:mod:`abm.executors`). A run directory whose ``summary.json``
+Dask cluster (:mod:`abm.executors`). The arms of one seed (of one patient
+and sweep point) are one job: their shared run up to the first start of any
+arm's treatment is simulated once, and each arm continues from its
+checkpoint (:mod:`abm.branching`; ``branch=False``, or ``--no-branch``,
+runs each from step 0; the results are the same). A run directory whose ``summary.json``
 says ``complete`` is kept, so a restarted comparison runs only what is
 missing; an unfinished one is emptied (only of the files a run writes) and
 run again. A comparison directory holds the runs of one config: every run
@@ -56,7 +60,7 @@ from typing import Any
 
 import numpy as np
 
-from abm import cohort, rundir, survival, sweep
+from abm import branching, cohort, rundir, survival, sweep
 from abm.config import RESPONSE_CATEGORIES, Config, ConfigError, select_arm
 from abm.executors import open_executor, run_jobs
 from abm.io import RunDirectoryError, RunFailed, create_output_directory, inside, lock_directory, write_json, write_parquet
@@ -146,7 +150,7 @@ def design(config: Config, out: Path, arms: list[str] | None, sweeps: dict[str, 
 
 def compare(config: Config, out: Path, replicates: int, arms: list[str] | None = None, workers: int | None = None,
             progress: bool = True, executor: str = "process", scheduler: str | None = None,
-            sweeps: dict[str, list[Any]] | None = None) -> dict[str, Any]:
+            sweeps: dict[str, list[Any]] | None = None, branch: bool = True) -> dict[str, Any]:
     """Run every arm x patient x replicate (x sweep point) not yet complete under ``out``, then write the comparison
     (module doc).
 
@@ -161,6 +165,8 @@ def compare(config: Config, out: Path, replicates: int, arms: list[str] | None =
         executor: ``process`` (a local process pool) or ``dask`` (:mod:`abm.executors`).
         scheduler: with ``dask``, the address of a running Dask scheduler (default: a local cluster).
         sweeps: swept key -> values (:func:`abm.sweep.parse_sweeps`); each point of their grid is a comparison.
+        branch: run the arms of each seed from their shared state before any treatment starts
+            (:mod:`abm.branching`; the same results); False: every run from step 0.
 
     Returns:
         The contents of ``compare.json``; with sweeps, those of ``sweep.json``.
@@ -195,9 +201,9 @@ def compare(config: Config, out: Path, replicates: int, arms: list[str] | None =
             todo = _runs_to_do(out, planned)
             for _, path in todo:
                 rundir.clear_run_directory(path)
-            jobs = [(run_config, str(path)) for run_config, path in todo]
-            if jobs:
-                run_jobs(jobs, workers, execute, progress)
+            runs = [(run_config, str(path)) for run_config, path in todo]
+            if runs:
+                run_jobs(branching.jobs(runs, branch), workers, execute, progress)
             if config.cohort is not None:
                 write_parquet(rundir.table_path(out, rundir.PATIENTS), cohort.patient_table(values))
             results = [summarize(point.out, point.arms[0], subjects, replicates, config.seed) for point in points]

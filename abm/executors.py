@@ -1,8 +1,10 @@
 """Executors: where the runs of a comparison go, and how their results come back as they finish.
 
 An executor is a function ``(jobs, workers) -> iterator of results``: a job
-is ``(config, run directory)``, a result ``(run directory, None)`` or
-``(run directory, failure message)``, yielded in the order the runs finish.
+is a list of runs ``(config, run directory)`` that one worker does in turn
+(one run, or the arms of one seed branched from their shared trunk,
+:mod:`abm.branching`), its result a list of ``(run directory, None)`` or
+``(run directory, failure message)``, yielded in the order the jobs finish.
 :func:`run_jobs` draws the progress bar over either of the two:
 
 * :func:`process_pool` (``--executor process``, the default): a local
@@ -57,9 +59,11 @@ from abm.config import Config, ConfigError
 from abm.io import RunFailed
 
 #: A run to do: its config (seed included) and its run directory (a string, so that it pickles the same everywhere).
-Job = tuple[Config, str]
-#: A finished run: its directory and ``None``, or the message of its failure.
-Result = tuple[str, str | None]
+Run = tuple[Config, str]
+#: The runs one worker does in turn (:func:`abm.branching.jobs`): one run, or the arms of one seed.
+Job = list[Run]
+#: A job's finished runs: each directory with ``None``, or with the message of its failure.
+Result = list[tuple[str, str | None]]
 #: Runs ``jobs`` on ``workers`` workers, yielding each result as its run finishes.
 Executor = Callable[[list[Job], int], Iterator[Result]]
 
@@ -75,15 +79,17 @@ STOP_POLL_S = 0.5
 def run_jobs(jobs: list[Job], workers: int, executor: Executor, progress: bool) -> None:
     """Run ``jobs`` with ``executor``: a progress bar of runs done, running and failed with an ETA (if ``progress``;
     on stderr), and a line per failed run (always; on stdout)."""
-    with tqdm(total=len(jobs), unit="run", desc="runs", disable=not progress, leave=True) as bar:
+    total = sum(len(job) for job in jobs)
+    with tqdm(total=total, unit="run", desc="runs", disable=not progress, leave=True) as bar:
         failed = 0
-        bar.set_postfix(running=min(workers, len(jobs)), failed=0)
-        for _, failure in executor(jobs, workers):
-            if failure is not None:
-                failed += 1
-                tqdm.write(f"run failed: {failure}", file=sys.stdout)
-            bar.update(1)
-            bar.set_postfix(running=min(workers, len(jobs) - bar.n), failed=failed)
+        bar.set_postfix(running=min(workers, total), failed=0)
+        for result in executor(jobs, workers):
+            for _, failure in result:
+                if failure is not None:
+                    failed += 1
+                    tqdm.write(f"run failed: {failure}", file=sys.stdout)
+            bar.update(len(result))
+            bar.set_postfix(running=min(workers, total - bar.n), failed=failed)
 
 
 # --------------------------------------------------------------------------- the local process pool
@@ -107,24 +113,21 @@ def _end_with_parent(parent: int, death_signal: int) -> None:
 
 
 def _run_one(job: Job) -> Result:
-    """One run into its directory: ``(directory, None)``, or the message of a failed run.
+    """The runs of one job, each into its directory (:func:`abm.branching.run_arms`): ``(directory, None)``, or the
+    message of a failed run.
 
     In a pool worker, an interruption (the main process stopping the queue)
     ends the worker process at once, once the run has written its records,
     so it takes no further job; in the main process it propagates.
     """
-    from abm.runner import run
+    from abm.branching import run_arms
 
-    config, out = job
     try:
-        run(config, Path(out), progress=False)
-    except RunFailed as exc:
-        return out, str(exc)
+        return run_arms(job)
     except KeyboardInterrupt:
         if multiprocessing.parent_process() is None:
             raise
         os._exit(130)
-    return out, None
 
 
 def process_pool(jobs: list[Job], workers: int) -> Iterator[Result]:
@@ -240,15 +243,15 @@ def _dask_jobs(client, jobs: list[Job], workers: int) -> Iterator[Result]:
     from distributed import wait as wait_for
 
     stop = Event(f"tme-stop-{uuid.uuid4().hex}", client=client)
-    futures = {client.submit(_dask_task, job, stop.name, pure=False): job[1] for job in jobs}
+    futures = {client.submit(_dask_task, job, stop.name, pure=False): [out for _, out in job] for job in jobs}
     try:
         for future in as_completed(futures):
             try:
                 result = future.result()
             except KilledWorker as exc:
-                result = futures[future], f"{futures[future]}: its Dask worker died each time it ran it ({exc})"
-            except Exception as exc:  # the task itself failed (its directory could not be emptied, say)
-                result = futures[future], f"{futures[future]}: {type(exc).__name__}: {exc}"
+                result = [(out, f"{out}: its Dask worker died each time it ran it ({exc})") for out in futures[future]]
+            except Exception as exc:  # the task itself failed (a directory could not be emptied, say)
+                result = [(out, f"{out}: {type(exc).__name__}: {exc}") for out in futures[future]]
             yield result
     except BaseException:
         stop.set()
@@ -258,20 +261,22 @@ def _dask_jobs(client, jobs: list[Job], workers: int) -> Iterator[Result]:
 
 
 def _dask_task(job: Job, stop: str) -> Result:
-    """One run in a process of its own, on a Dask worker, until it ends or the comparison sets the event ``stop``.
+    """A job's runs in a process of their own, on a Dask worker, until they end or the comparison sets the event
+    ``stop``.
 
-    The run directory is emptied first: after a worker died, the scheduler
-    gives the run to another. The run process gets SIGKILL if this worker
-    dies, SIGTERM (records kept, status ``interrupted``) when the comparison
-    stops.
+    The run directories are emptied first: after a worker died, the
+    scheduler gives the job to another. The run process gets SIGKILL if this
+    worker dies, SIGTERM (records kept, status ``interrupted``) when the
+    comparison stops.
     """
     from distributed import Event
 
-    out = job[1]
+    outs = [out for _, out in job]
     event = Event(stop)
     if event.is_set():
-        return out, "not started: the comparison was stopped"
-    rundir.clear_run_directory(Path(out))
+        return [(out, "not started: the comparison was stopped") for out in outs]
+    for out in outs:
+        rundir.clear_run_directory(Path(out))
     root = str(Path(__file__).resolve().parents[1])  # this code, whatever the worker's own path holds
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     child = subprocess.Popen([sys.executable, "-m", "abm.executors", str(os.getpid())], stdin=subprocess.PIPE,
@@ -289,16 +294,18 @@ def _dask_task(job: Job, stop: str) -> Result:
     answer = child.stdout.read()
     child.stdout.close()
     if child.returncode == 0:
-        done, failure = json.loads(answer)
-        return done, failure
+        return [(done, failure) for done, failure in json.loads(answer)]
     if child.returncode < 0:
-        return out, f"{out}: its run process was killed by signal {-child.returncode}; the directory holds its records"
-    return out, f"{out}: its run process ended with status {child.returncode}; the directory holds its records"
+        why = f"its run process was killed by signal {-child.returncode}"
+    else:
+        why = f"its run process ended with status {child.returncode}"
+    return [(out, None if rundir.summary_status(Path(out)) == "complete" else f"{out}: {why}; the directory holds "
+             f"its records") for out in outs]  # the arms before the one under way may be complete
 
 
 def _run_process() -> None:
-    """``python -m abm.executors PARENT``: the job pickled on stdin, the result as JSON on stdout (exit 0), or exit
-    130 on an interruption (the run keeps its records)."""
+    """``python -m abm.executors PARENT``: the job pickled on stdin, its result as JSON on stdout (exit 0), or exit
+    130 on an interruption (the run under way keeps its records)."""
     _end_with_parent(int(sys.argv[1]), signal.SIGKILL)
     job = pickle.loads(sys.stdin.buffer.read())
     answer, sys.stdout = sys.stdout, sys.stderr  # whatever the run prints cannot fill the pipe the task reads last

@@ -73,6 +73,8 @@ class ImmuneSystem:
             ``exhausted_death_per_h`` and ``sensitivity_<drug>`` (float64).
         pool: device ``float64`` ``(n_t,)``, the systemic pools; ``activation`` likewise.
         substeps: movement substeps per cell step (a cell moves at most one voxel per substep).
+        kills_at_last_record, time_at_last_record_h: the immune kills so far and the time (h) at the last record,
+            from which a record's ``immune_kills_per_h`` is computed.
     """
 
     def __init__(self, model: mesa.Model, config: Config, xp: Any) -> None:
@@ -122,8 +124,8 @@ class ImmuneSystem:
         self.activation = xp.zeros(n_t, dtype=xp.float64)
         self.delay_steps = round(t_cells.priming.delay_h / dt_h)
         self.release_history = xp.zeros((max(self.delay_steps, 1), n_t), dtype=xp.float64)
-        self._kills_at_last_record = 0
-        self._time_at_last_record_h = 0.0
+        self.kills_at_last_record = 0
+        self.time_at_last_record_h = 0.0
 
     @property
     def enabled(self) -> bool:
@@ -258,9 +260,9 @@ class ImmuneSystem:
         pdl1 = context.subclones.device["pdl1"][xp.maximum(lattice.tumor.clone, 0)]
         positive = int((live & (pdl1 >= self.config.pdl1_positive_at)).sum())
         kills = int(context.totals.immune_kills)
-        elapsed_h = context.time_h - self._time_at_last_record_h
-        kills_per_h = (kills - self._kills_at_last_record) / elapsed_h if elapsed_h > 0 else 0.0
-        self._kills_at_last_record, self._time_at_last_record_h = kills, context.time_h
+        elapsed_h = context.time_h - self.time_at_last_record_h
+        kills_per_h = (kills - self.kills_at_last_record) / elapsed_h if elapsed_h > 0 else 0.0
+        self.kills_at_last_record, self.time_at_last_record_h = kills, context.time_h
 
         def density(region: Any) -> float:
             voxels = int(region.sum())

@@ -1,6 +1,6 @@
 """Signals as interruptions: SIGTERM (a scheduler's time limit, ``kill``) is handled as SIGINT (Ctrl-C).
 
-Both context managers change signal handlers only in the main thread; in any
+The context managers change signal handlers only in the main thread; in any
 other thread (where Python allows no handler) they change nothing.
 """
 from __future__ import annotations
@@ -46,3 +46,34 @@ def deferred_interrupts() -> Iterator[None]:
         yield
     if received:
         raise KeyboardInterrupt
+
+
+class StopRequest:
+    """Whether SIGINT or SIGTERM came while a run's steps go (:func:`stop_between_steps`).
+
+    Attributes:
+        received: a signal came; the run stops before its next step.
+    """
+
+    def __init__(self) -> None:
+        self.received = False
+
+    def handle(self, signum: int, frame: Any) -> None:
+        """The first signal asks for a stop between steps; a second one interrupts at once (a step that hangs)."""
+        if self.received:
+            raise KeyboardInterrupt
+        self.received = True
+
+    def check(self) -> None:
+        """Raise KeyboardInterrupt if a signal came: called between steps, where the state is whole."""
+        if self.received:
+            raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def stop_between_steps() -> Iterator[StopRequest]:
+    """Within the block, SIGINT and SIGTERM ask the run to stop at its next :meth:`StopRequest.check` (after the step
+    under way, so that a checkpoint holds a completed step); a second signal raises KeyboardInterrupt at once."""
+    request = StopRequest()
+    with _on_interruptions(request.handle):
+        yield request

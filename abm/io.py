@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -51,9 +52,14 @@ def _atomic(path: Path, write: Callable[[Any], None], mode: str = "wb") -> None:
         raise
 
 
+def write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    _atomic(path, lambda handle: handle.write(data))
+
+
 def write_text(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
-    _atomic(path, lambda handle: handle.write(text.encode("utf-8")))
+    write_bytes(path, text.encode("utf-8"))
 
 
 def without_negative_zero(value: Any) -> Any:
@@ -74,9 +80,22 @@ def without_negative_zero(value: Any) -> Any:
     return value
 
 
+def json_ready(value: Any) -> Any:
+    """``value`` as JSON can hold it: :func:`without_negative_zero`, and NaN and infinities (nested in dicts, lists
+    and tuples) replaced by None, JSON's null: JSON has no NaN, and a value without data reads as null."""
+    value = without_negative_zero(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: json_ready(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_ready(item) for item in value]
+    return value
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as indented JSON to ``path`` atomically, with no negative zero (:func:`without_negative_zero`)."""
-    write_text(path, json.dumps(without_negative_zero(data), indent=2, sort_keys=False) + "\n")
+    """Write ``data`` as indented JSON to ``path`` atomically, as :func:`json_ready` makes it."""
+    write_text(path, json.dumps(json_ready(data), indent=2, sort_keys=False, allow_nan=False) + "\n")
 
 
 def write_parquet(path: Path, frame: Any) -> None:

@@ -14,10 +14,30 @@ from __future__ import annotations
 from pathlib import Path
 
 from abm import __version__, rundir
-from abm.config import Config, to_yaml
+from abm.config import Config, ConfigError, load_config, to_yaml
 from abm.io import write_parquet, write_snapshot, write_text
+from abm.measurement import NonFiniteRecord
 from abm.model import TumorModel
 from abm.runner import config_hash, journal_record, prepare
+from kernels.backend import BackendError
+from kernels.diffusion import FieldSolverError
+
+#: What building a live model can raise for a bad config or backend (nothing is written then).
+REFUSED = (ConfigError, BackendError)
+#: What advancing a live model can raise: a numerical failure or a failed write (its records so far stay).
+FAILED = (NonFiniteRecord, FieldSolverError, OSError)
+#: The config loader, for viz: :mod:`viz` reaches the model only through this module (and run directories through
+#: :mod:`abm.rundir`).
+load = load_config
+
+
+def check(path: Path, overrides: list[str]) -> None:
+    """Every check ``tme run`` makes of the config at ``path`` with ``overrides``, writing nothing.
+
+    Raises:
+        ConfigError, BackendError: the config or backend is refused.
+    """
+    prepare(load_config(path, overrides))
 
 
 class LiveRun:

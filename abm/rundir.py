@@ -12,6 +12,8 @@ Layout of ``tme run CONFIG --out DIR``::
     DIR/summary.json         status, timing, the first contact with the lattice's boundary, final values
     DIR/snapshots/step_NNNNNNNN.npz   per-voxel arrays at the snapshot cadence
     DIR/records/<table>.jsonl         the journals: rows appended at every record while the run goes
+    DIR/checkpoint.pkl       the state after the last checkpoint (time.checkpoint_every_h, an interruption;
+                             abm.checkpoint); removed when the run completes
     DIR/.lock                the lock a writer holds (see :func:`abm.io.lock_directory`)
 
 While a run goes, each table's rows are appended to its journal at record
@@ -64,11 +66,13 @@ import numpy as np
 
 from abm.config import SUPPRESSOR_LABELS, SUPPRESSOR_PRESETS, T_CELL_ROLE  # noqa: F401 - the agents' names, for viz
 from abm import __version__  # noqa: F401 - the version that writes run directories and figures, for viz
-from abm.io import LOCK_NAME, RunDirectoryError, is_leftover, lock_directory
+from abm.io import LOCK_NAME, RunDirectoryError, is_leftover, lock_directory, write_text
 
 CONFIG = "config.yaml"
 SUMMARY = "summary.json"
 SNAPSHOTS = "snapshots"
+#: The run's latest checkpoint (:mod:`abm.checkpoint`), what ``tme run --resume`` continues from.
+CHECKPOINT = "checkpoint.pkl"
 RECORDS = "records"
 LOCK = LOCK_NAME
 #: The tables of a run directory, each ``<name>.parquet`` (journal ``records/<name>.jsonl``).
@@ -185,6 +189,16 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+def _header_line(table: str, columns: Iterable[str], dtypes: dict[str, str] | None) -> str:
+    """A journal's first line: the table, its columns and the dtypes the reader gives them."""
+    return json.dumps({"table": table, "columns": list(columns), "dtypes": dict(dtypes or {})}) + "\n"
+
+
+def _row_line(row: Iterable[Any]) -> str:
+    """One row of a journal, a JSON array."""
+    return json.dumps([_json_value(value) for value in row]) + "\n"
+
+
 class Journal:
     """Append-only record journals of one run directory (see the module doc).
 
@@ -210,10 +224,20 @@ class Journal:
             path = journal_path(self.run_dir, table)
             path.parent.mkdir(exist_ok=True)
             handle = self._files[table] = open(path, "a", encoding="utf-8")  # noqa: SIM115 - held for the run
-            header = {"table": table, "columns": list(columns), "dtypes": dict(dtypes or {})}
-            handle.write(json.dumps(header) + "\n")
-        handle.write("".join(json.dumps([_json_value(value) for value in row]) + "\n" for row in rows))
+            handle.write(_header_line(table, columns, dtypes))
+        handle.write("".join(_row_line(row) for row in rows))
         handle.flush()
+
+    def replace(self, table: str, columns: Iterable[str], rows: Iterable[Iterable[Any]],
+                dtypes: dict[str, str] | None = None) -> None:
+        """Make the journal of ``table`` hold ``rows`` alone (written atomically: a run restored from a checkpoint
+        journals the records up to it), then :meth:`append` adds to it. Arguments as :meth:`append`."""
+        handle = self._files.pop(table, None)
+        if handle is not None:
+            handle.close()
+        path = journal_path(self.run_dir, table)
+        write_text(path, _header_line(table, columns, dtypes) + "".join(_row_line(row) for row in rows))
+        self._files[table] = open(path, "a", encoding="utf-8")  # noqa: SIM115 - held for the run
 
     def close(self) -> None:
         """Close every journal file (they stay on disk)."""
@@ -738,7 +762,7 @@ def _written_by_a_run(relative: Path) -> bool:
     if is_leftover(relative):
         return len(parts) == 1 or parts[0] in (RECORDS, SNAPSHOTS) and len(parts) == 2
     if len(parts) == 1:
-        return relative.name in (CONFIG, SUMMARY) or relative.name in {f"{table}.parquet" for table in (*TABLES, AGENTS)}
+        return relative.name in (CONFIG, SUMMARY, CHECKPOINT) or relative.name in {f"{table}.parquet" for table in (*TABLES, AGENTS)}
     if len(parts) == 2 and parts[0] == RECORDS:
         return relative.name in {f"{table}.jsonl" for table in TABLES}
     if len(parts) == 2 and parts[0] == SNAPSHOTS:

@@ -31,14 +31,15 @@ from typing import Any
 from tqdm import tqdm
 
 from abm import __version__
-from abm.config import Config, ConfigError, FileVessels, to_yaml
-from abm import rundir
+from abm.config import Config, ConfigError, FileVessels, parse_config, to_yaml
+from abm import checkpoint, rundir
+from abm.checkpoint import Trunk
 from abm.io import (
-    RunFailed, check_output_directory, create_output_directory, describe_os_error, lock_directory,
+    RunDirectoryError, RunFailed, check_output_directory, create_output_directory, describe_os_error, lock_directory,
     without_negative_zero, write_json, write_parquet, write_snapshot, write_text,
 )
 from abm.immunity import IMMUNE_SERIES_COLUMNS
-from abm.interrupts import deferred_interrupts, terminate_as_interrupt
+from abm.interrupts import deferred_interrupts, stop_between_steps
 from abm.measurement import NonFiniteRecord
 from abm.model import TumorModel
 from abm.tables import CLONE_COLUMNS
@@ -115,11 +116,13 @@ def check_memory(config: Config, backend: Backend) -> None:
 
 def config_hash(config: Config) -> str:
     """SHA-256 of what fixes a run's results: the resolved config (less ``backend``: NumPy and CuPy give the
-    same bits; less ``cohort``: a run is one patient, the config as written) and the contents of a vessel file.
-    ``tme compare`` reuses a run only when this matches."""
+    same bits; less ``cohort``: a run is one patient, the config as written; less ``time.checkpoint_every_h``: a
+    resumed run is the uninterrupted one) and the contents of a vessel file. ``tme compare`` reuses a run, and
+    ``tme run --resume`` a checkpoint, only when this matches."""
     data = config.model_dump(mode="json")
     data.pop("backend", None)
     data.pop("cohort", None)
+    data["time"].pop("checkpoint_every_h", None)
     digest = hashlib.sha256(json.dumps(data, sort_keys=True).encode("utf-8"))
     if isinstance(config.vessels, FileVessels):
         digest.update(Path(config.vessels.file).read_bytes())
@@ -216,8 +219,13 @@ def _write_tables(out: Path, model: TumorModel) -> None:
         write_parquet(rundir.table_path(out, "events"), model.events())
 
 
-def run(config: Config, out: Path, progress: bool = True) -> dict[str, Any]:
+def run(config: Config, out: Path, progress: bool = True, trunk: Trunk | None = None) -> dict[str, Any]:
     """Run ``config`` to its end and write the run directory ``out`` (layout: :mod:`abm.rundir`).
+
+    Args:
+        trunk: start from this shared state instead of step 0 (a branched arm, :mod:`abm.branching`): its
+            checkpoint, taken before any treatment started, and the snapshots up to it; the run keeps its own
+            treatment and writes the directory an unbranched run writes.
 
     Returns:
         The summary written to ``out/summary.json``.
@@ -225,56 +233,158 @@ def run(config: Config, out: Path, progress: bool = True) -> dict[str, Any]:
     Raises:
         ConfigError, BackendError, RunDirectoryError: before anything is written.
         RunFailed: a numerical failure or a failed write ended the run; the directory holds the records so far.
-        KeyboardInterrupt: SIGINT or SIGTERM; the directory holds the records so far (status ``interrupted``).
+        KeyboardInterrupt: SIGINT or SIGTERM; the directory holds the records so far (status ``interrupted``) and a
+            checkpoint of the last completed step.
     """
     out = Path(out)
     check_output_directory(out)
     model = prepare(config)
-    total_steps = config.time.total_steps
-    snapshot_steps = (config.time.steps(config.time.snapshot_every_h, "snapshot_every_h")
-                      if config.time.snapshot_every_h is not None else None)
-
     create_output_directory(out)
     lock = lock_directory(out)
     try:
         check_output_directory(out)  # a writer that got here first and has finished since
-        return _simulate(config, model, out, total_steps, snapshot_steps, progress)
+        restored = None if trunk is None else checkpoint.restore(model, trunk.state, therapy=False)
+        return _simulate(config, model, out, progress, restored, [] if trunk is None else trunk.snapshots)
     finally:
         lock.close()
 
 
-def _simulate(config: Config, model: TumorModel, out: Path, total_steps: int, snapshot_steps: int | None,
-              progress: bool) -> dict[str, Any]:
-    """The stepping loop of :func:`run` into the locked directory ``out``, and its final writes."""
+def read_run_config(out: Path, backend: str | None = None) -> Config:
+    """The config of the run directory ``out`` (its ``config.yaml``, less the ``run`` section), on ``backend`` if
+    given (a run gives the same bits on either).
+
+    Raises:
+        RunDirectoryError: no run directory, or a ``config.yaml`` that is unreadable or no longer a valid config.
+    """
+    path = Path(out) / rundir.CONFIG
+    raw = rundir.open_run(out).config
+    raw.pop("run", None)
+    if backend is not None:
+        raw["backend"] = backend
+    try:
+        return parse_config(raw, str(path))
+    except ConfigError as exc:
+        raise RunDirectoryError(str(exc)) from None
+
+
+def resume(out: Path, progress: bool = True, backend: str | None = None) -> dict[str, Any]:
+    """Continue the run of the directory ``out`` from its checkpoint to its end, in place: the same tables,
+    snapshots and final state as a run never stopped.
+
+    Only the run's own files change: the journals are rewritten up to the checkpoint, the tables and summary of
+    the earlier stop and the snapshots after the checkpoint are replaced as the run passes them again.
+
+    Args:
+        backend: run on this backend instead of the one ``config.yaml`` names.
+
+    Raises:
+        RunDirectoryError: before anything is written: not a run directory, a complete run, no checkpoint, or one
+            of another format version or another config; another process writes the directory.
+        ConfigError, BackendError: as :func:`run`, before anything is written.
+        RunFailed, KeyboardInterrupt: as :func:`run`.
+    """
+    out = Path(out)
+    status = rundir.open_run(out).status
+    if status == "complete":
+        raise RunDirectoryError(f"--resume {out}: the run is complete; there is nothing to resume")
+    config = read_run_config(out, backend)
+    state = checkpoint.read(out, config_hash(config))
+    model = prepare(config)
+    lock = lock_directory(out)
+    try:
+        if rundir.summary_status(out) == "complete":  # another resume got here first and has finished since
+            raise RunDirectoryError(f"--resume {out}: the run is complete; there is nothing to resume")
+        restored = checkpoint.restore(model, state)
+        return _simulate(config, model, out, progress, restored, [])
+    finally:
+        lock.close()
+
+
+def _restart_files(out: Path, model: TumorModel, journal: rundir.Journal, written: dict[str, int]) -> None:
+    """Bring the run directory ``out`` to the restored ``model``'s step: the journals hold the records up to it
+    (``written`` counts the lineage rows and events journaled then); the tables and summary of an earlier end and
+    the snapshots after the step (a run stopped past its checkpoint) are removed."""
+    journal.replace("timeseries", model.columns, zip(*(model.datacollector.model_vars[column] for column in model.columns)))
+    clones = model.clone_series()
+    journal.replace("clones", CLONE_COLUMNS, clones[list(CLONE_COLUMNS)].itertuples(index=False))
+    lineage = model.lineage().iloc[:written["lineage"]]
+    journal.replace("lineage", lineage.columns, lineage.itertuples(index=False), {"antigens": "uint64"})
+    if model.immune.enabled:
+        journal.replace("immune", IMMUNE_SERIES_COLUMNS, model.immune_series().itertuples(index=False))
+    if model.config.treatment is not None:
+        events = model.therapy.events[:written["events"]]
+        journal.replace("events", EVENT_COLUMNS, [[event[column] for column in EVENT_COLUMNS] for event in events])
+    for table in rundir.TABLES:
+        rundir.table_path(out, table).unlink(missing_ok=True)
+    (out / rundir.SUMMARY).unlink(missing_ok=True)
+    for path, step in rundir.list_snapshots(out):
+        if step > model.steps:
+            path.unlink()
+
+
+def _simulate(config: Config, model: TumorModel, out: Path, progress: bool, restored: dict[str, Any] | None,
+              snapshots_before: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
+    """The stepping loop of :func:`run` and :func:`resume` into the locked directory ``out``, and its final writes.
+
+    Args:
+        restored: the runner's state of a restored model (:func:`abm.checkpoint.restore`'s ``extra``); None for a
+            model at step 0.
+        snapshots_before: ``(step, arrays)`` of the snapshots a restored model took before its step, to write.
+    """
     backend = model.backend
+    time_config = config.time
+    total_steps = time_config.total_steps
+    snapshot_steps = (time_config.steps(time_config.snapshot_every_h, "snapshot_every_h")
+                      if time_config.snapshot_every_h is not None else None)
+    checkpoint_steps = (time_config.steps(time_config.checkpoint_every_h, "checkpoint_every_h")
+                        if time_config.checkpoint_every_h is not None else None)
     meta = {"tme_abm_version": __version__, "backend": backend.name, "backend_reason": backend.reason,
             "device": backend.device, "config_sha256": config_hash(config)}
     journal = rundir.Journal(out)
-    written = {"lineage": 0, "events": 0}
+    written = {"lineage": 0, "events": 0} if restored is None else restored["written"]
     boundary = BoundaryWatch(out)
+    if restored is not None:
+        boundary.day, boundary.faces = restored["boundary"]
+
+    def save_checkpoint() -> None:
+        extra = {"written": written, "boundary": (boundary.day, boundary.faces)}
+        checkpoint.write(out, checkpoint.capture(model, meta["config_sha256"], extra))
+
     started = time.perf_counter()
     status = "complete"
     failure = None
     disk_failed = False
+    between_steps = True  # whether the model holds a completed step (a checkpoint of it can be taken)
     try:
-        with terminate_as_interrupt():
+        with stop_between_steps() as stop:
             write_text(out / rundir.CONFIG, to_yaml(config, {"run": meta}))
             if model.immune.enabled:  # the agent numbering, complete from the start (a killed run has it too)
                 write_parquet(rundir.table_path(out, rundir.AGENTS), model.immune.agent_table())
-            journal_record(journal, model, written)
-            boundary.check(model)
             snapshots = out / rundir.SNAPSHOTS
-            if snapshot_steps is not None:
-                write_snapshot(snapshots / rundir.snapshot_name(0), model.snapshot())
-            with tqdm(total=total_steps, unit="step", desc="simulating", disable=not progress, leave=True) as bar:
-                for _ in range(total_steps):
+            if restored is None:
+                journal_record(journal, model, written)
+                boundary.check(model)
+                if snapshot_steps is not None:
+                    write_snapshot(snapshots / rundir.snapshot_name(0), model.snapshot())
+            else:
+                _restart_files(out, model, journal, written)
+                for step, arrays in snapshots_before:
+                    write_snapshot(snapshots / rundir.snapshot_name(step), arrays)
+            with tqdm(total=total_steps, initial=model.steps, unit="step", desc="simulating", disable=not progress,
+                      leave=True) as bar:
+                while model.steps < total_steps:
+                    stop.check()
+                    between_steps = False
                     model.step()
+                    between_steps = True
                     recorded = model.steps % model.record_steps == 0
                     if recorded:
                         journal_record(journal, model, written)
                         boundary.check(model)
                     if snapshot_steps is not None and model.steps % snapshot_steps == 0:
                         write_snapshot(snapshots / rundir.snapshot_name(model.steps), model.snapshot())
+                    if checkpoint_steps is not None and model.steps % checkpoint_steps == 0 and model.steps < total_steps:
+                        save_checkpoint()
                     bar.update(1)
                     if recorded:
                         bar.set_postfix(day=f"{model.time_h / 24:.1f}", cells=model.latest["tumor_cells_total"])
@@ -306,12 +416,16 @@ def _simulate(config: Config, model: TumorModel, out: Path, total_steps: int, sn
         with deferred_interrupts():
             if failure is not None:
                 summary["error"] = failure
+            if status == "interrupted" and between_steps:  # resumable from the last completed step
+                save_checkpoint()
             if disk_failed:  # the journals hold the records; another large write would likely fail too
                 journal.close()
             else:
                 _write_tables(out, model)
                 journal.remove()
             write_json(out / rundir.SUMMARY, summary)
+            if status == "complete":  # nothing left to resume
+                (out / checkpoint.FILE).unlink(missing_ok=True)
     except OSError as exc:
         journal.close()
         lost = describe_os_error(exc)

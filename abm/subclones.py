@@ -68,10 +68,32 @@ class Subclones:
         for offset, (name, parent, origin) in enumerate(zip(names, parents, origins)):
             traits = {column: values[offset] for column, values in rows.items()}
             self.agents.append(TumorSubclone(self.model, first + offset, name, traits, parent, birth_time_h, origin))
+        self._mirror()
+
+    def _mirror(self) -> None:
+        """Copy the trait table to the device (:attr:`device`)."""
         xp = self.xp
         self.device = {column: xp.asarray(values) for column, values in self.traits.items()}
         bits = (self.traits["antigens"][:, None] >> np.arange(MAX_ANTIGENS, dtype=np.uint64)) & np.uint64(1)
         self.device["antigen_bits"] = xp.asarray(bits.astype(np.float64))
+
+    def restore(self, traits: clone_table.CloneTable, agents: list[tuple], mutations: tuple[int, int]) -> None:
+        """Take the clones of a checkpoint (:mod:`abm.checkpoint`) into these just founded: the clones founded by
+        mutation become agents again, in index order (so Mesa numbers them as it did), and the table is mirrored.
+
+        Args:
+            traits: the whole trait table, one row per clone (founding clones first).
+            agents: per clone, ``(name, parent index or None, birth_time_h, origin_um, cell_count, live_cell_count)``.
+            mutations: ``(mutations_total, mutations_suppressed)``.
+        """
+        self.traits = {column: values.copy() for column, values in traits.items()}
+        for index, (name, parent, birth_time_h, origin, _, _) in enumerate(agents[len(self.agents):], len(self.agents)):
+            row = {column: values[index] for column, values in traits.items()}
+            self.agents.append(TumorSubclone(self.model, index, name, row, self.agents[parent], birth_time_h, origin))
+        for agent, (_, _, _, _, cells, live) in zip(self.agents, agents):
+            agent.cell_count, agent.live_cell_count = cells, live
+        self.mutations_total, self.mutations_suppressed = mutations
+        self._mirror()
 
     def found(self, context: "StepContext", mutants: Any) -> None:
         """Give each mutant daughter a new clone: agents, trait rows, the device mirror, the lattice's ``tumor.clone``.

@@ -80,26 +80,28 @@ def restricted_mean(times: np.ndarray, events: np.ndarray, horizon_days: float) 
     return float(restricted_mean_survival_time(_fitter(times, events), t=horizon_days))
 
 
-def log_rank(times_a: np.ndarray, events_a: np.ndarray, times_b: np.ndarray, events_b: np.ndarray) -> tuple[float, float]:
-    """Log-rank test of two groups: ``(chi-square, p)``, one degree of freedom; NaN when neither group has an event."""
+def log_rank(times_a: np.ndarray, events_a: np.ndarray, times_b: np.ndarray,
+             events_b: np.ndarray) -> tuple[float | None, float | None]:
+    """Log-rank test of two groups: ``(chi-square, p)``, one degree of freedom; ``(None, None)`` when neither group
+    has an event (JSON has no NaN: ``compare.json`` says null)."""
     from lifelines.statistics import logrank_test
 
     if not (np.any(events_a) or np.any(events_b)):
-        return math.nan, math.nan
+        return None, None
     result = logrank_test(np.asarray(times_a, dtype=float), np.asarray(times_b, dtype=float),
                           np.asarray(events_a, dtype=bool), np.asarray(events_b, dtype=bool))
     return float(result.test_statistic), float(result.p_value)
 
 
-def log_rank_all(times: np.ndarray, events: np.ndarray, groups: np.ndarray) -> dict[str, float]:
-    """Multivariate log-rank test of equal survival in every group: ``chi2``, ``df`` (groups - 1), ``p``; NaN
-    without events."""
+def log_rank_all(times: np.ndarray, events: np.ndarray, groups: np.ndarray) -> dict[str, float | None]:
+    """Multivariate log-rank test of equal survival in every group: ``chi2``, ``df`` (groups - 1), ``p``; None
+    without events or with one group."""
     from lifelines.statistics import multivariate_logrank_test
 
     groups = np.asarray(groups)
     df = len(np.unique(groups)) - 1
     if not np.any(events) or df < 1:
-        return {"chi2": math.nan, "df": df, "p": math.nan}
+        return {"chi2": None, "df": df, "p": None}
     result = multivariate_logrank_test(np.asarray(times, dtype=float), groups, np.asarray(events, dtype=bool))
     return {"chi2": float(result.test_statistic), "df": df, "p": float(result.p_value)}
 

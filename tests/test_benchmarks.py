@@ -66,3 +66,19 @@ def test_compare_throughput_refuses_a_bad_worker_list():
     result = subprocess.run([sys.executable, "benchmarks/compare_throughput.py", "--workers", "1,two"], cwd=REPO,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "--workers '1,two'" in result.stderr
+
+
+def test_branching_benchmark_reports_runs_per_hour_with_and_without_branching():
+    result = subprocess.run([sys.executable, "benchmarks/branching.py", "--arms", "untreated,chemo_only", "--repeats", "1",
+                             "--set", "time.duration_days=6", "--set", "lattice.shape=[40,40]",
+                             "--set", "time.snapshot_every_h=null"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "branch point: step 60 (day 5)" in result.stdout
+    assert "unbranched:" in result.stdout and "144 cell steps" in result.stdout and "84 cell steps" in result.stdout
+    assert "branched / unbranched runs per hour:" in result.stdout
+
+
+def test_branching_benchmark_refuses_an_unknown_arm():
+    result = subprocess.run([sys.executable, "benchmarks/branching.py", "--arms", "nonesuch"], cwd=REPO,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and "nonesuch" in result.stderr

@@ -102,6 +102,17 @@ def test_without_negative_zero_reaches_nested_values():
     assert isinstance(cleaned["b"][2]["c"], tuple)
 
 
+def test_json_files_hold_null_where_a_value_is_not_finite(tmp_path):
+    """JSON has no NaN: a statistic without data (a log-rank test without progression) is written as null, and
+    the file parses under a strict reader."""
+    from abm.io import write_json
+
+    write_json(tmp_path / "x.json", {"p": math.nan, "hr": [math.inf, -0.0, 1.5], "n": {"chi2": -math.inf}, "s": "NaN"})
+    text = (tmp_path / "x.json").read_text()
+    assert json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in a JSON file")) == {
+        "p": None, "hr": [None, 0.0, 1.5], "n": {"chi2": None}, "s": "NaN"}
+
+
 def test_snapshots_follow_their_cadence(tmp_path, capsys):
     """``snapshot_every_h`` sets which steps are saved; each snapshot holds the lattice at that time."""
     out = tmp_path / "run"

@@ -62,6 +62,10 @@ def _at(data: dict[str, Any], dotted: str) -> Any:
 # --------------------------------------------------------------------------- the draws
 
 
+def _no_constant(name: str):
+    raise AssertionError(f"compare.json holds {name}, which is not JSON")
+
+
 def test_draws_are_reproducible_per_key_and_apart_from_the_seed_of_the_runs():
     config = _config()
     first = cohort.patients(config)
@@ -141,7 +145,7 @@ def test_paired_design_runs_every_arm_on_the_same_patients_and_seeds(tmp_path, c
     cells = paired[paired["endpoint"] == "final_tumor_cells_live"].sort_values("seed")
     final = runs.set_index(["arm", "seed"])["final_tumor_cells_live"]
     assert cells["difference"].tolist() == [final["chemo", seed] - final["none", seed] for seed in (7, 8, 9, 10)]
-    result = json.loads((out / "compare.json").read_text())
+    result = json.loads((out / "compare.json").read_text(), parse_constant=_no_constant)
     assert result["patients"] == 2 and result["replicates"] == 2 and result["arms"]["none"]["runs"] == 4
     summary = result["arms"]["chemo"]["paired_vs_none"]["final_tumor_cells_live"]
     assert summary["pairs"] == 4 and summary["mean_difference"] == pytest.approx(cells["difference"].mean())
@@ -392,3 +396,16 @@ def test_validate_draws_and_checks_the_patients(tmp_path, capsys):
     err = capsys.readouterr().err
     assert_one_error(err)
     assert "cohort: patient 0" in err and CYCLE in err
+
+
+def test_paired_summary_counts_only_pairs_where_both_runs_have_the_endpoint():
+    """An untreated run has no best change (NaN in runs.parquet): its pairs are left out, and with none left the
+    mean and median are None (null in compare.json), not NaN."""
+    paired = pd.DataFrame({
+        "arm": "chemo", "endpoint": "best_change_from_baseline", "censored": False,
+        "difference": [math.nan, -0.25, math.nan, -0.75]})
+    summary = cohort.paired_summary(paired, "chemo")["best_change_from_baseline"]
+    assert summary["pairs"] == 2 and summary["mean_difference"] == -0.5 and summary["lower"] == 2
+    paired["difference"] = math.nan
+    summary = cohort.paired_summary(paired, "chemo")["best_change_from_baseline"]
+    assert summary["pairs"] == 0 and summary["mean_difference"] is None and summary["median_difference"] is None

@@ -24,8 +24,9 @@ from abm.config import ConfigError, load_config
 from tests.test_reliability import SEQUENCING, SHORT_ARMS, error_lines, tme
 
 ARMS = ["untreated", "chemo_only"]
-#: Two runs long enough (12 days, a record a day) to be caught in the middle.
-LONG_ARMS = ["--replicates", "1", "--quiet", "--arms", ",".join(ARMS), "--set", "time.duration_days=12"]
+#: Two runs long enough (12 days, a record a day) to be caught in the middle, each a job of its own (unbranched: the
+#: arms of a branched seed are one job, in one process).
+LONG_ARMS = ["--replicates", "1", "--quiet", "--arms", ",".join(ARMS), "--set", "time.duration_days=12", "--no-branch"]
 
 
 def _descendants(pid: int) -> dict[int, str]:

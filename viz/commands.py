@@ -87,10 +87,9 @@ def _explore(arguments: argparse.Namespace) -> int:
         open_run(target)  # the checks every viz command makes
         source = Source(run_dir=str(target.resolve()))
     elif target.is_file():
-        from abm.config import load_config
-        from abm.runner import prepare
+        from abm.live import check
 
-        prepare(load_config(target, list(arguments.set or [])))  # every check tme run makes, before the page starts
+        check(target, list(arguments.set or []))  # every check tme run makes, before the page starts
         source = Source(config=str(target.resolve()), overrides=tuple(arguments.set or ()))
     else:
         raise VizError(f"{target}: no such run directory or config file; give a directory made by tme run or a YAML config")

@@ -12,10 +12,7 @@ from pathlib import Path
 
 import solara
 
-from abm.config import ConfigError, load_config
-from abm.measurement import NonFiniteRecord
-from kernels.backend import BackendError
-from kernels.diffusion import FieldSolverError
+from abm import live as live_model
 from viz.explorer import AXES, VIEWS, Source, colorings, png, render_png, section_figure, series_figures
 from viz.rundir import RunData, open_run
 
@@ -102,16 +99,14 @@ def _controls(config) -> dict[str, tuple[str, float]]:
 def _build(source: Source, overrides: list[str]):
     """``(LiveRun, "")`` of the source's config with ``overrides``, in a new folder of ``source.scratch``; or
     ``(None, message)`` where the overrides make a bad config."""
-    from abm.live import LiveRun
-
     try:
-        config = load_config(source.config, [*source.overrides, *overrides])
-    except ConfigError as exc:
+        config = live_model.load(source.config, [*source.overrides, *overrides])
+    except live_model.REFUSED as exc:
         return None, str(exc)
     folder = Path(tempfile.mkdtemp(prefix="live-", dir=source.scratch))
     try:
-        return LiveRun(config, folder), ""
-    except (ConfigError, BackendError) as exc:
+        return live_model.LiveRun(config, folder), ""
+    except live_model.REFUSED as exc:
         shutil.rmtree(folder, ignore_errors=True)
         return None, str(exc)
 
@@ -120,7 +115,7 @@ def _build(source: Source, overrides: list[str]):
 def LivePage(source: Source):
     """A live model of the source's config: play/pause, step, reset, the seed, the first clone's cycle time and (with
     T cells) two T-cell rates."""
-    base = solara.use_memo(lambda: load_config(source.config, list(source.overrides)), [])
+    base = solara.use_memo(lambda: live_model.load(source.config, list(source.overrides)), [])
     controls = _controls(base)
     seed, set_seed = solara.use_state(base.seed)
     values, set_values = solara.use_state({key: value for key, (_, value) in controls.items()})
@@ -145,7 +140,7 @@ def LivePage(source: Source):
         """Advance to the next record; whether the model can go on."""
         try:
             live.advance()
-        except (NonFiniteRecord, FieldSolverError, OSError) as exc:  # shown; the model stops (its records so far stay)
+        except live_model.FAILED as exc:  # shown; the model stops (its records so far stay)
             set_failure(f"the model failed after day {live.model.time_h / 24:g}: {exc}")
             return False
         set_steps(live.model.steps)

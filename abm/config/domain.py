@@ -47,6 +47,8 @@ class TimeConfig(Strict):
     duration_days: PositiveDays = Field(description=f"simulated time, days; at most {MAX_CELL_STEPS:,} cell steps")
     record_every_h: PositiveHours = Field(6.0, description="time-series cadence, h")
     snapshot_every_h: PositiveHours | None = Field(24.0, description="snapshot cadence, h; null for none")
+    checkpoint_every_h: PositiveHours | None = Field(
+        None, description="checkpoint cadence, h: the whole state to checkpoint.pkl, which `tme run --resume DIR` continues from (an interrupted run writes one anyway); null for none; does not change results")
 
     def steps(self, hours: float, key: str) -> int:
         """Whole number of cell steps (at most :data:`MAX_CELL_STEPS`) in ``hours``; ConfigError naming ``key`` otherwise."""

@@ -414,8 +414,9 @@ def parse_config(raw: Any, origin: str = "config") -> Config:
         config = Config.model_validate(raw)
         config.time.total_steps  # noqa: B018 - checks that durations are whole steps
         config.time.steps(config.time.record_every_h, "record_every_h")
-        if config.time.snapshot_every_h is not None:
-            config.time.steps(config.time.snapshot_every_h, "snapshot_every_h")
+        for key in ("snapshot_every_h", "checkpoint_every_h"):
+            if getattr(config.time, key) is not None:
+                config.time.steps(getattr(config.time, key), key)
     except ValidationError as exc:
         raise ConfigError(f"{origin}: invalid config:\n  {_describe_errors(exc)}") from None
     except ConfigError as exc:

@@ -1,0 +1,129 @@
+"""Branched arms: the arms of one seed share their run up to the first step at which any arm's treatment acts.
+
+Before its ``start_day`` a treatment does nothing: no line, no dose, no
+assessment, every plasma level 0 (:class:`abm.therapy.Therapy`). Arms that
+differ in their treatment alone therefore hold the same state, bit for bit,
+at every step before the earliest start of any arm (:func:`branch_step`).
+``tme compare`` (:mod:`abm.comparison`) simulates that stretch once per seed
+(the *trunk*, :func:`trunk`), takes a checkpoint of it
+(:func:`abm.checkpoint.capture`) and the snapshots up to it, and runs every
+arm from there (:func:`abm.runner.run` with the trunk), each with its own,
+fresh treatment. Each arm's run directory is the one an unbranched run
+writes (tables, snapshots, summary less its timing;
+tests/test_branching.py proves it).
+
+The branch point is conservative: it is the earliest start of treatment of
+any arm, even where two arms' first lines are the same, so progression- or
+response-triggered lines never matter. Where the arms differ in anything
+besides their treatment, or one starts at step 0, there is no branch point
+and each arm runs from step 0. ``tme compare --no-branch`` runs every arm
+from step 0 anyway.
+
+The arms of one seed become one job (the trunk, then the arms in turn, in
+one worker), so a comparison's parallelism is its seeds: with fewer seeds
+than workers, ``--no-branch`` may finish sooner.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from abm.checkpoint import Trunk, capture
+from abm.config import Config
+from abm.io import RunFailed
+from abm.measurement import NonFiniteRecord, record_columns
+from abm.runner import BoundaryWatch, prepare, run
+from kernels.diffusion import FieldSolverError
+
+#: Tolerance of a treatment's start time, h (as :meth:`abm.therapy.Therapy.begin_step` compares it).
+_START_SLACK_H = 1e-9
+
+
+def branch_step(configs: list[Config]) -> int:
+    """The cell step up to which the runs of ``configs`` (the arms of one seed) are the same: the first step at
+    whose start any arm's treatment starts; 0 where they differ in anything but their treatment (then there is no
+    shared stretch)."""
+    first = configs[0]
+
+    def untreated(config: Config) -> dict:
+        return config.model_dump(mode="json", exclude={"treatment"})
+
+    if any(untreated(config) != untreated(first) or record_columns(config) != record_columns(first)
+           for config in configs[1:]):
+        return 0
+    if any(config.treatment is None for config in configs):
+        return 0
+    dt_h = first.time.dt_cell_h
+    start_h = min(config.treatment.start_day * 24.0 for config in configs) - _START_SLACK_H
+    step = max(0, round(start_h / dt_h))
+    while step > 0 and (step - 1) * dt_h >= start_h:
+        step -= 1
+    while step * dt_h < start_h:
+        step += 1
+    return min(step, first.time.total_steps)
+
+
+def trunk(config: Config, steps: int, label: str) -> Trunk:
+    """Run ``config`` (any of the arms) for ``steps`` cell steps, as :func:`abm.runner.run` would, without writing:
+    the state then (with the runner's own: journaled rows, boundary contact) and the snapshots taken up to it.
+
+    Args:
+        label: names the runs in the warning of a first boundary contact.
+
+    Raises:
+        FieldSolverError, NonFiniteRecord: a numerical failure before the branch point.
+    """
+    model = prepare(config)
+    time_config = config.time
+    snapshot_steps = (time_config.steps(time_config.snapshot_every_h, "snapshot_every_h")
+                      if time_config.snapshot_every_h is not None else None)
+    boundary = BoundaryWatch(Path(label))
+    boundary.check(model)
+    snapshots = [(0, model.snapshot())] if snapshot_steps is not None else []
+    lineage = len(model.subclones)
+    while model.steps < steps:
+        model.step()
+        if model.steps % model.record_steps == 0:
+            boundary.check(model)
+            lineage = len(model.subclones)
+        if snapshot_steps is not None and model.steps % snapshot_steps == 0:
+            snapshots.append((model.steps, model.snapshot()))
+    extra = {"written": {"lineage": lineage, "events": len(model.therapy.events)},
+             "boundary": (boundary.day, boundary.faces)}
+    return Trunk(capture(model, "", extra), snapshots)
+
+
+def run_arms(runs: list[tuple[Config, str]]) -> list[tuple[str, str | None]]:
+    """Run the arms of one seed (``(config, directory)`` each), branched from their trunk where they share one, else
+    each from step 0: ``(directory, None)`` per run, or the message of a failed one.
+
+    Raises:
+        KeyboardInterrupt: SIGINT or SIGTERM; the run under way keeps its records and a checkpoint.
+    """
+    steps = branch_step([config for config, _ in runs]) if len(runs) > 1 else 0
+    shared = None
+    if steps > 0:
+        first = Path(runs[0][1])
+        try:
+            shared = trunk(runs[0][0], steps, str(first.parent.parent / "*" / first.name))
+        except (FieldSolverError, NonFiniteRecord):
+            shared = None  # every arm fails there too: each runs from step 0 and records its failure
+    results = []
+    for config, out in runs:
+        try:
+            run(config, Path(out), progress=False, trunk=shared)
+        except RunFailed as exc:
+            results.append((out, str(exc)))
+            continue
+        results.append((out, None))
+    return results
+
+
+def jobs(runs: list[tuple[Config, str]], branch: bool) -> list[list[tuple[Config, str]]]:
+    """The runs of a comparison as jobs: with ``branch`` one per comparison folder (a sweep point's, or the
+    comparison's) and seed (a patient's replicate): its arms, branched; else one per run."""
+    if not branch:
+        return [[job] for job in runs]
+    by_seed: dict[tuple[Path, int], list[tuple[Config, str]]] = {}
+    for config, out in runs:  # out: <comparison>/runs/<arm>/seed_<n>
+        by_seed.setdefault((Path(out).parents[2], config.seed), []).append((config, out))
+    return list(by_seed.values())
