@@ -116,3 +116,23 @@ def test_model_mass_balance_on_the_coarse_grid():
     supply = (2.0 * perfusion * (1.0 - probe)).sum()
     assert uptake > 0.0
     assert supply == pytest.approx(uptake, rel=1e-5)
+
+
+@pytest.mark.parametrize("solver", ["transient", "transient_lod"])
+def test_transient_solvers_step_on_the_coarse_grid(solver):
+    """Each transient solver steps on the 24 x 24 grid of a 48 x 48 lattice: the field rises from 0 toward blood at the
+    vessels, falls where cells take it up, and is the same over each 2 x 2 block."""
+    overrides = ["lattice.field_coarsening=2", "fields.probe.units=au", "fields.probe.D_um2_per_min=1000",
+                 "fields.probe.decay_per_min=0.01", f"fields.probe.solver={solver}", "fields.probe.dt_min=10",
+                 "fields.probe.uptake_per_min.tumor=0.5", "fields.probe.vessel.supply_per_min=2",
+                 "fields.probe.vessel.blood_level=1"]
+    model = TumorModel(load_config("configs/tiny.yaml", overrides))
+    for _ in range(3):
+        model.step()
+    probe = to_host(model.lattice.fields["probe"])
+    blocks = probe.reshape(24, 2, 24, 2)
+    assert (blocks == blocks[:, :1, :, :1]).all()
+    live = to_host(model.lattice.tumor.live())
+    vessels = to_host(model.lattice.vessels.perfusion) > 0
+    assert 0.0 <= probe.min() and probe.max() <= 1.0
+    assert probe[vessels].mean() > probe[live].mean() > 0.0
