@@ -43,6 +43,11 @@ def test_block_transfers_are_exact_and_conserve_totals(xp):
     assert (to_host(spread)[2:4, 4:6, 0:2] == to_host(coarse.astype(xp.float32))[1, 2, 0]).all()
     assert (to_host(block_sample(xp, spread, C)) == to_host(coarse.astype(xp.float32))).all()
     assert block_mean(xp, rates, 1) is rates and block_spread(xp, rates, 1) is rates
+    mask = rates > 0.5  # a cell type's voxels: the fraction of each block they fill, as float64
+    for factor in (2, 4):
+        fraction = to_host(block_mean(xp, mask, factor))
+        expected = to_host(mask).reshape(8 // factor, factor, 12 // factor, factor, 4 // factor, factor).mean(axis=(1, 3, 5))
+        assert fraction.dtype == np.float64 and np.array_equal(fraction, expected)
 
 
 def test_slab_on_the_coarse_grid_matches_cosh_profile(xp):
