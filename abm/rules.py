@@ -120,8 +120,10 @@ class SolveFields(Rule):
     ``context.solver_iterations[name]`` gets the CG iterations of the step
     (summed over substeps; 0 for the split LOD solver).
 
-    Per field, cells and vessels enter as linear terms (arrays of the lattice
-    shape): uptake ``k`` adds ``k`` to the sink; secretion at rate ``s``
+    Per field, cells and vessels enter as linear terms (arrays of the
+    substrate grid: the lattice shape divided by ``lattice.field_coarsening``,
+    each term the mean over a block of cell voxels; the field is solved there
+    and each cell voxel gets its block's value): uptake ``k`` adds ``k`` to the sink; secretion at rate ``s``
     toward saturation ``u*`` adds ``s`` to the sink and ``s u*`` to the source;
     vessel exchange at rate ``q`` with blood level ``b`` adds ``q p`` and ``q p b``,
     with ``p`` the vessel's perfusion (0 to 1) and ``b`` the field's plasma level
@@ -154,7 +156,7 @@ class SolveFields(Rule):
         self.workspace = diffusion.Workspace(run.xp)
 
     def apply(self, context: StepContext) -> None:
-        lattice, config = context.lattice, self.run.config
+        xp, lattice, config = context.xp, context.lattice, self.run.config
         live = context.live_tumor()
         dying = (lattice.tumor.clone >= 0) & ~live
         cells = {"tumor": live, "tumor_dying": dying, "tumor_immunogenic": dying & lattice.tumor.immunogenic}
@@ -163,9 +165,14 @@ class SolveFields(Rule):
             slots = config.immune.suppressor_slots  # every slot, declared or not: a field may name a preset type the config lacks
             cells.update({name: kinds == code for name, code in ((immune.T_CELL_ROLE, immune.T_CELL),
                                                                    *((name, slot + 1) for slot, name in enumerate(slots)))})
+        # Per substrate voxel: the fraction of its cell voxels holding each type, and the mean perfusion (linear, so the
+        # rates built from them are the means of the per-cell-voxel rates; at factor 1 the arrays themselves).
+        factor = config.lattice.field_coarsening
+        cells = {name: diffusion.block_mean(xp, mask, factor) for name, mask in cells.items()}
+        perfusion = diffusion.block_mean(xp, lattice.vessels.perfusion, factor)
         for name, field in config.fields.items():
             try:
-                self._solve_field(context, name, field, cells)
+                self._solve_field(context, name, field, cells, perfusion)
             except diffusion.FieldSolverError as exc:
                 raise diffusion.FieldSolverError(f"field {name} (solver {field.solver}): {exc}", field=name,
                                                  solver=field.solver) from exc
@@ -181,40 +188,49 @@ class SolveFields(Rule):
             solver.update_sink(sink)
         return solver
 
-    def _solve_field(self, context: StepContext, name: str, field: Any, cells: dict[str, Any]) -> None:
-        """Bring field ``name`` (its :class:`abm.config.FieldConfig` ``field``) to the current step."""
+    def _solve_field(self, context: StepContext, name: str, field: Any, cells: dict[str, Any], perfusion: Any) -> None:
+        """Bring field ``name`` (its :class:`abm.config.FieldConfig` ``field``) to the current step.
+
+        ``cells`` (cell type -> the fraction of each substrate voxel's cell
+        voxels holding one) and ``perfusion`` (the mean over them) are on the
+        substrate grid (``lattice.field_coarsening``; at 1, the cell
+        lattice's masks and perfusion): sink and source are built there, the
+        field solved there, and the result spread over each block's cell
+        voxels (docs/fields.md).
+        """
         xp, lattice = context.xp, context.lattice
+        factor, shape = self.run.config.lattice.field_coarsening, self.run.config.lattice.field_shape
         cell_step_min = self.run.dt_h * 60.0
-        sink = xp.zeros(lattice.shape, dtype=xp.float64)
-        source = xp.zeros(lattice.shape, dtype=xp.float64)
+        sink = xp.zeros(shape, dtype=xp.float64)
+        source = xp.zeros(shape, dtype=xp.float64)
         for cell_type, rate in field.uptake_per_min.items():
             sink += rate * cells[cell_type]
         for cell_type, rate in field.secretion_per_min.items():
             sink += rate * cells[cell_type]
             source += rate * field.secretion_saturation * cells[cell_type]
         if field.vessel is not None:
-            perfusion = lattice.vessels.perfusion
             blood = context.therapy.plasma.get(name, field.vessel.blood_level)
             sink += field.vessel.supply_per_min * perfusion
             source += field.vessel.supply_per_min * blood * perfusion
-        fields = lattice.fields
+        u = diffusion.block_sample(xp, lattice.fields[name], factor)
         if field.solver == "steady":
-            solver = self._solver(name, lattice.shape, sink, None)
-            fields[name], context.solver_iterations[name] = solver.solve(fields[name], source)
-            return
-        substeps = field_substeps(field.dt_min, self.run.dt_h)
-        context.solver_iterations[name] = 0
-        if field.solver == "transient":
-            # One operator for all substeps (same sink and step): its multigrid V-cycle is built once.
-            solver = self._solver(name, lattice.shape, sink, cell_step_min / substeps)
-        for _ in range(substeps):
+            solver = self._solver(name, shape, sink, None)
+            u, context.solver_iterations[name] = solver.solve(u, source)
+        else:
+            substeps = field_substeps(field.dt_min, self.run.dt_h)
+            context.solver_iterations[name] = 0
             if field.solver == "transient":
-                fields[name], iterations = solver.step(fields[name], source)
-                context.solver_iterations[name] += iterations
-            else:
-                fields[name] = diffusion.implicit_step(
-                    xp, fields[name], cell_step_min / substeps, self.run.field_parameters[name], sink, source,
-                    line_sweep=self.run.backend.operation("field_line_sweep"))
+                # One operator for all substeps (same sink and step): its multigrid V-cycle is built once.
+                solver = self._solver(name, shape, sink, cell_step_min / substeps)
+            for _ in range(substeps):
+                if field.solver == "transient":
+                    u, iterations = solver.step(u, source)
+                    context.solver_iterations[name] += iterations
+                else:
+                    u = diffusion.implicit_step(
+                        xp, u, cell_step_min / substeps, self.run.field_parameters[name], sink, source,
+                        line_sweep=self.run.backend.operation("field_line_sweep"))
+        lattice.fields[name] = diffusion.block_spread(xp, u, factor)
 
 
 class ImmunePriming(Rule):

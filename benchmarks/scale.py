@@ -25,12 +25,18 @@ reports
   such figure here, of a measured copy bandwidth: ``dst[...] = src`` over
   float32 arrays of at least 256 MiB, read + write).
 
+With ``--coarsening 1,2,4`` each size runs at each substrate-grid factor
+(``lattice.field_coarsening``), and ``--rounds R`` repeats the whole set R
+times, the factors interleaved within each round, so that figures to be
+compared come from the same run and load.
+
 A size whose estimated memory (abm.runner.estimated_bytes) exceeds what the
 device has free is skipped with the two numbers.
 
 Usage::
 
-    python benchmarks/scale.py [--backend numpy|cupy] [--sizes 96,192] [--warmup 2] [--steps 4] [--json FILE]
+    python benchmarks/scale.py [--backend numpy|cupy] [--sizes 96,192] [--coarsening 1,2] [--rounds 3]
+                               [--warmup 2] [--steps 4] [--json FILE]
 """
 from __future__ import annotations
 
@@ -58,12 +64,14 @@ COPY_ELEMENTS = 2**26
 SWEEP_ACCESSES = 4
 
 
-def scaled_config(size: int, backend: Backend):
-    """The config at side ``size``: tumor radius a quarter of the side, the avascular core 20 um wider."""
+def scaled_config(size: int, backend: Backend, coarsening: int = 1):
+    """The config at side ``size``: tumor radius a quarter of the side, the avascular core 20 um wider; fields on a
+    grid coarsened by ``coarsening``."""
     dx_um = load_config(CONFIG).lattice.dx_um
     radius_um = size * dx_um / 4.0
     return load_config(CONFIG, [f"lattice.shape=[{size}, {size}, {size}]", f"backend={backend.name}",
-                                f"tumor.initial.radius_um={radius_um}", f"vessels.core_radius_um={radius_um + 20.0}"])
+                                f"tumor.initial.radius_um={radius_um}", f"vessels.core_radius_um={radius_um + 20.0}",
+                                f"lattice.field_coarsening={coarsening}"])
 
 
 def peak_bandwidth(backend: Backend, size: int) -> tuple[float, str]:
@@ -98,15 +106,15 @@ def sweep_bandwidth(backend: Backend, size: int) -> float:
     return SWEEP_ACCESSES * work.nbytes / seconds
 
 
-def measure(size: int, backend_name: str, warmup: int, steps: int) -> dict[str, Any]:
-    """One size, in this process: the figures of the module doc."""
+def measure(size: int, backend_name: str, warmup: int, steps: int, coarsening: int = 1) -> dict[str, Any]:
+    """One size at one substrate-grid factor, in this process: the figures of the module doc."""
     backend = get_backend(backend_name)
-    config = scaled_config(size, backend)
+    config = scaled_config(size, backend, coarsening)
     voxels = config.lattice.voxels
     free = backend.free_memory_bytes()
     need = estimated_bytes(config)
     if need > free:
-        return {"size": size, "skipped": f"needs about {need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free"}
+        return {"size": size, "coarsening": coarsening, "skipped": f"needs about {need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free"}
     rss_before = peak_rss_bytes()
     built = time.perf_counter()
     model = TumorModel(config, backend, time_rules=True)
@@ -130,7 +138,7 @@ def measure(size: int, backend_name: str, warmup: int, steps: int) -> dict[str, 
     peak, peak_source = peak_bandwidth(backend, size)
     achieved = sweep_bandwidth(backend, size)
     return {
-        "size": size, "voxels": voxels, "build_s": build_s, "step_ms": step_s / steps * 1e3, "rules_ms": rules_ms,
+        "size": size, "coarsening": coarsening, "voxels": voxels, "build_s": build_s, "step_ms": step_s / steps * 1e3, "rules_ms": rules_ms,
         "voxel_steps_per_s": voxels * steps / step_s, "live_cell_steps_per_s": live_cell_steps / step_s,
         "live_cells": live_cell_steps / steps, "immune_cells": immune_cells,
         "host_bytes_per_voxel": host_peak / voxels, "device_bytes_per_voxel": device_peak / voxels,
@@ -138,23 +146,23 @@ def measure(size: int, backend_name: str, warmup: int, steps: int) -> dict[str, 
     }
 
 
-def measure_in_subprocess(size: int, backend_name: str, warmup: int, steps: int) -> dict[str, Any]:
+def measure_in_subprocess(size: int, backend_name: str, warmup: int, steps: int, coarsening: int = 1) -> dict[str, Any]:
     """:func:`measure` in a fresh Python process (its peak memory is its own)."""
     command = [sys.executable, __file__, "--child", str(size), "--backend", backend_name, "--warmup", str(warmup),
-               "--steps", str(steps)]
+               "--steps", str(steps), "--coarsening", str(coarsening)]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
-        return {"size": size, "skipped": f"failed: {result.stderr.strip().splitlines()[-1] if result.stderr else result.returncode}"}
+        return {"size": size, "coarsening": coarsening, "skipped": f"failed: {result.stderr.strip().splitlines()[-1] if result.stderr else result.returncode}"}
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def report(row: dict[str, Any]) -> str:
     """The lines printed for one size."""
-    side = row["size"]
+    side, grid = row["size"], f"fields on 1/{row['coarsening']}" if row["coarsening"] > 1 else "fields at cell resolution"
     if "skipped" in row:
-        return f"{side}^3: skipped ({row['skipped']})"
+        return f"{side}^3, {grid}: skipped ({row['skipped']})"
     lines = [
-        f"{side}^3 ({row['voxels']:,} voxels), {row['live_cells']:,.0f} live tumor cells, {row['immune_cells']:,} immune "
+        f"{side}^3 ({row['voxels']:,} voxels, {grid}), {row['live_cells']:,.0f} live tumor cells, {row['immune_cells']:,} immune "
         f"cells; built in {row['build_s']:.1f} s",
         f"  model step            {row['step_ms']:10.1f} ms/step",
         f"  throughput            {row['voxel_steps_per_s']:.3e} voxel-steps/s, {row['live_cell_steps_per_s']:.3e} "
@@ -176,27 +184,38 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--backend", choices=BACKEND_NAMES, default="auto", help="array backend (default auto)")
     parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)),
                         help=f"cube sides, comma-separated (default {','.join(map(str, DEFAULT_SIZES))})")
+    parser.add_argument("--coarsening", default="1",
+                        help="substrate-grid factors (lattice.field_coarsening), comma-separated, interleaved (default 1)")
+    parser.add_argument("--rounds", type=int, default=1, help="repeat every size and factor this many times (default 1)")
     parser.add_argument("--warmup", type=int, default=2, help="cell steps before timing (default 2)")
     parser.add_argument("--steps", type=int, default=4, help="timed cell steps per size (default 4)")
     parser.add_argument("--json", help="also write the rows to this JSON file")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     arguments = parser.parse_args(argv)
     if arguments.child is not None:
-        print(json.dumps(measure(arguments.child, arguments.backend, arguments.warmup, arguments.steps)))
+        print(json.dumps(measure(arguments.child, arguments.backend, arguments.warmup, arguments.steps,
+                                 int(arguments.coarsening))))
         return
     try:
         sizes = [int(text) for text in arguments.sizes.split(",")]
     except ValueError:
         parser.error(f"--sizes {arguments.sizes!r}: expected comma-separated integers, e.g. 96,192")
+    try:
+        factors = [int(text) for text in arguments.coarsening.split(",")]
+    except ValueError:
+        parser.error(f"--coarsening {arguments.coarsening!r}: expected comma-separated factors, e.g. 1,2")
     backend = get_backend(arguments.backend)
     print(describe_machine(backend))
     print(f"config: {CONFIG.name} scaled to each cube; warm-up {arguments.warmup} cell steps, then "
           f"{arguments.steps} timed cell steps\n")
     rows = []
-    for size in sizes:
-        row = measure_in_subprocess(size, backend.name, arguments.warmup, arguments.steps)
-        rows.append(row)
-        print(report(row), flush=True)
+    for round_ in range(1, arguments.rounds + 1):
+        for size in sizes:
+            for factor in factors:
+                row = {**measure_in_subprocess(size, backend.name, arguments.warmup, arguments.steps, factor),
+                       "round": round_}
+                rows.append(row)
+                print(f"round {round_}: " + report(row), flush=True)
     if arguments.json:
         Path(arguments.json).write_text(json.dumps(rows, indent=1), encoding="utf-8")
 

@@ -114,6 +114,70 @@ class FieldParameters:
     faces: tuple[tuple[float | None, float | None], ...]
 
 
+# --------------------------------------------------------------------------- coarse substrate grid
+
+def _block_offsets(ndim: int, factor: int) -> list[tuple[slice, ...]]:
+    """Per voxel of a ``factor``^ndim block, in C order, the strided view of the lattice holding that voxel of every block."""
+    return [tuple(slice(offset, None, factor) for offset in offsets)
+            for offsets in np.ndindex(*(factor,) * ndim)]
+
+
+def block_mean(xp: ModuleType, values: Any, factor: int) -> Any:
+    """Mean of ``values`` over each ``factor``^ndim block of voxels: a rate per volume on the coarse grid.
+
+    Args:
+        xp: array module.
+        values: per-voxel values (rates in 1/min or field units / min, cell
+            masks as bool, perfusion), any real or bool dtype, shape
+            ``(ny, nx)`` or ``(nz, ny, nx)``, each extent divisible by ``factor``.
+        factor: voxels per coarse voxel edge (1 returns ``values`` itself).
+
+    Returns:
+        float64, each extent divided by ``factor``: the block's voxels summed
+        in a fixed order (C order within the block; the same bits on every
+        backend), divided by ``factor**ndim`` (of a bool mask: the fraction
+        of the block it covers). The coarse total times the coarse volume is
+        the fine total times the fine volume.
+    """
+    if factor == 1:
+        return values
+    views = _block_offsets(values.ndim, factor)
+    if values.dtype == bool:  # count in uint8 (at most 4^3 = 64 per block: exact, and far cheaper than float64 adds of bools)
+        counts = values.view(xp.uint8)[views[0]].copy()
+        for view in views[1:]:
+            counts += values.view(xp.uint8)[view]
+        return counts.astype(xp.float64) / factor ** values.ndim
+    total = values[views[0]].astype(xp.float64)
+    for view in views[1:]:
+        total += values[view]
+    total /= factor ** values.ndim
+    return total
+
+
+def block_sample(xp: ModuleType, field: Any, factor: int) -> Any:
+    """The coarse field of a field spread by :func:`block_spread`: its first voxel of each block (exact), contiguous."""
+    return field if factor == 1 else xp.ascontiguousarray(field[_block_offsets(field.ndim, factor)[0]])
+
+
+def block_spread(xp: ModuleType, coarse: Any, factor: int) -> Any:
+    """A coarse field on the cell lattice, piecewise constant: every voxel of a block holds its coarse voxel's value.
+
+    Args:
+        xp: array module.
+        coarse: shape ``(my, mx)`` or ``(mz, my, mx)``, any dtype.
+        factor: voxels per coarse voxel edge (1 returns ``coarse`` itself).
+
+    Returns:
+        Shape ``factor`` times each extent, dtype of ``coarse``.
+    """
+    if factor == 1:
+        return coarse
+    split = tuple(size for extent in coarse.shape for size in (extent, 1))
+    blocks = tuple(size for extent in coarse.shape for size in (extent, factor))
+    return xp.ascontiguousarray(xp.broadcast_to(coarse.reshape(split), blocks)).reshape(
+        tuple(extent * factor for extent in coarse.shape))
+
+
 # --------------------------------------------------------------------------- implicit (LOD) step
 
 #: Threads that share the grid lines of a NumPy sweep (at most 4: the sweeps are memory-bound).

@@ -44,7 +44,7 @@ class Case:
 CASES = {
     "unknown key": Case(
         "lattice: {shape: [20, 20], dxx_um: 20}\ntime: {duration_days: 1}\n", (),
-        ("lattice.dxx_um: unknown key", "allowed keys: shape, dx_um")),
+        ("lattice.dxx_um: unknown key", "allowed keys: shape, dx_um, field_coarsening")),
     "unknown top-level key": Case(
         SMALL + "tumour: {}\n", (),
         ("tumour: unknown key", "allowed keys: seed, backend, lattice, time, fields, vessels, tumor, drugs, immune, treatment, arms, cohort")),
@@ -63,6 +63,10 @@ CASES = {
         None, ("--set", "lattice.shape=[4096, 4096, 4096]"), ("lattice.shape", "GiB", "smaller lattice")),
     "lattice axis too long": Case(None, ("--set", "lattice.shape=[8192, 16]"), ("lattice.shape.0", "4096")),
     "lattice of one axis": Case(None, ("--set", "lattice.shape=[16]"), ("lattice.shape", "2 (2-D) or 3 (3-D)")),
+    "field coarsening not allowed": Case(None, ("--set", "lattice.field_coarsening=3"), ("lattice.field_coarsening", "1, 2 or 4")),
+    "field coarsening that does not divide the lattice": Case(
+        None, ("--set", "lattice.shape=[20, 18]", "--set", "lattice.field_coarsening=4"),
+        ("lattice.field_coarsening", "[20, 18]", "1, 2 or 4, dividing every extent")),
     "YAML that does not parse": Case("lattice: {shape: [20, 20]\ntime: {duration_days: 1}\n", (),
                                      ("YAML does not parse", "line 2")),
     "top level not a mapping": Case("- lattice\n- time\n", (), ("top level must be a mapping", "list")),

@@ -12,14 +12,17 @@ REPO = Path(__file__).resolve().parents[1]
 def test_scale_benchmark_reports_every_figure_for_a_small_cube(tmp_path):
     rows_file = tmp_path / "rows.json"
     result = subprocess.run([sys.executable, "benchmarks/scale.py", "--backend", "numpy", "--sizes", "16", "--warmup", "0",
-                             "--steps", "1", "--json", str(rows_file)], cwd=REPO, capture_output=True, text=True,
-                            timeout=300)
+                             "--steps", "1", "--coarsening", "1,2", "--json", str(rows_file)], cwd=REPO,
+                            capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert "16^3 (4,096 voxels)" in result.stdout and "ms/step" in result.stdout and "field line sweep" in result.stdout
-    (row,) = json.loads(rows_file.read_text())
-    assert row["voxels"] == 16**3 and row["step_ms"] > 0 and row["sweep_bytes_per_s"] > 0
-    assert set(row["rules_ms"]) >= {"fields", "immune_movement", "tumor_division"}
-    assert row["host_bytes_per_voxel"] >= 0
+    assert "16^3 (4,096 voxels, fields at cell resolution)" in result.stdout and "ms/step" in result.stdout
+    assert "16^3 (4,096 voxels, fields on 1/2)" in result.stdout and "field line sweep" in result.stdout
+    rows = json.loads(rows_file.read_text())
+    assert [(row["coarsening"], row["round"]) for row in rows] == [(1, 1), (2, 1)]
+    for row in rows:
+        assert row["voxels"] == 16**3 and row["step_ms"] > 0 and row["sweep_bytes_per_s"] > 0
+        assert set(row["rules_ms"]) >= {"fields", "immune_movement", "tumor_division"}
+        assert row["host_bytes_per_voxel"] >= 0
 
 
 def test_scale_benchmark_refuses_a_bad_size_list():

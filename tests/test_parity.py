@@ -27,6 +27,8 @@ CASES = {
     "sequencing_concurrent": ("sequencing", "concurrent", ["time.duration_days=12"]),
     # Tregs, MDSCs, suppression field, 3-D
     "immune_excluded": ("immune_excluded", None, ["time.duration_days=2"]),
+    # the same with every field on the coarse substrate grid (lattice.field_coarsening)
+    "immune_excluded_coarse_fields": ("immune_excluded", None, ["time.duration_days=2", "lattice.field_coarsening=2"]),
 }
 
 

@@ -31,7 +31,7 @@ def margin_steps(margin_um: float, dx_um: float) -> int:
 
 
 def field_parameters(config: Config, name: str) -> FieldParameters:
-    """Kernel parameters of field ``name`` on this lattice (faces per array axis)."""
+    """Kernel parameters of field ``name`` on its substrate grid (edge ``dx_um x field_coarsening``; faces per array axis)."""
     field = config.fields[name]
     axes = "zyx"[3 - config.lattice.ndim:]
 
@@ -40,7 +40,7 @@ def field_parameters(config: Config, name: str) -> FieldParameters:
         return None if value == "no_flux" else float(value)
 
     faces = tuple((condition(f"{axis}_min"), condition(f"{axis}_max")) for axis in axes)
-    return FieldParameters(field.D_um2_per_min, field.decay_per_min, config.lattice.dx_um, faces)
+    return FieldParameters(field.D_um2_per_min, field.decay_per_min, config.lattice.dx_um * config.lattice.field_coarsening, faces)
 
 
 def hypoxia_parameters(config: Config) -> HypoxiaParameters:

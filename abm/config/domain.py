@@ -23,6 +23,8 @@ class LatticeConfig(Strict):
     shape: list[Annotated[int, Field(ge=3, le=MAX_AXIS)]] = Field(
         description="voxels per axis: [ny, nx] for 2-D or [nz, ny, nx] for 3-D")
     dx_um: Annotated[float, Field(ge=MIN_DX_UM, le=MAX_DX_UM)] = Field(20.0, description="voxel edge, um, about one cell [PCi]")
+    field_coarsening: Literal[1, 2, 4] = Field(
+        1, description="voxels per edge of a substrate voxel: fields are solved on a grid of shape / field_coarsening with edge dx_um x field_coarsening (cells' rates averaged over each block; cells read their block's value); every shape extent must be divisible by it; 1: fields at cell resolution (docs/fields.md, \"Coarse substrate grid\")")
 
     @field_validator("shape")
     @classmethod
@@ -30,6 +32,11 @@ class LatticeConfig(Strict):
         if len(shape) not in (2, 3):
             raise ValueError(f"must list 2 (2-D) or 3 (3-D) axis lengths, got {len(shape)}")
         return shape
+
+    @property
+    def field_shape(self) -> tuple[int, ...]:
+        """The substrate grid's shape: each extent divided by ``field_coarsening``."""
+        return tuple(extent // self.field_coarsening for extent in self.shape)
 
     @property
     def ndim(self) -> int:

@@ -104,6 +104,10 @@ class Config(Strict):
                 problem = config_key_problem(data, key)
                 if problem is not None:
                     raise ValueError(f"cohort.parameters.{key}: {problem}")
+        factor = self.lattice.field_coarsening
+        if any(extent % factor for extent in self.lattice.shape):
+            raise ValueError(f"lattice.field_coarsening: {factor} does not divide every extent of lattice.shape "
+                             f"{self.lattice.shape}; allowed: 1, 2 or 4, dividing every extent")
         check_initial_tumor(self.tumor.initial, self.lattice)
         self._check_costs()
         if self.vessels.pattern == "file":
