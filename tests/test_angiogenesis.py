@@ -3,15 +3,16 @@
 Kernels on hand-made vessel layers: sprouting up a gradient and never without
 signal, tips moving up a linear gradient, anastomosis, maturation after the
 delay, regression without support, pruning; then the rule in models: the
-anti-VEGF drug blocks sprouting, and configs/angiogenesis.yaml's header claim
-(the avascular-to-vascular switch).
+anti-VEGF drug blocks sprouting, configs/angiogenesis.yaml's header claim
+(the avascular-to-vascular switch) and configs/angiogenesis_sequencing.yaml's
+(the order of anti-VEGF and anti-PD-1).
 """
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from abm.config import ConfigError, load_config
+from abm.config import ConfigError, load_config, select_arm
 from abm.model import TumorModel
 from kernels import vessels
 from kernels.backend import get_backend, probe_cupy
@@ -232,6 +233,25 @@ def test_the_presets_claim_the_avascular_core_vascularises_and_the_tumor_outgrow
         runs[name] = (int((model.lattice.vessels.perfusion[core] > 0).sum()), int(model.lattice.tumor.live().sum()))
     assert runs["angiogenesis"][0] > 100 and runs["none"][0] == 0
     assert runs["angiogenesis"][1] >= 1.5 * runs["none"][1]
+
+
+def test_the_sequencing_presets_claim_anti_pd1_first_clears_the_tumor_days_before_anti_vegf_first():
+    """configs/angiogenesis_sequencing.yaml's header, seed 3 (its own): live tumor cells fall below 10 by day 10 with
+    anti-PD-1 first, at least 3 days later with anti-VEGF first; the anti-VEGF week leaves fewer perfused vessels."""
+    below_10_day, perfused = {}, {}
+    for arm in ("antipd1_then_antivegf", "antivegf_then_antipd1"):
+        config = select_arm(load_config(CONFIGS / "angiogenesis_sequencing.yaml"), arm)
+        model = TumorModel(config, NUMPY)
+        live = []
+        for step in range(1, config.time.total_steps + 1):
+            model.step()
+            if step % 24 == 0:
+                live.append(int(model.lattice.tumor.live().sum()))
+        below_10_day[arm] = next(day for day, cells in enumerate(live, start=1) if cells < 10)
+        perfused[arm] = int((model.lattice.vessels.perfusion > 0).sum())
+    assert below_10_day["antipd1_then_antivegf"] <= 10
+    assert below_10_day["antivegf_then_antipd1"] >= below_10_day["antipd1_then_antivegf"] + 3
+    assert perfused["antivegf_then_antipd1"] < perfused["antipd1_then_antivegf"]
 
 
 @pytest.mark.gpu
