@@ -33,9 +33,9 @@ from abm.streams import (
     STREAM_DRUG_KILL, STREAM_IMMUNE_DEATH, STREAM_IMMUNE_DRUG, STREAM_IMMUNE_MOVE, STREAM_IMMUNOGENIC, STREAM_KILL,
     STREAM_KILL_TARGET, STREAM_MUTATION, STREAM_NECROSIS, STREAM_PRIORITY, STREAM_PROLIFERATE,
     STREAM_PROLIFERATE_DIRECTION, STREAM_PROLIFERATE_PRIORITY, STREAM_PUSH_DIRECTION, STREAM_PUSH_PRIORITY,
-    STREAM_QUIESCENCE, STREAM_SUPPRESSOR_ENTER,
-    STREAM_SUPPRESSOR_ENTER_FIRST, STREAM_SUPPRESSOR_ENTER_SECOND, STREAM_T_ENTER, STREAM_T_WHICH,
-    STREAM_VESSEL_COLLAPSE, SUPPRESSOR_ENTER_STREAMS, suppressor_enter_stream,
+    STREAM_QUIESCENCE, STREAM_SPROUT, STREAM_SPROUT_DIRECTION, STREAM_SUPPRESSOR_ENTER,
+    STREAM_SUPPRESSOR_ENTER_FIRST, STREAM_SUPPRESSOR_ENTER_SECOND, STREAM_T_ENTER, STREAM_T_WHICH, STREAM_TIP_DIRECTION,
+    STREAM_VESSEL_COLLAPSE, STREAM_VESSEL_REGRESSION, SUPPRESSOR_ENTER_STREAMS, suppressor_enter_stream,
 )
 from kernels import diffusion, immune, therapy, tumor, vessels
 from kernels.layers import EFFECTOR, EXHAUSTED
@@ -44,6 +44,7 @@ from kernels.random import stream_offset
 #: Every array of the tumor / immune layer (a kernel that returns a whole layer may write any of them).
 TUMOR = frozenset({"tumor.clone", "tumor.state", "tumor.age_h", "tumor.immunogenic"})
 IMMUNE = frozenset({"immune.agent", "immune.state", "immune.exhaustion", "immune.age_h"})
+VESSELS = frozenset({"vessels.present", "vessels.perfusion", "vessels.immature", "vessels.tip", "vessels.age_h"})
 #: Every field.
 FIELDS = frozenset({"fields.*"})
 
@@ -114,6 +115,57 @@ class VesselCollapse(Rule):
         lattice.vessels = self.collapse(lattice.vessels, tumor_fraction=crowding, draw=context.draw(STREAM_VESSEL_COLLAPSE))
 
 
+class Angiogenesis(Rule):
+    """New vessels up the angiogenic signal, less its blockade by anti-VEGF drugs (no-op unless
+    ``vessels.angiogenesis`` is set): immature vessels regress (without support, or pruned by a drug), mature after
+    a delay, tips migrate and anastomose, perfused vessels sprout (:mod:`kernels.vessels`).
+
+    The signal is the field ``vessels.angiogenesis.field`` of the previous
+    step times ``prod(1 - blockade)`` over the drugs with a ``vegf_blockade``;
+    the drugs' ``vessel_prune_rate`` add up. Vessels grow only into voxels
+    free of tumor cells.
+    """
+
+    name = "angiogenesis"
+    reads = VESSELS | FIELDS | frozenset({"tumor.clone"})
+    writes = VESSELS
+    streams = _streams(STREAM_VESSEL_REGRESSION, STREAM_SPROUT, STREAM_SPROUT_DIRECTION, STREAM_TIP_DIRECTION)
+
+    def __init__(self, run: RunParameters) -> None:
+        super().__init__(run)
+        growth = self.growth = run.config.vessels.angiogenesis
+        self.blockers = run.drug_actions["vegf_blockade"]
+        self.pruners = run.drug_actions["vessel_prune_rate"]
+        if growth is None:
+            return
+        xp, offsets = run.xp, run.offsets
+        self.regress = functools.partial(vessels.regress, xp, threshold=growth.regression_threshold,
+                                         rate_per_h=growth.regression_rate_per_h, dt_h=run.dt_h)
+        self.mature = functools.partial(vessels.mature, xp, maturation_h=growth.maturation_h,
+                                        perfusion=growth.perfusion, dt_h=run.dt_h)
+        self.migrate = functools.partial(vessels.migrate_tips, xp, offsets=offsets)
+        self.sprout = functools.partial(vessels.sprout, xp, threshold=growth.sprout_threshold,
+                                        rate_per_h=growth.sprout_rate_per_h, dt_h=run.dt_h, offsets=offsets)
+
+    def apply(self, context: StepContext) -> None:
+        if self.growth is None:
+            return
+        xp, lattice = context.xp, context.lattice
+        fields = lattice.fields
+        signal = fields[self.growth.field].astype(xp.float64)
+        for name, drug in self.blockers:
+            signal = signal * (1.0 - drug.vegf_blockade(xp, fields[name]))
+        prune = xp.zeros(lattice.shape, dtype=xp.float64)
+        for name, drug in self.pruners:
+            prune += drug.vessel_prune_rate(xp, fields[name])
+        tissue = lattice.tumor.clone < 0
+        grown = self.regress(lattice.vessels, signal=signal, prune_rate_per_h=prune,
+                             draw=context.draw(STREAM_VESSEL_REGRESSION))
+        grown = self.migrate(self.mature(grown), signal=signal, tissue=tissue, draw=context.draw(STREAM_TIP_DIRECTION))
+        lattice.vessels = self.sprout(grown, signal=signal, tissue=tissue, draw=context.draw(STREAM_SPROUT),
+                                      draw_direction=context.draw(STREAM_SPROUT_DIRECTION))
+
+
 class SolveFields(Rule):
     """Bring every field to the current step: a steady-state solve, or implicit steps over one cell step.
 
@@ -159,7 +211,9 @@ class SolveFields(Rule):
         xp, lattice, config = context.xp, context.lattice, self.run.config
         live = context.live_tumor()
         dying = (lattice.tumor.clone >= 0) & ~live
-        cells = {"tumor": live, "tumor_dying": dying, "tumor_immunogenic": dying & lattice.tumor.immunogenic}
+        hypoxic = live & (lattice.fields["oxygen"] < self.run.hypoxia.quiescence_below_mmHg)  # before this step's solve
+        cells = {"tumor": live, "tumor_dying": dying, "tumor_immunogenic": dying & lattice.tumor.immunogenic,
+                 "tumor_hypoxic": hypoxic}
         if context.immune.enabled:
             kinds = context.immune_kinds()
             slots = config.immune.suppressor_slots  # every slot, declared or not: a field may name a preset type the config lacks
@@ -559,6 +613,6 @@ class Assessment(Rule):
 
 #: The rules of one cell step, in order.
 DEFAULT_RULES: tuple[type[Rule], ...] = (
-    Therapy, VesselCollapse, SolveFields, ImmunePriming, ImmuneEntry, ImmuneMovement, TumorOxygenResponse, DrugKill,
-    ImmuneKill, TumorDeath, ImmuneDeath, TumorDivision, AdvanceClocks, Assessment,
+    Therapy, VesselCollapse, Angiogenesis, SolveFields, ImmunePriming, ImmuneEntry, ImmuneMovement,
+    TumorOxygenResponse, DrugKill, ImmuneKill, TumorDeath, ImmuneDeath, TumorDivision, AdvanceClocks, Assessment,
 )

@@ -36,6 +36,8 @@ STREAM_PROLIFERATE, STREAM_PROLIFERATE_DIRECTION, STREAM_PROLIFERATE_PRIORITY = 
 STREAM_IMMUNOGENIC = 22
 #: Pushing (tumor.max_push_distance): the line a dividing cell without a free neighbour shoves along, its priority.
 STREAM_PUSH_DIRECTION, STREAM_PUSH_PRIORITY = 30, 31
+#: Angiogenesis (vessels.angiogenesis): regression of immature vessels, sprouting, where a sprout goes, where a tip goes.
+STREAM_VESSEL_REGRESSION, STREAM_SPROUT, STREAM_SPROUT_DIRECTION, STREAM_TIP_DIRECTION = 40, 41, 42, 43
 #: First of the entry streams of suppressor types in slots 2 on, one per slot (SUPPRESSOR_ENTER_STREAMS of them).
 STREAM_SUPPRESSOR_ENTER = 85
 SUPPRESSOR_ENTER_STREAMS = 16

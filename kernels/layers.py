@@ -149,17 +149,27 @@ class VesselLayer:
     array           dtype    meaning
     ==============  =======  ==============================================================
     ``present``     bool     the voxel is a blood vessel
-    ``perfusion``   float32  blood flow of a vessel, 0 to 1 (0 off vessels and at collapsed ones)
+    ``perfusion``   float32  blood flow of a vessel, 0 to 1 (0 off vessels, at collapsed and at immature ones)
+    ``immature``    bool     a new vessel grown by angiogenesis that has not yet matured (no blood flow yet)
+    ``tip``         bool     an immature vessel's migrating sprout tip
+    ``age_h``       float32  hours since an immature vessel formed (0 elsewhere)
     ==============  =======  ==============================================================
+
+    The initial vessels are mature; only angiogenesis (:mod:`kernels.vessels`) makes immature ones and tips.
     """
 
     present: Any
     perfusion: Any
+    immature: Any
+    tip: Any
+    age_h: Any
 
     @classmethod
     def empty(cls, xp: ModuleType, shape: tuple[int, ...]) -> "VesselLayer":
         """No vessel anywhere."""
-        return cls(present=xp.zeros(shape, dtype=bool), perfusion=xp.zeros(shape, dtype=xp.float32))
+        return cls(present=xp.zeros(shape, dtype=bool), perfusion=xp.zeros(shape, dtype=xp.float32),
+                   immature=xp.zeros(shape, dtype=bool), tip=xp.zeros(shape, dtype=bool),
+                   age_h=xp.zeros(shape, dtype=xp.float32))
 
     def replace(self, **arrays: Any) -> "VesselLayer":
         """The layer with ``arrays`` (by name) replaced, the others shared."""

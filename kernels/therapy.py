@@ -58,8 +58,9 @@ def kill_rate(
     return xp.where(targets, drug.emax_per_h * sensitivity[index] * response, 0.0)
 
 
-def hill_response(xp: ModuleType, concentration: Any, drug: CytotoxicParameters) -> Any:
-    """``c^h / (ec50^h + c^h)`` of the drug at each voxel, 0 to 1 (negative levels count as 0)."""
+def hill_response(xp: ModuleType, concentration: Any, drug: Any) -> Any:
+    """``c^h / (ec50^h + c^h)`` of the drug (anything with ``ec50`` and ``hill``, e.g. :class:`CytotoxicParameters`)
+    at each voxel, 0 to 1 (negative levels count as 0)."""
     seen = xp.maximum(concentration, 0.0) ** drug.hill
     return seen / (drug.ec50**drug.hill + seen)
 

@@ -58,6 +58,8 @@ CASES = {
         "lattice: {shape: [20, 20]}\ntime: {duration_days: two}\n", (),
         ("time.duration_days", "valid number", "'two'")),
     "wrong type of section": Case(None, ("--set", "lattice=3"), ("lattice", "dictionary")),
+    "angiogenesis without its field": Case(None, ("--set", "vessels.angiogenesis={field: vegf}"),
+                                           ("vessels.angiogenesis.field", "no field named 'vegf'", "preset: vegf")),
     "infinite value": Case(None, ("--set", "time.duration_days=.inf"), ("time.duration_days", "finite")),
     "lattice too large for memory": Case(
         None, ("--set", "lattice.shape=[4096, 4096, 4096]"), ("lattice.shape", "GiB", "smaller lattice")),

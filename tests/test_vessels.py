@@ -97,7 +97,7 @@ def test_compressed_vessels_collapse_at_the_rate_and_others_never(xp):
     crowding = xp.zeros(shape, dtype=xp.float32)
     crowding[:100] = 0.6
     draw = uniform(xp, 5, 0, 9, voxel_index(xp, shape))
-    layer = VesselLayer(present=perfusion > 0, perfusion=perfusion)
+    layer = VesselLayer.empty(xp, shape).replace(present=perfusion > 0, perfusion=perfusion)
     after = to_host(vessels.collapse(xp, layer, tumor_fraction=crowding, fraction_at_least=0.5, rate_per_h=0.2, dt_h=1.0,
                                      draw=draw).perfusion)
     collapsed = (after[:100] == 0).mean()
@@ -219,7 +219,8 @@ def test_setting_a_variant_keeps_only_its_keys_and_the_shared_ones():
     """--set vessels.pattern=none on a sparse_core config drops the sparse_core keys and keeps collapse; the same for
     the initial geometry; in a section given whole, a key of another variant is an error (tests/test_bad_input.py)."""
     config = load_config("configs/default.yaml", ["vessels.collapse={rate_per_h: 0.1}", "vessels.pattern=none"])
-    assert config.vessels.model_dump() == {"pattern": "none", "collapse": {"tumor_neighbour_fraction": 0.5, "rate_per_h": 0.1}}
+    assert config.vessels.model_dump() == {"pattern": "none", "collapse": {"tumor_neighbour_fraction": 0.5, "rate_per_h": 0.1},
+                                           "angiogenesis": None}
     back = load_config("configs/default.yaml", ["vessels.pattern=uniform"])
     assert back.vessels.pattern == "uniform" and back.vessels.density == 0.002  # a key both patterns have is kept
     assert "core_radius_um" not in back.vessels.model_dump()

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator, model_validator
 
 from abm.config.base import (MAX_AXIS, MAX_CELL_STEPS, MAX_DIFFUSION_UM2_PER_MIN, MAX_DX_UM, MAX_SPAN_H, MAX_SPAN_MIN,
                              MAX_SUBSTEPS, MIN_DT_CELL_H, MIN_DX_UM, ConfigError, Length, Level, PositiveDays,
-                             PositiveHours, PositiveLength, PositiveRate, Rate, Strict, Variants)
+                             PositiveHours, PositiveLength, PositiveLevel, PositiveRate, Rate, Strict, Variants)
 from abm.config.presets import FIELD_PRESETS
 
 
@@ -111,7 +111,7 @@ class FieldConfig(Strict):
     initial: Level = Field(0.0, description="initial value everywhere, field units")
     boundary: BoundaryConfig = Field(default_factory=BoundaryConfig)
     uptake_per_min: dict[CellType, Rate] = Field(
-        default_factory=dict, description="first-order uptake by a cell filling a voxel, 1/min, per cell type (tumor: live tumor cells; tumor_dying: apoptotic or necrotic; tumor_immunogenic: dying by immunogenic death, besides tumor_dying; t_cell: T cells; a suppressor type's name (immune.suppressors): its cells)")
+        default_factory=dict, description="first-order uptake by a cell filling a voxel, 1/min, per cell type (tumor: live tumor cells; tumor_dying: apoptotic or necrotic; tumor_immunogenic: dying by immunogenic death, besides tumor_dying; tumor_hypoxic: live tumor cells below tumor.hypoxia.quiescence_below_mmHg of oxygen at the step's start, besides tumor; t_cell: T cells; a suppressor type's name (immune.suppressors): its cells)")
     secretion_per_min: dict[CellType, Rate] = Field(
         default_factory=dict, description="secretion rate per cell type, 1/min: a cell adds rate * (secretion_saturation - u), as PhysiCell does")
     secretion_saturation: Level = Field(1.0, description="level at which secretion stops, field units")
@@ -148,6 +148,29 @@ class VesselCollapseConfig(Strict):
         0.05, description="rate at which a compressed vessel collapses (its perfusion drops to 0), 1/h (assumption)")
 
 
+class AngiogenesisConfig(Strict):
+    """New vessels up an angiogenic signal (a VEGF-like field): sprouting, tips, anastomosis, maturation, regression.
+
+    Perfused vessels sprout tips up the signal, tips migrate one voxel per
+    cell step and anastomose, immature vessels mature to perfusion after a
+    delay or regress without support (docs/model.md, "Angiogenesis").
+    """
+
+    field: str = Field("vegf", description="the field of the angiogenic signal (declare it under fields, e.g. with preset: vegf)")
+    sprout_threshold: PositiveLevel = Field(
+        0.05, description="a perfused mature vessel sprouts only where its best free neighbour's signal is above this, field units (assumption)")
+    sprout_rate_per_h: PositiveRate = Field(
+        0.01, description="sprouting rate of a vessel voxel above the threshold, 1/h (assumption)")
+    maturation_h: PositiveHours = Field(
+        48.0, description="hours after it formed that an immature vessel that is not a tip matures and carries blood (assumption)")
+    perfusion: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.5, description="perfusion of a matured new vessel, 0 to 1 (assumption: tumor neovessels carry less flow than the initial ones)")
+    regression_threshold: Level = Field(
+        0.01, description="an immature vessel regresses where the signal is below this, field units (assumption)")
+    regression_rate_per_h: PositiveRate = Field(
+        0.05, description="regression rate of an immature vessel below regression_threshold, 1/h (assumption)")
+
+
 class VesselConfig(Strict):
     """Where vessels are and how well they are perfused: one of the patterns below, chosen by ``pattern``
     (default ``uniform``). Vessel voxels hold no tumor cell.
@@ -159,6 +182,8 @@ class VesselConfig(Strict):
     pattern: str
     collapse: VesselCollapseConfig | None = Field(
         None, description="null: vessels never collapse; a section: dense tumor compresses and collapses them")
+    angiogenesis: AngiogenesisConfig | None = Field(
+        None, description="null: no new vessels; a section: hypoxia-driven sprouting, anastomosis, maturation and regression")
 
 
 class UniformVessels(VesselConfig):

@@ -1,7 +1,7 @@
 """Config sections of a drug: its plasma pharmacokinetics, and its kind, a registered class holding its keys and actions.
 
-The kinds: :class:`CytotoxicDrug` (``cytotoxic``, the default) and
-:class:`AntiPD1Drug` (``anti_pd1``); :func:`register_drug_kind` adds one.
+The kinds: :class:`CytotoxicDrug` (``cytotoxic``, the default), :class:`AntiPD1Drug` (``anti_pd1``) and
+:class:`AntiVEGFDrug` (``anti_vegf``); :func:`register_drug_kind` adds one.
 """
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ class DrugConfig(Strict):
 
     Actions (methods; the base's do nothing and return None, and a kind overrides those it has):
     :meth:`tumor_kill_rate`, :meth:`immunogenic_kill_rate`, :meth:`immune_kill_rate`,
-    :meth:`systemic_kill_rate` and :meth:`pd1_occupancy`. The rules ask only the drugs whose kind
+    :meth:`systemic_kill_rate`, :meth:`pd1_occupancy`, :meth:`vegf_blockade` and :meth:`vessel_prune_rate`. The rules ask only the drugs whose kind
     overrides an action (:meth:`acts`), in the order of their fields, and add up what they return.
     """
 
@@ -120,9 +120,19 @@ class DrugConfig(Strict):
         """Share of PD-1 on T cells this drug blocks at each voxel; drugs combine as ``1 - prod(1 - occupancy)``."""
         return None
 
+    def vegf_blockade(self, xp: ModuleType, concentration: Any) -> Any:
+        """Share of the angiogenic signal this drug blocks at each voxel, 0 to 1, ``float64`` lattice shape; drugs
+        combine as ``1 - prod(1 - blockade)``."""
+        return None
+
+    def vessel_prune_rate(self, xp: ModuleType, concentration: Any) -> Any:
+        """Regression rate this drug adds at immature vessels, 1/h, ``float64`` lattice shape; summed over drugs."""
+        return None
+
 
 #: The actions a drug kind may contribute (methods of :class:`DrugConfig`).
-DRUG_ACTIONS = ("tumor_kill_rate", "immunogenic_kill_rate", "immune_kill_rate", "systemic_kill_rate", "pd1_occupancy")
+DRUG_ACTIONS = ("tumor_kill_rate", "immunogenic_kill_rate", "immune_kill_rate", "systemic_kill_rate", "pd1_occupancy",
+                "vegf_blockade", "vessel_prune_rate")
 #: kind name -> class, in registration order (the order of the allowed kinds in messages).
 DRUG_KINDS: dict[str, type[DrugConfig]] = {}
 #: Config models whose schema holds a drug (rebuilt when a kind is registered or removed).
@@ -219,3 +229,25 @@ class AntiPD1Drug(DrugConfig):
     def pd1_occupancy(self, xp: ModuleType, concentration: Any) -> Any:
         level = concentration.astype(xp.float64)
         return level / (level + self.kd)
+
+
+@register_drug_kind
+class AntiVEGFDrug(DrugConfig):
+    """Anti-VEGF antibody: blocks a share ``emax x c^h / (ec50^h + c^h)`` of the signal of vessels.angiogenesis.
+
+    Where the rest is below ``sprout_threshold`` no vessel sprouts; immature
+    vessels regress at ``prune_rate_per_h`` times the blocked share.
+    """
+
+    kind: Literal["anti_vegf"] = Field(description="anti_vegf: blocks the angiogenic signal of vessels.angiogenesis, prunes immature vessels")
+    emax: Probability = Field(0.95, description="share of the signal blocked at a saturating level (assumption)")
+    ec50: PositiveLevel = Field(1.0, description="antibody level of half the maximum blockade, field units (assumption)")
+    hill: Annotated[float, Field(gt=0, le=MAX_HILL)] = Field(1.0, description="Hill coefficient of the blockade (assumption)")
+    prune_rate_per_h: Rate = Field(
+        0.05, description="regression rate of immature vessels at full blockade, 1/h (assumption)")
+
+    def vegf_blockade(self, xp: ModuleType, concentration: Any) -> Any:
+        return self.emax * therapy.hill_response(xp, concentration.astype(xp.float64), self)
+
+    def vessel_prune_rate(self, xp: ModuleType, concentration: Any) -> Any:
+        return self.prune_rate_per_h * self.vegf_blockade(xp, concentration)

@@ -14,7 +14,7 @@ from kernels.immune import T_CELL_ROLE  # the role of kind code 0 (T cells); eac
 #: Most suppressor types in ``immune.suppressors`` (each takes a kind code and an entry stream, abm.streams).
 MAX_SUPPRESSOR_TYPES = 16
 #: Cell types of the tumor, for a field's uptake and secretion (the immune ones are the T cells' role and the suppressor names).
-TUMOR_CELL_TYPES = ("tumor", "tumor_dying", "tumor_immunogenic")
+TUMOR_CELL_TYPES = ("tumor", "tumor_dying", "tumor_immunogenic", "tumor_hypoxic")
 
 
 class TCellCloneConfig(Strict):

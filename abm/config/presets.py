@@ -47,6 +47,13 @@ FIELD_PRESETS: dict[str, dict[str, Any]] = {
     # a small protein like the generic chemokine, D 1000 um^2/min, half-life 1 h).
     "danger_signal": {"units": "au", "D_um2_per_min": 1000.0, "decay_per_min": math.log(2.0) / 60.0,
                       "secretion_per_min": {"tumor_dying": 1.0}, "secretion_saturation": 1.0},
+    # VEGF-like angiogenic signal secreted by hypoxic tumor cells (vessels.angiogenesis): no source taken for its
+    # values (assumption: a small protein like the generic chemokine, D 1000 um^2/min, half-life 1 h).
+    "vegf": {"units": "au", "D_um2_per_min": 1000.0, "decay_per_min": math.log(2.0) / 60.0,
+             "secretion_per_min": {"tumor_hypoxic": 1.0}, "secretion_saturation": 1.0},
+    # Anti-VEGF antibody in tissue (drugs kind anti_vegf): an IgG, so the anti-PD-1 antibody's values (assumption).
+    "anti_vegf": {"units": "nM", "D_um2_per_min": 1.0e-7 * UM2_PER_CM2 * 60.0, "decay_per_min": 5.0e-5 * 60.0,
+                  "vessel": {"supply_per_min": 0.01, "blood_level": 0.0}},
 }
 
 

@@ -95,6 +95,10 @@ class Config(Strict):
         if len(folders) < len(self.arms):
             raise ValueError(f"arms: names that differ only in case ({', '.join(sorted(set(self.arms) - set(folders.values())))}); "
                              f"each arm becomes a folder, and some file systems ignore case")
+        growth = self.vessels.angiogenesis
+        if growth is not None and growth.field not in fields:
+            raise ValueError(f"vessels.angiogenesis.field: no field named {growth.field!r}; fields: {', '.join(self.fields)} "
+                             f"(declare it under fields, e.g. {growth.field}: {{preset: vegf}}; oxygen is no angiogenic signal)")
         for where, name in self._immune_field_references():
             if name is not None and name not in self.fields:
                 raise ValueError(f"{where}: no field named {name!r}; fields: {', '.join(self.fields)} (declare it under fields, or null)")
