@@ -36,6 +36,8 @@ STREAM_PROLIFERATE, STREAM_PROLIFERATE_DIRECTION, STREAM_PROLIFERATE_PRIORITY = 
 STREAM_IMMUNOGENIC = 22
 #: Pushing (tumor.max_push_distance): the line a dividing cell without a free neighbour shoves along, its priority.
 STREAM_PUSH_DIRECTION, STREAM_PUSH_PRIORITY = 30, 31
+#: Macrophages (immune.suppressors of role macrophage): the M1 kill's target and kill, depletion by CSF1R inhibitors.
+STREAM_MACROPHAGE_TARGET, STREAM_MACROPHAGE_KILL, STREAM_MACROPHAGE_DEPLETION = 50, 51, 52
 #: First of the entry streams of suppressor types in slots 2 on, one per slot (SUPPRESSOR_ENTER_STREAMS of them).
 STREAM_SUPPRESSOR_ENTER = 85
 SUPPRESSOR_ENTER_STREAMS = 16

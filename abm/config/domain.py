@@ -104,7 +104,7 @@ class FieldConfig(Strict):
     initial: Level = Field(0.0, description="initial value everywhere, field units")
     boundary: BoundaryConfig = Field(default_factory=BoundaryConfig)
     uptake_per_min: dict[CellType, Rate] = Field(
-        default_factory=dict, description="first-order uptake by a cell filling a voxel, 1/min, per cell type (tumor: live tumor cells; tumor_dying: apoptotic or necrotic; tumor_immunogenic: dying by immunogenic death, besides tumor_dying; t_cell: T cells; a suppressor type's name (immune.suppressors): its cells)")
+        default_factory=dict, description="first-order uptake by a cell filling a voxel, 1/min, per cell type (tumor: live tumor cells; tumor_dying: apoptotic or necrotic; tumor_immunogenic: dying by immunogenic death, besides tumor_dying; tumor_hypoxic: live tumor cells below tumor.hypoxia.quiescence_below_mmHg; t_cell: T cells; a suppressor type's name (immune.suppressors): its cells)")
     secretion_per_min: dict[CellType, Rate] = Field(
         default_factory=dict, description="secretion rate per cell type, 1/min: a cell adds rate * (secretion_saturation - u), as PhysiCell does")
     secretion_saturation: Level = Field(1.0, description="level at which secretion stops, field units")
