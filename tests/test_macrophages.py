@@ -195,3 +195,29 @@ def test_macrophage_keys_are_checked():
     with pytest.raises(ConfigError, match="cell role"):
         config(("role: macrophage", "role: monocyte"))
 
+
+# --------------------------------------------------------------------------- the preset's claim, over three seeds
+
+PRESET_DAYS = 30  # the rescue arm clears the tumor by day 23-28 in seeds 1-3 (docs/therapy_scenarios.md)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", (1, 2, 3))
+def test_preset_m2_macrophages_defeat_anti_pd1_and_a_csf1r_inhibitor_rescues_it(seed):
+    from tests.presets import run_preset
+
+    def live(model):
+        frame = model.timeseries()
+        return frame["time_days"].to_numpy(), frame["tumor_cells_live"].to_numpy()
+
+    alone = run_preset("therapy_macrophages", f"time.duration_days={PRESET_DAYS}", f"seed={seed}", arm="anti_pd1")
+    days, cells = live(alone)
+    at_start = cells[days == 7][0]
+    tam = alone.lattice.immune.agent == alone.immune.suppressors["tam"].index
+    assert alone.latest["tams"] > 500 and float(alone.lattice.immune.exhaustion[tam].mean()) > 0.8, "many M2-like TAMs"
+    assert cells[days >= 7].min() > 0.8 * at_start, "anti-PD-1 alone: no response"
+    rescued = run_preset("therapy_macrophages", f"time.duration_days={PRESET_DAYS}", f"seed={seed}", arm="anti_pd1_csf1r")
+    days, cells = live(rescued)
+    assert rescued.latest["tams"] < 0.05 * alone.latest["tams"], "the CSF1R inhibitor depletes the TAMs"
+    assert cells[-1] == 0, "anti-PD-1 with the CSF1R inhibitor clears the tumor"
+    assert rescued.latest["immune_kills_total"] > alone.latest["immune_kills_total"]

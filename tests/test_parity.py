@@ -27,6 +27,9 @@ CASES = {
     "sequencing_concurrent": ("sequencing", "concurrent", ["time.duration_days=12"]),
     # Tregs, MDSCs, suppression field, 3-D
     "immune_excluded": ("immune_excluded", None, ["time.duration_days=2"]),
+    # macrophages: entry, polarisation by IFN-gamma-like and hypoxia-driven signals, M1 kill, M2 contact
+    # inhibition, depletion and repolarisation by a CSF1R inhibitor; 2-D
+    "therapy_macrophages": ("therapy_macrophages", "anti_pd1_csf1r", ["time.duration_days=12"]),
 }
 
 
