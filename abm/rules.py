@@ -461,13 +461,15 @@ class Macrophages(Rule):
         xp, fields, rule = context.xp, context.lattice.fields, section.polarisation
 
         def signal(name: str | None, half_saturation: float) -> Any:
-            return 0.0 if name is None else fields[name].reshape(-1)[cells].astype(xp.float64) / half_saturation
+            if name is None:
+                return xp.zeros(cells.shape, dtype=xp.float64)
+            return fields[name].reshape(-1)[cells].astype(xp.float64) / half_saturation
 
         m1, m2 = signal(rule.m1_field, rule.m1_half_saturation), signal(rule.m2_field, rule.m2_half_saturation)
         free = 1.0
         for name, drug in self.blocking:
             free = free * (1.0 - drug.m2_blockade(xp, fields[name].reshape(-1)[cells]))
-        target = free * (rule.baseline + m2) / (1.0 + m1 + m2) + xp.zeros(cells.shape, dtype=xp.float64)
+        target = free * (rule.baseline + m2) / (1.0 + m1 + m2)
         return immune.polarise(xp, context.lattice.immune.exhaustion.reshape(-1)[cells], target=target,
                                rate_per_h=rule.rate_per_h, dt_h=self.run.dt_h)
 
