@@ -200,7 +200,8 @@ class ImmuneSystem:
     # ------------------------------------------------------------------ local factors
 
     def suppression(self, context: "StepContext", index: Any) -> Any:
-        """Factor in [0, 1] on T-cell killing and motility at listed voxels: the cytokine and the suppressors in contact.
+        """Factor in [0, 1] on T-cell killing and motility at listed voxels: the cytokine and the suppressors in contact
+        (a macrophage type's inhibition times the highest polarisation among its cells in contact).
 
         Args:
             index: ``int64``, shape ``(n,)``: flat voxel indices (the T cells').
@@ -213,14 +214,19 @@ class ImmuneSystem:
         factor = xp.ones(index.shape, dtype=xp.float64)
         if t_cells.suppression_field is not None:
             factor = factor / (1.0 + lattice.fields[t_cells.suppression_field].reshape(-1)[index] / t_cells.suppression_ec50)
-        contacts = [(agent.code, self.config.suppressors[kind].contact_inhibition) for kind, agent in self.suppressors.items()
-                    if self.config.suppressors[kind].contact_inhibition > 0]
+        contacts = [(agent.code, self.config.suppressors[kind].contact_inhibition, kind in self.config.macrophages)
+                    for kind, agent in self.suppressors.items() if self.config.suppressors[kind].contact_inhibition > 0]
         if contacts:
             neighbour = neighbour_indices(xp, lattice.shape, index, context.run.offsets)
-            agent = xp.where(neighbour >= 0, lattice.immune.agent.reshape(-1)[xp.maximum(neighbour, 0)], -1)
+            inside = xp.maximum(neighbour, 0)
+            agent = xp.where(neighbour >= 0, lattice.immune.agent.reshape(-1)[inside], -1)
             kinds = self.kind_of(xp, agent)
-            for code, inhibition in contacts:
-                factor = factor * xp.where((kinds == code).any(axis=1), 1.0 - inhibition, 1.0)
+            for code, inhibition, macrophage in contacts:
+                if macrophage:  # scaled by the most M2-like macrophage of the type in contact (polarisation in exhaustion)
+                    m2 = xp.where(kinds == code, lattice.immune.exhaustion.reshape(-1)[inside].astype(xp.float64), 0.0)
+                    factor = factor * (1.0 - inhibition * m2.max(axis=1))
+                else:
+                    factor = factor * xp.where((kinds == code).any(axis=1), 1.0 - inhibition, 1.0)
         return factor
 
     def occupancy(self, context: "StepContext", index: Any) -> Any:

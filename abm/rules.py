@@ -31,7 +31,7 @@ from abm.step import RunParameters, StepContext
 from abm.streams import (
     IMMUNE_MOVE_STREAMS_PER_SUBSTEP, STREAM_APOPTOSIS, STREAM_CLEARANCE, STREAM_DIRECTION, STREAM_DIVISION,
     STREAM_DRUG_KILL, STREAM_IMMUNE_DEATH, STREAM_IMMUNE_DRUG, STREAM_IMMUNE_MOVE, STREAM_IMMUNOGENIC, STREAM_KILL,
-    STREAM_KILL_TARGET, STREAM_MUTATION, STREAM_NECROSIS, STREAM_PRIORITY, STREAM_PROLIFERATE,
+    STREAM_KILL_TARGET, STREAM_MACROPHAGE_DEPLETION, STREAM_MACROPHAGE_KILL, STREAM_MACROPHAGE_TARGET, STREAM_MUTATION, STREAM_NECROSIS, STREAM_PRIORITY, STREAM_PROLIFERATE,
     STREAM_PROLIFERATE_DIRECTION, STREAM_PROLIFERATE_PRIORITY, STREAM_PUSH_DIRECTION, STREAM_PUSH_PRIORITY,
     STREAM_QUIESCENCE, STREAM_SPROUT, STREAM_SPROUT_DIRECTION, STREAM_SUPPRESSOR_ENTER,
     STREAM_SUPPRESSOR_ENTER_FIRST, STREAM_SUPPRESSOR_ENTER_SECOND, STREAM_T_ENTER, STREAM_T_WHICH, STREAM_TIP_DIRECTION,
@@ -79,6 +79,14 @@ class Rule:
 def immune_cells(context: StepContext) -> Any:
     """``int64``, shape ``(n,)``: the flat voxels that hold an immune cell, ascending."""
     return context.xp.flatnonzero(context.lattice.immune.agent.reshape(-1) >= 0)
+
+
+def with_polarisation(cells: Any, index: Any, values: Any) -> Any:
+    """The immune layer ``cells`` with the polarisation of the macrophages at the flat voxels ``index`` (``int64``
+    ``(n,)``) set to ``values`` (a scalar or ``(n,)``): a macrophage's polarisation is its ``exhaustion`` array."""
+    polarisation = cells.exhaustion.copy()
+    polarisation.reshape(-1)[index] = values
+    return cells.replace(exhaustion=polarisation)
 
 
 class Therapy(Rule):
@@ -334,9 +342,12 @@ class ImmuneEntry(Rule):
         for kind, agent in sorted(system.suppressors.items(), key=lambda item: item[1].slot):  # slot order: presets first
             recruitment = system.config.suppressors[kind].recruitment
             rate = recruitment.rate_per_h * perfusion * signal(recruitment)
-            lattice.immune, _ = enter(lattice.immune, entry_rate_per_h=rate, cumulative_weights=xp.ones(1),
-                                      first_agent=agent.index,
-                                      draw_enter=context.draw(suppressor_enter_stream(agent.slot), sites))
+            lattice.immune, entered = enter(lattice.immune, entry_rate_per_h=rate, cumulative_weights=xp.ones(1),
+                                            first_agent=agent.index,
+                                            draw_enter=context.draw(suppressor_enter_stream(agent.slot), sites))
+            macrophage = system.config.macrophages.get(kind)
+            if macrophage is not None:
+                lattice.immune = with_polarisation(lattice.immune, entered, macrophage.polarisation.initial)
 
 
 class ImmuneMovement(Rule):
@@ -459,6 +470,76 @@ class DrugKill(Rule):
             lattice.immune, died = immune.die(xp, lattice.immune, cells=occupied, death_rate_per_h=rate,
                                               dt_h=self.run.dt_h, draw=context.draw(STREAM_IMMUNE_DRUG, occupied))
             totals.immune_drug_deaths += died.sum()
+
+
+class Macrophages(Rule):
+    """Macrophages (immune types of role macrophage): CSF1R inhibitors deplete them, they polarise toward the target
+    their signals and the inhibitors set, and M1-like ones kill live tumor cells in contact (docs/model.md, Macrophages).
+
+    Polarisation ``m`` (the cell's ``immune.exhaustion``; 0 M1-like, 1 M2-like) relaxes as
+    ``dm/dt = k (m* - m)`` with ``m* = (1 - b) (baseline + s2) / (1 + s1 + s2)``, ``s1``, ``s2`` the
+    M1 and M2 signals over their half-saturation levels and ``b = 1 - prod(1 - blockade)`` of the drugs
+    whose kind blocks M2 (:func:`kernels.immune.polarise`). A macrophage kills at
+    ``kill_rate_per_h x (1 - m)`` (:func:`kernels.immune.contact_kill`); its M2 side inhibits T cells
+    (:meth:`abm.immunity.ImmuneSystem.suppression`).
+    """
+
+    name = "macrophages"
+    reads = frozenset({"tumor.clone", "tumor.state", "tumor.age_h"}) | IMMUNE | FIELDS
+    writes = frozenset({"tumor.state", "tumor.age_h"}) | IMMUNE
+    streams = _streams(STREAM_MACROPHAGE_TARGET, STREAM_MACROPHAGE_KILL, STREAM_MACROPHAGE_DEPLETION)
+
+    def __init__(self, run: RunParameters) -> None:
+        super().__init__(run)
+        self.types = run.config.immune.macrophages
+        self.depleting = run.drug_actions["macrophage_depletion_rate"]
+        self.blocking = run.drug_actions["m2_blockade"]
+        self.targets_offsets = [(0,) * len(run.offsets[0])] + run.offsets
+
+    def apply(self, context: StepContext) -> None:
+        if not self.types:
+            return
+        xp, lattice, agents = context.xp, context.lattice, context.immune.suppressors
+        occupied = immune_cells(context)
+        agent = lattice.immune.agent.reshape(-1)[occupied]
+        if self.depleting:
+            cells = occupied[xp.isin(agent, xp.asarray([agents[name].index for name in self.types]))]
+            rate = xp.zeros(cells.shape, dtype=xp.float64)
+            for name, drug in self.depleting:
+                rate += drug.macrophage_depletion_rate(xp, lattice.fields[name].reshape(-1)[cells])
+            lattice.immune, _ = immune.die(xp, lattice.immune, cells=cells, death_rate_per_h=rate, dt_h=self.run.dt_h,
+                                           draw=context.draw(STREAM_MACROPHAGE_DEPLETION, cells))
+            occupied = immune_cells(context)
+            agent = lattice.immune.agent.reshape(-1)[occupied]
+        killers, kill_rates = [], []
+        for name, section in self.types.items():
+            cells = occupied[agent == agents[name].index]
+            polarisation = self.polarised(context, cells, section)
+            lattice.immune = with_polarisation(lattice.immune, cells, polarisation)
+            killers.append(cells)
+            kill_rates.append(section.kill_rate_per_h * (1.0 - polarisation.astype(xp.float64)))
+        killers, kill_rates = xp.concatenate(killers), xp.concatenate(kill_rates)
+        lattice.tumor, _ = immune.contact_kill(
+            xp, lattice.tumor, killers=killers, kill_rate_per_h=kill_rates, targets_offsets=self.targets_offsets,
+            dt_h=self.run.dt_h, draw_target=context.draw(STREAM_MACROPHAGE_TARGET, killers),
+            draw_kill=context.draw(STREAM_MACROPHAGE_KILL, killers))
+
+    def polarised(self, context: StepContext, cells: Any, section: Any) -> Any:
+        """``float32`` ``(n,)``: the polarisation of the macrophages at the flat voxels ``cells`` after this step."""
+        xp, fields, rule = context.xp, context.lattice.fields, section.polarisation
+
+        def signal(name: str | None, half_saturation: float) -> Any:
+            if name is None:
+                return xp.zeros(cells.shape, dtype=xp.float64)
+            return fields[name].reshape(-1)[cells].astype(xp.float64) / half_saturation
+
+        m1, m2 = signal(rule.m1_field, rule.m1_half_saturation), signal(rule.m2_field, rule.m2_half_saturation)
+        free = 1.0
+        for name, drug in self.blocking:
+            free = free * (1.0 - drug.m2_blockade(xp, fields[name].reshape(-1)[cells]))
+        target = free * (rule.baseline + m2) / (1.0 + m1 + m2)
+        return immune.polarise(xp, context.lattice.immune.exhaustion.reshape(-1)[cells], target=target,
+                               rate_per_h=rule.rate_per_h, dt_h=self.run.dt_h)
 
 
 class ImmuneKill(Rule):
@@ -614,5 +695,6 @@ class Assessment(Rule):
 #: The rules of one cell step, in order.
 DEFAULT_RULES: tuple[type[Rule], ...] = (
     Therapy, VesselCollapse, Angiogenesis, SolveFields, ImmunePriming, ImmuneEntry, ImmuneMovement,
-    TumorOxygenResponse, DrugKill, ImmuneKill, TumorDeath, ImmuneDeath, TumorDivision, AdvanceClocks, Assessment,
+    TumorOxygenResponse, DrugKill, Macrophages, ImmuneKill, TumorDeath, ImmuneDeath, TumorDivision, AdvanceClocks,
+    Assessment,
 )

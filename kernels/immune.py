@@ -23,6 +23,7 @@ result does not depend on which other voxels are evaluated.
 """
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import ModuleType
@@ -260,12 +261,9 @@ def t_cell_kill(
         effectors that killed, and ``int64`` ``(k,)``: the flat voxels of the
         tumor cells killed, ascending, each once.
     """
-    clone, state = tumor.clone.reshape(-1), tumor.state.reshape(-1)
-    neighbour = neighbour_indices(xp, tumor.clone.shape, effectors, targets_offsets)
-    inside = xp.maximum(neighbour, 0)
+    clone = tumor.clone.reshape(-1)
+    inside, live = live_targets(xp, tumor, effectors, targets_offsets)
     target_clone = clone[inside]
-    target_state = state[inside]
-    live = (neighbour >= 0) & (target_clone >= 0) & ((target_state == CYCLING) | (target_state == QUIESCENT))
     bit = xp.maximum(t_antigen, 0).astype(xp.uint64)[:, None]
     presents = (tumor_antigens[xp.maximum(target_clone, 0)] >> bit) & xp.uint64(1)
     choice = listed_choice(xp, live & (presents == 1), draw_target)
@@ -278,13 +276,86 @@ def t_cell_kill(
     killed = xp.unique(target[killers])
     added = xp.where(engaged, parameters.exhaustion_per_engagement_h * dt_h * free_brake, 0.0)
     added = added + xp.where(killers, parameters.exhaustion_per_kill, 0.0)
-    new_state, new_age = tumor.state.copy(), tumor.age_h.copy()
-    new_state.reshape(-1)[killed] = APOPTOTIC
-    new_age.reshape(-1)[killed] = 0.0
     exhaustion = immune.exhaustion.copy()
     flat = exhaustion.reshape(-1)
     flat[effectors] = (flat[effectors] + added).astype(exhaustion.dtype)
-    return tumor.replace(state=new_state, age_h=new_age), immune.replace(exhaustion=exhaustion), killers, killed
+    return apoptotic(tumor, killed), immune.replace(exhaustion=exhaustion), killers, killed
+
+
+def live_targets(xp: ModuleType, tumor: TumorLayer, cells: Any, targets_offsets: list[tuple[int, ...]]) -> tuple[Any, Any]:
+    """The voxels listed cells may attack: their own and their Moore neighbours, where a live tumor cell is.
+
+    Args:
+        cells: ``int64``, shape ``(n,)``: flat voxels of the attacking cells.
+        targets_offsets: the voxel itself ``(0, ..., 0)`` first, then the Moore offsets (``K`` in all).
+
+    Returns:
+        ``(inside, live)``: ``int64`` ``(n, K)`` flat indices of the candidate voxels (0 outside the lattice) and
+        bool ``(n, K)``: a live (cycling or quiescent) tumor cell is there.
+    """
+    neighbour = neighbour_indices(xp, tumor.clone.shape, cells, targets_offsets)
+    inside = xp.maximum(neighbour, 0)
+    state = tumor.state.reshape(-1)[inside]
+    live = (neighbour >= 0) & (tumor.clone.reshape(-1)[inside] >= 0) & ((state == CYCLING) | (state == QUIESCENT))
+    return inside, live
+
+
+def apoptotic(tumor: TumorLayer, killed: Any) -> TumorLayer:
+    """The tumor layer with the cells at the flat voxels ``killed`` (``int64`` ``(k,)``) apoptotic, of age 0."""
+    new_state, new_age = tumor.state.copy(), tumor.age_h.copy()
+    new_state.reshape(-1)[killed] = APOPTOTIC
+    new_age.reshape(-1)[killed] = 0.0
+    return tumor.replace(state=new_state, age_h=new_age)
+
+
+def polarise(xp: ModuleType, polarisation: Any, *, target: Any, rate_per_h: float, dt_h: float) -> Any:
+    """Macrophage polarisation after one cell step of ``dm/dt = rate (target - m)``, solved exactly.
+
+    ``m(t + dt) = target + (m - target) exp(-rate dt)``: it never passes the
+    target and stays in [0, 1] when both start there.
+
+    Args:
+        polarisation: ``float32``, shape ``(n,)``: each cell's polarisation (0: M1-like, 1: M2-like).
+        target: ``float64``, shape ``(n,)``: the target each relaxes toward, in [0, 1].
+        rate_per_h: relaxation rate, 1/h.
+        dt_h: cell step, h.
+
+    Returns:
+        ``float32``, shape ``(n,)``.
+    """
+    decay = math.exp(-rate_per_h * dt_h)  # on the host: the same bits on every backend
+    return (target + (polarisation.astype(xp.float64) - target) * decay).astype(xp.float32)
+
+
+def contact_kill(
+    xp: ModuleType, tumor: TumorLayer, *, killers: Any, kill_rate_per_h: Any, targets_offsets: list[tuple[int, ...]],
+    dt_h: float, draw_target: Any, draw_kill: Any,
+) -> tuple[TumorLayer, Any]:
+    """Each listed cell engages one live tumor cell in its voxel or a Moore neighbour, whatever it presents, and may
+    kill it (the antigen-independent kill of M1-like macrophages).
+
+    The target is chosen uniformly among the live tumor cells in the order of
+    ``targets_offsets`` (:func:`kernels.lattice.listed_choice`); the kill has
+    probability ``1 - exp(-kill_rate dt)``; a target killed by any cell starts apoptosis.
+
+    Args:
+        tumor: the tumor cells.
+        killers: ``int64``, shape ``(n,)``: flat voxels of the attacking cells (no voxel twice).
+        kill_rate_per_h: ``float64``, shape ``(n,)``: each one's kill rate in contact, 1/h.
+        targets_offsets: the voxel itself ``(0, ..., 0)`` first, then the Moore offsets.
+        dt_h: cell step, h.
+        draw_target, draw_kill: uniform [0, 1) draws at the attackers, shape ``(n,)``.
+
+    Returns:
+        ``(tumor, killed)``: the new tumor layer and ``int64`` ``(k,)``: the flat voxels of the cells killed,
+        ascending, each once.
+    """
+    inside, live = live_targets(xp, tumor, killers, targets_offsets)
+    choice = listed_choice(xp, live, draw_target)
+    target = chosen(xp, inside, xp.maximum(choice, 0))
+    kills = (choice >= 0) & (draw_kill < probability(xp, kill_rate_per_h, dt_h))
+    killed = xp.unique(target[kills])
+    return apoptotic(tumor, killed), killed
 
 
 def divide(

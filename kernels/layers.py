@@ -80,7 +80,7 @@ class ImmuneLayer:
     ==============  =======  ==============================================================
     ``agent``       int32    immune agent (T-cell clone or suppressor type) of the cell, :data:`NONE` for none
     ``state``       int8     :data:`EFFECTOR` or :data:`EXHAUSTED`
-    ``exhaustion``  float32  a T cell's exhaustion (exhausted from 1 on)
+    ``exhaustion``  float32  a T cell's exhaustion (exhausted from 1 on); a macrophage's polarisation (0 M1 .. 1 M2)
     ``age_h``       float32  hours since the cell appeared
     ==============  =======  ==============================================================
 

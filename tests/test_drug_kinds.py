@@ -93,7 +93,7 @@ def test_the_kind_keys_are_its_own(radiosensitizer):
 
 def test_an_unregistered_kind_is_refused_naming_the_allowed_ones():
     assert "radiosensitizer" not in DRUG_KINDS
-    with pytest.raises(ConfigError, match=r"drugs\.rs\.kind: unknown drug kind; allowed: cytotoxic, anti_pd1, anti_vegf \(got 'radiosensitizer'\)"):
+    with pytest.raises(ConfigError, match=r"drugs\.rs\.kind: unknown drug kind; allowed: cytotoxic, anti_pd1, anti_vegf, csf1r_inhibitor \(got 'radiosensitizer'\)"):
         _config()
 
 
@@ -102,7 +102,7 @@ def test_a_kind_is_registered_once():
         register_drug_kind(type("Other", (DrugConfig,), {"__annotations__": {"kind": Literal["cytotoxic"]}}))
     with pytest.raises(TypeError, match="Literal"):
         register_drug_kind(type("Loose", (DrugConfig,), {"__annotations__": {"kind": str}}))
-    assert list(DRUG_KINDS) == ["cytotoxic", "anti_pd1", "anti_vegf"]
+    assert list(DRUG_KINDS) == ["cytotoxic", "anti_pd1", "anti_vegf", "csf1r_inhibitor"]
 
 
 def test_a_drug_without_kind_is_cytotoxic_and_kinds_keep_their_keys():

@@ -29,6 +29,9 @@ CASES = {
     "immune_excluded": ("immune_excluded", None, ["time.duration_days=2"]),
     # the same with every field on the coarse substrate grid (lattice.field_coarsening)
     "immune_excluded_coarse_fields": ("immune_excluded", None, ["time.duration_days=2", "lattice.field_coarsening=2"]),
+    # macrophages: entry, polarisation by IFN-gamma-like and hypoxia-driven signals, M1 kill, M2 contact
+    # inhibition, depletion and repolarisation by a CSF1R inhibitor; 2-D
+    "therapy_macrophages": ("therapy_macrophages", "anti_pd1_csf1r", ["time.duration_days=12"]),
 }
 
 

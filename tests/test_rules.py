@@ -187,7 +187,8 @@ def test_a_run_touches_only_what_each_rule_declares(path):
 
 def test_the_probed_runs_use_every_rule_and_every_lattice_name_each_rule_declares():
     """Over runs that exercise every rule (collapsing vessels, mutation, chemotherapy and anti-PD-1 from hour 2 with
-    immune cells present, T cells that divide after a kill, assessments every 12 h, pushing, angiogenesis), every lattice array a rule declares is read or written by it: no stale declaration."""
+    immune cells present, T cells that divide after a kill, assessments every 12 h, pushing, angiogenesis, macrophages
+    under a CSF1R inhibitor), every lattice array a rule declares is read or written by it: no stale declaration."""
     log = set(probed_run(REPO / "configs" / "poor_perfusion.yaml", 6))
     log |= set(probed_run(REPO / "configs" / "tiny.yaml", 3, ("tumor.max_push_distance=3",)))
     log |= set(probed_run(REPO / "configs" / "angiogenesis.yaml", 6))
@@ -195,6 +196,8 @@ def test_the_probed_runs_use_every_rule_and_every_lattice_name_each_rule_declare
     log |= set(probed_run(REPO / "configs" / "sequencing.yaml", 12, ("arms.concurrent.start_day=0.08", "arms.concurrent.assessment.every_days=0.5",
                            "immune.t_cells.proliferation_after_kill=0.5"),
                           arm="concurrent", seed_immune=True))
+    log |= set(probed_run(REPO / "configs" / "therapy_macrophages.yaml", 6, ("arms.anti_pd1_csf1r.start_day=0.08",),
+                          arm="anti_pd1_csf1r", seed_immune=True))  # macrophages entering, polarised, killing and depleted
     touched = {(name, array) for name, _, array in log}
     for rule in DEFAULT_RULES:
         for array in (rule.reads | rule.writes) - COMPARTMENTS - FIELDS:

@@ -1,7 +1,8 @@
 """Config sections of a drug: its plasma pharmacokinetics, and its kind, a registered class holding its keys and actions.
 
-The kinds: :class:`CytotoxicDrug` (``cytotoxic``, the default), :class:`AntiPD1Drug` (``anti_pd1``) and
-:class:`AntiVEGFDrug` (``anti_vegf``); :func:`register_drug_kind` adds one.
+The kinds: :class:`CytotoxicDrug` (``cytotoxic``, the default), :class:`AntiPD1Drug` (``anti_pd1``),
+:class:`AntiVEGFDrug` (``anti_vegf``) and :class:`CSF1RInhibitorDrug` (``csf1r_inhibitor``);
+:func:`register_drug_kind` adds one.
 """
 from __future__ import annotations
 
@@ -56,7 +57,8 @@ class DrugConfig(Strict):
 
     Actions (methods; the base's do nothing and return None, and a kind overrides those it has):
     :meth:`tumor_kill_rate`, :meth:`immunogenic_kill_rate`, :meth:`immune_kill_rate`,
-    :meth:`systemic_kill_rate`, :meth:`pd1_occupancy`, :meth:`vegf_blockade` and :meth:`vessel_prune_rate`. The rules ask only the drugs whose kind
+    :meth:`systemic_kill_rate`, :meth:`pd1_occupancy`, :meth:`vegf_blockade`, :meth:`vessel_prune_rate`,
+    :meth:`macrophage_depletion_rate` and :meth:`m2_blockade`. The rules ask only the drugs whose kind
     overrides an action (:meth:`acts`), in the order of their fields, and add up what they return.
     """
 
@@ -129,10 +131,23 @@ class DrugConfig(Strict):
         """Regression rate this drug adds at immature vessels, 1/h, ``float64`` lattice shape; summed over drugs."""
         return None
 
+    def macrophage_depletion_rate(self, xp: ModuleType, concentration: Any) -> Any:
+        """Death rate of macrophages (immune types of role macrophage), 1/h, one per cell; summed over drugs.
+
+        Args:
+            concentration: the drug's tissue level at each macrophage, ``(n_cells,)``.
+        """
+        return None
+
+    def m2_blockade(self, xp: ModuleType, concentration: Any) -> Any:
+        """Share of the M2 drive this drug blocks at each macrophage (``(n_cells,)`` levels in, ``float64`` out);
+        drugs combine as ``1 - prod(1 - blockade)``."""
+        return None
+
 
 #: The actions a drug kind may contribute (methods of :class:`DrugConfig`).
 DRUG_ACTIONS = ("tumor_kill_rate", "immunogenic_kill_rate", "immune_kill_rate", "systemic_kill_rate", "pd1_occupancy",
-                "vegf_blockade", "vessel_prune_rate")
+                "vegf_blockade", "vessel_prune_rate", "macrophage_depletion_rate", "m2_blockade")
 #: kind name -> class, in registration order (the order of the allowed kinds in messages).
 DRUG_KINDS: dict[str, type[DrugConfig]] = {}
 #: Config models whose schema holds a drug (rebuilt when a kind is registered or removed).
@@ -251,3 +266,28 @@ class AntiVEGFDrug(DrugConfig):
 
     def vessel_prune_rate(self, xp: ModuleType, concentration: Any) -> Any:
         return self.prune_rate_per_h * self.vegf_blockade(xp, concentration)
+
+
+class CSF1RInhibitorDrug(DrugConfig):
+    """CSF1R inhibitor (e.g. pexidartinib, an anti-CSF1R antibody): depletes macrophages and repolarises them toward M1.
+
+    At the local level ``c`` the receptor occupancy is ``o = c / (c + kd)``; a
+    macrophage dies at ``depletion_per_h x o`` and its polarisation target
+    loses the share ``repolarisation x o`` (docs/model.md, Macrophages).
+    """
+
+    kind: Literal["csf1r_inhibitor"] = Field(description="csf1r_inhibitor: depletes and repolarises macrophages")
+    kd: PositiveLevel = Field(1.0, description="level of half receptor occupancy, field units (assumption)")
+    depletion_per_h: Rate = Field(
+        1.0 / 48.0, description="death rate of macrophages at full occupancy, 1/h (assumption: most TAMs gone within a week [Ries])")
+    repolarisation: Probability = Field(0.5, description="share of the polarisation target removed at full occupancy (assumption)")
+
+    def _occupancy(self, xp: ModuleType, concentration: Any) -> Any:
+        level = concentration.astype(xp.float64)
+        return level / (level + self.kd)
+
+    def macrophage_depletion_rate(self, xp: ModuleType, concentration: Any) -> Any:
+        return self.depletion_per_h * self._occupancy(xp, concentration)
+
+    def m2_blockade(self, xp: ModuleType, concentration: Any) -> Any:
+        return self.repolarisation * self._occupancy(xp, concentration)

@@ -7,13 +7,14 @@ from pydantic import Field, field_validator, model_validator
 
 from abm.config.base import (MAX_ANTIGENS, MAX_CELL_STEPS, MAX_SPEED_UM_PER_MIN, MAX_SUBSTEPS, NAME_RULE, Cells, Factor,
                              Hours, Name, PositiveHours, PositiveLength, PositiveLevel, Probability, Rate, Strict,
-                             _require_unique_names)
+                             Variants, _require_unique_names)
 from abm.config.presets import IMMUNE_DRUG_SENSITIVITY, SUPPRESSOR_PRESETS
 from kernels.immune import T_CELL_ROLE  # the role of kind code 0 (T cells); each suppressor type has role suppressor
 
 #: Most suppressor types in ``immune.suppressors`` (each takes a kind code and an entry stream, abm.streams).
 MAX_SUPPRESSOR_TYPES = 16
-#: Cell types of the tumor, for a field's uptake and secretion (the immune ones are the T cells' role and the suppressor names).
+#: Cell types of the tumor, for a field's uptake and secretion (the immune ones are the T cells' role and the suppressor
+#: names); tumor_hypoxic: the live tumor cells below the quiescence threshold of oxygen (tumor.hypoxia).
 TUMOR_CELL_TYPES = ("tumor", "tumor_dying", "tumor_immunogenic", "tumor_hypoxic")
 
 
@@ -97,7 +98,7 @@ class TCellConfig(Strict):
 class SuppressorConfig(Strict):
     """A suppressor cell type (e.g. regulatory T cells, MDSCs): recruitment, movement, contact inhibition, life, drugs."""
 
-    role: Literal["suppressor"] = Field("suppressor", description="what the cells do: suppressor (recruited at vessels, inhibit T cells in contact)")
+    role: Literal["suppressor"] = Field("suppressor", description="what the cells do: suppressor (recruited at vessels, inhibit T cells in contact); macrophage: see immune.suppressors.NAME (role: macrophage)")
     recruitment: RecruitmentConfig = Field(default_factory=lambda: RecruitmentConfig(rate_per_h=0.005))
     motility: MotilityConfig = Field(default_factory=MotilityConfig)
     contact_inhibition: Probability = Field(
@@ -107,12 +108,50 @@ class SuppressorConfig(Strict):
         default_factory=dict, description=f"per drug: multiplier of the drug's kill on these cells; drugs not listed: {IMMUNE_DRUG_SENSITIVITY:.3f} [dP06]")
 
 
+class PolarisationConfig(Strict):
+    """A macrophage's polarisation ``m`` (0: M1-like, anti-tumor; 1: M2-like, pro-tumor) relaxes toward a target set by two signals.
+
+    ``dm/dt = rate_per_h x (m* - m)`` with ``m* = (1 - b) x (baseline + s2) / (1 + s1 + s2)``,
+    ``s1 = u_m1 / m1_half_saturation`` (IFN-gamma-like), ``s2 = u_m2 / m2_half_saturation``
+    (tumor-derived, e.g. CSF-1 / lactate of hypoxic tumor cells) and ``b`` the M2 blockade of CSF1R
+    inhibitors (docs/model.md, Macrophages).
+    """
+
+    m1_field: str | None = Field(None, description="field of the M1 signal (IFN-gamma-like, e.g. secreted by t_cell); null: none")
+    m1_half_saturation: PositiveLevel = Field(0.1, description="M1 signal level that weighs as much as the baseline, field units (assumption)")
+    m2_field: str | None = Field(None, description="field of the M2 signal (tumor-derived, e.g. secreted by tumor_hypoxic); null: none")
+    m2_half_saturation: PositiveLevel = Field(0.1, description="M2 signal level that weighs as much as the baseline, field units (assumption)")
+    baseline: Probability = Field(0.5, description="target polarisation without either signal (assumption: unpolarised, M0)")
+    initial: Probability = Field(0.5, description="polarisation of a cell entering from blood (monocyte-derived, unpolarised; assumption)")
+    rate_per_h: Rate = Field(1.0 / 24.0, description="relaxation rate toward the target, 1/h: polarisation shifts within about a day [Mantovani] (assumption)")
+
+
+class MacrophageConfig(SuppressorConfig):
+    """A macrophage type: recruited and moving like a suppressor, with a polarisation between M1-like (kills) and M2-like (suppresses)."""
+
+    role: Literal["macrophage"] = Field(description="macrophage: polarised by signals (polarisation); M2-like cells inhibit T cells "
+                                                    "in contact, M1-like cells kill tumor cells in contact")
+    recruitment: RecruitmentConfig = Field(default_factory=lambda: RecruitmentConfig(rate_per_h=0.005))
+    contact_inhibition: Probability = Field(
+        0.5, description="fraction of kill rate and motility a T cell loses next to a fully M2 macrophage of this type, times the "
+                         "highest polarisation among them (assumption)")
+    kill_rate_per_h: Rate = Field(
+        0.02, description="kill rate of a fully M1 macrophage on a live tumor cell in contact, times (1 - polarisation), 1/h (assumption)")
+    polarisation: PolarisationConfig = Field(default_factory=PolarisationConfig)
+
+
+#: role -> class of an immune.suppressors entry (the key ``role`` chooses; default suppressor).
+CELL_ROLES: dict[str, type[SuppressorConfig]] = {"suppressor": SuppressorConfig, "macrophage": MacrophageConfig}
+#: The annotation of an immune.suppressors entry: a section chosen by its ``role``.
+ImmuneCellType = Annotated[SuppressorConfig, Variants("role", lambda: CELL_ROLES, "suppressor", "cell role")]
+
+
 class ImmuneConfig(Strict):
     """The immune microenvironment: T-cell clones and suppressor cells, and how infiltration is measured."""
 
     t_cells: TCellConfig = Field(default_factory=TCellConfig)
-    suppressors: dict[Name, SuppressorConfig] = Field(
-        default_factory=dict, description=f"suppressor cell types by name, at most {MAX_SUPPRESSOR_TYPES}; the legacy keys "
+    suppressors: dict[Name, ImmuneCellType] = Field(
+        default_factory=dict, description=f"suppressor and macrophage cell types by name (each of a role), at most {MAX_SUPPRESSOR_TYPES}; the legacy keys "
         f"{', '.join(f'{key} (type {name})' for key, name in SUPPRESSOR_PRESETS.items())} declare the type of that name before these")
     margin_um: PositiveLength = Field(100.0, description="half-width of the invasive margin around the tumor border, for core and margin T-cell densities, um; with immune cells at most the longest lattice axis")
     pdl1_positive_at: Probability = Field(0.1, description="a tumor cell counts as PD-L1 positive when its clone's PD-L1 is at least this (assumption)")
@@ -153,6 +192,11 @@ class ImmuneConfig(Strict):
                 raise ValueError(f"{name}: a cell type of that name exists already ({', '.join((T_CELL_ROLE,) + TUMOR_CELL_TYPES)}); "
                                  f"choose another name")
         return suppressors
+
+    @property
+    def macrophages(self) -> dict[str, MacrophageConfig]:
+        """The types of role macrophage in ``suppressors``, by name, in table order."""
+        return {name: section for name, section in self.suppressors.items() if isinstance(section, MacrophageConfig)}
 
     @property
     def suppressor_slots(self) -> list[str]:

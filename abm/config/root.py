@@ -165,6 +165,9 @@ class Config(Strict):
         for kind, suppressor in immune.suppressors.items():
             references += [(f"immune.suppressors.{kind}.recruitment.field", suppressor.recruitment.field),
                            (f"immune.suppressors.{kind}.motility.chemotaxis_field", suppressor.motility.chemotaxis_field)]
+        for kind, macrophage in immune.macrophages.items():
+            references += [(f"immune.suppressors.{kind}.polarisation.m1_field", macrophage.polarisation.m1_field),
+                           (f"immune.suppressors.{kind}.polarisation.m2_field", macrophage.polarisation.m2_field)]
         return references
 
     @property
