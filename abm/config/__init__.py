@@ -47,7 +47,8 @@ from abm.config.domain import (AXIS_OF_FACE, BoundaryConfig, CellType, FaceCondi
                                TimeConfig, VesselCollapseConfig, VesselConfig, VesselExchangeConfig, Vessels,
                                VESSEL_PATTERNS, FileVessels, NoVessels, SparseCoreVessels, UniformVessels,
                                default_fields)
-from abm.config.drugs import (DEFAULT_DRUG_KIND, DRUG_ACTIONS, DRUG_KINDS, AntiPD1Drug, CSF1RInhibitorDrug, CytotoxicDrug, Drug, DrugConfig,
+from abm.config.drugs import (DEFAULT_DRUG_KIND, DRUG_ACTIONS, DRUG_KINDS, AntiPD1Drug, AntiVEGFDrug, CSF1RInhibitorDrug,
+                              CytotoxicDrug, Drug, DrugConfig,
                               PharmacokineticsConfig, register_drug_kind, unregister_drug_kind)
 from abm.config.immune import (MAX_SUPPRESSOR_TYPES, T_CELL_ROLE, TUMOR_CELL_TYPES, ImmuneConfig, MacrophageConfig, MotilityConfig, PrimingConfig, RecruitmentConfig, SuppressorConfig,
                                TCellCloneConfig, TCellConfig)

@@ -268,6 +268,7 @@ class AntiVEGFDrug(DrugConfig):
         return self.prune_rate_per_h * self.vegf_blockade(xp, concentration)
 
 
+@register_drug_kind
 class CSF1RInhibitorDrug(DrugConfig):
     """CSF1R inhibitor (e.g. pexidartinib, an anti-CSF1R antibody): depletes macrophages and repolarises them toward M1.
 
