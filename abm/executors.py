@@ -7,9 +7,9 @@ is a list of runs ``(config, run directory)`` that one worker does in turn
 ``(run directory, failure message)``, yielded in the order the jobs finish.
 :func:`run_jobs` draws the progress bar over either of the two:
 
-* :func:`process_pool` (``--executor process``, the default): up to
-  ``workers`` local processes at once, one per job (one worker: the runs go
-  in this process, one after the other);
+* :func:`process_pool` (``--executor process``, the default): ``workers``
+  local processes, each doing one job at a time (one worker: the runs go in
+  this process, one after the other);
 * the Dask executor of :func:`open_executor` (``--executor dask``): the
   workers of a ``dask.distributed`` scheduler (``--scheduler ADDRESS``), or of
   a local cluster of ``workers`` processes started for the comparison. Each
@@ -192,7 +192,7 @@ def process_pool(jobs: list[Job], workers: int) -> Iterator[Result]:
                 yield [(out, None if rundir.summary_status(Path(out)) == "complete" else f"{out}: {why}; the "
                         f"directory holds its records") for _, out in jobs[index]]
     finally:  # done, interrupted, or the caller closing the generator
-        _stop_workers([process for process, _ in [*idle, *busy.values()]])
+        _stop_workers([process for process, _ in busy.values()], idle)
 
 
 def _received(pipe: Any) -> Result | None:
@@ -204,11 +204,11 @@ def _received(pipe: Any) -> Result | None:
 
 
 def _worker(pipe: Any, parent: int) -> None:
-    """A pool process: does each job received on ``pipe`` and sends back its result, until the pool ends it; ends
-    with ``parent`` (:func:`_end_with_parent`)."""
+    """A pool process: does each job received on ``pipe`` and sends back its result, until it receives None (or the
+    pool ends it); ends with ``parent`` (:func:`_end_with_parent`)."""
     _end_with_parent(parent, signal.SIGTERM)
-    while True:
-        pipe.send(_run_one(pipe.recv()))
+    while (job := pipe.recv()) is not None:
+        pipe.send(_run_one(job))
 
 
 def _ended(process: Any) -> str:
@@ -218,11 +218,16 @@ def _ended(process: Any) -> str:
     return f"exit status {process.exitcode}"
 
 
-def _stop_workers(processes: list[Any]) -> None:
-    """End the running ``processes`` (SIGTERM: each writes its run's records), waiting up to :data:`STOP_GRACE_S`
-    for each before SIGKILL."""
-    for process in processes:
+def _stop_workers(running: list[Any], idle: list[tuple[Any, Any]]) -> None:
+    """End the pool's processes: the ``running`` ones by SIGTERM (each writes its run's records), the ``idle`` ones
+    (process, its end of the pipe) by telling them they are done (each returns, and its exit cleans up after it);
+    waits up to :data:`STOP_GRACE_S` for each before SIGKILL."""
+    for _, pipe in idle:
+        with contextlib.suppress(OSError):  # it died (a Ctrl-C reaches every process of the terminal's group)
+            pipe.send(None)
+    for process in running:
         process.terminate()
+    processes = [*running, *(process for process, _ in idle)]
     for process in processes:
         process.join(timeout=STOP_GRACE_S)
         if process.is_alive():
