@@ -113,7 +113,7 @@ def run_arms(runs: list[tuple[Config, str]]) -> list[tuple[str, str | None]]:
         try:
             how = continue_or_clear(config, Path(out))
             if how == "resume":
-                resume(Path(out), progress=False)
+                resume(Path(out), progress=False, backend=config.backend)  # the backend this comparison asks for
             elif how == "start":
                 if steps > 0 and shared is None:
                     shared = _trunk_or_none(runs, steps)
