@@ -29,9 +29,9 @@ from pathlib import Path
 
 from abm.checkpoint import Trunk, capture
 from abm.config import Config
-from abm.io import RunFailed
+from abm.io import RunDirectoryError, RunFailed
 from abm.measurement import NonFiniteRecord, record_columns
-from abm.runner import BoundaryWatch, prepare, run
+from abm.runner import BoundaryWatch, continue_or_clear, prepare, resume, run
 from kernels.diffusion import FieldSolverError
 
 #: Tolerance of a treatment's start time, h (as :meth:`abm.therapy.Therapy.begin_step` compares it).
@@ -93,29 +93,46 @@ def trunk(config: Config, steps: int, label: str) -> Trunk:
 
 
 def run_arms(runs: list[tuple[Config, str]]) -> list[tuple[str, str | None]]:
-    """Run the arms of one seed (``(config, directory)`` each), branched from their trunk where they share one, else
-    each from step 0: ``(directory, None)`` per run, or the message of a failed one.
+    """Run the arms of one seed (``(config, directory)`` each) that are not yet complete, branched from their trunk
+    where they share one, else each from step 0: ``(directory, None)`` per run, or the message of a failed one.
+
+    Each directory is readied first (:func:`abm.runner.continue_or_clear`): a
+    complete run is kept, an unfinished one with a checkpoint of its config
+    is resumed from it (:func:`abm.runner.resume`), any other is emptied and
+    run; so a job given again (after its worker died, or by a restarted
+    comparison) continues where its runs stopped. The trunk is simulated only
+    if some arm starts afresh.
 
     Raises:
         KeyboardInterrupt: SIGINT or SIGTERM; the run under way keeps its records and a checkpoint.
     """
     steps = branch_step([config for config, _ in runs]) if len(runs) > 1 else 0
-    shared = None
-    if steps > 0:
-        first = Path(runs[0][1])
-        try:
-            shared = trunk(runs[0][0], steps, str(first.parent.parent / "*" / first.name))
-        except (FieldSolverError, NonFiniteRecord):
-            shared = None  # every arm fails there too: each runs from step 0 and records its failure
+    shared: Trunk | None = None
     results = []
     for config, out in runs:
         try:
-            run(config, Path(out), progress=False, trunk=shared)
-        except RunFailed as exc:
+            how = continue_or_clear(config, Path(out))
+            if how == "resume":
+                resume(Path(out), progress=False, backend=config.backend)  # the backend this comparison asks for
+            elif how == "start":
+                if steps > 0 and shared is None:
+                    shared = _trunk_or_none(runs, steps)
+                run(config, Path(out), progress=False, trunk=shared)
+        except (RunFailed, RunDirectoryError) as exc:
             results.append((out, str(exc)))
             continue
         results.append((out, None))
     return results
+
+
+def _trunk_or_none(runs: list[tuple[Config, str]], steps: int) -> Trunk | None:
+    """The trunk of ``runs`` (:func:`trunk`, ``steps`` cell steps); None after a numerical failure before the branch
+    point (every arm fails there too: each then runs from step 0 and records its failure)."""
+    first = Path(runs[0][1])
+    try:
+        return trunk(runs[0][0], steps, str(first.parent.parent / "*" / first.name))
+    except (FieldSolverError, NonFiniteRecord):
+        return None
 
 
 def jobs(runs: list[tuple[Config, str]], branch: bool) -> list[list[tuple[Config, str]]]:

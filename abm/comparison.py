@@ -11,8 +11,10 @@ arm's treatment is simulated once, and each arm continues from its
 checkpoint (:mod:`abm.branching`; ``branch=False``, or ``--no-branch``,
 runs each from step 0; the results are the same). A run directory whose ``summary.json``
 says ``complete`` is kept, so a restarted comparison runs only what is
-missing; an unfinished one is emptied (only of the files a run writes) and
-run again. A comparison directory holds the runs of one config: every run
+missing; an unfinished one continues from its checkpoint where it has one of
+its config (written every ``time.checkpoint_every_h``, and when a run is
+interrupted: :func:`abm.runner.resume`, the same bits as a run never
+stopped), else is emptied (only of the files a run writes) and run again. A comparison directory holds the runs of one config: every run
 records the hash of its
 resolved config and seed (:func:`abm.runner.config_hash`), and a restart with
 a config that gives another hash is refused before anything runs. The main
@@ -65,7 +67,7 @@ from abm.config import RESPONSE_CATEGORIES, Config, ConfigError, select_arm
 from abm.executors import open_executor, run_jobs
 from abm.io import RunDirectoryError, RunFailed, create_output_directory, inside, lock_directory, write_json, write_parquet
 from abm.rundir import COMPARE_COLUMNS, COMPARE_RESULT, RESPONDERS
-from abm.runner import estimated_bytes
+from abm.runner import continue_or_clear, estimated_bytes
 from kernels.backend import Backend, get_backend
 
 
@@ -198,10 +200,11 @@ def compare(config: Config, out: Path, replicates: int, arms: list[str] | None =
         create_output_directory(out)
         lock = lock_directory(out)
         try:
-            todo = _runs_to_do(out, planned)
-            for _, path in todo:
-                rundir.clear_run_directory(path)
-            runs = [(run_config, str(path)) for run_config, path in todo]
+            # Each unfinished run is resumed from its checkpoint or emptied now, so that a file no run wrote stops
+            # the comparison before any run starts; one that completed meanwhile (a remote worker of a killed
+            # comparison finishing it) is left out.
+            runs = [(run_config, str(path)) for run_config, path in _runs_to_do(out, planned)
+                    if continue_or_clear(run_config, path) != "complete"]
             if runs:
                 run_jobs(branching.jobs(runs, branch), workers, execute, progress)
             if config.cohort is not None:

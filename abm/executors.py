@@ -7,9 +7,9 @@ is a list of runs ``(config, run directory)`` that one worker does in turn
 ``(run directory, failure message)``, yielded in the order the jobs finish.
 :func:`run_jobs` draws the progress bar over either of the two:
 
-* :func:`process_pool` (``--executor process``, the default): a local
-  ``ProcessPoolExecutor`` of ``workers`` processes (one worker: the runs go
-  in this process, one after the other);
+* :func:`process_pool` (``--executor process``, the default): ``workers``
+  local processes, each doing one job at a time (one worker: the runs go in
+  this process, one after the other);
 * the Dask executor of :func:`open_executor` (``--executor dask``): the
   workers of a ``dask.distributed`` scheduler (``--scheduler ADDRESS``), or of
   a local cluster of ``workers`` processes started for the comparison. Each
@@ -19,14 +19,15 @@ is a list of runs ``(config, run directory)`` that one worker does in turn
 
 A run that fails (a numerical failure, a refused write) stops nothing else:
 it is a result with its message, and its directory holds the records up to
-the failure. A Dask worker that dies takes its run process with it
-(SIGKILL); the scheduler gives the run to another worker, which empties the
-run directory and starts it again; once more workers died running it than
-Dask's ``distributed.scheduler.allowed-failures`` (3), the run is a
-failure. A run process killed on its own is a failure too. A pool worker
-process that dies (killed from outside) breaks Python's pool: the other
-runs are stopped with their records and the comparison fails with a
-message to run it again, which completes what is missing.
+the failure. A worker that dies (killed from outside, out of memory) stops
+nothing else either. A Dask worker takes its run process with it (SIGKILL);
+the scheduler gives the job to another worker; once more workers died
+running it than Dask's ``distributed.scheduler.allowed-failures`` (3), its
+runs are failures. A run process killed on its own is a failure too. A pool
+process that dies is replaced by a new one for its job, up to
+:data:`ALLOWED_DEATHS` (3) times, then its runs are failures. A job given
+again continues its runs where they stopped (:func:`abm.branching.run_arms`:
+from a checkpoint where the run has one, else from step 0).
 
 Ctrl-C or SIGTERM to the main process stops the queue at once: each running
 run gets SIGTERM and keeps its records (status ``interrupted``), then the
@@ -47,16 +48,14 @@ import subprocess
 import sys
 import tempfile
 import uuid
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import wait as connection_wait
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 from tqdm import tqdm
 
 from abm import rundir
 from abm.config import Config, ConfigError
-from abm.io import RunFailed
 
 #: A run to do: its config (seed included) and its run directory (a string, so that it pickles the same everywhere).
 Run = tuple[Config, str]
@@ -70,6 +69,9 @@ Executor = Callable[[list[Job], int], Iterator[Result]]
 EXECUTORS = ("process", "dask")
 #: Seconds to wait for a Dask scheduler to answer before ``--scheduler`` is refused.
 SCHEDULER_CONNECT_S = 10.0
+#: Deaths of its worker process after which the process pool gives up on a job (then a failure of its runs), as
+#: Dask's ``distributed.scheduler.allowed-failures`` (default 3) does for a task.
+ALLOWED_DEATHS = 3
 #: Seconds a stopped run has to write its records before its process is killed.
 STOP_GRACE_S = 60.0
 #: How often (seconds) a Dask task checks whether the comparison was stopped while its run goes.
@@ -131,44 +133,106 @@ def _run_one(job: Job) -> Result:
 
 
 def process_pool(jobs: list[Job], workers: int) -> Iterator[Result]:
-    """The default executor: ``workers`` local processes (one: the runs go in this process, in order).
+    """The default executor: ``workers`` local processes, each doing one job at a time (one worker: the jobs go in
+    this process, in order).
+
+    The pool knows which job each process holds, so a process that dies
+    (killed from outside, out of memory) takes no other job with it: a new
+    process takes its place and its job is given again, continuing its runs
+    where they stopped (:func:`abm.branching.run_arms`). A job whose process
+    died more than :data:`ALLOWED_DEATHS` times is a failure of each of its
+    runs that did not complete.
 
     Raises:
-        RunFailed: a worker process died; the other runs were stopped with their records.
-        KeyboardInterrupt: the queue is cancelled and the running workers ended (each writes its run's records).
+        KeyboardInterrupt: nothing more starts and the processes are ended (each running one writes its run's records).
     """
     if workers == 1:
         for job in jobs:
             yield _run_one(job)
         return
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_end_with_parent,
-                               initargs=(os.getpid(), signal.SIGTERM))
+    context = multiprocessing.get_context("spawn")  # a child that uses a GPU needs a CUDA context of its own
+    waiting = list(reversed(range(len(jobs))))  # job indices, popped from the end: the jobs in order
+    deaths = [0] * len(jobs)
+    idle: list[tuple[Any, Any]] = []  # (process, its end of the pipe) of the processes waiting for a job
+    busy: dict[Any, tuple[Any, int]] = {}  # its end of the pipe -> (process, index of the job it holds)
     try:
-        pending = {pool.submit(_run_one, job) for job in jobs}
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in done:
-                yield future.result()
-    except BrokenProcessPool:
-        _stop_workers(pool)
-        raise RunFailed("a worker process died (killed from outside?); the runs it and the others had not finished "
-                        "are incomplete: run the same tme compare again to complete them") from None
-    except BaseException:  # an interruption, or the caller closing the generator
-        _stop_workers(pool)
-        raise
-    pool.shutdown(wait=True)
+        while waiting or busy:
+            while waiting and len(busy) < workers:
+                if not idle:
+                    ours, theirs = context.Pipe()
+                    process = context.Process(target=_worker, args=(theirs, os.getpid()), daemon=True)
+                    process.start()
+                    theirs.close()
+                    idle.append((process, ours))
+                process, pipe = idle.pop()
+                try:
+                    pipe.send(jobs[waiting[-1]])
+                except OSError:  # it died while it waited for a job
+                    pipe.close()
+                    process.join()
+                    continue
+                busy[pipe] = (process, waiting.pop())
+            connection_wait([*busy, *(process.sentinel for process, _ in busy.values())])
+            for pipe, (process, index) in list(busy.items()):
+                result = _received(pipe) if pipe.poll() else None
+                if result is None and process.is_alive():
+                    continue  # still at work
+                del busy[pipe]
+                if result is not None:
+                    idle.append((process, pipe))
+                    yield result
+                    continue
+                pipe.close()
+                process.join()
+                deaths[index] += 1
+                if deaths[index] <= ALLOWED_DEATHS:
+                    waiting.append(index)  # the next to start
+                    continue
+                why = f"its worker process died each of the {deaths[index]} times it ran it (last: {_ended(process)})"
+                yield [(out, None if rundir.summary_status(Path(out)) == "complete" else f"{out}: {why}; the "
+                        f"directory holds its records") for _, out in jobs[index]]
+    finally:  # done, interrupted, or the caller closing the generator
+        _stop_workers([process for process, _ in busy.values()], idle)
 
 
-def _stop_workers(pool: ProcessPoolExecutor) -> None:
-    """Cancel what is queued and end the running workers (SIGTERM: each writes its run's records), waiting for them."""
-    pool.shutdown(wait=False, cancel_futures=True)
-    workers = multiprocessing.active_children()
-    for worker in workers:
-        worker.terminate()
-    for worker in workers:
-        worker.join(timeout=STOP_GRACE_S)
-        if worker.is_alive():
-            worker.kill()
+def _received(pipe: Any) -> Result | None:
+    """The result a worker sent on ``pipe``; None where the worker died instead (the pipe closed)."""
+    try:
+        return pipe.recv()
+    except (EOFError, OSError):
+        return None
+
+
+def _worker(pipe: Any, parent: int) -> None:
+    """A pool process: does each job received on ``pipe`` and sends back its result, until it receives None (or the
+    pool ends it); ends with ``parent`` (:func:`_end_with_parent`)."""
+    _end_with_parent(parent, signal.SIGTERM)
+    while (job := pipe.recv()) is not None:
+        pipe.send(_run_one(job))
+
+
+def _ended(process: Any) -> str:
+    """How the ended ``process`` ended, in words."""
+    if process.exitcode is not None and process.exitcode < 0:
+        return f"killed by signal {-process.exitcode}"
+    return f"exit status {process.exitcode}"
+
+
+def _stop_workers(running: list[Any], idle: list[tuple[Any, Any]]) -> None:
+    """End the pool's processes: the ``running`` ones by SIGTERM (each writes its run's records), the ``idle`` ones
+    (process, its end of the pipe) by telling them they are done (each returns, and its exit cleans up after it);
+    waits up to :data:`STOP_GRACE_S` for each before SIGKILL."""
+    for _, pipe in idle:
+        with contextlib.suppress(OSError):  # it died (a Ctrl-C reaches every process of the terminal's group)
+            pipe.send(None)
+    for process in running:
+        process.terminate()
+    processes = [*running, *(process for process, _ in idle)]
+    for process in processes:
+        process.join(timeout=STOP_GRACE_S)
+        if process.is_alive():
+            process.kill()
+            process.join()
 
 
 # --------------------------------------------------------------------------- Dask
@@ -264,8 +328,9 @@ def _dask_task(job: Job, stop: str) -> Result:
     """A job's runs in a process of their own, on a Dask worker, until they end or the comparison sets the event
     ``stop``.
 
-    The run directories are emptied first: after a worker died, the
-    scheduler gives the job to another. The run process gets SIGKILL if this
+    After a worker died, the scheduler gives the job to another, whose run
+    process continues the job's runs where they stopped
+    (:func:`abm.branching.run_arms`). The run process gets SIGKILL if this
     worker dies, SIGTERM (records kept, status ``interrupted``) when the
     comparison stops.
     """
@@ -275,8 +340,6 @@ def _dask_task(job: Job, stop: str) -> Result:
     event = Event(stop)
     if event.is_set():
         return [(out, "not started: the comparison was stopped") for out in outs]
-    for out in outs:
-        rundir.clear_run_directory(Path(out))
     root = str(Path(__file__).resolve().parents[1])  # this code, whatever the worker's own path holds
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     child = subprocess.Popen([sys.executable, "-m", "abm.executors", str(os.getpid())], stdin=subprocess.PIPE,

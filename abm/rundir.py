@@ -770,32 +770,40 @@ def _written_by_a_run(relative: Path) -> bool:
     return False
 
 
-def clear_run_directory(path: Path) -> None:
+def clear_run_directory(path: Path) -> bool:
     """Empty the unfinished run directory ``path`` of the files a run writes, so the run can start again.
 
     Nothing else is deleted: a file or link a run does not write (something
     a user put there) stops it before it deletes anything. The directory's
-    lock is held meanwhile, so a run still writing there (a worker of an
-    earlier, killed comparison) stops it too.
+    lock is taken first and held meanwhile, so a run still writing there (a
+    worker of an earlier, killed comparison) stops it too; and the status is
+    read again under the lock, so a run that completed since the caller
+    looked (that worker finishing) is kept.
+
+    Returns:
+        True: the directory is empty of a run's files (or does not exist); False: it holds a complete run, kept.
 
     Raises:
         RunDirectoryError: naming the file that no run wrote, or the directory another process writes.
     """
     path = Path(path)
     if not path.exists():
-        return
-    entries = sorted(path.rglob("*"), reverse=True)  # files before the folders that hold them
-    for entry in entries:
-        relative = entry.relative_to(path)
-        if entry.is_symlink() or (entry.is_dir() and relative.as_posix() not in (RECORDS, SNAPSHOTS)) or \
-                (not entry.is_dir() and not _written_by_a_run(relative)):
-            raise RunDirectoryError(f"{entry}: in the unfinished run directory {path}, but no run writes it; "
-                                    f"move it away so that the run can start again")
+        return True
     lock = lock_directory(path)
     try:
+        if summary_status(path) == "complete":
+            return False
+        entries = sorted(path.rglob("*"), reverse=True)  # files before the folders that hold them
+        for entry in entries:
+            relative = entry.relative_to(path)
+            if entry.is_symlink() or (entry.is_dir() and relative.as_posix() not in (RECORDS, SNAPSHOTS)) or \
+                    (not entry.is_dir() and not _written_by_a_run(relative)):
+                raise RunDirectoryError(f"{entry}: in the unfinished run directory {path}, but no run writes it; "
+                                        f"move it away so that the run can start again")
         for entry in entries:
             if entry.name == LOCK:
                 continue
             entry.rmdir() if entry.is_dir() else entry.unlink()
+        return True
     finally:
         lock.close()

@@ -300,6 +300,27 @@ def resume(out: Path, progress: bool = True, backend: str | None = None) -> dict
         lock.close()
 
 
+def continue_or_clear(config: Config, out: Path) -> str:
+    """Ready the run directory ``out`` of an unfinished run of ``config`` (``tme compare``'s restart) to go on:
+    ``complete`` where the run has completed (nothing is touched), ``resume`` where it holds a checkpoint of this
+    config to continue from (:func:`resume`), else ``start``: emptied of the files a run writes
+    (:func:`abm.rundir.clear_run_directory`), for :func:`run`.
+
+    Raises:
+        RunDirectoryError: a file there that no run writes, or another process writes the directory.
+    """
+    out = Path(out)
+    if rundir.summary_status(out) == "complete":
+        return "complete"
+    if (out / checkpoint.FILE).is_file():
+        try:
+            checkpoint.read(out, config_hash(config))
+            return "resume"
+        except RunDirectoryError:
+            pass  # unreadable, another version or another config: the run starts again
+    return "start" if rundir.clear_run_directory(out) else "complete"
+
+
 def _restart_files(out: Path, model: TumorModel, journal: rundir.Journal, written: dict[str, int]) -> None:
     """Bring the run directory ``out`` to the restored ``model``'s step: the journals hold the records up to it
     (``written`` counts the lineage rows and events journaled then); the tables and summary of an earlier end and

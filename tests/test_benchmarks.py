@@ -51,37 +51,28 @@ def test_fields_and_their_solvers_keep_at_most_150_bytes_per_voxel():
     assert 100 <= kept <= 150
 
 
-def test_compare_throughput_reports_runs_per_hour_for_one_and_two_workers(tmp_path):
+def test_compare_throughput_reports_the_grid_of_workers_and_branching_on_small_settings(tmp_path):
+    """benchmarks/compare_throughput.py on two arms of 6 days on 40 x 40: every cell of workers (1, 2) x mode
+    (branched, unbranched), its runs per hour from its own wall time, and the ratios from those; a bad list is a
+    usage error."""
     rows_file = tmp_path / "rows.json"
     result = subprocess.run([sys.executable, "benchmarks/compare_throughput.py", "--workers", "1,2", "--arms",
-                             "untreated,chemo_only", "--set", "time.duration_days=6", "--json", str(rows_file)],
-                            cwd=REPO, capture_output=True, text=True, timeout=300)
+                             "untreated,chemo_only", "--set", "time.duration_days=6", "--set", "lattice.shape=[40,40]",
+                             "--set", "time.snapshot_every_h=null", "--json", str(rows_file)],
+                            cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    assert "1 worker(s): 2 runs (0 failed)" in result.stdout and "2 worker(s): 2 runs (0 failed)" in result.stdout
-    one, two = json.loads(rows_file.read_text())
-    assert (one["workers"], two["workers"]) == (1, 2) and one["runs"] == two["runs"] == 2
-    assert one["runs_per_hour"] == 2 / one["wall_s"] * 3600 and one["speedup"] == 1.0
-    assert two["speedup"] == two["runs_per_hour"] / one["runs_per_hour"]
-    assert "load average" in result.stdout and one["load_before"] >= 0 and two["load_after"] >= 0
-
-
-def test_compare_throughput_refuses_a_bad_worker_list():
-    result = subprocess.run([sys.executable, "benchmarks/compare_throughput.py", "--workers", "1,two"], cwd=REPO,
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2 and "--workers '1,two'" in result.stderr
-
-
-def test_branching_benchmark_reports_runs_per_hour_with_and_without_branching():
-    result = subprocess.run([sys.executable, "benchmarks/branching.py", "--arms", "untreated,chemo_only", "--repeats", "1",
-                             "--set", "time.duration_days=6", "--set", "lattice.shape=[40,40]",
-                             "--set", "time.snapshot_every_h=null"], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
-    assert "branch point: step 60 (day 5)" in result.stdout
-    assert "unbranched:" in result.stdout and "144 cell steps" in result.stdout and "84 cell steps" in result.stdout
-    assert "branched / unbranched runs per hour:" in result.stdout
-
-
-def test_branching_benchmark_refuses_an_unknown_arm():
-    result = subprocess.run([sys.executable, "benchmarks/branching.py", "--arms", "nonesuch"], cwd=REPO,
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2 and "nonesuch" in result.stderr
+    assert "branch point: step 60 (day 5)" in result.stdout and "load average" in result.stdout
+    rows = {(row["workers"], row["mode"]): row for row in json.loads(rows_file.read_text())}
+    assert set(rows) == {(1, "branched"), (1, "unbranched"), (2, "branched"), (2, "unbranched")}
+    for (workers, mode), row in rows.items():
+        assert row["runs"] == 2 and row["failed_runs"] == 0
+        assert row["cell_steps"] == {"branched": 84, "unbranched": 144}[mode]
+        assert row["runs_per_hour"] == 2 / row["wall_s"] * 3600
+        assert row["speedup_vs_first_workers"] == row["runs_per_hour"] / rows[1, mode]["runs_per_hour"]
+        assert row["branched_vs_unbranched"] == rows[workers, "branched"]["runs_per_hour"] / rows[
+            workers, "unbranched"]["runs_per_hour"]
+        assert f"{workers} worker(s), {mode:>10}: 2 runs (0 failed)" in result.stdout
+    assert "2 worker(s): branched against unbranched: x" in result.stdout
+    refused = subprocess.run([sys.executable, "benchmarks/compare_throughput.py", "--workers", "1,two"], cwd=REPO,
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "--workers '1,two'" in refused.stderr

@@ -16,7 +16,7 @@ from abm import checkpoint, rundir
 from abm.cli import main
 from abm.config import load_config, select_arm
 from abm.model import TumorModel
-from abm.runner import config_hash, run
+from abm.runner import config_hash, resume, run
 from tests.conftest import _CUPY, _CUPY_REASON
 from tests.test_golden import VARYING_SUMMARY_KEYS
 from tests.test_reliability import SEQUENCING, error_lines, tme, wait_for_records
@@ -266,3 +266,34 @@ def test_a_first_signal_stops_between_steps_and_a_second_at_once():
         request.check()
     with pytest.raises(KeyboardInterrupt):
         request.handle(signal.SIGINT, None)
+
+
+def test_a_comparison_stopped_by_sigterm_resumes_its_runs_to_the_tables_of_one_never_stopped(tmp_path, monkeypatch):
+    """SIGTERM to tme compare mid-run: the run under way checkpoints its last step; the restarted comparison resumes
+    it from there (not from step 0), and every table of the comparison and of its runs is the uninterrupted one's."""
+    from abm import branching
+    from abm.comparison import compare, run_path
+
+    arms = ["untreated", "chemo_only"]  # branched: one job, the untreated arm first
+    out = tmp_path / "stopped"
+    process = tme("compare", str(SEQUENCING), "--out", str(out), "--replicates", "1", "--workers", "1", "--quiet",
+                  "--arms", ",".join(arms), "--set", "time.duration_days=12")
+    first = run_path(out, "untreated", 1)
+    wait_for_records(first, 8, process, timeout_s=180)  # day 7 of the first arm, past its branch point (day 5)
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    assert rundir.summary_status(first) == "interrupted" and (first / rundir.CHECKPOINT).is_file()
+    resumed = []
+    monkeypatch.setattr(branching, "resume", lambda path, **options: resumed.append(path) or resume(path, **options))
+    config = load_config(SEQUENCING, ["time.duration_days=12", "backend=numpy"])
+    result = compare(config, out, 1, arms, workers=1, progress=False)
+    assert resumed == [first]
+    monkeypatch.undo()
+    reference = tmp_path / "reference"
+    assert result == compare(config, reference, 1, arms, workers=1, progress=False)
+    for table in ("runs", "km", "burden", "paired"):
+        pandas.testing.assert_frame_equal(pandas.read_parquet(rundir.table_path(out, table)),
+                                          pandas.read_parquet(rundir.table_path(reference, table)), check_exact=True)
+    for arm in arms:
+        assert_same_run(run_path(out, arm, 1), run_path(reference, arm, 1))

@@ -387,3 +387,31 @@ def test_compare_workers_in_process_pool_complete_like_one_worker(tmp_path):
     one = compare(config, tmp_path / "one", 1, ["untreated", "chemo_only"], workers=1, progress=False)
     two = compare(config, tmp_path / "two", 1, ["untreated", "chemo_only"], workers=2, progress=False)
     assert one == two
+
+
+def test_a_run_that_completes_before_compare_clears_it_is_kept_and_not_run_again(tmp_path, monkeypatch):
+    """The race of a killed comparison's remote run finishing between compare's look at its status and the
+    emptying of its directory: the status is read again under the directory's lock, and the complete run is kept,
+    not deleted, and not run again."""
+    from abm import branching
+
+    config = load_config(SEQUENCING, ["time.duration_days=6", "backend=numpy"])
+    out = tmp_path / "cmp"
+    first = compare(config, out, 1, ["untreated"], workers=1, progress=False)
+    path = run_path(out, "untreated", 1)
+    summary = (path / rundir.SUMMARY).read_bytes()
+    (path / rundir.SUMMARY).unlink()  # the run as compare finds it: still going, on a worker of a killed comparison
+    before = {entry: entry.read_bytes() for entry in path.rglob("*") if entry.is_file() and entry.name != rundir.LOCK}
+    taking_lock = rundir.lock_directory
+
+    def finishing_first(directory):  # the run writes its summary and lets go of the lock just before compare takes it
+        if Path(directory) == path:
+            (path / rundir.SUMMARY).write_bytes(summary)
+        return taking_lock(directory)
+
+    monkeypatch.setattr(rundir, "lock_directory", finishing_first)
+    monkeypatch.setattr(branching, "run", lambda *arguments, **options: pytest.fail("the complete run ran again"))
+    assert compare(config, out, 1, ["untreated"], workers=1, progress=False) == first
+    assert {entry: entry.read_bytes() for entry in path.rglob("*")
+            if entry.is_file() and entry.name not in (rundir.LOCK, rundir.SUMMARY)} == before
+    assert (path / rundir.SUMMARY).read_bytes() == summary
