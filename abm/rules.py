@@ -487,7 +487,8 @@ class TumorDivision(Rule):
     def __init__(self, run: RunParameters) -> None:
         super().__init__(run)
         self.probability = functools.partial(tumor.division_probability, run.xp, hypoxia=run.hypoxia, dt_h=run.dt_h)
-        self.divide = functools.partial(tumor.divide, run.xp, offsets=run.offsets)
+        self.divide = functools.partial(tumor.divide, run.xp, offsets=run.offsets,
+                                        place=run.backend.operation("place_daughters"))
         self.max_push = run.config.tumor.max_push_distance
         self.push = functools.partial(tumor.push, run.xp, offsets=run.offsets, max_cells=self.max_push)
 
