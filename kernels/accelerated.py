@@ -29,6 +29,9 @@ Operations (:data:`OPERATIONS`):
   per dividing cell and the claims resolved (:func:`kernels.tumor.place_daughters`;
   CUDA: three kernels instead of the array passes per neighbour offset,
   :func:`kernels.cuda.division.place_daughters`);
+* ``enclosed``: the voxels with no free neighbour, the cells that may push
+  (:func:`kernels.tumor.enclosed`; CUDA: one kernel instead of a shifted copy
+  per neighbour offset, :func:`kernels.cuda.division.enclosed`);
 * ``replayable``: a fixed list of array calls made cheap to call again
   (:func:`kernels.diffusion.uncaptured`, the calls as they are; CUDA: one
   CUDA graph captured and replayed, :func:`kernels.cuda.graphs.replayable`).
@@ -69,6 +72,7 @@ OPERATIONS: Mapping[str, Operation] = MappingProxyType({operation.name: operatio
     Operation("field_line_sweep", diffusion.solve_lines, lines.solve_lines),
     Operation("immune_movement_substep", immune.movement_substep, movement.substep),
     Operation("place_daughters", tumor.place_daughters, division.place_daughters),
+    Operation("enclosed", tumor.enclosed, division.enclosed),
     Operation("replayable", diffusion.uncaptured, graphs.replayable),
 )})
 

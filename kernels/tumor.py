@@ -241,7 +241,10 @@ PUSH_PRIORITY_LEVELS = 2**26
 
 
 def enclosed(xp: ModuleType, free: Any, offsets: list[tuple[int, ...]]) -> Any:
-    """Bool mask, lattice shape, of voxels none of whose neighbours (``offsets``) is ``free`` (bool, lattice shape)."""
+    """Bool mask, lattice shape, of voxels none of whose neighbours (``offsets``) is ``free`` (bool, lattice shape).
+
+    The ``xp`` reference of the ``enclosed`` accelerated operation (:mod:`kernels.accelerated`; CUDA:
+    :func:`kernels.cuda.division.enclosed`)."""
     any_free = xp.zeros(free.shape, dtype=bool)
     for offset in offsets:
         any_free |= shifted(xp, free, offset, False)

@@ -1,7 +1,8 @@
-"""The fused CUDA daughter placement gives the bits of the xp reference on a GPU (its source compiles:
-tests/test_cuda_sources.py).
+"""The fused CUDA daughter placement and enclosed test give the bits of their xp references on a GPU (their source
+compiles: tests/test_cuda_sources.py).
 
-The xp reference itself (kernels.tumor.place_daughters) is tested on the CPU in tests/test_tumor_kernels.py.
+The xp references themselves (kernels.tumor.place_daughters, kernels.tumor.enclosed) are tested on the CPU in
+tests/test_tumor_kernels.py and tests/test_pushing.py.
 """
 from __future__ import annotations
 
@@ -14,14 +15,15 @@ from kernels.backend import get_backend, probe_cupy
 from kernels.cuda import division
 from kernels.lattice import moore_offsets
 from kernels.random import uniform
-from kernels.tumor import place_daughters
+from kernels.tumor import enclosed, place_daughters
 from tests.presets import CONFIGS
 
 _CUPY, _CUPY_REASON = probe_cupy()
 
 
-def test_numpy_backend_places_daughters_with_the_reference():
+def test_numpy_backend_places_daughters_with_the_references():
     assert get_backend("numpy").operation("place_daughters") is place_daughters
+    assert get_backend("numpy").operation("enclosed") is enclosed
 
 
 @pytest.mark.gpu
@@ -44,14 +46,18 @@ def test_fused_placement_gives_the_bits_of_the_xp_placement(shape, occupied):
             assert value.dtype == reference.dtype and value.shape == reference.shape
             np.testing.assert_array_equal(cp.asnumpy(value), cp.asnumpy(reference), err_msg=f"step {step}")
         assert int(expected[1].sum()) > 0
+        shut = enclosed(cp, free, offsets)
+        np.testing.assert_array_equal(cp.asnumpy(division.enclosed(cp, free, offsets)), cp.asnumpy(shut))
+        assert occupied < 0.9 or int(shut.sum()) > 0
 
 
 @pytest.mark.gpu
 @pytest.mark.skipif(_CUPY is None, reason=f"no GPU backend: {_CUPY_REASON}")
 def test_a_model_with_fused_placement_steps_as_the_reference():
-    """configs/necrotic_core.yaml (3-D, fast cycling) stepped with fast paths on and off: the same tumor cells."""
+    """configs/necrotic_core.yaml (3-D, fast cycling) with pushing, stepped with fast paths on and off: the same tumor
+    cells."""
     def run(fast_paths):
-        model = TumorModel(load_config(CONFIGS / "necrotic_core.yaml", ["backend=cupy"]),
+        model = TumorModel(load_config(CONFIGS / "necrotic_core.yaml", ["backend=cupy", "tumor.max_push_distance=3"]),
                            get_backend("cupy", fast_paths=fast_paths))
         for _ in range(8):
             model.step()

@@ -1,4 +1,5 @@
-"""CUDA implementation of the ``place_daughters`` operation: the tumor's daughter placement in three kernels.
+"""CUDA implementations of the ``place_daughters`` and ``enclosed`` operations: the tumor's daughter placement in
+three kernels, and the test for pushers (no free neighbour) in one.
 
 The ``xp`` reference, :func:`kernels.tumor.place_daughters`, makes whole-lattice
 array passes per neighbour offset (8 or 26): a shifted copy of the free
@@ -13,6 +14,10 @@ through memory. Here three kernels do the same work, one thread per voxel:
    the one with the highest priority draw (strictly higher: the lowest offset
    keeps a tie), as :func:`kernels.lattice.claim`;
 3. ``daughter_won``: at each claimant, whether its target's winner is itself.
+
+Before pushing (``tumor.max_push_distance``), :func:`kernels.tumor.enclosed`
+finds the cells with no free neighbour by a shifted copy per offset; here
+``no_free_neighbour`` reads the neighbours in place.
 
 The draws are the reference's float64 arrays, the rank is the same double
 product floored, priorities are compared as the same doubles and the code
@@ -47,9 +52,8 @@ extern "C" __global__ void daughter_choose(signed char* choice, const bool* divi
     }
     int chosen = -1;
     if (dividing[p]) {
-        const long long x = p % nx;
-        const long long y = (p / nx) % ny;
-        const long long z = p / (nx * ny);
+        long long z, y, x;
+        coordinates(p, ny, nx, &z, &y, &x);
         int count = 0;
         for (int k = 0; k < K; ++k) {
             const long long q = neighbour(z, y, x, offsets, k, nz, ny, nx, 1);
@@ -74,6 +78,24 @@ extern "C" __global__ void daughter_choose(signed char* choice, const bool* divi
     choice[p] = (signed char)chosen;
 }
 
+extern "C" __global__ void no_free_neighbour(bool* enclosed, const bool* free_voxel, const int* offsets, const int K,
+                                             const long long nz, const long long ny, const long long nx)
+{
+    const long long n = nz * ny * nx;
+    const long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (p >= n) {
+        return;
+    }
+    long long z, y, x;
+    coordinates(p, ny, nx, &z, &y, &x);
+    bool any_free = false;
+    for (int k = 0; k < K; ++k) {
+        const long long q = neighbour(z, y, x, offsets, k, nz, ny, nx, 1);
+        any_free = any_free || (q >= 0 && free_voxel[q]);
+    }
+    enclosed[p] = !any_free;
+}
+
 extern "C" __global__ void daughter_claim(signed char* source, const signed char* choice, const bool* free_voxel,
                                           const double* priority, const int* offsets, const int K,
                                           const long long nz, const long long ny, const long long nx)
@@ -85,9 +107,8 @@ extern "C" __global__ void daughter_claim(signed char* source, const signed char
     }
     int best_k = -1;
     if (free_voxel[p]) {
-        const long long x = p % nx;
-        const long long y = (p / nx) % ny;
-        const long long z = p / (nx * ny);
+        long long z, y, x;
+        coordinates(p, ny, nx, &z, &y, &x);
         double best = -1.0;
         for (int k = 0; k < K; ++k) {
             const long long q = neighbour(z, y, x, offsets, k, nz, ny, nx, -1);
@@ -112,9 +133,8 @@ extern "C" __global__ void daughter_won(bool* won, const signed char* choice, co
     const int k = choice[p];
     bool placed = false;
     if (k >= 0) {
-        const long long x = p % nx;
-        const long long y = (p / nx) % ny;
-        const long long z = p / (nx * ny);
+        long long z, y, x;
+        coordinates(p, ny, nx, &z, &y, &x);
         const long long t = neighbour(z, y, x, offsets, k, nz, ny, nx, 1);
         placed = t >= 0 && source[t] == k;
     }
@@ -127,9 +147,10 @@ SOURCE = NEIGHBOUR + KERNELS
 
 
 @lru_cache(maxsize=None)
-def _kernels(xp: ModuleType) -> tuple[Any, Any, Any]:
+def _kernels(xp: ModuleType) -> tuple[Any, Any, Any, Any]:
     module = xp.RawModule(code=SOURCE, options=OPTIONS)
-    return tuple(module.get_function(name) for name in ("daughter_choose", "daughter_claim", "daughter_won"))
+    return tuple(module.get_function(name)
+                 for name in ("daughter_choose", "daughter_claim", "daughter_won", "no_free_neighbour"))
 
 
 def place_daughters(
@@ -143,7 +164,7 @@ def place_daughters(
     shape = dividing.shape
     offset_array = offset_table(xp, tuple(offsets))
     blocks, dims, count = grid(int(dividing.size)), dimensions(shape), np.int32(len(offsets))
-    choose, claim, won = _kernels(xp)
+    choose, claim, won, _ = _kernels(xp)
     contiguous = xp.ascontiguousarray
     free_voxel = contiguous(free, dtype=xp.bool_)
     choice = xp.empty(shape, dtype=xp.int8)
@@ -155,3 +176,14 @@ def place_daughters(
     mother_won = xp.empty(shape, dtype=xp.bool_)
     won(blocks, (BLOCK,), (mother_won, choice, source_direction, offset_array, *dims))
     return source_direction, mother_won
+
+
+def enclosed(xp: ModuleType, free: Any, offsets: list[tuple[int, ...]]) -> Any:
+    """Voxels with no free neighbour; the signature and the bits of :func:`kernels.tumor.enclosed` (one kernel,
+    ``no_free_neighbour``, instead of a shifted copy per offset). ``xp`` is CuPy. Returns bool, lattice shape."""
+    out = xp.empty(free.shape, dtype=xp.bool_)
+    *_, no_free_neighbour = _kernels(xp)
+    no_free_neighbour(grid(int(free.size)), (BLOCK,), (out, xp.ascontiguousarray(free, dtype=xp.bool_),
+                                                       offset_table(xp, tuple(offsets)), np.int32(len(offsets)),
+                                                       *dimensions(free.shape)))
+    return out

@@ -19,7 +19,8 @@ BLOCK = 256
 OPTIONS = ("--fmad=false",)
 
 #: CUDA C++: ``neighbour(z, y, x, offsets, k, nz, ny, nx, sign)``, the flat index of voxel (z, y, x) +
-#: ``sign`` x offset ``k`` (offsets: int32 (K, 3) as (dz, dy, dx)), or -1 outside the lattice.
+#: ``sign`` x offset ``k`` (offsets: int32 (K, 3) as (dz, dy, dx)), or -1 outside the lattice; and
+#: ``coordinates(p, ny, nx, &z, &y, &x)``, the coordinates of flat index ``p``.
 NEIGHBOUR = r"""
 __device__ __forceinline__ long long neighbour(const long long z, const long long y, const long long x,
                                                const int* offsets, const int k, const long long nz,
@@ -32,6 +33,15 @@ __device__ __forceinline__ long long neighbour(const long long z, const long lon
         return -1;
     }
     return (zz * ny + yy) * nx + xx;
+}
+
+// The coordinates (z, y, x) of flat voxel index p.
+__device__ __forceinline__ void coordinates(const long long p, const long long ny, const long long nx, long long* z,
+                                            long long* y, long long* x)
+{
+    *x = p % nx;
+    *y = (p / nx) % ny;
+    *z = p / (nx * ny);
 }
 """
 
