@@ -3,10 +3,11 @@
 #
 # For a machine with one CUDA GPU and the repository's venv (pip install -e ".[dev,gpu]"), in the order that
 # matters most when the time runs out: correctness first (every gpu-marked test: NumPy/CuPy parity of the
-# presets, the fused movement and line sweeps against their references, CUDA graphs on and off), then the
-# figures docs/performance.md asks for (benchmarks/scale.py at the GPU sizes; cells.py and immune.py with fast
-# paths on and off), and configs/large_3d.yaml at full size (384^3: benchmarks/large_3d.py times its first
-# steps, at most LARGE_STEPS or LARGE_BUDGET_S seconds of them, and extrapolates the mean to its 2400 steps).
+# presets, the fused movement, daughter placement and line sweeps against their references, CUDA graphs on and
+# off), then configs/large_3d.yaml at full size (384^3: benchmarks/large_3d.py times its first steps, at most
+# LARGE_STEPS or LARGE_BUDGET_S seconds of them, and extrapolates the mean to its 2400 steps), then the figures
+# docs/performance.md asks for (benchmarks/scale.py at the GPU sizes; cells.py and immune.py with fast paths on
+# and off).
 # Each step has its own time limit (seconds, env TEST_S / BENCH_S / LARGE_S) so one slow step cannot eat the
 # session; a step that fails or times out is logged and the next one runs. The defaults fit one 10-minute
 # command of the project's device tool (200 + 150 + 5 x 50 s); SIZES picks the scale benchmark's cubes.

@@ -61,6 +61,7 @@ def measure(backend_name: str, steps: int, budget_s: float, overrides: list[str]
     model = TumorModel(config, backend, time_rules=True)
     backend.synchronize()
     build_s = time.perf_counter() - started
+    print(f"built in {build_s:.1f} s (printed now: a step limit that cuts the run short keeps this)", flush=True)
     cells_start, immune_start = counts(model)
     started = time.perf_counter()
     model.step()
