@@ -638,9 +638,11 @@ class TumorDivision(Rule):
     def __init__(self, run: RunParameters) -> None:
         super().__init__(run)
         self.probability = functools.partial(tumor.division_probability, run.xp, hypoxia=run.hypoxia, dt_h=run.dt_h)
-        self.divide = functools.partial(tumor.divide, run.xp, offsets=run.offsets)
+        self.divide = functools.partial(tumor.divide, run.xp, offsets=run.offsets,
+                                        place=run.backend.operation("place_daughters"))
         self.max_push = run.config.tumor.max_push_distance
         self.push = functools.partial(tumor.push, run.xp, offsets=run.offsets, max_cells=self.max_push)
+        self.enclosed = run.backend.operation("enclosed")
 
     def apply(self, context: StepContext) -> None:
         xp, lattice, subclones = context.xp, context.lattice, context.subclones
@@ -653,7 +655,7 @@ class TumorDivision(Rule):
                                           draw_direction=context.draw(STREAM_DIRECTION),
                                           draw_priority=context.draw(STREAM_PRIORITY))
         if self.max_push:
-            enclosed = tumor.enclosed(xp, free, self.run.offsets)  # no free neighbour before this step's divisions
+            enclosed = self.enclosed(xp, free, self.run.offsets)  # no free neighbour before this step's divisions
             lattice.tumor, pushed_born, _ = self.push(
                 lattice.tumor, pushing=dividing & enclosed, free=(lattice.tumor.clone < 0) & ~lattice.vessels.present,
                 draw_direction=context.draw(STREAM_PUSH_DIRECTION), draw_priority=context.draw(STREAM_PUSH_PRIORITY))

@@ -25,6 +25,13 @@ Operations (:data:`OPERATIONS`):
 * ``immune_movement_substep``: one substep of the immune cells' random walk
   (:func:`kernels.immune.movement_substep`; CUDA: three kernels,
   :func:`kernels.cuda.movement.substep`);
+* ``place_daughters``: the tumor's daughter placement, a free neighbour chosen
+  per dividing cell and the claims resolved (:func:`kernels.tumor.place_daughters`;
+  CUDA: three kernels instead of the array passes per neighbour offset,
+  :func:`kernels.cuda.division.place_daughters`);
+* ``enclosed``: the voxels with no free neighbour, the cells that may push
+  (:func:`kernels.tumor.enclosed`; CUDA: one kernel instead of a shifted copy
+  per neighbour offset, :func:`kernels.cuda.division.enclosed`);
 * ``replayable``: a fixed list of array calls made cheap to call again
   (:func:`kernels.diffusion.uncaptured`, the calls as they are; CUDA: one
   CUDA graph captured and replayed, :func:`kernels.cuda.graphs.replayable`).
@@ -41,8 +48,8 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from kernels import diffusion, immune
-from kernels.cuda import graphs, lines, movement
+from kernels import diffusion, immune, tumor
+from kernels.cuda import division, graphs, lines, movement
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,8 @@ class Operation:
 OPERATIONS: Mapping[str, Operation] = MappingProxyType({operation.name: operation for operation in (
     Operation("field_line_sweep", diffusion.solve_lines, lines.solve_lines),
     Operation("immune_movement_substep", immune.movement_substep, movement.substep),
+    Operation("place_daughters", tumor.place_daughters, division.place_daughters),
+    Operation("enclosed", tumor.enclosed, division.enclosed),
     Operation("replayable", diffusion.uncaptured, graphs.replayable),
 )})
 

@@ -11,6 +11,7 @@ from :mod:`kernels.random`, so results do not depend on backend or order.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -168,7 +169,9 @@ def place_daughters(
     (:func:`kernels.lattice.uniform_choice`); when several cells pick the same
     voxel, the one with the highest priority draw wins and the others do not
     divide this step (:func:`kernels.lattice.claim`). The result does not
-    depend on the order in which voxels or directions are visited.
+    depend on the order in which voxels or directions are visited. This is the
+    ``xp`` reference of the ``place_daughters`` accelerated operation
+    (:mod:`kernels.accelerated`; CUDA: :func:`kernels.cuda.division.place_daughters`).
 
     Args:
         dividing: bool, lattice shape: cells that attempt to divide.
@@ -189,7 +192,7 @@ def place_daughters(
 
 def divide(
     xp: ModuleType, tumor: TumorLayer, *, dividing: Any, free: Any, offsets: list[tuple[int, ...]],
-    draw_direction: Any, draw_priority: Any,
+    draw_direction: Any, draw_priority: Any, place: Callable[..., tuple[Any, Any]] = place_daughters,
 ) -> tuple[TumorLayer, Any]:
     """Dividing cells place a daughter of their clone in a free Moore neighbour (:func:`place_daughters`).
 
@@ -202,12 +205,14 @@ def divide(
         free: bool, lattice shape: voxels a daughter may occupy.
         offsets: the neighbourhood (see :func:`kernels.lattice.moore_offsets`).
         draw_direction, draw_priority: uniform [0, 1) draws, lattice shape.
+        place: the ``place_daughters`` accelerated operation (:mod:`kernels.accelerated`): this module's
+            :func:`place_daughters` (the reference) or its CUDA implementation, the same bits.
 
     Returns:
         ``(tumor, born)``: the new layer and the bool mask of voxels that received a daughter.
     """
-    source_direction, mother_won = place_daughters(xp, dividing, free=free, offsets=offsets,
-                                                   draw_direction=draw_direction, draw_priority=draw_priority)
+    source_direction, mother_won = place(xp, dividing, free=free, offsets=offsets,
+                                         draw_direction=draw_direction, draw_priority=draw_priority)
     born = source_direction >= 0
     clone = gather(tumor.clone, source_index(xp, source_direction, offsets))
     state = xp.where(born, CYCLING, tumor.state).astype(tumor.state.dtype)
@@ -236,7 +241,10 @@ PUSH_PRIORITY_LEVELS = 2**26
 
 
 def enclosed(xp: ModuleType, free: Any, offsets: list[tuple[int, ...]]) -> Any:
-    """Bool mask, lattice shape, of voxels none of whose neighbours (``offsets``) is ``free`` (bool, lattice shape)."""
+    """Bool mask, lattice shape, of voxels none of whose neighbours (``offsets``) is ``free`` (bool, lattice shape).
+
+    The ``xp`` reference of the ``enclosed`` accelerated operation (:mod:`kernels.accelerated`; CUDA:
+    :func:`kernels.cuda.division.enclosed`)."""
     any_free = xp.zeros(free.shape, dtype=bool)
     for offset in offsets:
         any_free |= shifted(xp, free, offset, False)

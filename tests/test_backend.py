@@ -46,7 +46,8 @@ def test_auto_picks_cupy_on_a_gpu():
 # --------------------------------------------------------------------------- accelerated operations
 
 def test_registry_lists_every_operation_with_an_xp_reference_in_kernels():
-    assert set(accelerated.OPERATIONS) == {"field_line_sweep", "immune_movement_substep", "replayable"}
+    assert set(accelerated.OPERATIONS) == {"field_line_sweep", "immune_movement_substep", "place_daughters", "enclosed",
+                                            "replayable"}
     for name, operation in accelerated.OPERATIONS.items():
         assert operation.name == name and callable(operation.reference)
         assert operation.reference.__module__.startswith("kernels.")
@@ -77,7 +78,7 @@ def test_a_cupy_backend_gives_cuda_implementations_unless_fast_paths_are_off():
 
 
 def test_unknown_operation_names_the_registered_ones():
-    with pytest.raises(KeyError, match="registered: field_line_sweep, immune_movement_substep, replayable"):
+    with pytest.raises(KeyError, match="registered: field_line_sweep, immune_movement_substep, place_daughters, enclosed, replayable"):
         get_backend("numpy").operation("teleport")
 
 

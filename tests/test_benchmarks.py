@@ -1,4 +1,4 @@
-"""The scale benchmark runs end to end on a tiny cube (its figures are for docs/performance.md, not asserted here)."""
+"""The benchmarks run end to end on tiny inputs (their figures are for docs/performance.md, not asserted here)."""
 from __future__ import annotations
 
 import json
@@ -76,3 +76,26 @@ def test_compare_throughput_reports_the_grid_of_workers_and_branching_on_small_s
     refused = subprocess.run([sys.executable, "benchmarks/compare_throughput.py", "--workers", "1,two"], cwd=REPO,
                              capture_output=True, text=True, timeout=60)
     assert refused.returncode == 2 and "--workers '1,two'" in refused.stderr
+
+
+def test_large_3d_benchmark_times_steps_and_extrapolates_the_whole_run(tmp_path):
+    """benchmarks/large_3d.py (run by benchmarks/gpu_session.sh at full size) on a tiny cube: it builds the preset,
+    times the steps asked for and extrapolates the mean step to the config's 2400 steps."""
+    rows_file = tmp_path / "row.json"
+    result = subprocess.run([sys.executable, "benchmarks/large_3d.py", "--backend", "numpy", "--steps", "3", "--set",
+                             "lattice.shape=[16, 16, 16]", "--set", "tumor.initial.radius_um=60", "--json",
+                             str(rows_file)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "configs/large_3d.yaml on numpy: 16x16x16 (4,096 voxels)" in result.stdout
+    assert "2400 steps extrapolated" in result.stdout
+    row = json.loads(rows_file.read_text())
+    assert row["steps_timed"] == 2 and row["total_steps"] == 2400 and row["cells_end"] > 0
+    assert row["extrapolated_min"] == 2400 * row["step_s"] / 60.0
+    assert set(row["rules_s"]) >= {"fields", "tumor_division", "immune_movement", "drug_kill"}
+
+
+def test_gpu_session_script_parses_and_runs_the_large_3d_benchmark():
+    """benchmarks/gpu_session.sh is valid bash and times configs/large_3d.yaml at full size."""
+    script = REPO / "benchmarks" / "gpu_session.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    assert "benchmarks/large_3d.py --backend cupy" in script.read_text(encoding="utf-8")

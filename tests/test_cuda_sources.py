@@ -2,7 +2,7 @@
 kernels/random.py (skipped where nvcc is not installed; no GPU needed: the prelude's functions also run on the host).
 
 Syntax and type errors then show here before a GPU ever runs the kernels;
-tests/test_cuda_lines.py and tests/test_cuda_movement.py check on a GPU that
+tests/test_cuda_lines.py, tests/test_cuda_movement.py and tests/test_cuda_division.py check on a GPU that
 they give the bits of their xp references.
 """
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from kernels import accelerated, random
-from kernels.cuda import lines, movement
+from kernels.cuda import division, lines, movement
 from kernels.cuda.prelude import random_prelude
 
 NVCC = shutil.which("nvcc")
@@ -23,10 +23,11 @@ SOURCES = {
     "thomas_lines_float32": (lines.source_for("float32"), lines.OPTIONS),
     "thomas_lines_float64": (lines.source_for("float64"), lines.OPTIONS),
     "immune_movement": (movement.SOURCE, movement.OPTIONS),
+    "daughter_placement": (division.SOURCE, division.OPTIONS),
 }
 
 #: The modules of kernels/cuda/ whose kernels are compiled from a source (graphs.py captures CuPy's own kernels).
-COMPILED = {lines, movement}
+COMPILED = {division, lines, movement}
 
 
 def test_every_cuda_implementation_with_a_source_is_compiled_here():

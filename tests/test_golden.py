@@ -7,7 +7,8 @@ and, in a config with ``arms:``, for each arm (selected as ``tme run --arm``
 does). Each run is short: the fewest whole record intervals holding
 :data:`MIN_CELL_STEPS` cell steps, or, with arms, reaching
 :data:`TREATED_H` hours past the latest arm's ``start_day`` (so the first
-doses are given and act); the lattice is the config's own. Its only snapshot
+doses are given and act); the lattice is the config's own, but for a preset
+too large for the suite, which is shrunk first (``tests.presets.SHRINK``). Its only snapshot
 besides step 0 is the final state.
 
 Per run, every output is hashed by content (SHA-256, first
@@ -52,7 +53,7 @@ from pandas.util import hash_pandas_object
 
 from abm.config import Config, load_config
 from abm.runner import run
-from tests.presets import CONFIGS
+from tests.presets import CONFIGS, shrunk
 
 CONFIG_PATHS = sorted(CONFIGS.glob("*.yaml"))
 HASHES = Path(__file__).resolve().parent / "golden" / "hashes.json"
@@ -86,11 +87,11 @@ def short_duration_h(config: Config) -> float:
 
 def golden_runs(path: Path) -> dict[str, Config]:
     """The short runs of one config file: ``seed<N>`` or ``seed<N>/<arm>`` -> its config."""
-    hours = short_duration_h(load_config(path))
+    hours = short_duration_h(load_config(path, shrunk(path.stem)))
     runs = {}
     for seed in SEEDS:
-        config = load_config(path, [f"seed={seed}", "backend=numpy", f"time.duration_days={hours / 24.0!r}",
-                                    f"time.snapshot_every_h={hours!r}"])
+        config = load_config(path, [*shrunk(path.stem), f"seed={seed}", "backend=numpy",
+                                    f"time.duration_days={hours / 24.0!r}", f"time.snapshot_every_h={hours!r}"])
         if config.arms:
             runs.update({f"seed{seed}/{arm}": config.model_copy(update={"treatment": treatment})  # as tme run --arm
                          for arm, treatment in config.arms.items()})

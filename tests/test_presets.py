@@ -42,3 +42,13 @@ def test_poor_perfusion_starves_the_core_of_drug_and_collapses_vessels():
     drug = state.fields["drug"]
     rim = tumor & (radius > radius[tumor].max() - 60)
     assert drug[tumor & (radius < 100)].mean() < 0.7 * drug[rim].mean()
+
+
+def test_large_3d_shrunk_grows_is_treated_and_gathers_suppressors():
+    """configs/large_3d.yaml at the suite's size (tests.presets.SHRINK, treated from hour 6) for one day: pushing grows
+    the ball before the first dose, chemotherapy then kills, and Tregs and MDSCs enter on their attractant."""
+    model = run_preset("large_3d", "time.duration_days=1", "time.record_every_h=6")
+    frame = model.timeseries()
+    assert frame["tumor_cells_total"].iloc[1] > frame["tumor_cells_total"].iloc[0]  # hour 6, before any kill
+    assert frame["drug_kills_total"].iloc[1] == 0 and frame["drug_kills_total"].iloc[-1] > 0
+    assert frame["tregs"].iloc[-1] > 0 and frame["mdscs"].iloc[-1] > 0

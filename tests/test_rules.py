@@ -21,6 +21,7 @@ from abm.rules import DEFAULT_RULES, FIELDS, Rule
 from abm.step import COMPARTMENTS, layer_names
 from kernels.backend import get_backend
 from kernels.layers import ImmuneLayer, TumorLayer, VesselLayer
+from tests.presets import shrunk
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs").glob("*.yaml"))
@@ -143,12 +144,13 @@ class FieldsProbe(dict):
 
 def probed_run(path: Path, steps: int, overrides: tuple[str, ...] = (), arm: str | None = None,
                seed_immune: bool = False) -> list[tuple[str, str, str]]:
-    """Run ``path`` (lattice capped at 64 per axis in 2-D, 24 in 3-D) for ``steps`` steps with the lattice probed; the
-    log of rule accesses. ``seed_immune``: immune cells of every agent on a third of the tumor from the start."""
-    config = load_config(path)
+    """Run ``path`` (shrunk by tests.presets.SHRINK, lattice capped at 64 per axis in 2-D, 24 in 3-D) for ``steps``
+    steps with the lattice probed; the log of rule accesses. ``seed_immune``: immune cells of every agent on a third
+    of the tumor from the start."""
+    config = load_config(path, shrunk(path.stem))
     cap = 64 if config.lattice.ndim == 2 else 24
     shape = [min(extent, cap) for extent in config.lattice.shape]
-    config = load_config(path, [f"lattice.shape={shape}", "time.record_every_h=1000", *overrides])
+    config = load_config(path, [*shrunk(path.stem), f"lattice.shape={shape}", "time.record_every_h=1000", *overrides])
     if arm is not None:
         config = select_arm(config, arm)
     model = TumorModel(config, get_backend("numpy"))

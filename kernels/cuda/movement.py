@@ -34,32 +34,13 @@ from typing import Any
 
 import numpy as np
 
+from kernels.cuda.lattice import BLOCK, NEIGHBOUR, OPTIONS, dimensions, grid, offset_table
 from kernels.cuda.prelude import random_prelude
 from kernels.layers import EFFECTOR, NONE, ImmuneLayer
 
-#: Threads per block.
-BLOCK = 256
-
-#: nvcc/NVRTC options: no contraction of a*b+c into one rounding (bit parity with NumPy).
-OPTIONS = ("--fmad=false",)
-
-#: CUDA C++ of the three kernels, after :data:`SOURCE`'s prelude. Lattice (nz, ny, nx), C order (2-D: nz = 1);
-#: offsets (K, 3) as (dz, dy, dx).
+#: CUDA C++ of the three kernels, after :data:`SOURCE`'s prelude and :data:`kernels.cuda.lattice.NEIGHBOUR`. Lattice
+#: (nz, ny, nx), C order (2-D: nz = 1); offsets (K, 3) as (dz, dy, dx).
 KERNELS = r"""
-// The flat index of voxel (z, y, x) + offset k, or -1 outside the lattice.
-__device__ __forceinline__ long long neighbour(const long long z, const long long y, const long long x,
-                                               const int* offsets, const int k, const long long nz,
-                                               const long long ny, const long long nx, const int sign)
-{
-    const long long zz = z + sign * offsets[3 * k];
-    const long long yy = y + sign * offsets[3 * k + 1];
-    const long long xx = x + sign * offsets[3 * k + 2];
-    if (zz < 0 || zz >= nz || yy < 0 || yy >= ny || xx < 0 || xx >= nx) {
-        return -1;
-    }
-    return (zz * ny + yy) * nx + xx;
-}
-
 extern "C" __global__ void move_choose(signed char* choice, const int* immune, const double* chance,
                                        const double* bias, const signed char* agent_field, const double* fields,
                                        const unsigned long long* uphill_offsets, const int* offsets, const int K,
@@ -208,21 +189,16 @@ extern "C" __global__ void move_apply(int* immune_out, signed char* state_out, f
 }
 """
 
-#: The whole source: the generated random prelude, the immune constants of :mod:`kernels.layers`, the kernels.
-SOURCE = (random_prelude() + f"\n#define NONE_AGENT ({NONE})\n#define EFFECTOR_STATE {EFFECTOR}\n" + KERNELS)
+#: The whole source: the generated random prelude, the immune constants of :mod:`kernels.layers`, the neighbour
+#: function, the kernels.
+SOURCE = (random_prelude() + f"\n#define NONE_AGENT ({NONE})\n#define EFFECTOR_STATE {EFFECTOR}\n" + NEIGHBOUR
+          + KERNELS)
 
 
 @lru_cache(maxsize=None)
 def _kernels(xp: ModuleType) -> tuple[Any, Any, Any]:
     module = xp.RawModule(code=SOURCE, options=OPTIONS)
     return tuple(module.get_function(name) for name in ("move_choose", "move_claim", "move_apply"))
-
-
-@lru_cache(maxsize=None)
-def _offset_table(xp: ModuleType, offsets: tuple[tuple[int, ...], ...]) -> Any:
-    """The Moore offsets as a flat int32 device array of (dz, dy, dx) triples (dz 0 in 2-D), uploaded once."""
-    table = [(0, *offset) if len(offset) == 2 else offset for offset in offsets]
-    return xp.asarray(np.array(table, dtype=np.int32).reshape(-1))
 
 
 def substep(
@@ -241,26 +217,24 @@ def substep(
         stack = xp.stack([xp.asarray(field, dtype=xp.float64) for field in fields])
     else:
         stack, uphill_offsets = xp.zeros(1, dtype=xp.float64), xp.zeros(1, dtype=xp.uint64)
-    nz, ny, nx = (1, *shape) if len(shape) == 2 else shape
-    offset_array = _offset_table(xp, tuple(offsets))
-    n = int(immune.agent.size)
-    grid = ((n + BLOCK - 1) // BLOCK,)
+    offset_array = offset_table(xp, tuple(offsets))
+    blocks = grid(int(immune.agent.size))
     choose, claim, apply = _kernels(xp)
     contiguous = xp.ascontiguousarray
     agent, state = contiguous(immune.agent), contiguous(immune.state)
     exhaustion, age_h = contiguous(immune.exhaustion), contiguous(immune.age_h)
-    dims = (np.int64(nz), np.int64(ny), np.int64(nx))
+    dims = dimensions(shape)
     choice = xp.empty(shape, dtype=xp.int8)
-    choose(grid, (BLOCK,), (choice, agent, contiguous(chance, dtype=xp.float64), contiguous(bias, dtype=xp.float64),
-                            contiguous(agent_field, dtype=xp.int8), stack,
-                            contiguous(uphill_offsets, dtype=xp.uint64), offset_array, np.int32(len(offsets)), *dims,
-                            np.uint64(move_offset), np.uint64(bias_offset), np.uint64(direction_offset)))
+    choose(blocks, (BLOCK,), (choice, agent, contiguous(chance, dtype=xp.float64), contiguous(bias, dtype=xp.float64),
+                              contiguous(agent_field, dtype=xp.int8), stack,
+                              contiguous(uphill_offsets, dtype=xp.uint64), offset_array, np.int32(len(offsets)), *dims,
+                              np.uint64(move_offset), np.uint64(bias_offset), np.uint64(direction_offset)))
     source = xp.empty(shape, dtype=xp.int8)
-    claim(grid, (BLOCK,), (source, choice, agent, offset_array, np.int32(len(offsets)), *dims,
-                           np.uint64(priority_offset)))
+    claim(blocks, (BLOCK,), (source, choice, agent, offset_array, np.int32(len(offsets)), *dims,
+                             np.uint64(priority_offset)))
     out = (xp.empty(shape, dtype=xp.int32), xp.empty(shape, dtype=xp.int8), xp.empty(shape, dtype=xp.float32),
            xp.empty(shape, dtype=xp.float32))
-    apply(grid, (BLOCK,), (*out, agent.astype(xp.int32, copy=False), state.astype(xp.int8, copy=False),
-                           exhaustion.astype(xp.float32, copy=False), age_h.astype(xp.float32, copy=False),
-                           choice, source, offset_array, *dims))
+    apply(blocks, (BLOCK,), (*out, agent.astype(xp.int32, copy=False), state.astype(xp.int8, copy=False),
+                             exhaustion.astype(xp.float32, copy=False), age_h.astype(xp.float32, copy=False),
+                             choice, source, offset_array, *dims))
     return ImmuneLayer(*out)
