@@ -73,9 +73,7 @@ def trunk(config: Config, steps: int, label: str) -> Trunk:
         FieldSolverError, NonFiniteRecord: a numerical failure before the branch point.
     """
     model = prepare(config)
-    time_config = config.time
-    snapshot_steps = (time_config.steps(time_config.snapshot_every_h, "snapshot_every_h")
-                      if time_config.snapshot_every_h is not None else None)
+    snapshot_steps = config.time.cadence_steps("snapshot_every_h")
     boundary = BoundaryWatch(Path(label))
     boundary.check(model)
     snapshots = [(0, model.snapshot())] if snapshot_steps is not None else []

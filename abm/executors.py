@@ -188,9 +188,9 @@ def process_pool(jobs: list[Job], workers: int) -> Iterator[Result]:
                 if deaths[index] <= ALLOWED_DEATHS:
                     waiting.append(index)  # the next to start
                     continue
-                why = f"its worker process died each of the {deaths[index]} times it ran it (last: {_ended(process)})"
-                yield [(out, None if rundir.summary_status(Path(out)) == "complete" else f"{out}: {why}; the "
-                        f"directory holds its records") for _, out in jobs[index]]
+                why = (f"its worker process died each of the {deaths[index]} times it ran it "
+                       f"(last: {_ended(process.exitcode)})")
+                yield _unfinished([out for _, out in jobs[index]], why)
     finally:  # done, interrupted, or the caller closing the generator
         _stop_workers([process for process, _ in busy.values()], idle)
 
@@ -211,11 +211,18 @@ def _worker(pipe: Any, parent: int) -> None:
         pipe.send(_run_one(job))
 
 
-def _ended(process: Any) -> str:
-    """How the ended ``process`` ended, in words."""
-    if process.exitcode is not None and process.exitcode < 0:
-        return f"killed by signal {-process.exitcode}"
-    return f"exit status {process.exitcode}"
+def _ended(exitcode: int | None) -> str:
+    """How a process that ended with ``exitcode`` (negative: the signal that killed it) ended, in words."""
+    if exitcode is not None and exitcode < 0:
+        return f"killed by signal {-exitcode}"
+    return f"exit status {exitcode}"
+
+
+def _unfinished(outs: list[str], why: str) -> Result:
+    """The result of a job (its run directories ``outs``) whose process died for the reason ``why``: each run that
+    did not complete is a failure (the runs before the one under way may have)."""
+    return [(out, None if rundir.summary_status(Path(out)) == "complete" else f"{out}: {why}; the directory holds "
+             f"its records") for out in outs]
 
 
 def _stop_workers(running: list[Any], idle: list[tuple[Any, Any]]) -> None:
@@ -358,12 +365,7 @@ def _dask_task(job: Job, stop: str) -> Result:
     child.stdout.close()
     if child.returncode == 0:
         return [(done, failure) for done, failure in json.loads(answer)]
-    if child.returncode < 0:
-        why = f"its run process was killed by signal {-child.returncode}"
-    else:
-        why = f"its run process ended with status {child.returncode}"
-    return [(out, None if rundir.summary_status(Path(out)) == "complete" else f"{out}: {why}; the directory holds "
-             f"its records") for out in outs]  # the arms before the one under way may be complete
+    return _unfinished(outs, f"its run process ended ({_ended(child.returncode)})")
 
 
 def _run_process() -> None:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from abm import __version__, rundir
-from abm.config import Config, ConfigError, load_config, to_yaml
-from abm.io import write_parquet, write_snapshot, write_text
+from abm import rundir
+from abm.config import Config, ConfigError, load_config
+from abm.io import write_snapshot
 from abm.measurement import NonFiniteRecord
 from abm.model import TumorModel
-from abm.runner import config_hash, journal_record, prepare
+from abm.runner import begin_run_directory, journal_record, prepare, run_meta
 from kernels.backend import BackendError
 from kernels.diffusion import FieldSolverError
 
@@ -60,12 +60,7 @@ class LiveRun:
         self.folder = Path(folder)
         self._journal = rundir.Journal(self.folder)
         self._written = {"lineage": 0, "events": 0}
-        backend = self.model.backend
-        meta = {"tme_abm_version": __version__, "backend": backend.name, "backend_reason": backend.reason,
-                "device": backend.device, "config_sha256": config_hash(config)}
-        write_text(self.folder / rundir.CONFIG, to_yaml(config, {"run": meta}))
-        if self.model.immune.enabled:
-            write_parquet(rundir.table_path(self.folder, rundir.AGENTS), self.model.immune.agent_table())
+        begin_run_directory(self.folder, config, self.model, run_meta(config, self.model.backend))
         self._record()
 
     @property

@@ -321,6 +321,22 @@ def continue_or_clear(config: Config, out: Path) -> str:
     return "start" if rundir.clear_run_directory(out) else "complete"
 
 
+def run_meta(config: Config, backend: Backend) -> dict[str, Any]:
+    """What ``config.yaml``'s ``run`` section and the summary say of how a run of ``config`` ran: the version, the
+    backend (and why it was chosen), the device and the config's hash (:func:`config_hash`)."""
+    return {"tme_abm_version": __version__, "backend": backend.name, "backend_reason": backend.reason,
+            "device": backend.device, "config_sha256": config_hash(config)}
+
+
+def begin_run_directory(out: Path, config: Config, model: TumorModel, meta: dict[str, Any]) -> None:
+    """The first files of the run directory of ``config`` run by ``model``: ``config.yaml`` (the resolved config with
+    ``meta``, :func:`run_meta`) and, with immune cells, the agent numbering, complete from the start (a killed run has
+    it too)."""
+    write_text(out / rundir.CONFIG, to_yaml(config, {"run": meta}))
+    if model.immune.enabled:
+        write_parquet(rundir.table_path(out, rundir.AGENTS), model.immune.agent_table())
+
+
 def _restart_files(out: Path, model: TumorModel, journal: rundir.Journal, written: dict[str, int]) -> None:
     """Bring the run directory ``out`` to the restored ``model``'s step: the journals hold the records up to it
     (``written`` counts the lineage rows and events journaled then); the tables and summary of an earlier end and
@@ -355,12 +371,9 @@ def _simulate(config: Config, model: TumorModel, out: Path, progress: bool, rest
     backend = model.backend
     time_config = config.time
     total_steps = time_config.total_steps
-    snapshot_steps = (time_config.steps(time_config.snapshot_every_h, "snapshot_every_h")
-                      if time_config.snapshot_every_h is not None else None)
-    checkpoint_steps = (time_config.steps(time_config.checkpoint_every_h, "checkpoint_every_h")
-                        if time_config.checkpoint_every_h is not None else None)
-    meta = {"tme_abm_version": __version__, "backend": backend.name, "backend_reason": backend.reason,
-            "device": backend.device, "config_sha256": config_hash(config)}
+    snapshot_steps = time_config.cadence_steps("snapshot_every_h")
+    checkpoint_steps = time_config.cadence_steps("checkpoint_every_h")
+    meta = run_meta(config, backend)
     journal = rundir.Journal(out)
     written = {"lineage": 0, "events": 0} if restored is None else restored["written"]
     boundary = BoundaryWatch(out)
@@ -378,9 +391,7 @@ def _simulate(config: Config, model: TumorModel, out: Path, progress: bool, rest
     between_steps = True  # whether the model holds a completed step (a checkpoint of it can be taken)
     try:
         with stop_between_steps() as stop:
-            write_text(out / rundir.CONFIG, to_yaml(config, {"run": meta}))
-            if model.immune.enabled:  # the agent numbering, complete from the start (a killed run has it too)
-                write_parquet(rundir.table_path(out, rundir.AGENTS), model.immune.agent_table())
+            begin_run_directory(out, config, model, meta)
             snapshots = out / rundir.SNAPSHOTS
             if restored is None:
                 journal_record(journal, model, written)

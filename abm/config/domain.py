@@ -72,6 +72,12 @@ class TimeConfig(Strict):
     def total_steps(self) -> int:
         return self.steps(self.duration_days * 24.0, "duration_days")
 
+    def cadence_steps(self, key: str) -> int | None:
+        """Cell steps between the events of the optional cadence ``key`` (``snapshot_every_h``,
+        ``checkpoint_every_h``); None where the config leaves it off."""
+        hours = getattr(self, key)
+        return None if hours is None else self.steps(hours, key)
+
 
 class BoundaryConfig(Strict):
     """Domain-face conditions: a number holds the face at that value, ``no_flux`` closes it."""
