@@ -36,6 +36,16 @@ cell step at most 1,000 movement or field substeps. YAML merge keys
 (`<<: *base`) work; top-level keys starting with `x-` are ignored (a place
 for anchors). A config file holds at most 1 MiB and 100,000 values with
 aliases expanded, nested at most 100 deep.
+
+A file may build on another: `extends: NAME.yaml` at its top level names a
+file in the same directory (a plain name: no folder, no leading dot). The
+base is read first, then every value the file gives is set over it as
+`--set` sets it: a mapping is entered key by key, a list or a single value
+replaces the base's, and a variant's tag (`vessels.pattern`, `kind`, ...)
+drops the keys of the variant it replaces. Only the merged config is
+validated, and a run records the merged config. Chains of up to 8 files
+work; a loop is an error. The GPU sizes of the 3-D presets are written this
+way (`configs/*_3d_gpu.yaml`).
 """
 
 

@@ -33,6 +33,12 @@ MAX_CONFIG_BYTES = 1 << 20
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 #: Top-level keys of a config file that start with this are ignored: a place to define YAML anchors.
 EXTENSION_PREFIX = "x-"
+#: The top-level key naming the config file a file builds on (:func:`load_config`).
+EXTENDS_KEY = "extends"
+#: What ``extends`` may name: a YAML file in the same directory, by its plain name (no folder, no leading dot).
+EXTENDS_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\.ya?ml")
+#: Longest chain of files that extend one another.
+MAX_EXTENDS_DEPTH = 8
 
 
 class YAMLRefused(yaml.YAMLError):
@@ -440,14 +446,34 @@ def with_values(config: Config, values: dict[str, Any], origin: str) -> Config:
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """Read, override and validate a YAML config.
 
+    A file whose top level has ``extends: NAME.yaml`` builds on that file, found in the same directory: the
+    base is read first (it may extend another, up to :data:`MAX_EXTENDS_DEPTH` files), then each value the
+    file gives is set over it as ``--set`` sets it (:func:`assign`: a mapping is entered key by key, a list or
+    a scalar replaces what the base has, and a variant's tag drops the keys of the variant it replaces). Only
+    the merged config is validated.
+
     Args:
         path: the YAML file.
         overrides: ``dotted.key=value`` strings applied before validation.
 
     Raises:
-        ConfigError: missing file, YAML that does not parse, or an invalid value.
+        ConfigError: missing file, YAML that does not parse, a bad ``extends``, or an invalid value.
     """
     path = Path(path)
+    raw = _read_config_file(path, ())
+    if isinstance(raw, dict) and overrides:
+        try:  # override the resolved config, so --set reaches defaults the file leaves out
+            raw = Config.model_validate(raw).model_dump(mode="json")
+        except ValidationError:
+            pass  # the overrides may be what makes it valid; parse_config reports what is left
+        for assignment in overrides:
+            apply_override(raw, assignment)
+    return parse_config(raw, str(path))
+
+
+def _read_config_file(path: Path, extended_by: tuple[Path, ...]) -> Any:
+    """The raw mapping of the config file ``path`` with the file it extends merged under it (:func:`load_config`),
+    without its ``x-`` keys, its vessel file's path made absolute; ``extended_by``: the files that extend it."""
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     if path.stat().st_size > MAX_CONFIG_BYTES:
@@ -462,19 +488,51 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         raise ConfigError(f"{path}: not a UTF-8 text file") from None
     if raw is None:
         raw = {}
-    if isinstance(raw, dict):  # a place for YAML anchors (`x-base: &base {...}`, then `<<: *base`)
-        raw = {key: value for key, value in raw.items() if not (isinstance(key, str) and key.startswith(EXTENSION_PREFIX))}
-    vessels = raw.get("vessels") if isinstance(raw, dict) else None
+    if not isinstance(raw, dict):
+        return raw
+    raw = {key: value for key, value in raw.items() if not (isinstance(key, str) and key.startswith(EXTENSION_PREFIX))}
+    vessels = raw.get("vessels")
     if isinstance(vessels, dict) and isinstance(vessels.get("file"), str):
         vessels["file"] = str((path.parent / vessels["file"]).resolve())
-    if isinstance(raw, dict) and overrides:
-        try:  # override the resolved config, so --set reaches defaults the file leaves out
-            raw = Config.model_validate(raw).model_dump(mode="json")
-        except ValidationError:
-            pass  # the overrides may be what makes it valid; parse_config reports what is left
-        for assignment in overrides:
-            apply_override(raw, assignment)
-    return parse_config(raw, str(path))
+    if EXTENDS_KEY not in raw:
+        return raw
+    base = _extended_file(path, raw.pop(EXTENDS_KEY), extended_by)
+    merged = _read_config_file(base, (*extended_by, path))
+    if not isinstance(merged, dict):
+        raise ConfigError(f"{path}: extends: {base.name}'s top level is a {type(merged).__name__}, not a mapping of keys")
+    for parts, value in _leaves(raw, ()):
+        assign(merged, list(parts), value, f"{path}: {'.'.join(parts)}")
+    return merged
+
+
+def _extended_file(path: Path, name: Any, extended_by: tuple[Path, ...]) -> Path:
+    """The file that ``extends: name`` in ``path`` names (ConfigError naming the key and what is allowed)."""
+    if not isinstance(name, str) or not EXTENDS_NAME.fullmatch(name):
+        raise ConfigError(f"{path}: extends: {_SHOW.repr(name)} is not allowed; give the name of a .yaml or .yml "
+                          "file in the same directory (letters, digits, '_', '-' and '.', no folder)")
+    base = path.parent / name
+    chain = (*extended_by, path)
+    if any(base.resolve() == seen.resolve() for seen in chain):
+        raise ConfigError(f"{path}: extends: {name} leads back to itself "
+                          f"({' -> '.join(seen.name for seen in (*chain, base))})")
+    if len(chain) >= MAX_EXTENDS_DEPTH:
+        raise ConfigError(f"{path}: extends: a chain of at most {MAX_EXTENDS_DEPTH} files may extend one another")
+    if not base.is_file():
+        raise ConfigError(f"{path}: extends: {name} is not a file in {path.parent}")
+    return base
+
+
+def _leaves(raw: dict[str, Any], prefix: tuple[str, ...]) -> list[tuple[tuple[str, ...], Any]]:
+    """Each dotted key of ``raw`` whose value is no mapping, with that value, a mapping's keys in order (an empty
+    mapping sets nothing)."""
+    leaves: list[tuple[tuple[str, ...], Any]] = []
+    for key, value in raw.items():
+        parts = (*prefix, str(key))
+        if isinstance(value, dict):
+            leaves.extend(_leaves(value, parts))
+        else:
+            leaves.append((parts, value))
+    return leaves
 
 
 def to_yaml(config: Config, extra: dict[str, Any] | None = None) -> str:
