@@ -1,4 +1,4 @@
-"""Immune cells on the lattice: entry, movement, killing, exhaustion, death, over lists of cells.
+"""Immune cells on the lattice: entry, movement, killing, exhaustion, phagocytosis, death, over lists of cells.
 
 A voxel holds at most one immune cell, which may share it with a tumor cell
 (infiltration). The immune cells are a :class:`kernels.layers.ImmuneLayer`
@@ -30,7 +30,7 @@ from types import ModuleType
 from typing import Any
 
 from kernels.lattice import listed_choice, listed_claim, neighbour_indices, shifted
-from kernels.layers import APOPTOTIC, CYCLING, QUIESCENT, ImmuneLayer, TumorLayer
+from kernels.layers import APOPTOTIC, CYCLING, NECROTIC, QUIESCENT, ImmuneLayer, TumorLayer
 from kernels.random import uniform_at
 from kernels.tumor import probability
 
@@ -262,7 +262,7 @@ def t_cell_kill(
         tumor cells killed, ascending, each once.
     """
     clone = tumor.clone.reshape(-1)
-    inside, live = live_targets(xp, tumor, effectors, targets_offsets)
+    inside, live = targets(xp, tumor, effectors, targets_offsets, states=LIVE_STATES)
     target_clone = clone[inside]
     bit = xp.maximum(t_antigen, 0).astype(xp.uint64)[:, None]
     presents = (tumor_antigens[xp.maximum(target_clone, 0)] >> bit) & xp.uint64(1)
@@ -282,22 +282,30 @@ def t_cell_kill(
     return apoptotic(tumor, killed), immune.replace(exhaustion=exhaustion), killers, killed
 
 
-def live_targets(xp: ModuleType, tumor: TumorLayer, cells: Any, targets_offsets: list[tuple[int, ...]]) -> tuple[Any, Any]:
-    """The voxels listed cells may attack: their own and their Moore neighbours, where a live tumor cell is.
+def targets(xp: ModuleType, tumor: TumorLayer, cells: Any, targets_offsets: list[tuple[int, ...]], *,
+            states: tuple[int, ...]) -> tuple[Any, Any]:
+    """The voxels listed cells may act on: their own and their Moore neighbours, where a tumor cell in one of ``states`` is.
 
     Args:
-        cells: ``int64``, shape ``(n,)``: flat voxels of the attacking cells.
+        cells: ``int64``, shape ``(n,)``: flat voxels of the acting cells.
         targets_offsets: the voxel itself ``(0, ..., 0)`` first, then the Moore offsets (``K`` in all).
+        states: the tumor states (:mod:`kernels.layers` codes) a target may have.
 
     Returns:
-        ``(inside, live)``: ``int64`` ``(n, K)`` flat indices of the candidate voxels (0 outside the lattice) and
-        bool ``(n, K)``: a live (cycling or quiescent) tumor cell is there.
+        ``(inside, found)``: ``int64`` ``(n, K)`` flat indices of the candidate voxels (0 outside the lattice) and
+        bool ``(n, K)``: a tumor cell in one of ``states`` is there.
     """
     neighbour = neighbour_indices(xp, tumor.clone.shape, cells, targets_offsets)
     inside = xp.maximum(neighbour, 0)
     state = tumor.state.reshape(-1)[inside]
-    live = (neighbour >= 0) & (tumor.clone.reshape(-1)[inside] >= 0) & ((state == CYCLING) | (state == QUIESCENT))
-    return inside, live
+    in_state = xp.zeros(inside.shape, dtype=bool)
+    for code in states:
+        in_state |= state == code
+    return inside, (neighbour >= 0) & (tumor.clone.reshape(-1)[inside] >= 0) & in_state
+
+
+#: The states of a live tumor cell (the targets of a kill) and of a dead one (the targets of phagocytosis).
+LIVE_STATES, DEAD_STATES = (CYCLING, QUIESCENT), (APOPTOTIC, NECROTIC)
 
 
 def apoptotic(tumor: TumorLayer, killed: Any) -> TumorLayer:
@@ -350,12 +358,44 @@ def contact_kill(
         ``(tumor, killed)``: the new tumor layer and ``int64`` ``(k,)``: the flat voxels of the cells killed,
         ascending, each once.
     """
-    inside, live = live_targets(xp, tumor, killers, targets_offsets)
+    inside, live = targets(xp, tumor, killers, targets_offsets, states=LIVE_STATES)
     choice = listed_choice(xp, live, draw_target)
     target = chosen(xp, inside, xp.maximum(choice, 0))
     kills = (choice >= 0) & (draw_kill < probability(xp, kill_rate_per_h, dt_h))
     killed = xp.unique(target[kills])
     return apoptotic(tumor, killed), killed
+
+
+def phagocytose(
+    xp: ModuleType, tumor: TumorLayer, *, phagocytes: Any, rate_per_h: Any, targets_offsets: list[tuple[int, ...]],
+    dt_h: float, draw_target: Any, draw_clear: Any,
+) -> tuple[TumorLayer, Any]:
+    """Each listed phagocyte engages one dead tumor cell (apoptotic or necrotic) in its voxel or a Moore neighbour and
+    may remove it (the clearance of dead cells by M1-like macrophages).
+
+    The target is chosen uniformly among the dead tumor cells in the order of
+    ``targets_offsets`` (:func:`kernels.lattice.listed_choice`: by draw, then by
+    offset index); the removal has probability ``1 - exp(-rate dt)``; a cell
+    removed by several phagocytes is removed once. Live cells are never touched.
+
+    Args:
+        tumor: the tumor cells.
+        phagocytes: ``int64``, shape ``(n,)``: flat voxels of the phagocytes (no voxel twice).
+        rate_per_h: ``float64``, shape ``(n,)`` or a scalar: each one's removal rate of an engaged dead cell, 1/h.
+        targets_offsets: the voxel itself ``(0, ..., 0)`` first, then the Moore offsets.
+        dt_h: cell step, h.
+        draw_target, draw_clear: uniform [0, 1) draws at the phagocytes, shape ``(n,)``.
+
+    Returns:
+        ``(tumor, cleared)``: the new tumor layer (removed cells' voxels as :meth:`TumorLayer.cleared` leaves them)
+        and ``int64`` ``(c,)``: the flat voxels of the cells removed, ascending, each once.
+    """
+    inside, dead = targets(xp, tumor, phagocytes, targets_offsets, states=DEAD_STATES)
+    choice = listed_choice(xp, dead, draw_target)
+    target = chosen(xp, inside, xp.maximum(choice, 0))
+    clears = (choice >= 0) & (draw_clear < probability(xp, rate_per_h, dt_h))
+    cleared = xp.unique(target[clears])
+    return tumor.cleared(cleared), cleared
 
 
 def divide(
