@@ -39,7 +39,7 @@ from abm.streams import (
     STREAM_VESSEL_COLLAPSE, STREAM_VESSEL_REGRESSION, SUPPRESSOR_ENTER_STREAMS, suppressor_enter_stream,
 )
 from kernels import diffusion, immune, therapy, tumor, vessels
-from kernels.layers import EFFECTOR, EXHAUSTED
+from kernels.layers import CYCLING, EFFECTOR, EXHAUSTED
 from kernels.random import stream_offset
 
 #: Every array of the tumor / immune layer (a kernel that returns a whole layer may write any of them).
@@ -80,6 +80,13 @@ class Rule:
 def immune_cells(context: StepContext) -> Any:
     """``int64``, shape ``(n,)``: the flat voxels that hold an immune cell, ascending."""
     return context.xp.flatnonzero(context.lattice.immune.agent.reshape(-1) >= 0)
+
+
+def on_lattice(xp: Any, shape: tuple[int, ...], index: Any) -> Any:
+    """Bool, lattice ``shape``: True at the flat voxels ``index`` (integers, shape ``(n,)``)."""
+    mask = xp.zeros(shape, dtype=bool)
+    mask.reshape(-1)[index] = True
+    return mask
 
 
 def with_polarisation(cells: Any, index: Any, values: Any) -> Any:
@@ -436,10 +443,11 @@ class TumorOxygenResponse(Rule):
 
     def apply(self, context: StepContext) -> None:
         lattice, traits = context.lattice, context.subclones.device
+        live = context.xp.flatnonzero(context.live_tumor().reshape(-1))
         lattice.tumor = self.respond(
-            lattice.tumor, oxygen_mmHg=lattice.fields["oxygen"], quiescence_entry_per_h=traits["quiescence_entry_per_h"],
-            quiescence_exit_per_h=traits["quiescence_exit_per_h"], draw_necrosis=context.draw(STREAM_NECROSIS),
-            draw_quiescence=context.draw(STREAM_QUIESCENCE))
+            lattice.tumor, cells=live, oxygen_mmHg=lattice.fields["oxygen"].reshape(-1)[live],
+            quiescence_entry_per_h=traits["quiescence_entry_per_h"], quiescence_exit_per_h=traits["quiescence_exit_per_h"],
+            draw_necrosis=context.draw(STREAM_NECROSIS, live), draw_quiescence=context.draw(STREAM_QUIESCENCE, live))
 
 
 class DrugKill(Rule):
@@ -628,8 +636,10 @@ class TumorDeath(Rule):
 
     def apply(self, context: StepContext) -> None:
         lattice = context.lattice
-        lattice.tumor = self.death(lattice.tumor, apoptosis_rate_per_h=context.subclones.device["apoptosis_per_h"],
-                                   draw_apoptosis=context.draw(STREAM_APOPTOSIS), draw_clearance=context.draw(STREAM_CLEARANCE))
+        occupied = context.xp.flatnonzero(lattice.tumor.clone.reshape(-1) >= 0)
+        lattice.tumor = self.death(lattice.tumor, cells=occupied, apoptosis_rate_per_h=context.subclones.device["apoptosis_per_h"],
+                                   draw_apoptosis=context.draw(STREAM_APOPTOSIS, occupied),
+                                   draw_clearance=context.draw(STREAM_CLEARANCE, occupied))
 
 
 class ImmuneDeath(Rule):
@@ -676,20 +686,27 @@ class TumorDivision(Rule):
     def apply(self, context: StepContext) -> None:
         xp, lattice, subclones = context.xp, context.lattice, context.subclones
         cells = lattice.tumor
-        p_divide = self.probability(cells, oxygen_mmHg=lattice.fields["oxygen"],
+        clone = cells.clone.reshape(-1)
+        cycling = xp.flatnonzero((clone >= 0) & (cells.state.reshape(-1) == CYCLING))
+        p_divide = self.probability(clone[cycling], oxygen_mmHg=lattice.fields["oxygen"].reshape(-1)[cycling],
                                     division_rate_per_h=subclones.device["division_rate_per_h"])
-        dividing = context.draw(STREAM_DIVISION) < p_divide
+        mothers = cycling[context.draw(STREAM_DIVISION, cycling) < p_divide]
         free = (cells.clone < 0) & ~lattice.vessels.present
-        lattice.tumor, born = self.divide(cells, dividing=dividing, free=free,
-                                          draw_direction=context.draw(STREAM_DIRECTION),
-                                          draw_priority=context.draw(STREAM_PRIORITY))
+        lattice.tumor, daughters = self.divide(cells, mothers=mothers, free=free,
+                                               draw_direction=context.draw(STREAM_DIRECTION, mothers),
+                                               draw_priority=context.draw(STREAM_PRIORITY, mothers))
+        context.totals.divisions += daughters.shape[0]
+        if not (self.max_push or subclones.mutating):
+            return
+        born = on_lattice(xp, lattice.shape, daughters)
         if self.max_push:
             enclosed = self.enclosed(xp, free, self.run.offsets)  # no free neighbour before this step's divisions
             lattice.tumor, pushed_born, _ = self.push(
-                lattice.tumor, pushing=dividing & enclosed, free=(lattice.tumor.clone < 0) & ~lattice.vessels.present,
+                lattice.tumor, pushing=on_lattice(xp, lattice.shape, mothers) & enclosed,
+                free=(lattice.tumor.clone < 0) & ~lattice.vessels.present,
                 draw_direction=context.draw(STREAM_PUSH_DIRECTION), draw_priority=context.draw(STREAM_PUSH_PRIORITY))
+            context.totals.divisions += pushed_born.sum()
             born |= pushed_born
-        context.totals.divisions += born.sum()
         if subclones.mutating:
             subclones.found(context, tumor.mutant_daughters(
                 xp, born, clone=lattice.tumor.clone, mutation_rate=subclones.device["mutation_rate"],

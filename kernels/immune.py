@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from kernels.lattice import listed_choice, listed_claim, neighbour_indices, shifted
+from kernels.lattice import chosen, listed_choice, neighbour_indices, placed, shifted
 from kernels.layers import APOPTOTIC, CYCLING, NECROTIC, QUIESCENT, ImmuneLayer, TumorLayer
 from kernels.random import uniform_at
-from kernels.tumor import probability
+from kernels.tumor import place_daughters, probability
 
 #: Kind code of the T cells; every other code is a suppressor type's (the config assigns them at load).
 T_CELL = 0
@@ -109,33 +109,6 @@ def move_choice(xp: ModuleType, allowed: Any, uphill: Any, bias: Any, draw_bias:
     return xp.where(climbs, uphill, random_choice).astype(xp.int8)
 
 
-def chosen(xp: ModuleType, neighbour: Any, choice: Any) -> Any:
-    """``neighbour[i, choice[i]]``: the flat index of each voxel's chosen neighbour (``int64``, shape ``(n,)``;
-    ``choice``, shape ``(n,)``, must be >= 0)."""
-    return xp.take_along_axis(neighbour, choice.astype(xp.int64)[:, None], axis=1)[:, 0]
-
-
-def placed(
-    xp: ModuleType, claimants: Any, neighbour: Any, choice: Any, draw_priority: Any,
-) -> tuple[Any, Any]:
-    """Claims of listed cells on neighbours (:func:`kernels.lattice.listed_claim`): the winners and their targets.
-
-    Args:
-        claimants: ``int64``, shape ``(n,)``: the flat voxels of the cells.
-        neighbour: ``int64``, shape ``(n, K)``: their neighbours (:func:`kernels.lattice.neighbour_indices`).
-        choice: integer, shape ``(n,)``: the claimed neighbour's index, -1 for no claim.
-        draw_priority: ``float64``, shape ``(n,)``: the claimants' priority draws.
-
-    Returns:
-        ``(source, target)``, ``int64`` of shape ``(m,)`` each: the winners' voxels and the voxels they won.
-    """
-    claims = choice >= 0
-    source = claimants[claims]
-    target = chosen(xp, neighbour[claims], choice[claims])
-    won = listed_claim(xp, target, choice[claims], draw_priority[claims])
-    return source[won], target[won]
-
-
 def movement_substep(
     xp: ModuleType, immune: ImmuneLayer, *, chance: Any, bias: Any, agent_field: Any, fields: Sequence[Any],
     uphill_offsets: Any, offsets: list[tuple[int, ...]], move_offset: int, bias_offset: int, direction_offset: int,
@@ -150,7 +123,7 @@ def movement_substep(
     a uniformly chosen free neighbour (:func:`move_choice`). Claims on one
     voxel go to the claimant with the highest priority draw, among equal
     draws to the lowest offset index (:func:`kernels.lattice.listed_claim`,
-    the rule of :func:`kernels.lattice.claim`); a cell that won leaves its
+    the rule of the tumor's daughters, :func:`kernels.tumor.place_daughters`); a cell that won leaves its
     voxel empty, taking its state, exhaustion and age along; the others stay.
     No voxel ends with two cells and the number of cells does not change.
 
@@ -402,10 +375,9 @@ def divide(
     xp: ModuleType, immune: ImmuneLayer, *, dividing: Any, offsets: list[tuple[int, ...]], draw_direction: Any,
     draw_priority: Any,
 ) -> ImmuneLayer:
-    """Dividing immune cells place a daughter in a Moore neighbour free of immune cells, chosen uniformly
-    (:func:`kernels.lattice.listed_choice`; conflicts by priority, :func:`kernels.lattice.listed_claim`, the
-    rules of :func:`kernels.tumor.place_daughters`); a daughter is a copy of its mother (agent, state,
-    exhaustion) of age 0.
+    """Dividing immune cells place a daughter in a Moore neighbour free of immune cells by the rules of the tumor's
+    daughters (:func:`kernels.tumor.place_daughters`: chosen uniformly, conflicts by priority); a daughter is a
+    copy of its mother (agent, state, exhaustion) of age 0.
 
     Args:
         immune: the immune cells.
@@ -416,9 +388,8 @@ def divide(
     Returns:
         The new immune layer.
     """
-    neighbour = neighbour_indices(xp, immune.agent.shape, dividing, offsets)
-    allowed = (neighbour >= 0) & (immune.agent.reshape(-1)[xp.maximum(neighbour, 0)] < 0)
-    source, target = placed(xp, dividing, neighbour, listed_choice(xp, allowed, draw_direction), draw_priority)
+    source, target = place_daughters(xp, dividing, free=immune.agent < 0, offsets=offsets,
+                                     draw_direction=draw_direction, draw_priority=draw_priority)
     return immune.divided(source, target)
 
 
