@@ -1,12 +1,13 @@
 """The ``tme`` command line end to end: run, validate, info, and the options they share.
 
 Most tests call :func:`abm.cli.main` in-process (fast); one runs the installed
-``tme`` console script in a subprocess, as a user would.
+``tme`` console script in a subprocess, as a user would, on this checkout's code.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -43,9 +44,16 @@ def test_installed_script_writes_a_complete_run_directory(tmp_path):
     """The console script, in a subprocess: every file of the run directory, with the right contents."""
     script = Path(sys.executable).with_name("tme")
     assert script.is_file(), f"no tme console script beside {sys.executable}; run pip install -e ."
+    # The script imports abm.cli from wherever the environment installed tme (the main checkout, for a git worktree
+    # sharing its environment); with this checkout first on the path, it runs the code under test.
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    interpreter = script.read_text(encoding="utf-8").splitlines()[0].removeprefix("#!").strip()
+    where = subprocess.run([interpreter, "-c", "import abm; print(abm.__file__)"], cwd=tmp_path, env=environment,
+                           capture_output=True, text=True, timeout=60)
+    assert Path(where.stdout.strip()) == REPO / "abm" / "__init__.py", where.stderr
     out = tmp_path / "run"
-    result = subprocess.run([str(script), "run", str(TINY), "--out", str(out), "--quiet"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run([str(script), "run", str(TINY), "--out", str(out), "--quiet"], cwd=tmp_path,
+                            env=environment, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "run complete" in result.stdout
 
