@@ -255,6 +255,40 @@ def test_memory_on_a_gpu_names_device_and_host(monkeypatch):
         runner.check_memory(config, gpu)
 
 
+def test_validate_and_info_of_a_run_above_the_build_limit_do_not_build_the_model(capsys, monkeypatch):
+    """configs/large_3d.yaml (about 19 GiB): validate checks the config and the memory (the device's free memory
+    stands in as 1 TiB, whatever this machine has) without building the model, as info does; a small config is
+    still built (its initial state and field solve checked)."""
+    from abm import cli, model, runner
+    from kernels.backend import Backend
+
+    built = []
+
+    def record(config, backend):
+        built.append(list(config.lattice.shape))
+        return object()
+
+    monkeypatch.setattr(runner, "TumorModel", record)
+    monkeypatch.setattr(model, "TumorModel", record)
+    monkeypatch.setattr(Backend, "free_memory_bytes", lambda self: 2**40)
+    large = REPO / "configs" / "large_3d.yaml"
+    need = runner.estimated_bytes(load_config(large))
+    assert need > cli.VALIDATE_BUILD_LIMIT_BYTES
+    assert main(["validate", str(large), "--backend", "numpy"]) == 0
+    out = capsys.readouterr().out
+    valid, state, memory = out.splitlines()
+    assert valid.startswith(f"{large}: valid (3-D lattice 384x384x384") and memory.startswith(f"memory: about {need / 2**30:.2f} GiB")
+    assert state.startswith("initial state: not built (its run needs more than the 1 GiB")
+    assert main(["info", str(large), "--backend", "numpy"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"{large}: memory: about {need / 2**30:.2f} GiB")
+    assert built == []
+    assert main(["validate", str(TINY)]) == 0
+    assert built == [[48, 48]] and capsys.readouterr().out.splitlines()[1] == "initial state: built, its fields solved"
+    monkeypatch.setattr(Backend, "free_memory_bytes", lambda self: 2**30)
+    assert main(["validate", str(large), "--backend", "numpy"]) == 2  # the memory check still refuses what run refuses
+    assert f"needs about {need / 2**30:.1f} GiB" in capsys.readouterr().err and built == [[48, 48]]
+
+
 def test_validate_rejects_what_run_rejects(capsys):
     """A config error is reported by validate as by run: status 2, message naming the key."""
     assert main(["validate", str(TINY), "--set", "tumor.apoptotic_duration_h=-1"]) == 2
