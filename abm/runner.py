@@ -314,7 +314,7 @@ def continue_or_clear(config: Config, out: Path) -> str:
         return "complete"
     if (out / checkpoint.FILE).is_file():
         try:
-            checkpoint.read(out, config_hash(config))
+            checkpoint.header(out, config_hash(config))  # its first line only: the state is unpickled by resume
             return "resume"
         except RunDirectoryError:
             pass  # unreadable, another version or another config: the run starts again
