@@ -493,8 +493,16 @@ class Snapshot:
 
     @property
     def exhaustion(self) -> np.ndarray | None:
-        """``float32``, lattice shape: T-cell exhaustion (exhausted from 1); None without immune cells."""
+        """``float32``, lattice shape: T-cell exhaustion (exhausted from 1), 0 at other cells; None without immune
+        cells."""
         return self.arrays.get("exhaustion")
+
+    @property
+    def polarisation(self) -> np.ndarray | None:
+        """``float32``, lattice shape: each macrophage's polarisation (0 M1-like to 1 M2-like), NaN where no
+        macrophage is; None in a run without a macrophage type (or written before it had this array, when the
+        ``exhaustion`` array held it)."""
+        return self.arrays.get("polarisation")
 
     @property
     def has_immune(self) -> bool:

@@ -77,6 +77,8 @@ def snapshot_bytes(config: Config) -> int:
     per_voxel = 4 + 1 + 1 + 4  # clone, cell_state, vessel, perfusion
     if config.immune.enabled:
         per_voxel += 4 + 1 + 4  # immune agent, state, exhaustion
+        if config.immune.macrophages:
+            per_voxel += 4  # polarisation
     per_voxel += sum(8 if field.dtype == "float64" else 4 for field in config.fields.values())
     return config.lattice.voxels * per_voxel
 

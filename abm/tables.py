@@ -6,6 +6,7 @@ build the frames a run writes (:mod:`abm.runner`) and a notebook reads
 """
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import mesa
@@ -27,7 +28,10 @@ def snapshot(context: "StepContext") -> dict[str, np.ndarray]:
 
     ``time_h`` (end of the last step), ``dx_um``, ``clone``, ``cell_state``,
     ``vessel``, ``perfusion``; with immune cells ``immune``, ``immune_state``,
-    ``exhaustion``; ``field_<name>`` per field.
+    ``exhaustion`` (``float32``: a T cell's exhaustion, 0 elsewhere); with a
+    macrophage type also ``polarisation`` (``float32``: each macrophage's, 0
+    M1-like to 1 M2-like, NaN where no macrophage is), which the immune layer
+    keeps in its ``exhaustion`` array; ``field_<name>`` per field.
     """
     lattice, to_host = context.lattice, context.run.backend.to_host
     arrays = {
@@ -41,7 +45,16 @@ def snapshot(context: "StepContext") -> dict[str, np.ndarray]:
     if context.immune.enabled:
         arrays["immune"] = to_host(lattice.immune.agent)
         arrays["immune_state"] = to_host(lattice.immune.state)
-        arrays["exhaustion"] = to_host(lattice.immune.exhaustion)
+        exhaustion = lattice.immune.exhaustion
+        codes = context.immune.config.kind_codes
+        macrophage_codes = [codes[name] for name in context.immune.config.macrophages]
+        if macrophage_codes:
+            xp = context.xp
+            kinds = context.immune.kind_of(xp, lattice.immune.agent)
+            macrophage = functools.reduce(xp.logical_or, [kinds == code for code in macrophage_codes])
+            arrays["polarisation"] = to_host(xp.where(macrophage, exhaustion, xp.float32(np.nan)))
+            exhaustion = xp.where(macrophage, xp.float32(0.0), exhaustion)
+        arrays["exhaustion"] = to_host(exhaustion)
     for name, values in lattice.fields.items():
         arrays[f"field_{name}"] = to_host(values)
     return arrays

@@ -187,6 +187,31 @@ def test_hypoxic_tumor_cells_secrete_the_m2_signal():
     assert float(model.lattice.fields["csf1"][model.lattice.tumor.live()].min()) > 0.0
 
 
+def test_snapshots_hold_the_polarisation_of_macrophages_apart_from_the_exhaustion_of_t_cells(tmp_path):
+    """The immune layer keeps both in one array; a snapshot (what a user reads, and tme export writes) names each:
+    ``polarisation`` at the macrophages (NaN elsewhere), ``exhaustion`` at the T cells (0 elsewhere)."""
+    from abm import rundir
+    from abm.io import write_snapshot
+
+    model = TumorModel(config())
+    voxels = empty_corner(model, 6)
+    macrophages = placed(model, voxels[:4], 0.8)
+    t_cell = voxels[4:5]
+    cells = model.lattice.immune.arrived(t_cell, model.immune.t_clones[0].index)
+    exhaustion = cells.exhaustion.copy()
+    exhaustion.reshape(-1)[t_cell] = 0.6
+    model.context.lattice.immune = cells.replace(exhaustion=exhaustion)
+    write_snapshot(tmp_path / rundir.snapshot_name(0), model.snapshot())
+    snapshot = rundir.Snapshot(tmp_path / rundir.snapshot_name(0), 0)
+    polarisation, exhaustion = snapshot.polarisation.reshape(-1), snapshot.exhaustion.reshape(-1)
+    assert polarisation.dtype == exhaustion.dtype == np.float32
+    np.testing.assert_array_equal(polarisation[macrophages], np.float32(0.8))
+    assert np.isnan(np.delete(polarisation, macrophages)).all()
+    np.testing.assert_array_equal(exhaustion[t_cell], np.float32(0.6))
+    assert not np.delete(exhaustion, t_cell).any()
+    np.testing.assert_array_equal(model.lattice.immune.exhaustion.reshape(-1)[macrophages], np.float32(0.8))  # kept
+
+
 def test_macrophage_keys_are_checked():
     with pytest.raises(ConfigError, match="polarisation.m2_field: no field named 'vegf'"):
         config(("m2_field: csf1", "m2_field: vegf"))
