@@ -674,7 +674,9 @@ class RunDirectory:
         Columns: ``time_h``, ``time_days``, ``agent``, ``name``, ``kind``
         (``t_cell``, or the suppressor type's name), ``antigen``, ``cells_effector``,
         ``cells_exhausted``, ``primed_pool``, ``activation`` (a suppressor's
-        cells are its ``cells_effector``; its pool and activation are NaN).
+        cells are its ``cells_effector``; its pool and activation are NaN);
+        in a run with a macrophage type also ``polarisation_mean`` (the
+        type's mean polarisation, NaN for other agents and without cells).
         """
         return self.table("immune")
 

@@ -38,7 +38,7 @@ from abm.io import (
     RunDirectoryError, RunFailed, check_output_directory, create_output_directory, describe_os_error, lock_directory,
     without_negative_zero, write_json, write_parquet, write_snapshot, write_text,
 )
-from abm.immunity import IMMUNE_SERIES_COLUMNS
+from abm.immunity import POLARISATION_COLUMN, immune_series_columns
 from abm.interrupts import deferred_interrupts, stop_between_steps
 from abm.measurement import NonFiniteRecord
 from abm.model import TumorModel
@@ -202,8 +202,10 @@ def journal_record(journal: rundir.Journal, model: TumorModel, written: dict[str
         journal.append("lineage", lineage.columns, lineage.itertuples(index=False), {"antigens": "uint64"})
         written["lineage"] += len(lineage)
     if model.immune.enabled:
-        journal.append("immune", IMMUNE_SERIES_COLUMNS, [
-            [time_h, days, agent.index, agent.name, agent.kind, *agent.series_values()] for agent in model.immune.agents])
+        columns = immune_series_columns(model.config)
+        journal.append("immune", columns, [
+            [time_h, days, agent.index, agent.name, agent.kind, *agent.series_values(),
+             *([agent.polarisation_mean] if POLARISATION_COLUMN in columns else [])] for agent in model.immune.agents])
     if model.config.treatment is not None:
         events = model.therapy.events[written["events"]:]
         journal.append("events", EVENT_COLUMNS, [[event[column] for column in EVENT_COLUMNS] for event in events])
@@ -349,7 +351,7 @@ def _restart_files(out: Path, model: TumorModel, journal: rundir.Journal, writte
     lineage = model.lineage().iloc[:written["lineage"]]
     journal.replace("lineage", lineage.columns, lineage.itertuples(index=False), {"antigens": "uint64"})
     if model.immune.enabled:
-        journal.replace("immune", IMMUNE_SERIES_COLUMNS, model.immune_series().itertuples(index=False))
+        journal.replace("immune", immune_series_columns(model.config), model.immune_series().itertuples(index=False))
     if model.config.treatment is not None:
         events = model.therapy.events[:written["events"]]
         journal.replace("events", EVENT_COLUMNS, [[event[column] for column in EVENT_COLUMNS] for event in events])

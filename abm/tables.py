@@ -13,7 +13,7 @@ import mesa
 import numpy as np
 
 from abm.agents import SuppressorType, TCellClone, TumorSubclone
-from abm.immunity import IMMUNE_SERIES_COLUMNS
+from abm.immunity import IMMUNE_SERIES_COLUMNS, POLARISATION_COLUMN
 from abm.rundir import EVENT_COLUMNS
 
 if TYPE_CHECKING:
@@ -95,11 +95,14 @@ def immune_series(collector: mesa.DataCollector, agents: list, dt_h: float):
     name, kind (``t_cell`` for a T-cell clone, else the suppressor type's name), antigen (-1 for
     suppressors), effector and exhausted cells (a suppressor's cells are
     its effectors), the clone's systemic pool and activation (NaN for
-    suppressors). Empty without immune cells.
+    suppressors); in a run with a macrophage type also
+    :data:`abm.immunity.POLARISATION_COLUMN` (the type's mean polarisation,
+    NaN for other agents). Empty without immune cells.
     """
     import pandas
 
     frames = []
+    polarisation = POLARISATION_COLUMN in collector.agenttype_reporters.get(SuppressorType, {})
     for agent_class in (TCellClone, SuppressorType):
         if agent_class not in collector.agenttype_reporters:
             continue
@@ -119,6 +122,8 @@ def immune_series(collector: mesa.DataCollector, agents: list, dt_h: float):
             "cells_exhausted": frame["cells_exhausted"].to_numpy(dtype=np.int64) if is_t else np.zeros(len(frame), dtype=np.int64),
             "primed_pool": frame["primed_pool"].to_numpy(dtype=np.float64) if is_t else np.full(len(frame), np.nan),
             "activation": frame["activation"].to_numpy(dtype=np.float64) if is_t else np.full(len(frame), np.nan),
+            **({POLARISATION_COLUMN: np.full(len(frame), np.nan) if is_t else
+                frame[POLARISATION_COLUMN].to_numpy(dtype=np.float64)} if polarisation else {}),
         }))
     if not frames:
         return pandas.DataFrame({column: [] for column in IMMUNE_SERIES_COLUMNS})
