@@ -115,8 +115,10 @@ def fit_legends(figure) -> None:
     names), at spaces, underscores and hyphens (:func:`viz.legend.wrapped`), until it fits: the figure's width for a
     legend above or below the panels, :data:`LEGEND_SHARE_BESIDE` of it for one beside them. Each round lays the
     figure out and wraps every text of a legend still too wide to one line length in characters, shorter by the
-    share the legend is over (at most :data:`_FIT_ROUNDS` rounds)."""
+    share the legend is over (at most :data:`_FIT_ROUNDS` rounds). The figure grows in height by what the wrapped
+    legends grew, so that its panels keep their room."""
     original: dict[Any, str] = {}  # each text wrapped, as it was drawn
+    heights: dict[Any, float] = {}  # each legend wrapped: its height before, pixels
     for _ in range(_FIT_ROUNDS):
         figure.draw_without_rendering()
         over = False
@@ -130,11 +132,17 @@ def fit_legends(figure) -> None:
             characters = min(longest - 1, int(longest * room / box.width))
             if box.width <= room or characters < 1:
                 continue
+            heights.setdefault(made, box.height)
             for text in texts:
                 text.set_text(legend.wrapped(original.setdefault(text, text.get_text()), characters))
             over = True
         if not over:
-            return
+            break
+    if heights:
+        figure.draw_without_rendering()
+        grown = sum(max(0.0, made.get_window_extent().height - height) for made, height in heights.items())
+        width, height = figure.get_size_inches()
+        figure.set_size_inches(width, height + grown / figure.dpi)
 
 
 #: The least share of its width at the unscaled fonts that a panel keeps when the fonts grow (else the figure widens).
