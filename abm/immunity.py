@@ -46,8 +46,17 @@ IMMUNE_COLUMNS_AFTER = (
 IMMUNE_NO_DATA_COLUMNS = ("cd8_density_core_per_mm3", "cd8_density_margin_per_mm3", "fraction_pdl1_positive")
 IMMUNE_SERIES_COLUMNS = ("time_h", "time_days", "agent", "name", "kind", "antigen", "cells_effector",
                          "cells_exhausted", "primed_pool", "activation")
+#: The column ``immune.parquet`` adds in a run with a macrophage type: the mean polarisation of the type's cells on
+#: the lattice (0 M1-like to 1 M2-like; NaN without cells, and for T-cell clones and other suppressor types).
+POLARISATION_COLUMN = "polarisation_mean"
 #: Bound on a priming step's growth exponent, (expansion - depletion) x dt: exp() of it stays finite.
 MAX_GROWTH_EXPONENT = 700.0
+
+
+def immune_series_columns(config: Config) -> tuple[str, ...]:
+    """The columns of ``immune.parquet``: :data:`IMMUNE_SERIES_COLUMNS`, and :data:`POLARISATION_COLUMN` with a
+    macrophage type."""
+    return IMMUNE_SERIES_COLUMNS + ((POLARISATION_COLUMN,) if config.immune.macrophages else ())
 
 
 def immune_columns(config: Config) -> tuple[str, ...]:
@@ -291,6 +300,10 @@ class ImmuneSystem:
             clone.primed_pool, clone.activation = pool[index], activation[index]
         for agent in self.suppressors.values():
             agent.cells = per_agent[2][agent.index]
+            if agent.kind in self.config.macrophages:  # a macrophage's polarisation is its exhaustion array
+                mine = cells.agent == agent.index
+                agent.polarisation_mean = float(cells.exhaustion[mine].astype(xp.float64).mean()) if agent.cells \
+                    else math.nan
         tumor = lattice.tumor.occupied()
         core, margin = self._core_and_margin(context, tumor)
         mm3_per_voxel = lattice.voxel_volume_um3 * 1e-9
