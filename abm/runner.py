@@ -38,7 +38,7 @@ from abm.io import (
     RunDirectoryError, RunFailed, check_output_directory, create_output_directory, describe_os_error, lock_directory,
     without_negative_zero, write_json, write_parquet, write_snapshot, write_text,
 )
-from abm.immunity import IMMUNE_SERIES_COLUMNS
+from abm.immunity import POLARISATION_COLUMN, immune_series_columns
 from abm.interrupts import deferred_interrupts, stop_between_steps
 from abm.measurement import NonFiniteRecord
 from abm.model import TumorModel
@@ -77,6 +77,8 @@ def snapshot_bytes(config: Config) -> int:
     per_voxel = 4 + 1 + 1 + 4  # clone, cell_state, vessel, perfusion
     if config.immune.enabled:
         per_voxel += 4 + 1 + 4  # immune agent, state, exhaustion
+        if config.immune.macrophages:
+            per_voxel += 4  # polarisation
     per_voxel += sum(8 if field.dtype == "float64" else 4 for field in config.fields.values())
     return config.lattice.voxels * per_voxel
 
@@ -200,8 +202,10 @@ def journal_record(journal: rundir.Journal, model: TumorModel, written: dict[str
         journal.append("lineage", lineage.columns, lineage.itertuples(index=False), {"antigens": "uint64"})
         written["lineage"] += len(lineage)
     if model.immune.enabled:
-        journal.append("immune", IMMUNE_SERIES_COLUMNS, [
-            [time_h, days, agent.index, agent.name, agent.kind, *agent.series_values()] for agent in model.immune.agents])
+        columns = immune_series_columns(model.config)
+        journal.append("immune", columns, [
+            [time_h, days, agent.index, agent.name, agent.kind, *agent.series_values(),
+             *([agent.polarisation_mean] if POLARISATION_COLUMN in columns else [])] for agent in model.immune.agents])
     if model.config.treatment is not None:
         events = model.therapy.events[written["events"]:]
         journal.append("events", EVENT_COLUMNS, [[event[column] for column in EVENT_COLUMNS] for event in events])
@@ -314,7 +318,7 @@ def continue_or_clear(config: Config, out: Path) -> str:
         return "complete"
     if (out / checkpoint.FILE).is_file():
         try:
-            checkpoint.read(out, config_hash(config))
+            checkpoint.header(out, config_hash(config))  # its first line only: the state is unpickled by resume
             return "resume"
         except RunDirectoryError:
             pass  # unreadable, another version or another config: the run starts again
@@ -347,7 +351,7 @@ def _restart_files(out: Path, model: TumorModel, journal: rundir.Journal, writte
     lineage = model.lineage().iloc[:written["lineage"]]
     journal.replace("lineage", lineage.columns, lineage.itertuples(index=False), {"antigens": "uint64"})
     if model.immune.enabled:
-        journal.replace("immune", IMMUNE_SERIES_COLUMNS, model.immune_series().itertuples(index=False))
+        journal.replace("immune", immune_series_columns(model.config), model.immune_series().itertuples(index=False))
     if model.config.treatment is not None:
         events = model.therapy.events[:written["events"]]
         journal.replace("events", EVENT_COLUMNS, [[event[column] for column in EVENT_COLUMNS] for event in events])
