@@ -17,7 +17,10 @@ MAX_TEST_VOXELS = 10**6
 #: 48^3 with the ball's radius cut by the same factor 8, treated from hour 6 so a short (golden) run is treated.
 SHRINK: dict[str, tuple[str, ...]] = {
     "large_3d": ("lattice.shape=[48, 48, 48]", "tumor.initial.radius_um=150.0", "treatment.start_day=0.25"),
-    "sequencing_3d_gpu": ("lattice.shape=[40, 40, 40]", "tumor.initial.radius_um=120.0"),  # its CPU size's
+    # a 3-D preset's GPU size: its CPU size (the file it extends)
+    "sequencing_3d_gpu": ("lattice.shape=[40, 40, 40]", "tumor.initial.radius_um=120.0"),
+    "resistance_second_line_3d_gpu": ("lattice.shape=[48, 48, 48]", "tumor.initial.radius_um=140.0"),
+    "poor_perfusion_3d_gpu": ("lattice.shape=[48, 48, 48]", "vessels.core_radius_um=220.0", "tumor.initial.radius_um=200.0"),
 }
 
 
