@@ -86,6 +86,7 @@ class TCellClone(mesa.Agent):
         primed_pool: cells of the systemic pool at the last record (precursors plus expansion).
         activation: activation of its priming at the last record, 0 to 1.
         cells_effector, cells_exhausted: its cells on the lattice at the last record.
+        polarisation_mean: NaN (a T cell has no polarisation; ``immune.parquet``'s column of macrophages).
     """
 
     kind = "t_cell"
@@ -100,6 +101,7 @@ class TCellClone(mesa.Agent):
         self.activation = 0.0
         self.cells_effector = 0
         self.cells_exhausted = 0
+        self.polarisation_mean = math.nan
 
     def series_values(self) -> tuple[int, int, int, float, float]:
         """Its last record in ``immune.parquet``'s order: antigen, effector and exhausted cells, primed pool, activation."""
@@ -117,6 +119,8 @@ class SuppressorType(mesa.Agent):
         code: its kind code (``kind`` trait), assigned by the config at load.
         slot: its slot (code - 1): its entry stream and count column.
         cells: its cells on the lattice at the last record.
+        polarisation_mean: of a macrophage type, the mean polarisation of its cells at the last record (NaN without
+            cells); NaN for other types.
     """
 
     def __init__(self, model: mesa.Model, index: int, kind: str, code: int = 0, role: str = "suppressor") -> None:
@@ -128,6 +132,7 @@ class SuppressorType(mesa.Agent):
         self.code = code
         self.slot = code - 1
         self.cells = 0
+        self.polarisation_mean = math.nan
 
     def series_values(self) -> tuple[int, int, int, float, float]:
         """Its last record in ``immune.parquet``'s order: no antigen (-1), its cells as effectors, none exhausted,

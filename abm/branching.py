@@ -26,12 +26,14 @@ than workers, ``--no-branch`` may finish sooner.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from abm.checkpoint import Trunk, capture
 from abm.config import Config
 from abm.io import RunDirectoryError, RunFailed
 from abm.measurement import NonFiniteRecord, record_columns
-from abm.runner import BoundaryWatch, continue_or_clear, prepare, resume, run
+from abm.model import TumorModel
+from abm.runner import BoundaryWatch, Stepping, continue_or_clear, prepare, resume, run
 from kernels.diffusion import FieldSolverError
 
 #: Tolerance of a treatment's start time, h (as :meth:`abm.therapy.Therapy.begin_step` compares it).
@@ -62,9 +64,33 @@ def branch_step(configs: list[Config]) -> int:
     return min(step, first.time.total_steps)
 
 
+class TrunkSink:
+    """Where the trunk's stepping loop (:class:`abm.runner.Stepping`) puts its records and snapshots: in memory, for
+    the branches. A record's rows stay in the model's series, which the trunk's checkpoint holds (each branch
+    journals them from there, as a resumed run does); the sink counts them.
+
+    Attributes:
+        written: the lineage rows and events of the model's records so far (what a run's journals would hold).
+        snapshots: ``(cell step, arrays)`` of the snapshots taken (:meth:`abm.model.TumorModel.snapshot`), in order.
+    """
+
+    def __init__(self) -> None:
+        self.written = {"lineage": 0, "events": 0}
+        self.snapshots: list[tuple[int, dict[str, Any]]] = []
+
+    def record(self, model: TumorModel) -> None:
+        """Count the lineage rows and events of the model's latest record."""
+        self.written = {"lineage": len(model.subclones), "events": len(model.therapy.events)}
+
+    def snapshot(self, step: int, arrays: dict[str, Any]) -> None:
+        """Keep the snapshot ``arrays`` of cell step ``step``."""
+        self.snapshots.append((step, arrays))
+
+
 def trunk(config: Config, steps: int, label: str) -> Trunk:
-    """Run ``config`` (any of the arms) for ``steps`` cell steps, as :func:`abm.runner.run` would, without writing:
-    the state then (with the runner's own: journaled rows, boundary contact) and the snapshots taken up to it.
+    """Run ``config`` (any of the arms) for ``steps`` cell steps through the runner's stepping loop
+    (:class:`abm.runner.Stepping`) without writing: the state then (with the runner's own: journaled rows, boundary
+    contact) and the snapshots taken up to it.
 
     Args:
         label: names the runs in the warning of a first boundary contact.
@@ -73,21 +99,11 @@ def trunk(config: Config, steps: int, label: str) -> Trunk:
         FieldSolverError, NonFiniteRecord: a numerical failure before the branch point.
     """
     model = prepare(config)
-    snapshot_steps = config.time.cadence_steps("snapshot_every_h")
-    boundary = BoundaryWatch(Path(label))
-    boundary.check(model)
-    snapshots = [(0, model.snapshot())] if snapshot_steps is not None else []
-    lineage = len(model.subclones)
-    while model.steps < steps:
-        model.step()
-        if model.steps % model.record_steps == 0:
-            boundary.check(model)
-            lineage = len(model.subclones)
-        if snapshot_steps is not None and model.steps % snapshot_steps == 0:
-            snapshots.append((model.steps, model.snapshot()))
-    extra = {"written": {"lineage": lineage, "events": len(model.therapy.events)},
-             "boundary": (boundary.day, boundary.faces)}
-    return Trunk(capture(model, "", extra), snapshots)
+    sink = TrunkSink()
+    stepping = Stepping(model, sink, BoundaryWatch(Path(label)))
+    stepping.begin()
+    stepping.run(steps)
+    return Trunk(capture(model, "", stepping.state()), sink.snapshots)
 
 
 def run_arms(runs: list[tuple[Config, str]]) -> list[tuple[str, str | None]]:

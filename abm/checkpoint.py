@@ -23,26 +23,31 @@ not stored: they warm-start from the fields, and a solver built anew gives
 the same bits as one updated in place (:class:`kernels.diffusion.FieldSolver`);
 tests/test_checkpoint.py proves that a resumed run is the uninterrupted one.
 
-The file is a pickle of a plain mapping (host NumPy arrays and Python
-values), written to a temporary name in the run directory, flushed to disk
-and renamed into place (:mod:`abm.io`), so a kill never leaves a torn
-checkpoint. It carries :data:`FORMAT_VERSION` and the config's hash
-(:func:`abm.runner.config_hash`); :func:`read` refuses a file of another
-version or config. Only open checkpoints you or your runs wrote: unpickling
-a file can run code.
+The file is a header line, then a pickle of a plain mapping (host NumPy
+arrays and Python values), written to a temporary name in the run
+directory, flushed to disk and renamed into place (:mod:`abm.io`), so a kill
+never leaves a torn checkpoint. The header is one line of JSON, ``{"format":
+"tme-abm checkpoint", "format_version": 2, "config_sha256": ..., "step":
+...}``, so that whether a checkpoint can continue a run is read from its
+first bytes (:func:`header`), not by unpickling the whole state; :func:`read`
+checks it before it unpickles the rest. A file of another version or config,
+or without the header (version 1, written before it, or a damaged file), is
+refused. Only open checkpoints you or your runs wrote: unpickling a file can
+run code.
 """
 from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable
 
 import numpy as np
 
-from abm.io import RunDirectoryError, write_bytes
+from abm.io import RunDirectoryError, write_stream
 from abm.rundir import CHECKPOINT
 
 if TYPE_CHECKING:
@@ -50,8 +55,13 @@ if TYPE_CHECKING:
 
 #: The checkpoint's file name in a run directory (the latest checkpoint; each new one replaces it).
 FILE = CHECKPOINT
-#: The layout of :func:`capture`'s mapping; a checkpoint of another version is refused.
-FORMAT_VERSION = 1
+#: The layout of the file and of :func:`capture`'s mapping; a checkpoint of another version is refused. 1: the
+#: pickle alone; 2: a header line before it.
+FORMAT_VERSION = 2
+#: The header's ``format`` value, which tells a checkpoint from another file.
+FORMAT_NAME = "tme-abm checkpoint"
+#: The most bytes a header line may take (it takes about 150).
+HEADER_MAX_BYTES = 4096
 _LAYERS = ("tumor", "immune", "vessels")
 
 
@@ -142,32 +152,66 @@ def restore(model: "TumorModel", state: dict[str, Any], therapy: bool = True) ->
 
 
 def write(run_dir: Path, state: dict[str, Any]) -> Path:
-    """Write ``state`` as the run directory's checkpoint, atomically (replacing the previous one); returns its path."""
+    """Write ``state`` as the run directory's checkpoint, atomically (replacing the previous one): its header line
+    (the state's ``format_version``, ``config_sha256`` and ``step``), then the state pickled; returns its path."""
     path = Path(run_dir) / FILE
-    write_bytes(path, pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL))
+    line = json.dumps({"format": FORMAT_NAME, **{key: state[key] for key in ("format_version", "config_sha256", "step")}})
+
+    def dump(handle: Any) -> None:
+        handle.write(line.encode("ascii") + b"\n")
+        pickle.dump(state, handle, protocol=pickle.HIGHEST_PROTOCOL)  # streamed: the state is not held twice
+
+    write_stream(path, dump)
     return path
 
 
-def read(run_dir: Path, config_sha256: str) -> dict[str, Any]:
-    """The checkpoint of ``run_dir``, checked against the config hash of the run it continues.
+def header(run_dir: Path, config_sha256: str) -> dict[str, Any]:
+    """The header of ``run_dir``'s checkpoint (``format``, ``format_version``, ``config_sha256``, ``step``), read
+    from its first line only and checked against the config hash of the run it continues.
 
     Raises:
-        RunDirectoryError: no checkpoint, an unreadable one, one of another format version or of another config,
-            naming the file.
+        RunDirectoryError: as :func:`read`.
     """
+    return _opened(run_dir, config_sha256, lambda handle, checked: checked)
+
+
+def read(run_dir: Path, config_sha256: str) -> dict[str, Any]:
+    """The checkpoint of ``run_dir``, checked against the config hash of the run it continues by its header before
+    the state is unpickled.
+
+    Raises:
+        RunDirectoryError: no checkpoint, an unreadable one, one without the header (format version 1, or damaged),
+            one of another format version or of another config, naming the file.
+    """
+    return _opened(run_dir, config_sha256, lambda handle, checked: pickle.load(handle))
+
+
+def _opened(run_dir: Path, config_sha256: str, then: Callable[[BinaryIO, dict[str, Any]], Any]) -> Any:
+    """``then(handle, header)``: ``run_dir``'s checkpoint file, open past its header line, and the header, checked."""
     path = Path(run_dir) / FILE
     if not path.is_file():
         raise RunDirectoryError(f"{path}: no checkpoint in {run_dir} (a run writes one every time.checkpoint_every_h "
                                 f"and when it is interrupted); it cannot be resumed")
     try:
-        state = pickle.loads(path.read_bytes())
+        with path.open("rb") as handle:
+            line = handle.readline(HEADER_MAX_BYTES)
+            try:
+                checked = json.loads(line) if line.endswith(b"\n") else None
+            except ValueError:
+                checked = None
+            if not isinstance(checked, dict) or checked.get("format") != FORMAT_NAME:
+                raise RunDirectoryError(f"{path}: cannot read the checkpoint: it has no header line (format version 1, "
+                                        f"written by an earlier tme, or a damaged file); this tme reads version "
+                                        f"{FORMAT_VERSION} only: run the config again from the start")
+            version = checked.get("format_version")
+            if version != FORMAT_VERSION:
+                raise RunDirectoryError(f"{path}: checkpoint format version {version!r}; this tme reads version "
+                                        f"{FORMAT_VERSION} only: run the config again from the start")
+            if checked.get("config_sha256") != config_sha256:
+                raise RunDirectoryError(f"{path}: taken from another config (hash {str(checked.get('config_sha256'))[:12]}, "
+                                        f"the run's config.yaml gives {config_sha256[:12]}); it cannot continue this run")
+            return then(handle, checked)
+    except RunDirectoryError:
+        raise
     except Exception as exc:  # OSError, and unpickling's many errors for a damaged file
         raise RunDirectoryError(f"{path}: cannot read the checkpoint ({type(exc).__name__}: {exc})") from None
-    version = state.get("format_version") if isinstance(state, dict) else None
-    if version != FORMAT_VERSION:
-        raise RunDirectoryError(f"{path}: checkpoint format version {version!r}; this tme reads version "
-                                f"{FORMAT_VERSION} only: run the config again from the start")
-    if state.get("config_sha256") != config_sha256:
-        raise RunDirectoryError(f"{path}: taken from another config (hash {str(state.get('config_sha256'))[:12]}, "
-                                f"the run's config.yaml gives {config_sha256[:12]}); it cannot continue this run")
-    return state

@@ -115,11 +115,22 @@ def _print_arms(result: dict, indent: str = "") -> None:
               f"objective response {stats['objective_response_rate']:.0%}{versus}")
 
 
+#: Estimated run memory (bytes) up to which ``tme validate`` builds the initial state (cells, vessels, the first
+#: field solve) to check it as ``tme run`` does; above it validate checks the config, backend and memory only, since
+#: the build would take as much memory as the run and minutes of CPU (configs/large_3d.yaml: about 19 GiB).
+VALIDATE_BUILD_LIMIT_BYTES = 2**30
+
+
 def _command_validate(arguments: argparse.Namespace) -> int:
-    from abm.runner import describe_memory, prepare
+    from abm.runner import check_memory, describe_memory, estimated_bytes, prepare
 
     config = _config_from_arguments(arguments)
-    prepare(config)  # every check tme run makes before it writes: backend, memory, initial cells and fields
+    backend = get_backend(config.backend)
+    build = estimated_bytes(config) <= VALIDATE_BUILD_LIMIT_BYTES
+    if build:
+        prepare(config)  # every check tme run makes before it writes: backend, memory, initial cells and fields
+    else:
+        check_memory(config, backend)
     if config.cohort is not None:  # the checks tme compare makes on its patients before it writes
         from abm import cohort
 
@@ -134,7 +145,10 @@ def _command_validate(arguments: argparse.Namespace) -> int:
         f"{', treatment: ' + str(len(config.treatment.lines)) + ' line(s)' if config.treatment else ''}"
         f"{', arms: ' + ', '.join(config.arms) if config.arms else ''}"
         f"{', cohort: ' + str(config.cohort.patients) + ' valid patient(s)' if config.cohort else ''})")
-    print(describe_memory(config, get_backend(config.backend)))
+    print("initial state: built, its fields solved" if build else
+          f"initial state: not built (its run needs more than the {VALIDATE_BUILD_LIMIT_BYTES / 2**30:g} GiB up to which "
+          f"validate builds one); tme run builds it, and refuses a failed first field solve, before it writes")
+    print(describe_memory(config, backend))
     return 0
 
 

@@ -305,7 +305,8 @@ def open_executor(kind: str, scheduler: str | None, workers: int | None) -> Iter
 def _dask_jobs(client, jobs: list[Job], workers: int) -> Iterator[Result]:
     """Executor over the Dask ``client``'s workers (``workers`` only sizes the progress bar).
 
-    A run whose worker died more often than Dask allows is a failure. On an
+    A run whose worker died more often than Dask allows is a failure, unless it completed before
+    (:func:`_unfinished`, as the pool does). On an
     interruption (or the caller closing the generator) every task is told to
     stop its run (a Dask ``Event``), and this waits up to
     :data:`STOP_GRACE_S` for the runs to write their records.
@@ -320,7 +321,7 @@ def _dask_jobs(client, jobs: list[Job], workers: int) -> Iterator[Result]:
             try:
                 result = future.result()
             except KilledWorker as exc:
-                result = [(out, f"{out}: its Dask worker died each time it ran it ({exc})") for out in futures[future]]
+                result = _unfinished(futures[future], f"its Dask worker died each time it ran it ({exc})")
             except Exception as exc:  # the task itself failed (a directory could not be emptied, say)
                 result = [(out, f"{out}: {type(exc).__name__}: {exc}") for out in futures[future]]
             yield result

@@ -46,8 +46,17 @@ IMMUNE_COLUMNS_AFTER = (
 IMMUNE_NO_DATA_COLUMNS = ("cd8_density_core_per_mm3", "cd8_density_margin_per_mm3", "fraction_pdl1_positive")
 IMMUNE_SERIES_COLUMNS = ("time_h", "time_days", "agent", "name", "kind", "antigen", "cells_effector",
                          "cells_exhausted", "primed_pool", "activation")
+#: The column ``immune.parquet`` adds in a run with a macrophage type: the mean polarisation of the type's cells on
+#: the lattice (0 M1-like to 1 M2-like; NaN without cells, and for T-cell clones and other suppressor types).
+POLARISATION_COLUMN = "polarisation_mean"
 #: Bound on a priming step's growth exponent, (expansion - depletion) x dt: exp() of it stays finite.
 MAX_GROWTH_EXPONENT = 700.0
+
+
+def immune_series_columns(config: Config) -> tuple[str, ...]:
+    """The columns of ``immune.parquet``: :data:`IMMUNE_SERIES_COLUMNS`, and :data:`POLARISATION_COLUMN` with a
+    macrophage type."""
+    return IMMUNE_SERIES_COLUMNS + ((POLARISATION_COLUMN,) if config.immune.macrophages else ())
 
 
 def immune_columns(config: Config) -> tuple[str, ...]:
@@ -217,17 +226,50 @@ class ImmuneSystem:
         contacts = [(agent.code, self.config.suppressors[kind].contact_inhibition, kind in self.config.macrophages)
                     for kind, agent in self.suppressors.items() if self.config.suppressors[kind].contact_inhibition > 0]
         if contacts:
-            neighbour = neighbour_indices(xp, lattice.shape, index, context.run.offsets)
-            inside = xp.maximum(neighbour, 0)
-            agent = xp.where(neighbour >= 0, lattice.immune.agent.reshape(-1)[inside], -1)
-            kinds = self.kind_of(xp, agent)
+            inside, kinds = self._contacts(context, index, context.run.offsets)
             for code, inhibition, macrophage in contacts:
-                if macrophage:  # scaled by the most M2-like macrophage of the type in contact (polarisation in exhaustion)
-                    m2 = xp.where(kinds == code, lattice.immune.exhaustion.reshape(-1)[inside].astype(xp.float64), 0.0)
-                    factor = factor * (1.0 - inhibition * m2.max(axis=1))
+                if macrophage:  # scaled by the most M2-like macrophage of the type in contact
+                    factor = factor * (1.0 - inhibition * self._most_m2(context, inside, kinds, code))
                 else:
                     factor = factor * xp.where((kinds == code).any(axis=1), 1.0 - inhibition, 1.0)
         return factor
+
+    def vessel_regression_factor(self, context: "StepContext", index: Any) -> Any:
+        """Factor in [0, 1] on the regression rate of immature vessels at listed voxels: for each macrophage type with a
+        ``vessel_support``, ``1 - vessel_support x`` the highest polarisation among its cells in the voxel or its Moore
+        neighbourhood (M2-like macrophages keep new vessels; docs/model.md, Macrophages).
+
+        Args:
+            index: ``int64``, shape ``(n,)``: flat voxel indices (the immature vessels').
+
+        Returns:
+            ``float64``, shape ``(n,)``.
+        """
+        xp = context.xp
+        factor = xp.ones(index.shape, dtype=xp.float64)
+        supporting = [(self.suppressors[name].code, section.vessel_support)
+                      for name, section in self.config.macrophages.items() if section.vessel_support > 0]
+        if supporting:
+            inside, kinds = self._contacts(context, index, [(0,) * context.lattice.ndim] + context.run.offsets)
+            for code, support in supporting:
+                factor = factor * (1.0 - support * self._most_m2(context, inside, kinds, code))
+        return factor
+
+    def _contacts(self, context: "StepContext", index: Any, offsets: list[tuple[int, ...]]) -> tuple[Any, Any]:
+        """The voxels at ``offsets`` from listed voxels (``int64`` ``(n, K)``, 0 outside) and the kind of the immune cell
+        in each (``int8`` ``(n, K)``, -1 where none or outside)."""
+        xp, lattice = context.xp, context.lattice
+        neighbour = neighbour_indices(xp, lattice.shape, index, offsets)
+        inside = xp.maximum(neighbour, 0)
+        return inside, self.kind_of(xp, xp.where(neighbour >= 0, lattice.immune.agent.reshape(-1)[inside], -1))
+
+    @staticmethod
+    def _most_m2(context: "StepContext", inside: Any, kinds: Any, code: int) -> Any:
+        """``float64`` ``(n,)``: the highest polarisation (a macrophage's ``exhaustion``) among the cells of kind ``code``
+        at ``inside`` (``(n, K)``, from :meth:`_contacts`), 0 where none."""
+        xp = context.xp
+        m2 = xp.where(kinds == code, context.lattice.immune.exhaustion.reshape(-1)[inside].astype(xp.float64), 0.0)
+        return m2.max(axis=1)
 
     def occupancy(self, context: "StepContext", index: Any) -> Any:
         """PD-1 occupancy at listed voxels (``int64`` ``(n,)`` flat indices): ``1 - prod(1 - occupancy)`` over the drugs
@@ -258,6 +300,10 @@ class ImmuneSystem:
             clone.primed_pool, clone.activation = pool[index], activation[index]
         for agent in self.suppressors.values():
             agent.cells = per_agent[2][agent.index]
+            if agent.kind in self.config.macrophages:  # a macrophage's polarisation is its exhaustion array
+                mine = cells.agent == agent.index
+                agent.polarisation_mean = float(cells.exhaustion[mine].astype(xp.float64).mean()) if agent.cells \
+                    else math.nan
         tumor = lattice.tumor.occupied()
         core, margin = self._core_and_margin(context, tumor)
         mm3_per_voxel = lattice.voxel_volume_um3 * 1e-9

@@ -57,6 +57,12 @@ def write_bytes(path: Path, data: bytes) -> None:
     _atomic(path, lambda handle: handle.write(data))
 
 
+def write_stream(path: Path, write: Callable[[Any], None]) -> None:
+    """Write ``path`` atomically by calling ``write(handle)`` on a binary file: for data written in parts, or too
+    large to hold twice in memory."""
+    _atomic(path, write)
+
+
 def write_text(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     write_bytes(path, text.encode("utf-8"))

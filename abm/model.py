@@ -23,7 +23,7 @@ import numpy as np
 from abm import measurement, tables
 from abm.agents import SuppressorType, TCellClone, TumorSubclone
 from abm.config import DRUG_ACTIONS, Config, field_parameters, hypoxia_parameters
-from abm.immunity import ImmuneSystem
+from abm.immunity import POLARISATION_COLUMN, ImmuneSystem
 from abm.initial import initial_lattice
 from abm.rules import DEFAULT_RULES, Rule
 from abm.state import Lattice
@@ -91,6 +91,8 @@ class TumorModel(mesa.Model):
             agent_series[TCellClone] = {name: name for name in ("cells_effector", "cells_exhausted", "primed_pool", "activation")}
         if self.immune.suppressors:
             agent_series[SuppressorType] = {"cells": "cells"}
+            if config.immune.macrophages:
+                agent_series[SuppressorType][POLARISATION_COLUMN] = "polarisation_mean"
         self.datacollector = mesa.DataCollector(
             model_reporters={column: (lambda m, c=column: m.latest[c]) for column in self.columns},
             agenttype_reporters=agent_series,

@@ -31,14 +31,15 @@ from abm.step import RunParameters, StepContext
 from abm.streams import (
     IMMUNE_MOVE_STREAMS_PER_SUBSTEP, STREAM_APOPTOSIS, STREAM_CLEARANCE, STREAM_DIRECTION, STREAM_DIVISION,
     STREAM_DRUG_KILL, STREAM_IMMUNE_DEATH, STREAM_IMMUNE_DRUG, STREAM_IMMUNE_MOVE, STREAM_IMMUNOGENIC, STREAM_KILL,
-    STREAM_KILL_TARGET, STREAM_MACROPHAGE_DEPLETION, STREAM_MACROPHAGE_KILL, STREAM_MACROPHAGE_TARGET, STREAM_MUTATION, STREAM_NECROSIS, STREAM_PRIORITY, STREAM_PROLIFERATE,
+    STREAM_KILL_TARGET, STREAM_MACROPHAGE_DEPLETION, STREAM_MACROPHAGE_KILL, STREAM_MACROPHAGE_TARGET, STREAM_MUTATION,
+    STREAM_PHAGOCYTOSIS, STREAM_PHAGOCYTOSIS_TARGET, STREAM_NECROSIS, STREAM_PRIORITY, STREAM_PROLIFERATE,
     STREAM_PROLIFERATE_DIRECTION, STREAM_PROLIFERATE_PRIORITY, STREAM_PUSH_DIRECTION, STREAM_PUSH_PRIORITY,
     STREAM_QUIESCENCE, STREAM_SPROUT, STREAM_SPROUT_DIRECTION, STREAM_SUPPRESSOR_ENTER,
     STREAM_SUPPRESSOR_ENTER_FIRST, STREAM_SUPPRESSOR_ENTER_SECOND, STREAM_T_ENTER, STREAM_T_WHICH, STREAM_TIP_DIRECTION,
     STREAM_VESSEL_COLLAPSE, STREAM_VESSEL_REGRESSION, SUPPRESSOR_ENTER_STREAMS, suppressor_enter_stream,
 )
 from kernels import diffusion, immune, therapy, tumor, vessels
-from kernels.layers import EFFECTOR, EXHAUSTED
+from kernels.layers import CYCLING, EFFECTOR, EXHAUSTED
 from kernels.random import stream_offset
 
 #: Every array of the tumor / immune layer (a kernel that returns a whole layer may write any of them).
@@ -79,6 +80,13 @@ class Rule:
 def immune_cells(context: StepContext) -> Any:
     """``int64``, shape ``(n,)``: the flat voxels that hold an immune cell, ascending."""
     return context.xp.flatnonzero(context.lattice.immune.agent.reshape(-1) >= 0)
+
+
+def on_lattice(xp: Any, shape: tuple[int, ...], index: Any) -> Any:
+    """Bool, lattice ``shape``: True at the flat voxels ``index`` (integers, shape ``(n,)``)."""
+    mask = xp.zeros(shape, dtype=bool)
+    mask.reshape(-1)[index] = True
+    return mask
 
 
 def with_polarisation(cells: Any, index: Any, values: Any) -> Any:
@@ -130,12 +138,14 @@ class Angiogenesis(Rule):
 
     The signal is the field ``vessels.angiogenesis.field`` of the previous
     step times ``prod(1 - blockade)`` over the drugs with a ``vegf_blockade``;
-    the drugs' ``vessel_prune_rate`` add up. Vessels grow only into voxels
-    free of tumor cells.
+    the drugs' ``vessel_prune_rate`` add up; M2-like macrophages of a type with
+    a ``vessel_support`` slow the regression of the immature vessels next to
+    them (:meth:`abm.immunity.ImmuneSystem.vessel_regression_factor`). Vessels
+    grow only into voxels free of tumor cells.
     """
 
     name = "angiogenesis"
-    reads = VESSELS | FIELDS | frozenset({"tumor.clone"})
+    reads = VESSELS | FIELDS | frozenset({"tumor.clone", "immune.agent", "immune.exhaustion"})
     writes = VESSELS
     streams = _streams(STREAM_VESSEL_REGRESSION, STREAM_SPROUT, STREAM_SPROUT_DIRECTION, STREAM_TIP_DIRECTION)
 
@@ -144,6 +154,7 @@ class Angiogenesis(Rule):
         growth = self.growth = run.config.vessels.angiogenesis
         self.blockers = run.drug_actions["vegf_blockade"]
         self.pruners = run.drug_actions["vessel_prune_rate"]
+        self.supported = any(section.vessel_support > 0 for section in run.config.immune.macrophages.values())
         if growth is None:
             return
         xp, offsets = run.xp, run.offsets
@@ -167,7 +178,12 @@ class Angiogenesis(Rule):
         for name, drug in self.pruners:
             prune += drug.vessel_prune_rate(xp, fields[name])
         tissue = lattice.tumor.clone < 0
-        grown = self.regress(lattice.vessels, signal=signal, prune_rate_per_h=prune,
+        factor = 1.0
+        if self.supported:
+            immature = xp.flatnonzero(lattice.vessels.immature.reshape(-1))
+            factor = xp.ones(lattice.shape, dtype=xp.float64)
+            factor.reshape(-1)[immature] = context.immune.vessel_regression_factor(context, immature)
+        grown = self.regress(lattice.vessels, signal=signal, prune_rate_per_h=prune, rate_factor=factor,
                              draw=context.draw(STREAM_VESSEL_REGRESSION))
         grown = self.migrate(self.mature(grown), signal=signal, tissue=tissue, draw=context.draw(STREAM_TIP_DIRECTION))
         lattice.vessels = self.sprout(grown, signal=signal, tissue=tissue, draw=context.draw(STREAM_SPROUT),
@@ -187,7 +203,9 @@ class SolveFields(Rule):
     toward saturation ``u*`` adds ``s`` to the sink and ``s u*`` to the source;
     vessel exchange at rate ``q`` with blood level ``b`` adds ``q p`` and ``q p b``,
     with ``p`` the vessel's perfusion (0 to 1) and ``b`` the field's plasma level
-    this step (a dosed drug's from its doses, :attr:`abm.therapy.Therapy.plasma`).
+    this step (a dosed drug's from its doses, :attr:`abm.therapy.Therapy.plasma`),
+    ``q`` times the product of the drugs' ``perfusion_factor`` (an anti-VEGF
+    drug's normalisation window after a dose; 1 outside it).
     A transient field with ``dt_min`` takes ``ceil(cell step / dt_min)`` equal steps.
     Steady and transient fields keep one :class:`kernels.diffusion.FieldSolver`
     each (:attr:`solvers`) across cell steps, its sink updated each step; all
@@ -203,7 +221,7 @@ class SolveFields(Rule):
 
     name = "fields"
     reads = frozenset({"tumor.clone", "tumor.state", "tumor.immunogenic", "immune.agent", "vessels.perfusion",
-                       "plasma"}) | FIELDS
+                       "plasma", "treatment"}) | FIELDS
     writes = FIELDS
     at_setup = True
 
@@ -232,6 +250,11 @@ class SolveFields(Rule):
         factor = config.lattice.field_coarsening
         cells = {name: diffusion.block_mean(xp, mask, factor) for name, mask in cells.items()}
         perfusion = diffusion.block_mean(xp, lattice.vessels.perfusion, factor)
+        normalised = 1.0
+        for name, drug in self.run.drug_actions["perfusion_factor"]:
+            normalised *= drug.perfusion_factor([context.time_h - dose.start_h for dose in context.therapy.doses.get(name, ())])
+        if normalised != 1.0:
+            perfusion = perfusion * normalised
         for name, field in config.fields.items():
             try:
                 self._solve_field(context, name, field, cells, perfusion)
@@ -420,10 +443,11 @@ class TumorOxygenResponse(Rule):
 
     def apply(self, context: StepContext) -> None:
         lattice, traits = context.lattice, context.subclones.device
+        live = context.xp.flatnonzero(context.live_tumor().reshape(-1))
         lattice.tumor = self.respond(
-            lattice.tumor, oxygen_mmHg=lattice.fields["oxygen"], quiescence_entry_per_h=traits["quiescence_entry_per_h"],
-            quiescence_exit_per_h=traits["quiescence_exit_per_h"], draw_necrosis=context.draw(STREAM_NECROSIS),
-            draw_quiescence=context.draw(STREAM_QUIESCENCE))
+            lattice.tumor, cells=live, oxygen_mmHg=lattice.fields["oxygen"].reshape(-1)[live],
+            quiescence_entry_per_h=traits["quiescence_entry_per_h"], quiescence_exit_per_h=traits["quiescence_exit_per_h"],
+            draw_necrosis=context.draw(STREAM_NECROSIS, live), draw_quiescence=context.draw(STREAM_QUIESCENCE, live))
 
 
 class DrugKill(Rule):
@@ -474,20 +498,23 @@ class DrugKill(Rule):
 
 class Macrophages(Rule):
     """Macrophages (immune types of role macrophage): CSF1R inhibitors deplete them, they polarise toward the target
-    their signals and the inhibitors set, and M1-like ones kill live tumor cells in contact (docs/model.md, Macrophages).
+    their signals and the inhibitors set, M1-like ones kill live tumor cells in contact and remove dead ones
+    (docs/model.md, Macrophages).
 
     Polarisation ``m`` (the cell's ``immune.exhaustion``; 0 M1-like, 1 M2-like) relaxes as
     ``dm/dt = k (m* - m)`` with ``m* = (1 - b) (baseline + s2) / (1 + s1 + s2)``, ``s1``, ``s2`` the
     M1 and M2 signals over their half-saturation levels and ``b = 1 - prod(1 - blockade)`` of the drugs
     whose kind blocks M2 (:func:`kernels.immune.polarise`). A macrophage kills at
     ``kill_rate_per_h x (1 - m)`` (:func:`kernels.immune.contact_kill`); its M2 side inhibits T cells
-    (:meth:`abm.immunity.ImmuneSystem.suppression`).
+    (:meth:`abm.immunity.ImmuneSystem.suppression`). A macrophage of polarisation below ``phagocytosis.m1_below``
+    removes a dead tumor cell in contact at ``phagocytosis.rate_per_h`` (:func:`kernels.immune.phagocytose`).
     """
 
     name = "macrophages"
-    reads = frozenset({"tumor.clone", "tumor.state", "tumor.age_h"}) | IMMUNE | FIELDS
-    writes = frozenset({"tumor.state", "tumor.age_h"}) | IMMUNE
-    streams = _streams(STREAM_MACROPHAGE_TARGET, STREAM_MACROPHAGE_KILL, STREAM_MACROPHAGE_DEPLETION)
+    reads = TUMOR | IMMUNE | FIELDS
+    writes = TUMOR | IMMUNE
+    streams = _streams(STREAM_MACROPHAGE_TARGET, STREAM_MACROPHAGE_KILL, STREAM_MACROPHAGE_DEPLETION,
+                       STREAM_PHAGOCYTOSIS_TARGET, STREAM_PHAGOCYTOSIS)
 
     def __init__(self, run: RunParameters) -> None:
         super().__init__(run)
@@ -511,18 +538,28 @@ class Macrophages(Rule):
                                            draw=context.draw(STREAM_MACROPHAGE_DEPLETION, cells))
             occupied = immune_cells(context)
             agent = lattice.immune.agent.reshape(-1)[occupied]
-        killers, kill_rates = [], []
+        killers, kill_rates, phagocytes = [], [], []
         for name, section in self.types.items():
             cells = occupied[agent == agents[name].index]
             polarisation = self.polarised(context, cells, section)
             lattice.immune = with_polarisation(lattice.immune, cells, polarisation)
             killers.append(cells)
             kill_rates.append(section.kill_rate_per_h * (1.0 - polarisation.astype(xp.float64)))
+            if section.phagocytosis.rate_per_h > 0:
+                below = polarisation.astype(xp.float64) < section.phagocytosis.m1_below
+                phagocytes.append((cells[below], section.phagocytosis.rate_per_h))
         killers, kill_rates = xp.concatenate(killers), xp.concatenate(kill_rates)
         lattice.tumor, _ = immune.contact_kill(
             xp, lattice.tumor, killers=killers, kill_rate_per_h=kill_rates, targets_offsets=self.targets_offsets,
             dt_h=self.run.dt_h, draw_target=context.draw(STREAM_MACROPHAGE_TARGET, killers),
             draw_kill=context.draw(STREAM_MACROPHAGE_KILL, killers))
+        if phagocytes:
+            eaters = xp.concatenate([listed for listed, _ in phagocytes])
+            rates = xp.concatenate([xp.full(listed.shape, rate, dtype=xp.float64) for listed, rate in phagocytes])
+            lattice.tumor, _ = immune.phagocytose(
+                xp, lattice.tumor, phagocytes=eaters, rate_per_h=rates, targets_offsets=self.targets_offsets,
+                dt_h=self.run.dt_h, draw_target=context.draw(STREAM_PHAGOCYTOSIS_TARGET, eaters),
+                draw_clear=context.draw(STREAM_PHAGOCYTOSIS, eaters))
 
     def polarised(self, context: StepContext, cells: Any, section: Any) -> Any:
         """``float32`` ``(n,)``: the polarisation of the macrophages at the flat voxels ``cells`` after this step."""
@@ -599,8 +636,10 @@ class TumorDeath(Rule):
 
     def apply(self, context: StepContext) -> None:
         lattice = context.lattice
-        lattice.tumor = self.death(lattice.tumor, apoptosis_rate_per_h=context.subclones.device["apoptosis_per_h"],
-                                   draw_apoptosis=context.draw(STREAM_APOPTOSIS), draw_clearance=context.draw(STREAM_CLEARANCE))
+        occupied = context.xp.flatnonzero(lattice.tumor.clone.reshape(-1) >= 0)
+        lattice.tumor = self.death(lattice.tumor, cells=occupied, apoptosis_rate_per_h=context.subclones.device["apoptosis_per_h"],
+                                   draw_apoptosis=context.draw(STREAM_APOPTOSIS, occupied),
+                                   draw_clearance=context.draw(STREAM_CLEARANCE, occupied))
 
 
 class ImmuneDeath(Rule):
@@ -647,20 +686,27 @@ class TumorDivision(Rule):
     def apply(self, context: StepContext) -> None:
         xp, lattice, subclones = context.xp, context.lattice, context.subclones
         cells = lattice.tumor
-        p_divide = self.probability(cells, oxygen_mmHg=lattice.fields["oxygen"],
+        clone = cells.clone.reshape(-1)
+        cycling = xp.flatnonzero((clone >= 0) & (cells.state.reshape(-1) == CYCLING))
+        p_divide = self.probability(clone[cycling], oxygen_mmHg=lattice.fields["oxygen"].reshape(-1)[cycling],
                                     division_rate_per_h=subclones.device["division_rate_per_h"])
-        dividing = context.draw(STREAM_DIVISION) < p_divide
+        mothers = cycling[context.draw(STREAM_DIVISION, cycling) < p_divide]
         free = (cells.clone < 0) & ~lattice.vessels.present
-        lattice.tumor, born = self.divide(cells, dividing=dividing, free=free,
-                                          draw_direction=context.draw(STREAM_DIRECTION),
-                                          draw_priority=context.draw(STREAM_PRIORITY))
+        lattice.tumor, daughters = self.divide(cells, mothers=mothers, free=free,
+                                               draw_direction=context.draw(STREAM_DIRECTION, mothers),
+                                               draw_priority=context.draw(STREAM_PRIORITY, mothers))
+        context.totals.divisions += daughters.shape[0]
+        if not (self.max_push or subclones.mutating):
+            return
+        born = on_lattice(xp, lattice.shape, daughters)
         if self.max_push:
             enclosed = self.enclosed(xp, free, self.run.offsets)  # no free neighbour before this step's divisions
             lattice.tumor, pushed_born, _ = self.push(
-                lattice.tumor, pushing=dividing & enclosed, free=(lattice.tumor.clone < 0) & ~lattice.vessels.present,
+                lattice.tumor, pushing=on_lattice(xp, lattice.shape, mothers) & enclosed,
+                free=(lattice.tumor.clone < 0) & ~lattice.vessels.present,
                 draw_direction=context.draw(STREAM_PUSH_DIRECTION), draw_priority=context.draw(STREAM_PUSH_PRIORITY))
+            context.totals.divisions += pushed_born.sum()
             born |= pushed_born
-        context.totals.divisions += born.sum()
         if subclones.mutating:
             subclones.found(context, tumor.mutant_daughters(
                 xp, born, clone=lattice.tumor.clone, mutation_rate=subclones.device["mutation_rate"],

@@ -493,8 +493,16 @@ class Snapshot:
 
     @property
     def exhaustion(self) -> np.ndarray | None:
-        """``float32``, lattice shape: T-cell exhaustion (exhausted from 1); None without immune cells."""
+        """``float32``, lattice shape: T-cell exhaustion (exhausted from 1), 0 at other cells; None without immune
+        cells."""
         return self.arrays.get("exhaustion")
+
+    @property
+    def polarisation(self) -> np.ndarray | None:
+        """``float32``, lattice shape: each macrophage's polarisation (0 M1-like to 1 M2-like), NaN where no
+        macrophage is; None in a run without a macrophage type (or written before it had this array, when the
+        ``exhaustion`` array held it)."""
+        return self.arrays.get("polarisation")
 
     @property
     def has_immune(self) -> bool:
@@ -666,7 +674,9 @@ class RunDirectory:
         Columns: ``time_h``, ``time_days``, ``agent``, ``name``, ``kind``
         (``t_cell``, or the suppressor type's name), ``antigen``, ``cells_effector``,
         ``cells_exhausted``, ``primed_pool``, ``activation`` (a suppressor's
-        cells are its ``cells_effector``; its pool and activation are NaN).
+        cells are its ``cells_effector``; its pool and activation are NaN);
+        in a run with a macrophage type also ``polarisation_mean`` (the
+        type's mean polarisation, NaN for other agents and without cells).
         """
         return self.table("immune")
 

@@ -26,7 +26,7 @@ import math
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tqdm import tqdm
 
@@ -38,8 +38,8 @@ from abm.io import (
     RunDirectoryError, RunFailed, check_output_directory, create_output_directory, describe_os_error, lock_directory,
     without_negative_zero, write_json, write_parquet, write_snapshot, write_text,
 )
-from abm.immunity import IMMUNE_SERIES_COLUMNS
-from abm.interrupts import deferred_interrupts, stop_between_steps
+from abm.immunity import POLARISATION_COLUMN, immune_series_columns
+from abm.interrupts import StopRequest, deferred_interrupts, stop_between_steps
 from abm.measurement import NonFiniteRecord
 from abm.model import TumorModel
 from abm.tables import CLONE_COLUMNS
@@ -77,6 +77,8 @@ def snapshot_bytes(config: Config) -> int:
     per_voxel = 4 + 1 + 1 + 4  # clone, cell_state, vessel, perfusion
     if config.immune.enabled:
         per_voxel += 4 + 1 + 4  # immune agent, state, exhaustion
+        if config.immune.macrophages:
+            per_voxel += 4  # polarisation
     per_voxel += sum(8 if field.dtype == "float64" else 4 for field in config.fields.values())
     return config.lattice.voxels * per_voxel
 
@@ -200,12 +202,119 @@ def journal_record(journal: rundir.Journal, model: TumorModel, written: dict[str
         journal.append("lineage", lineage.columns, lineage.itertuples(index=False), {"antigens": "uint64"})
         written["lineage"] += len(lineage)
     if model.immune.enabled:
-        journal.append("immune", IMMUNE_SERIES_COLUMNS, [
-            [time_h, days, agent.index, agent.name, agent.kind, *agent.series_values()] for agent in model.immune.agents])
+        columns = immune_series_columns(model.config)
+        journal.append("immune", columns, [
+            [time_h, days, agent.index, agent.name, agent.kind, *agent.series_values(),
+             *([agent.polarisation_mean] if POLARISATION_COLUMN in columns else [])] for agent in model.immune.agents])
     if model.config.treatment is not None:
         events = model.therapy.events[written["events"]:]
         journal.append("events", EVENT_COLUMNS, [[event[column] for column in EVENT_COLUMNS] for event in events])
         written["events"] += len(events)
+
+
+class DirectorySink:
+    """Where :class:`Stepping` puts a run's records and snapshots: the run directory ``out``, as they come (its
+    record journals, :func:`journal_record`, and its snapshot files).
+
+    Attributes:
+        journal: the directory's record journals.
+        written: the lineage rows and events journaled so far (:func:`journal_record`).
+    """
+
+    def __init__(self, out: Path) -> None:
+        self.journal = rundir.Journal(out)
+        self.written = {"lineage": 0, "events": 0}
+        self._snapshots = out / rundir.SNAPSHOTS
+
+    def record(self, model: TumorModel) -> None:
+        """Journal the rows of the model's latest record."""
+        journal_record(self.journal, model, self.written)
+
+    def snapshot(self, step: int, arrays: dict[str, Any]) -> None:
+        """Write the snapshot ``arrays`` (:meth:`abm.model.TumorModel.snapshot`) of cell step ``step``."""
+        write_snapshot(self._snapshots / rundir.snapshot_name(step), arrays)
+
+
+class Stepping:
+    """The one stepping loop of a model: :func:`run`'s and :func:`resume`'s, and the trunk's of branched arms
+    (:func:`abm.branching.trunk`). After each step it does the runner's bookkeeping in one order: at a record, the
+    record to the sink and the boundary check (:class:`BoundaryWatch`); at ``time.snapshot_every_h``, a snapshot to
+    the sink; at ``time.checkpoint_every_h`` before the run's end, the caller's checkpoint.
+
+    A sink takes ``record(model)`` (the model's latest record; it keeps ``written``, the lineage rows and events
+    it holds by then, :func:`journal_record`) and ``snapshot(step, arrays)``: :class:`DirectorySink` writes them to a
+    run directory, :class:`abm.branching.TrunkSink` keeps them for the branches.
+
+    Attributes:
+        between_steps: whether the model holds a completed step (a checkpoint of it can be taken); False while a
+            step is under way, so also after an interruption inside one.
+    """
+
+    def __init__(self, model: TumorModel, sink: Any, boundary: BoundaryWatch) -> None:
+        self.model = model
+        self.sink = sink
+        self.boundary = boundary
+        self.between_steps = True
+        self._snapshot_steps = model.config.time.cadence_steps("snapshot_every_h")
+        self._checkpoint_steps = model.config.time.cadence_steps("checkpoint_every_h")
+
+    def state(self) -> dict[str, Any]:
+        """The runner's own state, for a checkpoint's ``extra`` (:func:`abm.checkpoint.capture`): the rows the sink
+        holds (``written``) and the boundary contact (``boundary``: day, faces)."""
+        return {"written": self.sink.written, "boundary": (self.boundary.day, self.boundary.faces)}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back the runner's own state of a restored model (:meth:`state`, as :func:`abm.checkpoint.restore`
+        gives it back)."""
+        self.sink.written = state["written"]
+        self.boundary.day, self.boundary.faces = state["boundary"]
+
+    def begin(self) -> None:
+        """The bookkeeping of a model at step 0: its first record, the boundary check and, with snapshots, its
+        snapshot."""
+        model = self.model
+        self.sink.record(model)
+        self.boundary.check(model)
+        if self._snapshot_steps is not None:
+            self.sink.snapshot(0, model.snapshot())
+
+    def run(self, until: int, stop: StopRequest | None = None, bar: tqdm | None = None,
+            save_checkpoint: Callable[[], None] | None = None) -> None:
+        """Step the model to cell step ``until``, with the bookkeeping after each step.
+
+        Args:
+            stop: checked before each step (:func:`abm.interrupts.stop_between_steps`); None: signals act as their
+                handlers outside say.
+            bar: advanced by one per step, with the day and the tumor's cells at each record.
+            save_checkpoint: called at the checkpoint cadence (``time.checkpoint_every_h``), except at the config's last
+                step; None: no checkpoints.
+
+        Raises:
+            FieldSolverError, NonFiniteRecord: a numerical failure in a step.
+            OSError: a refused write of the sink or the checkpoint.
+            KeyboardInterrupt: from ``stop``, or a signal during a step.
+        """
+        model, sink, boundary = self.model, self.sink, self.boundary
+        total_steps = model.config.time.total_steps
+        while model.steps < until:
+            if stop is not None:
+                stop.check()
+            self.between_steps = False
+            model.step()
+            self.between_steps = True
+            recorded = model.steps % model.record_steps == 0
+            if recorded:
+                sink.record(model)
+                boundary.check(model)
+            if self._snapshot_steps is not None and model.steps % self._snapshot_steps == 0:
+                sink.snapshot(model.steps, model.snapshot())
+            if (save_checkpoint is not None and self._checkpoint_steps is not None
+                    and model.steps % self._checkpoint_steps == 0 and model.steps < total_steps):
+                save_checkpoint()
+            if bar is not None:
+                bar.update(1)
+                if recorded:
+                    bar.set_postfix(day=f"{model.time_h / 24:.1f}", cells=model.latest["tumor_cells_total"])
 
 
 def _write_tables(out: Path, model: TumorModel) -> None:
@@ -314,7 +423,7 @@ def continue_or_clear(config: Config, out: Path) -> str:
         return "complete"
     if (out / checkpoint.FILE).is_file():
         try:
-            checkpoint.read(out, config_hash(config))
+            checkpoint.header(out, config_hash(config))  # its first line only: the state is unpickled by resume
             return "resume"
         except RunDirectoryError:
             pass  # unreadable, another version or another config: the run starts again
@@ -347,7 +456,7 @@ def _restart_files(out: Path, model: TumorModel, journal: rundir.Journal, writte
     lineage = model.lineage().iloc[:written["lineage"]]
     journal.replace("lineage", lineage.columns, lineage.itertuples(index=False), {"antigens": "uint64"})
     if model.immune.enabled:
-        journal.replace("immune", IMMUNE_SERIES_COLUMNS, model.immune_series().itertuples(index=False))
+        journal.replace("immune", immune_series_columns(model.config), model.immune_series().itertuples(index=False))
     if model.config.treatment is not None:
         events = model.therapy.events[:written["events"]]
         journal.replace("events", EVENT_COLUMNS, [[event[column] for column in EVENT_COLUMNS] for event in events])
@@ -361,65 +470,40 @@ def _restart_files(out: Path, model: TumorModel, journal: rundir.Journal, writte
 
 def _simulate(config: Config, model: TumorModel, out: Path, progress: bool, restored: dict[str, Any] | None,
               snapshots_before: list[tuple[int, dict[str, Any]]]) -> dict[str, Any]:
-    """The stepping loop of :func:`run` and :func:`resume` into the locked directory ``out``, and its final writes.
+    """:func:`run`'s and :func:`resume`'s stepping (:class:`Stepping`) into the locked directory ``out``, and their final
+    writes.
 
     Args:
         restored: the runner's state of a restored model (:func:`abm.checkpoint.restore`'s ``extra``); None for a
             model at step 0.
         snapshots_before: ``(step, arrays)`` of the snapshots a restored model took before its step, to write.
     """
-    backend = model.backend
-    time_config = config.time
-    total_steps = time_config.total_steps
-    snapshot_steps = time_config.cadence_steps("snapshot_every_h")
-    checkpoint_steps = time_config.cadence_steps("checkpoint_every_h")
-    meta = run_meta(config, backend)
-    journal = rundir.Journal(out)
-    written = {"lineage": 0, "events": 0} if restored is None else restored["written"]
-    boundary = BoundaryWatch(out)
+    total_steps = config.time.total_steps
+    meta = run_meta(config, model.backend)
+    sink = DirectorySink(out)
+    stepping = Stepping(model, sink, BoundaryWatch(out))
     if restored is not None:
-        boundary.day, boundary.faces = restored["boundary"]
+        stepping.restore(restored)
 
     def save_checkpoint() -> None:
-        extra = {"written": written, "boundary": (boundary.day, boundary.faces)}
-        checkpoint.write(out, checkpoint.capture(model, meta["config_sha256"], extra))
+        checkpoint.write(out, checkpoint.capture(model, meta["config_sha256"], stepping.state()))
 
     started = time.perf_counter()
     status = "complete"
     failure = None
     disk_failed = False
-    between_steps = True  # whether the model holds a completed step (a checkpoint of it can be taken)
     try:
         with stop_between_steps() as stop:
             begin_run_directory(out, config, model, meta)
-            snapshots = out / rundir.SNAPSHOTS
             if restored is None:
-                journal_record(journal, model, written)
-                boundary.check(model)
-                if snapshot_steps is not None:
-                    write_snapshot(snapshots / rundir.snapshot_name(0), model.snapshot())
+                stepping.begin()
             else:
-                _restart_files(out, model, journal, written)
+                _restart_files(out, model, sink.journal, sink.written)
                 for step, arrays in snapshots_before:
-                    write_snapshot(snapshots / rundir.snapshot_name(step), arrays)
+                    sink.snapshot(step, arrays)
             with tqdm(total=total_steps, initial=model.steps, unit="step", desc="simulating", disable=not progress,
                       leave=True) as bar:
-                while model.steps < total_steps:
-                    stop.check()
-                    between_steps = False
-                    model.step()
-                    between_steps = True
-                    recorded = model.steps % model.record_steps == 0
-                    if recorded:
-                        journal_record(journal, model, written)
-                        boundary.check(model)
-                    if snapshot_steps is not None and model.steps % snapshot_steps == 0:
-                        write_snapshot(snapshots / rundir.snapshot_name(model.steps), model.snapshot())
-                    if checkpoint_steps is not None and model.steps % checkpoint_steps == 0 and model.steps < total_steps:
-                        save_checkpoint()
-                    bar.update(1)
-                    if recorded:
-                        bar.set_postfix(day=f"{model.time_h / 24:.1f}", cells=model.latest["tumor_cells_total"])
+                stepping.run(total_steps, stop, bar, save_checkpoint)
     except KeyboardInterrupt:
         status = "interrupted"
     except (FieldSolverError, NonFiniteRecord) as exc:
@@ -439,8 +523,8 @@ def _simulate(config: Config, model: TumorModel, out: Path, progress: bool, rest
         "simulated_days": model.time_h / 24.0,
         "wall_seconds": wall_s,
         "voxel_steps_per_second": config.lattice.voxels * model.steps / wall_s if wall_s > 0 else math.nan,
-        "boundary_contact_day": boundary.day,
-        "boundary_contact_faces": boundary.faces,
+        "boundary_contact_day": stepping.boundary.day,
+        "boundary_contact_faces": stepping.boundary.faces,
         "final": {key: rundir.finite_or_none(value) for key, value in model.latest.items()},
         "treatment": model.therapy.summary(model.time_h),
     })
@@ -448,18 +532,18 @@ def _simulate(config: Config, model: TumorModel, out: Path, progress: bool, rest
         with deferred_interrupts():
             if failure is not None:
                 summary["error"] = failure
-            if status == "interrupted" and between_steps:  # resumable from the last completed step
+            if status == "interrupted" and stepping.between_steps:  # resumable from the last completed step
                 save_checkpoint()
             if disk_failed:  # the journals hold the records; another large write would likely fail too
-                journal.close()
+                sink.journal.close()
             else:
                 _write_tables(out, model)
-                journal.remove()
+                sink.journal.remove()
             write_json(out / rundir.SUMMARY, summary)
             if status == "complete":  # nothing left to resume
                 (out / checkpoint.FILE).unlink(missing_ok=True)
     except OSError as exc:
-        journal.close()
+        sink.journal.close()
         lost = describe_os_error(exc)
         raise RunFailed(f"{out}: {failure + '; then ' if failure else ''}{lost}; the records up to the last record "
                         f"are in {out / rundir.RECORDS}") from None

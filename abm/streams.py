@@ -40,6 +40,8 @@ STREAM_PUSH_DIRECTION, STREAM_PUSH_PRIORITY = 30, 31
 STREAM_VESSEL_REGRESSION, STREAM_SPROUT, STREAM_SPROUT_DIRECTION, STREAM_TIP_DIRECTION = 40, 41, 42, 43
 #: Macrophages (immune.suppressors of role macrophage): the M1 kill's target and kill, depletion by CSF1R inhibitors.
 STREAM_MACROPHAGE_TARGET, STREAM_MACROPHAGE_KILL, STREAM_MACROPHAGE_DEPLETION = 50, 51, 52
+#: Phagocytosis (immune.suppressors.NAME.phagocytosis): the dead tumor cell an M1-like macrophage engages, its removal.
+STREAM_PHAGOCYTOSIS_TARGET, STREAM_PHAGOCYTOSIS = 53, 54
 #: First of the entry streams of suppressor types in slots 2 on, one per slot (SUPPRESSOR_ENTER_STREAMS of them).
 STREAM_SUPPRESSOR_ENTER = 85
 SUPPRESSOR_ENTER_STREAMS = 16

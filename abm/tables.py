@@ -6,13 +6,14 @@ build the frames a run writes (:mod:`abm.runner`) and a notebook reads
 """
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING
 
 import mesa
 import numpy as np
 
 from abm.agents import SuppressorType, TCellClone, TumorSubclone
-from abm.immunity import IMMUNE_SERIES_COLUMNS
+from abm.immunity import IMMUNE_SERIES_COLUMNS, POLARISATION_COLUMN
 from abm.rundir import EVENT_COLUMNS
 
 if TYPE_CHECKING:
@@ -27,7 +28,10 @@ def snapshot(context: "StepContext") -> dict[str, np.ndarray]:
 
     ``time_h`` (end of the last step), ``dx_um``, ``clone``, ``cell_state``,
     ``vessel``, ``perfusion``; with immune cells ``immune``, ``immune_state``,
-    ``exhaustion``; ``field_<name>`` per field.
+    ``exhaustion`` (``float32``: a T cell's exhaustion, 0 elsewhere); with a
+    macrophage type also ``polarisation`` (``float32``: each macrophage's, 0
+    M1-like to 1 M2-like, NaN where no macrophage is), which the immune layer
+    keeps in its ``exhaustion`` array; ``field_<name>`` per field.
     """
     lattice, to_host = context.lattice, context.run.backend.to_host
     arrays = {
@@ -41,7 +45,16 @@ def snapshot(context: "StepContext") -> dict[str, np.ndarray]:
     if context.immune.enabled:
         arrays["immune"] = to_host(lattice.immune.agent)
         arrays["immune_state"] = to_host(lattice.immune.state)
-        arrays["exhaustion"] = to_host(lattice.immune.exhaustion)
+        exhaustion = lattice.immune.exhaustion
+        codes = context.immune.config.kind_codes
+        macrophage_codes = [codes[name] for name in context.immune.config.macrophages]
+        if macrophage_codes:
+            xp = context.xp
+            kinds = context.immune.kind_of(xp, lattice.immune.agent)
+            macrophage = functools.reduce(xp.logical_or, [kinds == code for code in macrophage_codes])
+            arrays["polarisation"] = to_host(xp.where(macrophage, exhaustion, xp.float32(np.nan)))
+            exhaustion = xp.where(macrophage, xp.float32(0.0), exhaustion)
+        arrays["exhaustion"] = to_host(exhaustion)
     for name, values in lattice.fields.items():
         arrays[f"field_{name}"] = to_host(values)
     return arrays
@@ -82,11 +95,14 @@ def immune_series(collector: mesa.DataCollector, agents: list, dt_h: float):
     name, kind (``t_cell`` for a T-cell clone, else the suppressor type's name), antigen (-1 for
     suppressors), effector and exhausted cells (a suppressor's cells are
     its effectors), the clone's systemic pool and activation (NaN for
-    suppressors). Empty without immune cells.
+    suppressors); in a run with a macrophage type also
+    :data:`abm.immunity.POLARISATION_COLUMN` (the type's mean polarisation,
+    NaN for other agents). Empty without immune cells.
     """
     import pandas
 
     frames = []
+    polarisation = POLARISATION_COLUMN in collector.agenttype_reporters.get(SuppressorType, {})
     for agent_class in (TCellClone, SuppressorType):
         if agent_class not in collector.agenttype_reporters:
             continue
@@ -106,6 +122,8 @@ def immune_series(collector: mesa.DataCollector, agents: list, dt_h: float):
             "cells_exhausted": frame["cells_exhausted"].to_numpy(dtype=np.int64) if is_t else np.zeros(len(frame), dtype=np.int64),
             "primed_pool": frame["primed_pool"].to_numpy(dtype=np.float64) if is_t else np.full(len(frame), np.nan),
             "activation": frame["activation"].to_numpy(dtype=np.float64) if is_t else np.full(len(frame), np.nan),
+            **({POLARISATION_COLUMN: np.full(len(frame), np.nan) if is_t else
+                frame[POLARISATION_COLUMN].to_numpy(dtype=np.float64)} if polarisation else {}),
         }))
     if not frames:
         return pandas.DataFrame({column: [] for column in IMMUNE_SERIES_COLUMNS})

@@ -64,14 +64,19 @@ COPY_ELEMENTS = 2**26
 SWEEP_ACCESSES = 4
 
 
+def scaled_overrides(size: int, backend_name: str, coarsening: int = 1) -> list[str]:
+    """The ``--set`` overrides of the config at side ``size``: tumor radius a quarter of the side, the avascular
+    core 20 um wider; fields on a grid coarsened by ``coarsening`` (the key is left out at 1, its default, so
+    that code from before the key runs them too: benchmarks/versions.py)."""
+    radius_um = size * load_config(CONFIG).lattice.dx_um / 4.0
+    return ([f"lattice.shape=[{size}, {size}, {size}]", f"backend={backend_name}",
+             f"tumor.initial.radius_um={radius_um}", f"vessels.core_radius_um={radius_um + 20.0}"]
+            + ([f"lattice.field_coarsening={coarsening}"] if coarsening != 1 else []))
+
+
 def scaled_config(size: int, backend: Backend, coarsening: int = 1):
-    """The config at side ``size``: tumor radius a quarter of the side, the avascular core 20 um wider; fields on a
-    grid coarsened by ``coarsening``."""
-    dx_um = load_config(CONFIG).lattice.dx_um
-    radius_um = size * dx_um / 4.0
-    return load_config(CONFIG, [f"lattice.shape=[{size}, {size}, {size}]", f"backend={backend.name}",
-                                f"tumor.initial.radius_um={radius_um}", f"vessels.core_radius_um={radius_um + 20.0}",
-                                f"lattice.field_coarsening={coarsening}"])
+    """The config at side ``size`` (:func:`scaled_overrides`)."""
+    return load_config(CONFIG, scaled_overrides(size, backend.name, coarsening))
 
 
 def peak_bandwidth(backend: Backend, size: int) -> tuple[float, str]:

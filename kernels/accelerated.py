@@ -26,8 +26,8 @@ Operations (:data:`OPERATIONS`):
   (:func:`kernels.immune.movement_substep`; CUDA: three kernels,
   :func:`kernels.cuda.movement.substep`);
 * ``place_daughters``: the tumor's daughter placement, a free neighbour chosen
-  per dividing cell and the claims resolved (:func:`kernels.tumor.place_daughters`;
-  CUDA: three kernels instead of the array passes per neighbour offset,
+  per listed dividing cell and the claims resolved (:func:`kernels.tumor.place_daughters`;
+  CUDA: the list scattered onto the lattice and three kernels,
   :func:`kernels.cuda.division.place_daughters`);
 * ``enclosed``: the voxels with no free neighbour, the cells that may push
   (:func:`kernels.tumor.enclosed`; CUDA: one kernel instead of a shifted copy

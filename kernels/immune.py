@@ -1,4 +1,4 @@
-"""Immune cells on the lattice: entry, movement, killing, exhaustion, death, over lists of cells.
+"""Immune cells on the lattice: entry, movement, killing, exhaustion, phagocytosis, death, over lists of cells.
 
 A voxel holds at most one immune cell, which may share it with a tumor cell
 (infiltration). The immune cells are a :class:`kernels.layers.ImmuneLayer`
@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from kernels.lattice import listed_choice, listed_claim, neighbour_indices, shifted
-from kernels.layers import APOPTOTIC, CYCLING, QUIESCENT, ImmuneLayer, TumorLayer
+from kernels.lattice import chosen, listed_choice, neighbour_indices, placed, shifted
+from kernels.layers import APOPTOTIC, CYCLING, NECROTIC, QUIESCENT, ImmuneLayer, TumorLayer
 from kernels.random import uniform_at
-from kernels.tumor import probability
+from kernels.tumor import place_daughters, probability
 
 #: Kind code of the T cells; every other code is a suppressor type's (the config assigns them at load).
 T_CELL = 0
@@ -109,33 +109,6 @@ def move_choice(xp: ModuleType, allowed: Any, uphill: Any, bias: Any, draw_bias:
     return xp.where(climbs, uphill, random_choice).astype(xp.int8)
 
 
-def chosen(xp: ModuleType, neighbour: Any, choice: Any) -> Any:
-    """``neighbour[i, choice[i]]``: the flat index of each voxel's chosen neighbour (``int64``, shape ``(n,)``;
-    ``choice``, shape ``(n,)``, must be >= 0)."""
-    return xp.take_along_axis(neighbour, choice.astype(xp.int64)[:, None], axis=1)[:, 0]
-
-
-def placed(
-    xp: ModuleType, claimants: Any, neighbour: Any, choice: Any, draw_priority: Any,
-) -> tuple[Any, Any]:
-    """Claims of listed cells on neighbours (:func:`kernels.lattice.listed_claim`): the winners and their targets.
-
-    Args:
-        claimants: ``int64``, shape ``(n,)``: the flat voxels of the cells.
-        neighbour: ``int64``, shape ``(n, K)``: their neighbours (:func:`kernels.lattice.neighbour_indices`).
-        choice: integer, shape ``(n,)``: the claimed neighbour's index, -1 for no claim.
-        draw_priority: ``float64``, shape ``(n,)``: the claimants' priority draws.
-
-    Returns:
-        ``(source, target)``, ``int64`` of shape ``(m,)`` each: the winners' voxels and the voxels they won.
-    """
-    claims = choice >= 0
-    source = claimants[claims]
-    target = chosen(xp, neighbour[claims], choice[claims])
-    won = listed_claim(xp, target, choice[claims], draw_priority[claims])
-    return source[won], target[won]
-
-
 def movement_substep(
     xp: ModuleType, immune: ImmuneLayer, *, chance: Any, bias: Any, agent_field: Any, fields: Sequence[Any],
     uphill_offsets: Any, offsets: list[tuple[int, ...]], move_offset: int, bias_offset: int, direction_offset: int,
@@ -150,7 +123,7 @@ def movement_substep(
     a uniformly chosen free neighbour (:func:`move_choice`). Claims on one
     voxel go to the claimant with the highest priority draw, among equal
     draws to the lowest offset index (:func:`kernels.lattice.listed_claim`,
-    the rule of :func:`kernels.lattice.claim`); a cell that won leaves its
+    the rule of the tumor's daughters, :func:`kernels.tumor.place_daughters`); a cell that won leaves its
     voxel empty, taking its state, exhaustion and age along; the others stay.
     No voxel ends with two cells and the number of cells does not change.
 
@@ -262,7 +235,7 @@ def t_cell_kill(
         tumor cells killed, ascending, each once.
     """
     clone = tumor.clone.reshape(-1)
-    inside, live = live_targets(xp, tumor, effectors, targets_offsets)
+    inside, live = targets(xp, tumor, effectors, targets_offsets, states=LIVE_STATES)
     target_clone = clone[inside]
     bit = xp.maximum(t_antigen, 0).astype(xp.uint64)[:, None]
     presents = (tumor_antigens[xp.maximum(target_clone, 0)] >> bit) & xp.uint64(1)
@@ -282,22 +255,30 @@ def t_cell_kill(
     return apoptotic(tumor, killed), immune.replace(exhaustion=exhaustion), killers, killed
 
 
-def live_targets(xp: ModuleType, tumor: TumorLayer, cells: Any, targets_offsets: list[tuple[int, ...]]) -> tuple[Any, Any]:
-    """The voxels listed cells may attack: their own and their Moore neighbours, where a live tumor cell is.
+def targets(xp: ModuleType, tumor: TumorLayer, cells: Any, targets_offsets: list[tuple[int, ...]], *,
+            states: tuple[int, ...]) -> tuple[Any, Any]:
+    """The voxels listed cells may act on: their own and their Moore neighbours, where a tumor cell in one of ``states`` is.
 
     Args:
-        cells: ``int64``, shape ``(n,)``: flat voxels of the attacking cells.
+        cells: ``int64``, shape ``(n,)``: flat voxels of the acting cells.
         targets_offsets: the voxel itself ``(0, ..., 0)`` first, then the Moore offsets (``K`` in all).
+        states: the tumor states (:mod:`kernels.layers` codes) a target may have.
 
     Returns:
-        ``(inside, live)``: ``int64`` ``(n, K)`` flat indices of the candidate voxels (0 outside the lattice) and
-        bool ``(n, K)``: a live (cycling or quiescent) tumor cell is there.
+        ``(inside, found)``: ``int64`` ``(n, K)`` flat indices of the candidate voxels (0 outside the lattice) and
+        bool ``(n, K)``: a tumor cell in one of ``states`` is there.
     """
     neighbour = neighbour_indices(xp, tumor.clone.shape, cells, targets_offsets)
     inside = xp.maximum(neighbour, 0)
     state = tumor.state.reshape(-1)[inside]
-    live = (neighbour >= 0) & (tumor.clone.reshape(-1)[inside] >= 0) & ((state == CYCLING) | (state == QUIESCENT))
-    return inside, live
+    in_state = xp.zeros(inside.shape, dtype=bool)
+    for code in states:
+        in_state |= state == code
+    return inside, (neighbour >= 0) & (tumor.clone.reshape(-1)[inside] >= 0) & in_state
+
+
+#: The states of a live tumor cell (the targets of a kill) and of a dead one (the targets of phagocytosis).
+LIVE_STATES, DEAD_STATES = (CYCLING, QUIESCENT), (APOPTOTIC, NECROTIC)
 
 
 def apoptotic(tumor: TumorLayer, killed: Any) -> TumorLayer:
@@ -350,7 +331,7 @@ def contact_kill(
         ``(tumor, killed)``: the new tumor layer and ``int64`` ``(k,)``: the flat voxels of the cells killed,
         ascending, each once.
     """
-    inside, live = live_targets(xp, tumor, killers, targets_offsets)
+    inside, live = targets(xp, tumor, killers, targets_offsets, states=LIVE_STATES)
     choice = listed_choice(xp, live, draw_target)
     target = chosen(xp, inside, xp.maximum(choice, 0))
     kills = (choice >= 0) & (draw_kill < probability(xp, kill_rate_per_h, dt_h))
@@ -358,14 +339,45 @@ def contact_kill(
     return apoptotic(tumor, killed), killed
 
 
+def phagocytose(
+    xp: ModuleType, tumor: TumorLayer, *, phagocytes: Any, rate_per_h: Any, targets_offsets: list[tuple[int, ...]],
+    dt_h: float, draw_target: Any, draw_clear: Any,
+) -> tuple[TumorLayer, Any]:
+    """Each listed phagocyte engages one dead tumor cell (apoptotic or necrotic) in its voxel or a Moore neighbour and
+    may remove it (the clearance of dead cells by M1-like macrophages).
+
+    The target is chosen uniformly among the dead tumor cells in the order of
+    ``targets_offsets`` (:func:`kernels.lattice.listed_choice`: by draw, then by
+    offset index); the removal has probability ``1 - exp(-rate dt)``; a cell
+    removed by several phagocytes is removed once. Live cells are never touched.
+
+    Args:
+        tumor: the tumor cells.
+        phagocytes: ``int64``, shape ``(n,)``: flat voxels of the phagocytes (no voxel twice).
+        rate_per_h: ``float64``, shape ``(n,)`` or a scalar: each one's removal rate of an engaged dead cell, 1/h.
+        targets_offsets: the voxel itself ``(0, ..., 0)`` first, then the Moore offsets.
+        dt_h: cell step, h.
+        draw_target, draw_clear: uniform [0, 1) draws at the phagocytes, shape ``(n,)``.
+
+    Returns:
+        ``(tumor, cleared)``: the new tumor layer (removed cells' voxels as :meth:`TumorLayer.cleared` leaves them)
+        and ``int64`` ``(c,)``: the flat voxels of the cells removed, ascending, each once.
+    """
+    inside, dead = targets(xp, tumor, phagocytes, targets_offsets, states=DEAD_STATES)
+    choice = listed_choice(xp, dead, draw_target)
+    target = chosen(xp, inside, xp.maximum(choice, 0))
+    clears = (choice >= 0) & (draw_clear < probability(xp, rate_per_h, dt_h))
+    cleared = xp.unique(target[clears])
+    return tumor.cleared(cleared), cleared
+
+
 def divide(
     xp: ModuleType, immune: ImmuneLayer, *, dividing: Any, offsets: list[tuple[int, ...]], draw_direction: Any,
     draw_priority: Any,
 ) -> ImmuneLayer:
-    """Dividing immune cells place a daughter in a Moore neighbour free of immune cells, chosen uniformly
-    (:func:`kernels.lattice.listed_choice`; conflicts by priority, :func:`kernels.lattice.listed_claim`, the
-    rules of :func:`kernels.tumor.place_daughters`); a daughter is a copy of its mother (agent, state,
-    exhaustion) of age 0.
+    """Dividing immune cells place a daughter in a Moore neighbour free of immune cells by the rules of the tumor's
+    daughters (:func:`kernels.tumor.place_daughters`: chosen uniformly, conflicts by priority); a daughter is a
+    copy of its mother (agent, state, exhaustion) of age 0.
 
     Args:
         immune: the immune cells.
@@ -376,9 +388,8 @@ def divide(
     Returns:
         The new immune layer.
     """
-    neighbour = neighbour_indices(xp, immune.agent.shape, dividing, offsets)
-    allowed = (neighbour >= 0) & (immune.agent.reshape(-1)[xp.maximum(neighbour, 0)] < 0)
-    source, target = placed(xp, dividing, neighbour, listed_choice(xp, allowed, draw_direction), draw_priority)
+    source, target = place_daughters(xp, dividing, free=immune.agent < 0, offsets=offsets,
+                                     draw_direction=draw_direction, draw_priority=draw_priority)
     return immune.divided(source, target)
 
 

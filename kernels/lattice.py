@@ -71,36 +71,6 @@ def uniform_choice(xp: ModuleType, wants: Any, allowed: list[Any], draw: Any) ->
     return choice
 
 
-def claim(xp: ModuleType, choice: Any, free: Any, offsets: list[tuple[int, ...]], draw_priority: Any) -> tuple[Any, Any]:
-    """Resolve claims on free voxels: each claimed voxel goes to its claimant with the highest priority draw.
-
-    Args:
-        choice: ``int8``, lattice shape: at each claimant the index of the offset
-            it claims (toward ``voxel + offsets[k]``), -1 elsewhere.
-        free: bool, lattice shape: voxels that may be claimed.
-        offsets: the neighbourhood.
-        draw_priority: uniform [0, 1) draws, lattice shape (the claimants' priorities).
-
-    Returns:
-        ``(source_direction, won)``: ``int8`` at each claimed voxel the index
-        ``k`` with the winner at ``voxel - offsets[k]``, else -1; bool True at
-        claimants that won. Independent of the order of evaluation.
-    """
-    best_priority = xp.full(choice.shape, -1.0, dtype=xp.float64)
-    source_direction = xp.full(choice.shape, -1, dtype=xp.int8)
-    for k, offset in enumerate(offsets):
-        back = tuple(-step for step in offset)
-        claimed = free & (shifted(xp, choice, back, -1) == k)
-        priority = shifted(xp, draw_priority, back, -1.0)
-        better = claimed & (priority > best_priority)
-        best_priority = xp.where(better, priority, best_priority)
-        source_direction = xp.where(better, k, source_direction).astype(xp.int8)
-    won = xp.zeros(choice.shape, dtype=bool)
-    for k, offset in enumerate(offsets):
-        won |= (choice == k) & (shifted(xp, source_direction, offset, -1) == k)
-    return source_direction, won
-
-
 def source_index(xp: ModuleType, source_direction: Any, offsets: list[tuple[int, ...]]) -> Any:
     """Flat index of each voxel's source: ``p - offsets[k]`` where ``source_direction`` is ``k >= 0``, else ``p`` itself.
 
@@ -191,3 +161,31 @@ def listed_claim(xp: ModuleType, target: Any, direction: Any, draw_priority: Any
     won = xp.zeros(target.shape, dtype=bool)
     won[order[first]] = True
     return won
+
+
+def chosen(xp: ModuleType, neighbour: Any, choice: Any) -> Any:
+    """``neighbour[i, choice[i]]``: the flat index of each voxel's chosen neighbour (``int64``, shape ``(n,)``;
+    ``choice``, shape ``(n,)``, must be >= 0)."""
+    return xp.take_along_axis(neighbour, choice.astype(xp.int64)[:, None], axis=1)[:, 0]
+
+
+def placed(
+    xp: ModuleType, claimants: Any, neighbour: Any, choice: Any, draw_priority: Any,
+) -> tuple[Any, Any]:
+    """Claims of listed cells on neighbours (:func:`listed_claim`): the winners and their targets.
+
+    Args:
+        claimants: ``int64``, shape ``(n,)``: the flat voxels of the cells.
+        neighbour: ``int64``, shape ``(n, K)``: their neighbours (:func:`neighbour_indices`).
+        choice: integer, shape ``(n,)``: the claimed neighbour's index, -1 for no claim.
+        draw_priority: ``float64``, shape ``(n,)``: the claimants' priority draws.
+
+    Returns:
+        ``(source, target)``, ``int64`` of shape ``(m,)`` each: the winners' voxels (in the order of
+        ``claimants``) and the voxels they won.
+    """
+    claims = choice >= 0
+    source = claimants[claims]
+    target = chosen(xp, neighbour[claims], choice[claims])
+    won = listed_claim(xp, target, choice[claims], draw_priority[claims])
+    return source[won], target[won]

@@ -66,6 +66,14 @@ class TumorLayer:
         """Bool mask of voxels with a cycling or quiescent tumor cell."""
         return (self.clone >= 0) & ((self.state == CYCLING) | (self.state == QUIESCENT))
 
+    def cleared(self, index: Any) -> "TumorLayer":
+        """No cell at the flat voxels ``index`` (``int64``, shape ``(n,)``): clone -1, :data:`CYCLING`, age 0, not
+        immunogenic (the values of a voxel without a cell)."""
+        arrays = {name: getattr(self, name).copy() for name in ("clone", "state", "age_h", "immunogenic")}
+        for name, value in (("clone", -1), ("state", CYCLING), ("age_h", 0.0), ("immunogenic", False)):
+            arrays[name].reshape(-1)[index] = value
+        return self.replace(**arrays)
+
 
 #: The arrays of an :class:`ImmuneLayer`.
 _IMMUNE_ARRAYS = ("agent", "state", "exhaustion", "age_h")

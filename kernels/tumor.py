@@ -1,8 +1,18 @@
-"""Tumor cell rules as whole-grid kernels.
+"""Tumor cell rules over lists of cells; pushing over the whole grid.
 
 The tumor cells are a :class:`kernels.layers.TumorLayer` (clone, state, age,
 immunogenic death); kernels take one and return a new one, with every other
 argument by keyword.
+
+The oxygen response, death and division work on lists of cells: ``int64``
+flat voxel indices (the live, occupied or dividing cells in ascending order,
+``flatnonzero``), with the draws and the oxygen at those voxels only, and a
+dividing cell's neighbours gathered by flat index
+(:func:`kernels.lattice.neighbour_indices`). A draw at a cell is the value a
+draw over the whole lattice has at its voxel, so their cost grows with the
+cells that act, apart from one scan per list, and the result is the one of
+a pass over the whole lattice. Pushing (:func:`push`) still takes
+whole-lattice passes per neighbour offset and distance.
 
 Per-clone traits are 1-D arrays indexed by clone (gathered with ``trait[clone]``).
 Every probability comes from a rate as ``1 - exp(-rate * dt)`` and every draw
@@ -16,7 +26,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from kernels.lattice import claim, gather, shifted, source_index, uniform_choice
+from kernels.lattice import gather, listed_choice, neighbour_indices, placed, shifted, source_index, uniform_choice
 from kernels.layers import APOPTOTIC, CYCLING, NECROTIC, QUIESCENT, TumorLayer
 
 STATE_NAMES = ("cycling", "quiescent", "apoptotic", "necrotic")
@@ -52,7 +62,7 @@ def _ramp(xp: ModuleType, value: Any, zero_at: float, one_at: float) -> Any:
 
 
 def oxygen_response(
-    xp: ModuleType, tumor: TumorLayer, *, oxygen_mmHg: Any, hypoxia: HypoxiaParameters,
+    xp: ModuleType, tumor: TumorLayer, *, cells: Any, oxygen_mmHg: Any, hypoxia: HypoxiaParameters,
     quiescence_entry_per_h: Any, quiescence_exit_per_h: Any, dt_h: float, draw_necrosis: Any, draw_quiescence: Any,
 ) -> TumorLayer:
     """Switch live cells between cycling and quiescent, and start necrosis in hypoxia.
@@ -60,71 +70,82 @@ def oxygen_response(
     A hypoxic live cell (oxygen below ``quiescence_below_mmHg``) is quiescent.
     In oxygen, a cycling cell becomes quiescent with its clone's entry rate
     (dormancy) and a quiescent cell resumes cycling with its clone's exit
-    rate (an infinite rate: at once).
+    rate (an infinite rate: at once). Only the listed cells are read and written.
 
     Args:
         tumor: the tumor cells.
-        oxygen_mmHg: oxygen field, lattice shape.
+        cells: ``int64``, shape ``(n,)``: the flat voxels of the live (cycling or quiescent) cells.
+        oxygen_mmHg: oxygen at those voxels, shape ``(n,)``, mmHg.
         hypoxia: thresholds and the necrosis rate.
         quiescence_entry_per_h, quiescence_exit_per_h: per-clone rates,
             ``float64`` of shape ``(n_clones,)``, 1/h (exit may be ``inf``).
         dt_h: cell step in hours.
-        draw_necrosis, draw_quiescence: uniform [0, 1) draws, lattice shape.
+        draw_necrosis, draw_quiescence: uniform [0, 1) draws at those voxels, shape ``(n,)``.
 
     Returns:
         The tumor layer with new ``state`` and ``age_h``.
     """
-    cell_state = tumor.state
-    live = tumor.live()
+    cell_state = tumor.state.reshape(-1)[cells]
     hypoxic = oxygen_mmHg < hypoxia.quiescence_below_mmHg
-    index = xp.maximum(tumor.clone, 0)
+    index = tumor.clone.reshape(-1)[cells]
     leaves_cycling = draw_quiescence < probability(xp, quiescence_entry_per_h[index], dt_h)
     leaves_quiescence = draw_quiescence < probability(xp, quiescence_exit_per_h[index], dt_h)
     oxygenated_target = xp.where(cell_state == CYCLING, xp.where(leaves_cycling, QUIESCENT, CYCLING),
                                  xp.where(leaves_quiescence, CYCLING, QUIESCENT))
     target = xp.where(hypoxic, QUIESCENT, oxygenated_target).astype(cell_state.dtype)
-    switched = live & (target != cell_state)
+    switched = target != cell_state
 
     necrosis_rate = hypoxia.necrosis_max_rate_per_h * _ramp(
         xp, oxygen_mmHg, hypoxia.necrosis_threshold_mmHg, hypoxia.necrosis_max_mmHg)
-    necrotic = live & (draw_necrosis < probability(xp, necrosis_rate, dt_h))
+    necrotic = draw_necrosis < probability(xp, necrosis_rate, dt_h)
 
-    new_state = xp.where(live, target, cell_state)
-    new_state = xp.where(necrotic, NECROTIC, new_state).astype(cell_state.dtype)
-    new_age = xp.where(switched | necrotic, 0.0, tumor.age_h).astype(tumor.age_h.dtype)
-    return tumor.replace(state=new_state, age_h=new_age)
+    new_state = xp.where(necrotic, NECROTIC, target).astype(cell_state.dtype)
+    return tumor.replace(state=_listed(tumor.state, cells, new_state),
+                         age_h=_listed(tumor.age_h, cells[switched | necrotic], 0.0))
+
+
+def _listed(array: Any, index: Any, values: Any) -> Any:
+    """A copy of ``array`` with its flat voxels ``index`` (``int64``, shape ``(n,)``) set to ``values``
+    (a scalar or shape ``(n,)``, cast to ``array``'s dtype)."""
+    out = array.copy()
+    out.reshape(-1)[index] = values
+    return out
 
 
 def death(
-    xp: ModuleType, tumor: TumorLayer, *, apoptosis_rate_per_h: Any, apoptotic_duration_h: float,
+    xp: ModuleType, tumor: TumorLayer, *, cells: Any, apoptosis_rate_per_h: Any, apoptotic_duration_h: float,
     necrotic_clearance_per_h: float, dt_h: float, draw_apoptosis: Any, draw_clearance: Any,
 ) -> TumorLayer:
     """Start apoptosis in live cells, remove finished apoptotic cells, clear necrotic debris.
 
+    Only the listed cells are read and written (a voxel without a tumor cell is never immunogenic, so
+    removing a cell clears the mark at its voxel only).
+
     Args:
         tumor: the tumor cells.
+        cells: ``int64``, shape ``(n,)``: the flat voxels that hold a tumor cell (any state).
         apoptosis_rate_per_h: per-clone apoptosis rate, shape ``(n_clones,)``, 1/h.
         apoptotic_duration_h: time from the start of apoptosis to removal, h.
         necrotic_clearance_per_h: rate at which necrotic cells are removed, 1/h.
         dt_h: cell step, h.
-        draw_apoptosis, draw_clearance: uniform [0, 1) draws, lattice shape.
+        draw_apoptosis, draw_clearance: uniform [0, 1) draws at those voxels, shape ``(n,)``.
 
     Returns:
         The new tumor layer (a removed cell's voxel holds no cell and no immunogenic mark).
     """
-    clone, cell_state, state_age_h = tumor.clone, tumor.state, tumor.age_h
-    occupied = clone >= 0
-    live = tumor.live()
-    rate = apoptosis_rate_per_h[xp.maximum(clone, 0)]
-    starts = live & (draw_apoptosis < probability(xp, rate, dt_h))
-    finished = occupied & (cell_state == APOPTOTIC) & (state_age_h >= apoptotic_duration_h)
-    cleared = occupied & (cell_state == NECROTIC) & (draw_clearance < -math.expm1(-necrotic_clearance_per_h * dt_h))
-    removed = finished | cleared
-    new_clone = xp.where(removed, -1, clone).astype(clone.dtype)
-    new_state = xp.where(starts, APOPTOTIC, cell_state)
-    new_state = xp.where(removed, CYCLING, new_state).astype(cell_state.dtype)
-    new_age = xp.where(starts | removed, 0.0, state_age_h).astype(state_age_h.dtype)
-    return TumorLayer(clone=new_clone, state=new_state, age_h=new_age, immunogenic=tumor.immunogenic & (new_clone >= 0))
+    clone = tumor.clone.reshape(-1)[cells]
+    cell_state = tumor.state.reshape(-1)[cells]
+    state_age_h = tumor.age_h.reshape(-1)[cells]
+    live = (cell_state == CYCLING) | (cell_state == QUIESCENT)
+    starts = live & (draw_apoptosis < probability(xp, apoptosis_rate_per_h[clone], dt_h))
+    finished = (cell_state == APOPTOTIC) & (state_age_h >= apoptotic_duration_h)
+    cleared = (cell_state == NECROTIC) & (draw_clearance < -math.expm1(-necrotic_clearance_per_h * dt_h))
+    removed = cells[finished | cleared]
+    new_state = _listed(tumor.state, cells[starts], APOPTOTIC)
+    new_state.reshape(-1)[removed] = CYCLING
+    return TumorLayer(clone=_listed(tumor.clone, removed, -1), state=new_state,
+                      age_h=_listed(tumor.age_h, cells[starts | finished | cleared], 0.0),
+                      immunogenic=_listed(tumor.immunogenic, removed, False))
 
 
 def growth_probability(xp: ModuleType, rate_per_h: Any, dt_h: float) -> Any:
@@ -141,57 +162,60 @@ def growth_probability(xp: ModuleType, rate_per_h: Any, dt_h: float) -> Any:
 
 
 def division_probability(
-    xp: ModuleType, tumor: TumorLayer, *, oxygen_mmHg: Any, division_rate_per_h: Any, hypoxia: HypoxiaParameters,
-    dt_h: float,
+    xp: ModuleType, clone: Any, *, oxygen_mmHg: Any, division_rate_per_h: Any, hypoxia: HypoxiaParameters, dt_h: float,
 ) -> Any:
-    """Per-step division probability of each voxel (0 where no cycling cell).
+    """Per-step division probability of listed cycling cells.
 
     The rate is the clone's division rate times a linear oxygen factor, 0 at
     ``quiescence_below_mmHg`` and 1 at ``proliferation_saturation_mmHg``;
     the probability is :func:`growth_probability` of that rate.
 
+    Args:
+        clone: ``int32``, shape ``(n,)``: the cells' clones (each >= 0).
+        oxygen_mmHg: oxygen at the cells, shape ``(n,)``, mmHg.
+        division_rate_per_h: per-clone division rate, ``float64`` of shape ``(n_clones,)``, 1/h.
+        hypoxia: the oxygen thresholds.
+        dt_h: cell step, h.
+
     Returns:
-        ``float64`` array, lattice shape.
+        ``float64``, shape ``(n,)``.
     """
-    clone = tumor.clone
-    cycling = (clone >= 0) & (tumor.state == CYCLING)
     oxygen_factor = _ramp(xp, oxygen_mmHg, hypoxia.quiescence_below_mmHg, hypoxia.proliferation_saturation_mmHg)
-    rate = division_rate_per_h[xp.maximum(clone, 0)] * oxygen_factor
-    return xp.where(cycling, growth_probability(xp, rate, dt_h), 0.0)
+    return growth_probability(xp, division_rate_per_h[clone] * oxygen_factor, dt_h)
 
 
 def place_daughters(
-    xp: ModuleType, dividing: Any, *, free: Any, offsets: list[tuple[int, ...]], draw_direction: Any, draw_priority: Any,
+    xp: ModuleType, mothers: Any, *, free: Any, offsets: list[tuple[int, ...]], draw_direction: Any, draw_priority: Any,
 ) -> tuple[Any, Any]:
     """Choose a free Moore neighbour for each dividing cell and resolve conflicts.
 
-    Each dividing cell picks one of its free neighbours uniformly
-    (:func:`kernels.lattice.uniform_choice`); when several cells pick the same
-    voxel, the one with the highest priority draw wins and the others do not
-    divide this step (:func:`kernels.lattice.claim`). The result does not
-    depend on the order in which voxels or directions are visited. This is the
-    ``xp`` reference of the ``place_daughters`` accelerated operation
+    Each dividing cell picks one of its free neighbours uniformly: the
+    ``floor(draw x count)``-th in offset order (:func:`kernels.lattice.listed_choice`);
+    when several cells pick the same voxel, the one with the highest priority
+    draw wins, among equal draws the one of the lowest offset index, and the
+    others do not divide this step (:func:`kernels.lattice.listed_claim`). The
+    result does not depend on the order in which cells are listed or
+    evaluated. The work is on the mothers' neighbours only. This is the ``xp``
+    reference of the ``place_daughters`` accelerated operation
     (:mod:`kernels.accelerated`; CUDA: :func:`kernels.cuda.division.place_daughters`).
 
     Args:
-        dividing: bool, lattice shape: cells that attempt to divide.
+        mothers: ``int64``, shape ``(n,)``: the flat voxels of the cells that attempt to divide, ascending.
         free: bool, lattice shape: voxels a daughter may occupy.
         offsets: the neighbourhood (see :func:`kernels.lattice.moore_offsets`).
-        draw_direction, draw_priority: uniform [0, 1) draws, lattice shape.
+        draw_direction, draw_priority: uniform [0, 1) draws at the mothers, ``float64`` of shape ``(n,)``.
 
     Returns:
-        ``(source_direction, mother_won)``: ``source_direction`` is ``int8``,
-        at each voxel that receives a daughter the index ``k`` of the offset
-        such that the mother sits at ``voxel - offsets[k]``, else -1;
-        ``mother_won`` is bool, True at mothers whose daughter was placed.
+        ``(source, target)``, ``int64`` of shape ``(m,)`` each: the mothers whose daughter was placed (in the
+        order of ``mothers``) and the voxels their daughters take.
     """
-    free_neighbour = [shifted(xp, free, offset, False) for offset in offsets]
-    choice = uniform_choice(xp, dividing, free_neighbour, draw_direction)
-    return claim(xp, choice, free, offsets, draw_priority)
+    neighbour = neighbour_indices(xp, free.shape, mothers, offsets)
+    allowed = (neighbour >= 0) & free.reshape(-1)[xp.maximum(neighbour, 0)]
+    return placed(xp, mothers, neighbour, listed_choice(xp, allowed, draw_direction), draw_priority)
 
 
 def divide(
-    xp: ModuleType, tumor: TumorLayer, *, dividing: Any, free: Any, offsets: list[tuple[int, ...]],
+    xp: ModuleType, tumor: TumorLayer, *, mothers: Any, free: Any, offsets: list[tuple[int, ...]],
     draw_direction: Any, draw_priority: Any, place: Callable[..., tuple[Any, Any]] = place_daughters,
 ) -> tuple[TumorLayer, Any]:
     """Dividing cells place a daughter of their clone in a free Moore neighbour (:func:`place_daughters`).
@@ -201,23 +225,22 @@ def divide(
 
     Args:
         tumor: the tumor cells.
-        dividing: bool, lattice shape: cells that attempt to divide.
+        mothers: ``int64``, shape ``(n,)``: the flat voxels of the cells that attempt to divide, ascending.
         free: bool, lattice shape: voxels a daughter may occupy.
         offsets: the neighbourhood (see :func:`kernels.lattice.moore_offsets`).
-        draw_direction, draw_priority: uniform [0, 1) draws, lattice shape.
+        draw_direction, draw_priority: uniform [0, 1) draws at the mothers, shape ``(n,)``.
         place: the ``place_daughters`` accelerated operation (:mod:`kernels.accelerated`): this module's
             :func:`place_daughters` (the reference) or its CUDA implementation, the same bits.
 
     Returns:
-        ``(tumor, born)``: the new layer and the bool mask of voxels that received a daughter.
+        ``(tumor, born)``: the new layer and ``int64`` ``(m,)``: the flat voxels that received a daughter.
     """
-    source_direction, mother_won = place(xp, dividing, free=free, offsets=offsets,
-                                         draw_direction=draw_direction, draw_priority=draw_priority)
-    born = source_direction >= 0
-    clone = gather(tumor.clone, source_index(xp, source_direction, offsets))
-    state = xp.where(born, CYCLING, tumor.state).astype(tumor.state.dtype)
-    age_h = xp.where(born | mother_won, 0.0, tumor.age_h).astype(tumor.age_h.dtype)
-    return tumor.replace(clone=clone, state=state, age_h=age_h), born
+    source, target = place(xp, mothers, free=free, offsets=offsets,
+                           draw_direction=draw_direction, draw_priority=draw_priority)
+    clone = _listed(tumor.clone, target, tumor.clone.reshape(-1)[source])
+    age_h = _listed(tumor.age_h, target, 0.0)
+    age_h.reshape(-1)[source] = 0.0
+    return tumor.replace(clone=clone, state=_listed(tumor.state, target, CYCLING), age_h=age_h), target
 
 
 def mutant_daughters(xp: ModuleType, born: Any, *, clone: Any, mutation_rate: Any, draw_mutation: Any) -> Any:

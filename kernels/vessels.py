@@ -122,19 +122,22 @@ def _grown(xp: ModuleType, vessels: VesselLayer, count: Any) -> VesselLayer:
 
 
 def regress(xp: ModuleType, vessels: VesselLayer, *, signal: Any, threshold: float, rate_per_h: float,
-            prune_rate_per_h: Any, dt_h: float, draw: Any) -> VesselLayer:
+            prune_rate_per_h: Any, rate_factor: Any, dt_h: float, draw: Any) -> VesselLayer:
     """Immature vessels (tips too) disappear at ``rate_per_h`` where ``signal`` is below ``threshold`` (no support),
-    plus ``prune_rate_per_h`` (an anti-angiogenic drug's pruning) anywhere. Mature vessels stay.
+    plus ``prune_rate_per_h`` (an anti-angiogenic drug's pruning) anywhere, both times ``rate_factor``. Mature
+    vessels stay.
 
     Args:
         signal: the effective angiogenic signal (VEGF less its blockade), lattice shape, field units.
         threshold: level below which an immature vessel lacks support.
         rate_per_h: regression rate of an unsupported immature vessel, 1/h.
         prune_rate_per_h: extra regression rate, 1/h: a scalar or ``float64`` of the lattice shape.
+        rate_factor: factor on the whole rate, in [0, 1] (M2-like macrophages' support): a scalar or ``float64`` of
+            the lattice shape.
         dt_h: cell step, h.
         draw: uniform [0, 1) draws, lattice shape.
     """
-    rate = xp.where(signal < threshold, rate_per_h, 0.0) + prune_rate_per_h
+    rate = (xp.where(signal < threshold, rate_per_h, 0.0) + prune_rate_per_h) * rate_factor
     removed = vessels.immature & (draw < _probability(xp, rate, dt_h))
     return vessels.replace(present=vessels.present & ~removed, immature=vessels.immature & ~removed,
                            tip=vessels.tip & ~removed,

@@ -15,9 +15,12 @@ MAX_TEST_VOXELS = 10**6
 #: Overrides that make a preset too large for the suite small enough to run on the CPU (about a second per cell
 #: step), as every test that runs presets applies them: config stem -> ``dotted.key=value`` overrides. large_3d:
 #: 48^3 with the ball's radius cut by the same factor 8, treated from hour 6 so a short (golden) run is treated.
-#: The GPU size of a 3-D preset (``*_3d_gpu``) runs as its CPU size.
 SHRINK: dict[str, tuple[str, ...]] = {
     "large_3d": ("lattice.shape=[48, 48, 48]", "tumor.initial.radius_um=150.0", "treatment.start_day=0.25"),
+    # a 3-D preset's GPU size: its CPU size (the file it extends)
+    "sequencing_3d_gpu": ("lattice.shape=[40, 40, 40]", "tumor.initial.radius_um=120.0"),
+    "resistance_second_line_3d_gpu": ("lattice.shape=[48, 48, 48]", "tumor.initial.radius_um=140.0"),
+    "poor_perfusion_3d_gpu": ("lattice.shape=[48, 48, 48]", "vessels.core_radius_um=220.0", "tumor.initial.radius_um=200.0"),
     "therapy_immune_evasion_3d_gpu": ("lattice.shape=[40, 40, 40]", "tumor.initial.radius_um=100.0"),
     "therapy_immune_suppression_3d_gpu": ("lattice.shape=[40, 40, 40]", "tumor.initial.radius_um=100.0"),
     "therapy_macrophages_3d_gpu": ("lattice.shape=[40, 40, 40]", "tumor.initial.radius_um=100.0"),

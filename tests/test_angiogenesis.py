@@ -160,14 +160,14 @@ def test_immature_vessels_regress_without_support_or_when_pruned_and_mature_ones
     signal = xp.zeros(shape)
     signal[100:] = 1.0  # supported in the lower half
     kwargs = dict(threshold=0.1, rate_per_h=0.3, dt_h=1.0, draw=draws(xp, shape, 40))
-    after = vessels.regress(xp, vessel, signal=signal, prune_rate_per_h=0.0, **kwargs)
+    after = vessels.regress(xp, vessel, signal=signal, prune_rate_per_h=0.0, rate_factor=1.0, **kwargs)
     present, was_young = to_host(after.present), to_host(vessel.immature)
     lost = (~present[:100] & was_young[:100]).sum() / was_young[:100].sum()
     expected = 1 - np.exp(-0.3)
     assert abs(lost - expected) < 4 * np.sqrt(expected * (1 - expected) / 10000)
     assert present[100:].all() and present[:, 1::2].all()  # supported immature and every mature vessel stay
     assert not (to_host(after.immature) & ~present).any()
-    pruned = to_host(vessels.regress(xp, vessel, signal=signal, prune_rate_per_h=0.3, **kwargs).present)
+    pruned = to_host(vessels.regress(xp, vessel, signal=signal, prune_rate_per_h=0.3, rate_factor=1.0, **kwargs).present)
     lost = (~pruned[100:] & was_young[100:]).sum() / was_young[100:].sum()
     assert abs(lost - expected) < 4 * np.sqrt(expected * (1 - expected) / 10000) and pruned[:, 1::2].all()
 

@@ -2,12 +2,14 @@
 writes, table for table and snapshot for snapshot."""
 from __future__ import annotations
 
+import numpy as np
 import pandas
 import pytest
 
-from abm import branching, rundir
+from abm import branching, checkpoint, rundir
 from abm.comparison import compare, run_path
 from abm.config import load_config, select_arm
+from abm.runner import run
 from tests.test_checkpoint import assert_same_run
 from tests.test_reliability import SEQUENCING
 
@@ -30,6 +32,28 @@ def test_branched_arms_equal_arms_run_from_step_0(tmp_path):
             assert_same_run(run_path(tmp_path / "branched", arm, seed), run_path(tmp_path / "unbranched", arm, seed))
     events = rundir.read_table(run_path(tmp_path / "branched", "concurrent", 1), "events")
     assert (events["event"] == "dose").sum() > 0  # the arms were treated after the branch point
+
+
+def test_the_trunk_holds_what_a_run_checkpoints_at_the_branch_point(tmp_path, monkeypatch):
+    """The trunk steps through the run's own loop: its runner state (rows journaled, boundary contact), its layers
+    and its snapshots are those of an unbranched run at the branch point (step 60, a record and checkpoint step)."""
+    config = select_arm(load_config(SEQUENCING, [*OVERRIDES, "time.checkpoint_every_h=120"]), "concurrent")
+    states = []
+    monkeypatch.setattr(checkpoint, "write", lambda run_dir, state: states.append(state))
+    run(config, tmp_path / "run", progress=False)
+    shared = branching.trunk(config, 60, "trunk")
+    assert [state["step"] for state in states] == [60] and shared.state["step"] == 60
+    assert shared.state["extra"] == states[0]["extra"]
+    assert shared.state["extra"]["written"]["lineage"] > 0
+    for name, layer in states[0]["layers"].items():
+        for key, values in layer.items():
+            assert np.array_equal(shared.state["layers"][name][key], values), f"{name}.{key}"
+    written = [(step, rundir.read_snapshot(path)) for path, step in rundir.list_snapshots(tmp_path / "run") if step <= 60]
+    assert [step for step, _ in shared.snapshots] == [step for step, _ in written] == [0, 24, 48]
+    for (step, mine), (_, theirs) in zip(shared.snapshots, written):
+        assert mine.keys() == theirs.keys()
+        for name in theirs:
+            assert np.array_equal(mine[name], theirs[name], equal_nan=True), f"step {step}: {name}"
 
 
 def test_the_branch_point_is_the_earliest_start_of_any_arm():

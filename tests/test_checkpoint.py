@@ -16,7 +16,7 @@ from abm import checkpoint, rundir
 from abm.cli import main
 from abm.config import load_config, select_arm
 from abm.model import TumorModel
-from abm.runner import config_hash, resume, run
+from abm.runner import config_hash, continue_or_clear, read_run_config, resume, run
 from tests.conftest import _CUPY, _CUPY_REASON
 from tests.test_golden import VARYING_SUMMARY_KEYS
 from tests.test_reliability import SEQUENCING, error_lines, tme, wait_for_records
@@ -47,6 +47,11 @@ def uninterrupted(arguments: list[str], out: Path, backend: str = "numpy") -> Pa
     return out
 
 
+def saved(out: Path) -> dict:
+    """The state in the checkpoint of the run directory ``out``."""
+    return checkpoint.read(out, config_hash(read_run_config(out)))
+
+
 def assert_same_run(resumed: Path, reference: Path) -> None:
     """Every table, every snapshot and the summary (less its timing) of two run directories are equal, bit for bit."""
     for table in (*rundir.TABLES, rundir.AGENTS):
@@ -75,7 +80,7 @@ def test_a_run_killed_and_resumed_is_the_run_never_stopped(tmp_path):
     wait_for_records(out, 8, process, timeout_s=120)  # day 7: past the start of treatment (day 5) and a checkpoint
     process.kill()
     process.wait()
-    state = pickle.loads((out / rundir.CHECKPOINT).read_bytes())
+    state = saved(out)
     assert 72 <= state["step"] < 108 and not (out / rundir.SUMMARY).exists()
     assert state["therapy"].started  # the checkpoint holds a treatment under way
     assert main(["run", "--resume", str(out), "--quiet"]) == 0
@@ -91,7 +96,7 @@ def test_a_run_interrupted_by_sigterm_checkpoints_its_last_step_and_resumes_to_t
     assert process.returncode == 130, stderr
     summary = rundir.read_json(out / rundir.SUMMARY)
     assert summary["status"] == "interrupted"
-    state = pickle.loads((out / rundir.CHECKPOINT).read_bytes())
+    state = saved(out)
     assert state["step"] == summary["cell_steps"] < 96  # the last completed step, not a periodic one
     assert "tme run --resume" in stderr
     process = tme("run", "--resume", str(out), "--quiet")
@@ -213,11 +218,49 @@ def test_resume_refuses_a_checkpoint_of_another_config_or_version(interrupted, t
     config_file.write_text(yaml.safe_dump(changed, sort_keys=False))
     assert "another config" in refused(["run", "--resume", str(copy)], tmp_path, capsys)
     config_file.write_text(original)
-    state = pickle.loads((copy / rundir.CHECKPOINT).read_bytes())
+    state = saved(copy)
     checkpoint.write(copy, {**state, "format_version": checkpoint.FORMAT_VERSION + 1})
     assert "format version" in refused(["run", "--resume", str(copy)], tmp_path, capsys)
     (copy / rundir.CHECKPOINT).write_bytes(b"not a pickle")
     assert "cannot read the checkpoint" in refused(["run", "--resume", str(copy)], tmp_path, capsys)
+
+
+def test_whether_a_checkpoint_continues_a_run_is_read_from_its_header_line_alone(interrupted, tmp_path, capsys,
+                                                                                   monkeypatch):
+    """The file opens with one JSON line (format, version, config hash, step): a comparison's restart
+    (continue_or_clear) reads that alone, unpickling nothing; format version 1 (the bare pickle) is refused by
+    --resume with one error line and started again by a restart. A write that fails leaves the last checkpoint."""
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(interrupted, copy)
+    config = read_run_config(copy)
+    sha = config_hash(config)
+    line = (copy / rundir.CHECKPOINT).read_bytes().split(b"\n", 1)[0]
+    header = json.loads(line)
+    assert header == {"format": "tme-abm checkpoint", "format_version": 2, "config_sha256": sha,
+                      "step": rundir.read_json(copy / rundir.SUMMARY)["cell_steps"]}
+
+    def unpickle(*arguments, **options):
+        raise AssertionError("unpickled")
+
+    monkeypatch.setattr(pickle, "load", unpickle)
+    monkeypatch.setattr(pickle, "loads", unpickle)
+    assert checkpoint.header(copy, sha) == header
+    assert continue_or_clear(config, copy) == "resume"
+    monkeypatch.undo()
+    state = checkpoint.read(copy, sha)
+    assert state["step"] == header["step"]
+
+    before = (copy / rundir.CHECKPOINT).read_bytes()
+    with pytest.raises((pickle.PicklingError, AttributeError)):
+        checkpoint.write(copy, {**state, "extra": lambda: None})  # a lambda does not pickle
+    assert (copy / rundir.CHECKPOINT).read_bytes() == before
+    assert not [path.name for path in copy.iterdir() if path.name.endswith(".part")]  # no temporary file left
+
+    (copy / rundir.CHECKPOINT).write_bytes(pickle.dumps({**state, "format_version": 1}))  # as version 1 wrote it
+    assert "no header line (format version 1" in refused(["run", "--resume", str(copy)], tmp_path, capsys)
+    assert continue_or_clear(config, copy) == "start" and not (copy / rundir.CHECKPOINT).exists()
 
 
 def test_resume_takes_no_config_options(interrupted, capsys):

@@ -9,7 +9,7 @@ from abm.config import AssessmentConfig, load_config
 from abm.model import TumorModel
 from kernels import tumor
 from kernels.layers import NECROTIC, TumorLayer
-from kernels.random import uniform, voxel_index
+from kernels.random import uniform
 from tests.presets import CONFIGS
 
 RATE_PER_H = 0.05
@@ -19,8 +19,9 @@ def test_necrotic_cells_are_cleared_at_the_configured_rate():
     shape = (200, 200)
     cells = TumorLayer(clone=np.zeros(shape, dtype=np.int32), state=np.full(shape, NECROTIC, dtype=np.int8),
                        age_h=np.zeros(shape, dtype=np.float32), immunogenic=np.zeros(shape, dtype=bool))
-    draw = [uniform(np, 3, 0, stream, voxel_index(np, shape)) for stream in (2, 3)]
-    after = tumor.death(np, cells, apoptosis_rate_per_h=np.zeros(1), apoptotic_duration_h=8.6,
+    occupied = np.flatnonzero(cells.occupied())
+    draw = [uniform(np, 3, 0, stream, occupied.astype(np.uint64)) for stream in (2, 3)]
+    after = tumor.death(np, cells, cells=occupied, apoptosis_rate_per_h=np.zeros(1), apoptotic_duration_h=8.6,
                         necrotic_clearance_per_h=RATE_PER_H, dt_h=1.0, draw_apoptosis=draw[0], draw_clearance=draw[1])
     cleared = float((after.clone < 0).mean())
     expected = -math.expm1(-RATE_PER_H)

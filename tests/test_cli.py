@@ -1,12 +1,13 @@
 """The ``tme`` command line end to end: run, validate, info, and the options they share.
 
 Most tests call :func:`abm.cli.main` in-process (fast); one runs the installed
-``tme`` console script in a subprocess, as a user would.
+``tme`` console script in a subprocess, as a user would, on this checkout's code.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -43,9 +44,16 @@ def test_installed_script_writes_a_complete_run_directory(tmp_path):
     """The console script, in a subprocess: every file of the run directory, with the right contents."""
     script = Path(sys.executable).with_name("tme")
     assert script.is_file(), f"no tme console script beside {sys.executable}; run pip install -e ."
+    # The script imports abm.cli from wherever the environment installed tme (the main checkout, for a git worktree
+    # sharing its environment); with this checkout first on the path, it runs the code under test.
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    interpreter = script.read_text(encoding="utf-8").splitlines()[0].removeprefix("#!").strip()
+    where = subprocess.run([interpreter, "-c", "import abm; print(abm.__file__)"], cwd=tmp_path, env=environment,
+                           capture_output=True, text=True, timeout=60)
+    assert Path(where.stdout.strip()) == REPO / "abm" / "__init__.py", where.stderr
     out = tmp_path / "run"
-    result = subprocess.run([str(script), "run", str(TINY), "--out", str(out), "--quiet"],
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run([str(script), "run", str(TINY), "--out", str(out), "--quiet"], cwd=tmp_path,
+                            env=environment, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "run complete" in result.stdout
 
@@ -245,6 +253,40 @@ def test_memory_on_a_gpu_names_device_and_host(monkeypatch):
     gpu.free_memory_bytes = lambda: 2**20
     with pytest.raises(ConfigError, match=r"needs about 0.\d GiB on GPU 0 \(test\) \(\d+ B per voxel\), but only 0.0 GiB"):
         runner.check_memory(config, gpu)
+
+
+def test_validate_and_info_of_a_run_above_the_build_limit_do_not_build_the_model(capsys, monkeypatch):
+    """configs/large_3d.yaml (about 19 GiB): validate checks the config and the memory (the device's free memory
+    stands in as 1 TiB, whatever this machine has) without building the model, as info does; a small config is
+    still built (its initial state and field solve checked)."""
+    from abm import cli, model, runner
+    from kernels.backend import Backend
+
+    built = []
+
+    def record(config, backend):
+        built.append(list(config.lattice.shape))
+        return object()
+
+    monkeypatch.setattr(runner, "TumorModel", record)
+    monkeypatch.setattr(model, "TumorModel", record)
+    monkeypatch.setattr(Backend, "free_memory_bytes", lambda self: 2**40)
+    large = REPO / "configs" / "large_3d.yaml"
+    need = runner.estimated_bytes(load_config(large))
+    assert need > cli.VALIDATE_BUILD_LIMIT_BYTES
+    assert main(["validate", str(large), "--backend", "numpy"]) == 0
+    out = capsys.readouterr().out
+    valid, state, memory = out.splitlines()
+    assert valid.startswith(f"{large}: valid (3-D lattice 384x384x384") and memory.startswith(f"memory: about {need / 2**30:.2f} GiB")
+    assert state.startswith("initial state: not built (its run needs more than the 1 GiB")
+    assert main(["info", str(large), "--backend", "numpy"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith(f"{large}: memory: about {need / 2**30:.2f} GiB")
+    assert built == []
+    assert main(["validate", str(TINY)]) == 0
+    assert built == [[48, 48]] and capsys.readouterr().out.splitlines()[1] == "initial state: built, its fields solved"
+    monkeypatch.setattr(Backend, "free_memory_bytes", lambda self: 2**30)
+    assert main(["validate", str(large), "--backend", "numpy"]) == 2  # the memory check still refuses what run refuses
+    assert f"needs about {need / 2**30:.1f} GiB" in capsys.readouterr().err and built == [[48, 48]]
 
 
 def test_validate_rejects_what_run_rejects(capsys):

@@ -41,8 +41,8 @@ def test_every_preset_too_large_for_the_suite_is_shrunk_to_one_that_is_not():
 @pytest.mark.parametrize("path", CONFIGS, ids=[path.stem for path in CONFIGS])
 def test_config_validates(path, capsys):
     """``tme validate`` accepts the file as written; a preset too large for the suite is loaded as written (every
-    check of the config itself) and validated shrunk (``tme validate`` builds the initial state: about 19 GiB and
-    minutes of CPU for configs/large_3d.yaml)."""
+    check of the config itself) and validated shrunk, so that validate builds its initial state (it does not above
+    ``abm.cli.VALIDATE_BUILD_LIMIT_BYTES``; configs/large_3d.yaml as written would need about 19 GiB free)."""
     load_config(path)
     settings = [argument for override in shrunk(path.stem) for argument in ("--set", override)]
     assert main(["validate", str(path), *settings]) == 0

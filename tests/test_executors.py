@@ -178,6 +178,37 @@ def test_a_killed_dask_run_is_a_failure_that_stops_nothing_else(tmp_path):
     assert json.loads((out / "compare.json").read_text())["failed_runs"] == []
 
 
+def test_a_dask_job_whose_workers_died_fails_only_its_runs_that_did_not_complete(tmp_path, monkeypatch):
+    """KilledWorker for a job of two runs (the arms of one seed) of which the first completed before the worker
+    died: the first is done, the second a failure, as the process pool reports a job it gave up on."""
+    import distributed
+    from types import SimpleNamespace
+
+    config = load_config(TINY)
+    done, killed = tmp_path / "done", tmp_path / "killed"
+    done.mkdir()
+    killed.mkdir()
+    (done / rundir.SUMMARY).write_text(json.dumps({"status": "complete"}))
+    death = distributed.KilledWorker("tme-job", SimpleNamespace(address="tcp://127.0.0.1:1"), 3)
+
+    class DeadFuture:
+        def result(self):
+            raise death
+
+    class Client:
+        def submit(self, function, *arguments, **options):
+            return DeadFuture()
+
+    monkeypatch.setattr(distributed, "as_completed", iter)  # the one future is done: it raised
+    monkeypatch.setattr(distributed, "Event", lambda name, client=None: SimpleNamespace(name=name))
+    [result] = list(executors._dask_jobs(Client(), [[(config, str(done)), (config, str(killed))]], 1))
+    assert result[0] == (str(done), None)
+    path, failure = result[1]
+    assert path == str(killed) and failure.startswith(f"{killed}: its Dask worker died each time it ran it (")
+    assert failure.endswith("; the directory holds its records")
+
+
+
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
 def test_stopping_a_dask_comparison_ends_every_worker_and_run_process(tmp_path, how):
     """SIGTERM or SIGKILL to tme compare on Dask: every worker and run process ends; after SIGTERM each running run

@@ -178,7 +178,7 @@ def test_movement_keeps_one_immune_cell_per_voxel_and_conserves_counts(xp):
         allowed = (neighbour >= 0) & ~at(occupied, xp.maximum(neighbour, 0))
         choice = immune.move_choice(xp, allowed, xp.full(cells.shape, -1, dtype=xp.int8), xp.zeros(cells.shape),
                                     at(draws(xp, shape, 6, step), cells), at(draws(xp, shape, 7, step), cells))
-        source, target = immune.placed(xp, cells, neighbour, choice, at(draws(xp, shape, 8, step), cells))
+        source, target = lattice.placed(xp, cells, neighbour, choice, at(draws(xp, shape, 8, step), cells))
         assert not to_host(at(occupied, target)).any()  # only free voxels receive a cell
         assert len(np.unique(to_host(target))) == len(target) > 0  # each at most one
         agent = agent.copy()

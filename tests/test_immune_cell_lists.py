@@ -14,12 +14,13 @@ import pytest
 
 from kernels import immune
 from kernels.lattice import (
-    claim, gather, listed_choice, listed_claim, moore_offsets, neighbour_indices, shifted, source_index, uniform_choice,
+    gather, listed_choice, listed_claim, moore_offsets, neighbour_indices, placed, shifted, source_index, uniform_choice,
 )
 from kernels.layers import APOPTOTIC, EFFECTOR, EXHAUSTED, NONE, ImmuneLayer, TumorLayer
 from kernels.random import stream_offset, uniform, uniform_at, voxel_index
-from kernels.tumor import place_daughters, probability
+from kernels.tumor import probability
 from tests.test_movement_substep import arrays, substep_inputs
+from tests.test_tumor_cell_lists import lattice_claim, lattice_place_daughters
 
 SHAPES = [(23, 17), (7, 9, 6)]
 SHARES = [0.02, 0.5, 0.9]
@@ -79,7 +80,7 @@ def lattice_movement_substep(xp, immune, *, chance, bias, agent_field, fields, u
     random_choice = uniform_choice(xp, movers, allowed, uniform_at(xp, direction_offset, index))
     climbs = movers & (uphill >= 0) & (uniform_at(xp, bias_offset, index) < bias[agent])
     choice = xp.where(climbs, uphill, random_choice).astype(xp.int8)
-    source, won = claim(xp, choice, free, offsets, uniform_at(xp, priority_offset, index))
+    source, won = lattice_claim(xp, choice, free, offsets, uniform_at(xp, priority_offset, index))
     return lattice_cleared(lattice_gathered(immune, source_index(xp, source, offsets)), won)
 
 
@@ -116,8 +117,8 @@ def lattice_t_cell_kill(xp, tumor, immune_layer, *, effector, t_antigen, tumor_a
 
 
 def lattice_divide(xp, immune_layer, *, dividing, offsets, draw_direction, draw_priority):
-    source, _ = place_daughters(xp, dividing, free=immune_layer.agent < 0, offsets=offsets,
-                                draw_direction=draw_direction, draw_priority=draw_priority)
+    source, _ = lattice_place_daughters(xp, dividing, free=immune_layer.agent < 0, offsets=offsets,
+                                        draw_direction=draw_direction, draw_priority=draw_priority)
     daughters = lattice_gathered(immune_layer, source_index(xp, source, offsets))
     return daughters.replace(age_h=xp.where(source >= 0, 0.0, immune_layer.age_h).astype(xp.float32))
 
@@ -194,8 +195,8 @@ def test_listed_claim_is_the_lattice_claim(shape, share, levels):
         priority = np.floor(priority * levels) / levels
     choice_lattice = np.full(shape, -1, dtype=np.int8)
     choice_lattice.reshape(-1)[claimants] = choice
-    source_direction, won = claim(np, choice_lattice, free, offsets, priority)
-    source, target = immune.placed(np, claimants, neighbour, choice, priority.reshape(-1)[claimants])
+    source_direction, won = lattice_claim(np, choice_lattice, free, offsets, priority)
+    source, target = placed(np, claimants, neighbour, choice, priority.reshape(-1)[claimants])
     np.testing.assert_array_equal(np.sort(source), np.flatnonzero(won))
     expected_target = np.flatnonzero(source_direction.reshape(-1) >= 0)
     np.testing.assert_array_equal(np.sort(target), expected_target)

@@ -7,6 +7,7 @@ The rule tests place cells and set fields by hand, then apply one rule of a buil
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -185,6 +186,54 @@ def test_hypoxic_tumor_cells_secrete_the_m2_signal():
     model.lattice.fields["oxygen"][...] = 1.0  # below tumor.hypoxia.quiescence_below_mmHg as the step starts
     apply(model, "fields")
     assert float(model.lattice.fields["csf1"][model.lattice.tumor.live()].min()) > 0.0
+
+
+def test_snapshots_hold_the_polarisation_of_macrophages_apart_from_the_exhaustion_of_t_cells(tmp_path):
+    """The immune layer keeps both in one array; a snapshot (what a user reads, and tme export writes) names each:
+    ``polarisation`` at the macrophages (NaN elsewhere), ``exhaustion`` at the T cells (0 elsewhere)."""
+    from abm import rundir
+    from abm.io import write_snapshot
+
+    model = TumorModel(config())
+    voxels = empty_corner(model, 6)
+    macrophages = placed(model, voxels[:4], 0.8)
+    t_cell = voxels[4:5]
+    cells = model.lattice.immune.arrived(t_cell, model.immune.t_clones[0].index)
+    exhaustion = cells.exhaustion.copy()
+    exhaustion.reshape(-1)[t_cell] = 0.6
+    model.context.lattice.immune = cells.replace(exhaustion=exhaustion)
+    write_snapshot(tmp_path / rundir.snapshot_name(0), model.snapshot())
+    snapshot = rundir.Snapshot(tmp_path / rundir.snapshot_name(0), 0)
+    polarisation, exhaustion = snapshot.polarisation.reshape(-1), snapshot.exhaustion.reshape(-1)
+    assert polarisation.dtype == exhaustion.dtype == np.float32
+    np.testing.assert_array_equal(polarisation[macrophages], np.float32(0.8))
+    assert np.isnan(np.delete(polarisation, macrophages)).all()
+    np.testing.assert_array_equal(exhaustion[t_cell], np.float32(0.6))
+    assert not np.delete(exhaustion, t_cell).any()
+    np.testing.assert_array_equal(model.lattice.immune.exhaustion.reshape(-1)[macrophages], np.float32(0.8))  # kept
+
+
+def test_immune_parquet_gives_each_macrophage_type_its_mean_polarisation(tmp_path):
+    """A run with macrophages (the preset, 3 days): immune.parquet has polarisation_mean, the mean of the type's cells
+    at each record (NaN for the T-cell clone); the last is the mean of the final snapshot's polarisation."""
+    from abm import rundir
+    from abm.config import load_config, select_arm
+    from abm.runner import run
+
+    out = tmp_path / "run"
+    preset = load_config(Path(__file__).resolve().parents[1] / "configs" / "therapy_macrophages.yaml",
+                         ["time.duration_days=3", "time.snapshot_every_h=72", "arms.untreated.start_day=1"])
+    run(select_arm(preset, "untreated"), out, progress=False)
+    table = rundir.read_table(out, "immune")
+    assert table.columns[-1] == "polarisation_mean"
+    assert table.loc[table["kind"] == "t_cell", "polarisation_mean"].isna().all()
+    tam = table[table["kind"] == "tam"]
+    last = tam.iloc[-1]
+    assert last["cells_effector"] > 0
+    [(path, _)] = [entry for entry in rundir.list_snapshots(out) if entry[1] > 0]
+    polarisation = rundir.read_snapshot(path)["polarisation"]
+    assert last["polarisation_mean"] == pytest.approx(float(np.nanmean(polarisation.astype(np.float64))), rel=1e-12)
+    assert np.isnan(tam.loc[tam["cells_effector"] == 0, "polarisation_mean"]).all()
 
 
 def test_macrophage_keys_are_checked():

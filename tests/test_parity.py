@@ -16,6 +16,11 @@ _CUPY, _CUPY_REASON = probe_cupy()
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(_CUPY is None, reason=f"no GPU backend: {_CUPY_REASON}")]
 
+PHAGOCYTES_AND_VESSELS = [
+    "time.duration_days=8", "tumor.necrotic_clearance_per_h=0.01",
+    "drugs.antivegf.normalisation={start_h: 24, duration_h: 48, perfusion_factor: 2.0}",
+    "immune.suppressors.tam={role: macrophage, recruitment: {rate_per_h: 0.04}, phagocytosis: {rate_per_h: 0.2, m1_below: 0.6}, "
+    "vessel_support: 0.8}"]
 CASES = {
     # tumor growth, hypoxia and necrosis in 3-D
     "necrotic_core": ("necrotic_core", None, ["time.duration_days=2"]),
@@ -32,6 +37,8 @@ CASES = {
     # macrophages: entry, polarisation by IFN-gamma-like and hypoxia-driven signals, M1 kill, M2 contact
     # inhibition, depletion and repolarisation by a CSF1R inhibitor; 2-D
     "therapy_macrophages": ("therapy_macrophages", "anti_pd1_csf1r", ["time.duration_days=12"]),
+    # macrophages that eat dead cells and keep new vessels, angiogenesis, anti-VEGF with its normalisation window; 2-D
+    "macrophages_vessels_normalisation": ("angiogenesis_sequencing", "antivegf_then_antipd1", PHAGOCYTES_AND_VESSELS),
 }
 
 

@@ -190,7 +190,7 @@ def test_a_run_touches_only_what_each_rule_declares(path):
 def test_the_probed_runs_use_every_rule_and_every_lattice_name_each_rule_declares():
     """Over runs that exercise every rule (collapsing vessels, mutation, chemotherapy and anti-PD-1 from hour 2 with
     immune cells present, T cells that divide after a kill, assessments every 12 h, pushing, angiogenesis, macrophages
-    under a CSF1R inhibitor), every lattice array a rule declares is read or written by it: no stale declaration."""
+    that eat dead cells and keep vessels, under a CSF1R inhibitor), every lattice array a rule declares is read or written by it: no stale declaration."""
     log = set(probed_run(REPO / "configs" / "poor_perfusion.yaml", 6))
     log |= set(probed_run(REPO / "configs" / "tiny.yaml", 3, ("tumor.max_push_distance=3",)))
     log |= set(probed_run(REPO / "configs" / "angiogenesis.yaml", 6))
@@ -198,8 +198,10 @@ def test_the_probed_runs_use_every_rule_and_every_lattice_name_each_rule_declare
     log |= set(probed_run(REPO / "configs" / "sequencing.yaml", 12, ("arms.concurrent.start_day=0.08", "arms.concurrent.assessment.every_days=0.5",
                            "immune.t_cells.proliferation_after_kill=0.5"),
                           arm="concurrent", seed_immune=True))
-    log |= set(probed_run(REPO / "configs" / "therapy_macrophages.yaml", 6, ("arms.anti_pd1_csf1r.start_day=0.08",),
-                          arm="anti_pd1_csf1r", seed_immune=True))  # macrophages entering, polarised, killing and depleted
+    log |= set(probed_run(REPO / "configs" / "therapy_macrophages.yaml", 6, (
+        "arms.anti_pd1_csf1r.start_day=0.08", "immune.suppressors.tam.phagocytosis={rate_per_h: 0.5, m1_below: 1.0}",
+        "vessels.angiogenesis={field: csf1}", "immune.suppressors.tam.vessel_support=0.5"),
+        arm="anti_pd1_csf1r", seed_immune=True))  # macrophages entering, polarised, killing, eating dead cells, keeping vessels, depleted
     touched = {(name, array) for name, _, array in log}
     for rule in DEFAULT_RULES:
         for array in (rule.reads | rule.writes) - COMPARTMENTS - FIELDS:

@@ -21,11 +21,20 @@ def draws(xp, shape, stream, step=0):
 NO_DORMANCY = (np.zeros(1), np.full(1, np.inf))  # entry and exit rates of one clone
 
 
+def at(values, index):
+    """``values`` (lattice shape) at the flat voxels ``index``."""
+    return values.reshape(-1)[index]
+
+
 def respond(xp, clone, state, age, oxygen, entry_exit=NO_DORMANCY):
+    """``(state, age)`` after one step of :func:`kernels.tumor.oxygen_response` of the live cells, as the rule lists them."""
     entry, exit_ = (xp.asarray(rates) for rates in entry_exit)
-    new = tumor.oxygen_response(xp, cells(xp, clone, state, age), oxygen_mmHg=oxygen, hypoxia=HYPOXIA,
+    layer = cells(xp, clone, state, age)
+    live = xp.flatnonzero(layer.live())
+    new = tumor.oxygen_response(xp, layer, cells=live, oxygen_mmHg=at(oxygen, live), hypoxia=HYPOXIA,
                                 quiescence_entry_per_h=entry, quiescence_exit_per_h=exit_, dt_h=1.0,
-                                draw_necrosis=draws(xp, oxygen.shape, 1), draw_quiescence=draws(xp, oxygen.shape, 8))
+                                draw_necrosis=at(draws(xp, oxygen.shape, 1), live),
+                                draw_quiescence=at(draws(xp, oxygen.shape, 8), live))
     return new.state, new.age_h
 
 
@@ -36,15 +45,13 @@ def cells(xp, clone, state, age):
 
 def die(xp, clone, state, age, rate, shape):
     """``(clone, state, age)`` after one step of :func:`kernels.tumor.death` (8.6 h apoptosis, no necrotic clearance)."""
-    new = tumor.death(xp, cells(xp, clone, state, age), apoptosis_rate_per_h=rate, apoptotic_duration_h=8.6,
-                      necrotic_clearance_per_h=0.0, dt_h=1.0, draw_apoptosis=draws(xp, shape, 2),
-                      draw_clearance=draws(xp, shape, 3))
+    occupied = xp.flatnonzero(clone >= 0)
+    new = tumor.death(xp, cells(xp, clone, state, age), cells=occupied, apoptosis_rate_per_h=rate,
+                      apoptotic_duration_h=8.6, necrotic_clearance_per_h=0.0, dt_h=1.0,
+                      draw_apoptosis=at(draws(xp, shape, 2), occupied), draw_clearance=at(draws(xp, shape, 3), occupied))
     return new.clone, new.state, new.age_h
 
 
-def division_probability(xp, clone, state, oxygen):
-    return tumor.division_probability(xp, cells(xp, clone, state, xp.zeros(clone.shape, dtype=xp.float32)),
-                                      oxygen_mmHg=oxygen, division_rate_per_h=xp.asarray([0.1]), hypoxia=HYPOXIA, dt_h=1.0)
 
 
 def full_tumor(xp, shape):
@@ -68,15 +75,6 @@ def test_oxygen_response_thresholds(xp):
     # between 2.5 and 5 mmHg the rate ramps: fewer deaths than at full rate
     assert (new_state[100:150] == tumor.NECROTIC).mean() < necrotic_fraction
     assert (to_host(new_age)[new_state == tumor.NECROTIC] == 0).all()
-
-
-def test_empty_voxels_never_change_state(xp):
-    shape = (30, 30)
-    clone = xp.full(shape, -1, dtype=xp.int32)
-    state = xp.full(shape, tumor.CYCLING, dtype=xp.int8)
-    age = xp.zeros(shape, dtype=xp.float32)
-    new_state, _ = respond(xp, clone, state, age, xp.zeros(shape))
-    assert (to_host(new_state) == tumor.CYCLING).all()
 
 
 def test_dormancy_entry_and_exit_in_oxygen_follow_the_clone_rates(xp):
@@ -137,41 +135,36 @@ def test_apoptosis_rate_and_removal_after_duration(xp):
 
 
 def test_division_probability_follows_oxygen(xp):
-    oxygen = xp.asarray([[0.0, 5.0, 21.5, 38.0, 60.0]])
-    clone, state, _ = full_tumor(xp, oxygen.shape)
-    p = to_host(division_probability(xp, clone, state, oxygen))
+    oxygen = xp.asarray([0.0, 5.0, 21.5, 38.0, 60.0])
+    p = to_host(tumor.division_probability(xp, xp.zeros(5, dtype=xp.int32), oxygen_mmHg=oxygen,
+                                           division_rate_per_h=xp.asarray([0.1]), hypoxia=HYPOXIA, dt_h=1.0))
     full = np.expm1(0.1)
-    np.testing.assert_allclose(p[0], [0.0, 0.0, np.expm1(0.05), full, full], rtol=1e-12)
-    state[...] = tumor.QUIESCENT
-    assert (to_host(division_probability(xp, clone, state, oxygen)) == 0).all()
+    np.testing.assert_allclose(p, [0.0, 0.0, np.expm1(0.05), full, full], rtol=1e-12)
 
 
 def run_division(xp, shape, occupied_fraction, step):
+    """A random lattice, its dividing cells and :func:`kernels.tumor.place_daughters`'s ``(source, target)``, on the host."""
     offsets = moore_offsets(len(shape))
     occupied = draws(xp, shape, 9, step) < occupied_fraction
     dividing = occupied & (draws(xp, shape, 10, step) < 0.7)
-    free = ~occupied
-    source, won = tumor.place_daughters(xp, dividing, free=free, offsets=offsets, draw_direction=draws(xp, shape, 5, step),
-                                        draw_priority=draws(xp, shape, 6, step))
-    return offsets, to_host(occupied), to_host(dividing), to_host(source), to_host(won)
+    mothers = xp.flatnonzero(dividing)
+    source, target = tumor.place_daughters(xp, mothers, free=~occupied, offsets=offsets,
+                                           draw_direction=at(draws(xp, shape, 5, step), mothers),
+                                           draw_priority=at(draws(xp, shape, 6, step), mothers))
+    return offsets, to_host(occupied), to_host(dividing), to_host(source), to_host(target)
 
 
 def test_every_daughter_has_one_winning_dividing_mother_in_a_free_voxel(xp):
     for shape in ((40, 40), (12, 13, 14)):
         for step in range(3):
-            offsets, occupied, dividing, source, won = run_division(xp, shape, 0.5, step)
-            born = source >= 0
-            assert born.sum() == won.sum() > 0
-            assert not occupied[born].any()
-            assert (dividing[won]).all()
-            mothers = set()
-            for position in zip(*np.nonzero(born)):
-                offset = offsets[source[position]]
-                mother = tuple(p - o for p, o in zip(position, offset))
-                assert all(0 <= m < n for m, n in zip(mother, shape))
-                assert won[mother]
-                mothers.add(mother)
-            assert len(mothers) == born.sum()  # one daughter per mother
+            offsets, occupied, dividing, source, target = run_division(xp, shape, 0.5, step)
+            assert source.shape == target.shape and source.size > 0
+            assert len(set(source.tolist())) == len(set(target.tolist())) == source.size  # one daughter per mother
+            assert not occupied.reshape(-1)[target].any()
+            assert dividing.reshape(-1)[source].all()
+            assert (np.diff(source) > 0).all()  # in the order of the mothers
+            moves = np.stack(np.unravel_index(target, shape)) - np.stack(np.unravel_index(source, shape))
+            assert (np.abs(moves).max(axis=0) == 1).all()  # a Moore neighbour (inside: unravel_index of a flat index)
 
 
 def test_division_result_does_not_depend_on_backend(xp):
@@ -183,11 +176,12 @@ def test_division_result_does_not_depend_on_backend(xp):
 
 def test_gather_from_sources_copies_the_source_value(xp):
     shape = (20, 20)
-    offsets, occupied, dividing, source, _ = run_division(xp, shape, 0.4, 0)
+    offsets, _, _, source, target = run_division(xp, shape, 0.4, 0)
+    moves = [tuple(m) for m in (np.stack(np.unravel_index(target, shape)) - np.stack(np.unravel_index(source, shape))).T]
+    source_direction = np.full(shape, -1, dtype=np.int8)
+    source_direction.reshape(-1)[target] = [offsets.index(move) for move in moves]
     values = np.arange(400, dtype=np.int32).reshape(shape)
-    copied = to_host(lattice.gather(xp.asarray(values), lattice.source_index(xp, xp.asarray(source), offsets)))
-    for position in zip(*np.nonzero(source >= 0)):
-        mother = tuple(p - o for p, o in zip(position, offsets[source[position]]))
-        assert copied[position] == values[mother]
-    untouched = source < 0
+    copied = to_host(lattice.gather(xp.asarray(values), lattice.source_index(xp, xp.asarray(source_direction), offsets)))
+    np.testing.assert_array_equal(copied.reshape(-1)[target], source)
+    untouched = source_direction < 0
     np.testing.assert_array_equal(copied[untouched], values[untouched])

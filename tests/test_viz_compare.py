@@ -10,6 +10,7 @@ treat ...). It takes about ten seconds.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -17,7 +18,7 @@ import pandas as pd
 import pytest
 
 from abm.cli import main
-from tests.test_viz import assert_figure_files, assert_legends_cover_no_data, assert_not_blank, png_pixels
+from tests.test_viz import assert_figure_files, assert_legends_cover_no_data, assert_not_blank, png_pixels, styled
 from viz import palette
 from viz.comparedir import CompareData, open_comparison, open_target
 from viz.rundir import VizError, open_run
@@ -274,6 +275,43 @@ def test_kaplan_meier_legend_lies_below_the_table_and_leaves_the_width_to_the_cu
     assert curve_ax.get_window_extent().width > 0.8 * width
     assert legend.get_window_extent().y1 <= risk_ax.get_tightbbox().y0 + 1
     assert_legends_cover_no_data(figure)
+
+
+def _longest(name: str) -> str:
+    """``name`` lengthened to the longest a name may be (64 characters)."""
+    return f"{name}_{'_'.join(['continued'] * 10)}"[:64]
+
+
+#: The comparison's config with every arm and line named as long as a name may be.
+LONG_NAMES = re.sub(r"\b(observation|sequential|concurrent|adaptive|watch|cisplatin|doxorubicin|both|treat|holiday)\b",
+                    lambda match: _longest(match.group(1)), CONFIG)
+
+
+@pytest.mark.parametrize("style", ["paper", "talk"])
+def test_legends_with_the_longest_arm_and_line_names_lie_inside_the_figure(tmp_path_factory, style):
+    """Every comparison figure drawn as tme plot draws it: its legends lie inside the figure (wrapped where needed),
+    and its panels are laid out (no axes squeezed to nothing)."""
+    import warnings
+
+    from viz.comparison import COMPARE_FIGURES
+
+    folder = tmp_path_factory.mktemp("long")
+    (folder / "arms.yaml").write_text(LONG_NAMES, encoding="utf-8")
+    assert main(["compare", str(folder / "arms.yaml"), "--out", str(folder / "cmp"), "--replicates", "1",
+                 "--workers", "1", "--quiet"]) == 0
+    data = open_comparison(folder / "cmp")
+    assert max(len(arm) for arm in data.arms) == 64
+    for spec in COMPARE_FIGURES:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # matplotlib warns where the constrained layout collapses
+            figure = styled(spec.make, data, style)
+            figure.draw_without_rendering()
+        page = figure.bbox
+        for made in figure.legends:
+            box = made.get_window_extent()
+            assert page.x0 - 0.5 <= box.x0 and box.x1 <= page.x1 + 0.5 and page.y0 - 0.5 <= box.y0 and \
+                box.y1 <= page.y1 + 0.5, f"{spec.name} ({style}): legend {box.extents} outside {page.extents}"
+        assert_legends_cover_no_data(figure)
 
 
 def test_waterfall_has_one_bar_per_run_sorted(figures):

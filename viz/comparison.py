@@ -32,6 +32,10 @@ SWIMMER_GID = "swimmer-rows"
 AT_RISK_GID = "at-risk"
 OFF_TREATMENT = "0.45"  # the swimmer's line after the last line of therapy
 _PURPOSE = "tme plot"
+#: Entries per column of a figure's legend below its axes (:func:`sectioned_legend`), and the height it takes (its
+#: rows and a title row at 7.5 pt), inches.
+LEGEND_ROWS = 4
+LEGEND_HEIGHT_IN = 0.16 * (LEGEND_ROWS + 1)
 _PLOT_WIDTH_IN = WIDTH_IN - 1.3  # about the width of a time axis with row names on its left
 
 
@@ -150,15 +154,16 @@ def timeline_figure(data: CompareData):
         groups.append(("line of therapy", legend.handles(treatment.line_legend_rows(data.colors, lines_shown))))
     if drugs:
         groups.append(("dose", legend.handles([(drug, data.colors.drug(drug)) for drug in drugs])))
-    sectioned_legend(figure, groups, rows=4)
+    sectioned_legend(figure, groups)
     figure.suptitle("Treatment arms over time")
     return figure
 
 
-def sectioned_legend(figure, groups: list[tuple[str, list]], rows: int | None = None, **options):
-    """One figure legend of titled groups: stacked in one column at the right (``rows`` None), or side by side below
-    the axes, each group in columns of at most ``rows`` entries under its title. Titles are bold rows of the legend
-    (so groups never overlap, as separate legends sharing a place would)."""
+def sectioned_legend(figure, groups: list[tuple[str, list]], rows: int = LEGEND_ROWS, **options):
+    """One figure legend of titled groups below the axes, side by side, each group in columns of at most ``rows``
+    entries under its title. Titles are bold rows of the legend (so groups never overlap, as separate legends sharing
+    a place would). Below the axes, the panels keep the figure's whole width whatever the labels' length; a legend
+    wider than the figure is wrapped by :func:`viz.figures.fit_legends`."""
     from matplotlib.patches import Patch
 
     def blank(label: str = "") -> Patch:
@@ -166,24 +171,16 @@ def sectioned_legend(figure, groups: list[tuple[str, list]], rows: int | None = 
 
     entries: list = []
     titles: list[int] = []
-    if rows is None:
-        for number, (title, handles) in enumerate(groups):
-            if number:
-                entries.append(blank())
-            titles.append(len(entries))
-            entries += [blank(title)] + list(handles)
-        columns = 1
-    else:
-        columns = 0
-        for title, handles in groups:
-            chunks = [list(handles[index:index + rows]) for index in range(0, len(handles), rows)] or [[]]
-            for number, chunk in enumerate(chunks):
-                if number == 0:
-                    titles.append(len(entries))
-                entries += [blank(title if number == 0 else "")] + chunk + [blank() for _ in range(rows - len(chunk))]
-                columns += 1
+    columns = 0
+    for title, handles in groups:
+        chunks = [list(handles[index:index + rows]) for index in range(0, len(handles), rows)] or [[]]
+        for number, chunk in enumerate(chunks):
+            if number == 0:
+                titles.append(len(entries))
+            entries += [blank(title if number == 0 else "")] + chunk + [blank() for _ in range(rows - len(chunk))]
+            columns += 1
     settings = {"frameon": False, "handlelength": 1.2, "handleheight": 0.9, "fontsize": 7.5, "columnspacing": 1.2,
-                "loc": "outside right upper" if rows is None else "outside lower center"}
+                "loc": "outside lower center"}
     settings.update(options)
     made = figure.legend(handles=entries, labels=[entry.get_label() for entry in entries], ncols=columns, **settings)
     texts = made.get_texts()
@@ -336,7 +333,7 @@ def waterfall_figure(data: CompareData):
     shown = runs[np.isfinite(runs["change"])].sort_values(["change", "arm", "seed"], ascending=[False, True, True],
                                                            kind="stable").reset_index(drop=True)
     left_out = len(runs) - len(shown)
-    figure = _new_figure(3.4)
+    figure = _new_figure(3.4 + LEGEND_HEIGHT_IN)
     bars_ax, strip_ax = figure.subplots(2, 1, sharex=True, height_ratios=(3.0, 0.28))
     positions = np.arange(len(shown))
     colors = [palette.to_float(data.arm_color(arm)) for arm in shown["arm"]]
@@ -416,7 +413,7 @@ def swimmer_figure(data: CompareData):
 
     rows = swimmer_rows(data)
     runs = data.runs.set_index(["arm", "seed"])
-    height = min(9.0, 1.35 + 0.15 * len(rows))
+    height = min(9.0, 1.35 + 0.15 * len(rows)) + LEGEND_HEIGHT_IN
     figure = _new_figure(height)
     ax = figure.subplots()
     last = 0.0
@@ -431,7 +428,7 @@ def swimmer_figure(data: CompareData):
         color = palette.to_float(data.arm_color(arm))
         if seed is None:
             ax.text(0.0, row + 0.15, _arm_title(data, arm), color=color, fontweight="bold", fontsize=8, ha="left",
-                    va="center")
+                    va="center", in_layout=False)  # a long arm name would squeeze the bars to nothing
             labels.append("")
             continue
         labels.append(f"seed {seed}")

@@ -100,6 +100,49 @@ class FigureStyle:
             width, height = figure.get_size_inches()
             figure.set_size_inches(width, height * factor)
             _widen_for_text(figure, factor, widths)
+        fit_legends(figure)
+
+
+#: The most of its figure's width that a legend beside the panels may take (a legend above or below them: all of it,
+#: less :data:`LEGEND_MARGIN`).
+LEGEND_SHARE_BESIDE = 0.5
+LEGEND_MARGIN = 0.02
+_FIT_ROUNDS = 8
+
+
+def fit_legends(figure) -> None:
+    """Wrap the labels and title of each figure legend of ``figure`` that is wider than its room (long arm or line
+    names), at spaces, underscores and hyphens (:func:`viz.legend.wrapped`), until it fits: the figure's width for a
+    legend above or below the panels, :data:`LEGEND_SHARE_BESIDE` of it for one beside them. Each round lays the
+    figure out and wraps every text of a legend still too wide to one line length in characters, shorter by the
+    share the legend is over (at most :data:`_FIT_ROUNDS` rounds). The figure grows in height by what the wrapped
+    legends grew, so that its panels keep their room."""
+    original: dict[Any, str] = {}  # each text wrapped, as it was drawn
+    heights: dict[Any, float] = {}  # each legend wrapped: its height before, pixels
+    for _ in range(_FIT_ROUNDS):
+        figure.draw_without_rendering()
+        over = False
+        for made in figure.legends:
+            box = made.get_window_extent()
+            beside = any(ax.get_window_extent().y0 < box.y1 and box.y0 < ax.get_window_extent().y1
+                         for ax in figure.axes)
+            room = figure.bbox.width * (LEGEND_SHARE_BESIDE if beside else 1.0 - 2 * LEGEND_MARGIN)
+            texts = [text for text in (*made.get_texts(), made.get_title()) if text.get_text()]
+            longest = max((len(line) for text in texts for line in text.get_text().split("\n")), default=0)
+            characters = min(longest - 1, int(longest * room / box.width))
+            if box.width <= room or characters < 1:
+                continue
+            heights.setdefault(made, box.height)
+            for text in texts:
+                text.set_text(legend.wrapped(original.setdefault(text, text.get_text()), characters))
+            over = True
+        if not over:
+            break
+    if heights:
+        figure.draw_without_rendering()
+        grown = sum(max(0.0, made.get_window_extent().height - height) for made, height in heights.items())
+        width, height = figure.get_size_inches()
+        figure.set_size_inches(width, height + grown / figure.dpi)
 
 
 #: The least share of its width at the unscaled fonts that a panel keeps when the fonts grow (else the figure widens).

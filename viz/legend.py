@@ -9,6 +9,7 @@ pyvista image, so both kinds of figure have the same legend style.
 from __future__ import annotations
 
 import io
+import re
 from typing import Callable
 
 import numpy as np
@@ -17,6 +18,8 @@ from kernels.tumor import NECROTIC, STATE_NAMES
 from viz import optional, palette
 
 MAX_LEGEND_CLONES = 10
+#: Where a label may break between lines: after a space, an underscore, a hyphen, a slash, a comma or a semicolon.
+_BREAKABLE = re.compile(r"[^\s_\-/,;]*[\s_\-/,;]*")
 #: A legend row: ``(label, colour)`` for a square patch, or ``(label, colour, glyph)`` for an immune cell's marker.
 Entry = tuple
 
@@ -134,3 +137,22 @@ def paste(image: np.ndarray, overlay: np.ndarray, top: int, right: int) -> np.nd
     blended = alpha * patch[..., :3] + (1.0 - alpha) * region
     out[top:top + height, image.shape[1] - right - width:image.shape[1] - right] = np.round(blended).astype(np.uint8)
     return out
+
+
+def wrapped(text: str, width: int) -> str:
+    """``text`` with each of its lines broken into lines of at most ``width`` characters (``width`` >= 1), after a
+    space, underscore, hyphen, slash, comma or semicolon where one falls in the line (arm and line names are
+    identifiers, ``chemo_then_checkpoint``), else inside a word; spaces at a break are dropped."""
+    out = []
+    for paragraph in text.split("\n"):
+        line = ""
+        for piece in _BREAKABLE.findall(paragraph):
+            while piece:
+                if line and len(line + piece.rstrip()) > width:
+                    out.append(line.rstrip())
+                    line = ""
+                    piece = piece.lstrip(" ")
+                take = piece if len(line + piece.rstrip()) <= width else piece[:width - len(line)]
+                line, piece = line + take, piece[len(take):]
+        out.append(line.rstrip())
+    return "\n".join(out)

@@ -19,7 +19,7 @@ Per-voxel arrays of a snapshot are every array of the lattice's shape; the
 ``field_<name>`` ones are substrate fields, in the units their config entry
 names. Runs with immune cells add ``immune`` (agent index, -1 for none),
 ``immune_state`` and ``exhaustion`` (:attr:`Snapshot.immune` and its
-siblings, None without them); the immune agents are named from the
+siblings, None without them), and runs with macrophages ``polarisation``; the immune agents are named from the
 resolved config (:attr:`RunData.immune_agents`), their cells per record
 are in ``immune.parquet`` (:attr:`RunData.immune_series`). Arrays that later
 model issues add to snapshots show up in :attr:`Snapshot.arrays` without

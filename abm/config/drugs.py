@@ -14,7 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import numpy as np
 from pydantic import BaseModel, Field, model_validator
 
-from abm.config.base import MAX_HILL, PositiveHours, PositiveLevel, Probability, Rate, Strict, Variants
+from abm.config.base import MAX_HILL, Hours, PositiveHours, PositiveLevel, Probability, Rate, Strict, Variants
 from kernels import therapy
 
 
@@ -58,7 +58,7 @@ class DrugConfig(Strict):
     Actions (methods; the base's do nothing and return None, and a kind overrides those it has):
     :meth:`tumor_kill_rate`, :meth:`immunogenic_kill_rate`, :meth:`immune_kill_rate`,
     :meth:`systemic_kill_rate`, :meth:`pd1_occupancy`, :meth:`vegf_blockade`, :meth:`vessel_prune_rate`,
-    :meth:`macrophage_depletion_rate` and :meth:`m2_blockade`. The rules ask only the drugs whose kind
+    :meth:`perfusion_factor`, :meth:`macrophage_depletion_rate` and :meth:`m2_blockade`. The rules ask only the drugs whose kind
     overrides an action (:meth:`acts`), in the order of their fields, and add up what they return.
     """
 
@@ -131,6 +131,11 @@ class DrugConfig(Strict):
         """Regression rate this drug adds at immature vessels, 1/h, ``float64`` lattice shape; summed over drugs."""
         return None
 
+    def perfusion_factor(self, hours_since_doses: list[float]) -> float:
+        """Factor on the exchange of every field at perfused vessels, given the hours since each dose of this drug so far
+        (vessel normalisation); drugs multiply."""
+        return None  # type: ignore[return-value]
+
     def macrophage_depletion_rate(self, xp: ModuleType, concentration: Any) -> Any:
         """Death rate of macrophages (immune types of role macrophage), 1/h, one per cell; summed over drugs.
 
@@ -147,7 +152,7 @@ class DrugConfig(Strict):
 
 #: The actions a drug kind may contribute (methods of :class:`DrugConfig`).
 DRUG_ACTIONS = ("tumor_kill_rate", "immunogenic_kill_rate", "immune_kill_rate", "systemic_kill_rate", "pd1_occupancy",
-                "vegf_blockade", "vessel_prune_rate", "macrophage_depletion_rate", "m2_blockade")
+                "vegf_blockade", "vessel_prune_rate", "perfusion_factor", "macrophage_depletion_rate", "m2_blockade")
 #: kind name -> class, in registration order (the order of the allowed kinds in messages).
 DRUG_KINDS: dict[str, type[DrugConfig]] = {}
 #: Config models whose schema holds a drug (rebuilt when a kind is registered or removed).
@@ -246,12 +251,29 @@ class AntiPD1Drug(DrugConfig):
         return level / (level + self.kd)
 
 
+#: Largest factor on vessel exchange in a normalisation window (anti_vegf normalisation.perfusion_factor).
+MAX_PERFUSION_FACTOR = 10.0
+
+
+class NormalisationConfig(Strict):
+    """The vessel normalisation window of an anti-VEGF drug [Jain; Winkler]: from ``start_h`` to ``start_h + duration_h``
+    after a dose, every field's exchange at perfused vessels is ``perfusion_factor`` times its rate, then back."""
+
+    start_h: Hours = Field(48.0, description="start of the window after a dose, h: day 2 [Winkler]")
+    duration_h: PositiveHours = Field(72.0, description="length of the window, h: days 2 to 5 in mice [Winkler]")
+    perfusion_factor: Annotated[float, Field(ge=1, le=MAX_PERFUSION_FACTOR)] = Field(
+        1.5, description=f"factor on vessel exchange in the window, 1 to {MAX_PERFUSION_FACTOR:g} (assumption: the size of the rise in "
+                         f"oxygenation [Winkler], not its shape)")
+
+
 @register_drug_kind
 class AntiVEGFDrug(DrugConfig):
     """Anti-VEGF antibody: blocks a share ``emax x c^h / (ec50^h + c^h)`` of the signal of vessels.angiogenesis.
 
     Where the rest is below ``sprout_threshold`` no vessel sprouts; immature
-    vessels regress at ``prune_rate_per_h`` times the blocked share.
+    vessels regress at ``prune_rate_per_h`` times the blocked share. With
+    ``normalisation``, every field's vessel exchange is raised for a window
+    after each dose (:class:`NormalisationConfig`).
     """
 
     kind: Literal["anti_vegf"] = Field(description="anti_vegf: blocks the angiogenic signal of vessels.angiogenesis, prunes immature vessels")
@@ -260,12 +282,21 @@ class AntiVEGFDrug(DrugConfig):
     hill: Annotated[float, Field(gt=0, le=MAX_HILL)] = Field(1.0, description="Hill coefficient of the blockade (assumption)")
     prune_rate_per_h: Rate = Field(
         0.05, description="regression rate of immature vessels at full blockade, 1/h (assumption)")
+    normalisation: NormalisationConfig | None = Field(
+        None, description="a window after each dose in which perfused vessels exchange more (vessel normalisation); null: none")
 
     def vegf_blockade(self, xp: ModuleType, concentration: Any) -> Any:
         return self.emax * therapy.hill_response(xp, concentration.astype(xp.float64), self)
 
     def vessel_prune_rate(self, xp: ModuleType, concentration: Any) -> Any:
         return self.prune_rate_per_h * self.vegf_blockade(xp, concentration)
+
+    def perfusion_factor(self, hours_since_doses: list[float]) -> float:
+        window = self.normalisation
+        if window is not None and any(window.start_h <= hours < window.start_h + window.duration_h
+                                      for hours in hours_since_doses):
+            return window.perfusion_factor
+        return 1.0
 
 
 @register_drug_kind

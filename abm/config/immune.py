@@ -126,6 +126,15 @@ class PolarisationConfig(Strict):
     rate_per_h: Rate = Field(1.0 / 24.0, description="relaxation rate toward the target, 1/h: polarisation shifts within about a day [Mantovani] (assumption)")
 
 
+class PhagocytosisConfig(Strict):
+    """Clearance of dead tumor cells by M1-like macrophages (docs/model.md, Macrophages): a macrophage of polarisation
+    below ``m1_below`` engages one dead (apoptotic or necrotic) tumor cell in its voxel or Moore neighbourhood and
+    removes it at ``rate_per_h``."""
+
+    rate_per_h: Rate = Field(0.0, description="removal rate of an engaged dead tumor cell by one M1-like macrophage, 1/h (assumption; 0: off)")
+    m1_below: Probability = Field(0.5, description="a macrophage phagocytoses while its polarisation is below this (M1-like; assumption)")
+
+
 class MacrophageConfig(SuppressorConfig):
     """A macrophage type: recruited and moving like a suppressor, with a polarisation between M1-like (kills) and M2-like (suppresses)."""
 
@@ -138,6 +147,11 @@ class MacrophageConfig(SuppressorConfig):
     kill_rate_per_h: Rate = Field(
         0.02, description="kill rate of a fully M1 macrophage on a live tumor cell in contact, times (1 - polarisation), 1/h (assumption)")
     polarisation: PolarisationConfig = Field(default_factory=PolarisationConfig)
+    phagocytosis: PhagocytosisConfig = Field(default_factory=PhagocytosisConfig)
+    vessel_support: Probability = Field(
+        0.0, description="share of an immature vessel's regression rate (vessels.angiogenesis, anti-VEGF pruning) removed by a fully M2 "
+                         "macrophage of this type in its voxel or Moore neighbourhood, times the highest polarisation among them "
+                         "(perivascular TIE2+ macrophages [DePalma]; the value an assumption; 0: off)")
 
 
 #: role -> class of an immune.suppressors entry (the key ``role`` chooses; default suppressor).

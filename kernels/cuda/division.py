@@ -1,19 +1,21 @@
 """CUDA implementations of the ``place_daughters`` and ``enclosed`` operations: the tumor's daughter placement in
 three kernels, and the test for pushers (no free neighbour) in one.
 
-The ``xp`` reference, :func:`kernels.tumor.place_daughters`, makes whole-lattice
-array passes per neighbour offset (8 or 26): a shifted copy of the free
-voxels, the uniform choice among them (:func:`kernels.lattice.uniform_choice`)
-and the claims (:func:`kernels.lattice.claim`), about 300 array calls over
-the lattice in 3-D, each of which a GPU pays as a kernel launch and a pass
-through memory. Here three kernels do the same work, one thread per voxel:
+The ``xp`` reference, :func:`kernels.tumor.place_daughters`, works on the list
+of dividing cells: their neighbours gathered by flat index, the uniform
+choice among the free ones (:func:`kernels.lattice.listed_choice`) and the
+claims resolved by a sort (:func:`kernels.lattice.listed_claim`). Here the
+mothers and their draws are scattered onto the lattice and three kernels do
+the same work, one thread per voxel:
 
 1. ``daughter_choose``: at a dividing cell, its free neighbours counted in
    offset order and the one of rank ``floor(draw x count)`` chosen;
 2. ``daughter_claim``: at each free voxel, its claimants in offset order and
    the one with the highest priority draw (strictly higher: the lowest offset
-   keeps a tie), as :func:`kernels.lattice.claim`;
-3. ``daughter_won``: at each claimant, whether its target's winner is itself.
+   keeps a tie), as :func:`kernels.lattice.listed_claim`;
+3. ``daughter_won``: at each claimant, whether its target's winner is itself;
+
+then the winners and their targets are read back at the listed mothers.
 
 Before pushing (``tumor.max_push_distance``), :func:`kernels.tumor.enclosed`
 finds the cells with no free neighbour by a shifted copy per offset; here
@@ -37,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from kernels.cuda.lattice import BLOCK, NEIGHBOUR, OPTIONS, dimensions, grid, offset_table
+from kernels.lattice import chosen, neighbour_indices
 
 #: CUDA C++ of the three kernels, after :data:`kernels.cuda.lattice.NEIGHBOUR`. Lattice (nz, ny, nx), C order
 #: (2-D: nz = 1); offsets (K, 3) as (dz, dy, dx); choice and source int8, -1 for none.
@@ -154,28 +157,33 @@ def _kernels(xp: ModuleType) -> tuple[Any, Any, Any, Any]:
 
 
 def place_daughters(
-    xp: ModuleType, dividing: Any, *, free: Any, offsets: list[tuple[int, ...]], draw_direction: Any, draw_priority: Any,
+    xp: ModuleType, mothers: Any, *, free: Any, offsets: list[tuple[int, ...]], draw_direction: Any, draw_priority: Any,
 ) -> tuple[Any, Any]:
     """Daughter placement; the signature and the bits of :func:`kernels.tumor.place_daughters` (see there).
 
-    ``xp`` is CuPy; the lattice is 2-D or 3-D. Returns ``(source_direction, mother_won)``: int8 and bool,
-    lattice shape.
+    ``xp`` is CuPy; the lattice is 2-D or 3-D. Returns ``(source, target)``: ``int64`` ``(m,)`` each, the
+    mothers whose daughter was placed (in the order of ``mothers``) and their daughters' voxels.
     """
-    shape = dividing.shape
+    shape = free.shape
     offset_array = offset_table(xp, tuple(offsets))
-    blocks, dims, count = grid(int(dividing.size)), dimensions(shape), np.int32(len(offsets))
+    blocks, dims, count = grid(int(free.size)), dimensions(shape), np.int32(len(offsets))
     choose, claim, won, _ = _kernels(xp)
-    contiguous = xp.ascontiguousarray
-    free_voxel = contiguous(free, dtype=xp.bool_)
+    free_voxel = xp.ascontiguousarray(free, dtype=xp.bool_)
+    dividing = xp.zeros(shape, dtype=xp.bool_)
+    dividing.reshape(-1)[mothers] = True
+    direction = xp.zeros(shape, dtype=xp.float64)
+    direction.reshape(-1)[mothers] = draw_direction
+    priority = xp.zeros(shape, dtype=xp.float64)  # read at claimants only
+    priority.reshape(-1)[mothers] = draw_priority
     choice = xp.empty(shape, dtype=xp.int8)
-    choose(blocks, (BLOCK,), (choice, contiguous(dividing, dtype=xp.bool_), free_voxel,
-                              contiguous(draw_direction, dtype=xp.float64), offset_array, count, *dims))
+    choose(blocks, (BLOCK,), (choice, dividing, free_voxel, direction, offset_array, count, *dims))
     source_direction = xp.empty(shape, dtype=xp.int8)
-    claim(blocks, (BLOCK,), (source_direction, choice, free_voxel, contiguous(draw_priority, dtype=xp.float64),
-                             offset_array, count, *dims))
+    claim(blocks, (BLOCK,), (source_direction, choice, free_voxel, priority, offset_array, count, *dims))
     mother_won = xp.empty(shape, dtype=xp.bool_)
     won(blocks, (BLOCK,), (mother_won, choice, source_direction, offset_array, *dims))
-    return source_direction, mother_won
+    source = mothers[mother_won.reshape(-1)[mothers]]
+    target = chosen(xp, neighbour_indices(xp, shape, source, offsets), choice.reshape(-1)[source])
+    return source, target
 
 
 def enclosed(xp: ModuleType, free: Any, offsets: list[tuple[int, ...]]) -> Any:

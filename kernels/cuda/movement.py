@@ -10,7 +10,7 @@ bits: the rules are the reference's):
 1. ``move_choose``: whether the voxel's cell moves, its allowed neighbours,
    its uphill direction (with the random tie-break) and its move choice;
 2. ``move_claim``: at each free voxel, its claimants in offset order and the
-   one with the highest priority draw (the rule of :func:`kernels.lattice.claim`);
+   one with the highest priority draw (the rule of :func:`kernels.lattice.listed_claim`);
 3. ``move_apply``: each voxel's new immune state (cleared where its cell
    won a move, else gathered from its source).
 
