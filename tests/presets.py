@@ -21,6 +21,9 @@ SHRINK: dict[str, tuple[str, ...]] = {
     "sequencing_3d_gpu": ("lattice.shape=[40, 40, 40]", "tumor.initial.radius_um=120.0"),
     "resistance_second_line_3d_gpu": ("lattice.shape=[48, 48, 48]", "tumor.initial.radius_um=140.0"),
     "poor_perfusion_3d_gpu": ("lattice.shape=[48, 48, 48]", "vessels.core_radius_um=220.0", "tumor.initial.radius_um=200.0"),
+    "therapy_immune_evasion_3d_gpu": ("lattice.shape=[40, 40, 40]", "tumor.initial.radius_um=100.0"),
+    "therapy_immune_suppression_3d_gpu": ("lattice.shape=[40, 40, 40]", "tumor.initial.radius_um=100.0"),
+    "therapy_macrophages_3d_gpu": ("lattice.shape=[40, 40, 40]", "tumor.initial.radius_um=100.0"),
 }
 
 
