@@ -101,6 +101,34 @@ def test_gpu_session_script_parses_and_runs_the_large_3d_benchmark():
     assert "benchmarks/large_3d.py --backend cupy" in script.read_text(encoding="utf-8")
 
 
+def test_large_3d_benchmark_times_another_preset_treated_by_an_arm(tmp_path):
+    """benchmarks/large_3d.py --config --arm (what benchmarks/gpu_presets.sh runs on each GPU size of a 3-D preset),
+    here shrunk to a tiny cube: the preset's own run length, the arm's treatment, no large_3d target."""
+    rows_file = tmp_path / "row.json"
+    result = subprocess.run([sys.executable, "benchmarks/large_3d.py", "--config", "configs/therapy_macrophages_3d_gpu.yaml",
+                             "--arm", "anti_pd1_csf1r", "--backend", "numpy", "--steps", "2", "--set",
+                             "lattice.shape=[16, 16, 16]", "--set", "tumor.initial.radius_um=60", "--json",
+                             str(rows_file)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "configs/therapy_macrophages_3d_gpu.yaml, arm anti_pd1_csf1r on numpy: 16x16x16" in result.stdout
+    assert "target" not in result.stdout
+    row = json.loads(rows_file.read_text())
+    assert row["arm"] == "anti_pd1_csf1r" and row["total_steps"] == 35 * 12 and row["steps_timed"] == 1
+    refused = subprocess.run([sys.executable, "benchmarks/large_3d.py", "--config", "configs/therapy_macrophages_3d_gpu.yaml",
+                              "--arm", "nonesuch", "--backend", "numpy", "--steps", "1", "--set", "lattice.shape=[16, 16, 16]"],
+                             cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "arm nonesuch: no arm of that name" in refused.stderr
+
+
+def test_gpu_presets_script_parses_and_times_every_gpu_size():
+    """benchmarks/gpu_presets.sh is valid bash and runs the large_3d benchmark on each configs/*_3d_gpu.yaml."""
+    script = REPO / "benchmarks" / "gpu_presets.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    text = script.read_text(encoding="utf-8")
+    assert "configs/*_3d_gpu.yaml" in text and 'benchmarks/large_3d.py --config "$config"' in text
+    assert sorted((REPO / "configs").glob("*_3d_gpu.yaml")), "no GPU size of a 3-D preset to time"
+
+
 def test_versions_benchmark_interleaves_the_cases_and_reports_ratios(tmp_path):
     rows_file = tmp_path / "rows.json"
     result = subprocess.run([sys.executable, "benchmarks/versions.py", "--case", f"a={REPO}", "--case", f"b={REPO}:2",
