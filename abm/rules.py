@@ -39,6 +39,7 @@ from abm.streams import (
     STREAM_VESSEL_COLLAPSE, STREAM_VESSEL_REGRESSION, SUPPRESSOR_ENTER_STREAMS, suppressor_enter_stream,
 )
 from kernels import diffusion, immune, therapy, tumor, vessels
+from kernels.lattice import on_lattice
 from kernels.layers import CYCLING, EFFECTOR, EXHAUSTED
 from kernels.random import stream_offset
 
@@ -80,13 +81,6 @@ class Rule:
 def immune_cells(context: StepContext) -> Any:
     """``int64``, shape ``(n,)``: the flat voxels that hold an immune cell, ascending."""
     return context.xp.flatnonzero(context.lattice.immune.agent.reshape(-1) >= 0)
-
-
-def on_lattice(xp: Any, shape: tuple[int, ...], index: Any) -> Any:
-    """Bool, lattice ``shape``: True at the flat voxels ``index`` (integers, shape ``(n,)``)."""
-    mask = xp.zeros(shape, dtype=bool)
-    mask.reshape(-1)[index] = True
-    return mask
 
 
 def with_polarisation(cells: Any, index: Any, values: Any) -> Any:

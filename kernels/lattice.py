@@ -163,6 +163,14 @@ def listed_claim(xp: ModuleType, target: Any, direction: Any, draw_priority: Any
     return won
 
 
+def on_lattice(xp: ModuleType, shape: tuple[int, ...], index: Any, values: Any = True, dtype: Any = bool) -> Any:
+    """An array of lattice ``shape`` and ``dtype``, zero (False) but at the flat voxels ``index`` (integers, shape
+    ``(n,)``), which hold ``values`` (a scalar or shape ``(n,)``): a list of cells spread onto the lattice."""
+    array = xp.zeros(shape, dtype=dtype)
+    array.reshape(-1)[index] = values
+    return array
+
+
 def chosen(xp: ModuleType, neighbour: Any, choice: Any) -> Any:
     """``neighbour[i, choice[i]]``: the flat index of each voxel's chosen neighbour (``int64``, shape ``(n,)``;
     ``choice``, shape ``(n,)``, must be >= 0)."""

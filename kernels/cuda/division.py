@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from kernels.cuda.lattice import BLOCK, NEIGHBOUR, OPTIONS, dimensions, grid, offset_table
-from kernels.lattice import chosen, neighbour_indices
+from kernels.lattice import chosen, neighbour_indices, on_lattice
 
 #: CUDA C++ of the three kernels, after :data:`kernels.cuda.lattice.NEIGHBOUR`. Lattice (nz, ny, nx), C order
 #: (2-D: nz = 1); offsets (K, 3) as (dz, dy, dx); choice and source int8, -1 for none.
@@ -169,12 +169,9 @@ def place_daughters(
     blocks, dims, count = grid(int(free.size)), dimensions(shape), np.int32(len(offsets))
     choose, claim, won, _ = _kernels(xp)
     free_voxel = xp.ascontiguousarray(free, dtype=xp.bool_)
-    dividing = xp.zeros(shape, dtype=xp.bool_)
-    dividing.reshape(-1)[mothers] = True
-    direction = xp.zeros(shape, dtype=xp.float64)
-    direction.reshape(-1)[mothers] = draw_direction
-    priority = xp.zeros(shape, dtype=xp.float64)  # read at claimants only
-    priority.reshape(-1)[mothers] = draw_priority
+    dividing = on_lattice(xp, shape, mothers)
+    direction = on_lattice(xp, shape, mothers, draw_direction, xp.float64)
+    priority = on_lattice(xp, shape, mothers, draw_priority, xp.float64)  # read at claimants only
     choice = xp.empty(shape, dtype=xp.int8)
     choose(blocks, (BLOCK,), (choice, dividing, free_voxel, direction, offset_array, count, *dims))
     source_direction = xp.empty(shape, dtype=xp.int8)
