@@ -19,7 +19,7 @@ from abm.config import Config, ConfigError, load_config, select_arm
 from abm.executors import EXECUTORS
 from abm.interrupts import terminate_as_interrupt
 from abm.io import RunDirectoryError, RunFailed
-from kernels.backend import BACKEND_NAMES, BackendError, get_backend, probe_cupy
+from kernels.backend import BACKEND_NAMES, THREADS_VARIABLE, BackendError, get_backend, probe_cupy
 
 EXIT_USER_ERROR = 2
 EXIT_RUN_FAILED = 1
@@ -169,6 +169,8 @@ def _command_info(arguments: argparse.Namespace) -> int:
     print(f"gpu: {'yes: ' + description if cupy is not None else 'no: ' + description}")
     backend = get_backend("auto")
     print(f"backend auto -> {backend.name} ({backend.reason})")
+    if backend.name == "numpy":
+        print(f"numpy field-solve threads: {backend.threads} ({THREADS_VARIABLE} to change)")
     if arguments.config is not None:
         from abm.runner import describe_memory
 

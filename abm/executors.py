@@ -56,6 +56,7 @@ from tqdm import tqdm
 
 from abm import rundir
 from abm.config import Config, ConfigError
+from kernels.backend import THREADS_VARIABLE, threads_per_worker
 
 #: A run to do: its config (seed included) and its run directory (a string, so that it pickles the same everywhere).
 Run = tuple[Config, str]
@@ -160,7 +161,8 @@ def process_pool(jobs: list[Job], workers: int) -> Iterator[Result]:
             while waiting and len(busy) < workers:
                 if not idle:
                     ours, theirs = context.Pipe()
-                    process = context.Process(target=_worker, args=(theirs, os.getpid()), daemon=True)
+                    process = context.Process(target=_worker, args=(theirs, os.getpid(), threads_per_worker(workers)),
+                                              daemon=True)
                     process.start()
                     theirs.close()
                     idle.append((process, ours))
@@ -203,10 +205,12 @@ def _received(pipe: Any) -> Result | None:
         return None
 
 
-def _worker(pipe: Any, parent: int) -> None:
+def _worker(pipe: Any, parent: int, threads: int) -> None:
     """A pool process: does each job received on ``pipe`` and sends back its result, until it receives None (or the
-    pool ends it); ends with ``parent`` (:func:`_end_with_parent`)."""
+    pool ends it); ends with ``parent`` (:func:`_end_with_parent`). Its runs' NumPy field solves use ``threads``
+    threads (:data:`kernels.backend.THREADS_VARIABLE`), unless the environment already says how many."""
     _end_with_parent(parent, signal.SIGTERM)
+    os.environ.setdefault(THREADS_VARIABLE, str(threads))
     while (job := pipe.recv()) is not None:
         pipe.send(_run_one(job))
 
@@ -287,7 +291,7 @@ def open_executor(kind: str, scheduler: str | None, workers: int | None) -> Iter
             threads = sum(client.nthreads().values())
             if threads == 0:
                 raise ConfigError(f"--scheduler {scheduler}: the scheduler has no workers; start some first")
-            yield functools.partial(_dask_jobs, client), threads
+            yield functools.partial(_dask_jobs, client, 1), threads
         return
     with tempfile.TemporaryDirectory(prefix="tme-dask-") as scratch, dask.config.set({"temporary-directory": scratch}):
         # The scheduler's and the workers' scratch space goes in ``scratch``. The workers are started with SIGINT
@@ -299,11 +303,13 @@ def open_executor(kind: str, scheduler: str | None, workers: int | None) -> Iter
         finally:
             signal.signal(signal.SIGINT, previous)
         with cluster, Client(cluster) as client:
-            yield functools.partial(_dask_jobs, client), workers
+            yield functools.partial(_dask_jobs, client, threads_per_worker(workers)), workers
 
 
-def _dask_jobs(client, jobs: list[Job], workers: int) -> Iterator[Result]:
-    """Executor over the Dask ``client``'s workers (``workers`` only sizes the progress bar).
+def _dask_jobs(client, threads: int, jobs: list[Job], workers: int) -> Iterator[Result]:
+    """Executor over the Dask ``client``'s workers (``workers`` only sizes the progress bar); each run's NumPy
+    field solves use ``threads`` threads (1 on a scheduler's cluster, whose threads are the parallelism; the CPUs
+    / the workers on a local cluster).
 
     A run whose worker died more often than Dask allows is a failure, unless it completed before
     (:func:`_unfinished`, as the pool does). On an
@@ -315,7 +321,7 @@ def _dask_jobs(client, jobs: list[Job], workers: int) -> Iterator[Result]:
     from distributed import wait as wait_for
 
     stop = Event(f"tme-stop-{uuid.uuid4().hex}", client=client)
-    futures = {client.submit(_dask_task, job, stop.name, pure=False): [out for _, out in job] for job in jobs}
+    futures = {client.submit(_dask_task, job, stop.name, threads, pure=False): [out for _, out in job] for job in jobs}
     try:
         for future in as_completed(futures):
             try:
@@ -332,9 +338,9 @@ def _dask_jobs(client, jobs: list[Job], workers: int) -> Iterator[Result]:
         raise
 
 
-def _dask_task(job: Job, stop: str) -> Result:
+def _dask_task(job: Job, stop: str, threads: int) -> Result:
     """A job's runs in a process of their own, on a Dask worker, until they end or the comparison sets the event
-    ``stop``.
+    ``stop``; their NumPy field solves use ``threads`` threads unless the worker's environment says how many.
 
     After a worker died, the scheduler gives the job to another, whose run
     process continues the job's runs where they stopped
@@ -349,7 +355,8 @@ def _dask_task(job: Job, stop: str) -> Result:
     if event.is_set():
         return [(out, "not started: the comparison was stopped") for out in outs]
     root = str(Path(__file__).resolve().parents[1])  # this code, whatever the worker's own path holds
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+    environment = {THREADS_VARIABLE: str(threads), **os.environ,
+                   "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
     child = subprocess.Popen([sys.executable, "-m", "abm.executors", str(os.getpid())], stdin=subprocess.PIPE,
                              stdout=subprocess.PIPE, env=environment)
     child.stdin.write(pickle.dumps(job))

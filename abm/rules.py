@@ -262,7 +262,8 @@ class SolveFields(Rule):
         if solver is None:
             solver = self.solvers[name] = diffusion.FieldSolver(
                 self.run.xp, shape, self.run.field_parameters[name], sink, dt_min=dt_min,
-                replayable=self.run.backend.operation("replayable"), workspace=self.workspace)
+                replayable=self.run.backend.operation("replayable"), workspace=self.workspace,
+                threads=self.run.backend.threads)
         else:
             solver.update_sink(sink)
         return solver
@@ -308,7 +309,7 @@ class SolveFields(Rule):
                 else:
                     u = diffusion.implicit_step(
                         xp, u, cell_step_min / substeps, self.run.field_parameters[name], sink, source,
-                        line_sweep=self.run.backend.operation("field_line_sweep"))
+                        line_sweep=self.run.backend.operation("field_line_sweep"), threads=self.run.backend.threads)
         lattice.fields[name] = diffusion.block_spread(xp, u, factor)
 
 

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from kernels import accelerated
+from kernels.calls import usable_cpus
 
 BACKEND_NAMES = ("auto", "numpy", "cupy")
 
@@ -35,6 +36,14 @@ BACKEND_NAMES = ("auto", "numpy", "cupy")
 #: ``false``, ``off``, ``no``) turns the CUDA fast paths off; ``1`` (``true``, ``on``, ``yes``) or unset leaves them on.
 FAST_PATHS_VARIABLE = "TME_FAST_PATHS"
 _OFF, _ON = ("0", "false", "off", "no"), ("1", "true", "on", "yes", "")
+#: Environment variable read by :func:`get_backend` when ``threads`` is not given: the threads that share a
+#: NumPy field solve (a whole number from 1 to :data:`MAX_THREADS`); unset: the usable CPUs up to
+#: :data:`DEFAULT_MAX_THREADS`. A process pool of K workers sets it to the CPUs / K in its workers.
+THREADS_VARIABLE = "TME_THREADS"
+#: Most threads by default: the field solve's calls are memory-bound, and more threads gain little beyond this.
+DEFAULT_MAX_THREADS = 4
+#: Most threads :data:`THREADS_VARIABLE` may ask for.
+MAX_THREADS = 64
 
 
 class BackendError(RuntimeError):
@@ -51,6 +60,8 @@ class Backend:
         reason: one sentence on why this backend was chosen.
         device: a human-readable name of the device the arrays live on.
         fast_paths: whether :meth:`operation` may give CUDA implementations (they apply on CuPy only).
+        threads: CPU threads that share the array calls of a field solve on NumPy
+            (:class:`kernels.calls.CallList`; the same bits for any count); 1 on CuPy.
     """
 
     name: str
@@ -58,6 +69,7 @@ class Backend:
     reason: str
     device: str
     fast_paths: bool = True
+    threads: int = 1
 
     def operation(self, name: str) -> Callable[..., Any]:
         """The implementation of accelerated operation ``name`` (:data:`kernels.accelerated.OPERATIONS`) to call.
@@ -145,27 +157,54 @@ def fast_paths_from_environment() -> bool:
                        f"{', '.join(_OFF)} (fast paths off) or {', '.join(v for v in _ON if v)} (on)")
 
 
-def get_backend(name: str = "auto", *, fast_paths: bool | None = None) -> Backend:
+def threads_from_environment() -> int:
+    """The NumPy threads :data:`THREADS_VARIABLE` asks for; unset or empty: the usable CPUs up to
+    :data:`DEFAULT_MAX_THREADS`.
+
+    Raises:
+        BackendError: the variable holds anything but a whole number from 1 to :data:`MAX_THREADS`.
+    """
+    value = os.environ.get(THREADS_VARIABLE, "").strip()
+    if not value:
+        return max(1, min(DEFAULT_MAX_THREADS, usable_cpus()))
+    if not value.isdigit() or not 1 <= int(value) <= MAX_THREADS:
+        raise BackendError(f"backend: {THREADS_VARIABLE}={os.environ[THREADS_VARIABLE]!r}; allowed: a whole number "
+                           f"from 1 to {MAX_THREADS} (threads that share a NumPy field solve)")
+    return int(value)
+
+
+def threads_per_worker(workers: int) -> int:
+    """The NumPy threads for each of ``workers`` processes that share this machine: the usable CPUs / ``workers``
+    (at least 1, at most :data:`DEFAULT_MAX_THREADS`), so that together they do not ask for more CPUs than there are."""
+    return max(1, min(DEFAULT_MAX_THREADS, usable_cpus() // max(1, workers)))
+
+
+def get_backend(name: str = "auto", *, fast_paths: bool | None = None, threads: int | None = None) -> Backend:
     """Return the backend called ``name`` (``auto``, ``numpy`` or ``cupy``).
 
     Args:
         name: the backend.
         fast_paths: whether the backend's accelerated operations may use their CUDA
             implementations; None (the default) reads :data:`FAST_PATHS_VARIABLE` (unset: on).
+        threads: threads that share a NumPy field solve (>= 1; :attr:`Backend.threads`); None (the default)
+            reads :data:`THREADS_VARIABLE` (:func:`threads_from_environment`). CuPy always has 1.
 
     Raises:
-        BackendError: ``name`` is unknown, ``cupy`` was asked for and cannot run, or
-            :data:`FAST_PATHS_VARIABLE` holds an unknown value.
+        BackendError: ``name`` is unknown, ``cupy`` was asked for and cannot run,
+            :data:`FAST_PATHS_VARIABLE` or :data:`THREADS_VARIABLE` holds an unknown value, or ``threads`` < 1.
     """
     if name not in BACKEND_NAMES:
         raise BackendError(f"backend: unknown backend {name!r}; allowed: {', '.join(BACKEND_NAMES)}")
     fast = fast_paths_from_environment() if fast_paths is None else bool(fast_paths)
+    cpu_threads = threads_from_environment() if threads is None else int(threads)
+    if cpu_threads < 1:
+        raise BackendError(f"backend: threads={threads}; allowed: at least 1")
     if name == "numpy":
-        return Backend("numpy", np, "asked for numpy", "CPU", fast)
+        return Backend("numpy", np, "asked for numpy", "CPU", fast, cpu_threads)
     cupy, description = probe_cupy()
     if cupy is not None:
         reason = "asked for cupy" if name == "cupy" else "auto: a working GPU was found"
         return Backend("cupy", cupy, reason, description, fast)
     if name == "cupy":
         raise BackendError(f"backend: cupy was asked for but cannot be used: {description}")
-    return Backend("numpy", np, f"auto: no GPU backend, using numpy ({description})", "CPU", fast)
+    return Backend("numpy", np, f"auto: no GPU backend, using numpy ({description})", "CPU", fast, cpu_threads)

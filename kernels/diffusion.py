@@ -67,7 +67,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache, partial
@@ -75,6 +74,8 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
+
+from kernels.calls import CallList
 
 
 
@@ -179,10 +180,6 @@ def block_spread(xp: ModuleType, coarse: Any, factor: int) -> Any:
 
 
 # --------------------------------------------------------------------------- implicit (LOD) step
-
-#: Threads that share the grid lines of a NumPy sweep (at most 4: the sweeps are memory-bound).
-THREADS = max(1, min(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)))
-
 
 @lru_cache(maxsize=512)
 def _thomas_coefficients(n: int, r: float, low_fixed: bool, high_fixed: bool) -> tuple[tuple[float, ...], tuple[float, ...]]:
@@ -318,22 +315,22 @@ def solve_lines(xp: ModuleType, work: Any, axis: int, forward: Any, inverse: Any
         planes[i] *= inverse[i]
 
 
-def _split(xp: ModuleType, call: Any, arrays: Sequence[Any], axis: int) -> None:
-    """Run ``call(*chunks)`` on slabs of ``arrays`` cut along array ``axis``, on :data:`THREADS` threads.
+def _split(xp: ModuleType, call: Any, arrays: Sequence[Any], axis: int, threads: int) -> None:
+    """Run ``call(*chunks)`` on slabs of ``arrays`` cut along array ``axis``, on ``threads`` threads.
 
     The slabs hold disjoint grid lines, so the result does not depend on the
     number of threads. NumPy releases the GIL inside its ufunc loops; on any
     other array module (a GPU queue) the call runs once on whole arrays.
     """
     extent = arrays[0].shape[axis]
-    pieces = min(THREADS, extent) if xp is np else 1
+    pieces = min(threads, extent) if xp is np else 1
     if pieces <= 1:
         call(*arrays)
         return
     bounds = [extent * k // pieces for k in range(pieces + 1)]
     lead = (slice(None),) * axis
     chunks = [[a[lead + (slice(lo, hi),)] for a in arrays] for lo, hi in zip(bounds[:-1], bounds[1:])]
-    for future in [_pool().submit(call, *chunk) for chunk in chunks]:
+    for future in [_pool(pieces).submit(call, *chunk) for chunk in chunks]:
         future.result()
 
 
@@ -342,10 +339,10 @@ def _copy(out: Any, values: Any) -> None:
     out[...] = values
 
 
-@lru_cache(maxsize=1)
-def _pool() -> ThreadPoolExecutor:
-    """The worker threads of the NumPy sweeps (created on first use)."""
-    return ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="diffusion")
+@lru_cache(maxsize=8)
+def _pool(threads: int) -> ThreadPoolExecutor:
+    """``threads`` worker threads for the NumPy sweeps (created on first use)."""
+    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="diffusion")
 
 
 def implicit_step_many(
@@ -357,6 +354,7 @@ def implicit_step_many(
     source_per_min: Any = 0.0,
     *,
     line_sweep: Callable[..., None] = solve_lines,
+    threads: int = 1,
 ) -> Any:
     """Advance a stack of fields by ``dt_min`` minutes (reactions, then LOD diffusion).
 
@@ -365,7 +363,7 @@ def implicit_step_many(
     over planes of grid lines: the first spatial axis (contiguous planes),
     the middle one, and the last one after the last two axes are swapped in a
     work copy (which the reaction step writes). On NumPy the lines are shared
-    among :data:`THREADS` threads.
+    among ``threads`` threads (the same bits for any count).
 
     Args:
         xp: array module.
@@ -379,6 +377,8 @@ def implicit_step_many(
         source_per_min: production, field units / min, same shapes as ``sink_per_min``.
         line_sweep: the ``field_line_sweep`` operation: :func:`solve_lines` (the default), or the one
             a backend picks (:meth:`kernels.backend.Backend.operation`); the same bits either way.
+        threads: threads that share the lines on NumPy (:attr:`kernels.backend.Backend.threads`); the same bits
+            for any count.
 
     Returns:
         A new array of the shape and dtype of ``fields``.
@@ -394,7 +394,7 @@ def implicit_step_many(
     swapped = xp.empty(fields.shape[:-2] + fields.shape[:-3:-1], dtype=dtype)
     natural = swapped.swapaxes(-1, -2)
     if np.ndim(source_per_min) == 0 and float(source_per_min) == 0.0:
-        _split(xp, _copy, (natural, fields), 1)
+        _split(xp, _copy, (natural, fields), 1, threads)
     else:
         natural[...] = fields + xp.asarray(source_per_min * dt_min, dtype=dtype)
     if np.ndim(sink_per_min) == 0:
@@ -407,17 +407,17 @@ def implicit_step_many(
     if not any(r):
         return xp.ascontiguousarray(natural)
     last = [p.faces[ndim - 1] for p in params]
-    _split(xp, lambda w: _sweep(xp, w, ndim - 1, r, last, line_sweep), (swapped,), 1 if ndim == 3 else ndim)
+    _split(xp, lambda w: _sweep(xp, w, ndim - 1, r, last, line_sweep), (swapped,), 1 if ndim == 3 else ndim, threads)
     result = xp.empty_like(fields)
-    _split(xp, _copy, (result, natural), 1)
+    _split(xp, _copy, (result, natural), 1, threads)
     for axis in range(1, ndim):
         faces = [p.faces[axis - 1] for p in params]
-        _split(xp, lambda w, a=axis, f=faces: _sweep(xp, w, a, r, f, line_sweep), (result,), 2 if axis == 1 else 1)
+        _split(xp, lambda w, a=axis, f=faces: _sweep(xp, w, a, r, f, line_sweep), (result,), 2 if axis == 1 else 1, threads)
     return result
 
 
 def implicit_step(xp: ModuleType, u: Any, dt_min: float, params: FieldParameters, sink_per_min: Any = 0.0,
-                  source_per_min: Any = 0.0, *, line_sweep: Callable[..., None] = solve_lines) -> Any:
+                  source_per_min: Any = 0.0, *, line_sweep: Callable[..., None] = solve_lines, threads: int = 1) -> Any:
     """Advance one field by ``dt_min`` minutes (reactions, then LOD diffusion).
 
     Args:
@@ -427,12 +427,13 @@ def implicit_step(xp: ModuleType, u: Any, dt_min: float, params: FieldParameters
         params: the field's parameters.
         sink_per_min: per-voxel first-order loss rate (scalar or array of ``u.shape``), 1/min.
         source_per_min: per-voxel production (scalar or array), field units / min.
-        line_sweep: the ``field_line_sweep`` operation (see :func:`implicit_step_many`).
+        line_sweep, threads: as in :func:`implicit_step_many`.
 
     Returns:
         The new field, same shape and dtype as ``u``.
     """
-    return implicit_step_many(xp, u[None], dt_min, (params,), sink_per_min, source_per_min, line_sweep=line_sweep)[0]
+    return implicit_step_many(xp, u[None], dt_min, (params,), sink_per_min, source_per_min, line_sweep=line_sweep,
+                              threads=threads)[0]
 
 
 # --------------------------------------------------------------------------- steady state
@@ -457,12 +458,6 @@ def _dot(xp: ModuleType, a: Any, b: Any) -> Any:
     compare`` with several workers).
     """
     return xp.einsum("i,i->", a.reshape(-1), b.reshape(-1))
-
-
-def _run(calls: Sequence[Callable[[], Any]]) -> None:
-    """Make each call in turn."""
-    for call in calls:
-        call()
 
 
 def _nothing() -> None:
@@ -754,7 +749,9 @@ class _Multigrid:
     (the ``replayable`` operation, :func:`kernels.cuda.graphs.replayable`): three launches per cycle instead of
     about 200, the same kernels in the same order (the same bits). The
     coarsest solve (a cuBLAS product, which CuPy does not capture) runs
-    between the two graphs.
+    between the two graphs. On NumPy the same two lists are each a
+    :class:`kernels.calls.CallList` shared among ``threads`` threads (the same
+    bits).
 
     Attributes:
         residual: float32 array of the finest shape, the cycle's input.
@@ -765,7 +762,7 @@ class _Multigrid:
     """
 
     def __init__(self, xp: ModuleType, fine: _Level, replayable: Callable[..., Callable[[], Any]] = uncaptured,
-                 workspace: Workspace | None = None) -> None:
+                 workspace: Workspace | None = None, threads: int = 1) -> None:
         self.xp = xp
         workspace = Workspace(xp) if workspace is None else workspace
         f32 = xp.float32
@@ -812,9 +809,9 @@ class _Multigrid:
         self.solution = correction
         # On a GPU the calls before and after the coarsest solve are each one CUDA graph; the solve
         # (cuBLAS, which CuPy does not capture) runs between them.
-        self.down = replayable(xp, partial(_run, down)) if down else _nothing
-        self.exact = partial(_run, exact)
-        self.up = replayable(xp, partial(_run, up)) if up else _nothing
+        self.down = replayable(xp, CallList(xp, down, threads)) if down else _nothing
+        self.exact = CallList(xp, exact)
+        self.up = replayable(xp, CallList(xp, up, threads)) if up else _nothing
 
     def _write(self, levels: list[_Level]) -> None:
         """Write the coefficients of ``levels`` (Jacobi weights, apply diagonals, coarsest inverse) into the arrays
@@ -929,11 +926,14 @@ class FieldSolver:
             :func:`uncaptured` (the default), or the one a backend picks
             (:meth:`kernels.backend.Backend.operation`: CUDA graphs on a GPU); the same bits either way.
         workspace: the work arrays, shared with other solvers of this shape (None: a new one of its own).
+        threads: threads that share the V-cycle's and the operator's call lists on NumPy
+            (:class:`kernels.calls.CallList`, :attr:`kernels.backend.Backend.threads`); the same bits for any count.
     """
 
     def __init__(self, xp: ModuleType, shape: Sequence[int], params: FieldParameters, sink_per_min: Any = 0.0,
                  dt_min: float | None = None, *,
-                 replayable: Callable[..., Callable[[], Any]] = uncaptured, workspace: Workspace | None = None) -> None:
+                 replayable: Callable[..., Callable[[], Any]] = uncaptured, workspace: Workspace | None = None,
+                 threads: int = 1) -> None:
         if dt_min is not None:
             if dt_min <= 0:
                 raise ValueError(f"dt_min must be positive, got {dt_min}")
@@ -941,6 +941,7 @@ class FieldSolver:
                                      params.dx_um, params.faces)
         self.xp = xp
         self.replayable = replayable
+        self.threads = threads
         self.shape = tuple(int(extent) for extent in shape)
         self.dt_min = dt_min
         self.params = params
@@ -1069,8 +1070,8 @@ class FieldSolver:
             apply_diagonal = self._array("cg.apply_diagonal")
             fine = self._fine()
             apply_diagonal[...] = _apply_diagonal(xp, fine, xp.float64)
-            self._apply = self.replayable(xp, partial(_run, _apply_calls(
-                xp, fine, xp.float64, direction, image, apply_diagonal, partial(self._array, "cg.scratch"))))
+            self._apply = self.replayable(xp, CallList(xp, _apply_calls(
+                xp, fine, xp.float64, direction, image, apply_diagonal, partial(self._array, "cg.scratch")), self.threads))
         xp.copyto(u, u_guess)
         xp.copyto(direction, u)
         self._apply()  # image = A u
@@ -1084,7 +1085,7 @@ class FieldSolver:
             xp.add(image, source, out=residual)
             residual_norm = rhs_norm
         if self._multigrid is None:
-            self._multigrid = _Multigrid(xp, self._fine(), self.replayable, self.workspace)
+            self._multigrid = _Multigrid(xp, self._fine(), self.replayable, self.workspace, self.threads)
         multigrid = self._multigrid
         z, spare = self._array("cg.z"), self._array("cg.spare")
         multigrid.precondition(residual, residual_norm, z)

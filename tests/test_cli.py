@@ -21,7 +21,7 @@ from abm import __version__
 from abm.cli import main
 from abm.config import load_config
 from abm.measurement import RECORD_COLUMNS
-from kernels.backend import probe_cupy
+from kernels.backend import get_backend, probe_cupy
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = REPO / "configs" / "tiny.yaml"
@@ -307,6 +307,17 @@ def test_info_reports_backend_and_gpu_status(capsys):
     if _CUPY is None:
         assert gpu == f"gpu: no: {_CUPY_REASON}"
         assert backend.startswith("backend auto -> numpy (auto: no GPU backend")
+        assert f"numpy field-solve threads: {get_backend('numpy').threads} (TME_THREADS to change)" in lines
     else:
         assert gpu.startswith("gpu: yes: GPU ")
         assert backend.startswith("backend auto -> cupy (")
+
+
+def test_a_bad_thread_count_is_one_error_line_and_nothing_written(tmp_path, capsys, monkeypatch):
+    """``TME_THREADS`` that is not a whole number from 1 to 64: ``error:`` naming it, exit 2, no run directory."""
+    monkeypatch.setenv("TME_THREADS", "0")
+    out = tmp_path / "run"
+    assert main(["run", str(REPO / "configs" / "default.yaml"), "--out", str(out), "--set", "time.duration_days=1"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: backend: TME_THREADS='0'; allowed: a whole number from 1 to 64 (threads that share a NumPy field solve)"]
+    assert not out.exists()

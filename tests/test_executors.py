@@ -201,7 +201,7 @@ def test_a_dask_job_whose_workers_died_fails_only_its_runs_that_did_not_complete
 
     monkeypatch.setattr(distributed, "as_completed", iter)  # the one future is done: it raised
     monkeypatch.setattr(distributed, "Event", lambda name, client=None: SimpleNamespace(name=name))
-    [result] = list(executors._dask_jobs(Client(), [[(config, str(done)), (config, str(killed))]], 1))
+    [result] = list(executors._dask_jobs(Client(), 1, [[(config, str(done)), (config, str(killed))]], 1))
     assert result[0] == (str(done), None)
     path, failure = result[1]
     assert path == str(killed) and failure.startswith(f"{killed}: its Dask worker died each time it ran it (")
