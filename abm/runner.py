@@ -187,6 +187,18 @@ class BoundaryWatch:
                        f"or a shorter time.duration_days", file=sys.stderr)
 
 
+#: What a step of :class:`Stepping` can raise that ends a run as ``failed``: a numerical failure, or a refused write
+#: (disk full, file-size limit, read-only) of its sink or checkpoint.
+FAILURES = (FieldSolverError, NonFiniteRecord, OSError)
+
+
+def describe_failure(model: TumorModel, error: BaseException) -> str:
+    """One line of a failure in :data:`FAILURES` of ``model``'s run: the day it stopped at and what failed (an
+    ``OSError`` described by :func:`abm.io.describe_os_error`)."""
+    what = describe_os_error(error) if isinstance(error, OSError) else str(error)
+    return f"day {model.time_h / 24.0:g}: {what}"
+
+
 def journal_record(journal: rundir.Journal, model: TumorModel, written: dict[str, int]) -> None:
     """Append the rows of the model's latest record to the journals (clones and events only where new).
 
@@ -236,14 +248,16 @@ class DirectorySink:
 
 
 class Stepping:
-    """The one stepping loop of a model: :func:`run`'s and :func:`resume`'s, and the trunk's of branched arms
-    (:func:`abm.branching.trunk`). After each step it does the runner's bookkeeping in one order: at a record, the
-    record to the sink and the boundary check (:class:`BoundaryWatch`); at ``time.snapshot_every_h``, a snapshot to
-    the sink; at ``time.checkpoint_every_h`` before the run's end, the caller's checkpoint.
+    """The one stepping loop of a model: :func:`run`'s and :func:`resume`'s, the trunk's of branched arms
+    (:func:`abm.branching.trunk`) and the live model's of ``tme explore`` (:class:`abm.live.LiveRun`, which runs it
+    one record at a time); no other code of the project steps a model (tests/test_architecture.py). After each step
+    it does the runner's bookkeeping in one order: at a record, the record to the sink and the boundary check
+    (:class:`BoundaryWatch`); at ``time.snapshot_every_h``, a snapshot to the sink; at ``time.checkpoint_every_h``
+    before the run's end, the caller's checkpoint.
 
     A sink takes ``record(model)`` (the model's latest record; it keeps ``written``, the lineage rows and events
     it holds by then, :func:`journal_record`) and ``snapshot(step, arrays)``: :class:`DirectorySink` writes them to a
-    run directory, :class:`abm.branching.TrunkSink` keeps them for the branches.
+    run directory (a run's, or the live model's), :class:`abm.branching.TrunkSink` keeps them for the branches.
 
     Attributes:
         between_steps: whether the model holds a completed step (a checkpoint of it can be taken); False while a
@@ -290,8 +304,8 @@ class Stepping:
                 step; None: no checkpoints.
 
         Raises:
-            FieldSolverError, NonFiniteRecord: a numerical failure in a step.
-            OSError: a refused write of the sink or the checkpoint.
+            FieldSolverError, NonFiniteRecord: a numerical failure in a step (:data:`FAILURES`).
+            OSError: a refused write of the sink or the checkpoint (:data:`FAILURES`).
             KeyboardInterrupt: from ``stop``, or a signal during a step.
         """
         model, sink, boundary = self.model, self.sink, self.boundary
@@ -506,13 +520,10 @@ def _simulate(config: Config, model: TumorModel, out: Path, progress: bool, rest
                 stepping.run(total_steps, stop, bar, save_checkpoint)
     except KeyboardInterrupt:
         status = "interrupted"
-    except (FieldSolverError, NonFiniteRecord) as exc:
+    except FAILURES as exc:
         status = "failed"
-        failure = f"day {model.time_h / 24.0:g}: {exc}"
-    except OSError as exc:
-        status = "failed"
-        failure = f"day {model.time_h / 24.0:g}: {describe_os_error(exc)}"
-        disk_failed = True
+        failure = describe_failure(model, exc)
+        disk_failed = isinstance(exc, OSError)
     wall_s = time.perf_counter() - started
 
     summary = without_negative_zero({  # as summary.json will hold it

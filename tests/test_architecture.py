@@ -1,5 +1,5 @@
 """docs/architecture.md as built: its worked example of a new rule runs as written and keeps the rules' contract,
-and no module of abm imports another in a circle."""
+no module of abm imports another in a circle, and one stepping loop steps every model of the project's packages."""
 from __future__ import annotations
 
 import ast
@@ -123,3 +123,39 @@ def test_no_import_circle_among_abm_modules():
     broken = {name: set(edges) for name, edges in graph.items()}
     broken["abm.step"].add("abm.model")  # what the rules' old import of the model was
     assert find_circle(broken) is not None
+
+
+#: The methods that advance a model: its step, and Mesa's loop over it.
+STEPPING_METHODS = frozenset({"step", "run_model"})
+
+
+def model_steps(source: str, name: str) -> list[str]:
+    """``NAME:LINE FUNCTION`` of each call in the module ``source`` that advances a model: ``X.step()`` without
+    arguments (a field solver's ``step`` takes its field) or ``X.run_model(...)``; FUNCTION is the innermost function
+    or method around it, with its class (``Stepping.run``)."""
+    found: list[str] = []
+
+    def visit(node: ast.AST, scope: tuple[str, ...]) -> None:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            scope = (*scope, node.name)
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in STEPPING_METHODS
+                and (node.func.attr == "run_model" or not (node.args or node.keywords))):
+            found.append(f"{name}:{node.lineno} {'.'.join(scope[-2:])}")
+        for child in ast.iter_child_nodes(node):
+            visit(child, scope)
+
+    visit(ast.parse(source), ())
+    return found
+
+
+def test_only_the_runners_stepping_loop_steps_a_model():
+    """One stepping loop (docs/architecture.md, "Run directories, failures and interruptions"): in the project's
+    packages only ``abm.runner.Stepping.run`` calls a model's ``step()``; a run, a resumed run, a trunk and the live
+    explorer all step through it. (Tests and benchmarks step models directly.)"""
+    calls = [call for package in ("abm", "viz", "kernels") for path in sorted((REPO / package).rglob("*.py"))
+             for call in model_steps(path.read_text(encoding="utf-8"), str(path.relative_to(REPO)))]
+    assert [call.split(" ")[1] for call in calls] == ["Stepping.run"], calls
+    assert calls[0].startswith("abm/runner.py:")
+    loop = "class Live:\n    def advance(self):\n        while self.model.steps < 6:\n            self.model.step()\n"
+    assert model_steps(loop, "abm/live.py") == ["abm/live.py:4 Live.advance"]  # a loop of its own would fail
+    assert model_steps("model.run_model()\nsolver.step(u, source)\n", "m.py") == ["m.py:1 "]

@@ -15,15 +15,18 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from abm import live as live_model, rundir
 from abm.cli import main
 from abm.config import load_config
 from abm.live import LiveRun
 from abm.runner import run as run_model
+from kernels import diffusion
 from tests.test_viz import IMMUNE, REPO, assert_not_blank, run2d, run3d, run_immune  # noqa: F401 - fixtures
 from viz.explorer import AXES, colorings, png, section_figure, series_figures
 from viz.rundir import VizError, open_run
@@ -119,6 +122,36 @@ def test_a_live_model_writes_the_records_of_tme_run(tmp_path):
     assert replayed.immune_series.equals(batch.immune_series)
     last, other = replayed.snapshots[-1], batch.snapshots[-1]
     assert last.step == other.step and all(np.array_equal(last.arrays[name], other.arrays[name]) for name in other.arrays)
+    written = rundir.open_run(folder).config["time"]
+    assert written["snapshot_every_h"] == written["record_every_h"] == 6 != config.time.snapshot_every_h  # as taken
+
+
+def test_a_live_model_that_fails_keeps_its_records_and_says_when(tmp_path, monkeypatch):
+    """A split-step field that turns NaN after the first cell step: advancing raises one of ``abm.live.FAILED`` at
+    the next record (the runner's failure, described as ``tme run`` describes it), and the folder keeps the records
+    and snapshots before it."""
+    config = load_config(TINY, ["fields.chemokine={preset: chemokine, solver: transient_lod}"])
+    folder = tmp_path / "live"
+    folder.mkdir()
+    live = LiveRun(config, folder)
+    step = diffusion.implicit_step
+
+    def poisoned(xp, u, *args, **kwargs):
+        out = step(xp, u, *args, **kwargs)
+        out[...] = np.nan
+        return out
+
+    monkeypatch.setattr(diffusion, "implicit_step", poisoned)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the NaN field's reductions, on purpose
+        with pytest.raises(live_model.FAILED) as failure:
+            live.advance()
+    live.close()
+    assert live.model.steps == 6 and not live.done
+    assert live_model.describe(live.model, failure.value).startswith(
+        "day 0.25: field chemokine: non-finite values (nan in 2304 of 2304 voxels) at day 0.25")
+    kept = open_run(folder)
+    assert list(kept.timeseries["time_h"]) == [0.0] and [snapshot.step for snapshot in kept.snapshots] == [0]
 
 
 def test_live_controls_hold_the_configs_values():

@@ -141,7 +141,7 @@ def LivePage(source: Source):
         try:
             live.advance()
         except live_model.FAILED as exc:  # shown; the model stops (its records so far stay)
-            set_failure(f"the model failed after day {live.model.time_h / 24:g}: {exc}")
+            set_failure(f"the model failed at {live_model.describe(live.model, exc)}")
             return False
         set_steps(live.model.steps)
         set_index(live.model.steps)  # past the last snapshot: the view shows the latest
