@@ -18,9 +18,12 @@ the first case's step to its step in each round (first / case: above 1,
 the case is faster), with the median. Exit 1 when a run fails (the rows so
 far are written), 2 on a bad ``--case``.
 
+A third field sets the child's ``TME_THREADS`` (threads of the NumPy field
+solve; code from before the variable ignores it).
+
 Usage::
 
-    python benchmarks/versions.py --case before=/tmp/old:1 --case after=.:1 --case after-c2=.:2
+    python benchmarks/versions.py --case before=/tmp/old:1 --case after=.:1 --case after-c2=.:2 --case after-t1=.:1:1
                                   [--size 96] [--rounds 3] [--warmup 1] [--steps 2] [--json FILE]
 """
 from __future__ import annotations
@@ -60,28 +63,33 @@ print(json.dumps({"step_ms": 1e3 * seconds / steps,
 """
 
 
-def parse_case(text: str) -> tuple[str, Path, int]:
-    """``NAME=PATH:FACTOR`` (``:FACTOR`` optional, default 1) as ``(name, tree, factor)``.
+def parse_case(text: str) -> tuple[str, Path, int, int | None]:
+    """``NAME=PATH[:FACTOR[:THREADS]]`` as ``(name, tree, factor, threads)``: factor default 1; threads (the
+    child's ``TME_THREADS``, which trees from before it existed ignore) default None, the environment's.
 
     Raises:
-        ValueError: the text is not of that form, the factor is not a positive integer or the tree has no
-            configs/immune_excluded.yaml.
+        ValueError: the text is not of that form, the factor or thread count is not a positive integer or the
+            tree has no configs/immune_excluded.yaml.
     """
     name, separator, rest = text.partition("=")
-    path, _, factor = rest.rpartition(":") if ":" in rest else (rest, "", "1")
-    if not separator or not name or not path or not factor.isdigit() or int(factor) < 1:
-        raise ValueError(f"--case {text!r}: expected NAME=PATH[:FACTOR], e.g. before=/tmp/old:1")
+    path, *numbers = rest.split(":")
+    factor, threads = (numbers + ["1", ""])[:2] if len(numbers) <= 2 else ("", "")
+    if not separator or not name or not path or not factor.isdigit() or int(factor) < 1 or \
+            (threads and (not threads.isdigit() or int(threads) < 1)):
+        raise ValueError(f"--case {text!r}: expected NAME=PATH[:FACTOR[:THREADS]], e.g. before=/tmp/old:1")
     tree = Path(path).resolve()
     if not (tree / "configs" / "immune_excluded.yaml").is_file():
         raise ValueError(f"--case {text!r}: {tree} is not a source tree of the project (no configs/immune_excluded.yaml)")
-    return name, tree, int(factor)
+    return name, tree, int(factor), int(threads) if threads else None
 
 
-def run_case(tree: Path, size: int, factor: int, warmup: int, steps: int) -> dict[str, Any]:
-    """One fresh process in ``tree``: its row (see :data:`CHILD`). Raises RuntimeError with its stderr if it fails."""
+def run_case(tree: Path, size: int, factor: int, warmup: int, steps: int, threads: int | None = None) -> dict[str, Any]:
+    """One fresh process in ``tree`` (with ``TME_THREADS=threads`` unless None): its row (see :data:`CHILD`).
+    Raises RuntimeError with its stderr if it fails."""
     overrides = json.dumps(scaled_overrides(size, "numpy", factor))
+    environment = {**os.environ, "PYTHONPATH": str(tree), **({"TME_THREADS": str(threads)} if threads else {})}
     result = subprocess.run([sys.executable, "-c", CHILD, overrides, str(warmup), str(steps)], cwd=tree,
-                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(tree)})
+                            capture_output=True, text=True, env=environment)
     if result.returncode != 0:
         raise RuntimeError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no output")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -90,7 +98,8 @@ def run_case(tree: Path, size: int, factor: int, warmup: int, steps: int) -> dic
 def report(row: dict[str, Any]) -> str:
     """The line printed for one run."""
     busy = ", ".join(f"{name} {ms:,.0f}" for name, ms in row["rules_ms"].items() if ms > 0.05 * row["step_ms"])
-    return (f"round {row['round']} {row['case']} (c={row['coarsening']}): {row['step_ms']:,.0f} ms/step ({busy}); "
+    threads = f", TME_THREADS={row['threads']}" if row["threads"] else ""
+    return (f"round {row['round']} {row['case']} (c={row['coarsening']}{threads}): {row['step_ms']:,.0f} ms/step ({busy}); "
             f"{row['live_cells']:,} live tumor cells, {row['immune_cells']:,} immune cells; load {row['load_average']:.1f}")
 
 
@@ -110,8 +119,8 @@ def ratios(rows: list[dict[str, Any]], names: list[str]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--case", action="append", required=True,
-                        help="NAME=PATH[:FACTOR]: a source tree and its substrate-grid factor (repeat; the first is "
-                             "the reference of the ratios)")
+                        help="NAME=PATH[:FACTOR[:THREADS]]: a source tree, its substrate-grid factor and its "
+                             "TME_THREADS (repeat; the first is the reference of the ratios)")
     parser.add_argument("--size", type=int, default=96, help="cube side (default 96)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds (default 3)")
     parser.add_argument("--warmup", type=int, default=1, help="cell steps before timing (default 1)")
@@ -122,20 +131,20 @@ def main(argv: list[str] | None = None) -> int:
         cases = [parse_case(text) for text in arguments.case]
     except ValueError as error:
         parser.error(str(error))
-    names = [name for name, _, _ in cases]
+    names = [name for name, *_ in cases]
     if len(set(names)) != len(names):
         parser.error(f"--case: names must differ, got {', '.join(names)}")
     rows: list[dict[str, Any]] = []
     failed = None
     for round_ in range(1, arguments.rounds + 1):
         shift = (round_ - 1) % len(cases)
-        for name, tree, factor in cases[shift:] + cases[:shift]:
+        for name, tree, factor, threads in cases[shift:] + cases[:shift]:
             try:
-                row = run_case(tree, arguments.size, factor, arguments.warmup, arguments.steps)
+                row = run_case(tree, arguments.size, factor, arguments.warmup, arguments.steps, threads)
             except RuntimeError as error:
                 failed = f"error: case {name} ({tree}, c={factor}) failed in round {round_}: {error}"
                 break
-            rows.append({"case": name, "tree": str(tree), "coarsening": factor, "round": round_, **row})
+            rows.append({"case": name, "tree": str(tree), "coarsening": factor, "threads": threads, "round": round_, **row})
             print(report(rows[-1]), flush=True)
         if failed:
             break

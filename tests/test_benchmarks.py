@@ -131,21 +131,23 @@ def test_gpu_presets_script_parses_and_times_every_gpu_size():
 
 def test_versions_benchmark_interleaves_the_cases_and_reports_ratios(tmp_path):
     rows_file = tmp_path / "rows.json"
-    result = subprocess.run([sys.executable, "benchmarks/versions.py", "--case", f"a={REPO}", "--case", f"b={REPO}:2",
+    result = subprocess.run([sys.executable, "benchmarks/versions.py", "--case", f"a={REPO}", "--case", f"b={REPO}:2:1",
                              "--size", "16", "--rounds", "2", "--warmup", "0", "--steps", "1", "--json", str(rows_file)],
                             cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     rows = json.loads(rows_file.read_text())
-    assert [(row["round"], row["case"], row["coarsening"]) for row in rows] == [(1, "a", 1), (1, "b", 2), (2, "b", 2),
-                                                                              (2, "a", 1)]
+    assert [(row["round"], row["case"], row["coarsening"], row["threads"]) for row in rows] == [
+        (1, "a", 1, None), (1, "b", 2, 1), (2, "b", 2, 1), (2, "a", 1, None)]
+    assert "round 1 b (c=2, TME_THREADS=1): " in result.stdout
     assert all(row["step_ms"] > 0 and "tumor_division" in row["rules_ms"] and row["live_cells"] > 0 for row in rows)
     ratios = [rows[0]["step_ms"] / rows[1]["step_ms"], rows[3]["step_ms"] / rows[2]["step_ms"]]
     assert f"a / b: {ratios[0]:.2f}, {ratios[1]:.2f}" in result.stdout
 
 
 def test_versions_benchmark_refuses_a_bad_case(tmp_path):
-    for case, message in (("nameless", "expected NAME=PATH[:FACTOR]"), (f"a={REPO}:0", "expected NAME=PATH[:FACTOR]"),
-                          (f"a={tmp_path}", "is not a source tree")):
+    for case, message in (("nameless", "expected NAME=PATH[:FACTOR"), (f"a={REPO}:0", "expected NAME=PATH[:FACTOR"),
+                          (f"a={REPO}:1:0", "expected NAME=PATH[:FACTOR"), (f"a={REPO}:1:x", "expected NAME=PATH[:FACTOR"),
+                          (f"a={REPO}:1:1:1", "expected NAME=PATH[:FACTOR"), (f"a={tmp_path}", "is not a source tree")):
         result = subprocess.run([sys.executable, "benchmarks/versions.py", "--case", case], cwd=REPO,
                                 capture_output=True, text=True, timeout=60)
         assert result.returncode == 2 and message in result.stderr and result.stdout == ""
