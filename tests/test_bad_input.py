@@ -102,6 +102,14 @@ CASES = {
     "unknown drug kind": Case(
         None, ("--set", "fields={oxygen: {preset: oxygen}, cis: {preset: chemo_drug}}", "--set", "drugs={cis: {kind: radiation}}"),
         ("drugs.cis.kind", "cytotoxic")),
+    "anti-VEGF drug without angiogenesis or a normalisation window": Case(
+        None, ("--set", "fields={oxygen: {preset: oxygen}, avegf: {preset: anti_vegf}}", "--set", "drugs={avegf: {kind: anti_vegf}}"),
+        ("drugs.avegf.normalisation", "null", "without vessels.angiogenesis", "'avegf' would do nothing",
+         "allowed: a window (perfusion_factor above 1), or set vessels.angiogenesis")),
+    "normalisation window shorter than a cell step": Case(
+        None, ("--set", "fields={oxygen: {preset: oxygen}, avegf: {preset: anti_vegf}}",
+               "--set", "drugs={avegf: {kind: anti_vegf, normalisation: {duration_h: 0.25}}}"),
+        ("drugs.avegf.normalisation.duration_h", "0.25 h is shorter than one cell step", "time.dt_cell_h = 1 h")),
     "mutation rate above 1": Case(
         None, ("--set", "tumor.clones.0.mutation_rate=2"), ("tumor.clones.0.mutation_rate", "less than or equal to 1")),
     "antigen out of range": Case(

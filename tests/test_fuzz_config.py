@@ -37,6 +37,7 @@ import yaml
 from abm import config as schema
 from abm.cli import main
 from abm.config import Config, load_config
+from abm.config.drugs import MAX_PERFUSION_FACTOR
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PRESETS = {path.stem: load_config(path).model_dump(mode="json") for path in sorted(CONFIGS.glob("*.yaml"))}
@@ -280,6 +281,14 @@ def _cross_checks(name: str, data: dict[str, Any], seen: set[str]) -> Iterator[t
         yield f"{kind} substeps", Bad(_set(data, tuple(key.split(".")), fast), (key, "substep"))
     if kinds:
         yield "margin wider than the lattice", Bad(_set(data, ("immune", "margin_um"), 1e6), ("immune.margin_um",))
+    for drug, section in data["drugs"].items():
+        if section["kind"] == "anti_vegf":
+            yield f"anti-VEGF {drug} without angiogenesis or a window", Bad(
+                _set(data, ("vessels", "angiogenesis"), None), (f"drugs.{drug}.normalisation", "would do nothing"))
+            yield f"{drug} window shorter than a cell step", Bad(
+                _set(data, ("drugs", drug, "normalisation"), {"duration_h": data["time"]["dt_cell_h"] / 2.0}),
+                (f"drugs.{drug}.normalisation.duration_h", "shorter than one cell step"))
+            break
     for assignment, key in (("time.duration_days=true", "time.duration_days"), ("fields.oxygen.initial=1e308", "fields.oxygen.initial"),
                             ("lattice.dx_um=1e308", "lattice.dx_um"), ("tumor.clones.0.name=../x", "tumor.clones.0.name"),
                             ("time.dt_cell_h=1e-9", "time.dt_cell_h"), ("seed=9223372036854775808", "seed")):
@@ -402,6 +411,13 @@ def _field(solver: str, **values: Any) -> dict[str, Any]:
     return {"fields": {"oxygen": {"preset": "oxygen", "solver": solver, **values}}}
 
 
+def _anti_vegf(normalisation: dict[str, Any]) -> dict[str, Any]:
+    """An anti-VEGF antibody dosed at hour 0 with this normalisation window (without angiogenesis, all it does)."""
+    return {"fields": {"oxygen": {"preset": "oxygen"}, "avegf": {"preset": "anti_vegf"}},
+            "drugs": {"avegf": {"kind": "anti_vegf", "pk": {"half_life_h": 100}, "normalisation": normalisation}},
+            "treatment": {"lines": [{"name": "avegf", "doses": [{"drug": "avegf", "amount": 5.0}]}]}}
+
+
 EXTREME = {
     "one cell step": {"time": {"duration_days": 1 / 24, "record_every_h": 1}},
     "shortest cell step": {"time": {"dt_cell_h": schema.MIN_DT_CELL_H, "duration_days": 0.001, "record_every_h": 0.012}},
@@ -437,6 +453,13 @@ EXTREME = {
     "T cells with the largest pools": _merge(T_CELLS, {"immune": {"t_cells": {
         "pool_reference": schema.MAX_CELLS, "priming": {"max_pool": schema.MAX_CELLS, "expansion_per_h": schema.MAX_RATE},
         "kill_rate_per_h": schema.MAX_RATE, "recruitment": {"rate_per_h": schema.MAX_RATE}}}}),
+    "anti-VEGF window of one cell step": _anti_vegf({"start_h": 0.0, "duration_h": 1.0}),
+    "anti-VEGF window from the last cell step on": _anti_vegf({"start_h": 23.0, "duration_h": schema.MAX_SPAN_H}),
+    "anti-VEGF window at the largest factor on the largest exchange": _merge(
+        _anti_vegf({"start_h": 0.0, "perfusion_factor": MAX_PERFUSION_FACTOR}), _field("steady", **MAX_RATES, initial=schema.MAX_LEVEL)),
+    "anti-VEGF window that never opens, under angiogenesis": _merge(
+        _anti_vegf({"start_h": schema.MAX_SPAN_H, "duration_h": schema.MAX_SPAN_H}),
+        {"fields": {"vegf": {"preset": "vegf"}}, "vessels": {"angiogenesis": {"field": "vegf"}}}),
 }
 
 

@@ -20,8 +20,18 @@ changed:
   objects by pandas' per-value hashes);
 * each per-voxel array of the final snapshot (key ``snapshot/<name>``): name,
   dtype, shape and bytes;
-* ``summary.json`` less the keys that vary between identical runs
-  (:data:`VARYING_SUMMARY_KEYS`).
+* ``summary.json`` less the keys that are no result (:data:`NOT_RESULTS`):
+  those that vary between identical runs (timing, machine, version) and
+  the rest of how the run was made (backend, the config's hash, the seed);
+  so adding a config key, which changes every ``config_sha256``, leaves it
+  alone;
+* ``config``: the run's resolved config less the values equal to the
+  schema's defaults (:func:`config_digest`), so that a change of a preset's
+  config shows even where the short run does not reach what it changes,
+  while a new key with a default (or a default written out) changes
+  nothing. A changed default shows in docs/config-reference.md
+  (tests/test_reference.py) and, where the short runs reach it, in the
+  outputs.
 
 The stored values are tests/golden/hashes.json. When a change is meant to
 alter results, regenerate them from the repository root (all configs, or the
@@ -52,7 +62,8 @@ import pytest
 from pandas.util import hash_pandas_object
 
 from abm.config import Config, load_config
-from abm.runner import run
+from abm.runner import run, run_meta
+from kernels.backend import get_backend
 from tests.presets import CONFIGS, shrunk
 
 CONFIG_PATHS = sorted(CONFIGS.glob("*.yaml"))
@@ -67,6 +78,9 @@ TREATED_H = 24.0
 TABLES = ("timeseries.parquet", "clones.parquet", "lineage.parquet", "immune.parquet", "events.parquet")
 #: summary.json keys that differ between identical runs (timing, machine, package version).
 VARYING_SUMMARY_KEYS = frozenset({"wall_seconds", "voxel_steps_per_second", "backend_reason", "device", "tme_abm_version"})
+#: summary.json keys that are no result: those that vary, and the rest of how the run was made (:func:`abm.runner.run_meta`:
+#: the backend and the config's hash; and the seed, which the run's key names).
+NOT_RESULTS = VARYING_SUMMARY_KEYS | {"backend", "config_sha256", "seed"}
 #: Hex digits of each SHA-256 kept (64 bits: an accidental match is out of reach).
 HEX_DIGITS = 16
 
@@ -129,15 +143,26 @@ def array_hash(array: np.ndarray) -> str:
     return digest([array.dtype.str.encode(), repr(array.shape).encode(), np.ascontiguousarray(array).tobytes()])
 
 
+def summary_digest(summary: dict) -> str:
+    """Hash of a summary.json's results: its content less :data:`NOT_RESULTS`."""
+    results = {key: value for key, value in summary.items() if key not in NOT_RESULTS}
+    return digest([json.dumps(results, sort_keys=True).encode()])
+
+
+def config_digest(config: Config) -> str:
+    """Hash of ``config``'s values that differ from the schema's defaults (resolved: presets and ``extends:`` applied)."""
+    return digest([json.dumps(config.model_dump(mode="json", exclude_defaults=True), sort_keys=True).encode()])
+
+
 def run_hashes(config: Config, out: Path) -> dict[str, str]:
-    """Run ``config`` into ``out`` and hash its outputs: table file name, ``snapshot/<array>`` or summary.json -> hash."""
+    """Run ``config`` into ``out`` and hash its outputs: table file name, ``snapshot/<array>`` or summary.json -> hash;
+    and ``config`` -> :func:`config_digest`."""
     run(config, out, progress=False)
     hashes = {name: table_hash(out / name) for name in TABLES if (out / name).exists()}
     with np.load(sorted((out / "snapshots").glob("*.npz"))[-1]) as snapshot:  # the last: the final state
         hashes.update({f"snapshot/{name}": array_hash(snapshot[name]) for name in sorted(snapshot.files)})
-    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
-    stable = {key: value for key, value in summary.items() if key not in VARYING_SUMMARY_KEYS}
-    hashes["summary.json"] = digest([json.dumps(stable, sort_keys=True).encode()])
+    hashes["summary.json"] = summary_digest(json.loads((out / "summary.json").read_text(encoding="utf-8")))
+    hashes["config"] = config_digest(config)
     return hashes
 
 
@@ -174,6 +199,29 @@ def test_every_stored_config_is_in_configs():
     """No stored hashes outlive their config (regenerate after removing or renaming one)."""
     stale = sorted(read_stored()["configs"].keys() - {path.stem for path in CONFIG_PATHS})
     assert not stale, f"tests/golden/hashes.json holds configs that configs/ lacks: {', '.join(stale)}; regenerate with `{REGENERATE}`"
+
+
+def test_the_summary_hash_holds_results_only():
+    """How a run was made (every key of run_meta, the seed, the timing) leaves summary.json's hash alone; a result does not."""
+    config = load_config(CONFIGS / "tiny.yaml")
+    made = run_meta(config, get_backend("numpy"))
+    assert made.keys() <= NOT_RESULTS, "a new key of abm.runner.run_meta: add it to NOT_RESULTS unless it is a result"
+    summary = {"status": "complete", **made, "seed": 7, "wall_seconds": 0.1, "final": {"tumor_cells_live": 57}}
+    remade = {**summary, "tme_abm_version": "9.9", "config_sha256": "0" * 64, "seed": 8, "wall_seconds": 0.2}
+    assert summary_digest(remade) == summary_digest(summary)
+    for result in ({"final": {"tumor_cells_live": 58}}, {"status": "failed"}, {"error": "day 1: field oxygen"}):
+        assert summary_digest({**summary, **result}) != summary_digest(summary), result
+
+
+def test_the_config_hash_leaves_out_values_at_their_defaults():
+    """A value written out at its default (as a new key with a default is) leaves the ``config`` hash alone; another
+    value, as a changed preset has, changes it."""
+    tiny = CONFIGS / "tiny.yaml"
+    default = Config.model_fields["tumor"].default_factory().necrotic_clearance_per_h
+    plain = config_digest(load_config(tiny))
+    assert config_digest(load_config(tiny, [f"tumor.necrotic_clearance_per_h={default!r}"])) == plain
+    assert config_digest(load_config(tiny, [f"tumor.necrotic_clearance_per_h={default + 0.01!r}"])) != plain
+    assert config_digest(load_config(tiny, ["seed=8"])) != plain
 
 
 @pytest.mark.parametrize("path", CONFIG_PATHS, ids=[path.stem for path in CONFIG_PATHS])

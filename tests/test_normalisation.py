@@ -22,14 +22,15 @@ def test_the_window_opens_after_each_dose_and_closes():
     assert AntiVEGFDrug(kind="anti_vegf").perfusion_factor([5.0]) == 1.0  # no normalisation: off
 
 
-def oxygen_by_hour(normalisation: str) -> list[float]:
+def oxygen_by_hour(normalisation: str | None) -> list[float]:
     """Mean oxygen (mmHg) over the lattice after each of 16 one-hour steps of configs/tiny.yaml, its oxygen supplied
-    by the vessels only, with an anti-VEGF antibody dosed at hour 3 (``normalisation``: its normalisation section, YAML)."""
-    config = load_config(CONFIGS / "tiny.yaml", [
-        "fields.oxygen.boundary={default: no_flux}",
-        "fields.avegf={preset: anti_vegf}",
+    by the vessels only, with an anti-VEGF antibody dosed at hour 3 (``normalisation``: its normalisation section,
+    YAML; None: no drug, nor dose, only its field: without vessels.angiogenesis the window is all the drug does)."""
+    treated = [] if normalisation is None else [
         f"drugs.avegf={{kind: anti_vegf, pk: {{half_life_h: 100}}, normalisation: {normalisation}}}",
-        f"treatment={{start_day: {DOSE_H / 24}, lines: [{{name: avegf, doses: [{{drug: avegf, amount: 5.0}}]}}]}}"])
+        f"treatment={{start_day: {DOSE_H / 24}, lines: [{{name: avegf, doses: [{{drug: avegf, amount: 5.0}}]}}]}}"]
+    config = load_config(CONFIGS / "tiny.yaml", ["fields.oxygen.boundary={default: no_flux}", "fields.avegf={preset: anti_vegf}",
+                                                 *treated])
     model = TumorModel(config)
     oxygen = []
     for _ in range(16):
@@ -39,7 +40,7 @@ def oxygen_by_hour(normalisation: str) -> list[float]:
 
 
 def test_oxygen_rises_in_the_window_and_returns():
-    plain = oxygen_by_hour("null")
+    plain = oxygen_by_hour(None)
     window = "{" + ", ".join(f"{key}: {value}" for key, value in WINDOW.items()) + "}"
     normalised = oxygen_by_hour(window)
     # Step k (0-based) solves the fields at hour k: in the window from hour 3 + 4 = 7 to hour 13.
@@ -57,3 +58,50 @@ def test_normalisation_keys_are_checked():
                      ("{start_h: -1}", "start_h"), ("{window: 3}", "window")):
         with pytest.raises(ConfigError, match=f"normalisation.{key}"):
             load_config(CONFIGS / "tiny.yaml", [*base, f"drugs.avegf={{kind: anti_vegf, normalisation: {bad}}}"])
+
+
+DOSED = ["fields.avegf={preset: anti_vegf}", "drugs.avegf={kind: anti_vegf, pk: {half_life_h: 100}, normalisation: {start_h: 4}}",
+         "treatment={lines: [{name: avegf, doses: [{drug: avegf, amount: 5.0}]}]}"]
+
+
+@pytest.mark.parametrize("overrides, says", [
+    (["drugs.avegf.normalisation=null"], r"drugs\.avegf\.normalisation: null; without vessels\.angiogenesis"),
+    (["drugs.avegf.normalisation.perfusion_factor=1"], r"drugs\.avegf\.normalisation\.perfusion_factor: 1 leaves .*allowed: above 1"),
+    (["drugs.avegf.normalisation.start_h=48"], r"drugs\.avegf\.normalisation\.start_h: 48 h .* not before the end of the run \(48 h\)"),
+    (["treatment=null"], r"drugs\.avegf: no line of treatment or arms doses it"),
+])
+def test_an_anti_vegf_drug_that_would_do_nothing_is_refused(overrides, says):
+    """Without vessels.angiogenesis (configs/tiny.yaml has none, and runs 48 h) the window after a dose is all the drug
+    does: no window, a factor of 1, a window after the run or no dose leave it without effect."""
+    with pytest.raises(ConfigError, match=says) as refused:
+        load_config(CONFIGS / "tiny.yaml", [*DOSED, *overrides])
+    assert "'avegf' would do nothing" in str(refused.value) and "or set vessels.angiogenesis" in str(refused.value)
+
+
+def test_an_anti_vegf_drug_acts_through_angiogenesis_or_its_window():
+    load_config(CONFIGS / "tiny.yaml", DOSED)  # the window alone, opened by a dose
+    arms = load_config(CONFIGS / "tiny.yaml", [*DOSED[:2], "arms={avegf: {lines: [{name: avegf, doses: [{drug: avegf, amount: 5.0}]}]}}"])
+    assert arms.treatment is None  # a dose in an arm opens it too; `tme run` without --arm is that arm's untreated control
+    angiogenesis = ["fields.vegf={preset: vegf}", "vessels.angiogenesis={field: vegf}"]
+    for drug in ("{kind: anti_vegf}", "{kind: anti_vegf, normalisation: {perfusion_factor: 1, start_h: 1000}}"):
+        load_config(CONFIGS / "tiny.yaml", [*angiogenesis, "fields.avegf={preset: anti_vegf}", f"drugs.avegf={drug}"])
+
+
+def test_a_window_lasts_at_least_one_cell_step():
+    """The fields rule looks at the window once per cell step (1 h in configs/tiny.yaml): a shorter one may fall between."""
+    with pytest.raises(ConfigError, match=r"drugs\.avegf\.normalisation\.duration_h: 0\.5 h is shorter than one cell step"):
+        load_config(CONFIGS / "tiny.yaml", [*DOSED, "drugs.avegf.normalisation.duration_h=0.5"])
+    load_config(CONFIGS / "tiny.yaml", [*DOSED, "drugs.avegf.normalisation.duration_h=1"])
+
+
+def test_the_windows_of_several_drugs_stay_within_the_largest_factor_together():
+    """Windows multiply where they overlap: 64 drugs at 10 each would raise exchange 1e64-fold (float32 perfusion
+    overflows and the field solve fails); together they may reach MAX_PERFUSION_FACTOR (10), no more."""
+    def two(first: float, second: float) -> list[str]:
+        return [*DOSED, f"drugs.avegf.normalisation.perfusion_factor={first}", "fields.bvegf={preset: anti_vegf}",
+                f"drugs.bvegf={{kind: anti_vegf, pk: {{half_life_h: 100}}, normalisation: {{start_h: 4, perfusion_factor: {second}}}}}",
+                "treatment.lines.0.doses=[{drug: avegf, amount: 5.0}, {drug: bvegf, amount: 5.0}]"]
+    load_config(CONFIGS / "tiny.yaml", two(2.0, 5.0))
+    with pytest.raises(ConfigError, match=r"drugs\.bvegf\.normalisation\.perfusion_factor: .* 2 \(avegf\) x 5\.5 \(bvegf\) = 11; "
+                                          r"allowed: at most 10 together"):
+        load_config(CONFIGS / "tiny.yaml", two(2.0, 5.5))

@@ -2,7 +2,8 @@
 
 ``Config`` runs them when it validates (treatment lines against the cell
 step, the initial tumor against the lattice, a vessel file against the
-lattice's shape); :func:`check_treatment_starts` also runs when an arm is
+lattice's shape, an anti-VEGF drug's normalisation window against the cell
+step and the vessels); :func:`check_treatment_starts` also runs when an arm is
 chosen. Each raises ValueError naming the dotted key at fault.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from abm.config.base import _require_unique_names
 from abm.config.domain import LatticeConfig, TimeConfig
+from abm.config.drugs import MAX_PERFUSION_FACTOR, AntiVEGFDrug, DrugConfig
 from abm.config.treatment import LineConfig, TreatmentConfig
 from abm.config.tumor import InitialTumorConfig
 
@@ -83,6 +85,58 @@ def _check_infusions(where: str, line: LineConfig) -> None:
             if next_start < stop or next_start == start:
                 raise ValueError(f"{next_key}: doses of {drug!r} overlap: one starts at {next_start:g} h of the cycle while "
                                  f"the one from {start:g} h ({key}) runs until {stop:g} h; space them or shorten infusion_h")
+
+
+def check_anti_vegf(name: str, drug: AntiVEGFDrug, time: TimeConfig, angiogenesis: bool, dosed: bool) -> None:
+    """ValueError naming the key of anti-VEGF drug ``name`` that leaves it without effect, or its window unseen.
+
+    The drug blocks the angiogenic signal and prunes immature vessels, both
+    only under ``vessels.angiogenesis``, and raises vessel exchange in its
+    normalisation window after each dose. Its window is looked at once per
+    cell step, so it lasts at least one. Without angiogenesis the window is
+    all it does, so it must be able to open within the run: a window of
+    ``perfusion_factor`` above 1, starting before the run ends, after doses
+    of the drug.
+
+    Args:
+        name: the drug's name (its field).
+        angiogenesis: ``vessels.angiogenesis`` is set.
+        dosed: a line of the treatment or of an arm doses the drug.
+    """
+    key, window = f"drugs.{name}.normalisation", drug.normalisation
+    if window is not None and window.duration_h < time.dt_cell_h:
+        raise ValueError(f"{key}.duration_h: {window.duration_h:g} h is shorter than one cell step (time.dt_cell_h = "
+                         f"{time.dt_cell_h:g} h); the window is looked at once per cell step, so it lasts at least one")
+    if angiogenesis:
+        return
+    idle = (f"without vessels.angiogenesis (null here: no sprouting to block, no immature vessels to prune) an anti_vegf "
+            f"drug acts only in its normalisation window, so {name!r} would do nothing")
+    if window is None:
+        raise ValueError(f"{key}: null; {idle}; allowed: a window (perfusion_factor above 1), or set vessels.angiogenesis")
+    if window.perfusion_factor == 1.0:
+        raise ValueError(f"{key}.perfusion_factor: 1 leaves vessel exchange as it is; {idle}; allowed: above 1, up to "
+                         f"{MAX_PERFUSION_FACTOR:g}, or set vessels.angiogenesis")
+    run_h = time.duration_days * 24.0
+    if window.start_h >= run_h:
+        raise ValueError(f"{key}.start_h: {window.start_h:g} h after a dose is not before the end of the run ({run_h:g} h), "
+                         f"so the window never opens; {idle}; allowed: below {run_h:g} h, or set vessels.angiogenesis")
+    if not dosed:
+        raise ValueError(f"drugs.{name}: no line of treatment or arms doses it, so its normalisation window never opens; "
+                         f"{idle}; allowed: a dose of {name!r} in a line, or set vessels.angiogenesis")
+
+
+def check_perfusion_factors(drugs: dict[str, DrugConfig]) -> None:
+    """ValueError naming ``drugs.NAME.normalisation.perfusion_factor`` unless the normalisation windows of all the
+    anti-VEGF drugs of ``drugs`` (name -> drug), which multiply where they overlap, together stay within
+    :data:`~abm.config.drugs.MAX_PERFUSION_FACTOR`."""
+    factors = [(name, drug.normalisation.perfusion_factor) for name, drug in drugs.items()
+               if isinstance(drug, AntiVEGFDrug) and drug.normalisation is not None]
+    if math.prod(factor for _, factor in factors) > MAX_PERFUSION_FACTOR:
+        name = factors[-1][0]
+        product = " x ".join(f"{factor:g} ({name})" for name, factor in factors)
+        raise ValueError(f"drugs.{name}.normalisation.perfusion_factor: the windows of anti-VEGF drugs multiply where they "
+                         f"overlap, {product} = {math.prod(f for _, f in factors):g}; allowed: at most "
+                         f"{MAX_PERFUSION_FACTOR:g} together")
 
 
 def check_initial_tumor(initial: InitialTumorConfig, lattice: LatticeConfig) -> None:

@@ -260,10 +260,12 @@ class NormalisationConfig(Strict):
     after a dose, every field's exchange at perfused vessels is ``perfusion_factor`` times its rate, then back."""
 
     start_h: Hours = Field(48.0, description="start of the window after a dose, h: day 2 [Winkler]")
-    duration_h: PositiveHours = Field(72.0, description="length of the window, h: days 2 to 5 in mice [Winkler]")
+    duration_h: PositiveHours = Field(72.0, description="length of the window, h, at least one cell step (time.dt_cell_h): "
+                                                        "days 2 to 5 in mice [Winkler]")
     perfusion_factor: Annotated[float, Field(ge=1, le=MAX_PERFUSION_FACTOR)] = Field(
-        1.5, description=f"factor on vessel exchange in the window, 1 to {MAX_PERFUSION_FACTOR:g} (assumption: the size of the rise in "
-                         f"oxygenation [Winkler], not its shape)")
+        1.5, description=f"factor on vessel exchange in the window, 1 to {MAX_PERFUSION_FACTOR:g}; the windows of several drugs "
+                         f"multiply, at most {MAX_PERFUSION_FACTOR:g} together (assumption: the size of the rise in oxygenation "
+                         f"[Winkler], not its shape)")
 
 
 @register_drug_kind
@@ -273,7 +275,8 @@ class AntiVEGFDrug(DrugConfig):
     Where the rest is below ``sprout_threshold`` no vessel sprouts; immature
     vessels regress at ``prune_rate_per_h`` times the blocked share. With
     ``normalisation``, every field's vessel exchange is raised for a window
-    after each dose (:class:`NormalisationConfig`).
+    after each dose (:class:`NormalisationConfig`); without vessels.angiogenesis
+    that window is all it does (:func:`abm.config.checks.check_anti_vegf`).
     """
 
     kind: Literal["anti_vegf"] = Field(description="anti_vegf: blocks the angiogenic signal of vessels.angiogenesis, prunes immature vessels")
@@ -283,7 +286,9 @@ class AntiVEGFDrug(DrugConfig):
     prune_rate_per_h: Rate = Field(
         0.05, description="regression rate of immature vessels at full blockade, 1/h (assumption)")
     normalisation: NormalisationConfig | None = Field(
-        None, description="a window after each dose in which perfused vessels exchange more (vessel normalisation); null: none")
+        None, description="a window after each dose in which perfused vessels exchange more (vessel normalisation); null: none. "
+                          "Without vessels.angiogenesis it is all the drug does, so it is required, with perfusion_factor above 1 "
+                          "and start_h before the end of the run, and a line must dose the drug")
 
     def vegf_blockade(self, xp: ModuleType, concentration: Any) -> Any:
         return self.emax * therapy.hill_response(xp, concentration.astype(xp.float64), self)

@@ -9,10 +9,11 @@ from pydantic import Field, model_validator
 
 from abm.config.base import MAX_CELL_STEPS, MAX_DRUGS, MAX_SUBSTEPS, NAME_RULE, ConfigError, Name, Strict
 from abm.config.cohort import CohortConfig, config_key_problem
-from abm.config.checks import _check_treatment, check_initial_tumor, check_treatment_starts, check_vessel_file
+from abm.config.checks import (_check_treatment, check_anti_vegf, check_initial_tumor, check_perfusion_factors, check_treatment_starts,
+                               check_vessel_file)
 from abm.config.derive import field_substeps, margin_steps, movement_substeps
 from abm.config.domain import FieldConfig, LatticeConfig, TimeConfig, UniformVessels, Vessels, default_fields
-from abm.config.drugs import DRUG_KINDS, Drug, DrugConfig, rebuild_with_drug_kinds
+from abm.config.drugs import DRUG_KINDS, AntiVEGFDrug, Drug, DrugConfig, rebuild_with_drug_kinds
 from abm.config.immune import T_CELL_ROLE, TUMOR_CELL_TYPES, ImmuneConfig, SuppressorConfig, TCellConfig
 from abm.config.treatment import TreatmentConfig
 from abm.config.tumor import TumorConfig
@@ -99,6 +100,11 @@ class Config(Strict):
         if growth is not None and growth.field not in fields:
             raise ValueError(f"vessels.angiogenesis.field: no field named {growth.field!r}; fields: {', '.join(self.fields)} "
                              f"(declare it under fields, e.g. {growth.field}: {{preset: vegf}}; oxygen is no angiogenic signal)")
+        dosed = {dose.drug for _, treatment in self._treatments() for line in treatment.lines for dose in line.doses}
+        for name, drug in self.drugs.items():
+            if isinstance(drug, AntiVEGFDrug):
+                check_anti_vegf(name, drug, self.time, angiogenesis=growth is not None, dosed=name in dosed)
+        check_perfusion_factors(self.drugs)
         for where, name in self._immune_field_references():
             if name is not None and name not in self.fields:
                 raise ValueError(f"{where}: no field named {name!r}; fields: {', '.join(self.fields)} (declare it under fields, or null)")
