@@ -31,8 +31,11 @@ from typing import Any
 
 import numpy as np
 
-#: Fewest output elements per slab: a smaller call runs whole (the barrier costs more than the split saves).
-MIN_SLAB_ELEMENTS = 1 << 14
+#: Fewest output elements per slab: a smaller call runs whole. A barrier costs about 60 us on CPython, an
+#: elementwise float32 pass about 0.5 ns per element, so a slab must be large to pay for it: with 2^14, a 2-day run of
+#: configs/immune_excluded.yaml (36^3) took 1.7 times as long on two threads as on one; with 2^16 the same time, and a
+#: 96^3 step is still 1.3 times faster on two (docs/performance.md, "Threads on the CPU").
+MIN_SLAB_ELEMENTS = 1 << 16
 #: A byte range that overlaps every other: what an opaque call may touch.
 _EVERYTHING = (0, 1 << 64)
 
