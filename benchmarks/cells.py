@@ -38,6 +38,7 @@ from abm.config import parse_config
 from abm.model import TumorModel
 from kernels import diffusion
 from kernels.backend import BACKEND_NAMES, Backend, get_backend
+from kernels.calls import usable_cpus
 
 CASES: tuple[tuple[int, ...], ...] = ((256, 256), (512, 512), (48, 48, 48), (96, 96, 96))
 FIELD_DT_MIN = 60.0
@@ -114,12 +115,13 @@ def benchmark_case(shape: tuple[int, ...], backend: Backend, warmup: int, steps:
 
 def describe_machine(backend: Backend) -> str:
     """CPU count, Python, NumPy, backend and device, one per line."""
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    usable = usable_cpus()
     return "\n".join([
         f"machine: {platform.machine()} {platform.processor() or platform.system()}, "
         f"{os.cpu_count()} CPUs ({usable} usable by this process)",
         f"python {platform.python_version()}, numpy {np.__version__}",
-        f"backend: {backend.name} ({backend.reason}); fast paths {'on' if backend.fast_paths else 'off'}",
+        f"backend: {backend.name} ({backend.reason}); fast paths {'on' if backend.fast_paths else 'off'}"
+        + (f"; {backend.threads} field-solve threads (TME_THREADS)" if backend.name == "numpy" else ""),
         f"device: {backend.device}",
     ])
 
