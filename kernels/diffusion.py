@@ -78,7 +78,6 @@ import numpy as np
 from kernels.calls import CallList
 
 
-
 class FieldSolverError(RuntimeError):
     """A field's solve failed: CG did not converge or broke down, its right-hand side is not finite, or its
     parameters are beyond what the solver represents (a split step's ``dt D / dx^2`` in the field's dtype).
