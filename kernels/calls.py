@@ -67,14 +67,17 @@ class _Part:
     writes: tuple[tuple[int, int], ...] = ()
 
 
+#: Argument types whose memory a call can reach only as the arrays among them (anything else may hold arrays).
+_PLAIN = (np.ndarray, np.generic, int, float, bool)
+
+
 def _whole(call: Callable[[], Any], threads: int) -> list[_Part]:
     """``call`` run whole by the calling thread (thread 0); every array it is given counts as read and written
     (anything else it could reach: everything)."""
     if isinstance(call, partial):
         arrays = [value for value in (*call.args, *call.keywords.values()) if isinstance(value, np.ndarray)]
         touched = tuple(_extent(array) for array in arrays)
-        opaque = any(not isinstance(value, (np.ndarray, np.generic, int, float, bool, type(None)))
-                     for value in (*call.args, *call.keywords.values()))
+        opaque = any(not isinstance(value, (*_PLAIN, type(None))) for value in (*call.args, *call.keywords.values()))
     else:
         touched, opaque = (), True
     touched = (_EVERYTHING,) if opaque else touched
@@ -101,7 +104,7 @@ def _slabs(call: Callable[[], Any], threads: int) -> list[_Part] | None:
     if not isinstance(out, np.ndarray) or out.ndim == 0 or out.shape[0] < threads or \
             out.size < threads * MIN_SLAB_ELEMENTS:
         return None
-    if any(not isinstance(value, (np.ndarray, np.generic, int, float, bool)) for value in inputs):
+    if any(not isinstance(value, _PLAIN) for value in inputs):
         return None
     rows = out.shape[0]
 
@@ -251,22 +254,28 @@ class CallList:
             raise ValueError(f"threads must be at least 1, got {threads}")
         self.calls = tuple(calls)
         self.threads = threads if xp is np else 1
-        self._steps: list[_Step] | None = None
+        #: the plan, made on the first call (None: not yet); empty: the calls run in order on the calling thread.
+        self._steps: list[_Step] | None = [] if self.threads == 1 else None
 
     def __call__(self) -> None:
-        if self.threads == 1:
-            for call in self.calls:
-                call()
-            return
         if self._steps is None:
             steps = plan(self.calls, self.threads)
             # A list with nothing to share runs serially (the workers are not woken).
             self._steps = steps if any(part.run is not None for step in steps for part in step.parts[1:]) else []
-        if not self._steps:
-            for call in self.calls:
-                call()
+        if self._steps:
+            _team(self.threads).run(self._steps)
             return
-        _team(self.threads).run(self._steps)
+        for call in self.calls:
+            call()
+
+
+def concurrently(calls: Sequence[Callable[[], Any]]) -> None:
+    """Make each of ``calls`` (independent: none touches what another does) on a thread of its own, the first on
+    the calling thread, and return when all are done; the first error of any is raised then."""
+    if len(calls) == 1:
+        calls[0]()
+        return
+    _team(len(calls)).run([_Step(False, tuple(_Part(call) for call in calls))])
 
 
 def usable_cpus() -> int:

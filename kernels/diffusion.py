@@ -67,7 +67,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache, partial
 from types import ModuleType
@@ -75,7 +74,7 @@ from typing import Any
 
 import numpy as np
 
-from kernels.calls import CallList
+from kernels.calls import CallList, concurrently
 
 
 class FieldSolverError(RuntimeError):
@@ -318,8 +317,9 @@ def _split(xp: ModuleType, call: Any, arrays: Sequence[Any], axis: int, threads:
     """Run ``call(*chunks)`` on slabs of ``arrays`` cut along array ``axis``, on ``threads`` threads.
 
     The slabs hold disjoint grid lines, so the result does not depend on the
-    number of threads. NumPy releases the GIL inside its ufunc loops; on any
-    other array module (a GPU queue) the call runs once on whole arrays.
+    number of threads (:func:`kernels.calls.concurrently`, the field solve's
+    threads). NumPy releases the GIL inside its ufunc loops; on any other array
+    module (a GPU queue) the call runs once on whole arrays.
     """
     extent = arrays[0].shape[axis]
     pieces = min(threads, extent) if xp is np else 1
@@ -328,20 +328,13 @@ def _split(xp: ModuleType, call: Any, arrays: Sequence[Any], axis: int, threads:
         return
     bounds = [extent * k // pieces for k in range(pieces + 1)]
     lead = (slice(None),) * axis
-    chunks = [[a[lead + (slice(lo, hi),)] for a in arrays] for lo, hi in zip(bounds[:-1], bounds[1:])]
-    for future in [_pool(pieces).submit(call, *chunk) for chunk in chunks]:
-        future.result()
+    concurrently([partial(call, *(a[lead + (slice(lo, hi),)] for a in arrays))
+                  for lo, hi in zip(bounds[:-1], bounds[1:])])
 
 
 def _copy(out: Any, values: Any) -> None:
     """``out[...] = values`` (a strided copy when the layouts differ)."""
     out[...] = values
-
-
-@lru_cache(maxsize=8)
-def _pool(threads: int) -> ThreadPoolExecutor:
-    """``threads`` worker threads for the NumPy sweeps (created on first use)."""
-    return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="diffusion")
 
 
 def implicit_step_many(

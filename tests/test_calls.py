@@ -11,7 +11,7 @@ import pytest
 
 from kernels import calls
 from kernels.backend import THREADS_VARIABLE, BackendError, get_backend, threads_per_worker
-from kernels.calls import CallList, plan
+from kernels.calls import CallList, concurrently, plan
 from kernels.diffusion import FieldParameters, FieldSolver, Workspace
 
 SHAPE = (23, 19, 17)
@@ -133,6 +133,19 @@ def test_an_interruption_breaks_the_team_and_the_next_run_gets_a_new_one(small_s
         interrupted()
     CallList(np, [partial(np.add, a, 1.0, out=a)], threads=2)()
     assert np.all(a == 3.0)
+
+
+def test_concurrently_makes_every_call_on_threads_of_its_own_and_raises_the_first_error():
+    seen = []
+    concurrently([partial(seen.append, k) for k in range(3)])
+    assert sorted(seen) == [0, 1, 2]
+
+    def fail() -> None:
+        raise ValueError("slab 2")
+
+    with pytest.raises(ValueError, match="slab 2"):
+        concurrently([partial(seen.append, 3), fail])
+    assert 3 in seen  # the other call ran
 
 
 def _run_in_child(queue) -> None:
