@@ -1,4 +1,4 @@
-"""The registry of accelerated operations: one ``xp`` reference and an optional CUDA implementation per name.
+"""The registry of accelerated operations: one ``xp`` reference and optional CUDA and CPU implementations per name.
 
 An accelerated operation is a piece of a rule or a solver that a GPU runs
 faster as a CUDA kernel (or a CUDA graph) of its own than as the ``xp``
@@ -9,11 +9,15 @@ array calls. Each has
 * optionally a CUDA implementation under :mod:`kernels.cuda`, with the
   reference's signature and its bits (no fused multiply-adds, the same
   operations in the same order; a GPU test compares the two bit for bit and
-  tests/test_cuda_sources.py compiles every CUDA source with nvcc).
+  tests/test_cuda_sources.py compiles every CUDA source with nvcc);
+* optionally a compiled CPU implementation under :mod:`kernels.cpu` (Numba
+  loops), with the same signature and bits, compared with the reference bit
+  for bit by a test that needs no GPU.
 
 The backend picks (:meth:`kernels.backend.Backend.operation`): the CUDA
-implementation on CuPy unless fast paths are off (``get_backend(...,
-fast_paths=False)`` or ``TME_FAST_PATHS=0``), else the reference. Callers ask
+implementation on CuPy and the CPU one on NumPy unless fast paths are off
+(``get_backend(..., fast_paths=False)`` or ``TME_FAST_PATHS=0``), else the
+reference. Callers ask
 their backend for an operation and call what it gives; kernels that use one
 take it as a keyword argument whose default is the reference.
 
@@ -34,21 +38,28 @@ Operations (:data:`OPERATIONS`):
   per neighbour offset, :func:`kernels.cuda.division.enclosed`);
 * ``replayable``: a fixed list of array calls made cheap to call again
   (:func:`kernels.diffusion.uncaptured`, the calls as they are; CUDA: one
-  CUDA graph captured and replayed, :func:`kernels.cuda.graphs.replayable`).
+  CUDA graph captured and replayed, :func:`kernels.cuda.graphs.replayable`);
+* ``field_array_calls``: the builders of the field solve's call lists (its
+  operator, Jacobi sweeps and grid transfers; :data:`kernels.diffusion.ARRAY_CALLS`,
+  a bundle of functions that each take ``xp`` first, rather than one
+  function; CPU: one compiled loop per operation instead of a NumPy call per
+  neighbour direction, :data:`kernels.cpu.stencils.ARRAY_CALLS`).
 
 A new operation is its reference in a kernels module, its CUDA
 implementation in a module of :mod:`kernels.cuda` (source compiled in
-tests/test_cuda_sources.py, a GPU test against the reference), and one
-:class:`Operation` in :data:`OPERATIONS`.
+tests/test_cuda_sources.py, a GPU test against the reference) and/or its CPU
+one in a module of :mod:`kernels.cpu` (a test against the reference), and
+one :class:`Operation` in :data:`OPERATIONS`.
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 from kernels import diffusion, immune, tumor
+from kernels.cpu import stencils
 from kernels.cuda import division, graphs, lines, movement
 
 
@@ -60,11 +71,13 @@ class Operation:
         name: the name callers ask the backend for.
         reference: the ``xp`` implementation (first argument ``xp``), the definition of the result.
         cuda: the CUDA implementation (same signature, same bits; ``xp`` is CuPy), or None.
+        cpu: the compiled CPU implementation (same signature, same bits; ``xp`` is NumPy), or None.
     """
 
     name: str
-    reference: Callable[..., Any]
-    cuda: Callable[..., Any] | None = None
+    reference: Any
+    cuda: Any = None
+    cpu: Any = None
 
 
 #: Every accelerated operation, by name.
@@ -74,13 +87,15 @@ OPERATIONS: Mapping[str, Operation] = MappingProxyType({operation.name: operatio
     Operation("place_daughters", tumor.place_daughters, division.place_daughters),
     Operation("enclosed", tumor.enclosed, division.enclosed),
     Operation("replayable", diffusion.uncaptured, graphs.replayable),
+    Operation("field_array_calls", diffusion.ARRAY_CALLS, cpu=stencils.ARRAY_CALLS),
 )})
 
 
-def implementation(name: str, cuda: bool) -> Callable[..., Any]:
-    """Operation ``name``'s CUDA implementation if ``cuda`` and it has one, else its ``xp`` reference.
+def implementation(name: str, device: str | None) -> Any:
+    """Operation ``name``'s implementation for ``device`` (``"cuda"`` or ``"cpu"``) if it has one, else (and for
+    ``device=None``) its ``xp`` reference.
 
-    Callers go through :meth:`kernels.backend.Backend.operation`, which sets ``cuda``.
+    Callers go through :meth:`kernels.backend.Backend.operation`, which picks ``device``.
 
     Raises:
         KeyError: no operation is registered under ``name`` (the message lists those that are).
@@ -89,4 +104,5 @@ def implementation(name: str, cuda: bool) -> Callable[..., Any]:
         operation = OPERATIONS[name]
     except KeyError:
         raise KeyError(f"no accelerated operation {name!r}; registered: {', '.join(OPERATIONS)}") from None
-    return operation.cuda if cuda and operation.cuda is not None else operation.reference
+    chosen = {"cuda": operation.cuda, "cpu": operation.cpu}.get(device) if device is not None else None
+    return operation.reference if chosen is None else chosen

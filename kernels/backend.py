@@ -11,11 +11,12 @@ receives the chosen module as ``xp`` and writes its arithmetic once.
 
 The backend also picks the implementation of each accelerated operation
 (:mod:`kernels.accelerated`): :meth:`Backend.operation` gives the CUDA
-implementation on CuPy with fast paths on, else the ``xp`` reference. Fast
-paths are on unless ``get_backend(..., fast_paths=False)`` or the
-environment variable :data:`FAST_PATHS_VARIABLE` (``TME_FAST_PATHS=0``)
-turns them off; the choice is made once, when the backend is made, and
-changes no result (each CUDA implementation gives its reference's bits).
+implementation on CuPy and the compiled CPU one on NumPy with fast paths on,
+else the ``xp`` reference. Fast paths are on unless ``get_backend(...,
+fast_paths=False)`` or the environment variable :data:`FAST_PATHS_VARIABLE`
+(``TME_FAST_PATHS=0``) turns them off; the choice is made once, when the
+backend is made, and changes no result (each implementation gives its
+reference's bits).
 """
 from __future__ import annotations
 
@@ -59,7 +60,7 @@ class Backend:
         xp: the array module itself.
         reason: one sentence on why this backend was chosen.
         device: a human-readable name of the device the arrays live on.
-        fast_paths: whether :meth:`operation` may give CUDA implementations (they apply on CuPy only).
+        fast_paths: whether :meth:`operation` may give CUDA implementations (on CuPy) and compiled CPU ones (on NumPy).
         threads: CPU threads that share the array calls of a field solve on NumPy
             (:class:`kernels.calls.CallList`; the same bits for any count); 1 on CuPy.
     """
@@ -74,13 +75,16 @@ class Backend:
     def operation(self, name: str) -> Callable[..., Any]:
         """The implementation of accelerated operation ``name`` (:data:`kernels.accelerated.OPERATIONS`) to call.
 
-        Its CUDA implementation on CuPy with :attr:`fast_paths` on, else its
-        ``xp`` reference; both take ``xp`` first and give the same bits.
+        With :attr:`fast_paths` on, its CUDA implementation on CuPy and its
+        compiled CPU one on NumPy, where it has them; else its ``xp``
+        reference. All take ``xp`` first and give the same bits.
 
         Raises:
             KeyError: no operation is registered under ``name``.
         """
-        return accelerated.implementation(name, cuda=self.fast_paths and self.name == "cupy")
+        if not self.fast_paths:
+            return accelerated.implementation(name, None)
+        return accelerated.implementation(name, "cuda" if self.name == "cupy" else "cpu")
 
     def to_host(self, array: Any) -> np.ndarray:
         """Copy ``array`` to a NumPy array on the host (no copy for NumPy input)."""

@@ -67,6 +67,39 @@ class _Part:
     writes: tuple[tuple[int, int], ...] = ()
 
 
+@dataclass(frozen=True)
+class RowCall:
+    """A call whose work splits by rows (its output's first axis), such as a compiled loop over a lattice.
+
+    Calling it does every row. A :class:`CallList` cuts it as it cuts an
+    elementwise call (:data:`MIN_SLAB_ELEMENTS`), giving each thread
+    ``run(start, stop)`` for its rows, with the barriers that the views of
+    ``touches(start, stop)`` call for.
+
+    Attributes:
+        rows: extent of the output's first axis.
+        elements: elements of the output.
+        run: ``run(start, stop)`` does rows ``[start, stop)`` (it should release the GIL, as NumPy's loops do).
+        touches: ``touches(start, stop)`` gives ``(read, written)``: views of every array that ``run(start, stop)``
+            reads and writes (no more than it may touch).
+    """
+
+    rows: int
+    elements: int
+    run: Callable[[int, int], Any]
+    touches: Callable[[int, int], tuple[Sequence[np.ndarray], Sequence[np.ndarray]]]
+
+    def __call__(self) -> None:
+        self.run(0, self.rows)
+
+
+def _row_part(call: RowCall, start: int, stop: int) -> _Part:
+    """Rows ``[start, stop)`` of ``call`` as one thread's part."""
+    reads, writes = call.touches(start, stop)
+    return _Part(partial(call.run, start, stop), tuple(_extent(view) for view in reads),
+                 tuple(_extent(view) for view in writes))
+
+
 #: Argument types whose memory a call can reach only as the arrays among them (anything else may hold arrays).
 _PLAIN = (np.ndarray, np.generic, int, float, bool)
 
@@ -74,6 +107,8 @@ _PLAIN = (np.ndarray, np.generic, int, float, bool)
 def _whole(call: Callable[[], Any], threads: int) -> list[_Part]:
     """``call`` run whole by the calling thread (thread 0); every array it is given counts as read and written
     (anything else it could reach: everything)."""
+    if isinstance(call, RowCall):
+        return [_row_part(call, 0, call.rows)] + [_Part(None)] * (threads - 1)
     if isinstance(call, partial):
         arrays = [value for value in (*call.args, *call.keywords.values()) if isinstance(value, np.ndarray)]
         touched = tuple(_extent(array) for array in arrays)
@@ -87,11 +122,16 @@ def _whole(call: Callable[[], Any], threads: int) -> list[_Part]:
 def _slabs(call: Callable[[], Any], threads: int) -> list[_Part] | None:
     """``call`` cut into one slab per thread along its output's first axis, or None where it cannot be.
 
-    It can be cut when it is ``partial(ufunc, *inputs, out=array)`` (one output) or ``partial(np.copyto, array,
-    source)``, its output has at least ``threads * MIN_SLAB_ELEMENTS`` elements and ``threads`` along its
+    It can be cut when it is a :class:`RowCall`, ``partial(ufunc, *inputs, out=array)`` (one output) or
+    ``partial(np.copyto, array, source)``, its output has at least ``threads * MIN_SLAB_ELEMENTS`` elements and ``threads`` along its
     first axis, and no slab writes memory another slab reads or writes. Each input of the output's rank and
     first extent is cut like the output; any other input (broadcast, scalar) is given whole to every slab.
     """
+    if isinstance(call, RowCall):
+        if call.rows < threads or call.elements < threads * MIN_SLAB_ELEMENTS:
+            return None
+        bounds = [round(k * call.rows / threads) for k in range(threads + 1)]
+        return _disjoint([_row_part(call, start, stop) for start, stop in zip(bounds[:-1], bounds[1:])])
     if not isinstance(call, partial):
         return None
     function, arguments, keywords = call.func, call.args, dict(call.keywords)
@@ -122,6 +162,11 @@ def _slabs(call: Callable[[], Any], threads: int) -> list[_Part] | None:
             partial(function, *slab_inputs, out=slab_out)
         reads = tuple(_extent(value) for value in slab_inputs if isinstance(value, np.ndarray))
         parts.append(_Part(run, reads, (_extent(slab_out),)))
+    return _disjoint(parts)
+
+
+def _disjoint(parts: list[_Part]) -> list[_Part] | None:
+    """``parts`` if no part writes memory that another reads or writes, else None (the call is not cut)."""
     for k, part in enumerate(parts):
         others = [other for j, other in enumerate(parts) if j != k]
         if any(_overlaps(part.writes, other.reads + other.writes) for other in others):

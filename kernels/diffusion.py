@@ -627,6 +627,95 @@ def _prolong_calls(xp: ModuleType, coarse: Any, fine: Any, spread: Any) -> list[
     return [partial(xp.copyto, spread, coarse[..., None]), partial(xp.add, split_fine, split_spread, out=split_fine)]
 
 
+def smoothing_calls(xp: ModuleType, level: _Level, dtype: Any, v: Any, residual: Any, defect: Any, weights: Any,
+                    diagonal: Any, scratch: Callable[[], Any]) -> list[Callable[[], Any]]:
+    """Calls of one damped Jacobi sweep of ``level``: ``v += (residual - A v) * weights``, with ``defect`` (same
+    shape) as work array; ``diagonal`` and ``scratch`` as for :func:`_apply_calls`."""
+    return _apply_calls(xp, level, dtype, v, defect, diagonal, scratch) + [
+        partial(xp.subtract, residual, defect, out=defect), partial(xp.multiply, defect, weights, out=defect),
+        partial(xp.add, v, defect, out=v)]
+
+
+def restriction_calls(xp: ModuleType, level: _Level, dtype: Any, v: Any, residual: Any, defect_padded: Any,
+                      coarse: Any, diagonal: Any, scratch: Callable[[], Any],
+                      array: Callable[..., Any]) -> list[Callable[[], Any]]:
+    """Calls that write the defect ``residual - A v`` of ``level`` into ``defect_padded`` (its level-sized
+    corner; the rest stays zero) and its sums over blocks into ``coarse`` (:func:`_restrict_calls`, whose work
+    arrays ``array`` gives)."""
+    defect = defect_padded[tuple(slice(0, extent) for extent in level.shape)]
+    return _apply_calls(xp, level, dtype, v, defect, diagonal, scratch) + [
+        partial(xp.subtract, residual, defect, out=defect)] + _restrict_calls(xp, defect_padded, coarse, array)
+
+
+def cg_update(xp: ModuleType, u: Any, residual: Any, direction: Any, image: Any, spare: Any, alpha: Any,
+              threads: int = 1) -> None:
+    """CG's update of the iterate and residual: ``u += alpha * direction``, ``residual -= alpha * image``.
+
+    All arrays float64 of one shape; ``alpha`` a float or 0-d float64 array;
+    ``spare`` and ``image`` are work arrays whose values afterwards are not
+    used (here ``spare`` ends as ``alpha * direction``, ``image`` as
+    ``alpha * image``). ``threads`` is for compiled versions (unused here).
+    """
+    xp.add(u, xp.multiply(direction, alpha, out=spare), out=u)
+    xp.subtract(residual, xp.multiply(image, alpha, out=image), out=residual)
+
+
+def cg_direction(xp: ModuleType, direction: Any, beta: Any, z: Any, threads: int = 1) -> None:
+    """CG's new search direction: ``direction = direction * beta + z`` (float64 arrays, ``beta`` a float or 0-d
+    array)."""
+    xp.add(xp.multiply(direction, beta, out=direction), z, out=direction)
+
+
+def scale_down(xp: ModuleType, values: Any, norm: Any, out: Any, threads: int = 1) -> None:
+    """``out = values / norm`` rounded to ``out``'s dtype (float64 ``values``, float32 ``out``): the V-cycle's input."""
+    xp.divide(values, norm, out=out)
+
+
+def scale_up(xp: ModuleType, values: Any, norm: Any, out: Any, threads: int = 1) -> None:
+    """``out = values * norm`` in ``out``'s dtype (float32 ``values``, float64 ``out``): the V-cycle's output."""
+    xp.copyto(out, values)
+    xp.multiply(out, norm, out=out)
+
+
+@dataclass(frozen=True)
+class ArrayCalls:
+    """The builders of a field solve's fixed call lists (operation ``field_array_calls``, :mod:`kernels.accelerated`).
+
+    The first four return a list of calls (each called without arguments)
+    on the arrays they are given, for the fixed call lists of the V-cycle and
+    the operator; the last four do CG's vector operations at once (with
+    ``threads`` threads where they can). :data:`ARRAY_CALLS` holds this
+    module's functions, the reference: NumPy or CuPy calls, one per
+    operation and neighbour direction. :data:`kernels.cpu.stencils.ARRAY_CALLS`
+    holds compiled loops with the same bits.
+
+    Attributes:
+        operator: ``out = A v`` (:func:`_apply_calls`).
+        smoothing: one damped Jacobi sweep (:func:`smoothing_calls`).
+        restriction: the defect summed over blocks into the coarser level (:func:`restriction_calls`).
+        prolongation: the coarse correction added to each voxel of its block (:func:`_prolong_calls`).
+        cg_update: :func:`cg_update`.
+        cg_direction: :func:`cg_direction`.
+        scale_down: :func:`scale_down`.
+        scale_up: :func:`scale_up`.
+    """
+
+    operator: Callable[..., list[Callable[[], Any]]]
+    smoothing: Callable[..., list[Callable[[], Any]]]
+    restriction: Callable[..., list[Callable[[], Any]]]
+    prolongation: Callable[..., list[Callable[[], Any]]]
+    cg_update: Callable[..., None]
+    cg_direction: Callable[..., None]
+    scale_down: Callable[..., None]
+    scale_up: Callable[..., None]
+
+
+#: The reference: one array call per operation and neighbour direction.
+ARRAY_CALLS = ArrayCalls(operator=_apply_calls, smoothing=smoothing_calls, restriction=restriction_calls,
+                         prolongation=_prolong_calls, cg_update=cg_update, cg_direction=cg_direction,
+                         scale_down=scale_down, scale_up=scale_up)
+
+
 def _with_diagonal(xp: ModuleType, shape: tuple[int, ...], couplings: tuple[Any, ...], reaction: Any,
                    fixed: Any, out: Any = None) -> _Level:
     """The level of these couplings, reaction and fixed-face terms: ``diagonal = reaction + fixed + couplings``
@@ -754,8 +843,10 @@ class _Multigrid:
     """
 
     def __init__(self, xp: ModuleType, fine: _Level, replayable: Callable[..., Callable[[], Any]] = uncaptured,
-                 workspace: Workspace | None = None, threads: int = 1) -> None:
+                 workspace: Workspace | None = None, threads: int = 1, array_calls: ArrayCalls = ARRAY_CALLS) -> None:
         self.xp = xp
+        self.threads = threads
+        self.array_calls = array_calls
         workspace = Workspace(xp) if workspace is None else workspace
         f32 = xp.float32
         levels = _levels(xp, fine)
@@ -782,21 +873,19 @@ class _Multigrid:
             padded = tuple(extent + extent % 2 for extent in level.shape)
             v_padded, defect_padded = array("v", padded, f32), array("defect", padded, f32)
             v, defect = v_padded[inside], defect_padded[inside]
-            apply = _apply_calls(xp, level, f32, v, defect, apply_diagonal, partial(array, "scratch", level.shape, f32))
-            smooth = apply + [partial(xp.subtract, residual, defect, out=defect),
-                              partial(xp.multiply, defect, weighted_inverse, out=defect),
-                              partial(xp.add, v, defect, out=v)]
+            scratch = partial(array, "scratch", level.shape, f32)
+            smooth = array_calls.smoothing(xp, level, f32, v, residual, defect, weighted_inverse, apply_diagonal, scratch)
             coarser = workspace.array(f"mg{depth + 1}.residual", levels[depth + 1].shape, f32)
             down += [partial(xp.multiply, weighted_inverse, residual, out=v)] + smooth * (SMOOTHING_SWEEPS - 1)
-            down += apply + [partial(xp.subtract, residual, defect, out=defect)]
-            down += _restrict_calls(xp, defect_padded, coarser, array)
+            down += array_calls.restriction(xp, level, f32, v, residual, defect_padded, coarser, apply_diagonal, scratch,
+                                            array)
             above.append((v_padded, v, smooth))
             residual = coarser
         up: list[Callable[[], Any]] = []
         correction = coarse_solution
         for depth, (v_padded, v, smooth) in reversed(list(enumerate(above))):
             spread = workspace.array(f"mg{depth}.spread", correction.shape + (2,), f32)
-            up += _prolong_calls(xp, correction, v_padded, spread) + smooth * SMOOTHING_SWEEPS
+            up += array_calls.prolongation(xp, correction, v_padded, spread) + smooth * SMOOTHING_SWEEPS
             correction = v
         self.solution = correction
         # On a GPU the calls before and after the coarsest solve are each one CUDA graph; the solve
@@ -836,13 +925,11 @@ class _Multigrid:
         or a 0-d float64 array on the device (CG passes its residual's norm
         without bringing it to the host).
         """
-        xp = self.xp
-        xp.divide(r, norm, out=self.residual)
+        self.array_calls.scale_down(self.xp, r, norm, self.residual, self.threads)
         self.down()
         self.exact()
         self.up()
-        xp.copyto(out, self.solution)
-        xp.multiply(out, norm, out=out)
+        self.array_calls.scale_up(self.xp, self.solution, norm, out, self.threads)
         return out
 
 
@@ -925,7 +1012,7 @@ class FieldSolver:
     def __init__(self, xp: ModuleType, shape: Sequence[int], params: FieldParameters, sink_per_min: Any = 0.0,
                  dt_min: float | None = None, *,
                  replayable: Callable[..., Callable[[], Any]] = uncaptured, workspace: Workspace | None = None,
-                 threads: int = 1) -> None:
+                 threads: int = 1, array_calls: ArrayCalls = ARRAY_CALLS) -> None:
         if dt_min is not None:
             if dt_min <= 0:
                 raise ValueError(f"dt_min must be positive, got {dt_min}")
@@ -934,6 +1021,7 @@ class FieldSolver:
         self.xp = xp
         self.replayable = replayable
         self.threads = threads
+        self.array_calls = array_calls
         self.shape = tuple(int(extent) for extent in shape)
         self.dt_min = dt_min
         self.params = params
@@ -1062,7 +1150,7 @@ class FieldSolver:
             apply_diagonal = self._array("cg.apply_diagonal")
             fine = self._fine()
             apply_diagonal[...] = _apply_diagonal(xp, fine, xp.float64)
-            self._apply = self.replayable(xp, CallList(xp, _apply_calls(
+            self._apply = self.replayable(xp, CallList(xp, self.array_calls.operator(
                 xp, fine, xp.float64, direction, image, apply_diagonal, partial(self._array, "cg.scratch")), self.threads))
         xp.copyto(u, u_guess)
         xp.copyto(direction, u)
@@ -1077,8 +1165,9 @@ class FieldSolver:
             xp.add(image, source, out=residual)
             residual_norm = rhs_norm
         if self._multigrid is None:
-            self._multigrid = _Multigrid(xp, self._fine(), self.replayable, self.workspace, self.threads)
-        multigrid = self._multigrid
+            self._multigrid = _Multigrid(xp, self._fine(), self.replayable, self.workspace, self.threads,
+                                         self.array_calls)
+        multigrid, vectors = self._multigrid, self.array_calls
         z, spare = self._array("cg.z"), self._array("cg.spare")
         multigrid.precondition(residual, residual_norm, z)
         if self._converged(z, u, rtol, 0):
@@ -1088,8 +1177,7 @@ class FieldSolver:
         for iteration in range(1, max_iterations + 1):
             self._apply()  # image = A direction
             alpha = rz / _dot(xp, direction, image)
-            xp.add(u, xp.multiply(direction, alpha, out=spare), out=u)
-            xp.subtract(residual, xp.multiply(image, alpha, out=image), out=residual)
+            vectors.cg_update(xp, u, residual, direction, image, spare, alpha, self.threads)
             # The residual's norm stays on the device; at least the smallest normal float64, so that a residual of
             # exactly 0 gives z = 0 (converged), not 0 / 0.
             norm = xp.maximum(xp.sqrt(_dot(xp, residual, residual)), _SMALLEST_NORMAL)
@@ -1100,7 +1188,7 @@ class FieldSolver:
             rz_next = _dot(xp, residual, spare)
             # Polak-Ribiere form of beta (flexible CG): robust to the float32 preconditioner.
             beta = (rz_next - _dot(xp, residual, z)) / rz
-            xp.add(xp.multiply(direction, beta, out=direction), spare, out=direction)
+            vectors.cg_direction(xp, direction, beta, spare, self.threads)
             z, spare = spare, z
             rz = rz_next
         raise FieldSolverError(

@@ -1,13 +1,14 @@
 """Backend choice: numpy always works, cupy is never a silent fallback; the backend picks each accelerated
-operation's implementation, and one switch (argument or TME_FAST_PATHS) turns the CUDA ones off."""
+operation's implementation, and one switch (argument or TME_FAST_PATHS) turns the CUDA and compiled CPU ones off."""
 from __future__ import annotations
 
+import dataclasses
 import inspect
 
 import numpy as np
 import pytest
 
-from kernels import accelerated
+from kernels import accelerated, diffusion
 from kernels import backend as backend_module
 from kernels.backend import FAST_PATHS_VARIABLE, Backend, BackendError, get_backend, probe_cupy
 
@@ -45,31 +46,48 @@ def test_auto_picks_cupy_on_a_gpu():
 
 # --------------------------------------------------------------------------- accelerated operations
 
+def _functions(implementation):
+    """The functions of an implementation: itself, or each field of a bundle (:class:`kernels.diffusion.ArrayCalls`)."""
+    if isinstance(implementation, diffusion.ArrayCalls):
+        return {field.name: getattr(implementation, field.name) for field in dataclasses.fields(implementation)}
+    return {"": implementation}
+
+
 def test_registry_lists_every_operation_with_an_xp_reference_in_kernels():
     assert set(accelerated.OPERATIONS) == {"field_line_sweep", "immune_movement_substep", "place_daughters", "enclosed",
-                                            "replayable"}
+                                            "replayable", "field_array_calls"}
     for name, operation in accelerated.OPERATIONS.items():
-        assert operation.name == name and callable(operation.reference)
-        assert operation.reference.__module__.startswith("kernels.")
-        assert not operation.reference.__module__.startswith("kernels.cuda")
-        assert operation.reference.__doc__ and "reference" in operation.reference.__doc__
-        if operation.cuda is not None:
-            assert operation.cuda.__module__.startswith("kernels.cuda.")
-            reference_parameters = list(inspect.signature(operation.reference).parameters)
-            assert list(inspect.signature(operation.cuda).parameters) == reference_parameters
-            assert reference_parameters[0] == "xp"
+        assert operation.name == name
+        references = _functions(operation.reference)
+        for function in references.values():
+            assert callable(function) and function.__module__.startswith("kernels.")
+            assert not function.__module__.startswith(("kernels.cuda", "kernels.cpu"))
+            assert list(inspect.signature(function).parameters)[0] == "xp"
+        if not isinstance(operation.reference, diffusion.ArrayCalls):
+            assert operation.reference.__doc__ and "reference" in operation.reference.__doc__
+        for package, implementation in (("kernels.cuda.", operation.cuda), ("kernels.cpu.", operation.cpu)):
+            if implementation is None:
+                continue
+            functions = _functions(implementation)
+            assert functions.keys() == references.keys()
+            for part, function in functions.items():
+                assert function.__module__.startswith(package)
+                assert inspect.signature(function).parameters.keys() == inspect.signature(references[part]).parameters.keys()
+    assert accelerated.OPERATIONS["field_array_calls"].cpu is not None
 
 
 @pytest.mark.parametrize("fast_paths", [True, False])
-def test_numpy_backend_gives_the_references(fast_paths):
+def test_numpy_backend_gives_cpu_implementations_unless_fast_paths_are_off(fast_paths):
     backend = get_backend("numpy", fast_paths=fast_paths)
     assert backend.fast_paths is fast_paths
     for name, operation in accelerated.OPERATIONS.items():
-        assert backend.operation(name) is operation.reference
+        expected = operation.cpu if fast_paths and operation.cpu is not None else operation.reference
+        assert backend.operation(name) is expected
 
 
 def test_a_cupy_backend_gives_cuda_implementations_unless_fast_paths_are_off():
-    """The choice is the backend's (shown with a stand-in Backend named cupy: no GPU needed)."""
+    """The choice is the backend's (shown with a stand-in Backend named cupy: no GPU needed); a CPU
+    implementation is never given on CuPy."""
     for fast_paths in (True, False):
         backend = Backend("cupy", np, "test", "test device", fast_paths)
         for name, operation in accelerated.OPERATIONS.items():
@@ -78,7 +96,8 @@ def test_a_cupy_backend_gives_cuda_implementations_unless_fast_paths_are_off():
 
 
 def test_unknown_operation_names_the_registered_ones():
-    with pytest.raises(KeyError, match="registered: field_line_sweep, immune_movement_substep, place_daughters, enclosed, replayable"):
+    with pytest.raises(KeyError, match="registered: field_line_sweep, immune_movement_substep, place_daughters, enclosed, replayable, "
+                                         "field_array_calls"):
         get_backend("numpy").operation("teleport")
 
 
@@ -104,9 +123,11 @@ def test_no_module_global_fast_path_switches_remain():
     """The choice lives on the backend: no kernels module holds an on/off flag for a fast path."""
     import kernels.cuda.graphs
     import kernels.cuda.lines
+    import kernels.cpu.stencils
     import kernels.cuda.movement
     import kernels.diffusion
-    for module in (backend_module, kernels.diffusion, kernels.cuda.lines, kernels.cuda.movement, kernels.cuda.graphs):
+    for module in (backend_module, kernels.diffusion, kernels.cuda.lines, kernels.cuda.movement, kernels.cuda.graphs,
+                   kernels.cpu.stencils):
         flags = [name for name, value in vars(module).items() if isinstance(value, bool) and not name.startswith("__")]
         assert flags == [], f"{module.__name__}: {flags}"
     assert not hasattr(backend_module, "CUDA_GRAPHS") and not hasattr(kernels.cuda.movement, "ENABLED")

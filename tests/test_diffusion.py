@@ -239,7 +239,7 @@ def test_captured_v_cycle_and_solve_give_the_uncaptured_bits(xp):
         cases.append((shape, sink, params, r, u, source))
     results = {}
     for graphs in (False, True):
-        replay = accelerated.implementation("replayable", cuda=graphs)  # uncaptured, or CUDA graphs on CuPy
+        replay = accelerated.implementation("replayable", "cuda" if graphs else None)  # uncaptured, or CUDA graphs on CuPy
         outputs = []
         for shape, sink, params, r, u, source in cases:
             multigrid = diffusion._Multigrid(xp, diffusion._fine_level(xp, shape, params, sink)[0], replay)
@@ -424,7 +424,7 @@ def test_updated_sink_gives_a_new_solvers_bits(xp, shape, dt_min):
     params = FieldParameters(1.0e4, 0.1, 20.0, faces)
     sinks = [0.0] + [xp.asarray(rate * (rng.random(shape) < 0.3)) for rate in (10.0, 1.0, 30.0)]
     source = xp.asarray(rng.random(shape) * (rng.random(shape) < 0.05))
-    replay = accelerated.implementation("replayable", cuda=xp is not np)  # CUDA graphs on CuPy
+    replay = accelerated.implementation("replayable", "cuda" if xp is not np else None)  # CUDA graphs on CuPy
     kept = diffusion.FieldSolver(xp, shape, params, sinks[0], dt_min=dt_min, replayable=replay)
     kept_u = fresh_u = xp.asarray(rng.random(shape), dtype=xp.float32)
     for index, sink in enumerate(sinks):

@@ -1,0 +1,308 @@
+"""The field solve's array calls as compiled loops: operation ``field_array_calls`` on the CPU.
+
+:data:`ARRAY_CALLS` has the builders of :data:`kernels.diffusion.ARRAY_CALLS`
+(the operator ``A v``, a damped Jacobi sweep, the residual's restriction and
+the correction's prolongation of the V-cycle) with each call a Numba loop
+over the voxels instead of one NumPy call per neighbour direction: ``A v``
+is one pass over the lattice instead of eight, a Jacobi sweep two instead of
+eleven, the residual and its restriction two instead of twelve. Each loop
+does, per element, the floating-point operations of the reference's calls
+in their order and dtype, so the arrays the solve reads end with the same
+bits (tests/test_cpu_stencils.py).
+
+Only levels whose every coupled axis has the same scalar coupling (the
+finest level, and every coarser one whose extents are even or 1) are
+compiled; the others (a few small coarse levels of odd extents) keep the
+reference's calls. Arrays are seen as 3-D: a 2-D ``(ny, nx)`` array as
+``(ny, 1, nx)``, so that rows (the first axis, which threads share) are the
+same as the reference's and the axes keep their order.
+
+Each call is a :class:`kernels.calls.RowCall`: a loop over a range of rows
+of its output, with the views it reads and writes for that range, which a
+:class:`kernels.calls.CallList` shares among its threads.
+
+Numba is imported, and the loops compiled (or loaded from the cache), on the
+first build of a call.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache, partial
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+
+from kernels import diffusion
+from kernels import calls
+from kernels.calls import RowCall, concurrently
+
+
+@cache
+def _loops() -> SimpleNamespace:
+    """The compiled loops (Numba imported and the functions jitted on first use).
+
+    Every loop takes its arrays as 3-D views, the booleans ``a0, a1, a2``
+    (whether each axis is coupled: extent above 1 and a coupling that is not
+    zero) and last the rows ``start, stop`` of its output to do.
+    """
+    import numba
+
+    jit = numba.njit(nogil=True, cache=True)
+    inline = numba.njit(nogil=True, cache=True, inline="always")  # a helper of the loops, compiled into them
+
+    @inline
+    def stencil(v, diagonal, coupling, a0, a1, a2, i, j, k):  # pragma: no cover - compiled
+        """``A v`` at voxel (i, j, k): ``coupling * (diagonal v - neighbours)``, the neighbours subtracted in the
+        reference's order (axis by axis; along each, the next voxel, then the previous one)."""
+        n0, n1, n2 = v.shape
+        total = diagonal[i, j, k] * v[i, j, k]
+        if a0:
+            if i < n0 - 1:
+                total = total - v[i + 1, j, k]
+            if i > 0:
+                total = total - v[i - 1, j, k]
+        if a1:
+            if j < n1 - 1:
+                total = total - v[i, j + 1, k]
+            if j > 0:
+                total = total - v[i, j - 1, k]
+        if a2:
+            if k < n2 - 1:
+                total = total - v[i, j, k + 1]
+            if k > 0:
+                total = total - v[i, j, k - 1]
+        return total * coupling
+
+    @jit
+    def operator(v, diagonal, coupling, a0, a1, a2, out, start, stop):  # pragma: no cover - compiled
+        """``out = A v`` on rows ``[start, stop)``."""
+        _, n1, n2 = v.shape
+        for i in range(start, stop):
+            for j in range(n1):
+                for k in range(n2):
+                    out[i, j, k] = stencil(v, diagonal, coupling, a0, a1, a2, i, j, k)
+
+    @jit
+    def defect(v, residual, diagonal, coupling, a0, a1, a2, out, start, stop):  # pragma: no cover - compiled
+        """``out = residual - A v`` on rows ``[start, stop)``."""
+        _, n1, n2 = v.shape
+        for i in range(start, stop):
+            for j in range(n1):
+                for k in range(n2):
+                    out[i, j, k] = residual[i, j, k] - stencil(v, diagonal, coupling, a0, a1, a2, i, j, k)
+
+    @jit
+    def correct(v, defect, weights, start, stop):  # pragma: no cover - compiled
+        """``v += defect * weights`` on rows ``[start, stop)`` (the Jacobi correction)."""
+        _, n1, n2 = v.shape
+        for i in range(start, stop):
+            for j in range(n1):
+                for k in range(n2):
+                    v[i, j, k] = v[i, j, k] + defect[i, j, k] * weights[i, j, k]
+
+    @jit
+    def block_sums(fine, coarse, start, stop):  # pragma: no cover - compiled
+        """``coarse`` = ``fine`` summed over blocks, on coarse rows ``[start, stop)``.
+
+        A block has two voxels along each axis where ``fine`` is twice as
+        long as ``coarse``, else one; the sums are taken axis by axis, the
+        first axis first, as the reference restricts one axis after another.
+        """
+        _, m1, m2 = coarse.shape
+        s0, s1, s2 = fine.shape[0] // coarse.shape[0], fine.shape[1] // m1, fine.shape[2] // m2
+        for ci in range(start, stop):
+            i = s0 * ci
+            for cj in range(m1):
+                j = s1 * cj
+                for ck in range(m2):
+                    k = s2 * ck
+                    total = fine[i, j, k]
+                    if s0 == 2:
+                        total = total + fine[i + 1, j, k]
+                    if s1 == 2:
+                        row = fine[i, j + 1, k]
+                        if s0 == 2:
+                            row = row + fine[i + 1, j + 1, k]
+                        total = total + row
+                    if s2 == 2:
+                        column = fine[i, j, k + 1]
+                        if s0 == 2:
+                            column = column + fine[i + 1, j, k + 1]
+                        if s1 == 2:
+                            row = fine[i, j + 1, k + 1]
+                            if s0 == 2:
+                                row = row + fine[i + 1, j + 1, k + 1]
+                            column = column + row
+                        total = total + column
+                    coarse[ci, cj, ck] = total
+
+    @jit
+    def prolongation(coarse, fine, start, stop):  # pragma: no cover - compiled
+        """``fine += coarse`` spread over each block (piecewise constant), on fine rows ``[start, stop)``."""
+        _, n1, n2 = fine.shape
+        m2 = coarse.shape[2]
+        s0, s1 = fine.shape[0] // coarse.shape[0], n1 // coarse.shape[1]
+        for i in range(start, stop):
+            ci = i // s0
+            for j in range(n1):
+                cj = j // s1
+                if n2 == 2 * m2:
+                    for ck in range(m2):
+                        value = coarse[ci, cj, ck]
+                        fine[i, j, 2 * ck] = fine[i, j, 2 * ck] + value
+                        fine[i, j, 2 * ck + 1] = fine[i, j, 2 * ck + 1] + value
+                else:
+                    for k in range(n2):
+                        fine[i, j, k] = fine[i, j, k] + coarse[ci, cj, k]
+
+    @jit
+    def update(u, residual, direction, image, alpha, start, stop):  # pragma: no cover - compiled
+        """``u += direction * alpha``, ``residual -= image * alpha`` on flat entries ``[start, stop)``."""
+        for i in range(start, stop):
+            u[i] = u[i] + direction[i] * alpha
+            residual[i] = residual[i] - image[i] * alpha
+
+    @jit
+    def new_direction(direction, z, beta, start, stop):  # pragma: no cover - compiled
+        """``direction = direction * beta + z`` on flat entries ``[start, stop)``."""
+        for i in range(start, stop):
+            direction[i] = direction[i] * beta + z[i]
+
+    @jit
+    def divide(values, out, norm, start, stop):  # pragma: no cover - compiled
+        """``out = values / norm`` (rounded to ``out``'s dtype) on flat entries ``[start, stop)``."""
+        for i in range(start, stop):
+            out[i] = values[i] / norm
+
+    @jit
+    def widen(values, out, norm, start, stop):  # pragma: no cover - compiled
+        """``out = values * norm`` (``values`` widened to float64 first) on flat entries ``[start, stop)``."""
+        for i in range(start, stop):
+            out[i] = np.float64(values[i]) * norm
+
+    return SimpleNamespace(operator=operator, defect=defect, correct=correct, block_sums=block_sums,
+                           prolongation=prolongation, update=update, new_direction=new_direction, divide=divide,
+                           widen=widen)
+
+
+def _rows(array: Any) -> Any:
+    """``array`` seen as 3-D: a 2-D ``(ny, nx)`` array as ``(ny, 1, nx)`` (a view); a 3-D one as it is."""
+    return array[:, None, :] if array.ndim == 2 else array
+
+
+def _axis_flags(level: Any) -> tuple[bool, bool, bool]:
+    """Whether each axis of the 3-D view of ``level``'s arrays is coupled (:func:`kernels.diffusion._coupled_axes`)."""
+    coupled = set(diffusion._coupled_axes(level))
+    axes = (0, 1, 2) if len(level.shape) == 3 else (0, None, 1)
+    return tuple(axis is not None and axis in coupled for axis in axes)
+
+
+def _around(array: Any, start: int, stop: int) -> Any:
+    """Rows ``[start - 1, stop + 1)`` of ``array`` (clipped): what a stencil on rows ``[start, stop)`` reads."""
+    return array[max(start - 1, 0):stop + 1]
+
+
+def operator_calls(xp: Any, level: Any, dtype: Any, v: Any, out: Any, diagonal: Any,
+                   scratch: Callable[[], Any]) -> list[Callable[[], Any]]:
+    """:func:`kernels.diffusion._apply_calls` (``out = A v``) as one compiled loop where ``level``'s coupling is
+    uniform, else the reference's calls."""
+    coupling = diffusion._uniform_coupling(level)
+    if coupling is None:
+        return diffusion._apply_calls(xp, level, dtype, v, out, diagonal, scratch)
+    v3, out3, diagonal3 = _rows(v), _rows(out), _rows(diagonal)
+    run = partial(_loops().operator, v3, diagonal3, np.dtype(dtype).type(coupling), *_axis_flags(level), out3)
+    return [RowCall(out3.shape[0], out3.size, run,
+                    lambda start, stop: ((_around(v3, start, stop), diagonal3[start:stop]), (out3[start:stop],)))]
+
+
+def smoothing_calls(xp: Any, level: Any, dtype: Any, v: Any, residual: Any, defect: Any, weights: Any, diagonal: Any,
+                    scratch: Callable[[], Any]) -> list[Callable[[], Any]]:
+    """:func:`kernels.diffusion.smoothing_calls` (one damped Jacobi sweep) as two compiled loops, the defect and
+    the correction, where ``level``'s coupling is uniform (``defect`` then ends unweighted); else the reference's
+    calls."""
+    coupling = diffusion._uniform_coupling(level)
+    if coupling is None:
+        return diffusion.smoothing_calls(xp, level, dtype, v, residual, defect, weights, diagonal, scratch)
+    return _defect_calls(level, dtype, v, residual, defect, diagonal, coupling) + [_correct_call(v, defect, weights)]
+
+
+def _defect_calls(level: Any, dtype: Any, v: Any, residual: Any, defect: Any, diagonal: Any,
+                  coupling: float) -> list[RowCall]:
+    """``defect = residual - A v`` as one compiled loop (``level``'s coupling is the uniform ``coupling``)."""
+    v3, residual3, defect3, diagonal3 = (_rows(array) for array in (v, residual, defect, diagonal))
+    run = partial(_loops().defect, v3, residual3, diagonal3, np.dtype(dtype).type(coupling), *_axis_flags(level),
+                  defect3)
+    return [RowCall(defect3.shape[0], defect3.size, run, lambda start, stop: (
+        (_around(v3, start, stop), residual3[start:stop], diagonal3[start:stop]), (defect3[start:stop],)))]
+
+
+def _correct_call(v: Any, defect: Any, weights: Any) -> RowCall:
+    """``v += defect * weights`` as one compiled loop."""
+    v3, defect3, weights3 = _rows(v), _rows(defect), _rows(weights)
+    return RowCall(v3.shape[0], v3.size, partial(_loops().correct, v3, defect3, weights3), lambda start, stop: (
+        (v3[start:stop], defect3[start:stop], weights3[start:stop]), (v3[start:stop],)))
+
+
+def restriction_calls(xp: Any, level: Any, dtype: Any, v: Any, residual: Any, defect_padded: Any, coarse: Any,
+                      diagonal: Any, scratch: Callable[[], Any], array: Callable[..., Any]) -> list[Callable[[], Any]]:
+    """:func:`kernels.diffusion.restriction_calls` (the defect ``residual - A v`` into ``defect_padded``, its
+    block sums into ``coarse``) as two compiled loops where ``level``'s coupling is uniform; else the reference's
+    calls."""
+    coupling = diffusion._uniform_coupling(level)
+    if coupling is None:
+        return diffusion.restriction_calls(xp, level, dtype, v, residual, defect_padded, coarse, diagonal, scratch, array)
+    defect = defect_padded[tuple(slice(0, extent) for extent in level.shape)]
+    fine3, coarse3 = _rows(defect_padded), _rows(coarse)
+    step = fine3.shape[0] // coarse3.shape[0]
+    return _defect_calls(level, dtype, v, residual, defect, diagonal, coupling) + [
+        RowCall(coarse3.shape[0], coarse3.size, partial(_loops().block_sums, fine3, coarse3), lambda start, stop: (
+            (fine3[step * start:step * stop],), (coarse3[start:stop],)))]
+
+
+def prolongation_calls(xp: Any, coarse: Any, fine: Any, spread: Any) -> list[Callable[[], Any]]:
+    """:func:`kernels.diffusion._prolong_calls` (``fine`` += ``coarse`` over each block) as one compiled loop
+    (``spread`` is not written)."""
+    coarse3, fine3 = _rows(coarse), _rows(fine)
+    step = fine3.shape[0] // coarse3.shape[0]
+    run = partial(_loops().prolongation, coarse3, fine3)
+    return [RowCall(fine3.shape[0], fine3.size, run, lambda start, stop: (
+        (coarse3[start // step:(stop - 1) // step + 1], fine3[start:stop]), (fine3[start:stop],)))]
+
+
+def _flat(loop: Callable[..., None], arrays: tuple[Any, ...], scalar: Any, threads: int) -> None:
+    """``loop(*arrays, float(scalar), start, stop)`` on the arrays' flat views, over every entry: in ``threads``
+    slabs at once where each has at least :data:`kernels.calls.MIN_SLAB_ELEMENTS` (the arrays contiguous and of
+    one size; a slab's entries are its own in every array, so the slabs are independent)."""
+    flat = [array.reshape(-1) for array in arrays]
+    size = flat[0].size
+    parts = threads if threads > 1 and size >= threads * calls.MIN_SLAB_ELEMENTS else 1
+    bounds = [size * k // parts for k in range(parts + 1)]
+    concurrently([partial(loop, *flat, np.float64(scalar), start, stop) for start, stop in zip(bounds[:-1], bounds[1:])])
+
+
+def cg_update(xp: Any, u: Any, residual: Any, direction: Any, image: Any, spare: Any, alpha: Any,
+              threads: int = 1) -> None:
+    """:func:`kernels.diffusion.cg_update` as one compiled loop (``spare`` and ``image`` are not written)."""
+    _flat(_loops().update, (u, residual, direction, image), alpha, threads)
+
+
+def cg_direction(xp: Any, direction: Any, beta: Any, z: Any, threads: int = 1) -> None:
+    """:func:`kernels.diffusion.cg_direction` as one compiled loop."""
+    _flat(_loops().new_direction, (direction, z), beta, threads)
+
+
+def scale_down(xp: Any, values: Any, norm: Any, out: Any, threads: int = 1) -> None:
+    """:func:`kernels.diffusion.scale_down` as one compiled loop."""
+    _flat(_loops().divide, (values, out), norm, threads)
+
+
+def scale_up(xp: Any, values: Any, norm: Any, out: Any, threads: int = 1) -> None:
+    """:func:`kernels.diffusion.scale_up` as one compiled loop."""
+    _flat(_loops().widen, (values, out), norm, threads)
+
+
+#: The field solve's array calls and vector operations, compiled (the CPU implementation of ``field_array_calls``).
+ARRAY_CALLS = diffusion.ArrayCalls(operator=operator_calls, smoothing=smoothing_calls, restriction=restriction_calls,
+                                   prolongation=prolongation_calls, cg_update=cg_update, cg_direction=cg_direction,
+                                   scale_down=scale_down, scale_up=scale_up)

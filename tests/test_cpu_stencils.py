@@ -1,0 +1,221 @@
+"""kernels.cpu.stencils: the field solve's compiled loops give the bits of the NumPy reference, call by call,
+solve by solve and run by run, on any thread count."""
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import pytest
+
+from abm.config import load_config
+from abm.model import TumorModel
+from kernels import calls, diffusion
+from kernels.backend import get_backend
+from kernels.calls import CallList, RowCall, plan
+from kernels.cpu import stencils
+
+pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # special values overflow
+
+#: Lattices: 3-D and 2-D, even and odd extents, an extent of 1.
+SHAPES = [(16, 12, 10), (23, 19, 17), (9, 1, 12), (1, 8, 9), (30, 22), (17, 5), (1, 7)]
+
+
+@pytest.fixture
+def small_slabs(monkeypatch):
+    """Slabs of any size, so that small test arrays are cut among the threads."""
+    monkeypatch.setattr(calls, "MIN_SLAB_ELEMENTS", 1)
+
+
+def _same_bits(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes()
+
+
+def _random(rng: np.random.Generator, shape, dtype, special: bool = False) -> np.ndarray:
+    """Values over many magnitudes and both signs; with ``special``, also -0.0, subnormals and values whose
+    products overflow."""
+    values = rng.standard_normal(shape) * 10.0 ** rng.integers(-3, 4, size=shape)
+    if special:
+        flat = values.reshape(-1)
+        picks = rng.choice(flat.size, size=min(flat.size, 12), replace=False)
+        tiny, huge = np.finfo(dtype).tiny, np.finfo(dtype).max
+        flat[picks] = np.resize([-0.0, 0.0, tiny / 4, -tiny / 3, huge / 2, -huge / 3], picks.size)
+    return values.astype(dtype)
+
+
+def _level(rng: np.random.Generator, shape, coupling: float = 2.5, fixed_faces: bool = False) -> diffusion._Level:
+    """A level with a random reaction, uniform coupling and (optionally) fixed-face terms on two faces."""
+    fixed = np.zeros(shape)
+    if fixed_faces:
+        fixed[0] += 2 * coupling
+        fixed[..., -1] += 2 * coupling
+    return diffusion._with_diagonal(np, shape, (coupling,) * len(shape), rng.random(shape) * 3.0, fixed)
+
+
+def _padded(shape) -> tuple[int, ...]:
+    return tuple(extent + extent % 2 for extent in shape)
+
+
+def _run(builders: list, threads: int) -> None:
+    CallList(np, builders, threads)()
+
+
+# --------------------------------------------------------------------------- call by call
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("coupling", [2.5, 0.0])
+def test_the_operator_and_a_jacobi_sweep_give_the_references_bits(small_slabs, shape, dtype, threads, coupling):
+    rng = np.random.default_rng(abs(hash((shape, threads))) % 2**32)
+    level = _level(rng, shape, coupling, fixed_faces=True)
+    diagonal = diffusion._apply_diagonal(np, level, dtype)
+    v, residual, weights = (_random(rng, shape, dtype, special=True) for _ in range(3))
+    results = []
+    for builders in (diffusion.ARRAY_CALLS, stencils.ARRAY_CALLS):
+        out, defect, v_after = np.empty(shape, dtype), np.empty(shape, dtype), v.copy()
+        scratch = partial(np.empty, shape, dtype)
+        _run(builders.operator(np, level, dtype, v, out, diagonal, scratch), threads)
+        _run(builders.smoothing(np, level, dtype, v_after, residual, defect, weights, diagonal, scratch), threads)
+        results.append((out, v_after))
+    (reference_out, reference_v), (out, v_after) = results
+    assert _same_bits(out, reference_out)
+    assert _same_bits(v_after, reference_v)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_restriction_and_prolongation_give_the_references_bits(small_slabs, shape, threads):
+    rng = np.random.default_rng(abs(hash((shape, threads, "transfer"))) % 2**32)
+    f32 = np.float32
+    level = _level(rng, shape)
+    diagonal = diffusion._apply_diagonal(np, level, f32)
+    padded = _padded(shape)
+    coarse_shape = tuple(extent // 2 for extent in padded)
+    inside = tuple(slice(0, extent) for extent in shape)
+    v_padded = _random(rng, padded, f32, special=True)
+    residual = _random(rng, shape, f32, special=True)
+    correction = _random(rng, coarse_shape, f32, special=True)
+    results = []
+    for builders in (diffusion.ARRAY_CALLS, stencils.ARRAY_CALLS):
+        workspace = diffusion.Workspace(np)
+        defect_padded, coarse = np.zeros(padded, f32), np.empty(coarse_shape, f32)
+        fine = v_padded.copy()
+        _run(builders.restriction(np, level, f32, v_padded[inside], residual, defect_padded, coarse, diagonal,
+                                  partial(np.empty, shape, f32), workspace.scoped("test.")), threads)
+        _run(builders.prolongation(np, correction, fine, np.empty(coarse_shape + (2,), f32)), threads)
+        results.append((coarse, fine))
+    (reference_coarse, reference_fine), (coarse, fine) = results
+    assert _same_bits(coarse, reference_coarse)
+    assert _same_bits(fine, reference_fine)
+
+
+def test_a_level_without_one_uniform_coupling_keeps_the_references_calls():
+    """A coarse level of odd extents has coupling arrays: the compiled builders give the reference's calls."""
+    rng = np.random.default_rng(3)
+    level = diffusion._coarsen(np, _level(rng, (9, 7, 5)))
+    assert diffusion._uniform_coupling(level) is None
+    shape, f32 = level.shape, np.float32
+    arrays = [np.zeros(shape, f32) for _ in range(4)]
+    built = stencils.ARRAY_CALLS.operator(np, level, f32, *arrays[:2], arrays[2], partial(np.empty, shape, f32))
+    assert built and not any(isinstance(call, RowCall) for call in built)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3])
+@pytest.mark.parametrize("size", [1, 7, 4099])
+def test_cg_vector_operations_give_the_references_bits(small_slabs, threads, size):
+    rng = np.random.default_rng(size * 10 + threads)
+    u, residual, direction, image, z = (_random(rng, size, np.float64, special=True) for _ in range(5))
+    solution = _random(rng, size, np.float32, special=True)
+    scalars = (0.37, -2.5e-3, np.float64(1.7e300), 5e-320)
+    results = []
+    for builders in (diffusion.ARRAY_CALLS, stencils.ARRAY_CALLS):
+        kept = []
+        for scalar in scalars:
+            arrays = [array.copy() for array in (u, residual, direction, image)]
+            builders.cg_update(np, *arrays, np.empty(size), scalar, threads)
+            kept += arrays[:2]
+            new_direction = direction.copy()
+            builders.cg_direction(np, new_direction, scalar, z, threads)
+            down, up = np.empty(size, np.float32), np.empty(size)
+            builders.scale_down(np, residual, abs(scalar), down, threads)
+            builders.scale_up(np, solution, abs(scalar), up, threads)
+            kept += [new_direction, down, up]
+        results.append(kept)
+    for reference, compiled in zip(*results):
+        assert _same_bits(compiled, reference)
+
+
+# --------------------------------------------------------------------------- the thread plan
+
+def test_row_calls_are_cut_and_wait_only_where_their_rows_meet(small_slabs):
+    """A stencil's slab reads one row beyond its own: an update of its input that follows needs a barrier, an
+    update of another array does not."""
+    rng = np.random.default_rng(5)
+    shape, f32 = (12, 6, 5), np.float32
+    level = _level(rng, shape)
+    diagonal = diffusion._apply_diagonal(np, level, f32)
+    v, out, other = (_random(rng, shape, f32) for _ in range(3))
+    stencil = stencils.ARRAY_CALLS.operator(np, level, f32, v, out, diagonal, partial(np.empty, shape, f32))
+    assert len(stencil) == 1 and isinstance(stencil[0], RowCall)
+    steps = plan(stencil + [partial(np.add, other, out, out=other), partial(np.add, v, out, out=v)], 2)
+    assert [step.barrier for step in steps] == [False, False, True]
+    assert all(part.run is not None for step in steps for part in step.parts)
+    serial = [array.copy() for array in (v, out, other)]
+    calls_serial = stencils.ARRAY_CALLS.operator(np, level, f32, serial[0], serial[1], diagonal, None)
+    CallList(np, calls_serial + [partial(np.add, serial[2], serial[1], out=serial[2]),
+                                 partial(np.add, serial[0], serial[1], out=serial[0])])()
+    CallList(np, stencil + [partial(np.add, other, out, out=other), partial(np.add, v, out, out=v)], 2)()
+    for threaded, alone in zip((v, out, other), serial):
+        assert _same_bits(threaded, alone)
+
+
+def test_row_calls_with_fewer_rows_than_threads_run_whole(small_slabs):
+    call = RowCall(1, 100, lambda start, stop: None, lambda start, stop: ((), ()))
+    steps = plan([call], 3)
+    assert steps[0].parts[0].run is not None and all(part.run is None for part in steps[0].parts[1:])
+
+
+# --------------------------------------------------------------------------- solves and runs
+
+@pytest.mark.parametrize("shape", [(20, 17, 14), (33, 26), (7, 5, 3)])
+@pytest.mark.parametrize("transient", [False, True])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_field_solves_with_compiled_loops_give_the_same_bits_and_iterations(small_slabs, shape, transient, threads):
+    rng = np.random.default_rng(len(shape) * 7 + threads)
+    faces = tuple(((None, 38.0) if axis == 0 else (None, None)) for axis in range(len(shape)))
+    params = diffusion.FieldParameters(2000.0, 0.1, 20.0, faces)
+    sink = rng.random(shape) * rng.choice([0.0, 0.5, 30.0], size=shape)
+    source = rng.random(shape) * 2.0
+    results = []
+    for builders in (diffusion.ARRAY_CALLS, stencils.ARRAY_CALLS):
+        solver = diffusion.FieldSolver(np, shape, params, sink, dt_min=60.0 if transient else None, threads=threads,
+                                       array_calls=builders)
+        first, first_iterations = (solver.step(np.zeros(shape, np.float32), source) if transient
+                                   else solver.solve(np.zeros(shape, np.float32), source))
+        solver.update_sink(sink * 3.0)
+        second, second_iterations = (solver.step(first, source) if transient else solver.solve(first, source))
+        results.append((first, second, first_iterations, second_iterations))
+    reference, compiled = results
+    assert _same_bits(compiled[0], reference[0]) and _same_bits(compiled[1], reference[1])
+    assert compiled[2:] == reference[2:] and reference[2] > 0
+
+
+def test_a_3d_run_is_the_same_with_the_compiled_loops_and_without():
+    """configs/immune_excluded.yaml (five fields, vessels, T cells and suppressors) on a small cube for three cell
+    steps: every array of the lattice ends with the same bits with fast paths on (compiled loops) and off."""
+    overrides = ["lattice.shape=[24, 24, 24]", "tumor.initial.radius_um=120.0", "time.duration_days=1"]
+    runs = []
+    for fast_paths in (True, False):
+        backend = get_backend("numpy", fast_paths=fast_paths)
+        model = TumorModel(load_config("configs/immune_excluded.yaml", overrides), backend=backend)
+        for _ in range(3):
+            model.step()
+        solvers = model.rule("fields").solvers
+        assert all(solver.array_calls is (stencils.ARRAY_CALLS if fast_paths else diffusion.ARRAY_CALLS)
+                   for solver in solvers.values())
+        runs.append({name: np.array(field) for name, field in model.lattice.fields.items()}
+                    | {"clone": np.array(model.lattice.tumor.clone), "agent": np.array(model.lattice.immune.agent)})
+    compiled, reference = runs
+    assert compiled.keys() == reference.keys()
+    for name in reference:
+        assert _same_bits(compiled[name], reference[name]), name
