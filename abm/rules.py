@@ -263,7 +263,7 @@ class SolveFields(Rule):
             solver = self.solvers[name] = diffusion.FieldSolver(
                 self.run.xp, shape, self.run.field_parameters[name], sink, dt_min=dt_min,
                 replayable=self.run.backend.operation("replayable"), workspace=self.workspace,
-                threads=self.run.backend.threads, array_calls=self.run.backend.operation("field_array_calls"))
+                threads=self.run.backend.threads, solver_kernels=self.run.backend.operation("field_solver_kernels"))
         else:
             solver.update_sink(sink)
         return solver

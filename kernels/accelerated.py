@@ -39,11 +39,11 @@ Operations (:data:`OPERATIONS`):
 * ``replayable``: a fixed list of array calls made cheap to call again
   (:func:`kernels.diffusion.uncaptured`, the calls as they are; CUDA: one
   CUDA graph captured and replayed, :func:`kernels.cuda.graphs.replayable`);
-* ``field_array_calls``: the builders of the field solve's call lists (its
-  operator, Jacobi sweeps and grid transfers; :data:`kernels.diffusion.ARRAY_CALLS`,
+* ``field_solver_kernels``: the builders of the field solve's call lists (its
+  operator, Jacobi sweeps and grid transfers; :data:`kernels.diffusion.SOLVER_KERNELS`,
   a bundle of functions that each take ``xp`` first, rather than one
   function; CPU: one compiled loop per operation instead of a NumPy call per
-  neighbour direction, :data:`kernels.cpu.stencils.ARRAY_CALLS`).
+  neighbour direction, :data:`kernels.cpu.stencils.SOLVER_KERNELS`).
 
 A new operation is its reference in a kernels module, its CUDA
 implementation in a module of :mod:`kernels.cuda` (source compiled in
@@ -87,7 +87,7 @@ OPERATIONS: Mapping[str, Operation] = MappingProxyType({operation.name: operatio
     Operation("place_daughters", tumor.place_daughters, division.place_daughters),
     Operation("enclosed", tumor.enclosed, division.enclosed),
     Operation("replayable", diffusion.uncaptured, graphs.replayable),
-    Operation("field_array_calls", diffusion.ARRAY_CALLS, cpu=stencils.ARRAY_CALLS),
+    Operation("field_solver_kernels", diffusion.SOLVER_KERNELS, cpu=stencils.SOLVER_KERNELS),
 )})
 
 

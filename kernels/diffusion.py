@@ -627,95 +627,6 @@ def _prolong_calls(xp: ModuleType, coarse: Any, fine: Any, spread: Any) -> list[
     return [partial(xp.copyto, spread, coarse[..., None]), partial(xp.add, split_fine, split_spread, out=split_fine)]
 
 
-def smoothing_calls(xp: ModuleType, level: _Level, dtype: Any, v: Any, residual: Any, defect: Any, weights: Any,
-                    diagonal: Any, scratch: Callable[[], Any]) -> list[Callable[[], Any]]:
-    """Calls of one damped Jacobi sweep of ``level``: ``v += (residual - A v) * weights``, with ``defect`` (same
-    shape) as work array; ``diagonal`` and ``scratch`` as for :func:`_apply_calls`."""
-    return _apply_calls(xp, level, dtype, v, defect, diagonal, scratch) + [
-        partial(xp.subtract, residual, defect, out=defect), partial(xp.multiply, defect, weights, out=defect),
-        partial(xp.add, v, defect, out=v)]
-
-
-def restriction_calls(xp: ModuleType, level: _Level, dtype: Any, v: Any, residual: Any, defect_padded: Any,
-                      coarse: Any, diagonal: Any, scratch: Callable[[], Any],
-                      array: Callable[..., Any]) -> list[Callable[[], Any]]:
-    """Calls that write the defect ``residual - A v`` of ``level`` into ``defect_padded`` (its level-sized
-    corner; the rest stays zero) and its sums over blocks into ``coarse`` (:func:`_restrict_calls`, whose work
-    arrays ``array`` gives)."""
-    defect = defect_padded[tuple(slice(0, extent) for extent in level.shape)]
-    return _apply_calls(xp, level, dtype, v, defect, diagonal, scratch) + [
-        partial(xp.subtract, residual, defect, out=defect)] + _restrict_calls(xp, defect_padded, coarse, array)
-
-
-def cg_update(xp: ModuleType, u: Any, residual: Any, direction: Any, image: Any, spare: Any, alpha: Any,
-              threads: int = 1) -> None:
-    """CG's update of the iterate and residual: ``u += alpha * direction``, ``residual -= alpha * image``.
-
-    All arrays float64 of one shape; ``alpha`` a float or 0-d float64 array;
-    ``spare`` and ``image`` are work arrays whose values afterwards are not
-    used (here ``spare`` ends as ``alpha * direction``, ``image`` as
-    ``alpha * image``). ``threads`` is for compiled versions (unused here).
-    """
-    xp.add(u, xp.multiply(direction, alpha, out=spare), out=u)
-    xp.subtract(residual, xp.multiply(image, alpha, out=image), out=residual)
-
-
-def cg_direction(xp: ModuleType, direction: Any, beta: Any, z: Any, threads: int = 1) -> None:
-    """CG's new search direction: ``direction = direction * beta + z`` (float64 arrays, ``beta`` a float or 0-d
-    array)."""
-    xp.add(xp.multiply(direction, beta, out=direction), z, out=direction)
-
-
-def scale_down(xp: ModuleType, values: Any, norm: Any, out: Any, threads: int = 1) -> None:
-    """``out = values / norm`` rounded to ``out``'s dtype (float64 ``values``, float32 ``out``): the V-cycle's input."""
-    xp.divide(values, norm, out=out)
-
-
-def scale_up(xp: ModuleType, values: Any, norm: Any, out: Any, threads: int = 1) -> None:
-    """``out = values * norm`` in ``out``'s dtype (float32 ``values``, float64 ``out``): the V-cycle's output."""
-    xp.copyto(out, values)
-    xp.multiply(out, norm, out=out)
-
-
-@dataclass(frozen=True)
-class ArrayCalls:
-    """The builders of a field solve's fixed call lists (operation ``field_array_calls``, :mod:`kernels.accelerated`).
-
-    The first four return a list of calls (each called without arguments)
-    on the arrays they are given, for the fixed call lists of the V-cycle and
-    the operator; the last four do CG's vector operations at once (with
-    ``threads`` threads where they can). :data:`ARRAY_CALLS` holds this
-    module's functions, the reference: NumPy or CuPy calls, one per
-    operation and neighbour direction. :data:`kernels.cpu.stencils.ARRAY_CALLS`
-    holds compiled loops with the same bits.
-
-    Attributes:
-        operator: ``out = A v`` (:func:`_apply_calls`).
-        smoothing: one damped Jacobi sweep (:func:`smoothing_calls`).
-        restriction: the defect summed over blocks into the coarser level (:func:`restriction_calls`).
-        prolongation: the coarse correction added to each voxel of its block (:func:`_prolong_calls`).
-        cg_update: :func:`cg_update`.
-        cg_direction: :func:`cg_direction`.
-        scale_down: :func:`scale_down`.
-        scale_up: :func:`scale_up`.
-    """
-
-    operator: Callable[..., list[Callable[[], Any]]]
-    smoothing: Callable[..., list[Callable[[], Any]]]
-    restriction: Callable[..., list[Callable[[], Any]]]
-    prolongation: Callable[..., list[Callable[[], Any]]]
-    cg_update: Callable[..., None]
-    cg_direction: Callable[..., None]
-    scale_down: Callable[..., None]
-    scale_up: Callable[..., None]
-
-
-#: The reference: one array call per operation and neighbour direction.
-ARRAY_CALLS = ArrayCalls(operator=_apply_calls, smoothing=smoothing_calls, restriction=restriction_calls,
-                         prolongation=_prolong_calls, cg_update=cg_update, cg_direction=cg_direction,
-                         scale_down=scale_down, scale_up=scale_up)
-
-
 def _with_diagonal(xp: ModuleType, shape: tuple[int, ...], couplings: tuple[Any, ...], reaction: Any,
                    fixed: Any, out: Any = None) -> _Level:
     """The level of these couplings, reaction and fixed-face terms: ``diagonal = reaction + fixed + couplings``
@@ -765,6 +676,146 @@ def _coarsest_inverse(xp: ModuleType, coarsest: _Level) -> Any:
     cells = int(np.prod(coarsest.shape))
     identity = xp.eye(cells, dtype=xp.float64).reshape((cells, *coarsest.shape))
     return xp.linalg.inv(coarsest.apply(xp, identity).reshape(cells, cells)).astype(xp.float32)
+
+
+def smoothing_calls(xp: ModuleType, level: _Level, dtype: Any, v: Any, residual: Any, defect: Any, weights: Any,
+                    diagonal: Any, scratch: Callable[[], Any]) -> list[Callable[[], Any]]:
+    """Calls of one damped Jacobi sweep of ``level``: ``v += (residual - A v) * weights``, with ``defect`` (same
+    shape) as work array; ``diagonal`` and ``scratch`` as for :func:`_apply_calls`."""
+    return _apply_calls(xp, level, dtype, v, defect, diagonal, scratch) + [
+        partial(xp.subtract, residual, defect, out=defect), partial(xp.multiply, defect, weights, out=defect),
+        partial(xp.add, v, defect, out=v)]
+
+
+def restriction_calls(xp: ModuleType, level: _Level, dtype: Any, v: Any, residual: Any, defect_padded: Any,
+                      coarse: Any, diagonal: Any, scratch: Callable[[], Any],
+                      array: Callable[..., Any]) -> list[Callable[[], Any]]:
+    """Calls that write the defect ``residual - A v`` of ``level`` into ``defect_padded`` (its level-sized
+    corner; the rest stays zero) and its sums over blocks into ``coarse`` (:func:`_restrict_calls`, whose work
+    arrays ``array`` gives)."""
+    defect = defect_padded[tuple(slice(0, extent) for extent in level.shape)]
+    return _apply_calls(xp, level, dtype, v, defect, diagonal, scratch) + [
+        partial(xp.subtract, residual, defect, out=defect)] + _restrict_calls(xp, defect_padded, coarse, array)
+
+
+def step_source(xp: ModuleType, u: Any, dt_min: float, source_per_min: Any, threads: int = 1) -> Any:
+    """The right-hand side of a backward-Euler step, ``u / dt + source`` (a new float64 array of ``u``'s shape;
+    ``source_per_min`` a scalar or an array). ``threads`` is for compiled versions (unused here)."""
+    source = u.astype(xp.float64)
+    source /= dt_min
+    source += xp.asarray(source_per_min, dtype=xp.float64)
+    return source
+
+
+def extremes(xp: ModuleType, z: Any, u: Any, threads: int = 1) -> list[float]:
+    """``[max z, min z, max u, min u]`` as Python floats, with one transfer to the host (NaN where an array has
+    one). ``threads`` is for CPU versions (unused here)."""
+    return xp.stack((z.max(), z.min(), u.max(), u.min())).tolist()
+
+
+def dot_pair(xp: ModuleType, a: Any, b: Any, c: Any, threads: int = 1) -> tuple[Any, Any]:
+    """``(a . b, a . c)``, each by :func:`_dot` (0-d arrays). ``threads`` is for CPU versions (unused here)."""
+    return _dot(xp, a, b), _dot(xp, a, c)
+
+
+def level_diagonal(xp: ModuleType, shape: tuple[int, ...], couplings: tuple[Any, ...], reaction: Any, fixed: Any,
+                   out: Any, threads: int = 1) -> _Level:
+    """The level of these couplings, reaction and fixed-face terms, its diagonal written into ``out`` (float64 of
+    ``shape``): :func:`_with_diagonal`. ``threads`` is for compiled versions (unused here)."""
+    return _with_diagonal(xp, shape, couplings, reaction, fixed, out=out)
+
+
+def coefficients(xp: ModuleType, level: _Level, weights: Any, apply_diagonal: Any, threads: int = 1) -> None:
+    """Write ``level``'s damped Jacobi weights (:func:`_jacobi_weights`) into ``weights`` (None: not wanted) and the
+    diagonal its operator's calls multiply by (:func:`_apply_diagonal`) into ``apply_diagonal``, each in its array's
+    dtype. ``threads`` is for compiled versions (unused here)."""
+    if weights is not None:
+        weights[...] = _jacobi_weights(level, weights.dtype)
+    apply_diagonal[...] = _apply_diagonal(xp, level, apply_diagonal.dtype)
+
+
+def cg_update(xp: ModuleType, u: Any, residual: Any, direction: Any, image: Any, spare: Any, alpha: Any,
+              threads: int = 1) -> None:
+    """CG's update of the iterate and residual: ``u += alpha * direction``, ``residual -= alpha * image``.
+
+    All arrays float64 of one shape; ``alpha`` a float or 0-d float64 array;
+    ``spare`` and ``image`` are work arrays whose values afterwards are not
+    used (here ``spare`` ends as ``alpha * direction``, ``image`` as
+    ``alpha * image``). ``threads`` is for compiled versions (unused here).
+    """
+    xp.add(u, xp.multiply(direction, alpha, out=spare), out=u)
+    xp.subtract(residual, xp.multiply(image, alpha, out=image), out=residual)
+
+
+def cg_direction(xp: ModuleType, direction: Any, beta: Any, z: Any, threads: int = 1) -> None:
+    """CG's new search direction: ``direction = direction * beta + z`` (float64 arrays, ``beta`` a float or 0-d
+    array)."""
+    xp.add(xp.multiply(direction, beta, out=direction), z, out=direction)
+
+
+def scale_down(xp: ModuleType, values: Any, norm: Any, out: Any, threads: int = 1) -> None:
+    """``out = values / norm`` rounded to ``out``'s dtype (float64 ``values``, float32 ``out``): the V-cycle's input."""
+    xp.divide(values, norm, out=out)
+
+
+def scale_up(xp: ModuleType, values: Any, norm: Any, out: Any, threads: int = 1) -> None:
+    """``out = values * norm`` in ``out``'s dtype (float32 ``values``, float64 ``out``): the V-cycle's output."""
+    xp.copyto(out, values)
+    xp.multiply(out, norm, out=out)
+
+
+@dataclass(frozen=True)
+class SolverKernels:
+    """The builders of a field solve's fixed call lists (operation ``field_solver_kernels``, :mod:`kernels.accelerated`).
+
+    The first four return a list of calls (each called without arguments)
+    on the arrays they are given, for the fixed call lists of the V-cycle and
+    the operator; the others do their work at once (with ``threads`` threads
+    where they can): the coefficients written when the sink changes, and
+    CG's vector operations. :data:`SOLVER_KERNELS` holds this
+    module's functions, the reference: NumPy or CuPy calls, one per
+    operation and neighbour direction. :data:`kernels.cpu.stencils.SOLVER_KERNELS`
+    holds compiled loops with the same bits.
+
+    Attributes:
+        operator: ``out = A v`` (:func:`_apply_calls`).
+        smoothing: one damped Jacobi sweep (:func:`smoothing_calls`).
+        restriction: the defect summed over blocks into the coarser level (:func:`restriction_calls`).
+        prolongation: the coarse correction added to each voxel of its block (:func:`_prolong_calls`).
+        cg_update: :func:`cg_update`.
+        cg_direction: :func:`cg_direction`.
+        scale_down: :func:`scale_down`.
+        scale_up: :func:`scale_up`.
+        level_diagonal: :func:`level_diagonal` (the finest level's operator).
+        coefficients: :func:`coefficients`.
+        extremes: :func:`extremes` (the stopping rule's numbers).
+        dot_pair: :func:`dot_pair`.
+        coarsen: :func:`_coarsen` (the next coarser level of the V-cycle).
+        step_source: :func:`step_source`.
+    """
+
+    operator: Callable[..., list[Callable[[], Any]]]
+    smoothing: Callable[..., list[Callable[[], Any]]]
+    restriction: Callable[..., list[Callable[[], Any]]]
+    prolongation: Callable[..., list[Callable[[], Any]]]
+    cg_update: Callable[..., None]
+    cg_direction: Callable[..., None]
+    scale_down: Callable[..., None]
+    scale_up: Callable[..., None]
+    level_diagonal: Callable[..., _Level]
+    coefficients: Callable[..., None]
+    extremes: Callable[..., list[float]]
+    dot_pair: Callable[..., tuple[Any, Any]]
+    coarsen: Callable[..., _Level]
+    step_source: Callable[..., Any]
+
+
+#: The reference: one array call per operation and neighbour direction.
+SOLVER_KERNELS = SolverKernels(operator=_apply_calls, smoothing=smoothing_calls, restriction=restriction_calls,
+                         prolongation=_prolong_calls, cg_update=cg_update, cg_direction=cg_direction,
+                         scale_down=scale_down, scale_up=scale_up, level_diagonal=level_diagonal,
+                         coefficients=coefficients, extremes=extremes, dot_pair=dot_pair, coarsen=_coarsen,
+                         step_source=step_source)
 
 
 class Workspace:
@@ -843,13 +894,13 @@ class _Multigrid:
     """
 
     def __init__(self, xp: ModuleType, fine: _Level, replayable: Callable[..., Callable[[], Any]] = uncaptured,
-                 workspace: Workspace | None = None, threads: int = 1, array_calls: ArrayCalls = ARRAY_CALLS) -> None:
+                 workspace: Workspace | None = None, threads: int = 1, solver_kernels: SolverKernels = SOLVER_KERNELS) -> None:
         self.xp = xp
         self.threads = threads
-        self.array_calls = array_calls
+        self.solver_kernels = solver_kernels
         workspace = Workspace(xp) if workspace is None else workspace
         f32 = xp.float32
-        levels = _levels(xp, fine)
+        levels = _levels(xp, fine, solver_kernels.coarsen)
         self.shape = fine.shape
         coarsest = levels[-1]
         cells = int(np.prod(coarsest.shape))
@@ -874,10 +925,10 @@ class _Multigrid:
             v_padded, defect_padded = array("v", padded, f32), array("defect", padded, f32)
             v, defect = v_padded[inside], defect_padded[inside]
             scratch = partial(array, "scratch", level.shape, f32)
-            smooth = array_calls.smoothing(xp, level, f32, v, residual, defect, weighted_inverse, apply_diagonal, scratch)
+            smooth = solver_kernels.smoothing(xp, level, f32, v, residual, defect, weighted_inverse, apply_diagonal, scratch)
             coarser = workspace.array(f"mg{depth + 1}.residual", levels[depth + 1].shape, f32)
             down += [partial(xp.multiply, weighted_inverse, residual, out=v)] + smooth * (SMOOTHING_SWEEPS - 1)
-            down += array_calls.restriction(xp, level, f32, v, residual, defect_padded, coarser, apply_diagonal, scratch,
+            down += solver_kernels.restriction(xp, level, f32, v, residual, defect_padded, coarser, apply_diagonal, scratch,
                                             array)
             above.append((v_padded, v, smooth))
             residual = coarser
@@ -885,7 +936,7 @@ class _Multigrid:
         correction = coarse_solution
         for depth, (v_padded, v, smooth) in reversed(list(enumerate(above))):
             spread = workspace.array(f"mg{depth}.spread", correction.shape + (2,), f32)
-            up += array_calls.prolongation(xp, correction, v_padded, spread) + smooth * SMOOTHING_SWEEPS
+            up += solver_kernels.prolongation(xp, correction, v_padded, spread) + smooth * SMOOTHING_SWEEPS
             correction = v
         self.solution = correction
         # On a GPU the calls before and after the coarsest solve are each one CUDA graph; the solve
@@ -898,8 +949,7 @@ class _Multigrid:
         """Write the coefficients of ``levels`` (Jacobi weights, apply diagonals, coarsest inverse) into the arrays
         the calls read."""
         for level, (weighted_inverse, apply_diagonal) in zip(levels[:-1], self.coefficients):
-            weighted_inverse[...] = _jacobi_weights(level, weighted_inverse.dtype)
-            apply_diagonal[...] = _apply_diagonal(self.xp, level, apply_diagonal.dtype)
+            self.solver_kernels.coefficients(self.xp, level, weighted_inverse, apply_diagonal, self.threads)
         self.inverse[...] = _coarsest_inverse(self.xp, levels[-1])
 
     def update(self, fine: _Level) -> None:
@@ -914,7 +964,7 @@ class _Multigrid:
         """
         if fine.shape != self.shape:
             raise ValueError(f"operator of shape {fine.shape} for a V-cycle of shape {self.shape}")
-        self._write(_levels(self.xp, fine))
+        self._write(_levels(self.xp, fine, self.solver_kernels.coarsen))
 
     def precondition(self, r: Any, norm: Any, out: Any) -> Any:
         """``out`` = one V-cycle applied to the float64 ``r``, whose 2-norm is ``norm``.
@@ -925,19 +975,21 @@ class _Multigrid:
         or a 0-d float64 array on the device (CG passes its residual's norm
         without bringing it to the host).
         """
-        self.array_calls.scale_down(self.xp, r, norm, self.residual, self.threads)
+        self.solver_kernels.scale_down(self.xp, r, norm, self.residual, self.threads)
         self.down()
         self.exact()
         self.up()
-        self.array_calls.scale_up(self.xp, self.solution, norm, out, self.threads)
+        self.solver_kernels.scale_up(self.xp, self.solution, norm, out, self.threads)
         return out
 
 
-def _levels(xp: ModuleType, fine: _Level) -> list[_Level]:
-    """``fine`` and its coarser levels, down to at most :data:`COARSEST_CELLS` cells (or extents of 1)."""
+def _levels(xp: ModuleType, fine: _Level, coarsen: Callable[..., _Level] | None = None) -> list[_Level]:
+    """``fine`` and its coarser levels, down to at most :data:`COARSEST_CELLS` cells (or extents of 1), each made by
+    ``coarsen`` (a :attr:`SolverKernels.coarsen`; None: :func:`_coarsen`)."""
+    coarsen = _coarsen if coarsen is None else coarsen
     levels = [fine]
     while np.prod(levels[-1].shape) > COARSEST_CELLS and max(levels[-1].shape) > 1:
-        levels.append(_coarsen(xp, levels[-1]))
+        levels.append(coarsen(xp, levels[-1]))
     return levels
 
 
@@ -1012,7 +1064,7 @@ class FieldSolver:
     def __init__(self, xp: ModuleType, shape: Sequence[int], params: FieldParameters, sink_per_min: Any = 0.0,
                  dt_min: float | None = None, *,
                  replayable: Callable[..., Callable[[], Any]] = uncaptured, workspace: Workspace | None = None,
-                 threads: int = 1, array_calls: ArrayCalls = ARRAY_CALLS) -> None:
+                 threads: int = 1, solver_kernels: SolverKernels = SOLVER_KERNELS) -> None:
         if dt_min is not None:
             if dt_min <= 0:
                 raise ValueError(f"dt_min must be positive, got {dt_min}")
@@ -1021,7 +1073,7 @@ class FieldSolver:
         self.xp = xp
         self.replayable = replayable
         self.threads = threads
-        self.array_calls = array_calls
+        self.solver_kernels = solver_kernels
         self.shape = tuple(int(extent) for extent in shape)
         self.dt_min = dt_min
         self.params = params
@@ -1041,7 +1093,8 @@ class FieldSolver:
         xp = self.xp
         fixed, diagonal = self._array("cg.spare"), self._array("cg.z")
         _face_terms(xp, self.shape, self.params, fixed, None)
-        return _with_diagonal(xp, self.shape, (self._coupling,) * len(self.shape), self.reaction, fixed, out=diagonal)
+        return self.solver_kernels.level_diagonal(xp, self.shape, (self._coupling,) * len(self.shape), self.reaction,
+                                                  fixed, diagonal, self.threads)
 
     def _load(self) -> None:
         """Write this solver's coefficients (the CG operator's diagonal, the V-cycle's), if built, into the
@@ -1049,8 +1102,7 @@ class FieldSolver:
         if self._apply is not _nothing or self._multigrid is not None:
             fine = self._fine()
             if self._apply is not _nothing:
-                apply_diagonal = self._array("cg.apply_diagonal")
-                apply_diagonal[...] = _apply_diagonal(self.xp, fine, apply_diagonal.dtype)
+                self.solver_kernels.coefficients(self.xp, fine, None, self._array("cg.apply_diagonal"), self.threads)
             if self._multigrid is not None:
                 self._multigrid.update(fine)
         self.workspace.owner = self
@@ -1149,8 +1201,8 @@ class FieldSolver:
         if self._apply is _nothing:
             apply_diagonal = self._array("cg.apply_diagonal")
             fine = self._fine()
-            apply_diagonal[...] = _apply_diagonal(xp, fine, xp.float64)
-            self._apply = self.replayable(xp, CallList(xp, self.array_calls.operator(
+            self.solver_kernels.coefficients(xp, fine, None, apply_diagonal, self.threads)
+            self._apply = self.replayable(xp, CallList(xp, self.solver_kernels.operator(
                 xp, fine, xp.float64, direction, image, apply_diagonal, partial(self._array, "cg.scratch")), self.threads))
         xp.copyto(u, u_guess)
         xp.copyto(direction, u)
@@ -1166,8 +1218,8 @@ class FieldSolver:
             residual_norm = rhs_norm
         if self._multigrid is None:
             self._multigrid = _Multigrid(xp, self._fine(), self.replayable, self.workspace, self.threads,
-                                         self.array_calls)
-        multigrid, vectors = self._multigrid, self.array_calls
+                                         self.solver_kernels)
+        multigrid, vectors = self._multigrid, self.solver_kernels
         z, spare = self._array("cg.z"), self._array("cg.spare")
         multigrid.precondition(residual, residual_norm, z)
         if self._converged(z, u, rtol, 0):
@@ -1185,9 +1237,9 @@ class FieldSolver:
             if (iteration % check_every == 0 or iteration == max_iterations) and \
                     self._converged(spare, u, rtol, iteration):
                 return u.astype(u_guess.dtype), iteration
-            rz_next = _dot(xp, residual, spare)
+            rz_next, rz_before = vectors.dot_pair(xp, residual, spare, z, self.threads)
             # Polak-Ribiere form of beta (flexible CG): robust to the float32 preconditioner.
-            beta = (rz_next - _dot(xp, residual, z)) / rz
+            beta = (rz_next - rz_before) / rz
             vectors.cg_direction(xp, direction, beta, spare, self.threads)
             z, spare = spare, z
             rz = rz_next
@@ -1207,8 +1259,7 @@ class FieldSolver:
         Raises:
             FieldSolverError: ``z`` or ``u`` is not finite (CG broke down).
         """
-        xp = self.xp
-        z_high, z_low, u_high, u_low = xp.stack((z.max(), z.min(), u.max(), u.min())).tolist()
+        z_high, z_low, u_high, u_low = self.solver_kernels.extremes(self.xp, z, u, self.threads)
         if not all(math.isfinite(value) for value in (z_high, z_low, u_high, u_low)):
             raise FieldSolverError(f"{self._kind()}: CG broke down at iteration {iteration} (the preconditioned "
                                    f"residual or the field is not finite at this check); {self._scales()}")
@@ -1238,10 +1289,7 @@ class FieldSolver:
         """
         if self.dt_min is None:
             raise ValueError("this solver has no time step: create it with dt_min to take steps")
-        xp = self.xp
-        source = u.astype(xp.float64)
-        source /= self.dt_min
-        source += xp.asarray(source_per_min, dtype=xp.float64)  # source + u / dt: the same sum
+        source = self.solver_kernels.step_source(self.xp, u, self.dt_min, source_per_min, self.threads)
         return self.solve(u, source, rtol=rtol, check_every=check_every)
 
 

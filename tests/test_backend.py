@@ -47,15 +47,15 @@ def test_auto_picks_cupy_on_a_gpu():
 # --------------------------------------------------------------------------- accelerated operations
 
 def _functions(implementation):
-    """The functions of an implementation: itself, or each field of a bundle (:class:`kernels.diffusion.ArrayCalls`)."""
-    if isinstance(implementation, diffusion.ArrayCalls):
+    """The functions of an implementation: itself, or each field of a bundle (:class:`kernels.diffusion.SolverKernels`)."""
+    if isinstance(implementation, diffusion.SolverKernels):
         return {field.name: getattr(implementation, field.name) for field in dataclasses.fields(implementation)}
     return {"": implementation}
 
 
 def test_registry_lists_every_operation_with_an_xp_reference_in_kernels():
     assert set(accelerated.OPERATIONS) == {"field_line_sweep", "immune_movement_substep", "place_daughters", "enclosed",
-                                            "replayable", "field_array_calls"}
+                                            "replayable", "field_solver_kernels"}
     for name, operation in accelerated.OPERATIONS.items():
         assert operation.name == name
         references = _functions(operation.reference)
@@ -63,7 +63,7 @@ def test_registry_lists_every_operation_with_an_xp_reference_in_kernels():
             assert callable(function) and function.__module__.startswith("kernels.")
             assert not function.__module__.startswith(("kernels.cuda", "kernels.cpu"))
             assert list(inspect.signature(function).parameters)[0] == "xp"
-        if not isinstance(operation.reference, diffusion.ArrayCalls):
+        if not isinstance(operation.reference, diffusion.SolverKernels):
             assert operation.reference.__doc__ and "reference" in operation.reference.__doc__
         for package, implementation in (("kernels.cuda.", operation.cuda), ("kernels.cpu.", operation.cpu)):
             if implementation is None:
@@ -73,7 +73,7 @@ def test_registry_lists_every_operation_with_an_xp_reference_in_kernels():
             for part, function in functions.items():
                 assert function.__module__.startswith(package)
                 assert inspect.signature(function).parameters.keys() == inspect.signature(references[part]).parameters.keys()
-    assert accelerated.OPERATIONS["field_array_calls"].cpu is not None
+    assert accelerated.OPERATIONS["field_solver_kernels"].cpu is not None
 
 
 @pytest.mark.parametrize("fast_paths", [True, False])
@@ -97,7 +97,7 @@ def test_a_cupy_backend_gives_cuda_implementations_unless_fast_paths_are_off():
 
 def test_unknown_operation_names_the_registered_ones():
     with pytest.raises(KeyError, match="registered: field_line_sweep, immune_movement_substep, place_daughters, enclosed, replayable, "
-                                         "field_array_calls"):
+                                         "field_solver_kernels"):
         get_backend("numpy").operation("teleport")
 
 

@@ -71,7 +71,7 @@ def test_the_operator_and_a_jacobi_sweep_give_the_references_bits(small_slabs, s
     diagonal = diffusion._apply_diagonal(np, level, dtype)
     v, residual, weights = (_random(rng, shape, dtype, special=True) for _ in range(3))
     results = []
-    for builders in (diffusion.ARRAY_CALLS, stencils.ARRAY_CALLS):
+    for builders in (diffusion.SOLVER_KERNELS, stencils.SOLVER_KERNELS):
         out, defect, v_after = np.empty(shape, dtype), np.empty(shape, dtype), v.copy()
         scratch = partial(np.empty, shape, dtype)
         _run(builders.operator(np, level, dtype, v, out, diagonal, scratch), threads)
@@ -96,7 +96,7 @@ def test_restriction_and_prolongation_give_the_references_bits(small_slabs, shap
     residual = _random(rng, shape, f32, special=True)
     correction = _random(rng, coarse_shape, f32, special=True)
     results = []
-    for builders in (diffusion.ARRAY_CALLS, stencils.ARRAY_CALLS):
+    for builders in (diffusion.SOLVER_KERNELS, stencils.SOLVER_KERNELS):
         workspace = diffusion.Workspace(np)
         defect_padded, coarse = np.zeros(padded, f32), np.empty(coarse_shape, f32)
         fine = v_padded.copy()
@@ -116,7 +116,7 @@ def test_a_level_without_one_uniform_coupling_keeps_the_references_calls():
     assert diffusion._uniform_coupling(level) is None
     shape, f32 = level.shape, np.float32
     arrays = [np.zeros(shape, f32) for _ in range(4)]
-    built = stencils.ARRAY_CALLS.operator(np, level, f32, *arrays[:2], arrays[2], partial(np.empty, shape, f32))
+    built = stencils.SOLVER_KERNELS.operator(np, level, f32, *arrays[:2], arrays[2], partial(np.empty, shape, f32))
     assert built and not any(isinstance(call, RowCall) for call in built)
 
 
@@ -128,7 +128,7 @@ def test_cg_vector_operations_give_the_references_bits(small_slabs, threads, siz
     solution = _random(rng, size, np.float32, special=True)
     scalars = (0.37, -2.5e-3, np.float64(1.7e300), 5e-320)
     results = []
-    for builders in (diffusion.ARRAY_CALLS, stencils.ARRAY_CALLS):
+    for builders in (diffusion.SOLVER_KERNELS, stencils.SOLVER_KERNELS):
         kept = []
         for scalar in scalars:
             arrays = [array.copy() for array in (u, residual, direction, image)]
@@ -145,6 +145,54 @@ def test_cg_vector_operations_give_the_references_bits(small_slabs, threads, siz
         assert _same_bits(compiled, reference)
 
 
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("scalar_sink", [False, True])
+def test_the_coefficients_written_when_the_sink_changes_give_the_references_bits(small_slabs, shape, threads,
+                                                                                  scalar_sink):
+    """The finest level's diagonal, each level's Jacobi weights and apply diagonal, and the coarser levels' reactions
+    and diagonals (through every level of the V-cycle)."""
+    rng = np.random.default_rng(abs(hash((shape, threads, scalar_sink))) % 2**32)
+    reaction = np.broadcast_to(0.7, shape) if scalar_sink else rng.random(shape) * 10.0 ** rng.integers(-3, 3, size=shape)
+    fixed = np.zeros(shape)
+    fixed[0] += 5.0
+    couplings = (2.5,) * len(shape)
+    results = []
+    for builders in (diffusion.SOLVER_KERNELS, stencils.SOLVER_KERNELS):
+        fine = builders.level_diagonal(np, shape, couplings, reaction, fixed, np.empty(shape), threads)
+        levels = diffusion._levels(np, fine, builders.coarsen)
+        kept = []
+        for level in levels:
+            weights, apply32, apply64 = np.empty(level.shape, np.float32), np.empty(level.shape, np.float32), np.empty(level.shape)
+            builders.coefficients(np, level, weights, apply32, threads)
+            builders.coefficients(np, level, None, apply64, threads)
+            kept += [np.asarray(level.diagonal), np.asarray(level.reaction, dtype=np.float64), np.asarray(level.fixed),
+                     weights, apply32, apply64, np.array([c if isinstance(c, float) else np.nan for c in level.couplings])]
+        results.append(kept)
+    reference, compiled = results
+    assert len(reference) == len(compiled)
+    for expected, got in zip(reference, compiled):
+        assert _same_bits(got.astype(expected.dtype), expected)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_steps_source_and_the_stopping_rules_numbers_give_the_references(small_slabs, threads):
+    rng = np.random.default_rng(threads)
+    shape = (11, 6, 5)
+    u = _random(rng, shape, np.float32, special=True)
+    source = _random(rng, shape, np.float64, special=True)
+    for given in (source, 0.25, source.astype(np.float32)):
+        expected = diffusion.SOLVER_KERNELS.step_source(np, u, 37.5, given, threads)
+        assert _same_bits(stencils.SOLVER_KERNELS.step_source(np, u, 37.5, given, threads), expected)
+    z, w = _random(rng, shape, np.float64), _random(rng, shape, np.float64)
+    assert stencils.extremes(np, z, w, threads) == diffusion.extremes(np, z, w, threads)
+    z[3, 2, 1] = np.nan
+    found = stencils.extremes(np, z, w, threads)
+    assert np.isnan(found[0]) and np.isnan(found[1]) and found[2:] == diffusion.extremes(np, z, w)[2:]
+    compiled, reference = stencils.dot_pair(np, w, z, u, threads), diffusion.dot_pair(np, w, z, u)
+    assert np.isnan(compiled[0]) and _same_bits(np.asarray(compiled[1]), np.asarray(reference[1]))
+
+
 # --------------------------------------------------------------------------- the thread plan
 
 def test_row_calls_are_cut_and_wait_only_where_their_rows_meet(small_slabs):
@@ -155,13 +203,13 @@ def test_row_calls_are_cut_and_wait_only_where_their_rows_meet(small_slabs):
     level = _level(rng, shape)
     diagonal = diffusion._apply_diagonal(np, level, f32)
     v, out, other = (_random(rng, shape, f32) for _ in range(3))
-    stencil = stencils.ARRAY_CALLS.operator(np, level, f32, v, out, diagonal, partial(np.empty, shape, f32))
+    stencil = stencils.SOLVER_KERNELS.operator(np, level, f32, v, out, diagonal, partial(np.empty, shape, f32))
     assert len(stencil) == 1 and isinstance(stencil[0], RowCall)
     steps = plan(stencil + [partial(np.add, other, out, out=other), partial(np.add, v, out, out=v)], 2)
     assert [step.barrier for step in steps] == [False, False, True]
     assert all(part.run is not None for step in steps for part in step.parts)
     serial = [array.copy() for array in (v, out, other)]
-    calls_serial = stencils.ARRAY_CALLS.operator(np, level, f32, serial[0], serial[1], diagonal, None)
+    calls_serial = stencils.SOLVER_KERNELS.operator(np, level, f32, serial[0], serial[1], diagonal, None)
     CallList(np, calls_serial + [partial(np.add, serial[2], serial[1], out=serial[2]),
                                  partial(np.add, serial[0], serial[1], out=serial[0])])()
     CallList(np, stencil + [partial(np.add, other, out, out=other), partial(np.add, v, out, out=v)], 2)()
@@ -187,9 +235,9 @@ def test_field_solves_with_compiled_loops_give_the_same_bits_and_iterations(smal
     sink = rng.random(shape) * rng.choice([0.0, 0.5, 30.0], size=shape)
     source = rng.random(shape) * 2.0
     results = []
-    for builders in (diffusion.ARRAY_CALLS, stencils.ARRAY_CALLS):
+    for builders in (diffusion.SOLVER_KERNELS, stencils.SOLVER_KERNELS):
         solver = diffusion.FieldSolver(np, shape, params, sink, dt_min=60.0 if transient else None, threads=threads,
-                                       array_calls=builders)
+                                       solver_kernels=builders)
         first, first_iterations = (solver.step(np.zeros(shape, np.float32), source) if transient
                                    else solver.solve(np.zeros(shape, np.float32), source))
         solver.update_sink(sink * 3.0)
@@ -211,7 +259,7 @@ def test_a_3d_run_is_the_same_with_the_compiled_loops_and_without():
         for _ in range(3):
             model.step()
         solvers = model.rule("fields").solvers
-        assert all(solver.array_calls is (stencils.ARRAY_CALLS if fast_paths else diffusion.ARRAY_CALLS)
+        assert all(solver.solver_kernels is (stencils.SOLVER_KERNELS if fast_paths else diffusion.SOLVER_KERNELS)
                    for solver in solvers.values())
         runs.append({name: np.array(field) for name, field in model.lattice.fields.items()}
                     | {"clone": np.array(model.lattice.tumor.clone), "agent": np.array(model.lattice.immune.agent)})

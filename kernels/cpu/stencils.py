@@ -1,6 +1,6 @@
-"""The field solve's array calls as compiled loops: operation ``field_array_calls`` on the CPU.
+"""The field solve's array calls as compiled loops: operation ``field_solver_kernels`` on the CPU.
 
-:data:`ARRAY_CALLS` has the builders of :data:`kernels.diffusion.ARRAY_CALLS`
+:data:`SOLVER_KERNELS` has the builders of :data:`kernels.diffusion.SOLVER_KERNELS`
 (the operator ``A v``, a damped Jacobi sweep, the residual's restriction and
 the correction's prolongation of the V-cycle) with each call a Numba loop
 over the voxels instead of one NumPy call per neighbour direction: ``A v``
@@ -181,9 +181,60 @@ def _loops() -> SimpleNamespace:
         for i in range(start, stop):
             out[i] = np.float64(values[i]) * norm
 
+    @jit
+    def diagonal(reaction, fixed, c0, c1, c2, out, start, stop):  # pragma: no cover - compiled
+        """``out = reaction + fixed`` plus each axis's coupling once per neighbour, on rows ``[start, stop)``
+        (the reference's order: axis by axis; along each, for the next voxel, then the previous one)."""
+        n0, n1, n2 = out.shape
+        for i in range(start, stop):
+            for j in range(n1):
+                for k in range(n2):
+                    total = reaction[i, j, k] + fixed[i, j, k]
+                    if i < n0 - 1:
+                        total = total + c0
+                    if i > 0:
+                        total = total + c0
+                    if j < n1 - 1:
+                        total = total + c1
+                    if j > 0:
+                        total = total + c1
+                    if k < n2 - 1:
+                        total = total + c2
+                    if k > 0:
+                        total = total + c2
+                    out[i, j, k] = total
+
+    @jit
+    def coefficients(diagonal, weight, coupling, weights, apply_diagonal, start, stop):  # pragma: no cover
+        """``weights = weight / diagonal`` and ``apply_diagonal = diagonal / coupling`` (each rounded to its array's
+        dtype) on rows ``[start, stop)``."""
+        _, n1, n2 = diagonal.shape
+        for i in range(start, stop):
+            for j in range(n1):
+                for k in range(n2):
+                    value = diagonal[i, j, k]
+                    weights[i, j, k] = weight / value
+                    apply_diagonal[i, j, k] = value / coupling
+
+    @jit
+    def apply_coefficients(diagonal, coupling, apply_diagonal, start, stop):  # pragma: no cover - compiled
+        """``apply_diagonal = diagonal / coupling`` (rounded to its dtype) on rows ``[start, stop)``."""
+        _, n1, n2 = diagonal.shape
+        for i in range(start, stop):
+            for j in range(n1):
+                for k in range(n2):
+                    apply_diagonal[i, j, k] = diagonal[i, j, k] / coupling
+
+    @jit
+    def step_source(u, source, out, dt, start, stop):  # pragma: no cover - compiled
+        """``out = u / dt + source`` (``u`` widened to float64 first) on flat entries ``[start, stop)``."""
+        for i in range(start, stop):
+            out[i] = np.float64(u[i]) / dt + source[i]
+
     return SimpleNamespace(operator=operator, defect=defect, correct=correct, block_sums=block_sums,
                            prolongation=prolongation, update=update, new_direction=new_direction, divide=divide,
-                           widen=widen)
+                           widen=widen, diagonal=diagonal, coefficients=coefficients,
+                           apply_coefficients=apply_coefficients, step_source=step_source)
 
 
 def _rows(array: Any) -> Any:
@@ -302,7 +353,103 @@ def scale_up(xp: Any, values: Any, norm: Any, out: Any, threads: int = 1) -> Non
     _flat(_loops().widen, (values, out), norm, threads)
 
 
-#: The field solve's array calls and vector operations, compiled (the CPU implementation of ``field_array_calls``).
-ARRAY_CALLS = diffusion.ArrayCalls(operator=operator_calls, smoothing=smoothing_calls, restriction=restriction_calls,
+def _by_rows(loop: Callable[..., None], arguments: tuple[Any, ...], rows: int, elements: int, threads: int) -> None:
+    """``loop(*arguments, start, stop)`` over rows ``[0, rows)``: in ``threads`` slabs at once where each has at
+    least :data:`kernels.calls.MIN_SLAB_ELEMENTS` of the ``elements`` (each row written by one slab only)."""
+    parts = threads if threads > 1 and rows >= threads and elements >= threads * calls.MIN_SLAB_ELEMENTS else 1
+    bounds = [rows * k // parts for k in range(parts + 1)]
+    concurrently([partial(loop, *arguments, start, stop) for start, stop in zip(bounds[:-1], bounds[1:])])
+
+
+def level_diagonal(xp: Any, shape: tuple[int, ...], couplings: tuple[Any, ...], reaction: Any, fixed: Any, out: Any,
+                   threads: int = 1) -> Any:
+    """:func:`kernels.diffusion.level_diagonal` with the diagonal as one compiled loop where every coupling is a
+    number; else the reference."""
+    if not all(isinstance(coupling, float) for coupling in couplings):
+        return diffusion.level_diagonal(xp, shape, couplings, reaction, fixed, out, threads)
+    per_axis = (couplings[0], couplings[1], couplings[2]) if len(shape) == 3 else (couplings[0], 0.0, couplings[1])
+    out3 = _rows(out)
+    _by_rows(_loops().diagonal, (_rows(xp.broadcast_to(reaction, shape)), _rows(fixed), *per_axis, out3),
+             out3.shape[0], out3.size, threads)
+    return diffusion._Level(tuple(shape), out, tuple(couplings), reaction, fixed)
+
+
+def coefficients(xp: Any, level: Any, weights: Any, apply_diagonal: Any, threads: int = 1) -> None:
+    """:func:`kernels.diffusion.coefficients` as one compiled loop where ``level``'s coupling is uniform; else the
+    reference."""
+    coupling = diffusion._uniform_coupling(level)
+    if coupling is None:
+        diffusion.coefficients(xp, level, weights, apply_diagonal, threads)
+        return
+    diagonal3 = _rows(level.diagonal)
+    if weights is None:
+        arguments = (diagonal3, float(coupling), _rows(apply_diagonal))
+        loop = _loops().apply_coefficients
+    else:
+        arguments = (diagonal3, diffusion.JACOBI_WEIGHT, float(coupling), _rows(weights), _rows(apply_diagonal))
+        loop = _loops().coefficients
+    _by_rows(loop, arguments, diagonal3.shape[0], diagonal3.size, threads)
+
+
+def extremes(xp: Any, z: Any, u: Any, threads: int = 1) -> list[float]:
+    """:func:`kernels.diffusion.extremes` with the four NumPy reductions shared among ``threads`` threads (each
+    whole, so the same numbers; NaN where an array has one)."""
+    found: list[Any] = [None] * 4
+    reductions = [(0, z.max), (1, z.min), (2, u.max), (3, u.min)]
+
+    def reduce(share: list[tuple[int, Callable[[], Any]]]) -> None:
+        for place, reduction in share:
+            found[place] = reduction()
+
+    parts = threads if threads > 1 and z.size >= calls.MIN_SLAB_ELEMENTS else 1
+    concurrently([partial(reduce, reductions[k::parts]) for k in range(parts)])
+    return [float(value) for value in found]
+
+
+def dot_pair(xp: Any, a: Any, b: Any, c: Any, threads: int = 1) -> tuple[Any, Any]:
+    """:func:`kernels.diffusion.dot_pair` with the two products on two threads (each whole, so the same numbers)."""
+    if threads == 1 or a.size < calls.MIN_SLAB_ELEMENTS:
+        return diffusion.dot_pair(xp, a, b, c)
+    found: list[Any] = [None, None]
+
+    def product(place: int, other: Any) -> None:
+        found[place] = diffusion._dot(xp, a, other)
+
+    concurrently([partial(product, 0, b), partial(product, 1, c)])
+    return found[0], found[1]
+
+
+def coarsen(xp: Any, level: Any) -> Any:
+    """:func:`kernels.diffusion._coarsen` with the block sums of the reaction and fixed-face terms as compiled loops
+    where every coupling is a number and every extent even; else the reference."""
+    if not all(isinstance(coupling, float) for coupling in level.couplings) or any(extent % 2 for extent in level.shape):
+        return diffusion._coarsen(xp, level)
+    shape = tuple(extent // 2 for extent in level.shape)
+    sums = []
+    for values in (level.reaction, level.fixed):
+        fine3, total = _rows(xp.broadcast_to(values, level.shape)), xp.empty(shape)
+        total3 = _rows(total)
+        _loops().block_sums(fine3, total3, 0, total3.shape[0])
+        sums.append(total)
+    couplings = tuple(0.5 * coupling * 2 ** sum(extent % 2 == 0 for k, extent in enumerate(level.shape) if k != axis)
+                      for axis, coupling in enumerate(level.couplings))
+    return diffusion._with_diagonal(xp, shape, couplings, sums[0], 0.5 * sums[1])
+
+
+def step_source(xp: Any, u: Any, dt_min: float, source_per_min: Any, threads: int = 1) -> Any:
+    """:func:`kernels.diffusion.step_source` as one compiled loop where the source is an array of ``u``'s shape;
+    else the reference."""
+    if not (isinstance(source_per_min, np.ndarray) and source_per_min.shape == u.shape and u.flags.c_contiguous
+            and source_per_min.flags.c_contiguous):
+        return diffusion.step_source(xp, u, dt_min, source_per_min, threads)
+    out = np.empty(u.shape)
+    _flat(_loops().step_source, (u, np.asarray(source_per_min, dtype=np.float64), out), dt_min, threads)
+    return out
+
+
+#: The field solve's array calls and vector operations, compiled (the CPU implementation of ``field_solver_kernels``).
+SOLVER_KERNELS = diffusion.SolverKernels(operator=operator_calls, smoothing=smoothing_calls, restriction=restriction_calls,
                                    prolongation=prolongation_calls, cg_update=cg_update, cg_direction=cg_direction,
-                                   scale_down=scale_down, scale_up=scale_up)
+                                   scale_down=scale_down, scale_up=scale_up, level_diagonal=level_diagonal,
+                                   coefficients=coefficients, extremes=extremes, dot_pair=dot_pair,
+                                   coarsen=coarsen, step_source=step_source)
