@@ -10,6 +10,7 @@ interrupted ``tme run`` a checkpoint that ``tme run --resume DIR`` continues.
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import platform
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ from abm.config import Config, ConfigError, load_config, select_arm
 from abm.executors import EXECUTORS
 from abm.interrupts import terminate_as_interrupt
 from abm.io import RunDirectoryError, RunFailed
-from kernels.backend import BACKEND_NAMES, THREADS_VARIABLE, BackendError, get_backend, probe_cupy
+from kernels.backend import BACKEND_NAMES, FAST_PATHS_VARIABLE, THREADS_VARIABLE, BackendError, get_backend, probe_cupy
 
 EXIT_USER_ERROR = 2
 EXIT_RUN_FAILED = 1
@@ -171,6 +172,11 @@ def _command_info(arguments: argparse.Namespace) -> int:
     print(f"backend auto -> {backend.name} ({backend.reason})")
     if backend.name == "numpy":
         print(f"numpy field-solve threads: {backend.threads} ({THREADS_VARIABLE} to change)")
+        if backend.fast_paths:
+            print(f"numpy field solve: compiled loops (numba {importlib.metadata.version('numba')}; "
+                  f"{FAST_PATHS_VARIABLE}=0 for NumPy calls)")
+        else:
+            print(f"numpy field solve: NumPy calls ({FAST_PATHS_VARIABLE} turns the compiled loops off)")
     if arguments.config is not None:
         from abm.runner import describe_memory
 

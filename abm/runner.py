@@ -56,9 +56,12 @@ from kernels.diffusion import FieldSolverError
 # its sink and source while it is solved). Measured 196 + 16 per field
 # (tracemalloc), 208 + 19 (peak RSS); docs/performance.md has the per-array
 # table. CuPy measured 12 above NumPy's RSS on an H100 before; the constants
-# add that margin and round up.
+# add that margin and round up. Since the field solve's compiled CPU loops
+# (kernels/cpu, 2026-12-03) NumPy measures 135 + 28 (tracemalloc) and 146 + 19
+# (peak RSS, Numba's own runtime loaded first): the per-field share is the
+# larger of the backends', rounded up.
 BYTES_PER_VOXEL = 220
-BYTES_PER_VOXEL_PER_FIELD = 20
+BYTES_PER_VOXEL_PER_FIELD = 30
 
 
 def bytes_per_voxel(config: Config) -> int:

@@ -28,6 +28,7 @@ import resource
 import subprocess
 import sys
 import tracemalloc
+from typing import Any
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's abm, not an installed one
@@ -41,6 +42,14 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "default.yaml
 EXTRA_FIELD = ("fields.tracer={units: au, D_um2_per_min: 1000.0, decay_per_min: 0.01, solver: transient, dtype: float64, "
                "secretion_per_min: {tumor: 0.01}}")
 METHODS = {"numpy": ("tracemalloc", "ru_maxrss"), "cupy": ("memory_pool",)}
+
+
+def load_compiled_loops(backend: Any) -> None:
+    """Load the process-wide runtime of ``backend``'s compiled CPU loops (Numba and LLVM, about 130 MB whatever the
+    lattice, docs/performance.md) with one cell step of a 24^3 lattice, so that a peak measured after this is the
+    model's own. Nothing on CuPy or with fast paths off."""
+    if backend.name == "numpy" and backend.fast_paths:
+        TumorModel(load_config(DEFAULT_CONFIG, ["lattice.shape=[24, 24, 24]"]), backend).step()
 
 
 def peak_rss_bytes() -> int:
@@ -61,6 +70,7 @@ def measure(method: str, size: int, steps: int, extra_field: bool) -> int:
     overrides = [f"lattice.shape=[{size}, {size}, {size}]", *([EXTRA_FIELD] if extra_field else [])]
     backend = get_backend("cupy" if method == "memory_pool" else "numpy")
     config = load_config(DEFAULT_CONFIG, overrides)
+    load_compiled_loops(backend)
     if method == "tracemalloc":
         tracemalloc.start()
     before = peak_rss_bytes()

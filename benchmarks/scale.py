@@ -53,7 +53,7 @@ from abm.config import load_config  # noqa: E402
 from abm.model import TumorModel  # noqa: E402
 from abm.runner import estimated_bytes  # noqa: E402
 from benchmarks.cells import describe_machine, seconds_per_call  # noqa: E402
-from benchmarks.memory import peak_rss_bytes  # noqa: E402
+from benchmarks.memory import load_compiled_loops, peak_rss_bytes  # noqa: E402
 from kernels.backend import BACKEND_NAMES, Backend, get_backend  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "immune_excluded.yaml"
@@ -120,6 +120,7 @@ def measure(size: int, backend_name: str, warmup: int, steps: int, coarsening: i
     need = estimated_bytes(config)
     if need > free:
         return {"size": size, "coarsening": coarsening, "skipped": f"needs about {need / 2**30:.1f} GiB, {free / 2**30:.1f} GiB free"}
+    load_compiled_loops(backend)
     rss_before = peak_rss_bytes()
     built = time.perf_counter()
     model = TumorModel(config, backend, time_rules=True)

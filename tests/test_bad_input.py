@@ -320,6 +320,10 @@ def test_memory_estimate_covers_the_measured_peak():
 
     benchmarks/memory.py measures the constants behind the estimate; a kernel
     change that moves the peak outside these bounds needs them measured again.
+    The constants are the larger of the NumPy and CuPy measurements: since the
+    compiled CPU loops NumPy's base is about 85 bytes per voxel below CuPy's,
+    which puts the estimate of this one-field run at about 1.53 times its
+    NumPy peak (abm.runner), hence the bound of 1.6.
     """
     config = load_config(REPO / "configs" / "default.yaml", ["lattice.shape=[32, 32, 32]"])
     tracemalloc.start()
@@ -330,7 +334,7 @@ def test_memory_estimate_covers_the_measured_peak():
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak <= estimated_bytes(config) <= 1.5 * peak
+    assert peak <= estimated_bytes(config) <= 1.6 * peak
 
 
 def test_a_seed_cluster_filled_by_vessels_is_refused_before_anything_is_written(tmp_path, capsys):

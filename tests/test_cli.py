@@ -308,6 +308,9 @@ def test_info_reports_backend_and_gpu_status(capsys):
         assert gpu == f"gpu: no: {_CUPY_REASON}"
         assert backend.startswith("backend auto -> numpy (auto: no GPU backend")
         assert f"numpy field-solve threads: {get_backend('numpy').threads} (TME_THREADS to change)" in lines
+        solve = next(line for line in lines if line.startswith("numpy field solve: "))
+        assert solve.startswith("numpy field solve: compiled loops (numba " if get_backend("numpy").fast_paths
+                                else "numpy field solve: NumPy calls (TME_FAST_PATHS")
     else:
         assert gpu.startswith("gpu: yes: GPU ")
         assert backend.startswith("backend auto -> cupy (")

@@ -11,7 +11,6 @@ import errno
 import json
 import os
 import resource
-import shutil
 import signal
 import subprocess
 import sys
@@ -38,9 +37,9 @@ SEQUENCING = REPO / "configs" / "sequencing.yaml"
 SHORT_ARMS = ["--set", "time.duration_days=6", "--arms", "untreated,chemo_only"]  # chemo_only starts on day 5
 
 
-def tme(*arguments: str, **options) -> subprocess.Popen:
-    """Start ``tme ARGUMENTS`` as a subprocess (stdout and stderr piped, text)."""
-    environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+def tme(*arguments: str, environment: dict[str, str] | None = None, **options) -> subprocess.Popen:
+    """Start ``tme ARGUMENTS`` as a subprocess (stdout and stderr piped, text), with ``environment`` added."""
+    environment = {**os.environ, "OPENBLAS_NUM_THREADS": "1", **(environment or {})}
     return subprocess.Popen([sys.executable, "-m", "abm.cli", *arguments], cwd=REPO, env=environment,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options)
 
@@ -106,13 +105,16 @@ def test_sigterm_is_an_interruption_that_writes_tables_and_summary(tmp_path):
 
 
 def test_a_file_size_limit_ends_the_run_cleanly_with_its_records(tmp_path):
+    """The limit also stops Numba from caching the compiled field-solve loops (an empty cache directory, so the
+    run compiles and tries to save them): that costs nothing but the cache."""
     out = tmp_path / "run"
 
     def limit_files():
         resource.setrlimit(resource.RLIMIT_FSIZE, (6000, 6000))  # bytes: snapshots exceed it, journals do not at first
 
     process = tme("run", str(TINY), "--out", str(out), "--quiet", "--set", "time.duration_days=4",
-                  "--set", "time.snapshot_every_h=6", preexec_fn=limit_files)
+                  "--set", "time.snapshot_every_h=6", preexec_fn=limit_files,
+                  environment={"NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")})
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 1, stderr
     [line] = error_lines(stderr)
@@ -183,8 +185,8 @@ def test_a_full_disk_ends_the_run_cleanly_with_its_records():
 
 
 def test_a_read_only_folder_is_a_clean_error():
-    result = in_private_mount("ro", f'"$PYTHON" -m abm.cli run configs/tiny.yaml --out "$MNT/run" --quiet; '
-                                    f'echo "exit=$?"; ls -A "$MNT" | wc -l')
+    result = in_private_mount("ro", '"$PYTHON" -m abm.cli run configs/tiny.yaml --out "$MNT/run" --quiet; '
+                                    'echo "exit=$?"; ls -A "$MNT" | wc -l')
     assert "exit=2" in result.stdout, result
     [line] = error_lines(result.stderr)
     assert "cannot create the directory" in line and "read-only" in line.lower()

@@ -47,9 +47,32 @@ def _loops() -> SimpleNamespace:
     zero) and last the rows ``start, stop`` of its output to do.
     """
     import numba
+    from numba.core.caching import FunctionCache
 
-    jit = numba.njit(nogil=True, cache=True)
-    inline = numba.njit(nogil=True, cache=True, inline="always")  # a helper of the loops, compiled into them
+    class TolerantCache(FunctionCache):
+        """Numba's on-disk cache of one loop, where a cache that cannot be read or written (a full disk, a file-size
+        limit, a read-only or corrupt cache) costs a compilation and never fails a run."""
+
+        def load_overload(self, sig: Any, target_context: Any) -> Any:
+            try:
+                return super().load_overload(sig, target_context)
+            except Exception:  # any unreadable entry: compile instead
+                return None
+
+        def save_overload(self, sig: Any, data: Any) -> None:
+            try:
+                super().save_overload(sig, data)
+            except OSError:
+                pass
+
+    def jit(function: Callable[..., Any]) -> Any:
+        """``function`` compiled without the GIL, cached on disk through :class:`TolerantCache` (Numba's own
+        cache, ``cache=True``, raises when it cannot write: a run under a file-size limit failed)."""
+        dispatcher = numba.njit(nogil=True)(function)
+        dispatcher._cache = TolerantCache(dispatcher.py_func)  # what enable_caching() sets, made tolerant
+        return dispatcher
+
+    inline = numba.njit(nogil=True, inline="always")  # a helper of the loops, compiled into them
 
     @inline
     def stencil(v, diagonal, coupling, a0, a1, a2, i, j, k):  # pragma: no cover - compiled
