@@ -50,10 +50,15 @@ its operator) go through its ``replayable`` operation: :func:`uncaptured`
 (the calls as they are), or on a GPU CUDA graphs captured on first use and
 replayed (:func:`kernels.cuda.graphs.replayable`); the arithmetic is the same.
 
-Both fast paths are operations of :mod:`kernels.accelerated`: the kernels
-here take them as keyword arguments (``line_sweep``, ``replayable``) whose
-defaults are the ``xp`` references, and the model passes the ones its
-backend picks (:meth:`kernels.backend.Backend.operation`).
+How a solve does its array work is a third: :class:`SolverKernels`, the
+builders of its call lists and its vector operations, as NumPy or CuPy calls
+(:data:`SOLVER_KERNELS`, the reference) or as compiled CPU loops with the
+same bits (:data:`kernels.cpu.stencils.SOLVER_KERNELS`).
+
+All three are operations of :mod:`kernels.accelerated`: the kernels
+here take them as keyword arguments (``line_sweep``, ``replayable``,
+``solver_kernels``) whose defaults are the ``xp`` references, and the model
+passes the ones its backend picks (:meth:`kernels.backend.Backend.operation`).
 
 Working memory (per voxel and field, ``b`` bytes per value of the field's
 dtype): :func:`implicit_step_many` holds the result, one transposed work copy
@@ -883,7 +888,8 @@ class _Multigrid:
     coarsest solve (a cuBLAS product, which CuPy does not capture) runs
     between the two graphs. On NumPy the same two lists are each a
     :class:`kernels.calls.CallList` shared among ``threads`` threads (the same
-    bits).
+    bits), their calls built by ``solver_kernels`` (:class:`SolverKernels`:
+    compiled loops where the backend gives them).
 
     Attributes:
         residual: float32 array of the finest shape, the cycle's input.
@@ -1059,6 +1065,8 @@ class FieldSolver:
         workspace: the work arrays, shared with other solvers of this shape (None: a new one of its own).
         threads: threads that share the V-cycle's and the operator's call lists on NumPy
             (:class:`kernels.calls.CallList`, :attr:`kernels.backend.Backend.threads`); the same bits for any count.
+        solver_kernels: how the solve does its array work (:class:`SolverKernels`): :data:`SOLVER_KERNELS`
+            (the default), or the one a backend picks (compiled loops on NumPy); the same bits either way.
     """
 
     def __init__(self, xp: ModuleType, shape: Sequence[int], params: FieldParameters, sink_per_min: Any = 0.0,

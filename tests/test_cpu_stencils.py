@@ -14,7 +14,8 @@ from kernels.backend import get_backend
 from kernels.calls import CallList, RowCall, plan
 from kernels.cpu import stencils
 
-pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # special values overflow
+pytestmark = [pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning"),  # special values overflow
+              pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")]  # and inf - inf
 
 #: Lattices: 3-D and 2-D, even and odd extents, an extent of 1.
 SHAPES = [(16, 12, 10), (23, 19, 17), (9, 1, 12), (1, 8, 9), (30, 22), (17, 5), (1, 7)]

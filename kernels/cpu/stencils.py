@@ -1,28 +1,40 @@
-"""The field solve's array calls as compiled loops: operation ``field_solver_kernels`` on the CPU.
+"""The field solve's work as compiled loops: operation ``field_solver_kernels`` on the CPU.
 
-:data:`SOLVER_KERNELS` has the builders of :data:`kernels.diffusion.SOLVER_KERNELS`
-(the operator ``A v``, a damped Jacobi sweep, the residual's restriction and
-the correction's prolongation of the V-cycle) with each call a Numba loop
-over the voxels instead of one NumPy call per neighbour direction: ``A v``
-is one pass over the lattice instead of eight, a Jacobi sweep two instead of
-eleven, the residual and its restriction two instead of twelve. Each loop
-does, per element, the floating-point operations of the reference's calls
-in their order and dtype, so the arrays the solve reads end with the same
-bits (tests/test_cpu_stencils.py).
+:data:`SOLVER_KERNELS` has the functions of :data:`kernels.diffusion.SOLVER_KERNELS`
+with the work done by Numba loops over the voxels instead of one NumPy call
+per operation and neighbour direction:
 
-Only levels whose every coupled axis has the same scalar coupling (the
-finest level, and every coarser one whose extents are even or 1) are
-compiled; the others (a few small coarse levels of odd extents) keep the
-reference's calls. Arrays are seen as 3-D: a 2-D ``(ny, nx)`` array as
-``(ny, 1, nx)``, so that rows (the first axis, which threads share) are the
-same as the reference's and the axes keep their order.
+* the builders of the V-cycle's and the operator's call lists: ``A v`` is
+  one pass over the lattice instead of eight, a Jacobi sweep two instead of
+  eleven, the defect and its restriction two instead of twelve, the
+  prolongation one;
+* CG's vector operations (one pass each) and a transient step's right-hand
+  side;
+* the coefficients rewritten when the sink changes: the finest level's
+  diagonal, each level's Jacobi weights and apply diagonal, the coarser
+  levels' block sums;
+* the stopping rule's maxima and the two scalar products that go together
+  stay NumPy's reductions (a loop would sum in another order, and Numba's
+  max and min do not vectorise without ``fastmath``), each whole, the
+  independent ones at once on two threads.
 
-Each call is a :class:`kernels.calls.RowCall`: a loop over a range of rows
-of its output, with the views it reads and writes for that range, which a
-:class:`kernels.calls.CallList` shares among its threads.
+Each loop does, per element, the floating-point operations of the
+reference's calls in their order and dtype, so the arrays the solve reads
+end with the same bits (tests/test_cpu_stencils.py). Only levels whose every
+coupled axis has the same scalar coupling (the finest level, and every
+coarser one whose extents are even or 1) are compiled; the others (a few
+small coarse levels of odd extents) keep the reference's calls. Arrays are
+seen as 3-D: a 2-D ``(ny, nx)`` array as ``(ny, 1, nx)``, so that rows (the
+first axis, which threads share) are the same as the reference's and the
+axes keep their order.
 
-Numba is imported, and the loops compiled (or loaded from the cache), on the
-first build of a call.
+A call-list loop is a :class:`kernels.calls.RowCall`: a loop over a range of
+rows of its output, with the views it reads and writes for that range, which
+a :class:`kernels.calls.CallList` shares among its threads; the vector
+operations split their entries among the threads themselves.
+
+Numba is imported, and each loop compiled (or read from its cache), on first
+use; a cache that cannot be read or written only costs a compilation.
 """
 from __future__ import annotations
 
@@ -33,8 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from kernels import diffusion
-from kernels import calls
+from kernels import calls, diffusion
 from kernels.calls import RowCall, concurrently
 
 
