@@ -104,5 +104,5 @@ def implementation(name: str, device: str | None) -> Any:
         operation = OPERATIONS[name]
     except KeyError:
         raise KeyError(f"no accelerated operation {name!r}; registered: {', '.join(OPERATIONS)}") from None
-    chosen = {"cuda": operation.cuda, "cpu": operation.cpu}.get(device) if device is not None else None
+    chosen = {"cuda": operation.cuda, "cpu": operation.cpu}.get(device)
     return operation.reference if chosen is None else chosen

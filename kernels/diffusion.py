@@ -643,7 +643,7 @@ def _with_diagonal(xp: ModuleType, shape: tuple[int, ...], couplings: tuple[Any,
     return _Level(tuple(shape), diagonal, tuple(couplings), reaction, fixed)
 
 
-def _coarsen(xp: ModuleType, level: _Level) -> _Level:
+def _coarsen(xp: ModuleType, level: _Level, block_sum: Callable[[Any], Any] | None = None) -> _Level:
     """The next coarser level: blocks of 2^ndim voxels.
 
     Reactions add up over a block (the Galerkin product with piecewise-constant
@@ -652,9 +652,13 @@ def _coarsen(xp: ModuleType, level: _Level) -> _Level:
     voxel edge (the plain Galerkin product would be twice too stiff per level).
     A uniform coupling stays a number while every other extent is even or 1
     (each block face then gathers the same count of fine faces).
+
+    ``block_sum(values)`` sums a level-shaped array over the blocks (None:
+    :func:`_pair_sum` over every axis; a compiled version must give its bits).
     """
     ndim = len(level.shape)
     every = tuple(range(ndim))
+    summed = (lambda values: _pair_sum(xp, values, every)) if block_sum is None else block_sum
     couplings: list[Any] = []
     for axis, coupling in enumerate(level.couplings):
         others = [extent for k, extent in enumerate(level.shape) if k != axis]
@@ -666,8 +670,8 @@ def _coarsen(xp: ModuleType, level: _Level) -> _Level:
         index: list[Any] = [slice(None)] * ndim
         index[axis] = slice(1, None, 2)
         couplings.append(0.5 * _pair_sum(xp, between[tuple(index)], [k for k in every if k != axis]))
-    reaction = _pair_sum(xp, level.reaction, every)
-    fixed = 0.5 * _pair_sum(xp, level.fixed, every)
+    reaction = summed(level.reaction)
+    fixed = 0.5 * summed(level.fixed)
     return _with_diagonal(xp, reaction.shape, tuple(couplings), reaction, fixed)
 
 
@@ -701,6 +705,11 @@ def restriction_calls(xp: ModuleType, level: _Level, dtype: Any, v: Any, residua
     defect = defect_padded[tuple(slice(0, extent) for extent in level.shape)]
     return _apply_calls(xp, level, dtype, v, defect, diagonal, scratch) + [
         partial(xp.subtract, residual, defect, out=defect)] + _restrict_calls(xp, defect_padded, coarse, array)
+
+
+def coarsen(xp: ModuleType, level: _Level) -> _Level:
+    """The next coarser level of ``level``: :func:`_coarsen` with its NumPy block sums."""
+    return _coarsen(xp, level)
 
 
 def step_source(xp: ModuleType, u: Any, dt_min: float, source_per_min: Any, threads: int = 1) -> Any:
@@ -795,7 +804,7 @@ class SolverKernels:
         coefficients: :func:`coefficients`.
         extremes: :func:`extremes` (the stopping rule's numbers).
         dot_pair: :func:`dot_pair`.
-        coarsen: :func:`_coarsen` (the next coarser level of the V-cycle).
+        coarsen: :func:`coarsen` (the next coarser level of the V-cycle).
         step_source: :func:`step_source`.
     """
 
@@ -819,7 +828,7 @@ class SolverKernels:
 SOLVER_KERNELS = SolverKernels(operator=_apply_calls, smoothing=smoothing_calls, restriction=restriction_calls,
                          prolongation=_prolong_calls, cg_update=cg_update, cg_direction=cg_direction,
                          scale_down=scale_down, scale_up=scale_up, level_diagonal=level_diagonal,
-                         coefficients=coefficients, extremes=extremes, dot_pair=dot_pair, coarsen=_coarsen,
+                         coefficients=coefficients, extremes=extremes, dot_pair=dot_pair, coarsen=coarsen,
                          step_source=step_source)
 
 
@@ -989,10 +998,9 @@ class _Multigrid:
         return out
 
 
-def _levels(xp: ModuleType, fine: _Level, coarsen: Callable[..., _Level] | None = None) -> list[_Level]:
+def _levels(xp: ModuleType, fine: _Level, coarsen: Callable[..., _Level] = _coarsen) -> list[_Level]:
     """``fine`` and its coarser levels, down to at most :data:`COARSEST_CELLS` cells (or extents of 1), each made by
-    ``coarsen`` (a :attr:`SolverKernels.coarsen`; None: :func:`_coarsen`)."""
-    coarsen = _coarsen if coarsen is None else coarsen
+    ``coarsen`` (a :attr:`SolverKernels.coarsen`)."""
     levels = [fine]
     while np.prod(levels[-1].shape) > COARSEST_CELLS and max(levels[-1].shape) > 1:
         levels.append(coarsen(xp, levels[-1]))

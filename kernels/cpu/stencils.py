@@ -355,15 +355,19 @@ def prolongation_calls(xp: Any, coarse: Any, fine: Any, spread: Any) -> list[Cal
         (coarse3[start // step:(stop - 1) // step + 1], fine3[start:stop]), (fine3[start:stop],)))]
 
 
+def _by_rows(loop: Callable[..., None], arguments: tuple[Any, ...], rows: int, elements: int, threads: int) -> None:
+    """``loop(*arguments, start, stop)`` over rows ``[0, rows)``: in ``threads`` slabs at once where each has at
+    least :data:`kernels.calls.MIN_SLAB_ELEMENTS` of the ``elements`` (each row written by one slab only)."""
+    parts = threads if threads > 1 and rows >= threads and elements >= threads * calls.MIN_SLAB_ELEMENTS else 1
+    bounds = [rows * k // parts for k in range(parts + 1)]
+    concurrently([partial(loop, *arguments, start, stop) for start, stop in zip(bounds[:-1], bounds[1:])])
+
+
 def _flat(loop: Callable[..., None], arrays: tuple[Any, ...], scalar: Any, threads: int) -> None:
-    """``loop(*arrays, float(scalar), start, stop)`` on the arrays' flat views, over every entry: in ``threads``
-    slabs at once where each has at least :data:`kernels.calls.MIN_SLAB_ELEMENTS` (the arrays contiguous and of
-    one size; a slab's entries are its own in every array, so the slabs are independent)."""
+    """``loop(*arrays, float(scalar), start, stop)`` on the arrays' flat views (contiguous, of one size), over every
+    entry, in slabs as :func:`_by_rows` makes them (a slab's entries are its own in every array)."""
     flat = [array.reshape(-1) for array in arrays]
-    size = flat[0].size
-    parts = threads if threads > 1 and size >= threads * calls.MIN_SLAB_ELEMENTS else 1
-    bounds = [size * k // parts for k in range(parts + 1)]
-    concurrently([partial(loop, *flat, np.float64(scalar), start, stop) for start, stop in zip(bounds[:-1], bounds[1:])])
+    _by_rows(loop, (*flat, np.float64(scalar)), flat[0].size, flat[0].size, threads)
 
 
 def cg_update(xp: Any, u: Any, residual: Any, direction: Any, image: Any, spare: Any, alpha: Any,
@@ -385,14 +389,6 @@ def scale_down(xp: Any, values: Any, norm: Any, out: Any, threads: int = 1) -> N
 def scale_up(xp: Any, values: Any, norm: Any, out: Any, threads: int = 1) -> None:
     """:func:`kernels.diffusion.scale_up` as one compiled loop."""
     _flat(_loops().widen, (values, out), norm, threads)
-
-
-def _by_rows(loop: Callable[..., None], arguments: tuple[Any, ...], rows: int, elements: int, threads: int) -> None:
-    """``loop(*arguments, start, stop)`` over rows ``[0, rows)``: in ``threads`` slabs at once where each has at
-    least :data:`kernels.calls.MIN_SLAB_ELEMENTS` of the ``elements`` (each row written by one slab only)."""
-    parts = threads if threads > 1 and rows >= threads and elements >= threads * calls.MIN_SLAB_ELEMENTS else 1
-    bounds = [rows * k // parts for k in range(parts + 1)]
-    concurrently([partial(loop, *arguments, start, stop) for start, stop in zip(bounds[:-1], bounds[1:])])
 
 
 def level_diagonal(xp: Any, shape: tuple[int, ...], couplings: tuple[Any, ...], reaction: Any, fixed: Any, out: Any,
@@ -455,19 +451,19 @@ def dot_pair(xp: Any, a: Any, b: Any, c: Any, threads: int = 1) -> tuple[Any, An
 
 def coarsen(xp: Any, level: Any) -> Any:
     """:func:`kernels.diffusion._coarsen` with the block sums of the reaction and fixed-face terms as compiled loops
-    where every coupling is a number and every extent even; else the reference."""
-    if not all(isinstance(coupling, float) for coupling in level.couplings) or any(extent % 2 for extent in level.shape):
+    where every extent is even; else the reference."""
+    if any(extent % 2 for extent in level.shape):
         return diffusion._coarsen(xp, level)
-    shape = tuple(extent // 2 for extent in level.shape)
-    sums = []
-    for values in (level.reaction, level.fixed):
-        fine3, total = _rows(xp.broadcast_to(values, level.shape)), xp.empty(shape)
-        total3 = _rows(total)
-        _loops().block_sums(fine3, total3, 0, total3.shape[0])
-        sums.append(total)
-    couplings = tuple(0.5 * coupling * 2 ** sum(extent % 2 == 0 for k, extent in enumerate(level.shape) if k != axis)
-                      for axis, coupling in enumerate(level.couplings))
-    return diffusion._with_diagonal(xp, shape, couplings, sums[0], 0.5 * sums[1])
+    return diffusion._coarsen(xp, level, block_sum=partial(_block_sum, xp, level.shape))
+
+
+def _block_sum(xp: Any, shape: tuple[int, ...], values: Any) -> Any:
+    """``values`` (broadcast to ``shape``, every extent even) summed over blocks of two along each axis: a new
+    float64 array (the bits of :func:`kernels.diffusion._pair_sum` over every axis)."""
+    total = xp.empty(tuple(extent // 2 for extent in shape))
+    total3 = _rows(total)
+    _loops().block_sums(_rows(xp.broadcast_to(values, shape)), total3, 0, total3.shape[0])
+    return total
 
 
 def step_source(xp: Any, u: Any, dt_min: float, source_per_min: Any, threads: int = 1) -> Any:
