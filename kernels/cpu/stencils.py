@@ -5,9 +5,10 @@ with the work done by Numba loops over the voxels instead of one NumPy call
 per operation and neighbour direction:
 
 * the builders of the V-cycle's and the operator's call lists: ``A v`` is
-  one pass over the lattice instead of eight, a Jacobi sweep two instead of
-  eleven, the defect and its restriction two instead of twelve, the
-  prolongation one;
+  one pass over the lattice instead of eight, a Jacobi sweep one instead of
+  eleven (plane by plane, each plane's defect kept in a buffer of two planes
+  until the next plane's defect has read it), the defect and its block sums
+  one instead of twelve (two planes at a time), the prolongation one;
 * CG's vector operations (one pass each) and a transient step's right-hand
   side;
 * the coefficients rewritten when the sink changes: the finest level's
@@ -108,6 +109,14 @@ def _loops() -> SimpleNamespace:
                 total = total - v[i, j, k - 1]
         return total * coupling
 
+    @inline
+    def defect_plane(v, residual, diagonal, coupling, a0, a1, a2, i, out):  # pragma: no cover - compiled
+        """``out[j, k] = residual - A v`` on plane ``i`` (``out`` 2-D, at least the plane's extents)."""
+        _, n1, n2 = v.shape
+        for j in range(n1):
+            for k in range(n2):
+                out[j, k] = residual[i, j, k] - stencil(v, diagonal, coupling, a0, a1, a2, i, j, k)
+
     @jit
     def operator(v, diagonal, coupling, a0, a1, a2, out, start, stop):  # pragma: no cover - compiled
         """``out = A v`` on rows ``[start, stop)``."""
@@ -117,59 +126,85 @@ def _loops() -> SimpleNamespace:
                 for k in range(n2):
                     out[i, j, k] = stencil(v, diagonal, coupling, a0, a1, a2, i, j, k)
 
-    @jit
-    def defect(v, residual, diagonal, coupling, a0, a1, a2, out, start, stop):  # pragma: no cover - compiled
-        """``out = residual - A v`` on rows ``[start, stop)``."""
+    @inline
+    def correct_plane(v, defect, weights, i):  # pragma: no cover - compiled
+        """``v[i] += defect * weights[i]`` (the Jacobi correction of plane ``i``; ``defect`` 2-D)."""
         _, n1, n2 = v.shape
-        for i in range(start, stop):
-            for j in range(n1):
-                for k in range(n2):
-                    out[i, j, k] = residual[i, j, k] - stencil(v, diagonal, coupling, a0, a1, a2, i, j, k)
+        for j in range(n1):
+            for k in range(n2):
+                v[i, j, k] = v[i, j, k] + defect[j, k] * weights[i, j, k]
 
     @jit
-    def correct(v, defect, weights, start, stop):  # pragma: no cover - compiled
-        """``v += defect * weights`` on rows ``[start, stop)`` (the Jacobi correction)."""
+    def edge_defects(v, residual, diagonal, coupling, a0, a1, a2, defect, start, stop):  # pragma: no cover
+        """``defect = residual - A v`` on the first and last of rows ``[start, stop)``: the planes whose defect
+        reads rows of another slab, taken before any slab's sweep (:func:`sweep`) writes."""
+        defect_plane(v, residual, diagonal, coupling, a0, a1, a2, start, defect[start])
+        if stop - 1 > start:
+            defect_plane(v, residual, diagonal, coupling, a0, a1, a2, stop - 1, defect[stop - 1])
+
+    @jit
+    def sweep(v, residual, diagonal, coupling, a0, a1, a2, weights, defect, start, stop):  # pragma: no cover
+        """One damped Jacobi sweep ``v += (residual - A v) * weights`` on rows ``[start, stop)`` in one pass, the
+        defects of the first and last row read from ``defect`` (:func:`edge_defects`).
+
+        Plane by plane: the defect of plane ``i`` goes into a ring of two
+        planes, and plane ``i - 1`` is corrected only after it, so that every
+        defect reads the sweep's old ``v``, as the reference's does.
+        """
         _, n1, n2 = v.shape
-        for i in range(start, stop):
-            for j in range(n1):
-                for k in range(n2):
-                    v[i, j, k] = v[i, j, k] + defect[i, j, k] * weights[i, j, k]
+        ring = np.empty((2, n1, n2), dtype=v.dtype)
+        ring[start & 1] = defect[start]
+        for i in range(start + 1, stop - 1):
+            defect_plane(v, residual, diagonal, coupling, a0, a1, a2, i, ring[i & 1])
+            correct_plane(v, ring[(i - 1) & 1], weights, i - 1)
+        if stop - 1 > start:
+            correct_plane(v, ring[(stop - 2) & 1], weights, stop - 2)
+        correct_plane(v, defect[stop - 1], weights, stop - 1)
+
+    @inline
+    def sum_blocks(first, second, coarse, s1, s2):  # pragma: no cover - compiled
+        """``coarse`` (2-D) = the sums over blocks of two planes, ``first`` and the next one ``second`` (2-D), of
+        ``s1 x s2`` voxels each (1 or 2 along each axis), taken axis by axis, the first axis first, as the
+        reference restricts one axis after another."""
+        m1, m2 = coarse.shape
+        for cj in range(m1):
+            j = s1 * cj
+            for ck in range(m2):
+                k = s2 * ck
+                total = first[j, k] + second[j, k]
+                if s1 == 2:
+                    total = total + (first[j + 1, k] + second[j + 1, k])
+                if s2 == 2:
+                    column = first[j, k + 1] + second[j, k + 1]
+                    if s1 == 2:
+                        column = column + (first[j + 1, k + 1] + second[j + 1, k + 1])
+                    total = total + column
+                coarse[cj, ck] = total
 
     @jit
     def block_sums(fine, coarse, start, stop):  # pragma: no cover - compiled
-        """``coarse`` = ``fine`` summed over blocks, on coarse rows ``[start, stop)``.
-
-        A block has two voxels along each axis where ``fine`` is twice as
-        long as ``coarse``, else one; the sums are taken axis by axis, the
-        first axis first, as the reference restricts one axis after another.
-        """
+        """``coarse`` = ``fine`` summed over blocks, on coarse rows ``[start, stop)``: a block has two voxels along
+        the first axis, and along each other axis two where ``fine`` is twice as long as ``coarse``, else one."""
         _, m1, m2 = coarse.shape
-        s0, s1, s2 = fine.shape[0] // coarse.shape[0], fine.shape[1] // m1, fine.shape[2] // m2
+        s1, s2 = fine.shape[1] // m1, fine.shape[2] // m2
         for ci in range(start, stop):
-            i = s0 * ci
-            for cj in range(m1):
-                j = s1 * cj
-                for ck in range(m2):
-                    k = s2 * ck
-                    total = fine[i, j, k]
-                    if s0 == 2:
-                        total = total + fine[i + 1, j, k]
-                    if s1 == 2:
-                        row = fine[i, j + 1, k]
-                        if s0 == 2:
-                            row = row + fine[i + 1, j + 1, k]
-                        total = total + row
-                    if s2 == 2:
-                        column = fine[i, j, k + 1]
-                        if s0 == 2:
-                            column = column + fine[i + 1, j, k + 1]
-                        if s1 == 2:
-                            row = fine[i, j + 1, k + 1]
-                            if s0 == 2:
-                                row = row + fine[i + 1, j + 1, k + 1]
-                            column = column + row
-                        total = total + column
-                    coarse[ci, cj, ck] = total
+            sum_blocks(fine[2 * ci], fine[2 * ci + 1], coarse[ci], s1, s2)
+
+    @jit
+    def restrict(v, residual, diagonal, coupling, a0, a1, a2, p1, p2, coarse, start, stop):  # pragma: no cover
+        """``coarse`` = the defect ``residual - A v`` summed over blocks, on coarse rows ``[start, stop)``, in one
+        pass: the defect of a block's two planes goes into two plane buffers of the padded extents ``(p1, p2)``
+        (zero beyond the level's extents, as the reference's padded defect), then into the block sums."""
+        n0 = v.shape[0]
+        _, m1, m2 = coarse.shape
+        first, second = np.zeros((p1, p2), dtype=v.dtype), np.zeros((p1, p2), dtype=v.dtype)
+        for ci in range(start, stop):
+            defect_plane(v, residual, diagonal, coupling, a0, a1, a2, 2 * ci, first)
+            if 2 * ci + 1 < n0:
+                defect_plane(v, residual, diagonal, coupling, a0, a1, a2, 2 * ci + 1, second)
+            else:  # the padding beyond an odd first extent
+                second[:] = 0
+            sum_blocks(first, second, coarse[ci], p1 // m1, p2 // m2)
 
     @jit
     def prolongation(coarse, fine, start, stop):  # pragma: no cover - compiled
@@ -265,7 +300,8 @@ def _loops() -> SimpleNamespace:
         for i in range(start, stop):
             out[i] = np.float64(u[i]) / dt + source[i]
 
-    return SimpleNamespace(operator=operator, defect=defect, correct=correct, block_sums=block_sums,
+    return SimpleNamespace(operator=operator, edge_defects=edge_defects, sweep=sweep, block_sums=block_sums,
+                           restrict=restrict,
                            prolongation=prolongation, update=update, new_direction=new_direction, divide=divide,
                            widen=widen, diagonal=diagonal, coefficients=coefficients,
                            apply_coefficients=apply_coefficients, step_source=step_source)
@@ -303,46 +339,44 @@ def operator_calls(xp: Any, level: Any, dtype: Any, v: Any, out: Any, diagonal: 
 
 def smoothing_calls(xp: Any, level: Any, dtype: Any, v: Any, residual: Any, defect: Any, weights: Any, diagonal: Any,
                     scratch: Callable[[], Any]) -> list[Callable[[], Any]]:
-    """:func:`kernels.diffusion.smoothing_calls` (one damped Jacobi sweep) as two compiled loops, the defect and
-    the correction, where ``level``'s coupling is uniform (``defect`` then ends unweighted); else the reference's
-    calls."""
+    """:func:`kernels.diffusion.smoothing_calls` (one damped Jacobi sweep) as two compiled loops where ``level``'s
+    coupling is uniform: the defects of each slab's first and last row into ``defect``, then the sweep in one pass
+    (:func:`_loops` ``sweep``); else the reference's calls."""
     coupling = diffusion._uniform_coupling(level)
     if coupling is None:
         return diffusion.smoothing_calls(xp, level, dtype, v, residual, defect, weights, diagonal, scratch)
-    return _defect_calls(level, dtype, v, residual, defect, diagonal, coupling) + [_correct_call(v, defect, weights)]
-
-
-def _defect_calls(level: Any, dtype: Any, v: Any, residual: Any, defect: Any, diagonal: Any,
-                  coupling: float) -> list[RowCall]:
-    """``defect = residual - A v`` as one compiled loop (``level``'s coupling is the uniform ``coupling``)."""
-    v3, residual3, defect3, diagonal3 = (_rows(array) for array in (v, residual, defect, diagonal))
-    run = partial(_loops().defect, v3, residual3, diagonal3, np.dtype(dtype).type(coupling), *_axis_flags(level),
-                  defect3)
-    return [RowCall(defect3.shape[0], defect3.size, run, lambda start, stop: (
-        (_around(v3, start, stop), residual3[start:stop], diagonal3[start:stop]), (defect3[start:stop],)))]
-
-
-def _correct_call(v: Any, defect: Any, weights: Any) -> RowCall:
-    """``v += defect * weights`` as one compiled loop."""
-    v3, defect3, weights3 = _rows(v), _rows(defect), _rows(weights)
-    return RowCall(v3.shape[0], v3.size, partial(_loops().correct, v3, defect3, weights3), lambda start, stop: (
-        (v3[start:stop], defect3[start:stop], weights3[start:stop]), (v3[start:stop],)))
+    loops, flags = _loops(), _axis_flags(level)
+    v3, residual3, defect3, weights3, diagonal3 = (_rows(array) for array in (v, residual, defect, weights, diagonal))
+    coupling = np.dtype(dtype).type(coupling)
+    edges = RowCall(v3.shape[0], v3.size, partial(loops.edge_defects, v3, residual3, diagonal3, coupling, *flags, defect3),
+                    lambda start, stop: ((_around(v3, start, stop), residual3[start:stop], diagonal3[start:stop]),
+                                         (defect3[start:stop],)))
+    sweep = RowCall(v3.shape[0], v3.size,
+                    partial(loops.sweep, v3, residual3, diagonal3, coupling, *flags, weights3, defect3),
+                    lambda start, stop: ((v3[start:stop], residual3[start:stop], diagonal3[start:stop],
+                                          weights3[start:stop], defect3[start:stop]), (v3[start:stop],)))
+    return [edges, sweep]
 
 
 def restriction_calls(xp: Any, level: Any, dtype: Any, v: Any, residual: Any, defect_padded: Any, coarse: Any,
                       diagonal: Any, scratch: Callable[[], Any], array: Callable[..., Any]) -> list[Callable[[], Any]]:
-    """:func:`kernels.diffusion.restriction_calls` (the defect ``residual - A v`` into ``defect_padded``, its
-    block sums into ``coarse``) as two compiled loops where ``level``'s coupling is uniform; else the reference's
-    calls."""
+    """:func:`kernels.diffusion.restriction_calls` (the block sums of the defect ``residual - A v`` into
+    ``coarse``) as one compiled loop where ``level``'s coupling is uniform (``defect_padded`` is then not
+    written); else the reference's calls."""
     coupling = diffusion._uniform_coupling(level)
     if coupling is None:
         return diffusion.restriction_calls(xp, level, dtype, v, residual, defect_padded, coarse, diagonal, scratch, array)
-    defect = defect_padded[tuple(slice(0, extent) for extent in level.shape)]
-    fine3, coarse3 = _rows(defect_padded), _rows(coarse)
-    step = fine3.shape[0] // coarse3.shape[0]
-    return _defect_calls(level, dtype, v, residual, defect, diagonal, coupling) + [
-        RowCall(coarse3.shape[0], coarse3.size, partial(_loops().block_sums, fine3, coarse3), lambda start, stop: (
-            (fine3[step * start:step * stop],), (coarse3[start:stop],)))]
+    v3, residual3, diagonal3, coarse3 = _rows(v), _rows(residual), _rows(diagonal), _rows(coarse)
+    _, p1, p2 = _rows(defect_padded).shape
+    step = _rows(defect_padded).shape[0] // coarse3.shape[0]
+    run = partial(_loops().restrict, v3, residual3, diagonal3, np.dtype(dtype).type(coupling), *_axis_flags(level), p1,
+                  p2, coarse3)
+
+    def touches(start: int, stop: int) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+        rows = slice(step * start, step * stop)
+        return ((_around(v3, rows.start, rows.stop), residual3[rows], diagonal3[rows]), (coarse3[start:stop],))
+
+    return [RowCall(coarse3.shape[0], v3.size, run, touches)]  # cut as the fine work, not the coarse output
 
 
 def prolongation_calls(xp: Any, coarse: Any, fine: Any, spread: Any) -> list[Callable[[], Any]]:
