@@ -721,10 +721,10 @@ def step_source(xp: ModuleType, u: Any, dt_min: float, source_per_min: Any, thre
     return source
 
 
-def extremes(xp: ModuleType, z: Any, u: Any, threads: int = 1) -> list[float]:
-    """``[max z, min z, max u, min u]`` as Python floats, with one transfer to the host (NaN where an array has
-    one). ``threads`` is for CPU versions (unused here)."""
-    return xp.stack((z.max(), z.min(), u.max(), u.min())).tolist()
+def magnitude(xp: ModuleType, values: Any, threads: int = 1) -> Any:
+    """The largest ``|value|`` of ``values`` (float64), a 0-d array on the device: NaN where ``values`` has a NaN,
+    ``inf`` where it has an infinity and no NaN. ``threads`` is for CPU versions (unused here)."""
+    return xp.abs(values).max()
 
 
 def dot_pair(xp: ModuleType, a: Any, b: Any, c: Any, threads: int = 1) -> tuple[Any, Any]:
@@ -749,16 +749,21 @@ def coefficients(xp: ModuleType, level: _Level, weights: Any, apply_diagonal: An
 
 
 def cg_update(xp: ModuleType, u: Any, residual: Any, direction: Any, image: Any, spare: Any, alpha: Any,
-              threads: int = 1) -> None:
+              threads: int = 1, measure: bool = False) -> Any:
     """CG's update of the iterate and residual: ``u += alpha * direction``, ``residual -= alpha * image``.
 
     All arrays float64 of one shape; ``alpha`` a float or 0-d float64 array;
     ``spare`` and ``image`` are work arrays whose values afterwards are not
     used (here ``spare`` ends as ``alpha * direction``, ``image`` as
     ``alpha * image``). ``threads`` is for compiled versions (unused here).
+
+    Returns:
+        With ``measure``, the new ``u``'s :func:`magnitude` (a compiled
+        version takes it while it writes ``u``); else None.
     """
     xp.add(u, xp.multiply(direction, alpha, out=spare), out=u)
     xp.subtract(residual, xp.multiply(image, alpha, out=image), out=residual)
+    return magnitude(xp, u) if measure else None
 
 
 def cg_direction(xp: ModuleType, direction: Any, beta: Any, z: Any, threads: int = 1) -> None:
@@ -772,10 +777,12 @@ def scale_down(xp: ModuleType, values: Any, norm: Any, out: Any, threads: int = 
     xp.divide(values, norm, out=out)
 
 
-def scale_up(xp: ModuleType, values: Any, norm: Any, out: Any, threads: int = 1) -> None:
-    """``out = values * norm`` in ``out``'s dtype (float32 ``values``, float64 ``out``): the V-cycle's output."""
+def scale_up(xp: ModuleType, values: Any, norm: Any, out: Any, threads: int = 1, measure: bool = False) -> Any:
+    """``out = values * norm`` in ``out``'s dtype (float32 ``values``, float64 ``out``): the V-cycle's output; with
+    ``measure``, returns ``out``'s :func:`magnitude` (else None)."""
     xp.copyto(out, values)
     xp.multiply(out, norm, out=out)
+    return magnitude(xp, out) if measure else None
 
 
 @dataclass(frozen=True)
@@ -802,7 +809,8 @@ class SolverKernels:
         scale_up: :func:`scale_up`.
         level_diagonal: :func:`level_diagonal` (the finest level's operator).
         coefficients: :func:`coefficients`.
-        extremes: :func:`extremes` (the stopping rule's numbers).
+        magnitude: :func:`magnitude` (the stopping rule's numbers, where ``cg_update`` and ``scale_up`` do not
+            give them).
         dot_pair: :func:`dot_pair`.
         coarsen: :func:`coarsen` (the next coarser level of the V-cycle).
         step_source: :func:`step_source`.
@@ -818,7 +826,7 @@ class SolverKernels:
     scale_up: Callable[..., None]
     level_diagonal: Callable[..., _Level]
     coefficients: Callable[..., None]
-    extremes: Callable[..., list[float]]
+    magnitude: Callable[..., Any]
     dot_pair: Callable[..., tuple[Any, Any]]
     coarsen: Callable[..., _Level]
     step_source: Callable[..., Any]
@@ -828,7 +836,7 @@ class SolverKernels:
 SOLVER_KERNELS = SolverKernels(operator=_apply_calls, smoothing=smoothing_calls, restriction=restriction_calls,
                          prolongation=_prolong_calls, cg_update=cg_update, cg_direction=cg_direction,
                          scale_down=scale_down, scale_up=scale_up, level_diagonal=level_diagonal,
-                         coefficients=coefficients, extremes=extremes, dot_pair=dot_pair, coarsen=coarsen,
+                         coefficients=coefficients, magnitude=magnitude, dot_pair=dot_pair, coarsen=coarsen,
                          step_source=step_source)
 
 
@@ -981,8 +989,9 @@ class _Multigrid:
             raise ValueError(f"operator of shape {fine.shape} for a V-cycle of shape {self.shape}")
         self._write(_levels(self.xp, fine, self.solver_kernels.coarsen))
 
-    def precondition(self, r: Any, norm: Any, out: Any) -> Any:
-        """``out`` = one V-cycle applied to the float64 ``r``, whose 2-norm is ``norm``.
+    def precondition(self, r: Any, norm: Any, out: Any, measure: bool = False) -> Any:
+        """``out`` = one V-cycle applied to the float64 ``r``, whose 2-norm is ``norm``; returns ``out``'s
+        :func:`magnitude` with ``measure``, else None.
 
         The V-cycle is linear; it runs on ``r / norm`` so that float32 neither
         underflows nor overflows whatever the field's magnitude (a drug
@@ -994,8 +1003,7 @@ class _Multigrid:
         self.down()
         self.exact()
         self.up()
-        self.solver_kernels.scale_up(self.xp, self.solution, norm, out, self.threads)
-        return out
+        return self.solver_kernels.scale_up(self.xp, self.solution, norm, out, self.threads, measure)
 
 
 def _levels(xp: ModuleType, fine: _Level, coarsen: Callable[..., _Level] = _coarsen) -> list[_Level]:
@@ -1162,8 +1170,9 @@ class FieldSolver:
         (tests/test_diffusion.py, the vessel-shell and vessel-slab cases).
         ``z`` is the preconditioned residual CG needs for its next iteration,
         so the rule costs one V-cycle per solve (the last ``z``, unused) and
-        four maxima per check (a maximum adds no rounding of its own on any
-        device).
+        two maxima of magnitudes per check (:func:`magnitude`; a maximum adds
+        no rounding of its own on any device, in any order, so compiled
+        versions take them while they write ``u`` and ``z``).
 
         The rule is tested every ``check_every`` iterations (and at the
         warm start and at ``max_iterations``): only a check brings numbers to
@@ -1237,21 +1246,21 @@ class FieldSolver:
                                          self.solver_kernels)
         multigrid, vectors = self._multigrid, self.solver_kernels
         z, spare = self._array("cg.z"), self._array("cg.spare")
-        multigrid.precondition(residual, residual_norm, z)
-        if self._converged(z, u, rtol, 0):
+        if self._converged(multigrid.precondition(residual, residual_norm, z, measure=True),
+                           vectors.magnitude(xp, u, self.threads), rtol, 0):
             return u_guess.copy(), 0
         xp.copyto(direction, z)
         rz = _dot(xp, residual, z)
         for iteration in range(1, max_iterations + 1):
             self._apply()  # image = A direction
             alpha = rz / _dot(xp, direction, image)
-            vectors.cg_update(xp, u, residual, direction, image, spare, alpha, self.threads)
+            check = iteration % check_every == 0 or iteration == max_iterations
+            u_largest = vectors.cg_update(xp, u, residual, direction, image, spare, alpha, self.threads, check)
             # The residual's norm stays on the device; at least the smallest normal float64, so that a residual of
             # exactly 0 gives z = 0 (converged), not 0 / 0.
             norm = xp.maximum(xp.sqrt(_dot(xp, residual, residual)), _SMALLEST_NORMAL)
-            multigrid.precondition(residual, norm, spare)
-            if (iteration % check_every == 0 or iteration == max_iterations) and \
-                    self._converged(spare, u, rtol, iteration):
+            z_largest = multigrid.precondition(residual, norm, spare, check)
+            if check and self._converged(z_largest, u_largest, rtol, iteration):
                 return u.astype(u_guess.dtype), iteration
             rz_next, rz_before = vectors.dot_pair(xp, residual, spare, z, self.threads)
             # Polak-Ribiere form of beta (flexible CG): robust to the float32 preconditioner.
@@ -1263,23 +1272,23 @@ class FieldSolver:
             f"{self._kind()} did not reach rtol={rtol} in {max_iterations} iterations; {self._scales()}"
         )
 
-    def _converged(self, z: Any, u: Any, rtol: float, iteration: int) -> bool:
+    def _converged(self, z_largest: Any, u_largest: Any, rtol: float, iteration: int) -> bool:
         """The stopping rule of :meth:`solve`: ``max |z| <= rtol * max |u|`` (one transfer to the host).
 
         Args:
-            z: the preconditioned residual, float64 array of the solver's shape.
-            u: the current iterate, float64 array of the solver's shape.
+            z_largest: the preconditioned residual's :func:`magnitude` (0-d array or number).
+            u_largest: the current iterate's :func:`magnitude` (0-d array or number).
             rtol: the relative tolerance.
             iteration: the CG iteration checked (0: the start), for a breakdown's message.
 
         Raises:
             FieldSolverError: ``z`` or ``u`` is not finite (CG broke down).
         """
-        z_high, z_low, u_high, u_low = self.solver_kernels.extremes(self.xp, z, u, self.threads)
-        if not all(math.isfinite(value) for value in (z_high, z_low, u_high, u_low)):
+        z_high, u_high = self.xp.stack((self.xp.asarray(z_largest), self.xp.asarray(u_largest))).tolist()
+        if not (math.isfinite(z_high) and math.isfinite(u_high)):
             raise FieldSolverError(f"{self._kind()}: CG broke down at iteration {iteration} (the preconditioned "
                                    f"residual or the field is not finite at this check); {self._scales()}")
-        return max(z_high, -z_low) <= rtol * max(u_high, -u_low)
+        return z_high <= rtol * u_high
 
     def _kind(self) -> str:
         """The solve, for messages: ``steady-state solve`` or ``backward-Euler step of <dt> min``."""

@@ -134,14 +134,18 @@ def test_cg_vector_operations_give_the_references_bits(small_slabs, threads, siz
         kept = []
         for scalar in scalars:
             arrays = [array.copy() for array in (u, residual, direction, image)]
-            builders.cg_update(np, *arrays, np.empty(size), scalar, threads)
-            kept += arrays[:2]
+            assert builders.cg_update(np, *arrays, np.empty(size), scalar, threads) is None
+            measured = [array.copy() for array in (u, residual, direction, image)]
+            largest = builders.cg_update(np, *measured, np.empty(size), scalar, threads, measure=True)
+            kept += arrays[:2] + measured[:2] + [np.asarray(largest, dtype=np.float64)]
             new_direction = direction.copy()
             builders.cg_direction(np, new_direction, scalar, z, threads)
             down, up = np.empty(size, np.float32), np.empty(size)
             builders.scale_down(np, residual, abs(scalar), down, threads)
-            builders.scale_up(np, solution, abs(scalar), up, threads)
-            kept += [new_direction, down, up]
+            assert builders.scale_up(np, solution, abs(scalar), up, threads) is None
+            up_measured = np.empty(size)
+            largest = builders.scale_up(np, solution, abs(scalar), up_measured, threads, measure=True)
+            kept += [new_direction, down, up, up_measured, np.asarray(largest, dtype=np.float64)]
         results.append(kept)
     for reference, compiled in zip(*results):
         assert _same_bits(compiled, reference)
@@ -186,11 +190,17 @@ def test_a_steps_source_and_the_stopping_rules_numbers_give_the_references(small
     for given in (source, 0.25, source.astype(np.float32)):
         expected = diffusion.SOLVER_KERNELS.step_source(np, u, 37.5, given, threads)
         assert _same_bits(stencils.SOLVER_KERNELS.step_source(np, u, 37.5, given, threads), expected)
-    z, w = _random(rng, shape, np.float64), _random(rng, shape, np.float64)
-    assert stencils.extremes(np, z, w, threads) == diffusion.extremes(np, z, w, threads)
+    z, w = _random(rng, shape, np.float64, special=True), _random(rng, shape, np.float64)
+    for values in (z, -np.abs(w), np.zeros(shape), np.full(shape, -0.0), np.full(shape, 5e-324)):
+        assert _same_bits(np.asarray(stencils.magnitude(np, values, threads)),
+                          np.asarray(diffusion.magnitude(np, values, threads)))
+    for special in (-np.inf, np.inf, np.nan):
+        values = w.copy()
+        values[3, 2, 1] = special
+        values[7, 0, 4] = np.inf if np.isnan(special) else w[7, 0, 4]  # a NaN wins over an infinity elsewhere
+        found, expected = stencils.magnitude(np, values, threads), diffusion.magnitude(np, values, threads)
+        assert np.isnan(found) if np.isnan(special) else found == expected == np.inf
     z[3, 2, 1] = np.nan
-    found = stencils.extremes(np, z, w, threads)
-    assert np.isnan(found[0]) and np.isnan(found[1]) and found[2:] == diffusion.extremes(np, z, w)[2:]
     compiled, reference = stencils.dot_pair(np, w, z, u, threads), diffusion.dot_pair(np, w, z, u)
     assert np.isnan(compiled[0]) and _same_bits(np.asarray(compiled[1]), np.asarray(reference[1]))
 

@@ -14,10 +14,12 @@ per operation and neighbour direction:
 * the coefficients rewritten when the sink changes: the finest level's
   diagonal, each level's Jacobi weights and apply diagonal, the coarser
   levels' block sums;
-* the stopping rule's maxima and the two scalar products that go together
-  stay NumPy's reductions (a loop would sum in another order, and Numba's
-  max and min do not vectorise without ``fastmath``), each whole, the
-  independent ones at once on two threads.
+* the stopping rule's largest magnitudes of ``u`` and ``z``, taken by the
+  loops that write them (a maximum is the same number in any order), as a
+  maximum of integer bits, which vectorises where a float maximum does not
+  without ``fastmath``;
+* the scalar products stay NumPy's (a loop would sum in another order), each
+  whole, the two that go together at once on two threads.
 
 Each loop does, per element, the floating-point operations of the
 reference's calls in their order and dtype, so the arrays the solve reads
@@ -50,6 +52,12 @@ from kernels import calls, diffusion
 from kernels.calls import RowCall, concurrently
 
 
+#: Clears the sign bit of a float64's bits (as an int64).
+_MAGNITUDE_MASK = np.int64(0x7FFF_FFFF_FFFF_FFFF)
+#: The bits of float64 infinity: a larger :func:`_loops` ``magnitude_bits`` is a NaN's.
+_INFINITY_BITS = int(np.array(np.inf).view(np.int64))
+
+
 @cache
 def _loops() -> SimpleNamespace:
     """The compiled loops (Numba imported and the functions jitted on first use).
@@ -59,7 +67,9 @@ def _loops() -> SimpleNamespace:
     zero) and last the rows ``start, stop`` of its output to do.
     """
     import numba
+    from numba import types
     from numba.core.caching import FunctionCache
+    from numba.extending import intrinsic
 
     class TolerantCache(FunctionCache):
         """Numba's on-disk cache of one loop, where a cache that cannot be read or written (a full disk, a file-size
@@ -85,6 +95,23 @@ def _loops() -> SimpleNamespace:
         return dispatcher
 
     inline = numba.njit(nogil=True, inline="always")  # a helper of the loops, compiled into them
+
+    @intrinsic
+    def float_bits(typingctx: Any, value: Any) -> Any:
+        """The bits of a float64 as an int64 (a reinterpretation, no conversion)."""
+        if value != types.float64:
+            return None
+
+        def codegen(context: Any, builder: Any, signature: Any, arguments: Any) -> Any:
+            return builder.bitcast(arguments[0], context.get_value_type(types.int64))
+
+        return types.int64(types.float64), codegen
+
+    @inline
+    def magnitude_bits(value):  # pragma: no cover - compiled
+        """The bits of ``|value|`` (float64) as an int64: for values of one sign, integers order as the floats do,
+        and a NaN's bits are above an infinity's (:func:`_magnitude`)."""
+        return float_bits(value) & _MAGNITUDE_MASK
 
     @inline
     def stencil(v, diagonal, coupling, a0, a1, a2, i, j, k):  # pragma: no cover - compiled
@@ -233,6 +260,25 @@ def _loops() -> SimpleNamespace:
             residual[i] = residual[i] - image[i] * alpha
 
     @jit
+    def update_measured(u, residual, direction, image, alpha, largest, start, stop):  # pragma: no cover - compiled
+        """:func:`update`, and ``largest[0]`` = the largest :func:`magnitude_bits` of the new ``u`` there."""
+        top = np.int64(0)
+        for i in range(start, stop):
+            value = u[i] + direction[i] * alpha
+            u[i] = value
+            residual[i] = residual[i] - image[i] * alpha
+            top = max(top, magnitude_bits(value))
+        largest[0] = top
+
+    @jit
+    def largest_bits(values, largest, start, stop):  # pragma: no cover - compiled
+        """``largest[0]`` = the largest :func:`magnitude_bits` of ``values`` on flat entries ``[start, stop)``."""
+        top = np.int64(0)
+        for i in range(start, stop):
+            top = max(top, magnitude_bits(values[i]))
+        largest[0] = top
+
+    @jit
     def new_direction(direction, z, beta, start, stop):  # pragma: no cover - compiled
         """``direction = direction * beta + z`` on flat entries ``[start, stop)``."""
         for i in range(start, stop):
@@ -249,6 +295,16 @@ def _loops() -> SimpleNamespace:
         """``out = values * norm`` (``values`` widened to float64 first) on flat entries ``[start, stop)``."""
         for i in range(start, stop):
             out[i] = np.float64(values[i]) * norm
+
+    @jit
+    def widen_measured(values, out, norm, largest, start, stop):  # pragma: no cover - compiled
+        """:func:`widen`, and ``largest[0]`` = the largest :func:`magnitude_bits` of ``out`` there."""
+        top = np.int64(0)
+        for i in range(start, stop):
+            value = np.float64(values[i]) * norm
+            out[i] = value
+            top = max(top, magnitude_bits(value))
+        largest[0] = top
 
     @jit
     def diagonal(reaction, fixed, c0, c1, c2, out, start, stop):  # pragma: no cover - compiled
@@ -302,8 +358,9 @@ def _loops() -> SimpleNamespace:
 
     return SimpleNamespace(operator=operator, edge_defects=edge_defects, sweep=sweep, block_sums=block_sums,
                            restrict=restrict,
-                           prolongation=prolongation, update=update, new_direction=new_direction, divide=divide,
-                           widen=widen, diagonal=diagonal, coefficients=coefficients,
+                           prolongation=prolongation, update=update, update_measured=update_measured,
+                           largest_bits=largest_bits, new_direction=new_direction, divide=divide,
+                           widen=widen, widen_measured=widen_measured, diagonal=diagonal, coefficients=coefficients,
                            apply_coefficients=apply_coefficients, step_source=step_source)
 
 
@@ -389,12 +446,18 @@ def prolongation_calls(xp: Any, coarse: Any, fine: Any, spread: Any) -> list[Cal
         (coarse3[start // step:(stop - 1) // step + 1], fine3[start:stop]), (fine3[start:stop],)))]
 
 
-def _by_rows(loop: Callable[..., None], arguments: tuple[Any, ...], rows: int, elements: int, threads: int) -> None:
-    """``loop(*arguments, start, stop)`` over rows ``[0, rows)``: in ``threads`` slabs at once where each has at
-    least :data:`kernels.calls.MIN_SLAB_ELEMENTS` of the ``elements`` (each row written by one slab only)."""
+def _slabs(rows: int, elements: int, threads: int) -> list[tuple[int, int]]:
+    """Rows ``[0, rows)`` as ``(start, stop)`` slabs: ``threads`` of them where each has at least
+    :data:`kernels.calls.MIN_SLAB_ELEMENTS` of the ``elements``, else one."""
     parts = threads if threads > 1 and rows >= threads and elements >= threads * calls.MIN_SLAB_ELEMENTS else 1
     bounds = [rows * k // parts for k in range(parts + 1)]
-    concurrently([partial(loop, *arguments, start, stop) for start, stop in zip(bounds[:-1], bounds[1:])])
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _by_rows(loop: Callable[..., None], arguments: tuple[Any, ...], rows: int, elements: int, threads: int) -> None:
+    """``loop(*arguments, start, stop)`` over rows ``[0, rows)``, in :func:`_slabs` at once (each row written by one
+    slab only)."""
+    concurrently([partial(loop, *arguments, start, stop) for start, stop in _slabs(rows, elements, threads)])
 
 
 def _flat(loop: Callable[..., None], arrays: tuple[Any, ...], scalar: Any, threads: int) -> None:
@@ -404,10 +467,31 @@ def _flat(loop: Callable[..., None], arrays: tuple[Any, ...], scalar: Any, threa
     _by_rows(loop, (*flat, np.float64(scalar)), flat[0].size, flat[0].size, threads)
 
 
+def _measured(loop: Callable[..., None], arguments: tuple[Any, ...], size: int, threads: int) -> np.float64:
+    """``loop(*arguments, largest, start, stop)`` over flat entries ``[0, size)`` in :func:`_slabs` at once, each
+    slab writing the largest magnitude bits it found into its own ``largest``; their :func:`_magnitude`."""
+    slabs = _slabs(size, size, threads)
+    largest = np.zeros(len(slabs), dtype=np.int64)
+    concurrently([partial(loop, *arguments, largest[k:k + 1], start, stop) for k, (start, stop) in enumerate(slabs)])
+    return _magnitude(largest)
+
+
+def _magnitude(largest: np.ndarray) -> np.float64:
+    """The float64 whose magnitude bits are the largest of ``largest`` (int64): NaN above an infinity's bits (a
+    NaN's payload is not kept)."""
+    top = int(largest.max())
+    return np.float64(np.nan) if top > _INFINITY_BITS else np.array(top, dtype=np.int64).view(np.float64)[()]
+
+
 def cg_update(xp: Any, u: Any, residual: Any, direction: Any, image: Any, spare: Any, alpha: Any,
-              threads: int = 1) -> None:
-    """:func:`kernels.diffusion.cg_update` as one compiled loop (``spare`` and ``image`` are not written)."""
+              threads: int = 1, measure: bool = False) -> Any:
+    """:func:`kernels.diffusion.cg_update` as one compiled loop (``spare`` and ``image`` are not written), which with
+    ``measure`` also takes the new ``u``'s magnitude (the same number: a maximum has no rounding)."""
+    if measure:
+        flat = tuple(array.reshape(-1) for array in (u, residual, direction, image))
+        return _measured(_loops().update_measured, (*flat, np.float64(alpha)), u.size, threads)
     _flat(_loops().update, (u, residual, direction, image), alpha, threads)
+    return None
 
 
 def cg_direction(xp: Any, direction: Any, beta: Any, z: Any, threads: int = 1) -> None:
@@ -420,9 +504,20 @@ def scale_down(xp: Any, values: Any, norm: Any, out: Any, threads: int = 1) -> N
     _flat(_loops().divide, (values, out), norm, threads)
 
 
-def scale_up(xp: Any, values: Any, norm: Any, out: Any, threads: int = 1) -> None:
-    """:func:`kernels.diffusion.scale_up` as one compiled loop."""
+def scale_up(xp: Any, values: Any, norm: Any, out: Any, threads: int = 1, measure: bool = False) -> Any:
+    """:func:`kernels.diffusion.scale_up` as one compiled loop, which with ``measure`` also takes ``out``'s
+    magnitude."""
+    if measure:
+        return _measured(_loops().widen_measured, (values.reshape(-1), out.reshape(-1), np.float64(norm)), out.size,
+                         threads)
     _flat(_loops().widen, (values, out), norm, threads)
+    return None
+
+
+def magnitude(xp: Any, values: Any, threads: int = 1) -> np.float64:
+    """:func:`kernels.diffusion.magnitude` as one compiled loop over integer bits (which, unlike a float maximum
+    without ``fastmath``, vectorises), shared among ``threads`` threads."""
+    return _measured(_loops().largest_bits, (values.reshape(-1),), values.size, threads)
 
 
 def level_diagonal(xp: Any, shape: tuple[int, ...], couplings: tuple[Any, ...], reaction: Any, fixed: Any, out: Any,
@@ -453,21 +548,6 @@ def coefficients(xp: Any, level: Any, weights: Any, apply_diagonal: Any, threads
         arguments = (diagonal3, diffusion.JACOBI_WEIGHT, float(coupling), _rows(weights), _rows(apply_diagonal))
         loop = _loops().coefficients
     _by_rows(loop, arguments, diagonal3.shape[0], diagonal3.size, threads)
-
-
-def extremes(xp: Any, z: Any, u: Any, threads: int = 1) -> list[float]:
-    """:func:`kernels.diffusion.extremes` with the four NumPy reductions shared among ``threads`` threads (each
-    whole, so the same numbers; NaN where an array has one)."""
-    found: list[Any] = [None] * 4
-    reductions = [(0, z.max), (1, z.min), (2, u.max), (3, u.min)]
-
-    def reduce(share: list[tuple[int, Callable[[], Any]]]) -> None:
-        for place, reduction in share:
-            found[place] = reduction()
-
-    parts = threads if threads > 1 and z.size >= calls.MIN_SLAB_ELEMENTS else 1
-    concurrently([partial(reduce, reductions[k::parts]) for k in range(parts)])
-    return [float(value) for value in found]
 
 
 def dot_pair(xp: Any, a: Any, b: Any, c: Any, threads: int = 1) -> tuple[Any, Any]:
@@ -515,5 +595,5 @@ def step_source(xp: Any, u: Any, dt_min: float, source_per_min: Any, threads: in
 SOLVER_KERNELS = diffusion.SolverKernels(operator=operator_calls, smoothing=smoothing_calls, restriction=restriction_calls,
                                    prolongation=prolongation_calls, cg_update=cg_update, cg_direction=cg_direction,
                                    scale_down=scale_down, scale_up=scale_up, level_diagonal=level_diagonal,
-                                   coefficients=coefficients, extremes=extremes, dot_pair=dot_pair,
+                                   coefficients=coefficients, magnitude=magnitude, dot_pair=dot_pair,
                                    coarsen=coarsen, step_source=step_source)
