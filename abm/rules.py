@@ -281,17 +281,17 @@ class SolveFields(Rule):
         xp, lattice = context.xp, context.lattice
         factor, shape = self.run.config.lattice.field_coarsening, self.run.config.lattice.field_shape
         cell_step_min = self.run.dt_h * 60.0
-        sink = xp.zeros(shape, dtype=xp.float64)
-        source = xp.zeros(shape, dtype=xp.float64)
-        for cell_type, rate in field.uptake_per_min.items():
-            sink += rate * cells[cell_type]
-        for cell_type, rate in field.secretion_per_min.items():
-            sink += rate * cells[cell_type]
-            source += rate * field.secretion_saturation * cells[cell_type]
+        sink_terms = [(rate, cells[cell_type]) for cell_type, rate in field.uptake_per_min.items()]
+        sink_terms += [(rate, cells[cell_type]) for cell_type, rate in field.secretion_per_min.items()]
+        source_terms = [(rate * field.secretion_saturation, cells[cell_type])
+                        for cell_type, rate in field.secretion_per_min.items()]
         if field.vessel is not None:
             blood = context.therapy.plasma.get(name, field.vessel.blood_level)
-            sink += field.vessel.supply_per_min * perfusion
-            source += field.vessel.supply_per_min * blood * perfusion
+            sink_terms.append((field.vessel.supply_per_min, perfusion))
+            source_terms.append((field.vessel.supply_per_min * blood, perfusion))
+        weighted_sum = self.run.backend.operation("field_solver_kernels").weighted_sum
+        threads = self.run.backend.threads
+        sink, source = (weighted_sum(xp, shape, terms, threads) for terms in (sink_terms, source_terms))
         u = diffusion.block_sample(xp, lattice.fields[name], factor)
         if field.solver == "steady":
             solver = self._solver(name, shape, sink, None)

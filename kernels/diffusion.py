@@ -721,6 +721,24 @@ def step_source(xp: ModuleType, u: Any, dt_min: float, source_per_min: Any, thre
     return source
 
 
+def weighted_sum(xp: ModuleType, shape: tuple[int, ...], terms: Sequence[tuple[Any, Any]], threads: int = 1) -> Any:
+    """``sum(weight * values)`` over ``terms``, from zeros, in their order: a field's sink or source per voxel.
+
+    Args:
+        shape: the result's shape.
+        terms: pairs of a weight (a number) and an array of ``shape`` (any real or bool dtype, e.g. a cell mask),
+            each product in the dtype NumPy gives the pair (a Python float takes a float array's dtype).
+        threads: for compiled versions (unused here).
+
+    Returns:
+        A new float64 array of ``shape``.
+    """
+    total = xp.zeros(shape, dtype=xp.float64)
+    for weight, values in terms:
+        total += weight * values
+    return total
+
+
 def magnitude(xp: ModuleType, values: Any, threads: int = 1) -> Any:
     """The largest ``|value|`` of ``values`` (float64), a 0-d array on the device: NaN where ``values`` has a NaN,
     ``inf`` where it has an infinity and no NaN. ``threads`` is for CPU versions (unused here)."""
@@ -814,6 +832,7 @@ class SolverKernels:
         dot_pair: :func:`dot_pair`.
         coarsen: :func:`coarsen` (the next coarser level of the V-cycle).
         step_source: :func:`step_source`.
+        weighted_sum: :func:`weighted_sum` (a field's sink and source, built by the fields rule).
     """
 
     operator: Callable[..., list[Callable[[], Any]]]
@@ -830,6 +849,7 @@ class SolverKernels:
     dot_pair: Callable[..., tuple[Any, Any]]
     coarsen: Callable[..., _Level]
     step_source: Callable[..., Any]
+    weighted_sum: Callable[..., Any]
 
 
 #: The reference: one array call per operation and neighbour direction.
@@ -837,7 +857,7 @@ SOLVER_KERNELS = SolverKernels(operator=_apply_calls, smoothing=smoothing_calls,
                          prolongation=_prolong_calls, cg_update=cg_update, cg_direction=cg_direction,
                          scale_down=scale_down, scale_up=scale_up, level_diagonal=level_diagonal,
                          coefficients=coefficients, magnitude=magnitude, dot_pair=dot_pair, coarsen=coarsen,
-                         step_source=step_source)
+                         step_source=step_source, weighted_sum=weighted_sum)
 
 
 class Workspace:

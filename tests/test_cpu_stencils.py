@@ -279,3 +279,26 @@ def test_a_3d_run_is_the_same_with_the_compiled_loops_and_without():
     assert compiled.keys() == reference.keys()
     for name in reference:
         assert _same_bits(compiled[name], reference[name]), name
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("shape", [(9, 4, 7), (13, 6)])
+def test_a_fields_sink_and_source_give_the_references_bits(small_slabs, threads, shape):
+    """Terms of every kind the fields rule builds (cell masks as bool, fractions and perfusion as float32 and
+    float64, weights as Python and NumPy numbers, so that each product takes NumPy's dtype), with special values,
+    and terms the loop leaves to the reference (integer products, strided and broadcast values)."""
+    rng = np.random.default_rng(len(shape) * 10 + threads)
+    mask = rng.random(shape) < 0.4
+    fraction32 = _random(rng, shape, np.float32, special=True)
+    fraction64 = _random(rng, shape, np.float64, special=True)
+    counts = rng.integers(0, 9, shape).astype(np.uint8)
+    strided = _random(rng, (shape[0] * 2,) + shape[1:], np.float32)[::2]
+    terms = [(2.5e-3, mask), (0.37, fraction32), (np.float64(0.37), fraction32), (-1.5, fraction64), (3, mask),
+             (1e300, fraction64), (0.125, counts), (7.0, strided), (-0.0, mask), (2.0, np.float32(0.5)),
+             (np.float32(1.1), fraction64)]
+    for first in range(len(terms)):
+        chosen = terms[first:] + terms[:first]
+        reference = diffusion.weighted_sum(np, shape, chosen)
+        compiled = stencils.weighted_sum(np, shape, chosen, threads)
+        assert _same_bits(compiled, reference)
+    assert _same_bits(stencils.weighted_sum(np, shape, [], threads), np.zeros(shape))

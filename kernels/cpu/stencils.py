@@ -351,6 +351,13 @@ def _loops() -> SimpleNamespace:
                     apply_diagonal[i, j, k] = diagonal[i, j, k] / coupling
 
     @jit
+    def accumulate(total, values, weight, start, stop):  # pragma: no cover - compiled
+        """``total += weight * values`` on flat entries ``[start, stop)``, the product in ``weight``'s dtype (the
+        value converted to it first), then widened to float64."""
+        for i in range(start, stop):
+            total[i] = total[i] + np.float64(weight * values[i])
+
+    @jit
     def step_source(u, source, out, dt, start, stop):  # pragma: no cover - compiled
         """``out = u / dt + source`` (``u`` widened to float64 first) on flat entries ``[start, stop)``."""
         for i in range(start, stop):
@@ -361,7 +368,8 @@ def _loops() -> SimpleNamespace:
                            prolongation=prolongation, update=update, update_measured=update_measured,
                            largest_bits=largest_bits, new_direction=new_direction, divide=divide,
                            widen=widen, widen_measured=widen_measured, diagonal=diagonal, coefficients=coefficients,
-                           apply_coefficients=apply_coefficients, step_source=step_source)
+                           apply_coefficients=apply_coefficients, step_source=step_source,
+                           accumulate=accumulate)
 
 
 def _rows(array: Any) -> Any:
@@ -591,9 +599,25 @@ def step_source(xp: Any, u: Any, dt_min: float, source_per_min: Any, threads: in
     return out
 
 
+def weighted_sum(xp: Any, shape: tuple[int, ...], terms: Any, threads: int = 1) -> np.ndarray:
+    """:func:`kernels.diffusion.weighted_sum` with each term as one compiled loop (no product array) where its
+    values are a C-contiguous array of ``shape`` and NumPy's product dtype for the pair is a float; else that
+    term as the reference adds it."""
+    total = np.zeros(shape)
+    flat = total.reshape(-1)
+    for weight, values in terms:
+        kind = np.result_type(weight, values)
+        if not (isinstance(values, np.ndarray) and values.shape == tuple(shape) and values.flags.c_contiguous
+                and kind.kind == "f"):
+            total += weight * values
+            continue
+        _by_rows(_loops().accumulate, (flat, values.reshape(-1), kind.type(weight)), flat.size, flat.size, threads)
+    return total
+
+
 #: The field solve's array calls and vector operations, compiled (the CPU implementation of ``field_solver_kernels``).
 SOLVER_KERNELS = diffusion.SolverKernels(operator=operator_calls, smoothing=smoothing_calls, restriction=restriction_calls,
                                    prolongation=prolongation_calls, cg_update=cg_update, cg_direction=cg_direction,
                                    scale_down=scale_down, scale_up=scale_up, level_diagonal=level_diagonal,
                                    coefficients=coefficients, magnitude=magnitude, dot_pair=dot_pair,
-                                   coarsen=coarsen, step_source=step_source)
+                                   coarsen=coarsen, step_source=step_source, weighted_sum=weighted_sum)
