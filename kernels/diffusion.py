@@ -1304,11 +1304,11 @@ class FieldSolver:
         Raises:
             FieldSolverError: ``z`` or ``u`` is not finite (CG broke down).
         """
-        z_high, u_high = self.xp.stack((self.xp.asarray(z_largest), self.xp.asarray(u_largest))).tolist()
-        if not (math.isfinite(z_high) and math.isfinite(u_high)):
+        z_value, u_value = self.xp.stack((self.xp.asarray(z_largest), self.xp.asarray(u_largest))).tolist()
+        if not (math.isfinite(z_value) and math.isfinite(u_value)):
             raise FieldSolverError(f"{self._kind()}: CG broke down at iteration {iteration} (the preconditioned "
                                    f"residual or the field is not finite at this check); {self._scales()}")
-        return z_high <= rtol * u_high
+        return z_value <= rtol * u_value
 
     def _kind(self) -> str:
         """The solve, for messages: ``steady-state solve`` or ``backward-Euler step of <dt> min``."""

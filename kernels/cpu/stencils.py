@@ -433,13 +433,12 @@ def restriction_calls(xp: Any, level: Any, dtype: Any, v: Any, residual: Any, de
         return diffusion.restriction_calls(xp, level, dtype, v, residual, defect_padded, coarse, diagonal, scratch, array)
     v3, residual3, diagonal3, coarse3 = _rows(v), _rows(residual), _rows(diagonal), _rows(coarse)
     _, p1, p2 = _rows(defect_padded).shape
-    step = _rows(defect_padded).shape[0] // coarse3.shape[0]
     run = partial(_loops().restrict, v3, residual3, diagonal3, np.dtype(dtype).type(coupling), *_axis_flags(level), p1,
                   p2, coarse3)
 
     def touches(start: int, stop: int) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
-        rows = slice(step * start, step * stop)
-        return ((_around(v3, rows.start, rows.stop), residual3[rows], diagonal3[rows]), (coarse3[start:stop],))
+        first, last = 2 * start, 2 * stop  # the fine rows of coarse rows [start, stop): two each
+        return ((_around(v3, first, last), residual3[first:last], diagonal3[first:last]), (coarse3[start:stop],))
 
     return [RowCall(coarse3.shape[0], v3.size, run, touches)]  # cut as the fine work, not the coarse output
 
