@@ -110,7 +110,8 @@ def _whole(call: Callable[[], Any], threads: int) -> list[_Part]:
     if isinstance(call, RowCall):
         return [_row_part(call, 0, call.rows)] + [_Part(None)] * (threads - 1)
     if isinstance(call, partial):
-        arrays = [value for value in (*call.args, *call.keywords.values()) if isinstance(value, np.ndarray)]
+        bound = getattr(call.func, "__self__", None)  # an array method's array: ``partial(array.fill, 0.0)``
+        arrays = [value for value in (bound, *call.args, *call.keywords.values()) if isinstance(value, np.ndarray)]
         touched = tuple(_extent(array) for array in arrays)
         opaque = any(not isinstance(value, (*_PLAIN, type(None))) for value in (*call.args, *call.keywords.values()))
     else:

@@ -95,6 +95,14 @@ def test_the_plan_cuts_large_calls_and_waits_only_where_data_crosses_slabs(small
     assert steps[5].parts[1].run is None  # the reduction: thread 0 only
 
 
+def test_an_array_methods_array_counts_as_touched(small_slabs):
+    """``partial(a.fill, 0.0)`` writes ``a`` although no argument is an array: a slab of a later call that reads
+    ``a`` waits for it."""
+    a, b = (np.ones(SHAPE, dtype=np.float32) for _ in range(2))
+    steps = plan([partial(np.multiply, b, 2.0, out=b), partial(a.fill, 0.0), partial(np.add, a, 1.0, out=b)], 2)
+    assert [step.barrier for step in steps] == [False, False, True]
+
+
 def test_a_call_that_reads_what_another_slab_writes_is_not_cut(small_slabs):
     v = np.arange(np.prod(SHAPE), dtype=np.float32).reshape(SHAPE)
     [step] = plan([partial(np.add, v[:-1], v[1:], out=v[:-1])], 2)
