@@ -43,7 +43,10 @@ Operations (:data:`OPERATIONS`):
   operator, Jacobi sweeps and grid transfers; :data:`kernels.diffusion.SOLVER_KERNELS`,
   a bundle of functions that each take ``xp`` first, rather than one
   function; CPU: one compiled loop per operation instead of a NumPy call per
-  neighbour direction, :data:`kernels.cpu.stencils.SOLVER_KERNELS`).
+  neighbour direction, :data:`kernels.cpu.stencils.SOLVER_KERNELS`; CUDA: the
+  reference's calls with the scalar products as two kernels instead of
+  about ``2 n1`` calls each, :data:`kernels.cuda.products.SOLVER_KERNELS`). A
+  bundle's implementation may keep some of the reference's functions.
 
 A new operation is its reference in a kernels module, its CUDA
 implementation in a module of :mod:`kernels.cuda` (source compiled in
@@ -60,7 +63,7 @@ from typing import Any
 
 from kernels import diffusion, immune, tumor
 from kernels.cpu import stencils
-from kernels.cuda import division, graphs, lines, movement
+from kernels.cuda import division, graphs, lines, movement, products
 
 
 @dataclass(frozen=True)
@@ -87,7 +90,7 @@ OPERATIONS: Mapping[str, Operation] = MappingProxyType({operation.name: operatio
     Operation("place_daughters", tumor.place_daughters, division.place_daughters),
     Operation("enclosed", tumor.enclosed, division.enclosed),
     Operation("replayable", diffusion.uncaptured, graphs.replayable),
-    Operation("field_solver_kernels", diffusion.SOLVER_KERNELS, cpu=stencils.SOLVER_KERNELS),
+    Operation("field_solver_kernels", diffusion.SOLVER_KERNELS, products.SOLVER_KERNELS, stencils.SOLVER_KERNELS),
 )})
 
 

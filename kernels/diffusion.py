@@ -52,8 +52,13 @@ replayed (:func:`kernels.cuda.graphs.replayable`); the arithmetic is the same.
 
 How a solve does its array work is a third: :class:`SolverKernels`, the
 builders of its call lists and its vector operations, as NumPy or CuPy calls
-(:data:`SOLVER_KERNELS`, the reference) or as compiled CPU loops with the
-same bits (:data:`kernels.cpu.stencils.SOLVER_KERNELS`).
+(:data:`SOLVER_KERNELS`, the reference), as compiled CPU loops with the
+same bits (:data:`kernels.cpu.stencils.SOLVER_KERNELS`) or with the scalar
+products as CUDA kernels (:data:`kernels.cuda.products.SOLVER_KERNELS`).
+CG's scalar products sum in an order of the project's own, fixed by the
+lattice's shape (:func:`scalar_product`), so that they are the same bits on
+every device, SIMD level and thread count, and so that the loops writing a
+vector can take its products on the way.
 
 All three are operations of :mod:`kernels.accelerated`: the kernels
 here take them as keyword arguments (``line_sweep``, ``replayable``,
@@ -447,14 +452,98 @@ CHECK_EVERY = 2
 _SMALLEST_NORMAL = float(np.finfo(np.float64).tiny)
 
 
-def _dot(xp: ModuleType, a: Any, b: Any) -> Any:
-    """Sum of ``a * b`` over all entries (a 0-d array), without BLAS.
+def as_rows(values: Any) -> Any:
+    """``values`` seen as 3-D rows ``(n0, n1, n2)`` (a view): a 3-D array as it is, a 2-D ``(ny, nx)`` one as ``(ny,
+    1, nx)``, a 1-D one as one row ``(1, 1, n)``. Rows (the first axis) are what threads share and what a
+    :func:`row_products` sums."""
+    if values.ndim == 3:
+        return values
+    return values[:, None, :] if values.ndim == 2 else values.reshape(1, 1, -1)
 
-    NumPy's ``vdot`` goes through multithreaded OpenBLAS, which ran 10 times
-    slower than this whenever another process kept a core busy (``tme
-    compare`` with several workers).
+
+def pairwise_sum(xp: ModuleType, values: Any, axis: int) -> Any:
+    """``values`` summed along ``axis`` in adjacent pairs, level by level: ``(v0 + v1), (v2 + v3), ...``, an odd
+    extent's last value carried to the next level unpaired, until one value is left (the result has extent 1 along
+    ``axis``; an extent of 1 is returned as it is).
+
+    The order is fixed by the extents alone, so every implementation that
+    follows it (a compiled loop that keeps one partial sum per level, a
+    kernel) gives the same bits.
     """
-    return xp.einsum("i,i->", a.reshape(-1), b.reshape(-1))
+    extent = values.shape[axis]
+    while extent > 1:
+        half = extent // 2
+        pick = lambda part: values[(slice(None),) * axis + (part,)]  # noqa: E731 - a view along ``axis``
+        paired = pick(slice(0, 2 * half, 2)) + pick(slice(1, 2 * half, 2))
+        values = paired if extent % 2 == 0 else xp.concatenate([paired, pick(slice(2 * half, extent))], axis=axis)
+        extent = half + extent % 2
+    return values
+
+
+def row_product_calls(xp: ModuleType, a: Any, b: Any, out: Any) -> list[Callable[[], Any]]:
+    """Calls that set ``out[i]`` = the sum of ``a * b`` over row ``i`` of the arrays' :func:`as_rows` view, in a
+    fixed order (the work arrays, a few of one plane's size, are allocated here, so the calls allocate nothing and
+    can be captured as a CUDA graph).
+
+    Within row ``i`` of ``(n0, n1, n2)``: for each ``k``, the column
+    ``((0.0 + a[i, 0, k] * b[i, 0, k]) + a[i, 1, k] * b[i, 1, k]) + ...``
+    summed in order of ``j`` (each product rounded, then added: no fused
+    multiply-add);
+    then the ``n2`` column sums by :func:`pairwise_sum`. A compiled loop or a
+    kernel keeps a row's column sums in registers or cache while it writes
+    ``a`` or ``b``, and rows are independent, so any number of threads gives
+    the same ``out``.
+
+    Args:
+        a, b: float64 arrays of one shape (2-D or 3-D; 1-D is one row).
+        out: float64 array ``(n0,)``.
+    """
+    a3, b3 = as_rows(a), as_rows(b)
+    rows, depth, width = a3.shape
+    columns, product = xp.empty((rows, width)), xp.empty((rows, width))
+    calls = [partial(xp.copyto, columns, 0.0)]
+    for j in range(depth):
+        calls += [partial(xp.multiply, a3[:, j, :], b3[:, j, :], out=product),
+                  partial(xp.add, columns, product, out=columns)]
+    extent, source = width, columns
+    while extent > 1:  # pairwise_sum along the columns, level by level into a new array (no overlap)
+        half, odd = extent // 2, extent % 2
+        target = xp.empty((rows, half + odd))
+        calls.append(partial(xp.add, source[:, 0:2 * half:2], source[:, 1:2 * half:2], out=target[:, :half]))
+        if odd:
+            calls.append(partial(xp.copyto, target[:, half:], source[:, 2 * half:extent]))
+        extent, source = half + odd, target
+    calls.append(partial(xp.copyto, out, source[:, 0]))
+    return calls
+
+
+def row_products(xp: ModuleType, a: Any, b: Any, out: Any, threads: int = 1) -> None:
+    """``out[i]`` = the sum of ``a * b`` over row ``i`` (:func:`row_product_calls`, called at once); ``threads`` is
+    for compiled versions (unused here)."""
+    for call in row_product_calls(xp, a, b, out):
+        call()
+
+
+def row_total(xp: ModuleType, rows: Any) -> Any:
+    """The sum of ``rows`` (float64 ``(n0,)``, e.g. from :func:`row_products`) by :func:`pairwise_sum`: a 0-d
+    float64 array on the device."""
+    return pairwise_sum(xp, rows, 0)[0]
+
+
+def scalar_product(xp: ModuleType, a: Any, b: Any, threads: int = 1) -> Any:
+    """The field solve's scalar product ``sum(a * b)`` (float64 arrays of one shape): :func:`row_products`, then
+    :func:`row_total`; a 0-d float64 array on the device.
+
+    Its order is the project's own, fixed by the shape alone: the same bits
+    on NumPy and CuPy, on any CPU's SIMD level and any number of threads,
+    and the same as the loops that take the products while they write one
+    of the vectors (the CG update, the operator, the V-cycle's output). NumPy's
+    ``einsum``, used before, sums in an order chosen by the CPU's SIMD
+    dispatch and cannot be taken inside another loop.
+    """
+    rows = xp.empty(as_rows(a).shape[0])
+    row_products(xp, a, b, rows, threads)
+    return row_total(xp, rows)
 
 
 def _nothing() -> None:
@@ -745,11 +834,6 @@ def magnitude(xp: ModuleType, values: Any, threads: int = 1) -> Any:
     return xp.abs(values).max()
 
 
-def dot_pair(xp: ModuleType, a: Any, b: Any, c: Any, threads: int = 1) -> tuple[Any, Any]:
-    """``(a . b, a . c)``, each by :func:`_dot` (0-d arrays). ``threads`` is for CPU versions (unused here)."""
-    return _dot(xp, a, b), _dot(xp, a, c)
-
-
 def level_diagonal(xp: ModuleType, shape: tuple[int, ...], couplings: tuple[Any, ...], reaction: Any, fixed: Any,
                    out: Any, threads: int = 1) -> _Level:
     """The level of these couplings, reaction and fixed-face terms, its diagonal written into ``out`` (float64 of
@@ -767,7 +851,7 @@ def coefficients(xp: ModuleType, level: _Level, weights: Any, apply_diagonal: An
 
 
 def cg_update(xp: ModuleType, u: Any, residual: Any, direction: Any, image: Any, spare: Any, alpha: Any,
-              threads: int = 1, measure: bool = False) -> Any:
+              threads: int = 1, measure: bool = False, previous: Any = None, products: Any = None) -> Any:
     """CG's update of the iterate and residual: ``u += alpha * direction``, ``residual -= alpha * image``.
 
     All arrays float64 of one shape; ``alpha`` a float or 0-d float64 array;
@@ -775,12 +859,21 @@ def cg_update(xp: ModuleType, u: Any, residual: Any, direction: Any, image: Any,
     used (here ``spare`` ends as ``alpha * direction``, ``image`` as
     ``alpha * image``). ``threads`` is for compiled versions (unused here).
 
+    With ``products`` (float64 ``(2, n0)``, rows as :func:`as_rows`), also
+    the :func:`row_products` of the new residual with itself into
+    ``products[0]`` and with ``previous`` (float64, the shape of ``u``) into
+    ``products[1]``: a compiled version takes them while it writes the
+    residual.
+
     Returns:
         With ``measure``, the new ``u``'s :func:`magnitude` (a compiled
         version takes it while it writes ``u``); else None.
     """
     xp.add(u, xp.multiply(direction, alpha, out=spare), out=u)
     xp.subtract(residual, xp.multiply(image, alpha, out=image), out=residual)
+    if products is not None:
+        row_products(xp, residual, residual, products[0])
+        row_products(xp, residual, previous, products[1])
     return magnitude(xp, u) if measure else None
 
 
@@ -795,12 +888,24 @@ def scale_down(xp: ModuleType, values: Any, norm: Any, out: Any, threads: int = 
     xp.divide(values, norm, out=out)
 
 
-def scale_up(xp: ModuleType, values: Any, norm: Any, out: Any, threads: int = 1, measure: bool = False) -> Any:
+def scale_up(xp: ModuleType, values: Any, norm: Any, out: Any, threads: int = 1, measure: bool = False,
+             against: Any = None, products: Any = None) -> Any:
     """``out = values * norm`` in ``out``'s dtype (float32 ``values``, float64 ``out``): the V-cycle's output; with
-    ``measure``, returns ``out``'s :func:`magnitude` (else None)."""
+    ``measure``, returns ``out``'s :func:`magnitude` (else None); with ``products`` (float64 ``(n0,)``), also the
+    :func:`row_products` of ``out`` with ``against`` (float64, ``out``'s shape) into it."""
     xp.copyto(out, values)
     xp.multiply(out, norm, out=out)
+    if products is not None:
+        row_products(xp, against, out, products)
     return magnitude(xp, out) if measure else None
+
+
+def operator_calls(xp: ModuleType, level: _Level, dtype: Any, v: Any, out: Any, diagonal: Any,
+                   scratch: Callable[[], Any], products: Any = None) -> list[Callable[[], Any]]:
+    """:func:`_apply_calls` (``out = A v``), and with ``products`` (float64 ``(n0,)``) then the
+    :func:`row_product_calls` of ``v`` with ``out`` into it (CG's ``direction . A direction``)."""
+    calls = _apply_calls(xp, level, dtype, v, out, diagonal, scratch)
+    return calls if products is None else calls + row_product_calls(xp, v, out, products)
 
 
 @dataclass(frozen=True)
@@ -817,7 +922,7 @@ class SolverKernels:
     holds compiled loops with the same bits.
 
     Attributes:
-        operator: ``out = A v`` (:func:`_apply_calls`).
+        operator: ``out = A v`` and, if asked, its row products with ``v`` (:func:`operator_calls`).
         smoothing: one damped Jacobi sweep (:func:`smoothing_calls`).
         restriction: the defect summed over blocks into the coarser level (:func:`restriction_calls`).
         prolongation: the coarse correction added to each voxel of its block (:func:`_prolong_calls`).
@@ -829,7 +934,9 @@ class SolverKernels:
         coefficients: :func:`coefficients`.
         magnitude: :func:`magnitude` (the stopping rule's numbers, where ``cg_update`` and ``scale_up`` do not
             give them).
-        dot_pair: :func:`dot_pair`.
+        scalar_product: :func:`scalar_product` (the products ``cg_update``, ``scale_up`` and ``operator`` do
+            not take).
+        row_total: :func:`row_total` (a scalar product from its row products).
         coarsen: :func:`coarsen` (the next coarser level of the V-cycle).
         step_source: :func:`step_source`.
         weighted_sum: :func:`weighted_sum` (a field's sink and source, built by the fields rule).
@@ -846,17 +953,19 @@ class SolverKernels:
     level_diagonal: Callable[..., _Level]
     coefficients: Callable[..., None]
     magnitude: Callable[..., Any]
-    dot_pair: Callable[..., tuple[Any, Any]]
+    scalar_product: Callable[..., Any]
+    row_total: Callable[..., Any]
     coarsen: Callable[..., _Level]
     step_source: Callable[..., Any]
     weighted_sum: Callable[..., Any]
 
 
 #: The reference: one array call per operation and neighbour direction.
-SOLVER_KERNELS = SolverKernels(operator=_apply_calls, smoothing=smoothing_calls, restriction=restriction_calls,
+SOLVER_KERNELS = SolverKernels(operator=operator_calls, smoothing=smoothing_calls, restriction=restriction_calls,
                          prolongation=_prolong_calls, cg_update=cg_update, cg_direction=cg_direction,
                          scale_down=scale_down, scale_up=scale_up, level_diagonal=level_diagonal,
-                         coefficients=coefficients, magnitude=magnitude, dot_pair=dot_pair, coarsen=coarsen,
+                         coefficients=coefficients, magnitude=magnitude, scalar_product=scalar_product,
+                         row_total=row_total, coarsen=coarsen,
                          step_source=step_source, weighted_sum=weighted_sum)
 
 
@@ -1009,9 +1118,10 @@ class _Multigrid:
             raise ValueError(f"operator of shape {fine.shape} for a V-cycle of shape {self.shape}")
         self._write(_levels(self.xp, fine, self.solver_kernels.coarsen))
 
-    def precondition(self, r: Any, norm: Any, out: Any, measure: bool = False) -> Any:
+    def precondition(self, r: Any, norm: Any, out: Any, measure: bool = False, products: Any = None) -> Any:
         """``out`` = one V-cycle applied to the float64 ``r``, whose 2-norm is ``norm``; returns ``out``'s
-        :func:`magnitude` with ``measure``, else None.
+        :func:`magnitude` with ``measure``, else None; with ``products`` (float64 ``(n0,)``), writes the
+        :func:`row_products` of ``r`` with ``out`` into it (CG's ``r . z``).
 
         The V-cycle is linear; it runs on ``r / norm`` so that float32 neither
         underflows nor overflows whatever the field's magnitude (a drug
@@ -1023,7 +1133,8 @@ class _Multigrid:
         self.down()
         self.exact()
         self.up()
-        return self.solver_kernels.scale_up(self.xp, self.solution, norm, out, self.threads, measure)
+        return self.solver_kernels.scale_up(self.xp, self.solution, norm, out, self.threads, measure, against=r,
+                                            products=products)
 
 
 def _levels(xp: ModuleType, fine: _Level, coarsen: Callable[..., _Level] = _coarsen) -> list[_Level]:
@@ -1233,9 +1344,10 @@ class FieldSolver:
         u, residual, direction, image = (self._array(name) for name in ("cg.u", "cg.residual", "cg.direction",
                                                                          "cg.image"))
         source = xp.asarray(source_per_min, dtype=xp.float64)
+        vectors = self.solver_kernels
         _face_terms(xp, self.shape, self.params, None, image)  # the fixed faces' right-hand side
         xp.add(image, source, out=residual)
-        rhs_norm = math.sqrt(float(_dot(xp, residual, residual)))
+        rhs_norm = math.sqrt(float(vectors.scalar_product(xp, residual, residual, self.threads)))
         if not math.isfinite(rhs_norm):
             raise FieldSolverError(
                 f"{self._kind()}: the right-hand side is not finite (2-norm {rhs_norm}): a source"
@@ -1243,17 +1355,21 @@ class FieldSolver:
                 f" is NaN, infinite or too large")
         if rhs_norm == 0.0:
             return xp.zeros_like(u_guess), 0
+        # Row products of CG's scalar products, taken by the loops that write one of their vectors
+        # (row_products): direction . A direction; r . r and r . z before the V-cycle; r . z after it.
+        rows = self.workspace.array("cg.rows", (4, as_rows(u).shape[0]), xp.float64)
         if self._apply is _nothing:
             apply_diagonal = self._array("cg.apply_diagonal")
             fine = self._fine()
-            self.solver_kernels.coefficients(xp, fine, None, apply_diagonal, self.threads)
-            self._apply = self.replayable(xp, CallList(xp, self.solver_kernels.operator(
-                xp, fine, xp.float64, direction, image, apply_diagonal, partial(self._array, "cg.scratch")), self.threads))
+            vectors.coefficients(xp, fine, None, apply_diagonal, self.threads)
+            self._apply = self.replayable(xp, CallList(xp, vectors.operator(
+                xp, fine, xp.float64, direction, image, apply_diagonal, partial(self._array, "cg.scratch"), rows[0]),
+                self.threads))
         xp.copyto(u, u_guess)
         xp.copyto(direction, u)
         self._apply()  # image = A u
         xp.subtract(residual, image, out=residual)
-        residual_norm = math.sqrt(float(_dot(xp, residual, residual)))
+        residual_norm = math.sqrt(float(vectors.scalar_product(xp, residual, residual, self.threads)))
         if residual_norm == 0.0:
             return u_guess.copy(), 0
         if not residual_norm <= rhs_norm:  # also NaN: start from zero, whose residual is the right-hand side
@@ -1262,27 +1378,27 @@ class FieldSolver:
             xp.add(image, source, out=residual)
             residual_norm = rhs_norm
         if self._multigrid is None:
-            self._multigrid = _Multigrid(xp, self._fine(), self.replayable, self.workspace, self.threads,
-                                         self.solver_kernels)
-        multigrid, vectors = self._multigrid, self.solver_kernels
+            self._multigrid = _Multigrid(xp, self._fine(), self.replayable, self.workspace, self.threads, vectors)
+        multigrid = self._multigrid
         z, spare = self._array("cg.z"), self._array("cg.spare")
-        if self._converged(multigrid.precondition(residual, residual_norm, z, measure=True),
+        if self._converged(multigrid.precondition(residual, residual_norm, z, measure=True, products=rows[3]),
                            vectors.magnitude(xp, u, self.threads), rtol, 0):
             return u_guess.copy(), 0
         xp.copyto(direction, z)
-        rz = _dot(xp, residual, z)
+        rz = vectors.row_total(xp, rows[3])
         for iteration in range(1, max_iterations + 1):
-            self._apply()  # image = A direction
-            alpha = rz / _dot(xp, direction, image)
+            self._apply()  # image = A direction, and its row products with direction
+            alpha = rz / vectors.row_total(xp, rows[0])
             check = iteration % check_every == 0 or iteration == max_iterations
-            u_largest = vectors.cg_update(xp, u, residual, direction, image, spare, alpha, self.threads, check)
+            u_largest = vectors.cg_update(xp, u, residual, direction, image, spare, alpha, self.threads, check,
+                                          previous=z, products=rows[1:3])
             # The residual's norm stays on the device; at least the smallest normal float64, so that a residual of
             # exactly 0 gives z = 0 (converged), not 0 / 0.
-            norm = xp.maximum(xp.sqrt(_dot(xp, residual, residual)), _SMALLEST_NORMAL)
-            z_largest = multigrid.precondition(residual, norm, spare, check)
+            norm = xp.maximum(xp.sqrt(vectors.row_total(xp, rows[1])), _SMALLEST_NORMAL)
+            z_largest = multigrid.precondition(residual, norm, spare, check, products=rows[3])
             if check and self._converged(z_largest, u_largest, rtol, iteration):
                 return u.astype(u_guess.dtype), iteration
-            rz_next, rz_before = vectors.dot_pair(xp, residual, spare, z, self.threads)
+            rz_next, rz_before = vectors.row_total(xp, rows[3]), vectors.row_total(xp, rows[2])
             # Polak-Ribiere form of beta (flexible CG): robust to the float32 preconditioner.
             beta = (rz_next - rz_before) / rz
             vectors.cg_direction(xp, direction, beta, spare, self.threads)

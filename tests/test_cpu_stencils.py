@@ -78,10 +78,15 @@ def test_the_operator_and_jacobi_sweeps_give_the_references_bits(small_slabs, sh
         _run(builders.operator(np, level, dtype, v, out, diagonal, scratch), threads)
         # Two sweeps in one list: the second's edge defects must wait for the first sweep's writes.
         _run(builders.smoothing(np, level, dtype, v_after, residual, defect, weights, diagonal, scratch) * 2, threads)
-        results.append((out, v_after))
-    (reference_out, reference_v), (out, v_after) = results
-    assert _same_bits(out, reference_out)
-    assert _same_bits(v_after, reference_v)
+        results.append([out, v_after])
+        if dtype == np.float64:  # CG's operator, with the row products of v . A v
+            out, products = np.empty(shape), np.full(shape[0], np.nan)
+            _run(builders.operator(np, level, dtype, v, out, diagonal, scratch, products), threads)
+            results[-1] += [out, products]
+    reference, compiled = results
+    assert len(reference) == len(compiled)
+    for expected, got in zip(reference, compiled):
+        assert _same_bits(got, expected)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -123,32 +128,71 @@ def test_a_level_without_one_uniform_coupling_keeps_the_references_calls():
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
-@pytest.mark.parametrize("size", [1, 7, 4099])
-def test_cg_vector_operations_give_the_references_bits(small_slabs, threads, size):
-    rng = np.random.default_rng(size * 10 + threads)
-    u, residual, direction, image, z = (_random(rng, size, np.float64, special=True) for _ in range(5))
-    solution = _random(rng, size, np.float32, special=True)
+@pytest.mark.parametrize("shape", [(1,), (7,), (4099,), (31, 133), (17, 16, 15), (5, 1, 9)])
+def test_cg_vector_operations_give_the_references_bits(small_slabs, threads, shape):
+    """CG's updates, scalings and the scalar products they take (row by row: the same bits on any number of
+    threads), with special values."""
+    rng = np.random.default_rng(sum(shape) * 10 + threads)
+    u, residual, direction, image, z, previous = (_random(rng, shape, np.float64, special=True) for _ in range(6))
+    solution = _random(rng, shape, np.float32, special=True)
+    rows = diffusion.as_rows(u).shape[0]
     scalars = (0.37, -2.5e-3, np.float64(1.7e300), 5e-320)
     results = []
     for builders in (diffusion.SOLVER_KERNELS, stencils.SOLVER_KERNELS):
         kept = []
         for scalar in scalars:
             arrays = [array.copy() for array in (u, residual, direction, image)]
-            assert builders.cg_update(np, *arrays, np.empty(size), scalar, threads) is None
+            assert builders.cg_update(np, *arrays, np.empty(shape), scalar, threads) is None
             measured = [array.copy() for array in (u, residual, direction, image)]
-            largest = builders.cg_update(np, *measured, np.empty(size), scalar, threads, measure=True)
-            kept += arrays[:2] + measured[:2] + [np.asarray(largest, dtype=np.float64)]
+            products = np.full((2, rows), np.nan)
+            largest = builders.cg_update(np, *measured, np.empty(shape), scalar, threads, measure=True,
+                                         previous=previous, products=products)
+            kept += arrays[:2] + measured[:2] + [np.asarray(largest, dtype=np.float64), products]
             new_direction = direction.copy()
             builders.cg_direction(np, new_direction, scalar, z, threads)
-            down, up = np.empty(size, np.float32), np.empty(size)
+            down, up = np.empty(shape, np.float32), np.empty(shape)
             builders.scale_down(np, residual, abs(scalar), down, threads)
             assert builders.scale_up(np, solution, abs(scalar), up, threads) is None
-            up_measured = np.empty(size)
-            largest = builders.scale_up(np, solution, abs(scalar), up_measured, threads, measure=True)
-            kept += [new_direction, down, up, up_measured, np.asarray(largest, dtype=np.float64)]
+            up_measured, products = np.empty(shape), np.full(rows, np.nan)
+            largest = builders.scale_up(np, solution, abs(scalar), up_measured, threads, measure=True,
+                                        against=residual, products=products)
+            kept += [new_direction, down, up, up_measured, np.asarray(largest, dtype=np.float64), products]
+            kept += [np.asarray(builders.scalar_product(np, residual, direction * scalar, threads)),
+                     np.asarray(builders.row_total(np, products))]
         results.append(kept)
     for reference, compiled in zip(*results):
         assert _same_bits(compiled, reference)
+
+
+@pytest.mark.parametrize("shape", [(1,), (2,), (3,), (5,), (8,), (13,), (64,), (97,), (4, 11, 6), (9, 1, 33)])
+def test_the_scalar_products_order_is_pairwise_over_columns_summed_in_order(shape):
+    """The order written out by hand: per row, each column summed along j from 0.0, then the columns in adjacent
+    pairs level by level (an odd count's last carried); then the rows the same way. Values chosen so that another
+    order rounds differently."""
+    rng = np.random.default_rng(sum(shape))
+    a = rng.standard_normal(shape) * 10.0 ** rng.integers(-8, 9, size=shape)
+    b = rng.standard_normal(shape)
+
+    def pairs(values: list[float]) -> float:
+        while len(values) > 1:
+            values = [values[t] + values[t + 1] for t in range(0, len(values) - 1, 2)] + values[len(values) - len(values) % 2:]
+        return values[0]
+
+    a3, b3 = diffusion.as_rows(a), diffusion.as_rows(b)
+    row_sums = []
+    for i in range(a3.shape[0]):
+        columns = []
+        for k in range(a3.shape[2]):
+            column = 0.0
+            for j in range(a3.shape[1]):
+                column = column + float(a3[i, j, k]) * float(b3[i, j, k])
+            columns.append(column)
+        row_sums.append(pairs(columns))
+    expected = np.float64(pairs(row_sums))
+    for kernels in (diffusion.SOLVER_KERNELS, stencils.SOLVER_KERNELS):
+        for threads in (1, 2):
+            assert _same_bits(np.asarray(kernels.scalar_product(np, a, b, threads), dtype=np.float64),
+                              np.asarray(expected))
 
 
 @pytest.mark.parametrize("shape", SHAPES)
@@ -201,8 +245,14 @@ def test_a_steps_source_and_the_stopping_rules_numbers_give_the_references(small
         found, expected = stencils.magnitude(np, values, threads), diffusion.magnitude(np, values, threads)
         assert np.isnan(found) if np.isnan(special) else found == expected == np.inf
     z[3, 2, 1] = np.nan
-    compiled, reference = stencils.dot_pair(np, w, z, u, threads), diffusion.dot_pair(np, w, z, u)
-    assert np.isnan(compiled[0]) and _same_bits(np.asarray(compiled[1]), np.asarray(reference[1]))
+    compiled, reference = stencils.scalar_product(np, w, z, threads), diffusion.scalar_product(np, w, z)
+    assert np.isnan(compiled) and np.isnan(reference)
+    positive = np.abs(w)
+    for special in (np.inf, -np.inf):
+        values = positive.copy()
+        values[3, 2, 1] = special
+        assert stencils.scalar_product(np, positive, values, threads) == special == diffusion.scalar_product(
+            np, positive, values)
 
 
 # --------------------------------------------------------------------------- the thread plan

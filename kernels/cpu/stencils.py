@@ -18,8 +18,12 @@ per operation and neighbour direction:
   loops that write them (a maximum is the same number in any order), as a
   maximum of integer bits, which vectorises where a float maximum does not
   without ``fastmath``;
-* the scalar products stay NumPy's (a loop would sum in another order), each
-  whole, the two that go together at once on two threads.
+* CG's scalar products, in the project's own order
+  (:func:`kernels.diffusion.row_product_calls`: per row, each column summed
+  in order, then the columns in pairs), taken by the loops that write one of
+  their vectors: ``direction . A direction`` by the operator, ``r . r`` and
+  ``r . z_old`` by the CG update, ``r . z`` by the V-cycle's scale-up; rows
+  are independent, so threads share them with the same bits.
 
 Each loop does, per element, the floating-point operations of the
 reference's calls in their order and dtype, so the arrays the solve reads
@@ -50,6 +54,7 @@ import numpy as np
 
 from kernels import calls, diffusion
 from kernels.calls import RowCall, concurrently
+from kernels.diffusion import as_rows
 
 
 #: Clears the sign bit of a float64's bits (as an int64).
@@ -144,14 +149,50 @@ def _loops() -> SimpleNamespace:
             for k in range(n2):
                 out[j, k] = residual[i, j, k] - stencil(v, diagonal, coupling, a0, a1, a2, i, j, k)
 
+    @inline
+    def pairwise(values, extent):  # pragma: no cover - compiled
+        """The sum of ``values[:extent]`` (1-D float64, overwritten) in :func:`kernels.diffusion.pairwise_sum`'s
+        order: adjacent pairs, level by level, an odd extent's last value carried unpaired."""
+        while extent > 1:
+            half = extent // 2
+            for t in range(half):
+                values[t] = values[2 * t] + values[2 * t + 1]
+            if extent % 2:
+                values[half] = values[extent - 1]
+            extent = half + extent % 2
+        return values[0]
+
     @jit
-    def operator(v, diagonal, coupling, a0, a1, a2, out, start, stop):  # pragma: no cover - compiled
-        """``out = A v`` on rows ``[start, stop)``."""
+    def operator(v, diagonal, coupling, a0, a1, a2, out, products, start, stop):  # pragma: no cover - compiled
+        """``out = A v`` and ``products[i]`` = the row products of ``v`` with ``out`` on rows ``[start, stop)``
+        (:func:`kernels.diffusion.row_product_calls`' order: per column in order of ``j``, then pairwise)."""
         _, n1, n2 = v.shape
+        columns = np.empty(n2)
         for i in range(start, stop):
+            columns[:] = 0.0
             for j in range(n1):
                 for k in range(n2):
-                    out[i, j, k] = stencil(v, diagonal, coupling, a0, a1, a2, i, j, k)
+                    value = stencil(v, diagonal, coupling, a0, a1, a2, i, j, k)
+                    out[i, j, k] = value
+                    columns[k] = columns[k] + v[i, j, k] * value
+            products[i] = pairwise(columns, n2)
+
+    @jit
+    def row_products(a, b, products, start, stop):  # pragma: no cover - compiled
+        """``products[i]`` = the row products of ``a`` with ``b`` on rows ``[start, stop)``."""
+        _, n1, n2 = a.shape
+        columns = np.empty(n2)
+        for i in range(start, stop):
+            columns[:] = 0.0
+            for j in range(n1):
+                for k in range(n2):
+                    columns[k] = columns[k] + a[i, j, k] * b[i, j, k]
+            products[i] = pairwise(columns, n2)
+
+    @jit
+    def total(rows):  # pragma: no cover - compiled
+        """The sum of ``rows`` (1-D float64, not written) in :func:`kernels.diffusion.pairwise_sum`'s order."""
+        return pairwise(rows.copy(), rows.size)
 
     @inline
     def correct_plane(v, defect, weights, i):  # pragma: no cover - compiled
@@ -253,21 +294,27 @@ def _loops() -> SimpleNamespace:
                         fine[i, j, k] = fine[i, j, k] + coarse[ci, cj, k]
 
     @jit
-    def update(u, residual, direction, image, alpha, start, stop):  # pragma: no cover - compiled
-        """``u += direction * alpha``, ``residual -= image * alpha`` on flat entries ``[start, stop)``."""
-        for i in range(start, stop):
-            u[i] = u[i] + direction[i] * alpha
-            residual[i] = residual[i] - image[i] * alpha
-
-    @jit
-    def update_measured(u, residual, direction, image, alpha, largest, start, stop):  # pragma: no cover - compiled
-        """:func:`update`, and ``largest[0]`` = the largest :func:`magnitude_bits` of the new ``u`` there."""
+    def update(u, residual, direction, image, alpha, previous, products, largest, start, stop):  # pragma: no cover
+        """``u += direction * alpha``, ``residual -= image * alpha`` on rows ``[start, stop)``; ``products[0, i]`` =
+        the row products of the new residual with itself, ``products[1, i]`` with ``previous``; ``largest[0]`` = the
+        largest :func:`magnitude_bits` of the new ``u`` there."""
+        _, n1, n2 = u.shape
+        squares, crosses = np.empty(n2), np.empty(n2)
         top = np.int64(0)
         for i in range(start, stop):
-            value = u[i] + direction[i] * alpha
-            u[i] = value
-            residual[i] = residual[i] - image[i] * alpha
-            top = max(top, magnitude_bits(value))
+            squares[:] = 0.0
+            crosses[:] = 0.0
+            for j in range(n1):
+                for k in range(n2):
+                    value = u[i, j, k] + direction[i, j, k] * alpha
+                    u[i, j, k] = value
+                    top = max(top, magnitude_bits(value))
+                    left = residual[i, j, k] - image[i, j, k] * alpha
+                    residual[i, j, k] = left
+                    squares[k] = squares[k] + left * left
+                    crosses[k] = crosses[k] + left * previous[i, j, k]
+            products[0, i] = pairwise(squares, n2)
+            products[1, i] = pairwise(crosses, n2)
         largest[0] = top
 
     @jit
@@ -291,19 +338,22 @@ def _loops() -> SimpleNamespace:
             out[i] = values[i] / norm
 
     @jit
-    def widen(values, out, norm, start, stop):  # pragma: no cover - compiled
-        """``out = values * norm`` (``values`` widened to float64 first) on flat entries ``[start, stop)``."""
-        for i in range(start, stop):
-            out[i] = np.float64(values[i]) * norm
-
-    @jit
-    def widen_measured(values, out, norm, largest, start, stop):  # pragma: no cover - compiled
-        """:func:`widen`, and ``largest[0]`` = the largest :func:`magnitude_bits` of ``out`` there."""
+    def widen(values, out, norm, against, products, largest, start, stop):  # pragma: no cover - compiled
+        """``out = values * norm`` (``values`` widened to float64 first) on rows ``[start, stop)``; ``products[i]`` =
+        the row products of ``against`` with the new ``out``; ``largest[0]`` = the largest :func:`magnitude_bits` of
+        ``out`` there."""
+        _, n1, n2 = out.shape
+        columns = np.empty(n2)
         top = np.int64(0)
         for i in range(start, stop):
-            value = np.float64(values[i]) * norm
-            out[i] = value
-            top = max(top, magnitude_bits(value))
+            columns[:] = 0.0
+            for j in range(n1):
+                for k in range(n2):
+                    value = np.float64(values[i, j, k]) * norm
+                    out[i, j, k] = value
+                    top = max(top, magnitude_bits(value))
+                    columns[k] = columns[k] + against[i, j, k] * value
+            products[i] = pairwise(columns, n2)
         largest[0] = top
 
     @jit
@@ -363,18 +413,13 @@ def _loops() -> SimpleNamespace:
         for i in range(start, stop):
             out[i] = np.float64(u[i]) / dt + source[i]
 
-    return SimpleNamespace(operator=operator, edge_defects=edge_defects, sweep=sweep, block_sums=block_sums,
-                           restrict=restrict,
-                           prolongation=prolongation, update=update, update_measured=update_measured,
+    return SimpleNamespace(operator=operator, row_products=row_products,
+                           total=total, edge_defects=edge_defects, sweep=sweep, block_sums=block_sums,
+                           restrict=restrict, prolongation=prolongation, update=update,
                            largest_bits=largest_bits, new_direction=new_direction, divide=divide,
-                           widen=widen, widen_measured=widen_measured, diagonal=diagonal, coefficients=coefficients,
+                           widen=widen, diagonal=diagonal, coefficients=coefficients,
                            apply_coefficients=apply_coefficients, step_source=step_source,
                            accumulate=accumulate)
-
-
-def _rows(array: Any) -> Any:
-    """``array`` seen as 3-D: a 2-D ``(ny, nx)`` array as ``(ny, 1, nx)`` (a view); a 3-D one as it is."""
-    return array[:, None, :] if array.ndim == 2 else array
 
 
 def _axis_flags(level: Any) -> tuple[bool, bool, bool]:
@@ -390,16 +435,18 @@ def _around(array: Any, start: int, stop: int) -> Any:
 
 
 def operator_calls(xp: Any, level: Any, dtype: Any, v: Any, out: Any, diagonal: Any,
-                   scratch: Callable[[], Any]) -> list[Callable[[], Any]]:
-    """:func:`kernels.diffusion._apply_calls` (``out = A v``) as one compiled loop where ``level``'s coupling is
-    uniform, else the reference's calls."""
+                   scratch: Callable[[], Any], products: Any = None) -> list[Callable[[], Any]]:
+    """:func:`kernels.diffusion.operator_calls` (``out = A v``, and with ``products`` its row products with ``v``)
+    as one compiled loop where ``level``'s coupling is uniform (which takes the products into a scratch array where
+    ``products`` is None), else the reference's calls."""
     coupling = diffusion._uniform_coupling(level)
     if coupling is None:
-        return diffusion._apply_calls(xp, level, dtype, v, out, diagonal, scratch)
-    v3, out3, diagonal3 = _rows(v), _rows(out), _rows(diagonal)
-    run = partial(_loops().operator, v3, diagonal3, np.dtype(dtype).type(coupling), *_axis_flags(level), out3)
-    return [RowCall(out3.shape[0], out3.size, run,
-                    lambda start, stop: ((_around(v3, start, stop), diagonal3[start:stop]), (out3[start:stop],)))]
+        return diffusion.operator_calls(xp, level, dtype, v, out, diagonal, scratch, products)
+    v3, out3, diagonal3 = as_rows(v), as_rows(out), as_rows(diagonal)
+    products = np.empty(out3.shape[0]) if products is None else products  # not wanted: a scratch array
+    run = partial(_loops().operator, v3, diagonal3, np.dtype(dtype).type(coupling), *_axis_flags(level), out3, products)
+    return [RowCall(out3.shape[0], out3.size, run, lambda start, stop: (
+        (_around(v3, start, stop), diagonal3[start:stop]), (out3[start:stop], products[start:stop])))]
 
 
 def smoothing_calls(xp: Any, level: Any, dtype: Any, v: Any, residual: Any, defect: Any, weights: Any, diagonal: Any,
@@ -411,7 +458,7 @@ def smoothing_calls(xp: Any, level: Any, dtype: Any, v: Any, residual: Any, defe
     if coupling is None:
         return diffusion.smoothing_calls(xp, level, dtype, v, residual, defect, weights, diagonal, scratch)
     loops, flags = _loops(), _axis_flags(level)
-    v3, residual3, defect3, weights3, diagonal3 = (_rows(array) for array in (v, residual, defect, weights, diagonal))
+    v3, residual3, defect3, weights3, diagonal3 = (as_rows(array) for array in (v, residual, defect, weights, diagonal))
     coupling = np.dtype(dtype).type(coupling)
     edges = RowCall(v3.shape[0], v3.size, partial(loops.edge_defects, v3, residual3, diagonal3, coupling, *flags, defect3),
                     lambda start, stop: ((_around(v3, start, stop), residual3[start:stop], diagonal3[start:stop]),
@@ -431,8 +478,8 @@ def restriction_calls(xp: Any, level: Any, dtype: Any, v: Any, residual: Any, de
     coupling = diffusion._uniform_coupling(level)
     if coupling is None:
         return diffusion.restriction_calls(xp, level, dtype, v, residual, defect_padded, coarse, diagonal, scratch, array)
-    v3, residual3, diagonal3, coarse3 = _rows(v), _rows(residual), _rows(diagonal), _rows(coarse)
-    _, p1, p2 = _rows(defect_padded).shape
+    v3, residual3, diagonal3, coarse3 = as_rows(v), as_rows(residual), as_rows(diagonal), as_rows(coarse)
+    _, p1, p2 = as_rows(defect_padded).shape
     run = partial(_loops().restrict, v3, residual3, diagonal3, np.dtype(dtype).type(coupling), *_axis_flags(level), p1,
                   p2, coarse3)
 
@@ -446,7 +493,7 @@ def restriction_calls(xp: Any, level: Any, dtype: Any, v: Any, residual: Any, de
 def prolongation_calls(xp: Any, coarse: Any, fine: Any, spread: Any) -> list[Callable[[], Any]]:
     """:func:`kernels.diffusion._prolong_calls` (``fine`` += ``coarse`` over each block) as one compiled loop
     (``spread`` is not written)."""
-    coarse3, fine3 = _rows(coarse), _rows(fine)
+    coarse3, fine3 = as_rows(coarse), as_rows(fine)
     step = fine3.shape[0] // coarse3.shape[0]
     run = partial(_loops().prolongation, coarse3, fine3)
     return [RowCall(fine3.shape[0], fine3.size, run, lambda start, stop: (
@@ -474,10 +521,11 @@ def _flat(loop: Callable[..., None], arrays: tuple[Any, ...], scalar: Any, threa
     _by_rows(loop, (*flat, np.float64(scalar)), flat[0].size, flat[0].size, threads)
 
 
-def _measured(loop: Callable[..., None], arguments: tuple[Any, ...], size: int, threads: int) -> np.float64:
-    """``loop(*arguments, largest, start, stop)`` over flat entries ``[0, size)`` in :func:`_slabs` at once, each
-    slab writing the largest magnitude bits it found into its own ``largest``; their :func:`_magnitude`."""
-    slabs = _slabs(size, size, threads)
+def _measured(loop: Callable[..., None], arguments: tuple[Any, ...], rows: int, size: int, threads: int) -> np.float64:
+    """``loop(*arguments, largest, start, stop)`` over rows ``[0, rows)`` (of ``size`` entries in all) in
+    :func:`_slabs` at once, each slab writing the largest magnitude bits it found into its own ``largest``; their
+    :func:`_magnitude`."""
+    slabs = _slabs(rows, size, threads)
     largest = np.zeros(len(slabs), dtype=np.int64)
     concurrently([partial(loop, *arguments, largest[k:k + 1], start, stop) for k, (start, stop) in enumerate(slabs)])
     return _magnitude(largest)
@@ -491,14 +539,17 @@ def _magnitude(largest: np.ndarray) -> np.float64:
 
 
 def cg_update(xp: Any, u: Any, residual: Any, direction: Any, image: Any, spare: Any, alpha: Any,
-              threads: int = 1, measure: bool = False) -> Any:
-    """:func:`kernels.diffusion.cg_update` as one compiled loop (``spare`` and ``image`` are not written), which with
-    ``measure`` also takes the new ``u``'s magnitude (the same number: a maximum has no rounding)."""
-    if measure:
-        flat = tuple(array.reshape(-1) for array in (u, residual, direction, image))
-        return _measured(_loops().update_measured, (*flat, np.float64(alpha)), u.size, threads)
-    _flat(_loops().update, (u, residual, direction, image), alpha, threads)
-    return None
+              threads: int = 1, measure: bool = False, previous: Any = None, products: Any = None) -> Any:
+    """:func:`kernels.diffusion.cg_update` as one compiled loop over rows (``spare`` and ``image`` are not
+    written), which also takes the new ``u``'s magnitude (the same number: a maximum has no rounding) and the row
+    products (into a scratch array where ``products`` is None)."""
+    u3 = as_rows(u)
+    if products is None:
+        previous, products = residual, np.empty((2, u3.shape[0]))
+    arrays = (u3, as_rows(residual), as_rows(direction), as_rows(image), np.float64(alpha), as_rows(previous),
+              products)
+    largest = _measured(_loops().update, arrays, u3.shape[0], u.size, threads)
+    return largest if measure else None
 
 
 def cg_direction(xp: Any, direction: Any, beta: Any, z: Any, threads: int = 1) -> None:
@@ -511,20 +562,22 @@ def scale_down(xp: Any, values: Any, norm: Any, out: Any, threads: int = 1) -> N
     _flat(_loops().divide, (values, out), norm, threads)
 
 
-def scale_up(xp: Any, values: Any, norm: Any, out: Any, threads: int = 1, measure: bool = False) -> Any:
-    """:func:`kernels.diffusion.scale_up` as one compiled loop, which with ``measure`` also takes ``out``'s
-    magnitude."""
-    if measure:
-        return _measured(_loops().widen_measured, (values.reshape(-1), out.reshape(-1), np.float64(norm)), out.size,
-                         threads)
-    _flat(_loops().widen, (values, out), norm, threads)
-    return None
+def scale_up(xp: Any, values: Any, norm: Any, out: Any, threads: int = 1, measure: bool = False,
+             against: Any = None, products: Any = None) -> Any:
+    """:func:`kernels.diffusion.scale_up` as one compiled loop over rows, which also takes ``out``'s magnitude and
+    the row products (into a scratch array where ``products`` is None)."""
+    out3 = as_rows(out)
+    if products is None:
+        against, products = out, np.empty(out3.shape[0])
+    arrays = (as_rows(values), out3, np.float64(norm), as_rows(against), products)
+    largest = _measured(_loops().widen, arrays, out3.shape[0], out.size, threads)
+    return largest if measure else None
 
 
 def magnitude(xp: Any, values: Any, threads: int = 1) -> np.float64:
     """:func:`kernels.diffusion.magnitude` as one compiled loop over integer bits (which, unlike a float maximum
     without ``fastmath``, vectorises), shared among ``threads`` threads."""
-    return _measured(_loops().largest_bits, (values.reshape(-1),), values.size, threads)
+    return _measured(_loops().largest_bits, (values.reshape(-1),), values.size, values.size, threads)
 
 
 def level_diagonal(xp: Any, shape: tuple[int, ...], couplings: tuple[Any, ...], reaction: Any, fixed: Any, out: Any,
@@ -534,8 +587,8 @@ def level_diagonal(xp: Any, shape: tuple[int, ...], couplings: tuple[Any, ...], 
     if not all(isinstance(coupling, float) for coupling in couplings):
         return diffusion.level_diagonal(xp, shape, couplings, reaction, fixed, out, threads)
     per_axis = (couplings[0], couplings[1], couplings[2]) if len(shape) == 3 else (couplings[0], 0.0, couplings[1])
-    out3 = _rows(out)
-    _by_rows(_loops().diagonal, (_rows(xp.broadcast_to(reaction, shape)), _rows(fixed), *per_axis, out3),
+    out3 = as_rows(out)
+    _by_rows(_loops().diagonal, (as_rows(xp.broadcast_to(reaction, shape)), as_rows(fixed), *per_axis, out3),
              out3.shape[0], out3.size, threads)
     return diffusion._Level(tuple(shape), out, tuple(couplings), reaction, fixed)
 
@@ -547,27 +600,28 @@ def coefficients(xp: Any, level: Any, weights: Any, apply_diagonal: Any, threads
     if coupling is None:
         diffusion.coefficients(xp, level, weights, apply_diagonal, threads)
         return
-    diagonal3 = _rows(level.diagonal)
+    diagonal3 = as_rows(level.diagonal)
     if weights is None:
-        arguments = (diagonal3, float(coupling), _rows(apply_diagonal))
+        arguments = (diagonal3, float(coupling), as_rows(apply_diagonal))
         loop = _loops().apply_coefficients
     else:
-        arguments = (diagonal3, diffusion.JACOBI_WEIGHT, float(coupling), _rows(weights), _rows(apply_diagonal))
+        arguments = (diagonal3, diffusion.JACOBI_WEIGHT, float(coupling), as_rows(weights), as_rows(apply_diagonal))
         loop = _loops().coefficients
     _by_rows(loop, arguments, diagonal3.shape[0], diagonal3.size, threads)
 
 
-def dot_pair(xp: Any, a: Any, b: Any, c: Any, threads: int = 1) -> tuple[Any, Any]:
-    """:func:`kernels.diffusion.dot_pair` with the two products on two threads (each whole, so the same numbers)."""
-    if threads == 1 or a.size < calls.MIN_SLAB_ELEMENTS:
-        return diffusion.dot_pair(xp, a, b, c)
-    found: list[Any] = [None, None]
+def scalar_product(xp: Any, a: Any, b: Any, threads: int = 1) -> np.float64:
+    """:func:`kernels.diffusion.scalar_product` as one compiled loop over rows, shared among ``threads`` threads
+    (rows are independent: the same bits on any number), then :func:`row_total`."""
+    a3 = as_rows(a)
+    rows = np.empty(a3.shape[0])
+    _by_rows(_loops().row_products, (a3, as_rows(b), rows), a3.shape[0], a.size, threads)
+    return row_total(xp, rows)
 
-    def product(place: int, other: Any) -> None:
-        found[place] = diffusion._dot(xp, a, other)
 
-    concurrently([partial(product, 0, b), partial(product, 1, c)])
-    return found[0], found[1]
+def row_total(xp: Any, rows: Any) -> np.float64:
+    """:func:`kernels.diffusion.row_total` as one compiled loop."""
+    return np.float64(_loops().total(rows))
 
 
 def coarsen(xp: Any, level: Any) -> Any:
@@ -582,8 +636,8 @@ def _block_sum(xp: Any, shape: tuple[int, ...], values: Any) -> Any:
     """``values`` (broadcast to ``shape``, every extent even) summed over blocks of two along each axis: a new
     float64 array (the bits of :func:`kernels.diffusion._pair_sum` over every axis)."""
     total = xp.empty(tuple(extent // 2 for extent in shape))
-    total3 = _rows(total)
-    _loops().block_sums(_rows(xp.broadcast_to(values, shape)), total3, 0, total3.shape[0])
+    total3 = as_rows(total)
+    _loops().block_sums(as_rows(xp.broadcast_to(values, shape)), total3, 0, total3.shape[0])
     return total
 
 
@@ -618,5 +672,5 @@ def weighted_sum(xp: Any, shape: tuple[int, ...], terms: Any, threads: int = 1) 
 SOLVER_KERNELS = diffusion.SolverKernels(operator=operator_calls, smoothing=smoothing_calls, restriction=restriction_calls,
                                    prolongation=prolongation_calls, cg_update=cg_update, cg_direction=cg_direction,
                                    scale_down=scale_down, scale_up=scale_up, level_diagonal=level_diagonal,
-                                   coefficients=coefficients, magnitude=magnitude, dot_pair=dot_pair,
-                                   coarsen=coarsen, step_source=step_source, weighted_sum=weighted_sum)
+                                   coefficients=coefficients, magnitude=magnitude, scalar_product=scalar_product,
+                                   row_total=row_total, coarsen=coarsen, step_source=step_source, weighted_sum=weighted_sum)
