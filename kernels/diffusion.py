@@ -488,8 +488,7 @@ def row_product_calls(xp: ModuleType, a: Any, b: Any, out: Any) -> list[Callable
     Within row ``i`` of ``(n0, n1, n2)``: for each ``k``, the column
     ``((0.0 + a[i, 0, k] * b[i, 0, k]) + a[i, 1, k] * b[i, 1, k]) + ...``
     summed in order of ``j`` (each product rounded, then added: no fused
-    multiply-add);
-    then the ``n2`` column sums by :func:`pairwise_sum`. A compiled loop or a
+    multiply-add); then the ``n2`` column sums by :func:`pairwise_sum`. A compiled loop or a
     kernel keeps a row's column sums in registers or cache while it writes
     ``a`` or ``b``, and rows are independent, so any number of threads gives
     the same ``out``.
