@@ -461,23 +461,28 @@ def as_rows(values: Any) -> Any:
     return values[:, None, :] if values.ndim == 2 else values.reshape(1, 1, -1)
 
 
-def pairwise_sum(xp: ModuleType, values: Any, axis: int) -> Any:
-    """``values`` summed along ``axis`` in adjacent pairs, level by level: ``(v0 + v1), (v2 + v3), ...``, an odd
-    extent's last value carried to the next level unpaired, until one value is left (the result has extent 1 along
-    ``axis``; an extent of 1 is returned as it is).
+def pairwise_calls(xp: ModuleType, values: Any, out: Any) -> list[Callable[[], Any]]:
+    """Calls that set ``out[i]`` = the sum of ``values[i, :]`` (float64 ``(rows, n)``, not written; ``out``
+    ``(rows,)``) in adjacent pairs, level by level: ``(v0 + v1), (v2 + v3), ...``, an odd count's last value carried
+    to the next level unpaired, until one value is left.
 
-    The order is fixed by the extents alone, so every implementation that
-    follows it (a compiled loop that keeps one partial sum per level, a
-    kernel) gives the same bits.
+    The order is fixed by ``n`` alone, so every implementation that follows
+    it (a compiled loop that pairs in place, a kernel) gives the same bits.
+    Each level's sums go into a new array allocated here (no overlap of
+    input and output), so the calls allocate nothing.
     """
-    extent = values.shape[axis]
+    rows, extent = values.shape
+    source = values
+    calls: list[Callable[[], Any]] = []
     while extent > 1:
-        half = extent // 2
-        pick = lambda part: values[(slice(None),) * axis + (part,)]  # noqa: E731 - a view along ``axis``
-        paired = pick(slice(0, 2 * half, 2)) + pick(slice(1, 2 * half, 2))
-        values = paired if extent % 2 == 0 else xp.concatenate([paired, pick(slice(2 * half, extent))], axis=axis)
-        extent = half + extent % 2
-    return values
+        half, odd = extent // 2, extent % 2
+        target = xp.empty((rows, half + odd))
+        calls.append(partial(xp.add, source[:, 0:2 * half:2], source[:, 1:2 * half:2], out=target[:, :half]))
+        if odd:
+            calls.append(partial(xp.copyto, target[:, half:], source[:, 2 * half:extent]))
+        extent, source = half + odd, target
+    calls.append(partial(xp.copyto, out, source[:, 0]))
+    return calls
 
 
 def row_product_calls(xp: ModuleType, a: Any, b: Any, out: Any) -> list[Callable[[], Any]]:
@@ -488,7 +493,7 @@ def row_product_calls(xp: ModuleType, a: Any, b: Any, out: Any) -> list[Callable
     Within row ``i`` of ``(n0, n1, n2)``: for each ``k``, the column
     ``((0.0 + a[i, 0, k] * b[i, 0, k]) + a[i, 1, k] * b[i, 1, k]) + ...``
     summed in order of ``j`` (each product rounded, then added: no fused
-    multiply-add); then the ``n2`` column sums by :func:`pairwise_sum`. A compiled loop or a
+    multiply-add); then the ``n2`` column sums by :func:`pairwise_calls`. A compiled loop or a
     kernel keeps a row's column sums in registers or cache while it writes
     ``a`` or ``b``, and rows are independent, so any number of threads gives
     the same ``out``.
@@ -504,16 +509,7 @@ def row_product_calls(xp: ModuleType, a: Any, b: Any, out: Any) -> list[Callable
     for j in range(depth):
         calls += [partial(xp.multiply, a3[:, j, :], b3[:, j, :], out=product),
                   partial(xp.add, columns, product, out=columns)]
-    extent, source = width, columns
-    while extent > 1:  # pairwise_sum along the columns, level by level into a new array (no overlap)
-        half, odd = extent // 2, extent % 2
-        target = xp.empty((rows, half + odd))
-        calls.append(partial(xp.add, source[:, 0:2 * half:2], source[:, 1:2 * half:2], out=target[:, :half]))
-        if odd:
-            calls.append(partial(xp.copyto, target[:, half:], source[:, 2 * half:extent]))
-        extent, source = half + odd, target
-    calls.append(partial(xp.copyto, out, source[:, 0]))
-    return calls
+    return calls + pairwise_calls(xp, columns, out)
 
 
 def row_products(xp: ModuleType, a: Any, b: Any, out: Any, threads: int = 1) -> None:
@@ -524,9 +520,12 @@ def row_products(xp: ModuleType, a: Any, b: Any, out: Any, threads: int = 1) -> 
 
 
 def row_total(xp: ModuleType, rows: Any) -> Any:
-    """The sum of ``rows`` (float64 ``(n0,)``, e.g. from :func:`row_products`) by :func:`pairwise_sum`: a 0-d
+    """The sum of ``rows`` (float64 ``(n0,)``, e.g. from :func:`row_products`) by :func:`pairwise_calls`: a 0-d
     float64 array on the device."""
-    return pairwise_sum(xp, rows, 0)[0]
+    total = xp.empty(1)
+    for call in pairwise_calls(xp, rows[None, :], total):
+        call()
+    return total[0]
 
 
 def scalar_product(xp: ModuleType, a: Any, b: Any, threads: int = 1) -> Any:

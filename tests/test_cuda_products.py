@@ -31,11 +31,12 @@ def _emulated_kernels(xp):
     def pairwise_rows(grid, block, arguments):
         columns, out, rows, width = arguments
         assert grid[0] * block[0] >= rows and columns.shape == (rows, width)
-        out[...] = diffusion.pairwise_sum(np, columns, 1)[:, 0]
+        for call in diffusion.pairwise_calls(np, columns, out):
+            call()
 
     def pairwise_total(grid, block, arguments):
         rows, work, out, count = arguments
-        out[...] = diffusion.pairwise_sum(np, rows[:int(count)], 0)[0]
+        out[...] = diffusion.row_total(np, rows[:int(count)])
 
     return column_products, pairwise_rows, pairwise_total
 

@@ -151,7 +151,7 @@ def _loops() -> SimpleNamespace:
 
     @inline
     def pairwise(values, extent):  # pragma: no cover - compiled
-        """The sum of ``values[:extent]`` (1-D float64, overwritten) in :func:`kernels.diffusion.pairwise_sum`'s
+        """The sum of ``values[:extent]`` (1-D float64, overwritten) in :func:`kernels.diffusion.pairwise_calls`'s
         order: adjacent pairs, level by level, an odd extent's last value carried unpaired."""
         while extent > 1:
             half = extent // 2
@@ -191,7 +191,7 @@ def _loops() -> SimpleNamespace:
 
     @jit
     def total(rows):  # pragma: no cover - compiled
-        """The sum of ``rows`` (1-D float64, not written) in :func:`kernels.diffusion.pairwise_sum`'s order."""
+        """The sum of ``rows`` (1-D float64, not written) in :func:`kernels.diffusion.pairwise_calls`'s order."""
         return pairwise(rows.copy(), rows.size)
 
     @inline

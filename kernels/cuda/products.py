@@ -10,7 +10,7 @@ sums level by level. Here two kernels do the same sums in the same order:
   threads read neighbouring ``k``: coalesced);
 * ``pairwise_rows``: one thread per row, the row's ``n2`` column sums in
   adjacent pairs, level by level, an odd count's last value carried
-  (:func:`kernels.diffusion.pairwise_sum`'s order);
+  (:func:`kernels.diffusion.pairwise_calls`'s order);
 
 and ``pairwise_total`` sums the rows the same way on one thread
 (:func:`kernels.diffusion.row_total`). Compiled without fused multiply-adds
